@@ -1,0 +1,41 @@
+export {
+  isValidMediaId,
+  isValidServerName,
+  splitServerName,
+  parseMxcUri,
+  formatMxcUri,
+  generateId,
+  type MxcUri,
+} from './ids.js';
+export {
+  INLINE_CONTENT_TYPES,
+  DEFAULT_CONTENT_TYPE,
+  essenceOf,
+  isInlineContentType,
+  dispositionFilenameParam,
+  contentDispositionFor,
+  parseContentDisposition,
+  normaliseUploadContentType,
+  normaliseUploadFilename,
+  type ParsedContentDisposition,
+} from './content-headers.js';
+export { ContentTooLargeError, RemoteMediaError, type RemoteMediaFailure } from './errors.js';
+export {
+  noopLogger,
+  systemClock,
+  type ByteSource,
+  type BlobPutOptions,
+  type StoredBlob,
+  type BlobReadOptions,
+  type BlobStore,
+  type MediaRecord,
+  type MediaCompletion,
+  type StoredServerKey,
+  type MediaMetadataStore,
+  type Requester,
+  type RemoteMediaRequest,
+  type RemoteMedia,
+  type RemoteMediaSource,
+  type Logger,
+  type Clock,
+} from './ports.js';

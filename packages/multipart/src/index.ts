@@ -1,0 +1,19 @@
+/**
+ * `@hsmedia/multipart`: the `multipart/mixed` codec of Matrix federation
+ * media responses (spec §3.3, MSC3916). Streaming both ways; tolerant when
+ * reading, exact (Synapse-compatible) when writing.
+ */
+export { decodeMultipart } from './decode.js';
+export type { DecodeOptions, DecodedContent, DecodedLocation, DecodedMultipart } from './decode.js';
+export { encodeMultipart } from './encode.js';
+export type { EncodeContent, EncodeLocation, EncodeOptions, EncodedMultipart } from './encode.js';
+export { parseBoundary, isWritableBoundary } from './content-type.js';
+export {
+  MultipartError,
+  MultipartParseError,
+  MultipartTooLargeError,
+  MultipartTruncatedError,
+  isMultipartError,
+} from './errors.js';
+export type { MultipartErrorCode, MultipartErrorOptions, MultipartLimit } from './errors.js';
+export type { ByteSource } from './internal/source.js';

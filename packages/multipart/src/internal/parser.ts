@@ -1,0 +1,209 @@
+import { MultipartParseError, MultipartTooLargeError, MultipartTruncatedError, type MultipartLimit } from '../errors.js';
+import type { ChunkReader } from './source.js';
+import { CR, LF, needles, scanBody, type DelimiterKind, type Needles } from './scan.js';
+
+/** Limits the parser enforces, all resolved to numbers. */
+export interface ParserLimits {
+  readonly maxHeaderBytes: number;
+  readonly maxHeaderLines: number;
+}
+
+// Transport padding after a delimiter is unbounded in RFC 2046; we allow this
+// much before calling the body malformed, so a held-back tail stays small.
+const MAX_PADDING = 1024;
+// Whitespace tolerated after a final delimiter that lacks its closing `--`.
+const MAX_TRAILING_WHITESPACE = 1024;
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function decodeHeaderValue(bytes: Buffer): string {
+  // Header bytes are usually ASCII; some peers put raw UTF-8 in filenames.
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return bytes.toString('latin1');
+  }
+}
+
+// Headers whose repetition would make the part ambiguous (spec §3.3).
+const SINGLETON = new Set(['content-type', 'content-disposition', 'location', 'content-length']);
+
+/**
+ * Streaming multipart/mixed reader over a {@link ChunkReader}. Holds at most
+ * one input chunk plus a bounded tail; every read is caller-driven.
+ */
+export class MultipartParser {
+  private buf: Buffer = Buffer.alloc(0);
+  private pos = 0;
+  private eof = false;
+  private atStart = true;
+  private readonly n: Needles;
+  private readonly holdLimit: number;
+  private readonly reader: ChunkReader;
+  private readonly limits: ParserLimits;
+  private readonly signal: AbortSignal | undefined;
+
+  constructor(reader: ChunkReader, boundary: string, limits: ParserLimits, signal: AbortSignal | undefined) {
+    this.reader = reader;
+    this.limits = limits;
+    this.signal = signal;
+    this.n = needles(boundary);
+    this.holdLimit = this.n.pattern.length + 1 + MAX_PADDING + 2;
+  }
+
+  /** Reads one more chunk, keeping unconsumed bytes. False at end of body. */
+  private async fill(): Promise<boolean> {
+    if (this.eof) return false;
+    const chunk = await this.reader.read();
+    this.signal?.throwIfAborted();
+    if (chunk === undefined) {
+      this.eof = true;
+      return false;
+    }
+    const rest = this.buf.length - this.pos;
+    // Copy only when a tail is pending (rare inside payloads: see scanBody).
+    this.buf = rest === 0 ? chunk : Buffer.concat([this.buf.subarray(this.pos), chunk], rest + chunk.length);
+    this.pos = 0;
+    return true;
+  }
+
+  /**
+   * Next piece of the current part body (or preamble): a non-empty Buffer
+   * view, or the kind of delimiter that ends the body. Throws
+   * {@link MultipartTruncatedError} when the body ends first.
+   */
+  async next(): Promise<Buffer | DelimiterKind> {
+    for (;;) {
+      const r = scanBody(this.buf, this.pos, this.n, this.atStart, this.eof);
+      if (r.found) {
+        if (r.contentEnd > this.pos) {
+          const out = this.buf.subarray(this.pos, r.contentEnd);
+          this.pos = r.contentEnd;
+          this.atStart = false;
+          return out;
+        }
+        this.pos = r.next;
+        this.atStart = true;
+        return r.kind;
+      }
+      if (this.eof) throw new MultipartTruncatedError('body ended before the closing boundary delimiter');
+      if (r.safeEnd > this.pos) {
+        const out = this.buf.subarray(this.pos, r.safeEnd);
+        this.pos = r.safeEnd;
+        this.atStart = false;
+        return out;
+      }
+      if (this.buf.length - this.pos > this.holdLimit) {
+        throw new MultipartParseError('transport padding after a boundary delimiter is too long');
+      }
+      await this.fill();
+    }
+  }
+
+  /** Consumes a body, counting it against `max`; returns the delimiter kind. */
+  async skipBody(max: number, limit: MultipartLimit): Promise<DelimiterKind> {
+    let total = 0;
+    for (;;) {
+      const r = await this.next();
+      if (typeof r === 'string') return r;
+      total += r.length;
+      if (total > max) throw new MultipartTooLargeError(limit, max);
+    }
+  }
+
+  /** Collects a (small) body, counting it against `max`. */
+  async collectBody(max: number, limit: MultipartLimit): Promise<{ bytes: Buffer; kind: DelimiterKind }> {
+    const parts: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const r = await this.next();
+      if (typeof r === 'string') return { bytes: Buffer.concat(parts, total), kind: r };
+      total += r.length;
+      if (total > max) throw new MultipartTooLargeError(limit, max);
+      parts.push(r);
+    }
+  }
+
+  /**
+   * Reads a part's header block (RFC 2046 §5.1.1 / RFC 5322 fields). Names
+   * are lower-cased; CRLF or bare LF line ends; obsolete folding is
+   * unfolded. Enforces the header byte and line limits while reading.
+   */
+  async readHeaders(): Promise<Record<string, string>> {
+    const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+    let consumed = 0;
+    let lines = 0;
+    let last: string | undefined;
+    const { maxHeaderBytes, maxHeaderLines } = this.limits;
+    for (;;) {
+      const lf = this.buf.indexOf(LF, this.pos);
+      if (lf === -1) {
+        if (consumed + (this.buf.length - this.pos) > maxHeaderBytes) {
+          throw new MultipartTooLargeError('headerBytes', maxHeaderBytes);
+        }
+        if (!(await this.fill())) throw new MultipartTruncatedError('body ended inside part headers');
+        continue;
+      }
+      consumed += lf + 1 - this.pos;
+      if (consumed > maxHeaderBytes) throw new MultipartTooLargeError('headerBytes', maxHeaderBytes);
+      let end = lf;
+      if (end > this.pos && this.buf[end - 1] === CR) end--;
+      const line = this.buf.subarray(this.pos, end);
+      this.pos = lf + 1;
+      if (line.length === 0) break;
+      if (++lines > maxHeaderLines) throw new MultipartTooLargeError('headerLines', maxHeaderLines);
+      const first = line[0];
+      if (first === 0x20 || first === 0x09) {
+        // obs-fold continuation (RFC 5322 §3.2.2)
+        if (last === undefined) throw new MultipartParseError('part header block starts with a continuation line');
+        headers[last] = `${headers[last]} ${decodeHeaderValue(line).trim()}`.trim();
+        continue;
+      }
+      const colon = line.indexOf(0x3a);
+      if (colon <= 0) throw new MultipartParseError('malformed part header line');
+      const name = line.toString('latin1', 0, colon).trimEnd().toLowerCase();
+      if (!TOKEN.test(name)) throw new MultipartParseError('malformed part header name');
+      const value = decodeHeaderValue(line.subarray(colon + 1)).trim();
+      const prev = headers[name];
+      if (prev !== undefined) {
+        if (SINGLETON.has(name)) throw new MultipartParseError(`duplicate ${name} header in a part`);
+        headers[name] = `${prev}, ${value}`;
+      } else {
+        headers[name] = value;
+      }
+      last = name;
+    }
+    this.atStart = true;
+    return headers;
+  }
+
+  /**
+   * After the media part ended with a plain delimiter (no closing `--`),
+   * accept only the end of the body (optionally after whitespace): that is
+   * the MSC3916 example's form (digest §9.8). Anything else is a third part.
+   */
+  async expectEnd(): Promise<void> {
+    let seen = 0;
+    for (;;) {
+      for (let k = this.pos; k < this.buf.length; k++) {
+        const c = this.buf[k];
+        if (c !== 0x20 && c !== 0x09 && c !== CR && c !== LF) {
+          throw new MultipartParseError('body has more than two parts');
+        }
+      }
+      seen += this.buf.length - this.pos;
+      this.pos = this.buf.length;
+      if (seen > MAX_TRAILING_WHITESPACE) throw new MultipartParseError('body has more than two parts');
+      if (!(await this.fill())) return;
+    }
+  }
+
+  /** Stops reading the source (after the closing delimiter, on error, or on cancel). */
+  release(reason?: unknown): Promise<void> {
+    this.eof = true;
+    this.buf = Buffer.alloc(0);
+    this.pos = 0;
+    return this.reader.cancel(reason);
+  }
+}

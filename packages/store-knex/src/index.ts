@@ -1,1 +1,6 @@
-export {};
+/**
+ * `@hsmedia/store-knex`: a `MediaMetadataStore` on knex, with one schema and
+ * in-code migrations that run on SQLite (better-sqlite3) and PostgreSQL (pg).
+ */
+export { KnexMetadataStore, type KnexMetadataStoreOptions } from './knex-metadata-store.js';
+export { runMigrations, type RunMigrationsOptions } from './run-migrations.js';

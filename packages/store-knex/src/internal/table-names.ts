@@ -1,0 +1,29 @@
+/** Physical table names, derived once from the configured prefix. */
+export interface TableNames {
+  readonly media: string;
+  readonly serverKeys: string;
+  /** knex's migration bookkeeping; knex adds `_lock` for its lock table. */
+  readonly migrations: string;
+}
+
+// The prefix ends up inside identifiers (tables and index names), so keep it to a
+// charset every dialect accepts unquoted and that needs no escaping anywhere.
+const TABLE_PREFIX_RE = /^[A-Za-z0-9_]{0,32}$/;
+
+/**
+ * Table names for `tablePrefix`. Throws `TypeError` for a prefix that is not
+ * `[A-Za-z0-9_]{0,32}` (configuration error, caught at construction).
+ */
+export function tableNamesFor(tablePrefix = ''): TableNames {
+  if (typeof tablePrefix !== 'string' || !TABLE_PREFIX_RE.test(tablePrefix)) {
+    throw new TypeError('tablePrefix must match [A-Za-z0-9_]{0,32}');
+  }
+  return {
+    media: `${tablePrefix}media`,
+    serverKeys: `${tablePrefix}server_keys`,
+    // Not knex's default `knex_migrations`: a host application sharing the database
+    // may run its own knex migrations, and knex refuses to run when the table lists
+    // migrations its source does not know.
+    migrations: `${tablePrefix}hsmedia_migrations`,
+  };
+}

@@ -1,0 +1,160 @@
+import type {
+  MediaCompletion,
+  MediaMetadataStore,
+  MediaRecord,
+  StoredServerKey,
+} from '@hsmedia/media-core';
+import type { Knex } from 'knex';
+import {
+  MEDIA_COLUMNS,
+  SERVER_KEY_COLUMNS,
+  mediaRecordToRow,
+  mediaRowToRecord,
+  serverKeyRowToKey,
+  serverKeyToRow,
+  type MediaRow,
+  type ServerKeyRow,
+} from './internal/rows.js';
+import { tableNamesFor, type TableNames } from './internal/table-names.js';
+import { runMigrations } from './run-migrations.js';
+
+/** Options for {@link KnexMetadataStore}. */
+export interface KnexMetadataStoreOptions {
+  /** A configured knex instance (SQLite via better-sqlite3, or PostgreSQL via pg). */
+  readonly knex: Knex;
+  /** Prefix for every table this store uses (`[A-Za-z0-9_]{0,32}`); default none. */
+  readonly tablePrefix?: string;
+  /**
+   * Whether {@link KnexMetadataStore.close} destroys `knex`. Default false: whoever
+   * created the knex instance (and may share its pool) owns it.
+   */
+  readonly destroyKnexOnClose?: boolean;
+}
+
+const MEDIA_KEY = ['server_name', 'media_id'] as const;
+const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
+
+/**
+ * A {@link MediaMetadataStore} on knex. One schema and one set of queries serve
+ * SQLite and PostgreSQL; every method is a single statement, so each is atomic
+ * without an explicit transaction.
+ *
+ * Database errors propagate unchanged (the HTTP edge renders them as 500
+ * `M_UNKNOWN`); this class never puts caller data into error messages.
+ */
+export class KnexMetadataStore implements MediaMetadataStore {
+  /** The knex instance the store queries. */
+  readonly knex: Knex;
+  readonly #tables: TableNames;
+  readonly #tablePrefix: string;
+  readonly #destroyKnexOnClose: boolean;
+  #closed: Promise<void> | undefined;
+
+  /** Throws `TypeError` for a missing `knex` or an invalid `tablePrefix`. */
+  constructor(options: KnexMetadataStoreOptions) {
+    if (typeof options?.knex !== 'function') {
+      throw new TypeError('KnexMetadataStore: options.knex must be a knex instance');
+    }
+    this.knex = options.knex;
+    this.#tablePrefix = options.tablePrefix ?? '';
+    this.#tables = tableNamesFor(this.#tablePrefix);
+    this.#destroyKnexOnClose = options.destroyKnexOnClose ?? false;
+  }
+
+  /** Creates or upgrades the schema (see {@link runMigrations}). */
+  migrate(): Promise<void> {
+    return runMigrations(this.knex, { tablePrefix: this.#tablePrefix });
+  }
+
+  // Hot path (every download): one primary-key lookup.
+  async getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
+    const row = (await this.knex(this.#tables.media)
+      .select(MEDIA_COLUMNS)
+      .where({ server_name: serverName, media_id: mediaId })
+      .first()) as MediaRow | undefined;
+    return row === undefined ? null : mediaRowToRecord(row);
+  }
+
+  async insertMedia(record: MediaRecord): Promise<boolean> {
+    // ON CONFLICT DO NOTHING ... RETURNING yields no row when the key exists:
+    // the conflict is decided by the database, atomically, without an error.
+    const inserted = await this.knex(this.#tables.media)
+      .insert(mediaRecordToRow(record))
+      .onConflict([...MEDIA_KEY])
+      .ignore()
+      .returning('media_id');
+    return inserted.length === 1;
+  }
+
+  async completeMedia(
+    serverName: string,
+    mediaId: string,
+    completion: MediaCompletion,
+  ): Promise<boolean> {
+    // `blob_id IS NULL` makes completion happen at most once, even under races.
+    const changed = await this.knex(this.#tables.media)
+      .update({
+        blob_id: completion.blobId,
+        content_type: completion.contentType,
+        upload_name: completion.uploadName,
+        size: completion.size,
+        sha256: completion.sha256,
+        uploaded_at: completion.uploadedAt,
+      })
+      .where({ server_name: serverName, media_id: mediaId })
+      .whereNull('blob_id');
+    return changed > 0;
+  }
+
+  async deleteMedia(serverName: string, mediaId: string): Promise<boolean> {
+    const deleted = await this.knex(this.#tables.media)
+      .where({ server_name: serverName, media_id: mediaId })
+      .delete();
+    return deleted > 0;
+  }
+
+  async touchMedia(serverName: string, mediaId: string, at: number): Promise<void> {
+    // Only move the timestamp forward: a late, older touch must not hide a newer
+    // access, and skipping no-op writes keeps hot media from rewriting its row.
+    await this.knex(this.#tables.media)
+      .update({ last_access_at: at })
+      .where({ server_name: serverName, media_id: mediaId })
+      .andWhere((query) => query.whereNull('last_access_at').orWhere('last_access_at', '<', at));
+  }
+
+  async isBlobReferenced(blobId: string): Promise<boolean> {
+    const row: unknown = await this.knex(this.#tables.media)
+      .select('media_id')
+      .where({ blob_id: blobId })
+      .first();
+    return row !== undefined;
+  }
+
+  async getServerKeys(serverName: string): Promise<StoredServerKey[]> {
+    const rows = (await this.knex(this.#tables.serverKeys)
+      .select(SERVER_KEY_COLUMNS)
+      .where({ server_name: serverName })
+      .orderBy('key_id')) as ServerKeyRow[];
+    return rows.map(serverKeyRowToKey);
+  }
+
+  async putServerKeys(keys: readonly StoredServerKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    // PostgreSQL rejects one upsert that touches the same row twice, so keep
+    // only the last entry per key (the same result a sequence of upserts gives).
+    const byKey = new Map<string, ServerKeyRow>();
+    for (const key of keys) {
+      byKey.set(JSON.stringify([key.serverName, key.keyId]), serverKeyToRow(key));
+    }
+    await this.knex(this.#tables.serverKeys)
+      .insert([...byKey.values()])
+      .onConflict([...SERVER_KEY_KEY])
+      .merge(['public_key', 'valid_until_ts', 'fetched_at']);
+  }
+
+  /** Destroys the knex instance when `destroyKnexOnClose` was set; idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= this.#destroyKnexOnClose ? this.knex.destroy() : Promise.resolve();
+    return this.#closed;
+  }
+}

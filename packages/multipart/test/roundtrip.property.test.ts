@@ -1,0 +1,144 @@
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { decodeMultipart, encodeMultipart } from '@hsmedia/multipart';
+import { collect, fromChunks, splitAt } from './helpers.js';
+
+const B = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+
+// Payload fragments chosen to stress the delimiter search: CRLFs, CRLFCRLF,
+// dashes, strict prefixes of the delimiter, and the whole boundary followed
+// by a byte that makes it *not* a delimiter.
+const fragment = (boundary: string): fc.Arbitrary<Uint8Array> =>
+  fc.oneof(
+    { weight: 4, arbitrary: fc.uint8Array({ maxLength: 64 }) },
+    fc.constantFrom(
+      ...['\r', '\n', '\r\n', '\r\n\r\n', '--', '\r\n--', '\n--', `--${boundary}X`, `\r\n--${boundary}-x`, `\n--${boundary}Z`].map(
+        (s) => Buffer.from(s, 'latin1'),
+      ),
+    ),
+    fc.integer({ min: 0, max: boundary.length - 1 }).map((k) => Buffer.from(`\r\n--${boundary.slice(0, k)}`, 'latin1')),
+  );
+
+const payload = (boundary: string): fc.Arbitrary<Buffer> =>
+  fc.array(fragment(boundary), { maxLength: 40 }).map((fs) => Buffer.concat(fs));
+
+const jsonValue = fc.jsonValue({ maxDepth: 2 });
+const metadata = fc.dictionary(fc.string({ maxLength: 8 }), jsonValue, { maxKeys: 4 });
+const headerText = fc.string({ minLength: 1, maxLength: 40 }).filter((s) => !/[\r\n\0]/.test(s) && s.trim() === s);
+
+const cutsFor = (len: number): fc.Arbitrary<number[]> =>
+  fc.oneof(
+    fc.array(fc.integer({ min: 0, max: len }), { maxLength: 30 }),
+    fc.constant(Array.from({ length: len }, (_, i) => i)), // one byte at a time
+  );
+
+describe('decode(encode(x)) === x', () => {
+  it('inline content, random payloads and random chunk splits', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        payload(B),
+        metadata,
+        headerText,
+        fc.option(headerText, { nil: undefined }),
+        fc.boolean(),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        fc.nat(),
+        async (data, meta, type, disposition, knownLength, inputCuts, seed) => {
+          const e = encodeMultipart({
+            boundary: B,
+            metadata: meta,
+            content: {
+              stream: fromChunks(splitAt(data, inputCuts.map((c) => c % (data.length + 1)))),
+              contentType: type,
+              ...(disposition === undefined ? {} : { contentDisposition: disposition }),
+              ...(knownLength ? { contentLength: data.length } : {}),
+            },
+          });
+          const body = await collect(e.body);
+          if (knownLength) expect(e.contentLength).toBe(body.length);
+          else expect(e.contentLength).toBeUndefined();
+
+          const cuts = fc.sample(cutsFor(body.length), { numRuns: 1, seed })[0]!;
+          const r = await decodeMultipart(e.contentType, fromChunks(splitAt(body, cuts)), {
+            maxContentBytes: data.length,
+          });
+          expect(r.kind).toBe('content');
+          if (r.kind !== 'content') return;
+          expect(r.metadata).toEqual(JSON.parse(JSON.stringify(meta)));
+          expect(r.contentType).toBe(type);
+          expect(r.contentDisposition).toBe(disposition);
+          const out = await collect(r.stream);
+          expect(out.equals(data)).toBe(true);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('random boundaries, Node stream input', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.stringMatching(/^[0-9A-Za-z'+_.-]{1,70}$/),
+        fc.nat(),
+        async (boundary, seed) => {
+          const data = fc.sample(payload(boundary), { numRuns: 1, seed })[0]!;
+          const e = encodeMultipart({
+            boundary,
+            content: { stream: Readable.from([data]), contentType: 'application/octet-stream', contentLength: data.length },
+          });
+          const body = await collect(e.body);
+          expect(body.length).toBe(e.contentLength);
+          const cuts = fc.sample(cutsFor(body.length), { numRuns: 1, seed })[0]!;
+          const r = await decodeMultipart(e.contentType, Readable.from(splitAt(body, cuts)), {
+            maxContentBytes: data.length,
+          });
+          if (r.kind !== 'content') throw new Error('expected content');
+          expect((await collect(r.stream)).equals(data)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('Location parts', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.webUrl({ withQueryParameters: true, withFragments: true }), metadata, fc.nat(), async (url, meta, seed) => {
+        const e = encodeMultipart({ metadata: meta, content: { location: url } });
+        const body = await collect(e.body);
+        expect(body.length).toBe(e.contentLength);
+        const cuts = fc.sample(cutsFor(body.length), { numRuns: 1, seed })[0]!;
+        const r = await decodeMultipart(e.contentType, fromChunks(splitAt(body, cuts)), { maxContentBytes: 0 });
+        expect(r.kind).toBe('location');
+        if (r.kind === 'location') expect(r.location).toBe(url);
+        expect(r.metadata).toEqual(JSON.parse(JSON.stringify(meta)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('declared length equals bytes written for any content length', () => {
+    fc.assert(
+      fc.property(headerText, fc.option(headerText, { nil: undefined }), fc.nat({ max: 1 << 30 }), metadata, (type, disp, n, meta) => {
+        const e = encodeMultipart({
+          boundary: B,
+          metadata: meta,
+          content: {
+            stream: fromChunks([]),
+            contentType: type,
+            contentLength: n,
+            ...(disp === undefined ? {} : { contentDisposition: disp }),
+          },
+        });
+        // Synapse's formula (digest §3.3) for a 32-character boundary, with byte lengths.
+        const bytes = (s: string): number => Buffer.byteLength(s);
+        const synapse =
+          n + bytes(JSON.stringify(meta)) + bytes(`Content-Type: ${type}`) +
+          (disp === undefined ? -2 : bytes(`Content-Disposition: ${disp}`)) + 156;
+        expect(e.contentLength).toBe(synapse);
+        void e.body.cancel();
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,329 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { isValidServerName } from '@hsmedia/media-core';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
+
+/** The log levels pino knows, most to least verbose, plus `silent`. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+/** A log level accepted by `log_level`. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Matrix user ID: `@localpart:server_name` (spec appendix "User Identifiers"; historical localparts allowed). */
+const USER_ID_RE = /^@[\x21-\x39\x3B-\x7E]+:[^\s]+$/;
+
+/** Values written into the schema as defaults; `config.sample.yaml` documents the same. */
+const DEFAULTS = {
+  server_name: 'localhost',
+  host: '127.0.0.1',
+  port: 8008,
+  sqlite_path: './data/media.db',
+  media_path: './data/media',
+  signing_key_path: './data/signing.key',
+  max_upload_size: '50M',
+  log_level: 'info',
+  cache_max_bytes: '64M',
+  cache_max_item_bytes: '1M',
+  shutdown_timeout_ms: 10_000,
+} as const;
+
+const SIZE_HINT = 'Expected a size such as 1048576, "512K", "50M", "100MiB" or "1G"';
+const byteSize = z
+  .union(
+    [
+      z.number().int().nonnegative(),
+      z
+        .string()
+        .regex(BYTE_SIZE_PATTERN, { error: SIZE_HINT })
+        // Only a well-formed size can be too large; the pattern reports the rest.
+        .refine((value) => !BYTE_SIZE_PATTERN.test(value) || parseByteSize(value) !== undefined, {
+          error: 'Size is too large',
+        }),
+    ],
+    { error: SIZE_HINT },
+  )
+  .meta({ description: 'Bytes as an integer, or a string with a binary unit: K/KB/KiB = 1024, M = 1024², G = 1024³, T = 1024⁴.' });
+
+/**
+ * Requires exactly one of `keys` to be present. Runs even when the branches
+ * have their own problems, so that every problem is reported in one go.
+ */
+function exactlyOne<T extends object>(keys: readonly string[]) {
+  return [
+    (value: T) => keys.filter((key) => (value as Record<string, unknown>)[key] !== undefined).length === 1,
+    {
+      error: `Set exactly one of ${keys.map((key) => `\`${key}\``).join(', ')}`,
+      when: (payload: { value: unknown }) => typeof payload.value === 'object' && payload.value !== null,
+    },
+  ] as const;
+}
+
+const databaseSchema = z
+  .strictObject({
+    sqlite: z
+      .strictObject({ path: z.string().min(1).default(DEFAULTS.sqlite_path).meta({ description: 'SQLite database file.' }) })
+      .optional(),
+    // `postgres: { url }` joins here as a second alternative (see README).
+  })
+  .refine(...exactlyOne(['sqlite']))
+  .default({ sqlite: { path: DEFAULTS.sqlite_path } })
+  .meta({ description: 'Where media metadata lives. Exactly one backend.' });
+
+const mediaStoreSchema = z
+  .strictObject({
+    filesystem: z
+      .strictObject({ path: z.string().min(1).default(DEFAULTS.media_path).meta({ description: 'Directory for media files.' }) })
+      .optional(),
+  })
+  .refine(...exactlyOne(['filesystem']))
+  .default({ filesystem: { path: DEFAULTS.media_path } })
+  .meta({ description: 'Where media bytes live. Exactly one backend.' });
+
+const authSchema = z
+  .strictObject({
+    tokens: z
+      .record(
+        z.string().regex(/^\S+$/, { error: 'Access tokens cannot be empty or contain spaces' }),
+        z.string().regex(USER_ID_RE, { error: 'Expected a Matrix user ID such as "@alice:example.org"' }),
+      )
+      .refine((tokens) => Object.keys(tokens).length > 0, {
+        error: 'Expected at least one token (leave out `auth` to get a generated admin token)',
+      })
+      .optional()
+      .meta({ description: 'Standalone mode: a table of access token to user ID.' }),
+    homeserver_url: z
+      .url({ protocol: /^https?$/, error: 'Expected an http:// or https:// URL' })
+      .optional()
+      .meta({ description: "Homeserver mode: check tokens with this homeserver's /_matrix/client/v3/account/whoami." }),
+  })
+  .refine(...exactlyOne(['tokens', 'homeserver_url']))
+  .optional()
+  .meta({ description: 'How access tokens are checked. Leave out for a generated admin token.' });
+
+/**
+ * The YAML config file, as written by operators (snake_case keys, units as
+ * strings). Every object is strict: an unknown key is an error.
+ */
+export const configFileSchema = z
+  .strictObject({
+    server_name: z
+      .string()
+      .refine(isValidServerName, { error: 'Expected a server name such as "example.org" or "example.org:8448"' })
+      .default(DEFAULTS.server_name)
+      .meta({ description: 'The server name in mxc:// URIs this server hands out.' }),
+    listen: z
+      .strictObject({
+        host: z.string().min(1).default(DEFAULTS.host).meta({ description: 'Address to bind.' }),
+        port: z.number().int().min(0).max(65535).default(DEFAULTS.port).meta({ description: 'TCP port (0 picks a free one).' }),
+      })
+      .default({ host: DEFAULTS.host, port: DEFAULTS.port }),
+    database: databaseSchema,
+    media_store: mediaStoreSchema,
+    signing_key_path: z
+      .string()
+      .min(1)
+      .default(DEFAULTS.signing_key_path)
+      .meta({ description: "Synapse-format signing key file; created when missing. Share the homeserver's file." }),
+    max_upload_size: byteSize.default(DEFAULTS.max_upload_size),
+    auth: authSchema,
+    legacy_media: z
+      .strictObject({
+        freeze: z.boolean().default(false).meta({
+          description: 'Store new uploads as authenticated-only: never served on /_matrix/media/v3/*.',
+        }),
+      })
+      .default({ freeze: false }),
+    log_level: z.enum(LOG_LEVELS).default(DEFAULTS.log_level),
+    media_cache: z
+      .strictObject({
+        max_bytes: byteSize.default(DEFAULTS.cache_max_bytes).meta({ description: 'In-memory cache budget; 0 disables.' }),
+        max_item_bytes: byteSize.default(DEFAULTS.cache_max_item_bytes).meta({ description: 'Largest item cached.' }),
+      })
+      .default({ max_bytes: DEFAULTS.cache_max_bytes, max_item_bytes: DEFAULTS.cache_max_item_bytes }),
+    shutdown_timeout_ms: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(DEFAULTS.shutdown_timeout_ms)
+      .meta({ description: 'On SIGTERM/SIGINT, how long in-flight requests may finish before connections are cut.' }),
+  })
+  .meta({ title: 'hsmedia-server configuration' });
+
+/** The config file's shape after validation and defaults. */
+export type ConfigFile = z.output<typeof configFileSchema>;
+
+/** How access tokens are checked. */
+export type AuthConfig =
+  /** Standalone: a fixed table (from the config). */
+  | { readonly kind: 'tokens'; readonly tokens: Readonly<Record<string, string>> }
+  /** Standalone: one admin token, generated on first start and kept in `tokenPath`. */
+  | { readonly kind: 'generated'; readonly userId: string; readonly tokenPath: string }
+  /** Beside a homeserver: ask its whoami endpoint. */
+  | { readonly kind: 'homeserver'; readonly homeserverUrl: string };
+
+/** The resolved configuration `startServer` runs with: absolute paths, sizes in bytes. */
+export interface MediaServerConfig {
+  readonly serverName: string;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly database: { readonly kind: 'sqlite'; readonly path: string };
+  readonly mediaStore: { readonly kind: 'filesystem'; readonly path: string };
+  readonly signingKeyPath: string;
+  readonly maxUploadBytes: number;
+  readonly auth: AuthConfig;
+  readonly legacyMedia: { readonly freeze: boolean };
+  readonly logLevel: LogLevel;
+  readonly mediaCache: { readonly maxBytes: number; readonly maxItemBytes: number };
+  readonly shutdownTimeoutMs: number;
+}
+
+/** The outcome of {@link parseConfig}: a config, or every problem found. */
+export type ConfigResult =
+  | { readonly ok: true; readonly config: MediaServerConfig }
+  | { readonly ok: false; readonly errors: readonly string[] };
+
+/** The file holding the generated admin token: beside the signing key, which is just as secret. */
+export const ADMIN_TOKEN_FILE_NAME = 'admin-token';
+
+/**
+ * Validates a parsed config document (what YAML gave, or `{}` for the
+ * embedded defaults) and resolves it. Relative paths are resolved against
+ * `baseDir` (the config file's directory, or the working directory for the
+ * embedded defaults).
+ *
+ * Every problem is reported, each as `key.path: message`.
+ */
+export function parseConfig(document: unknown, baseDir: string): ConfigResult {
+  const input = document ?? {};
+  const result = configFileSchema.safeParse(input, { error: describeIssue });
+  if (!result.success) {
+    return { ok: false, errors: result.error.issues.flatMap(formatIssue) };
+  }
+  return { ok: true, config: resolveConfigFile(result.data, baseDir) };
+}
+
+/** Turns a validated config file into the runtime config. */
+function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig {
+  const at = (path: string): string => resolve(baseDir, path);
+  const bytes = (value: number | string): number => parseByteSize(value) ?? 0;
+  const signingKeyPath = at(file.signing_key_path);
+  let auth: AuthConfig;
+  if (file.auth?.tokens !== undefined) auth = { kind: 'tokens', tokens: { ...file.auth.tokens } };
+  else if (file.auth?.homeserver_url !== undefined) auth = { kind: 'homeserver', homeserverUrl: file.auth.homeserver_url };
+  else {
+    auth = {
+      kind: 'generated',
+      userId: `@admin:${file.server_name}`,
+      tokenPath: resolve(dirname(signingKeyPath), ADMIN_TOKEN_FILE_NAME),
+    };
+  }
+  // Both are present: the schema requires exactly one backend of each.
+  const sqlite = file.database.sqlite as { path: string };
+  const filesystem = file.media_store.filesystem as { path: string };
+  return {
+    serverName: file.server_name,
+    listen: { host: file.listen.host, port: file.listen.port },
+    database: { kind: 'sqlite', path: at(sqlite.path) },
+    mediaStore: { kind: 'filesystem', path: at(filesystem.path) },
+    signingKeyPath,
+    maxUploadBytes: bytes(file.max_upload_size),
+    auth,
+    legacyMedia: { freeze: file.legacy_media.freeze },
+    logLevel: file.log_level,
+    mediaCache: { maxBytes: bytes(file.media_cache.max_bytes), maxItemBytes: bytes(file.media_cache.max_item_bytes) },
+    shutdownTimeoutMs: file.shutdown_timeout_ms,
+  };
+}
+
+/**
+ * Reads, parses and validates a YAML config file. YAML syntax errors and
+ * schema problems all come back in `errors`; nothing throws except I/O
+ * errors other than "not found".
+ */
+export async function loadConfigFile(path: string): Promise<ConfigResult> {
+  const absolute = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(absolute, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { ok: false, errors: [`${absolute}: file not found`] };
+    if (code === 'EACCES') return { ok: false, errors: [`${absolute}: permission denied`] };
+    throw error;
+  }
+  return parseConfigText(text, dirname(absolute), absolute);
+}
+
+/** Parses YAML text and validates it (see {@link parseConfig}). */
+export function parseConfigText(text: string, baseDir: string, fileName: string = 'config'): ConfigResult {
+  let document: unknown;
+  try {
+    document = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (error) {
+    if (error instanceof YAMLParseError) {
+      return { ok: false, errors: [`${fileName}: invalid YAML: ${error.message.split('\n')[0] ?? error.message}`] };
+    }
+    throw error;
+  }
+  if (document !== null && document !== undefined && (typeof document !== 'object' || Array.isArray(document))) {
+    return { ok: false, errors: [`${fileName}: expected a mapping of keys at the top level`] };
+  }
+  return parseConfig(document, baseDir);
+}
+
+/** The embedded defaults: everything under `./data` of `cwd`. */
+export function defaultConfig(cwd: string = process.cwd()): MediaServerConfig {
+  const result = parseConfig({}, cwd);
+  if (!result.ok) throw new Error(`Embedded defaults are invalid: ${result.errors.join('; ')}`);
+  return result.config;
+}
+
+/** The JSON Schema (draft 2020-12) of the config file, for editors and CI checks. */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configFileSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------
+// Error messages
+// ---------------------------------------------------------------------------
+
+function typeOfInput(input: unknown): string {
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'list';
+  if (typeof input === 'object') return 'mapping';
+  return typeof input;
+}
+
+/** zod's per-parse error map: short messages operators can act on. */
+function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
+  if (issue.code === 'invalid_type') {
+    if (issue.input === undefined) return 'Required';
+    if (issue.expected === 'int') return 'Expected a whole number';
+    const expected = issue.expected === 'object' ? 'mapping' : issue.expected === 'array' ? 'list' : issue.expected;
+    return `Expected ${expected}, got ${typeOfInput(issue.input)}`;
+  }
+  if (issue.code === 'invalid_value' && 'values' in issue) {
+    return `Expected one of ${issue.values.map((value) => JSON.stringify(value)).join(', ')}`;
+  }
+  return undefined;
+}
+
+/** Renders a key path; tokens (keys under `auth.tokens`) are secrets, so only their start is shown. */
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(top level)';
+  return path
+    .map((segment, index) => {
+      const key = String(segment);
+      if (index === 2 && path[0] === 'auth' && path[1] === 'tokens') return `"${key.slice(0, 4)}…"`;
+      return key;
+    })
+    .join('.');
+}
+
+function formatIssue(issue: z.core.$ZodIssue): string[] {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => `${formatPath([...issue.path, key])}: Unknown key`);
+  }
+  return [`${formatPath(issue.path)}: ${issue.message}`];
+}

@@ -1,0 +1,252 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configJsonSchema, defaultConfig, loadConfigFile, parseConfig, parseConfigText } from '../src/config.js';
+import { parseByteSize } from '../src/byte-size.js';
+
+const appDir = fileURLToPath(new URL('..', import.meta.url));
+
+function errorsOf(document: unknown): readonly string[] {
+  const result = parseConfig(document, '/srv');
+  if (result.ok) throw new Error('expected the config to be refused');
+  return result.errors;
+}
+
+describe('parseByteSize', () => {
+  it.each([
+    [0, 0],
+    [1048576, 1048576],
+    ['123', 123],
+    ['10B', 10],
+    ['512K', 512 * 1024],
+    ['512kb', 512 * 1024],
+    ['50M', 50 * 1024 ** 2],
+    ['100MiB', 100 * 1024 ** 2],
+    ['100 MB', 100 * 1024 ** 2],
+    ['1G', 1024 ** 3],
+    ['1.5g', 1.5 * 1024 ** 3],
+    ['2TiB', 2 * 1024 ** 4],
+  ])('%s is %d bytes', (input, bytes) => {
+    expect(parseByteSize(input)).toBe(bytes);
+  });
+
+  it.each([[-1], [1.5], ['M'], ['50X'], ['-5M'], ['5 M B'], [''], ['1e3'], ['9999999999T']])('refuses %s', (input) => {
+    expect(parseByteSize(input)).toBeUndefined();
+  });
+});
+
+describe('parseConfig', () => {
+  it('fills every default for an empty document, resolving paths against the base directory', () => {
+    const result = parseConfig({}, '/srv/hs');
+    expect(result).toEqual({
+      ok: true,
+      config: {
+        serverName: 'localhost',
+        listen: { host: '127.0.0.1', port: 8008 },
+        database: { kind: 'sqlite', path: '/srv/hs/data/media.db' },
+        mediaStore: { kind: 'filesystem', path: '/srv/hs/data/media' },
+        signingKeyPath: '/srv/hs/data/signing.key',
+        maxUploadBytes: 50 * 1024 * 1024,
+        auth: { kind: 'generated', userId: '@admin:localhost', tokenPath: '/srv/hs/data/admin-token' },
+        legacyMedia: { freeze: false },
+        logLevel: 'info',
+        mediaCache: { maxBytes: 64 * 1024 * 1024, maxItemBytes: 1024 * 1024 },
+        shutdownTimeoutMs: 10_000,
+      },
+    });
+  });
+
+  it('treats an empty YAML file (null) as all defaults', () => {
+    expect(parseConfig(null, '/srv').ok).toBe(true);
+    expect(parseConfigText('', '/srv').ok).toBe(true);
+    expect(parseConfigText('# only comments\n', '/srv').ok).toBe(true);
+  });
+
+  it('reports every bad key together, by key path', () => {
+    const errors = errorsOf({
+      server_name: 'not a server name!',
+      listen: { host: '', port: 'eighty' },
+      max_upload_size: '50X',
+      legacy_media: { freeze: 'yes' },
+      log_level: 'loud',
+      media_cache: { max_bytes: -1 },
+      shutdown_timeout_ms: 1.5,
+    });
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^server_name: Expected a server name/),
+        expect.stringMatching(/^listen\.host: /),
+        'listen.port: Expected number, got string',
+        expect.stringMatching(/^max_upload_size: Expected a size such as/),
+        'legacy_media.freeze: Expected boolean, got string',
+        expect.stringMatching(/^log_level: Expected one of "trace", "debug", "info"/),
+        expect.stringMatching(/^media_cache\.max_bytes: /),
+        expect.stringMatching(/^shutdown_timeout_ms: /),
+      ]),
+    );
+    expect(errors).toHaveLength(8);
+  });
+
+  it('refuses unknown keys at every level, so typos do not pass silently', () => {
+    const errors = errorsOf({
+      server_nme: 'example.org',
+      listen: { prot: 1 },
+      database: { sqlite: { path: 'x', journal: 'wal' } },
+      media_store: { filesystem: { path: 'x' }, s3: {} },
+    });
+    expect(errors).toEqual([
+      'listen.prot: Unknown key',
+      'database.sqlite.journal: Unknown key',
+      'media_store.s3: Unknown key',
+      'server_nme: Unknown key',
+    ].sort((a, b) => errors.indexOf(a) - errors.indexOf(b)));
+    expect(new Set(errors)).toEqual(
+      new Set(['server_nme: Unknown key', 'listen.prot: Unknown key', 'database.sqlite.journal: Unknown key', 'media_store.s3: Unknown key']),
+    );
+  });
+
+  it('accepts size strings and numbers for max_upload_size', () => {
+    for (const [input, bytes] of [
+      ['100MiB', 100 * 1024 ** 2],
+      ['1G', 1024 ** 3],
+      [12345, 12345],
+    ] as const) {
+      const result = parseConfig({ max_upload_size: input }, '/srv');
+      expect(result.ok && result.config.maxUploadBytes).toBe(bytes);
+    }
+  });
+
+  it('explains bad sizes', () => {
+    const hint = 'Expected a size such as 1048576, "512K", "50M", "100MiB" or "1G"';
+    expect(errorsOf({ max_upload_size: true })).toEqual([`max_upload_size: ${hint}`]);
+    expect(errorsOf({ max_upload_size: '5 parsecs' })).toEqual([`max_upload_size: ${hint}`]);
+    expect(errorsOf({ max_upload_size: '9999999999T' })).toEqual(['max_upload_size: Size is too large']);
+    expect(errorsOf({ shutdown_timeout_ms: 1.5 })).toEqual(['shutdown_timeout_ms: Expected a whole number']);
+  });
+
+  it('takes the static token table', () => {
+    const result = parseConfig({ server_name: 'example.org', auth: { tokens: { s3cret: '@alice:example.org' } } }, '/srv');
+    expect(result.ok && result.config.auth).toEqual({ kind: 'tokens', tokens: { s3cret: '@alice:example.org' } });
+  });
+
+  it('takes a homeserver URL for whoami delegation', () => {
+    const result = parseConfig({ auth: { homeserver_url: 'http://127.0.0.1:8008' } }, '/srv');
+    expect(result.ok && result.config.auth).toEqual({ kind: 'homeserver', homeserverUrl: 'http://127.0.0.1:8008' });
+  });
+
+  it('makes the two auth modes exclusive, and requires one when auth is given', () => {
+    expect(errorsOf({ auth: { tokens: { t: '@a:b' }, homeserver_url: 'http://127.0.0.1' } })).toEqual([
+      'auth: Set exactly one of `tokens`, `homeserver_url`',
+    ]);
+    expect(errorsOf({ auth: {} })).toEqual(['auth: Set exactly one of `tokens`, `homeserver_url`']);
+  });
+
+  it('reports the exclusivity together with problems inside the auth branches', () => {
+    const errors = errorsOf({ auth: { tokens: { t: 42 }, homeserver_url: 'ftp://x' } });
+    expect(new Set(errors)).toEqual(
+      new Set([
+        'auth.tokens."t…": Expected string, got number',
+        'auth.homeserver_url: Expected an http:// or https:// URL',
+        'auth: Set exactly one of `tokens`, `homeserver_url`',
+      ]),
+    );
+  });
+
+  it('checks token values are user IDs and never prints a whole token', () => {
+    const errors = errorsOf({ auth: { tokens: { verysecrettoken: 'alice' } } });
+    expect(errors).toEqual(['auth.tokens."very…": Expected a Matrix user ID such as "@alice:example.org"']);
+    expect(errors.join()).not.toContain('verysecrettoken');
+    expect(errorsOf({ auth: { tokens: {} } })).toEqual([
+      'auth.tokens: Expected at least one token (leave out `auth` to get a generated admin token)',
+    ]);
+  });
+
+  it('requires exactly one database and media store backend', () => {
+    expect(errorsOf({ database: {}, media_store: {} })).toEqual([
+      'database: Set exactly one of `sqlite`',
+      'media_store: Set exactly one of `filesystem`',
+    ]);
+    expect(errorsOf({ database: { postgres: { url: 'postgres://127.0.0.1/x' } } })).toEqual([
+      'database.postgres: Unknown key',
+      'database: Set exactly one of `sqlite`',
+    ]);
+  });
+
+  it('rejects a top level that is not a mapping, and broken YAML', () => {
+    expect(errorsOf([])).toEqual(['(top level): Expected mapping, got list']);
+    const yamlResult = parseConfigText('listen: [1,\n', '/srv', 'x.yaml');
+    expect(yamlResult.ok).toBe(false);
+    expect(!yamlResult.ok && yamlResult.errors[0]).toMatch(/^x\.yaml: invalid YAML/);
+    const dup = parseConfigText('server_name: a\nserver_name: b\n', '/srv', 'x.yaml');
+    expect(!dup.ok && dup.errors[0]).toMatch(/^x\.yaml: invalid YAML/);
+    const scalar = parseConfigText('hello', '/srv', 'x.yaml');
+    expect(!scalar.ok && scalar.errors).toEqual(['x.yaml: expected a mapping of keys at the top level']);
+  });
+
+  it('defaultConfig resolves ./data against the working directory', () => {
+    expect(defaultConfig('/var/lib/hsmedia').database.path).toBe('/var/lib/hsmedia/data/media.db');
+  });
+});
+
+describe('config files', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hsmedia-config-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('resolves relative paths against the config file directory', async () => {
+    const file = join(dir, 'c.yaml');
+    await writeFile(file, 'media_store:\n  filesystem:\n    path: store\n');
+    const result = await loadConfigFile(file);
+    expect(result.ok && result.config.mediaStore.path).toBe(join(dir, 'store'));
+  });
+
+  it('reports a missing file', async () => {
+    const result = await loadConfigFile(join(dir, 'missing.yaml'));
+    expect(result).toEqual({ ok: false, errors: [`${join(dir, 'missing.yaml')}: file not found`] });
+  });
+
+  it('the documented sample config is valid and sets every top-level key', async () => {
+    const samplePath = resolve(appDir, 'config.sample.yaml');
+    const result = await loadConfigFile(samplePath);
+    expect(result.ok ? [] : result.errors).toEqual([]);
+    const text = await readFile(samplePath, 'utf8');
+    const schema = configJsonSchema() as { properties: Record<string, unknown> };
+    for (const key of Object.keys(schema.properties)) {
+      expect(text, `config.sample.yaml documents ${key}`).toMatch(new RegExp(`^#? ?${key}:`, 'm'));
+    }
+  });
+});
+
+describe('configJsonSchema', () => {
+  it('is a closed draft 2020-12 schema listing every key', () => {
+    const schema = configJsonSchema() as {
+      $schema: string;
+      additionalProperties: boolean;
+      properties: Record<string, { additionalProperties?: boolean }>;
+    };
+    expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+    expect(schema.additionalProperties).toBe(false);
+    expect(Object.keys(schema.properties).sort()).toEqual(
+      [
+        'auth',
+        'database',
+        'legacy_media',
+        'listen',
+        'log_level',
+        'max_upload_size',
+        'media_cache',
+        'media_store',
+        'server_name',
+        'shutdown_timeout_ms',
+        'signing_key_path',
+      ].sort(),
+    );
+    expect(schema.properties['listen']?.additionalProperties).toBe(false);
+  });
+});

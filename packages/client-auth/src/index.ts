@@ -1,1 +1,10 @@
-export {};
+export type { AccessTokenVerifier } from './verifier.js';
+export { StaticTokenVerifier, type StaticTokenEntry } from './static-token-verifier.js';
+export { WhoamiTokenVerifier, type WhoamiTokenVerifierOptions } from './whoami-token-verifier.js';
+export {
+  createClientAuth,
+  requireNonGuest,
+  accessTokenFrom,
+  type ClientAuthOptions,
+  type ClientAuthState,
+} from './client-auth.js';

@@ -1,0 +1,172 @@
+import { createHash } from 'node:crypto';
+import { ErrCode, MatrixError } from '@hsmedia/errors';
+import type { Requester } from '@hsmedia/media-core';
+import type { AccessTokenVerifier } from './verifier.js';
+
+/** Options for {@link WhoamiTokenVerifier}. */
+export interface WhoamiTokenVerifierOptions {
+  /** Base URL of the homeserver's client-server API, e.g. `https://matrix.example.org`. */
+  readonly homeserverUrl: string;
+  /** The fetch to use (default: global fetch). */
+  readonly fetch?: typeof fetch;
+  /** How long a valid token is trusted without asking again. Default 60 000 ms. */
+  readonly positiveTtlMs?: number;
+  /** How long an unknown token is refused without asking again. Default 5 000 ms. */
+  readonly negativeTtlMs?: number;
+  /** Cache capacity (oldest entries are evicted first). Default 10 000. */
+  readonly maxEntries?: number;
+  /** Give up on the homeserver after this long (→ 504). Default 10 000 ms. */
+  readonly timeoutMs?: number;
+  /** Time source for the cache (tests). Default `Date.now`. */
+  readonly now?: () => number;
+}
+
+interface CacheEntry {
+  readonly requester: Requester | null;
+  readonly expiresAt: number;
+}
+
+/**
+ * Verifies access tokens by asking the homeserver
+ * (`GET /_matrix/client/v3/account/whoami` with the token as Bearer), so a
+ * separate media server accepts exactly the tokens its homeserver does.
+ *
+ * Answers are cached (keyed by a SHA-256 of the token, so tokens do not sit in
+ * memory in clear): valid tokens for `positiveTtlMs`, unknown ones for
+ * `negativeTtlMs`; concurrent checks of one token share one request. Failures
+ * are not cached: 502 `M_UNKNOWN` when the homeserver errs or answers
+ * nonsense, 504 `M_UNKNOWN` when it is too slow.
+ * A logged-out token keeps working for at most `positiveTtlMs`.
+ */
+export class WhoamiTokenVerifier implements AccessTokenVerifier {
+  readonly #whoamiUrl: string;
+  readonly #fetch: typeof fetch;
+  readonly #positiveTtlMs: number;
+  readonly #negativeTtlMs: number;
+  readonly #maxEntries: number;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #inFlight = new Map<string, Promise<Requester | null>>();
+
+  constructor(options: WhoamiTokenVerifierOptions) {
+    let base: URL;
+    try {
+      base = new URL(options.homeserverUrl);
+    } catch {
+      throw new TypeError(`WhoamiTokenVerifier: homeserverUrl is not a URL: ${options.homeserverUrl}`);
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+      throw new TypeError('WhoamiTokenVerifier: homeserverUrl must be http(s)');
+    }
+    this.#whoamiUrl = new URL('_matrix/client/v3/account/whoami', base.href.endsWith('/') ? base : `${base.href}/`).href;
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#positiveTtlMs = nonNegative('positiveTtlMs', options.positiveTtlMs ?? 60_000);
+    this.#negativeTtlMs = nonNegative('negativeTtlMs', options.negativeTtlMs ?? 5_000);
+    this.#maxEntries = Math.max(1, nonNegative('maxEntries', options.maxEntries ?? 10_000));
+    this.#timeoutMs = Math.max(1, nonNegative('timeoutMs', options.timeoutMs ?? 10_000));
+    this.#now = options.now ?? Date.now;
+  }
+
+  async verify(token: string, signal?: AbortSignal): Promise<Requester | null> {
+    const key = createHash('sha256').update(token).digest('base64url');
+    const cached = this.#cache.get(key);
+    if (cached) {
+      if (cached.expiresAt > this.#now()) return cached.requester;
+      this.#cache.delete(key);
+    }
+    let pending = this.#inFlight.get(key);
+    if (!pending) {
+      // Shared by every caller, so one caller's abort must not cancel it; the timeout bounds it.
+      pending = this.#ask(token).then(
+        (requester) => {
+          this.#remember(key, requester);
+          return requester;
+        },
+      );
+      const forget = (): void => void this.#inFlight.delete(key);
+      pending.then(forget, forget);
+      this.#inFlight.set(key, pending);
+    }
+    if (!signal) return pending;
+    signal.throwIfAborted();
+    return new Promise<Requester | null>((resolve, reject) => {
+      const onAbort = (): void => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      pending.then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  #remember(key: string, requester: Requester | null): void {
+    const ttl = requester ? this.#positiveTtlMs : this.#negativeTtlMs;
+    if (ttl <= 0) return;
+    this.#cache.delete(key);
+    while (this.#cache.size >= this.#maxEntries) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest === undefined) break;
+      this.#cache.delete(oldest);
+    }
+    this.#cache.set(key, { requester, expiresAt: this.#now() + ttl });
+  }
+
+  async #ask(token: string): Promise<Requester | null> {
+    let res: Response;
+    try {
+      res = await this.#fetch(this.#whoamiUrl, {
+        method: 'GET',
+        headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
+        redirect: 'error',
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (err) {
+      const timedOut = (err as { name?: unknown }).name === 'TimeoutError';
+      throw new MatrixError(
+        ErrCode.UNKNOWN,
+        timedOut ? 'Timed out checking the access token with the homeserver' : 'Could not reach the homeserver to check the access token',
+        { httpStatus: timedOut ? 504 : 502, cause: err },
+      );
+    }
+    if (res.status === 401) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new MatrixError(ErrCode.UNKNOWN, `Homeserver answered ${res.status} when checking the access token`, {
+        httpStatus: 502,
+      });
+    }
+    let body: unknown;
+    try {
+      // whoami answers are tiny; refuse anything silly before parsing it.
+      const text = await res.text();
+      if (text.length > 64 * 1024) throw new Error('whoami response too large');
+      body = JSON.parse(text);
+    } catch (err) {
+      throw new MatrixError(ErrCode.UNKNOWN, 'Homeserver sent an invalid whoami response', { httpStatus: 502, cause: err });
+    }
+    const { user_id: userId, device_id: deviceId, is_guest: isGuest } = (body ?? {}) as Record<string, unknown>;
+    if (typeof userId !== 'string' || !userId.startsWith('@')) {
+      throw new MatrixError(ErrCode.UNKNOWN, 'Homeserver sent an invalid whoami response', { httpStatus: 502 });
+    }
+    return Object.freeze({
+      userId,
+      isGuest: isGuest === true,
+      ...(typeof deviceId === 'string' ? { deviceId } : {}),
+    });
+  }
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) throw new TypeError(`WhoamiTokenVerifier: ${name} must be a non-negative number`);
+  return value;
+}

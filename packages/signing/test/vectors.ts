@@ -1,0 +1,16 @@
+import { readFileSync } from 'node:fs';
+
+/** The spec and derived signing vectors, as data (copied from the spec digest). */
+export interface SigningVectors {
+  seed_b64: string;
+  server_name: string;
+  key_id: string;
+  public_key_b64: string;
+  spec_json_signing: { input: Record<string, unknown>; sig: string }[];
+  derived_x_matrix: { canonical: string; sig: string }[];
+  derived_key_response: Record<string, unknown> & { signatures: Record<string, Record<string, string>> };
+}
+
+export const vectors: SigningVectors = JSON.parse(
+  readFileSync(new URL('./fixtures/signing-vectors.json', import.meta.url), 'utf8'),
+) as SigningVectors;

@@ -106,7 +106,7 @@ const authSchema = z
  * The YAML config file, as written by operators (snake_case keys, units as
  * strings). Every object is strict: an unknown key is an error.
  */
-export const configFileSchema = z
+const configFileSchema = z
   .strictObject({
     server_name: z
       .string()
@@ -152,7 +152,7 @@ export const configFileSchema = z
   .meta({ title: 'hsmedia-server configuration' });
 
 /** The config file's shape after validation and defaults. */
-export type ConfigFile = z.output<typeof configFileSchema>;
+type ConfigFile = z.output<typeof configFileSchema>;
 
 /** How access tokens are checked. */
 export type AuthConfig =

@@ -39,3 +39,13 @@ export {
   type Logger,
   type Clock,
 } from './ports.js';
+export {
+  MediaService,
+  type MediaServiceOptions,
+  type MediaCacheOptions,
+  type UploadRequest,
+  type UploadResult,
+  type GetMediaOptions,
+  type ByteRange,
+  type MediaHandle,
+} from './media-service.js';

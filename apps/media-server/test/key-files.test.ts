@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadOrCreateAdminToken } from '../src/admin-token.js';
-import { builtinSigningKeyCodec, loadOrCreateSigningKey, SigningKeyFileError } from '../src/signing-key-file.js';
+import { synapseSigningKeyCodec, loadOrCreateSigningKey, SigningKeyFileError } from '../src/signing-key-file.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -40,14 +40,14 @@ describe('loadOrCreateSigningKey', () => {
     const signature = sign(null, message, key.privateKey);
     expect(nacl.sign.detached.verify(message, signature, Buffer.from(expected, 'base64'))).toBe(true);
     expect(verify(null, message, key.privateKey, signature)).toBe(true);
-    expect(builtinSigningKeyCodec.format(key)).toBe(await readFile(path, 'utf8'));
+    expect(synapseSigningKeyCodec.format(key)).toBe(await readFile(path, 'utf8'));
   });
 
   it('uses the first key of a file with several and skips blank lines', async () => {
-    const a = builtinSigningKeyCodec.generate();
-    const b = builtinSigningKeyCodec.generate();
+    const a = synapseSigningKeyCodec.generate();
+    const b = synapseSigningKeyCodec.generate();
     const path = join(dir, 'signing.key');
-    await writeFile(path, `\n${builtinSigningKeyCodec.format(a)}\n${builtinSigningKeyCodec.format(b)}`);
+    await writeFile(path, `\n${synapseSigningKeyCodec.format(a)}\n${synapseSigningKeyCodec.format(b)}`);
     expect((await loadOrCreateSigningKey(path)).key.keyId).toBe(a.keyId);
   });
 
@@ -55,9 +55,9 @@ describe('loadOrCreateSigningKey', () => {
     ['', 'holds no key'],
     ['ed25519 a_x\n', 'line 1: expected'],
     ['rsa a_x AAAA\n', 'unsupported algorithm rsa'],
-    ['ed25519 a-x AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n', 'key version'],
+    ['ed25519 a-x AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n', 'Key version'],
     ['ed25519 a_x AAAA\n', '32 bytes'],
-    ['ed25519 a_x !!!!\n', 'not base64'],
+    ['ed25519 a_x !!!!\n', 'not valid base64'],
   ])('refuses an unusable file %j and leaves it alone', async (content, message) => {
     const path = join(dir, 'signing.key');
     await writeFile(path, content);

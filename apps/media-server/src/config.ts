@@ -25,7 +25,7 @@ const DEFAULTS = {
   max_upload_size: '50M',
   log_level: 'info',
   cache_max_bytes: '64M',
-  cache_max_item_bytes: '1M',
+  cache_max_item_bytes: '64K',
   shutdown_timeout_ms: 10_000,
 } as const;
 

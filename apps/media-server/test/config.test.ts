@@ -52,7 +52,7 @@ describe('parseConfig', () => {
         auth: { kind: 'generated', userId: '@admin:localhost', tokenPath: '/srv/hs/data/admin-token' },
         legacyMedia: { freeze: false },
         logLevel: 'info',
-        mediaCache: { maxBytes: 64 * 1024 * 1024, maxItemBytes: 1024 * 1024 },
+        mediaCache: { maxBytes: 64 * 1024 * 1024, maxItemBytes: 64 * 1024 },
         shutdownTimeoutMs: 10_000,
       },
     });

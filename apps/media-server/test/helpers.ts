@@ -1,0 +1,85 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, type MediaServerConfig } from '../src/config.js';
+
+/** A fresh temp directory; `cleanup()` removes it. */
+export async function tempDir(prefix = 'hsmedia-server-'): Promise<{ path: string; cleanup(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** A valid config for `dir` on 127.0.0.1:0; `document` overrides (YAML-shaped) keys. */
+export function testConfig(dir: string, document: Record<string, unknown> = {}): MediaServerConfig {
+  const result = parseConfig({ listen: { host: '127.0.0.1', port: 0 }, log_level: 'debug', ...document }, dir);
+  if (!result.ok) throw new Error(result.errors.join('\n'));
+  return result.config;
+}
+
+/** A pino destination that keeps parsed JSON lines. */
+export class LogSink {
+  readonly lines: Record<string, unknown>[] = [];
+  write(line: string): void {
+    for (const part of line.split('\n')) if (part.trim() !== '') this.lines.push(JSON.parse(part) as Record<string, unknown>);
+  }
+  requests(): Record<string, unknown>[] {
+    return this.lines.filter((line) => line['msg'] === 'request');
+  }
+}
+
+/**
+ * A tiny homeserver on 127.0.0.1 that answers
+ * `GET /_matrix/client/v3/account/whoami` from a token table, and counts calls.
+ */
+export async function fakeHomeserver(
+  tokens: Record<string, string>,
+): Promise<{ url: string; calls: () => number; close(): Promise<void> }> {
+  let calls = 0;
+  const server: Server = createServer((req, res) => {
+    res.setHeader('Content-Type', 'application/json');
+    if (req.url !== '/_matrix/client/v3/account/whoami') {
+      res.statusCode = 404;
+      res.end(JSON.stringify({ errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' }));
+      return;
+    }
+    calls += 1;
+    const token = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const userId = token === undefined ? undefined : tokens[token];
+    if (userId === undefined) {
+      res.statusCode = 401;
+      res.end(JSON.stringify({ errcode: 'M_UNKNOWN_TOKEN', error: 'Unknown access token' }));
+      return;
+    }
+    res.end(JSON.stringify({ user_id: userId, device_id: 'DEVICE', is_guest: false }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    calls: () => calls,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Uploads `body` through the v3 upload endpoint; returns the response. */
+export function upload(baseUrl: string, token: string, body: string, filename = 'hello.txt'): Promise<Response> {
+  return fetch(`${baseUrl}/_matrix/media/v3/upload?filename=${encodeURIComponent(filename)}`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'text/plain' },
+    body,
+  });
+}
+
+/** Downloads an `mxc://` URI through the authenticated v1 endpoint. */
+export function download(baseUrl: string, token: string | undefined, contentUri: string): Promise<Response> {
+  const [serverName, mediaId] = contentUri.slice('mxc://'.length).split('/');
+  return fetch(`${baseUrl}/_matrix/client/v1/media/download/${serverName}/${mediaId}`, {
+    headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
+  });
+}

@@ -1,1 +1,14 @@
-export {};
+export {
+  createMediaRouters,
+  mountMediaRoutes,
+  type MediaRoutersOptions,
+  type MediaRouters,
+  type MountMediaRoutesOptions,
+} from './media-routers.js';
+export { sendMedia, type SendMediaOptions } from './send-media.js';
+export {
+  mediaSecurityHeaders,
+  MEDIA_SECURITY_HEADERS,
+  MEDIA_CONTENT_SECURITY_POLICY,
+} from './media-headers.js';
+export { decideRange, ifNoneMatchMatches, ifRangeAllows, type RangeDecision } from './http-range.js';

@@ -1,0 +1,229 @@
+import { METHODS } from 'node:http';
+import { ErrCode, MatrixError, errors } from '@hsmedia/errors';
+import {
+  abortSignalFor,
+  allowedMethodsOptions,
+  matrixCors,
+  matrixErrors,
+  unrecognized,
+  type ErrorLogger,
+} from '@hsmedia/koa-matrix';
+import type { MediaService, Requester } from '@hsmedia/media-core';
+import { Router } from '@koa/router';
+import type Koa from 'koa';
+import type { Context, Middleware } from 'koa';
+import { mediaSecurityHeaders } from './media-headers.js';
+import { sendMedia } from './send-media.js';
+
+/** Options for {@link createMediaRouters}. */
+export interface MediaRoutersOptions {
+  readonly media: MediaService;
+  /**
+   * Client authentication (e.g. `@hsmedia/client-auth`'s `createClientAuth`):
+   * must set `ctx.state.requester` or throw 401. It runs first on every
+   * authenticated route, before any parameter is looked at.
+   */
+  readonly authenticate: Middleware;
+  /** Cache-Control max-age of served media, in seconds. Default 86 400. */
+  readonly maxAgeSeconds?: number;
+  /** Legacy `/_matrix/media/<version>` prefixes served. Default `['v3', 'r0', 'v1']` (Synapse's set). */
+  readonly legacyVersions?: readonly string[];
+}
+
+/** The routers {@link createMediaRouters} builds. */
+export interface MediaRouters {
+  /** `/_matrix/client/v1/media/{config,download}` (authenticated, spec v1.11). */
+  readonly client: Router;
+  /** `/_matrix/media/<v3|r0|v1>/{upload,download,config}` (upload; deprecated download and config). */
+  readonly legacy: Router;
+}
+
+// Every method Node parses, so @koa/router never answers "501 not implemented":
+// an unknown method on a known path is a 405 M_UNRECOGNIZED like any wrong method.
+const ALL_METHODS: string[] = [...METHODS];
+
+const MAX_FILENAME_LENGTH = 255;
+
+function requesterOf(ctx: Context): Requester {
+  const requester = (ctx.state as { requester?: Requester }).requester;
+  // The authenticate middleware guarantees this; refuse rather than run unauthenticated.
+  if (!requester) throw errors.missingToken();
+  return requester;
+}
+
+function forbidGuests(ctx: Context): void {
+  if (requesterOf(ctx).isGuest) {
+    throw new MatrixError(ErrCode.GUEST_ACCESS_FORBIDDEN, 'Guest access not allowed');
+  }
+}
+
+/** A single-valued query parameter; form-decoded (`+` is a space); undefined when absent. */
+function queryParam(ctx: Context, name: string): string | undefined {
+  const values = new URLSearchParams(ctx.querystring).getAll(name);
+  if (values.length > 1) throw errors.invalidParam(`Query parameter ${name} given more than once`);
+  return values[0];
+}
+
+function parseTimeoutMs(ctx: Context): number | undefined {
+  const raw = queryParam(ctx, 'timeout_ms');
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(raw)) throw errors.invalidParam('timeout_ms must be a non-negative integer');
+  return Number(raw);
+}
+
+function parseBoolean(ctx: Context, name: string, fallback: boolean): boolean {
+  const raw = queryParam(ctx, name);
+  if (raw === undefined) return fallback;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw errors.invalidParam(`${name} must be true or false`);
+}
+
+function fileNameParam(ctx: Context): string | undefined {
+  const fileName = (ctx as Context & { params?: Record<string, string> }).params?.['fileName'];
+  if (fileName === undefined) return undefined;
+  if (fileName.length > MAX_FILENAME_LENGTH) throw errors.invalidParam('fileName is too long');
+  return fileName;
+}
+
+function contentLengthOf(ctx: Context): number | undefined {
+  const header = ctx.get('Content-Length');
+  return /^\d{1,15}$/.test(header) ? Number(header) : undefined;
+}
+
+/**
+ * Builds the media routers over a {@link MediaService}. Handlers never touch
+ * a store; every rule lives in the service.
+ *
+ * Error choices: an invalid server name is 400 `M_INVALID_PARAM`; an invalid
+ * or unknown media ID is 404 `M_NOT_FOUND` (as Synapse answers); guests on
+ * `config` are 403 `M_GUEST_ACCESS_FORBIDDEN`; bad `timeout_ms`/`allow_remote`
+ * are 400 `M_INVALID_PARAM`; an unsatisfiable range is 416 with `Content-Range: bytes *\/size`.
+ *
+ * @example
+ * ```ts
+ * const { client, legacy } = createMediaRouters({ media, authenticate });
+ * app.use(client.routes()).use(client.allowedMethods(allowedMethodsOptions));
+ * app.use(legacy.routes()).use(legacy.allowedMethods(allowedMethodsOptions));
+ * ```
+ */
+export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
+  const { media, authenticate } = options;
+  const maxAge = options.maxAgeSeconds ?? 86_400;
+  if (!Number.isSafeInteger(maxAge) || maxAge < 0) throw new TypeError('createMediaRouters: maxAgeSeconds must be >= 0');
+  const legacyVersions = options.legacyVersions ?? ['v3', 'r0', 'v1'];
+  for (const version of legacyVersions) {
+    if (!/^[a-z0-9]+$/.test(version)) throw new TypeError(`createMediaRouters: bad legacy version ${version}`);
+  }
+  // Authenticated media must never sit in a shared cache (MSC3916); legacy media was public anyway.
+  const privateCache = `private, max-age=${maxAge}`;
+  const publicCache = `public, max-age=${maxAge}`;
+
+  const config: Middleware = (ctx) => {
+    forbidGuests(ctx);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = media.uploadConfig();
+  };
+
+  const authenticatedDownload: Middleware = async (ctx) => {
+    requesterOf(ctx);
+    const params = (ctx as Context & { params: Record<string, string> }).params;
+    const fileName = fileNameParam(ctx);
+    const timeoutMs = parseTimeoutMs(ctx);
+    const signal = abortSignalFor(ctx);
+    const handle = await media.getMedia(params['serverName']!, params['mediaId']!, {
+      signal,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
+    await sendMedia(ctx, handle, { fileName, cacheControl: privateCache, signal });
+  };
+
+  const legacyDownload: Middleware = async (ctx) => {
+    const params = (ctx as Context & { params: Record<string, string> }).params;
+    const fileName = fileNameParam(ctx);
+    const timeoutMs = parseTimeoutMs(ctx);
+    const allowRemote = parseBoolean(ctx, 'allow_remote', true);
+    // allow_redirect is accepted and ignored: we always answer with the bytes, which every value permits.
+    const signal = abortSignalFor(ctx);
+    const handle = await media.getMedia(params['serverName']!, params['mediaId']!, {
+      legacy: true,
+      allowRemote,
+      signal,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
+    await sendMedia(ctx, handle, { fileName, cacheControl: publicCache, signal });
+  };
+
+  const upload: Middleware = async (ctx) => {
+    const requester = requesterOf(ctx);
+    const filename = queryParam(ctx, 'filename');
+    const contentType = ctx.get('Content-Type');
+    const contentLength = contentLengthOf(ctx);
+    const signal = abortSignalFor(ctx);
+    try {
+      const { contentUri } = await media.upload({
+        body: ctx.req,
+        requester,
+        signal,
+        ...(contentType === '' ? {} : { contentType }),
+        ...(filename === undefined ? {} : { filename }),
+        ...(contentLength === undefined ? {} : { contentLength }),
+      });
+      ctx.body = { content_uri: contentUri };
+    } catch (err) {
+      // The body may be partly unread: do not let the connection carry it into the next request.
+      if (!ctx.req.readableEnded) ctx.set('Connection', 'close');
+      throw err;
+    }
+  };
+
+  const client = new Router({ prefix: '/_matrix/client/v1/media', methods: ALL_METHODS });
+  client.get('/config', authenticate, config);
+  client.get('/download/:serverName/:mediaId', authenticate, authenticatedDownload);
+  client.get('/download/:serverName/:mediaId/:fileName', authenticate, authenticatedDownload);
+
+  const legacy = new Router({ methods: ALL_METHODS });
+  for (const version of legacyVersions) {
+    const prefix = `/_matrix/media/${version}`;
+    legacy.post(`${prefix}/upload`, authenticate, upload);
+    legacy.get(`${prefix}/config`, authenticate, config);
+    legacy.get(`${prefix}/download/:serverName/:mediaId`, legacyDownload);
+    legacy.get(`${prefix}/download/:serverName/:mediaId/:fileName`, legacyDownload);
+  }
+  return { client, legacy };
+}
+
+/** Options for {@link mountMediaRoutes}. */
+export interface MountMediaRoutesOptions extends MediaRoutersOptions {
+  /** Where unexpected errors are logged. */
+  readonly logger?: ErrorLogger;
+  /** More routers (e.g. federation, health) mounted before the `M_UNRECOGNIZED` catch-all. */
+  readonly routers?: readonly Router[];
+}
+
+/**
+ * Installs a complete media front on a Koa app, in order: Matrix JSON errors,
+ * CORS (OPTIONS answered without endpoint logic), media security headers,
+ * the client and legacy routers (405 `M_UNRECOGNIZED` for wrong methods),
+ * `options.routers`, then the 404 `M_UNRECOGNIZED` catch-all. Call it after
+ * any other `app.use`, since the catch-all answers everything left.
+ *
+ * @example
+ * ```ts
+ * const app = new Koa();
+ * mountMediaRoutes(app, { media, authenticate: createClientAuth({ verifier }) });
+ * app.listen(8008);
+ * ```
+ */
+export function mountMediaRoutes(app: Koa, options: MountMediaRoutesOptions): MediaRouters {
+  const routers = createMediaRouters(options);
+  app.use(matrixErrors(options.logger === undefined ? {} : { logger: options.logger }));
+  app.use(matrixCors());
+  app.use(mediaSecurityHeaders());
+  for (const router of [routers.client, routers.legacy, ...(options.routers ?? [])]) {
+    app.use(router.routes());
+    app.use(router.allowedMethods(allowedMethodsOptions));
+  }
+  app.use(unrecognized());
+  return routers;
+}

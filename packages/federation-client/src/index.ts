@@ -1,0 +1,24 @@
+/**
+ * `@hsmedia/federation-client`: outbound Matrix federation for media.
+ * Server discovery (well-known, SRV, port 8448), X-Matrix signed requests,
+ * an SSRF-guarded `node:https` transport with timeouts and byte caps, and a
+ * `RemoteMediaSource` that fetches over the v1 federation media endpoint
+ * (multipart, `Location`) with the legacy fallback.
+ */
+export {
+  FederationClient,
+  isUnknownEndpoint,
+  type FederationClientOptions,
+  type FederationMediaRequest,
+  type GetJsonOptions,
+} from './federation-client.js';
+export {
+  ServerResolver,
+  cachePeriodFromHeaders,
+  parseWellKnown,
+  type ResolvedServer,
+  type ServerResolverOptions,
+  type SrvResolver,
+} from './discovery.js';
+export { FederationError, isFederationError, type FederationErrorKind, type FederationErrorOptions } from './errors.js';
+export { Transport, type Timeouts, type TransportOptions, type TransportRequest, type TransportResponse } from './transport.js';

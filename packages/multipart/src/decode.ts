@@ -194,7 +194,12 @@ function contentStream(
       async pull(controller) {
         try {
           signal?.throwIfAborted();
-          const r = await parser.next();
+          // Hot path: one source read and one synchronous scan per chunk.
+          let r = parser.step();
+          while (r === undefined) {
+            await parser.fill();
+            r = parser.step();
+          }
           if (typeof r !== 'string') {
             total += r.length;
             if (total > max) throw new MultipartTooLargeError('contentBytes', max);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isWritableBoundary } from './content-type.js';
 import { MultipartTooLargeError, MultipartTruncatedError } from './errors.js';
-import { chunkReader, type ByteSource } from './internal/source.js';
+import { chunkReader, toBuffer, type ByteSource } from './internal/source.js';
 
 /** Inline media for the second part (spec §3.3 form a). */
 export interface EncodeContent {
@@ -137,8 +137,13 @@ export function encodeMultipart(options: EncodeOptions): EncodedMultipart {
             controller.enqueue(head);
             return;
           }
-          const chunk = await reader.read();
+          let r = await reader.read();
           signal?.throwIfAborted();
+          let chunk = r.done ? undefined : toBuffer(r.value);
+          while (chunk !== undefined && chunk.length === 0) {
+            r = await reader.read();
+            chunk = r.done ? undefined : toBuffer(r.value);
+          }
           if (chunk !== undefined) {
             written += chunk.length;
             if (declared !== undefined && written > declared) {

@@ -1,5 +1,5 @@
 import { MultipartParseError, MultipartTooLargeError, MultipartTruncatedError, type MultipartLimit } from '../errors.js';
-import type { ChunkReader } from './source.js';
+import { toBuffer, type ChunkReader } from './source.js';
 import { CR, LF, needles, scanBody, type DelimiterKind, type Needles } from './scan.js';
 
 /** Limits the parser enforces, all resolved to numbers. */
@@ -53,50 +53,62 @@ export class MultipartParser {
   }
 
   /** Reads one more chunk, keeping unconsumed bytes. False at end of body. */
-  private async fill(): Promise<boolean> {
+  async fill(): Promise<boolean> {
     if (this.eof) return false;
-    const chunk = await this.reader.read();
-    this.signal?.throwIfAborted();
-    if (chunk === undefined) {
-      this.eof = true;
-      return false;
+    for (;;) {
+      const r = await this.reader.read();
+      this.signal?.throwIfAborted();
+      if (r.done) {
+        this.eof = true;
+        return false;
+      }
+      const chunk = toBuffer(r.value);
+      if (chunk.length === 0) continue;
+      const rest = this.buf.length - this.pos;
+      // Copy only when a tail is pending (rare inside payloads: see scanBody).
+      this.buf = rest === 0 ? chunk : Buffer.concat([this.buf.subarray(this.pos), chunk], rest + chunk.length);
+      this.pos = 0;
+      return true;
     }
-    const rest = this.buf.length - this.pos;
-    // Copy only when a tail is pending (rare inside payloads: see scanBody).
-    this.buf = rest === 0 ? chunk : Buffer.concat([this.buf.subarray(this.pos), chunk], rest + chunk.length);
-    this.pos = 0;
-    return true;
   }
 
   /**
-   * Next piece of the current part body (or preamble): a non-empty Buffer
-   * view, or the kind of delimiter that ends the body. Throws
-   * {@link MultipartTruncatedError} when the body ends first.
+   * Next piece of the current part body (or preamble) from the bytes
+   * already buffered: a non-empty Buffer view, the kind of delimiter that
+   * ends the body, or `undefined` when {@link fill} must run first. Throws
+   * {@link MultipartTruncatedError} when the body ends before a delimiter.
    */
-  async next(): Promise<Buffer | DelimiterKind> {
-    for (;;) {
-      const r = scanBody(this.buf, this.pos, this.n, this.atStart, this.eof);
-      if (r.found) {
-        if (r.contentEnd > this.pos) {
-          const out = this.buf.subarray(this.pos, r.contentEnd);
-          this.pos = r.contentEnd;
-          this.atStart = false;
-          return out;
-        }
-        this.pos = r.next;
-        this.atStart = true;
-        return r.kind;
-      }
-      if (this.eof) throw new MultipartTruncatedError('body ended before the closing boundary delimiter');
-      if (r.safeEnd > this.pos) {
-        const out = this.buf.subarray(this.pos, r.safeEnd);
-        this.pos = r.safeEnd;
+  step(): Buffer | DelimiterKind | undefined {
+    const r = scanBody(this.buf, this.pos, this.n, this.atStart, this.eof);
+    if (r.found) {
+      if (r.contentEnd > this.pos) {
+        const out = this.buf.subarray(this.pos, r.contentEnd);
+        this.pos = r.contentEnd;
         this.atStart = false;
         return out;
       }
-      if (this.buf.length - this.pos > this.holdLimit) {
-        throw new MultipartParseError('transport padding after a boundary delimiter is too long');
-      }
+      this.pos = r.next;
+      this.atStart = true;
+      return r.kind;
+    }
+    if (this.eof) throw new MultipartTruncatedError('body ended before the closing boundary delimiter');
+    if (r.safeEnd > this.pos) {
+      const out = this.buf.subarray(this.pos, r.safeEnd);
+      this.pos = r.safeEnd;
+      this.atStart = false;
+      return out;
+    }
+    if (this.buf.length - this.pos > this.holdLimit) {
+      throw new MultipartParseError('transport padding after a boundary delimiter is too long');
+    }
+    return undefined;
+  }
+
+  /** {@link step}, reading from the source as needed. */
+  async next(): Promise<Buffer | DelimiterKind> {
+    for (;;) {
+      const r = this.step();
+      if (r !== undefined) return r;
       await this.fill();
     }
   }

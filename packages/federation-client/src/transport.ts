@@ -160,9 +160,11 @@ export class Transport {
       let connectTimer: NodeJS.Timeout | undefined;
       const req = (isTls ? https : http).request(options);
 
+      // Destroy without an error argument: we keep the reason ourselves, so no
+      // 'error' event can escape on a request or response nobody listens to any more.
       const fail = (error: unknown): void => {
         failure ??= error;
-        req.destroy(error instanceof Error ? error : undefined);
+        req.destroy();
       };
       const onAbort = (): void => fail(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -200,6 +202,12 @@ export class Transport {
         settled = true;
         cleanup();
         reject(classifyNetworkError(failure ?? error, what, signal));
+      });
+      req.on('close', () => {
+        if (settled) return;
+        settled = true;
+        cleanup();
+        reject(classifyNetworkError(failure ?? new Error('connection closed'), what, signal));
       });
       req.on('response', (res) => {
         settled = true;

@@ -71,6 +71,21 @@ describe('KeyRing over HTTP', () => {
     expect(origin.requests).toHaveLength(1);
   });
 
+  it('refetches when the origin rotates to a key we have not seen, keeping the old one until it expires', async () => {
+    const first = generateSigningKey('one');
+    const second = generateSigningKey('two');
+    let current = first;
+    const origin = await keyServer('o.test', first, () =>
+      buildServerKeysResponse({ serverName: 'o.test', signingKeys: current, validUntilTs: T0 + HOUR }),
+    );
+    const keyRing = ring({ 'o.test': origin.baseUrl }, new Clock());
+    await keyRing.getVerifyKey('o.test', first.keyId);
+    current = second;
+    await keyRing.getVerifyKey('o.test', second.keyId);
+    await keyRing.getVerifyKey('o.test', first.keyId);
+    expect(origin.requests).toHaveLength(2);
+  });
+
   it('makes one fetch for concurrent lookups of one origin', async () => {
     const key = generateSigningKey();
     const origin = await keyServer('origin.test', key);

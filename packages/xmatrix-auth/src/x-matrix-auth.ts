@@ -91,7 +91,9 @@ export function createXMatrixAuth(options: XMatrixAuthOptions): Middleware<XMatr
 
   return async function xMatrixAuth(ctx, next) {
     try {
-      const credentials = parseXMatrixCredentials(ctx.req.headersDistinct['authorization'], serverName);
+      // headersDistinct keeps every Authorization header (plain `headers` drops duplicates).
+      const authorization = ctx.req.headersDistinct?.['authorization'] ?? ctx.req.headers.authorization;
+      const credentials = parseXMatrixCredentials(authorization, serverName);
       if (isDenied(credentials.origin)) {
         throw new MatrixError(ErrCode.FORBIDDEN, 'Federation with this server is not allowed', { httpStatus: 403 });
       }

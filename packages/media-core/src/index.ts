@@ -38,6 +38,11 @@ export {
   type RemoteMediaSource,
   type Logger,
   type Clock,
+  type ThumbnailMethod,
+  type ThumbnailSpec,
+  type GeneratedThumbnail,
+  type ImageProbe,
+  type ThumbnailGenerator,
 } from './ports.js';
 export {
   MediaService,

@@ -17,7 +17,7 @@ import type { AddressPolicy } from '@hsmedia/net-guard';
 import { signXMatrixRequest, type SigningKey } from '@hsmedia/signing';
 import { ServerResolver, type ResolvedServer, type SrvResolver } from './discovery.js';
 import { FederationError, isFederationError } from './errors.js';
-import { firstHeader, readAll, Transport, type Timeouts, type TransportResponse } from './transport.js';
+import { firstHeader, readAll, Transport, type Timeouts, type TransportRequest, type TransportResponse } from './transport.js';
 
 /** Options of {@link FederationClient}. */
 export interface FederationClientOptions {
@@ -68,7 +68,18 @@ export interface GetJsonOptions {
 const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 10_000, idleMs: 30_000 };
 /** Room for multipart framing, the JSON part and headers on top of the media bytes. */
 const MULTIPART_OVERHEAD = 256 * 1024;
+/** Internal scheme of `keyRingOptions()` URLs (Synapse uses the same for its federation agent). */
+const FEDERATION_SCHEME = 'matrix-federation://';
+/** Key responses are small; the key ring enforces its own, lower, limit while reading. */
+const KEY_RESPONSE_MAX = 4 * 1024 * 1024;
+/** Error bodies are read for their errcode only. */
 const ERROR_BODY_MAX = 64 * 1024;
+
+/** What `KeyRing` from `@hsmedia/signing` needs to fetch keys through this client. */
+export interface KeyRingTransport {
+  readonly resolveServer: (serverName: string) => Promise<string>;
+  readonly fetch: (url: string, init: RequestInit) => Promise<Response>;
+}
 
 interface RemoteErrorInfo {
   readonly status: number;
@@ -82,7 +93,7 @@ interface RemoteErrorInfo {
 async function readRemoteError(res: TransportResponse): Promise<RemoteErrorInfo> {
   let text = '';
   try {
-    text = (await readAll(res.body)).toString('utf8');
+    text = (await readAll(res.body, ERROR_BODY_MAX)).toString('utf8');
   } catch {
     // An oversized or broken error body is just "not JSON".
     text = '\u0000';
@@ -417,32 +428,40 @@ export class FederationClient implements RemoteMediaSource {
    * while they are unreachable. The X-Matrix header always names the
    * pre-delegation `destination` and signs the exact request target sent.
    */
-  async #signedGet(
+  #signedGet(
     destination: string,
     path: string,
     maxBodyBytes: number,
     remoteTimeoutMs: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<TransportResponse> {
-    const resolved = await this.#discovery.resolveServer(destination, signal);
-    const authorization = signXMatrixRequest(
-      { method: 'GET', uri: path, origin: this.#serverName, destination },
-      this.#key,
-    );
+    const authorization = signXMatrixRequest({ method: 'GET', uri: path, origin: this.#serverName, destination }, this.#key);
+    return this.#federationRequest(destination, path, {
+      headers: { Authorization: authorization, Accept: 'application/json, multipart/mixed' },
+      maxBodyBytes,
+      // The remote may hold the response up to `timeout_ms` waiting for an async upload.
+      headersTimeoutMs: this.#idleMs + (remoteTimeoutMs ?? 0),
+      ...(signal === undefined ? {} : { signal }),
+    });
+  }
+
+  /** A request to a discovered server, trying each target in turn while they are unreachable. */
+  async #federationRequest(
+    destination: string,
+    path: string,
+    options: Omit<TransportRequest, 'url' | 'connectTo' | 'hostHeader' | 'tlsServerName'>,
+  ): Promise<TransportResponse> {
+    const resolved = await this.#discovery.resolveServer(destination, options.signal);
     let lastError: unknown;
     for (const target of resolved.targets) {
       const hostForUrl = target.host.includes(':') ? `[${target.host}]` : target.host;
       try {
         return await this.#transport.request({
+          ...options,
           url: new URL(`${resolved.scheme}://${hostForUrl}:${target.port}${path}`),
           connectTo: target,
           hostHeader: resolved.hostHeader,
           tlsServerName: resolved.tlsServerName,
-          headers: { Authorization: authorization, Accept: 'application/json, multipart/mixed' },
-          maxBodyBytes,
-          // The remote may hold the response up to `timeout_ms` waiting for an async upload.
-          headersTimeoutMs: this.#idleMs + (remoteTimeoutMs ?? 0),
-          ...(signal === undefined ? {} : { signal }),
         });
       } catch (error) {
         if (!isFederationError(error) || error.kind !== 'unreachable') throw error;
@@ -451,5 +470,51 @@ export class FederationClient implements RemoteMediaSource {
       }
     }
     throw lastError ?? new FederationError('unreachable', `${destination}: no target to connect to`);
+  }
+
+  /**
+   * Options for `@hsmedia/signing`'s `KeyRing` so that key fetches use this
+   * client's server discovery and SSRF-guarded transport:
+   * `new KeyRing({ ...client.keyRingOptions(), store })`.
+   *
+   * `resolveServer` answers `matrix-federation://<server name>` (the scheme
+   * Synapse uses internally for the same purpose) and `fetch` understands
+   * exactly those URLs. Key requests are not signed: the key endpoints
+   * need no authentication.
+   */
+  keyRingOptions(): KeyRingTransport {
+    return {
+      resolveServer: (serverName: string): Promise<string> => Promise.resolve(`${FEDERATION_SCHEME}${serverName}`),
+      fetch: (url: string, init: RequestInit): Promise<Response> => this.#fetchForKeyRing(url, init),
+    };
+  }
+
+  async #fetchForKeyRing(url: string, init: RequestInit): Promise<Response> {
+    if (!url.startsWith(FEDERATION_SCHEME)) throw new TypeError(`Not a ${FEDERATION_SCHEME} URL: ${url}`);
+    const rest = url.slice(FEDERATION_SCHEME.length);
+    const slash = rest.indexOf('/');
+    if (slash <= 0) throw new TypeError(`No path in ${url}`);
+    const method = (init.method ?? 'GET').toUpperCase();
+    if (method !== 'GET' && method !== 'POST') throw new TypeError(`Unsupported method ${method}`);
+    const headers: Record<string, string> = {};
+    new Headers(init.headers).forEach((value, name) => {
+      headers[name] = value;
+    });
+    const body = typeof init.body === 'string' ? Buffer.from(init.body, 'utf8') : undefined;
+    const res = await this.#federationRequest(rest.slice(0, slash), rest.slice(slash), {
+      method,
+      headers,
+      maxBodyBytes: KEY_RESPONSE_MAX,
+      ...(body === undefined ? {} : { body }),
+      ...(init.signal == null ? {} : { signal: init.signal }),
+    });
+    const responseHeaders = new Headers();
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (value === undefined) continue;
+      for (const v of Array.isArray(value) ? value : [value]) responseHeaders.append(name, v);
+    }
+    const nullBody = res.status === 204 || res.status === 304 || (res.status >= 100 && res.status < 200);
+    if (nullBody) await res.body.cancel();
+    return new Response(nullBody ? null : res.body, { status: res.status, headers: responseHeaders });
   }
 }

@@ -43,6 +43,10 @@ export interface TransportRequest {
    */
   readonly tlsServerName?: string | null;
   readonly headers?: Readonly<Record<string, string>>;
+  /** Default `GET`. */
+  readonly method?: 'GET' | 'POST';
+  /** A small request body (sent with `Content-Length`). */
+  readonly body?: Uint8Array;
   /** Body bytes allowed; the body stream errors with `too_large` past it. */
   readonly maxBodyBytes: number;
   /** How long to wait for the response headers once connected. Default: the idle timeout. */
@@ -139,11 +143,12 @@ export class Transport {
     const options: https.RequestOptions = {
       host: connectHost,
       port: connectPort,
-      method: 'GET',
+      method: request.method ?? 'GET',
       path: `${url.pathname}${url.search}`,
       headers: {
         'User-Agent': this.#userAgent,
         ...request.headers,
+        ...(request.body === undefined ? {} : { 'Content-Length': String(request.body.byteLength) }),
         Host: request.hostHeader ?? url.host,
       },
       lookup: this.#lookup,
@@ -262,16 +267,29 @@ export class Transport {
         );
         resolve({ status: res.statusCode ?? 0, headers: res.headers, contentLength, body });
       });
-      req.end();
+      req.end(request.body);
     });
   }
 }
 
-/** Reads a small body whole (error bodies, well-known, JSON), within its cap. */
-export async function readAll(body: ReadableStream<Uint8Array>): Promise<Buffer> {
+/**
+ * Reads a small body whole (error bodies, well-known, JSON). The stream's
+ * own cap applies; `maxBytes`, when lower, stops earlier with `too_large`.
+ */
+export async function readAll(body: ReadableStream<Uint8Array>, maxBytes: number = Number.POSITIVE_INFINITY): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
-  for await (const chunk of body) chunks.push(chunk);
-  return Buffer.concat(chunks);
+  let total = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks);
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw new FederationError('too_large', `Body exceeds ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
 }
 
 export { header as firstHeader };

@@ -193,6 +193,16 @@ describe('fallback to the legacy endpoint', () => {
     expect(remote.seen).toHaveLength(2);
   });
 
+  it('reads no more than 64 KiB of an error body (a huge 404 page counts as non-JSON)', async () => {
+    remote.routes.set(V1, (_req, res) => {
+      res.writeHead(404, { 'Content-Type': 'application/json' });
+      res.end(`{"errcode":"M_NOT_FOUND","pad":"${'p'.repeat(200_000)}"}`);
+    });
+    serveLegacy();
+    client = makeClient();
+    expect(await readText((await client.fetchMedia({ ...REQUEST, maxBytes: 10_000_000 })).body)).toBe('GIF89a');
+  });
+
   it('does not fall back on 400 plain text: bad_response', async () => {
     remote.routes.set(V1, (_req, res) => {
       res.writeHead(400, { 'Content-Type': 'text/plain' });

@@ -98,6 +98,24 @@ describe('TLS', () => {
     expect(verifySignature(seen!, 'remote.test')).toBe(true);
   });
 
+  it('tries the next SRV target when one is unreachable', async () => {
+    const down = await closedPort();
+    client = makeClient({
+      resolver: {
+        resolveSrv: (name: string) =>
+          name === '_matrix-fed._tcp.remote.test'
+            ? Promise.resolve([
+                { name: 'down.example.net', port: down, priority: 0, weight: 0 },
+                { name: 'up.example.net', port: remote.port, priority: 5, weight: 0 },
+              ])
+            : Promise.reject(Object.assign(new Error('none'), { code: 'ENOTFOUND' })),
+      },
+    });
+    const media = await client.fetchMedia({ ...REQUEST, serverName: 'remote.test' });
+    expect(await readText(media.body)).toBe('Hello, world!\n');
+    expect(remote.seen[0]!.servername).toBe('remote.test');
+  });
+
   it('refuses a certificate that is not valid for the server name (DNS is not trusted to delegate)', async () => {
     client = makeClient({ resolver: srvTo(remote.port) });
     const error = await failureOf(client.fetchMedia({ ...REQUEST, serverName: 'other.test' }));

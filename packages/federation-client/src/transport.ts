@@ -199,9 +199,19 @@ export class Transport {
           onConnected();
         }
       });
-      req.setTimeout(headersTimeoutMs, () =>
-        fail(new FederationError('timeout', `${what}: no response within ${headersTimeoutMs} ms`)),
+      // One socket-inactivity timer: first for the response headers, then between body chunks.
+      let waitingForHeaders = true;
+      req.on('timeout', () =>
+        fail(
+          new FederationError(
+            'timeout',
+            waitingForHeaders
+              ? `${what}: no response within ${headersTimeoutMs} ms`
+              : `${what}: response stalled for ${idleMs} ms`,
+          ),
+        ),
       );
+      req.setTimeout(headersTimeoutMs);
       req.on('error', (error) => {
         if (settled) return;
         settled = true;
@@ -217,9 +227,8 @@ export class Transport {
       req.on('response', (res) => {
         settled = true;
         clearTimeout(connectTimer);
-        req.setTimeout(idleMs, () =>
-          fail(new FederationError('timeout', `${what}: response stalled for ${idleMs} ms`)),
-        );
+        waitingForHeaders = false;
+        req.setTimeout(idleMs);
         const lengthText = header(res.headers, 'content-length');
         const contentLength = lengthText !== undefined && /^\d{1,15}$/.test(lengthText) ? Number(lengthText) : null;
         // The iterator listens for errors only once pulled; never crash on an unread body.

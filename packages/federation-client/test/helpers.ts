@@ -19,7 +19,7 @@ export interface SeenRequest {
   readonly url: string;
   readonly headers: IncomingMessage['headers'];
   /** TLS SNI the client sent (false: none), for HTTPS servers. */
-  readonly servername: string | false | undefined;
+  readonly servername: string | false | null | undefined;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;

@@ -1,7 +1,7 @@
 import { createAddressPolicy } from '@hsmedia/net-guard';
 import { RemoteMediaError } from '@hsmedia/media-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FederationClient, type FederationClientOptions } from '../src/index.js';
+import { FederationClient, type FederationClientOptions, type SrvResolver } from '../src/index.js';
 import {
   closedPort,
   failureOf,
@@ -41,7 +41,7 @@ function makeClient(overrides: Partial<FederationClientOptions>): FederationClie
   });
 }
 
-function srvTo(port: number): FederationClientOptions['resolver'] {
+function srvTo(port: number): SrvResolver {
   return {
     resolveSrv: (name: string) =>
       name === '_matrix-fed._tcp.remote.test' || name === '_matrix-fed._tcp.other.test'

@@ -1,0 +1,181 @@
+import { KnexMetadataStore, runMigrations } from '@hsmedia/store-knex';
+import type { Knex } from 'knex';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { completeRecord, completion, pendingRecord, serverKey } from './fixtures.js';
+
+/** A fresh, empty database for one test, and how to dispose of it. */
+export interface KnexTestDatabase {
+  readonly knex: Knex;
+  dispose(): Promise<void>;
+}
+
+/**
+ * Backend behaviour beyond the shared conformance suite: type fidelity of
+ * what each driver returns, races decided by the database, prefixes and
+ * migrations. Runs against SQLite and PostgreSQL alike.
+ */
+export function describeKnexStoreBehaviour(label: string, openDatabase: () => Promise<KnexTestDatabase>): void {
+  describe(`KnexMetadataStore on ${label}`, () => {
+    let db: KnexTestDatabase;
+    let store: KnexMetadataStore;
+
+    beforeEach(async () => {
+      db = await openDatabase();
+      store = new KnexMetadataStore({ knex: db.knex });
+      await store.migrate();
+    });
+    afterEach(async () => {
+      await store.close();
+      await db.dispose();
+    });
+
+    it('round-trips every field with JS types (numbers, booleans, nulls)', async () => {
+      const record = completeRecord();
+      expect(await store.insertMedia(record)).toBe(true);
+      const read = await store.getMedia(record.serverName, record.mediaId);
+      expect(read).toStrictEqual(record);
+      expect(typeof read?.size).toBe('number');
+      expect(typeof read?.createdAt).toBe('number');
+      expect(typeof read?.quarantined).toBe('boolean');
+
+      const pending = pendingRecord();
+      expect(await store.insertMedia(pending)).toBe(true);
+      expect(await store.getMedia(pending.serverName, pending.mediaId)).toStrictEqual(pending);
+    });
+
+    it('returns null for unknown media, and keys are (serverName, mediaId)', async () => {
+      await store.insertMedia(pendingRecord({ serverName: 'a.example', mediaId: 'same' }));
+      expect(await store.insertMedia(pendingRecord({ serverName: 'b.example', mediaId: 'same' }))).toBe(true);
+      expect(await store.getMedia('c.example', 'same')).toBeNull();
+      expect(await store.getMedia('a.example', 'SAME')).toBeNull();
+      expect((await store.getMedia('b.example', 'same'))?.serverName).toBe('b.example');
+    });
+
+    it('insertMedia returns false on an existing key and changes nothing', async () => {
+      const original = pendingRecord();
+      expect(await store.insertMedia(original)).toBe(true);
+      expect(await store.insertMedia(completeRecord({ serverName: original.serverName, mediaId: original.mediaId }))).toBe(false);
+      expect(await store.getMedia(original.serverName, original.mediaId)).toStrictEqual(original);
+    });
+
+    it('concurrent inserts of one key: exactly one wins', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => store.insertMedia(pendingRecord({ userId: `@u${i}:example.org` }))),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+
+    it('completeMedia fills a pending record once and leaves the other fields alone', async () => {
+      const pending = pendingRecord();
+      await store.insertMedia(pending);
+      const done = completion();
+      expect(await store.completeMedia(pending.serverName, pending.mediaId, done)).toBe(true);
+      expect(await store.getMedia(pending.serverName, pending.mediaId)).toStrictEqual({ ...pending, ...done });
+      expect(await store.completeMedia(pending.serverName, pending.mediaId, completion({ blobId: 'other' }))).toBe(false);
+      expect((await store.getMedia(pending.serverName, pending.mediaId))?.blobId).toBe(done.blobId);
+    });
+
+    it('completeMedia returns false for unknown media and creates nothing', async () => {
+      expect(await store.completeMedia('example.org', 'missing', completion())).toBe(false);
+      expect(await store.getMedia('example.org', 'missing')).toBeNull();
+    });
+
+    it('concurrent completions of one record: exactly one wins', async () => {
+      await store.insertMedia(pendingRecord());
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          store.completeMedia('example.org', 'pendingMediaId', completion({ blobId: `blob${i}` })),
+        ),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+
+    it('deleteMedia reports whether the record existed', async () => {
+      const record = completeRecord();
+      await store.insertMedia(record);
+      expect(await store.deleteMedia(record.serverName, record.mediaId)).toBe(true);
+      expect(await store.getMedia(record.serverName, record.mediaId)).toBeNull();
+      expect(await store.deleteMedia(record.serverName, record.mediaId)).toBe(false);
+    });
+
+    it('touchMedia records accesses and only moves forward', async () => {
+      const record = pendingRecord();
+      await store.insertMedia(record);
+      await store.touchMedia(record.serverName, record.mediaId, 2_000);
+      expect((await store.getMedia(record.serverName, record.mediaId))?.lastAccessAt).toBe(2_000);
+      await store.touchMedia(record.serverName, record.mediaId, 1_000);
+      expect((await store.getMedia(record.serverName, record.mediaId))?.lastAccessAt).toBe(2_000);
+      await store.touchMedia(record.serverName, record.mediaId, 2 ** 45);
+      expect((await store.getMedia(record.serverName, record.mediaId))?.lastAccessAt).toBe(2 ** 45);
+      await expect(store.touchMedia('example.org', 'missing', 5)).resolves.toBeUndefined();
+      expect(await store.getMedia('example.org', 'missing')).toBeNull();
+    });
+
+    it('isBlobReferenced sees every record sharing a blob', async () => {
+      await store.insertMedia(completeRecord({ mediaId: 'one', blobId: 'shared' }));
+      await store.insertMedia(completeRecord({ mediaId: 'two', blobId: 'shared' }));
+      await store.insertMedia(pendingRecord());
+      expect(await store.isBlobReferenced('shared')).toBe(true);
+      expect(await store.isBlobReferenced('unknown')).toBe(false);
+      await store.deleteMedia('remote.example:8448', 'one');
+      expect(await store.isBlobReferenced('shared')).toBe(true);
+      await store.deleteMedia('remote.example:8448', 'two');
+      expect(await store.isBlobReferenced('shared')).toBe(false);
+    });
+
+    it('server keys: upsert by (serverName, keyId), per server, in key order', async () => {
+      expect(await store.getServerKeys('remote.example')).toEqual([]);
+      await store.putServerKeys([]);
+      await store.putServerKeys([
+        serverKey({ keyId: 'ed25519:b' }),
+        serverKey({ keyId: 'ed25519:a' }),
+        serverKey({ serverName: 'other.example' }),
+      ]);
+      await store.putServerKeys([serverKey({ keyId: 'ed25519:b', publicKey: 'bmV3', validUntilTs: 5, fetchedAt: 6 })]);
+      const keys = await store.getServerKeys('remote.example');
+      expect(keys).toStrictEqual([
+        serverKey({ keyId: 'ed25519:a' }),
+        serverKey({ keyId: 'ed25519:b', publicKey: 'bmV3', validUntilTs: 5, fetchedAt: 6 }),
+      ]);
+      expect(typeof keys[0]?.validUntilTs).toBe('number');
+      expect(await store.getServerKeys('other.example')).toHaveLength(1);
+    });
+
+    it('putServerKeys with the same key twice in one call keeps the last', async () => {
+      await store.putServerKeys([serverKey({ publicKey: 'Zmlyc3Q' }), serverKey({ publicKey: 'bGFzdA' })]);
+      expect(await store.getServerKeys('remote.example')).toStrictEqual([serverKey({ publicKey: 'bGFzdA' })]);
+    });
+
+    it('migrations are idempotent', async () => {
+      await store.insertMedia(completeRecord());
+      await store.migrate();
+      await runMigrations(db.knex);
+      expect(await store.getMedia('remote.example:8448', 'Complete_Media-ID')).toStrictEqual(completeRecord());
+      const applied = await db.knex('hsmedia_migrations').select('name');
+      expect(applied.map((row: { name: string }) => row.name)).toEqual(['0001_initial']);
+    });
+
+    it('stores with different table prefixes share a database without seeing each other', async () => {
+      const tenant = new KnexMetadataStore({ knex: db.knex, tablePrefix: 'tenant_' });
+      await tenant.migrate();
+      await store.insertMedia(pendingRecord());
+      expect(await tenant.getMedia('example.org', 'pendingMediaId')).toBeNull();
+      expect(await tenant.insertMedia(pendingRecord({ userId: '@bob:example.org' }))).toBe(true);
+      expect((await store.getMedia('example.org', 'pendingMediaId'))?.userId).toBe('@alice:example.org');
+      await tenant.putServerKeys([serverKey()]);
+      expect(await store.getServerKeys('remote.example')).toEqual([]);
+      await tenant.close();
+    });
+
+    it('close() leaves a knex it does not own usable, and is idempotent', async () => {
+      await store.close();
+      await store.close();
+      await expect(db.knex.raw('select 1')).resolves.toBeDefined();
+    });
+
+    it('a database error rejects with an Error', async () => {
+      const broken = { ...pendingRecord(), createdAt: null } as unknown as ReturnType<typeof pendingRecord>;
+      await expect(store.insertMedia(broken)).rejects.toBeInstanceOf(Error);
+    });
+  });
+}

@@ -1,0 +1,120 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KnexMetadataStore, runMigrations } from '@hsmedia/store-knex';
+import knexFactory, { type Knex } from 'knex';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describeKnexStoreBehaviour, type KnexTestDatabase } from './knex-store-behaviour.js';
+
+/** A plain better-sqlite3 knex on a fresh file (store-sqlite adds pragmas on top). */
+async function openSqliteDatabase(): Promise<KnexTestDatabase> {
+  const dir = await mkdtemp(join(tmpdir(), 'hsmedia-store-knex-'));
+  const knex = knexFactory({
+    client: 'better-sqlite3',
+    connection: { filename: join(dir, 'media.db') },
+    useNullAsDefault: true,
+    compileSqlOnError: false,
+  });
+  return {
+    knex,
+    async dispose() {
+      await knex.destroy();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describeKnexStoreBehaviour('SQLite (better-sqlite3)', openSqliteDatabase);
+
+describe('KnexMetadataStore on SQLite: schema', () => {
+  let db: KnexTestDatabase;
+  beforeEach(async () => {
+    db = await openSqliteDatabase();
+  });
+  afterEach(async () => {
+    await db.dispose();
+  });
+
+  async function indexedColumns(knex: Knex, table: string): Promise<string[][]> {
+    const indexes = (await knex.raw(`pragma index_list(${table})`)) as { name: string }[];
+    const columns: string[][] = [];
+    for (const index of indexes) {
+      const info = (await knex.raw(`pragma index_info(${index.name})`)) as { name: string }[];
+      columns.push(info.map((column) => column.name));
+    }
+    return columns;
+  }
+
+  it('creates the media and server_keys tables with their keys and indexes', async () => {
+    await runMigrations(db.knex);
+    const media = await indexedColumns(db.knex, 'media');
+    expect(media).toEqual(
+      expect.arrayContaining([['server_name', 'media_id'], ['blob_id'], ['user_id'], ['last_access_at']]),
+    );
+    expect(await indexedColumns(db.knex, 'server_keys')).toEqual([['server_name', 'key_id']]);
+  });
+
+  it('getMedia is a primary-key lookup, isBlobReferenced uses the blob_id index', async () => {
+    const store = new KnexMetadataStore({ knex: db.knex });
+    await store.migrate();
+    const planOf = async (query: Knex.QueryBuilder): Promise<string> => {
+      const { sql, bindings } = query.toSQL();
+      const rows = (await db.knex.raw(`explain query plan ${sql}`, bindings)) as { detail: string }[];
+      return rows.map((row) => row.detail).join('\n');
+    };
+    const getMediaPlan = await planOf(
+      db.knex('media').select('*').where({ server_name: 'a', media_id: 'b' }).first(),
+    );
+    expect(getMediaPlan).toMatch(/SEARCH media USING INDEX sqlite_autoindex_media_1 \(server_name=\? AND media_id=\?\)/);
+    const blobPlan = await planOf(db.knex('media').select('media_id').where({ blob_id: 'x' }).first());
+    expect(blobPlan).toMatch(/USING INDEX media_blob_id_idx/);
+    await store.close();
+  });
+
+  it('prefixes tables, indexes and the migrations table', async () => {
+    await runMigrations(db.knex, { tablePrefix: 'hs_' });
+    const tables = (await db.knex('sqlite_master').select('name').orderBy('name')) as { name: string }[];
+    const names = tables.map((row) => row.name).filter((name) => !name.startsWith('sqlite_'));
+    expect(names).toEqual([
+      'hs_hsmedia_migrations',
+      'hs_hsmedia_migrations_lock',
+      'hs_media',
+      'hs_media_blob_id_idx',
+      'hs_media_last_access_at_idx',
+      'hs_media_user_id_idx',
+      'hs_server_keys',
+    ]);
+  });
+
+  it('coexists with a host application that uses knex_migrations itself', async () => {
+    await db.knex.schema.createTable('knex_migrations', (table) => {
+      table.increments('id');
+      table.string('name');
+    });
+    await db.knex('knex_migrations').insert({ name: '20240101_host_app.js' });
+    await runMigrations(db.knex);
+    expect(await db.knex('knex_migrations').count({ n: '*' })).toEqual([{ n: 1 }]);
+  });
+
+  it('refuses a bad tablePrefix or a missing knex with TypeError', () => {
+    for (const tablePrefix of ['bad-prefix', 'x; drop table media', 'ü', 'a'.repeat(33)]) {
+      expect(() => new KnexMetadataStore({ knex: db.knex, tablePrefix })).toThrow(TypeError);
+    }
+    expect(() => new KnexMetadataStore({ knex: undefined as unknown as Knex })).toThrow(TypeError);
+    expect(() => new KnexMetadataStore({ knex: db.knex, tablePrefix: 'ok_Prefix_1' })).not.toThrow();
+  });
+
+  it('rejects runMigrations with a bad tablePrefix before touching the database', async () => {
+    await expect(runMigrations(db.knex, { tablePrefix: 'no-dash' })).rejects.toBeInstanceOf(TypeError);
+    expect(await db.knex.schema.hasTable('hsmedia_migrations')).toBe(false);
+  });
+
+  it('destroyKnexOnClose: close() destroys the knex instance', async () => {
+    const owned = await openSqliteDatabase();
+    const store = new KnexMetadataStore({ knex: owned.knex, destroyKnexOnClose: true });
+    await store.migrate();
+    await store.close();
+    await expect(owned.knex.raw('select 1')).rejects.toThrow();
+    await owned.dispose();
+  });
+});

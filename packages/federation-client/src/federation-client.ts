@@ -372,8 +372,10 @@ export class FederationClient implements RemoteMediaSource {
       if (!URL.canParse(location)) {
         throw new RemoteMediaError('bad_response', `mxc://${serverName}/${mediaId}: legacy redirect to a relative URL`);
       }
-      const target = new URL(location);
-      return this.#fetchUnsigned(target, request, this.#maxRedirects - 1);
+      if (this.#maxRedirects <= 0) {
+        throw new RemoteMediaError('bad_response', `mxc://${serverName}/${mediaId}: legacy endpoint redirects, redirects disabled`);
+      }
+      return this.#fetchUnsigned(new URL(location), request, this.#maxRedirects - 1);
     }
     return this.#mediaFromPlainResponse(res, request, `mxc://${serverName}/${mediaId} (legacy)`);
   }

@@ -16,6 +16,13 @@ import {
   type ServerKeyRow,
 } from './internal/rows.js';
 import { tableNamesFor, type TableNames } from './internal/table-names.js';
+import {
+  checkInteger,
+  checkMediaCompletion,
+  checkMediaRecord,
+  checkServerKey,
+  isStorableKey,
+} from './internal/validate.js';
 import { runMigrations } from './run-migrations.js';
 
 /** Options for {@link KnexMetadataStore}. */
@@ -68,6 +75,9 @@ export class KnexMetadataStore implements MediaMetadataStore {
 
   // Hot path (every download): one primary-key lookup.
   async getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
+    // A key no backend can store cannot exist; answering here also keeps
+    // PostgreSQL from raising on NUL characters.
+    if (!isStorableKey(serverName) || !isStorableKey(mediaId)) return null;
     const row = (await this.knex(this.#tables.media)
       .select(MEDIA_COLUMNS)
       .where({ server_name: serverName, media_id: mediaId })
@@ -75,7 +85,9 @@ export class KnexMetadataStore implements MediaMetadataStore {
     return row === undefined ? null : mediaRowToRecord(row);
   }
 
+  /** Throws `TypeError` for a record no backend can store faithfully (see the README). */
   async insertMedia(record: MediaRecord): Promise<boolean> {
+    checkMediaRecord(record);
     // ON CONFLICT DO NOTHING ... RETURNING yields no row when the key exists:
     // the conflict is decided by the database, atomically, without an error.
     const inserted = await this.knex(this.#tables.media)
@@ -91,6 +103,8 @@ export class KnexMetadataStore implements MediaMetadataStore {
     mediaId: string,
     completion: MediaCompletion,
   ): Promise<boolean> {
+    checkMediaCompletion(completion);
+    if (!isStorableKey(serverName) || !isStorableKey(mediaId)) return false;
     // `blob_id IS NULL` makes completion happen at most once, even under races.
     const changed = await this.knex(this.#tables.media)
       .update({
@@ -107,6 +121,7 @@ export class KnexMetadataStore implements MediaMetadataStore {
   }
 
   async deleteMedia(serverName: string, mediaId: string): Promise<boolean> {
+    if (!isStorableKey(serverName) || !isStorableKey(mediaId)) return false;
     const deleted = await this.knex(this.#tables.media)
       .where({ server_name: serverName, media_id: mediaId })
       .delete();
@@ -114,6 +129,8 @@ export class KnexMetadataStore implements MediaMetadataStore {
   }
 
   async touchMedia(serverName: string, mediaId: string, at: number): Promise<void> {
+    checkInteger('at', at);
+    if (!isStorableKey(serverName) || !isStorableKey(mediaId)) return;
     // Only move the timestamp forward: a late, older touch must not hide a newer
     // access, and skipping no-op writes keeps hot media from rewriting its row.
     await this.knex(this.#tables.media)
@@ -123,6 +140,7 @@ export class KnexMetadataStore implements MediaMetadataStore {
   }
 
   async isBlobReferenced(blobId: string): Promise<boolean> {
+    if (!isStorableKey(blobId)) return false;
     const row: unknown = await this.knex(this.#tables.media)
       .select('media_id')
       .where({ blob_id: blobId })
@@ -131,6 +149,7 @@ export class KnexMetadataStore implements MediaMetadataStore {
   }
 
   async getServerKeys(serverName: string): Promise<StoredServerKey[]> {
+    if (!isStorableKey(serverName)) return [];
     const rows = (await this.knex(this.#tables.serverKeys)
       .select(SERVER_KEY_COLUMNS)
       .where({ server_name: serverName })
@@ -139,6 +158,8 @@ export class KnexMetadataStore implements MediaMetadataStore {
   }
 
   async putServerKeys(keys: readonly StoredServerKey[]): Promise<void> {
+    if (!Array.isArray(keys)) throw new TypeError('keys must be an array');
+    keys.forEach(checkServerKey);
     if (keys.length === 0) return;
     // PostgreSQL rejects one upsert that touches the same row twice, so keep
     // only the last entry per key (the same result a sequence of upserts gives).

@@ -173,9 +173,58 @@ export function describeKnexStoreBehaviour(label: string, openDatabase: () => Pr
       await expect(db.knex.raw('select 1')).resolves.toBeDefined();
     });
 
-    it('a database error rejects with an Error', async () => {
-      const broken = { ...pendingRecord(), createdAt: null } as unknown as ReturnType<typeof pendingRecord>;
-      await expect(store.insertMedia(broken)).rejects.toBeInstanceOf(Error);
+    it('database errors propagate as Error without the caller\'s values (compileSqlOnError: false)', async () => {
+      await db.knex.schema.dropTable('media');
+      const failure = await store.getMedia('example.org', 'secretMediaId').then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(failure).toBeInstanceOf(Error);
+      expect((failure as Error).message).not.toContain('secretMediaId');
+    });
+
+    it('keys no backend can store read as absent (NUL, over-long)', async () => {
+      await store.insertMedia(completeRecord({ blobId: 'b' }));
+      for (const bad of ['a\0b', 'x'.repeat(256)]) {
+        expect(await store.getMedia(bad, 'm')).toBeNull();
+        expect(await store.getMedia('example.org', bad)).toBeNull();
+        expect(await store.completeMedia('example.org', bad, completion())).toBe(false);
+        expect(await store.deleteMedia(bad, 'm')).toBe(false);
+        await expect(store.touchMedia('example.org', bad, 1)).resolves.toBeUndefined();
+        expect(await store.isBlobReferenced(bad)).toBe(false);
+        expect(await store.getServerKeys(bad)).toEqual([]);
+      }
+    });
+
+    it('refuses values a backend would store differently, with TypeError naming only the field', async () => {
+      const cases: [string, Parameters<typeof pendingRecord>[0]][] = [
+        ['mediaId', { mediaId: 'm'.repeat(256) }],
+        ['serverName', { serverName: 'bad\0server' }],
+        ['uploadName', { uploadName: 'secret\0name' }],
+        ['size', { size: 1.5 }],
+        ['createdAt', { createdAt: Number.NaN }],
+        ['expiresAt', { expiresAt: 2 ** 53 }],
+        ['authenticated', { authenticated: 1 as unknown as boolean }],
+      ];
+      for (const [field, overrides] of cases) {
+        const failure = await store.insertMedia(pendingRecord(overrides)).catch((error: unknown) => error);
+        expect(failure, field).toBeInstanceOf(TypeError);
+        expect((failure as Error).message).toContain(field);
+        expect((failure as Error).message).not.toContain('secret');
+      }
+      await expect(store.completeMedia('example.org', 'pendingMediaId', completion({ size: -0.5 }))).rejects.toBeInstanceOf(TypeError);
+      await expect(store.touchMedia('example.org', 'pendingMediaId', Number.POSITIVE_INFINITY)).rejects.toBeInstanceOf(TypeError);
+      await expect(store.putServerKeys([serverKey({ keyId: 'k\0' })])).rejects.toBeInstanceOf(TypeError);
+      await expect(store.putServerKeys([serverKey(), serverKey({ fetchedAt: 0.1 })])).rejects.toBeInstanceOf(TypeError);
+      // Nothing was written by any refused call.
+      expect(await store.getMedia('example.org', 'pendingMediaId')).toBeNull();
+      expect(await store.getServerKeys('remote.example')).toEqual([]);
+    });
+
+    it('accepts the longest keys the schema allows on every backend', async () => {
+      const record = pendingRecord({ serverName: 's'.repeat(255), mediaId: 'm'.repeat(255), userId: 'u'.repeat(255) });
+      expect(await store.insertMedia(record)).toBe(true);
+      expect(await store.getMedia(record.serverName, record.mediaId)).toStrictEqual(record);
     });
   });
 }

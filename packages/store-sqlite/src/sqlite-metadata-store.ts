@@ -47,6 +47,9 @@ export async function createSqliteMetadataStore(
     client: 'better-sqlite3',
     connection: { filename },
     useNullAsDefault: true,
+    // Error messages then carry the SQL with `?` placeholders, not the bound
+    // values (media IDs, file names): they may end up in logs.
+    compileSqlOnError: false,
     pool: {
       min: 1,
       max: 1,

@@ -1,5 +1,4 @@
-import { errors } from '@hsmedia/errors';
-import type { Middleware } from 'koa';
+import { Router } from '@koa/router';
 
 /**
  * The spec versions a standalone server advertises. v1.11 is the first with
@@ -11,21 +10,21 @@ export const SUPPORTED_SPEC_VERSIONS: readonly string[] = Object.freeze(
 );
 
 /**
- * `GET /_matrix/client/versions` for standalone mode (no homeserver in
- * front answering it). No authentication, as the spec says.
+ * A router answering `GET /_matrix/client/versions` for standalone mode (no
+ * homeserver in front answering it). No authentication, as the spec says.
+ * Mount it with `allowedMethods(allowedMethodsOptions)` so other methods get
+ * 405 `M_UNRECOGNIZED`.
  */
-export function clientVersions(): Middleware {
+export function createVersionsRouter(): Router {
   const body = JSON.stringify({
     versions: SUPPORTED_SPEC_VERSIONS,
+    // Clients that predate v1.11 in /versions look for this flag instead.
     unstable_features: { 'org.matrix.msc3916.stable': true },
   });
-  return async function clientVersionsMiddleware(ctx, next) {
-    if (ctx.path !== '/_matrix/client/versions') return next();
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
-      ctx.set('Allow', 'GET, HEAD');
-      throw errors.unrecognized('Unrecognized request: method not allowed', 405);
-    }
+  const router = new Router();
+  router.get('/_matrix/client/versions', (ctx) => {
     ctx.type = 'application/json';
     ctx.body = body;
-  };
+  });
+  return router;
 }

@@ -1,0 +1,225 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { configJsonSchema, defaultConfig, loadConfigFile, type MediaServerConfig } from './config.js';
+import { openStores } from './stores.js';
+import { loadOrCreateSigningKey } from './signing-key-file.js';
+import { startServer, type StartedServer } from './server.js';
+
+/** Where the CLI writes; tests pass in-memory sinks. */
+export interface CliIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+  /** The directory the embedded defaults resolve `./data` against. */
+  readonly cwd: string;
+}
+
+/** Exit codes: 0 ok, 1 bad config or failed start, 2 bad command line. */
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
+
+const USAGE = `Usage: hsmedia-server [command] [--config FILE]
+
+Commands:
+  start           Start the media server (the default).
+  check-config    Validate the config and print a summary, then exit.
+  migrate         Create or upgrade the database schema, then exit.
+  generate-key    Create the signing key file if missing; print its key ID and public key.
+  config-schema   Print the JSON Schema of the config file.
+
+Options:
+  -c, --config FILE   YAML config file. Without it: embedded defaults
+                      (SQLite and files under ./data, server name localhost,
+                      listening on 127.0.0.1:8008).
+  -h, --help          Show this help.
+  -v, --version       Show the version.
+`;
+
+const COMMANDS = ['start', 'check-config', 'migrate', 'generate-key', 'config-schema'] as const;
+type Command = (typeof COMMANDS)[number];
+
+function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+/** A parsed command line, or a usage error message. */
+export type CliInvocation =
+  | { readonly kind: 'run'; readonly command: Command; readonly configPath: string | undefined }
+  | { readonly kind: 'help' | 'version' }
+  | { readonly kind: 'usage-error'; readonly message: string };
+
+/** Parses argv (without `node` and the script). */
+export function parseCommandLine(argv: readonly string[]): CliInvocation {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (error) {
+    return { kind: 'usage-error', message: (error as Error).message };
+  }
+  if (parsed.values.help === true) return { kind: 'help' };
+  if (parsed.values.version === true) return { kind: 'version' };
+  if (parsed.positionals.length > 1) {
+    return { kind: 'usage-error', message: `Unexpected argument: ${parsed.positionals[1]}` };
+  }
+  const name = parsed.positionals[0] ?? 'start';
+  if (!(COMMANDS as readonly string[]).includes(name)) {
+    return { kind: 'usage-error', message: `Unknown command: ${name}` };
+  }
+  if (parsed.values.config === '') return { kind: 'usage-error', message: '--config needs a file name' };
+  return { kind: 'run', command: name as Command, configPath: parsed.values.config };
+}
+
+async function resolveConfig(configPath: string | undefined, io: CliIo): Promise<MediaServerConfig | null> {
+  if (configPath === undefined) return defaultConfig(io.cwd);
+  const result = await loadConfigFile(configPath);
+  if (result.ok) return result.config;
+  io.stderr.write(`hsmedia-server: invalid configuration (${result.errors.length} problem${result.errors.length === 1 ? '' : 's'}):\n`);
+  for (const line of result.errors) io.stderr.write(`  ${line}\n`);
+  return null;
+}
+
+/**
+ * Runs a command that finishes by itself (everything but `start`, whose
+ * process lives until a signal). Returns the exit code.
+ */
+export async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  const invocation = parseCommandLine(argv);
+  switch (invocation.kind) {
+    case 'help':
+      io.stdout.write(USAGE);
+      return EXIT.OK;
+    case 'version':
+      io.stdout.write(`${version()}\n`);
+      return EXIT.OK;
+    case 'usage-error':
+      io.stderr.write(`hsmedia-server: ${invocation.message}\n\n${USAGE}`);
+      return EXIT.USAGE;
+    case 'run':
+      break;
+  }
+  if (invocation.command === 'config-schema') {
+    io.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    return EXIT.OK;
+  }
+  const config = await resolveConfig(invocation.configPath, io);
+  if (config === null) return EXIT.FAILURE;
+  try {
+    switch (invocation.command) {
+      case 'check-config':
+        io.stdout.write(`${describeConfig(config)}configuration OK\n`);
+        return EXIT.OK;
+      case 'migrate': {
+        const stores = await openStores(config);
+        await stores.close();
+        io.stdout.write(`database ready: ${config.database.path}\n`);
+        return EXIT.OK;
+      }
+      case 'generate-key': {
+        const { key, created } = await loadOrCreateSigningKey(config.signingKeyPath);
+        io.stdout.write(
+          `${created ? 'created' : 'kept existing'} ${config.signingKeyPath}\nkey_id: ${key.keyId}\npublic_key: ${key.publicKey}\n`,
+        );
+        return EXIT.OK;
+      }
+      case 'start':
+        throw new Error('start is run by runCli');
+    }
+  } catch (error) {
+    io.stderr.write(`hsmedia-server: ${(error as Error).message}\n`);
+    return EXIT.FAILURE;
+  }
+}
+
+function describeConfig(config: MediaServerConfig): string {
+  const auth =
+    config.auth.kind === 'homeserver'
+      ? `whoami at ${config.auth.homeserverUrl}`
+      : config.auth.kind === 'tokens'
+        ? `${Object.keys(config.auth.tokens).length} static token(s)`
+        : `generated admin token in ${config.auth.tokenPath}`;
+  return [
+    `server_name: ${config.serverName}`,
+    `listen: http://${config.listen.host}:${config.listen.port}`,
+    `database: sqlite ${config.database.path}`,
+    `media_store: filesystem ${config.mediaStore.path}`,
+    `signing_key_path: ${config.signingKeyPath}`,
+    `max_upload_size: ${config.maxUploadBytes} bytes`,
+    `auth: ${auth}`,
+    '',
+  ].join('\n');
+}
+
+/** The banner for a freshly generated admin token (stderr, printed once). */
+export function adminTokenBanner(url: string, userId: string, token: string, tokenPath: string): string {
+  return [
+    '',
+    '============================================================',
+    ` Generated an access token for ${userId}`,
+    '',
+    `   ${token}`,
+    '',
+    ` Stored in ${tokenPath}; restarts reuse it. Try:`,
+    '',
+    `   curl -H 'Authorization: Bearer ${token}' \\`,
+    `        -H 'Content-Type: text/plain' --data-binary 'hello' \\`,
+    `        '${url}/_matrix/media/v3/upload?filename=hello.txt'`,
+    '',
+    ' Configure `auth` (tokens or homeserver_url) for real users.',
+    '============================================================',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The whole CLI: runs a command, or starts the server and stops it
+ * gracefully on SIGTERM/SIGINT (exit 0). A second signal exits at once (1).
+ * Resolves with the process exit code once everything is closed.
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const invocation = parseCommandLine(argv);
+  if (invocation.kind !== 'run' || invocation.command !== 'start') return runCommand(argv, io);
+  const config = await resolveConfig(invocation.configPath, io);
+  if (config === null) return EXIT.FAILURE;
+
+  let started: StartedServer;
+  try {
+    started = await startServer(config);
+  } catch (error) {
+    io.stderr.write(`hsmedia-server: cannot start: ${(error as Error).message}\n`);
+    return EXIT.FAILURE;
+  }
+  const admin = started.adminToken;
+  if (admin?.created === true) {
+    io.stderr.write(adminTokenBanner(started.url, admin.userId, admin.token, admin.tokenPath));
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        io.stderr.write(`hsmedia-server: ${signal} again, exiting without draining\n`);
+        resolve(EXIT.FAILURE);
+        return;
+      }
+      stopping = true;
+      started.logger.info({ signal }, 'shutting down');
+      started.close().then(
+        () => resolve(EXIT.OK),
+        (error: unknown) => {
+          started.logger.error({ err: error }, 'shutdown failed');
+          resolve(EXIT.FAILURE);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

@@ -1,0 +1,229 @@
+import { createServer as createHttpServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  createClientAuth,
+  StaticTokenVerifier,
+  WhoamiTokenVerifier,
+  type AccessTokenVerifier,
+} from '@hsmedia/client-auth';
+import { MediaService } from '@hsmedia/media-core';
+import { mountMediaRoutes } from '@hsmedia/media-routes';
+import Koa from 'koa';
+import type { DestinationStream, Logger as PinoLogger } from 'pino';
+import { loadOrCreateAdminToken } from './admin-token.js';
+import type { MediaServerConfig } from './config.js';
+import { createDrainer } from './drain.js';
+import { createLogger } from './logger.js';
+import { requestLog } from './request-log.js';
+import { loadOrCreateSigningKey, type ServerSigningKey, type SigningKeyCodec } from './signing-key-file.js';
+import { openStores, type OpenStores } from './stores.js';
+import { createVersionsRouter } from './versions.js';
+
+/** Options for {@link createServer} and {@link startServer}; all optional. */
+export interface ServerOptions {
+  /** A ready logger; default: a pino logger at `config.logLevel` writing to `logDestination`. */
+  readonly logger?: PinoLogger;
+  /** Where the default logger writes JSON lines; default stdout. */
+  readonly logDestination?: DestinationStream;
+  /** Reads and writes the signing key file; default the built-in Synapse-format codec. */
+  readonly signingKeyCodec?: SigningKeyCodec;
+}
+
+/** The admin token of standalone mode without a token table. */
+export interface GeneratedAdminToken {
+  readonly userId: string;
+  readonly token: string;
+  readonly tokenPath: string;
+  /** True on the start that created it (the CLI prints it then, and only then). */
+  readonly created: boolean;
+}
+
+/** A composed server, not yet listening. */
+export interface MediaServer {
+  readonly config: MediaServerConfig;
+  readonly app: Koa;
+  readonly httpServer: Server;
+  readonly logger: PinoLogger;
+  readonly media: MediaService;
+  readonly signingKey: ServerSigningKey;
+  /** Set in standalone mode when `auth` is not configured. */
+  readonly adminToken: GeneratedAdminToken | undefined;
+  /** Staging files of crashed uploads removed at start. */
+  readonly stagingFilesRemoved: number;
+  /** Listens on `config.listen` and resolves with the base URL (`http://host:port`). */
+  listen(): Promise<string>;
+  /**
+   * Stops accepting, lets in-flight requests finish for up to
+   * `config.shutdownTimeoutMs`, cuts the rest, then closes the stores.
+   * Safe to call more than once.
+   */
+  close(): Promise<void>;
+}
+
+/** A server that listens. */
+export interface StartedServer extends MediaServer {
+  /** `http://host:port`, with the real port when `listen.port` is 0. */
+  readonly url: string;
+}
+
+/** Node's default 5 minutes is too short for a large upload on a slow link. */
+const REQUEST_TIMEOUT_MS = 30 * 60 * 1000;
+
+function verifierFor(config: MediaServerConfig, adminToken: GeneratedAdminToken | undefined): AccessTokenVerifier {
+  switch (config.auth.kind) {
+    case 'homeserver':
+      return new WhoamiTokenVerifier({ homeserverUrl: config.auth.homeserverUrl });
+    case 'tokens':
+      return new StaticTokenVerifier(config.auth.tokens);
+    case 'generated':
+      return new StaticTokenVerifier(adminToken === undefined ? {} : { [adminToken.token]: adminToken.userId });
+  }
+}
+
+function urlOf(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+/**
+ * Builds a server from a validated config: opens the stores (running
+ * migrations), removes staging files of crashed uploads, loads or creates
+ * the signing key (and the admin token in standalone mode without `auth`),
+ * and composes the Koa app. It does not listen; see {@link startServer}.
+ */
+export async function createServer(config: MediaServerConfig, options: ServerOptions = {}): Promise<MediaServer> {
+  const logger =
+    options.logger ??
+    createLogger({
+      level: config.logLevel,
+      ...(options.logDestination === undefined ? {} : { destination: options.logDestination }),
+    });
+
+  const { key: signingKey, created: keyCreated } = await loadOrCreateSigningKey(
+    config.signingKeyPath,
+    options.signingKeyCodec,
+  );
+  if (keyCreated) logger.info({ path: config.signingKeyPath, key_id: signingKey.keyId }, 'created signing key');
+
+  let adminToken: GeneratedAdminToken | undefined;
+  if (config.auth.kind === 'generated') {
+    const { token, created } = await loadOrCreateAdminToken(config.auth.tokenPath);
+    adminToken = { userId: config.auth.userId, token, tokenPath: config.auth.tokenPath, created };
+    logger.info(
+      { user_id: adminToken.userId, path: adminToken.tokenPath, created },
+      created ? 'created admin access token' : 'using stored admin access token',
+    );
+  }
+
+  let stores: OpenStores | undefined;
+  let media: MediaService | undefined;
+  try {
+    stores = await openStores(config);
+    const stagingFilesRemoved = await stores.blobs.cleanupStaging();
+    if (stagingFilesRemoved > 0) {
+      logger.info({ count: stagingFilesRemoved }, 'removed staging files of unfinished uploads');
+    }
+
+    media = new MediaService({
+      serverName: config.serverName,
+      blobs: stores.blobs,
+      metadata: stores.metadata,
+      maxUploadBytes: config.maxUploadBytes,
+      freezeLegacy: config.legacyMedia.freeze,
+      logger: logger.child({ component: 'media' }),
+      cache: {
+        // max_bytes 0 turns the blob cache off; MediaService spells that as a 0 item size.
+        maxBlobBytes: config.mediaCache.maxBytes === 0 ? 0 : config.mediaCache.maxItemBytes,
+        maxTotalBytes: config.mediaCache.maxBytes,
+      },
+    });
+
+    const app = new Koa();
+    // The listener is attached below: `app.callback()` snapshots the middleware composed so far.
+    const httpServer = createHttpServer({ requestTimeout: REQUEST_TIMEOUT_MS });
+    const drainer = createDrainer(httpServer);
+    app.use(requestLog(logger));
+    app.use(drainer.middleware);
+    // Errors, CORS, security headers, the media routers and the M_UNRECOGNIZED catch-all.
+    mountMediaRoutes(app, {
+      media,
+      authenticate: createClientAuth({ verifier: verifierFor(config, adminToken) }),
+      logger,
+      // Beside a homeserver, the homeserver answers /versions (it knows its own spec support).
+      routers: config.auth.kind === 'homeserver' ? [] : [createVersionsRouter()],
+    });
+    httpServer.on('request', app.callback());
+
+    const openedStores = stores;
+    const openedMedia = media;
+    let closing: Promise<void> | undefined;
+    const close = async (): Promise<void> => {
+      const started = Date.now();
+      const drained = await drainer.drain(config.shutdownTimeoutMs);
+      logger.info(
+        { drained, duration_ms: Date.now() - started },
+        drained ? 'in-flight requests finished' : 'shutdown deadline passed; cut remaining connections',
+      );
+      await openedMedia.close();
+      await openedStores.close();
+      logger.info({}, 'stopped');
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    };
+
+    return {
+      config,
+      app,
+      httpServer,
+      logger,
+      media,
+      signingKey,
+      adminToken,
+      stagingFilesRemoved,
+      listen: () =>
+        new Promise<string>((resolve, reject) => {
+          const onError = (error: Error): void => reject(error);
+          httpServer.once('error', onError);
+          httpServer.listen(config.listen.port, config.listen.host, () => {
+            httpServer.off('error', onError);
+            const url = urlOf(httpServer.address() as AddressInfo);
+            logger.info(
+              { url, server_name: config.serverName, auth: config.auth.kind, key_id: signingKey.keyId },
+              `listening on ${url}`,
+            );
+            resolve(url);
+          });
+        }),
+      close: () => {
+        closing ??= close();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await media?.close();
+    await stores?.close();
+    throw error;
+  }
+}
+
+/**
+ * {@link createServer}, then listen. What the CLI runs, and what tests (and
+ * multi-server federation tests) run in-process.
+ *
+ * @example
+ * ```ts
+ * const config = parseConfig({ listen: { port: 0 }, auth: { tokens: { t: '@a:localhost' } } }, dir);
+ * const server = await startServer(config.config);
+ * await fetch(`${server.url}/_matrix/client/versions`);
+ * await server.close();
+ * ```
+ */
+export async function startServer(config: MediaServerConfig, options: ServerOptions = {}): Promise<StartedServer> {
+  const server = await createServer(config, options);
+  try {
+    const url = await server.listen();
+    return { ...server, url };
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+}

@@ -4,7 +4,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
+import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CliProcess, runToExit } from './cli-process.js';
 import { download, fakeHomeserver, tempDir, upload } from './helpers.js';
@@ -82,12 +82,14 @@ async function untilStagingFile(cli: CliProcess): Promise<string[]> {
   }
 }
 
-function mediaRowCount(): number {
-  const db = new Database(join(dir.path, 'data', 'media.db'), { readonly: true });
+/** Rows in the media table, read through the store's own knex handle. */
+async function mediaRowCount(): Promise<number> {
+  const store = await createSqliteMetadataStore({ path: join(dir.path, 'data', 'media.db'), migrate: false });
   try {
-    return (db.prepare('SELECT COUNT(*) AS n FROM media').get() as { n: number }).n;
+    const [row] = (await store.knex('media').count({ n: '*' })) as { n: number | string }[];
+    return Number(row?.n);
   } finally {
-    db.close();
+    await store.close();
   }
 }
 
@@ -151,7 +153,7 @@ describe('command line', () => {
     const migrate = await runToExit(['migrate', '--config', path], dir.path);
     expect(migrate.code).toBe(0);
     expect((await stat(join(dir.path, 'data', 'media.db'))).isFile()).toBe(true);
-    expect(mediaRowCount()).toBe(0);
+    expect(await mediaRowCount()).toBe(0);
   });
 });
 
@@ -231,7 +233,7 @@ describe('running server', () => {
     expect(response).toMatchObject({ status: 200 });
     expect(await cli.exited).toEqual({ code: 0, signal: null });
     expect(await stagingFiles()).toEqual([]);
-    expect(mediaRowCount()).toBe(1);
+    expect(await mediaRowCount()).toBe(1);
   });
 
   it('SIGTERM with an upload that outlives the deadline cuts it, cleans up and exits 0', async () => {
@@ -243,7 +245,7 @@ describe('running server', () => {
     expect(await slow.response).toHaveProperty('error');
     expect(await cli.exited).toEqual({ code: 0, signal: null });
     expect(await stagingFiles()).toEqual([]);
-    expect(mediaRowCount()).toBe(0);
+    expect(await mediaRowCount()).toBe(0);
     expect(cli.logLines()).toContainEqual(expect.objectContaining({ drained: false }));
   });
 
@@ -262,7 +264,7 @@ describe('running server', () => {
     await next.listening();
     expect(await stagingFiles()).toEqual([]);
     expect(next.logLines()).toContainEqual(expect.objectContaining({ msg: 'removed staging files of unfinished uploads', count: 1 }));
-    expect(mediaRowCount()).toBe(0);
+    expect(await mediaRowCount()).toBe(0);
     next.child.kill('SIGTERM');
     expect((await next.exited).code).toBe(0);
   });

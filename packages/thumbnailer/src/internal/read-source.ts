@@ -1,0 +1,57 @@
+import type { ByteSource } from '@hsmedia/media-core';
+import { ThumbnailError } from '../errors.js';
+
+/**
+ * Reads a whole source into one buffer, refusing (with `ThumbnailError` `too_large`) as soon as
+ * more than `maxBytes` arrive. Images must be in memory to be decoded; the cap bounds that memory.
+ */
+export async function readSource(source: ByteSource, maxBytes: number, signal: AbortSignal): Promise<Buffer> {
+  const iterator = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  let finished = false;
+  try {
+    for (;;) {
+      const next = await raceAbort(iterator.next(), signal);
+      if (next.done === true) {
+        finished = true;
+        break;
+      }
+      const chunk = next.value;
+      total += chunk.byteLength;
+      if (total > maxBytes) {
+        throw new ThumbnailError('too_large', `The source is larger than ${maxBytes} bytes`);
+      }
+      chunks.push(chunk);
+    }
+  } finally {
+    // Release the producer (cancels a WHATWG stream) when we stop early.
+    if (!finished) void Promise.resolve(iterator.return?.()).catch(() => {});
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      promise.catch(() => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,0 +1,10 @@
+/**
+ * `@hsmedia/store-postgres`: the knex metadata store on PostgreSQL (`pg`),
+ * with pool settings, statement timeouts, recovery after database restarts and
+ * migrations that are safe when several instances start at once.
+ */
+export {
+  createPostgresMetadataStore,
+  PostgresMetadataStore,
+  type PostgresMetadataStoreOptions,
+} from './postgres-metadata-store.js';

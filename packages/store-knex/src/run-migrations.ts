@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { withMigrationLock } from './internal/migration-lock.js';
 import { tableNamesFor, type TableNames } from './internal/table-names.js';
 import { migrations, type StoreMigration } from './migrations/index.js';
 
@@ -8,17 +9,13 @@ export interface RunMigrationsOptions {
   readonly tablePrefix?: string;
 }
 
-// Another process (a second replica starting at the same time) may hold knex's
-// migration lock for the few milliseconds its migrations take. Wait for it a
-// bounded number of times instead of failing start-up; a lock left behind by a
-// crash still surfaces as an error.
-const LOCK_RETRIES = 20;
-const LOCK_RETRY_DELAY_MS = 250;
-
 /**
  * Brings the schema up to date: runs every migration not yet recorded, in
- * order, each in its own transaction. Idempotent; safe to call on every start.
- * The migrations live in code (no directory lookup), so bundling works.
+ * order, in one transaction. Idempotent; safe to call on every start, also
+ * from several processes at once (they take turns). The migrations live in
+ * code (no directory lookup), so bundling works.
+ *
+ * Throws `TypeError` for an invalid `tablePrefix`; database errors propagate.
  */
 export async function runMigrations(knex: Knex, options: RunMigrationsOptions = {}): Promise<void> {
   const tables = tableNamesFor(options.tablePrefix);
@@ -26,19 +23,9 @@ export async function runMigrations(knex: Knex, options: RunMigrationsOptions = 
     tableName: tables.migrations,
     migrationSource: new InCodeMigrationSource(tables),
   };
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await knex.migrate.latest(config);
-      return;
-    } catch (error) {
-      if (!isMigrationLocked(error) || attempt >= LOCK_RETRIES) throw error;
-      await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_DELAY_MS));
-    }
-  }
-}
-
-function isMigrationLocked(error: unknown): boolean {
-  return error instanceof Error && error.name === 'MigrationLocked';
+  await withMigrationLock(knex, tables, async (trx) => {
+    await trx.migrate.latest(config);
+  });
 }
 
 /** Feeds knex's migrator from the {@link migrations} array, bound to one set of table names. */

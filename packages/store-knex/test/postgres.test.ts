@@ -68,6 +68,21 @@ async function openPostgresDatabase(): Promise<KnexTestDatabase> {
 describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
   describeKnexStoreBehaviour('PostgreSQL (pg)', openPostgresDatabase);
 
+  it('several processes migrating one fresh schema at the same time all succeed', async () => {
+    const { runMigrations } = await import('@hsmedia/store-knex');
+    const first = await openPostgresDatabase();
+    const schema = schemas.at(-1)!;
+    const others = Array.from({ length: 3 }, () =>
+      knexFactory({ client: 'pg', connection: PG_URL, searchPath: [schema], compileSqlOnError: false }),
+    );
+    await Promise.all([first.knex, ...others].map((knex) => runMigrations(knex)));
+    const applied = (await first.knex('hsmedia_migrations').select('name')) as { name: string }[];
+    expect(applied.map((row) => row.name)).toEqual(['0001_initial']);
+    expect(await first.knex('hsmedia_migrations_lock').count({ n: '*' })).toEqual([{ n: '1' }]);
+    for (const knex of others) await knex.destroy();
+    await first.dispose();
+  });
+
   it('creates the schema in the configured search path only', async () => {
     const db = await openPostgresDatabase();
     const { runMigrations } = await import('@hsmedia/store-knex');

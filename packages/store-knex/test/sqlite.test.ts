@@ -78,6 +78,7 @@ describe('KnexMetadataStore on SQLite: schema', () => {
     expect(names).toEqual([
       'hs_hsmedia_migrations',
       'hs_hsmedia_migrations_lock',
+      'hs_hsmedia_migrations_mutex',
       'hs_media',
       'hs_media_blob_id_idx',
       'hs_media_last_access_at_idx',

@@ -108,6 +108,15 @@ describe('createSqliteMetadataStore', () => {
     expect(await a.getMedia('example.org', 'm0')).toBeNull();
   });
 
+  it('several stores opening one fresh file at once all succeed', async () => {
+    const path = join(dir, 'fresh.db');
+    const stores = await Promise.all(Array.from({ length: 4 }, () => open(path)));
+    const applied = (await stores[0]!.knex('hsmedia_migrations').select('name')) as { name: string }[];
+    expect(applied.map((row) => row.name)).toEqual(['0001_initial']);
+    expect(await stores[3]!.insertMedia(record())).toBe(true);
+    expect(await stores[1]!.getMedia('example.org', 'abcDEF123')).not.toBeNull();
+  });
+
   it('supports :memory: (kept alive by the single pooled connection)', async () => {
     const store = await open(':memory:');
     await store.insertMedia(record());

@@ -7,4 +7,5 @@ export {
   createPostgresMetadataStore,
   PostgresMetadataStore,
   type PostgresMetadataStoreOptions,
+  type PostgresStoreLog,
 } from './postgres-metadata-store.js';

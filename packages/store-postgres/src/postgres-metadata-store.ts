@@ -43,7 +43,20 @@ export interface PostgresMetadataStoreOptions {
   readonly migrate?: boolean;
   /** `application_name` of the connections (shows in `pg_stat_activity`). Default `hsmedia`. */
   readonly applicationName?: string;
+  /**
+   * Where knex's connection warnings go (one per failed connection attempt
+   * while the database is down, with the driver's message). Default: the console.
+   */
+  readonly log?: PostgresStoreLog;
 }
+
+/** Receiver of knex's diagnostics, pino-shaped: the `Logger` of `@hsmedia/media-core` and pino loggers fit. */
+export interface PostgresStoreLog {
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const LOG_CONTEXT = { component: 'store-postgres' } as const;
 
 /** The subset of a `pg` client the store talks to directly. */
 interface PgConnection {
@@ -165,6 +178,16 @@ export async function createPostgresMetadataStore(
     },
   };
   if (searchPath !== undefined) config.searchPath = [searchPath];
+  const log = options.log;
+  if (log !== undefined) {
+    config.log = {
+      warn: (message: string) => log.warn(LOG_CONTEXT, String(message)),
+      error: (message: string) => log.error(LOG_CONTEXT, String(message)),
+      deprecate: (method: string, alternative: string) =>
+        log.warn(LOG_CONTEXT, `${method} is deprecated, use ${alternative}`),
+      debug: () => undefined,
+    };
+  }
   const knex = knexFactory(config);
 
   let store: PostgresMetadataStore;

@@ -1,0 +1,54 @@
+/**
+ * `@hsmedia/url-preview`: URL previews for Matrix `preview_url` (spec §1.5,
+ * §6). An SSRF-guarded fetcher (IP range policy from `@hsmedia/net-guard`
+ * on every hop), OpenGraph and oEmbed extraction as pure functions, and the
+ * preview image stored through an injected callback as `mxc://` media.
+ */
+export {
+  createUrlPreviewer,
+  HttpUrlPreviewer,
+  type UrlPreviewer,
+  type UrlPreviewerOptions,
+  type PreviewRequestOptions,
+  type StorePreviewImage,
+  type StorePreviewImageOptions,
+  type StoredPreviewImage,
+  type OEmbedOptions,
+} from './url-previewer.js';
+export {
+  PreviewError,
+  PreviewConfigError,
+  isPreviewError,
+  previewErrorToMatrixError,
+  type PreviewErrorKind,
+  type PreviewErrorOptions,
+} from './errors.js';
+export {
+  HtmlMetadataCollector,
+  parseHtmlMetadata,
+  IMAGE_META_KEYS,
+  DESCRIPTION_META_KEYS,
+  type HtmlMetadata,
+  type HtmlImage,
+} from './html-metadata.js';
+export {
+  previewFromHtml,
+  resolveHttpUrl,
+  summarise,
+  MAX_DESCRIPTION_CHARS,
+  type HtmlPreviewSource,
+} from './open-graph.js';
+export {
+  DEFAULT_OEMBED_PROVIDERS,
+  compileOEmbedProviders,
+  oEmbedSchemeToRegExp,
+  oEmbedRequestUrl,
+  previewFromOEmbed,
+  type OEmbedProvider,
+  type OEmbedEndpoint,
+  type OEmbedMatcher,
+  type OEmbedPreviewSource,
+} from './oembed.js';
+export { compileUrlDenyRules, type UrlDenyRule, type UrlDenyMatcher } from './url-rules.js';
+export { probeImageHeader, isUnrecognisedImage, PROBED_IMAGE_TYPES, type ImageHeader } from './image-probe.js';
+export { sniffHtmlEncoding, charsetOfContentType, encodingForLabel, CHARSET_PRESCAN_BYTES } from './charset.js';

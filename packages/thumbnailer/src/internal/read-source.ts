@@ -6,27 +6,41 @@ import { ThumbnailError } from '../errors.js';
  * more than `maxBytes` arrive. Images must be in memory to be decoded; the cap bounds that memory.
  */
 export async function readSource(source: ByteSource, maxBytes: number, signal: AbortSignal): Promise<Buffer> {
-  const iterator = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
   const chunks: Uint8Array[] = [];
   let total = 0;
-  let finished = false;
-  try {
-    for (;;) {
-      const next = await raceAbort(iterator.next(), signal);
-      if (next.done === true) {
-        finished = true;
-        break;
+  const take = (chunk: Uint8Array): void => {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw new ThumbnailError('too_large', `The source is larger than ${maxBytes} bytes`);
+    chunks.push(chunk);
+  };
+  if (source instanceof ReadableStream) {
+    // A reader, not the async iterator: `cancel()` works even while a read is pending.
+    const reader = (source as ReadableStream<Uint8Array>).getReader();
+    let finished = false;
+    try {
+      for (;;) {
+        const next = await raceAbort(reader.read(), signal);
+        if (next.done) break;
+        take(next.value);
       }
-      const chunk = next.value;
-      total += chunk.byteLength;
-      if (total > maxBytes) {
-        throw new ThumbnailError('too_large', `The source is larger than ${maxBytes} bytes`);
-      }
-      chunks.push(chunk);
+      finished = true;
+    } finally {
+      if (!finished) void reader.cancel().catch(() => {});
     }
-  } finally {
-    // Release the producer (cancels a WHATWG stream) when we stop early.
-    if (!finished) void Promise.resolve(iterator.return?.()).catch(() => {});
+  } else {
+    const iterator = source[Symbol.asyncIterator]();
+    let finished = false;
+    try {
+      for (;;) {
+        const next = await raceAbort(iterator.next(), signal);
+        if (next.done === true) break;
+        take(next.value);
+      }
+      finished = true;
+    } finally {
+      // Release the producer when we stop early (destroys a Node stream).
+      if (!finished) void Promise.resolve(iterator.return?.()).catch(() => {});
+    }
   }
   return Buffer.concat(chunks, total);
 }

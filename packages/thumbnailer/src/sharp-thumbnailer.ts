@@ -240,7 +240,13 @@ export class SharpThumbnailer implements ThumbnailGenerator {
     if (stills.length > 0) {
       const decoded = track(this.#decodeStill(bytes, info, stills.map(([, job]) => job.geometry)));
       for (const [key, job] of stills) {
-        outputs.set(key, decoded.then((raw) => track(this.#encodeStill(raw, info, job.geometry))));
+        outputs.set(
+          key,
+          decoded.then((raw) => {
+            signal.throwIfAborted(); // no new libvips work once the job is over
+            return track(this.#encodeStill(raw, info, job.geometry));
+          }),
+        );
       }
     }
     for (const [key, job] of jobs) {

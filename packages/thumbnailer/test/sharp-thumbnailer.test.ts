@@ -142,6 +142,15 @@ describe('SharpThumbnailer: output types', () => {
     expect(Math.abs(data[2]! - 0xc0)).toBeLessThan(40);
   });
 
+  it('AVIF is decoded (never passed through: not a thumbnail type)', async () => {
+    const source = await sharp({ create: { width: 120, height: 80, channels: 3, background: '#40a040' } }).avif().toBuffer();
+    const [cropped, own] = await generate(source, 'image/avif', [spec(32, 32, 'crop'), spec(800, 600, 'scale')]);
+    expect([cropped!.width, cropped!.height, cropped!.contentType]).toEqual([32, 32, 'image/jpeg']);
+    expect([own!.width, own!.height, own!.contentType, own!.original]).toEqual([120, 80, 'image/jpeg', false]);
+    await expectDecodable(cropped!);
+    await expectDecodable(own!);
+  });
+
   it('a PNG declared as image/jpeg is thumbnailed by what it is', async () => {
     const [thumb] = await generate(await alphaPng(200, 200), 'image/jpeg', [spec(32, 32, 'crop')]);
     expect(thumb!.contentType).toBe('image/png');

@@ -24,7 +24,8 @@ export async function readJsonBody(ctx: Context, options: ReadJsonBodyOptions): 
   }
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+  // destroyOnReturn: false — stopping early must not destroy the socket before the 413 is sent.
+  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     total += chunk.length;
     if (total > maxBytes) {
       // Stop reading; the connection will not be reused with an unread body.

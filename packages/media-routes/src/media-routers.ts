@@ -162,7 +162,9 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
     const signal = abortSignalFor(ctx);
     try {
       const { contentUri } = await media.upload({
-        body: ctx.req,
+        // Not ctx.req itself: a stream pipeline that fails early would destroy the request, and with
+        // it the socket, before the 413 could be sent. The connection is closed after the answer instead.
+        body: ctx.req.iterator({ destroyOnReturn: false }),
         requester,
         signal,
         ...(contentType === '' ? {} : { contentType }),

@@ -153,13 +153,19 @@ describe.skipIf(env.unavailable !== undefined)('PostgresMetadataStore resilience
     const applicationName = uniqueApplicationName('idle');
     const store = await openStore({ applicationName });
     await Promise.all(Array.from({ length: 4 }, () => store.getMedia(RECORD.serverName, RECORD.mediaId)));
+    // The pool may still be opening a connection the burst asked for; let it settle.
+    const pool = store.knex.client.pool as { numPendingCreates(): number };
+    await waitFor(() => pool.numPendingCreates() === 0, 'the pool to settle');
     const idlePids = await sessionPids(applicationName);
     expect(idlePids.length).toBeGreaterThan(0);
 
     await env.admin.raw('select pg_terminate_backend(pid) from pg_stat_activity where application_name = ?', [
       applicationName,
     ]);
-    await waitFor(async () => (await sessionPids(applicationName)).length === 0, 'the sessions to end');
+    await waitFor(
+      async () => (await sessionPids(applicationName)).every((pid) => !idlePids.includes(pid)),
+      'the sessions to end',
+    );
 
     expect(await store.getMedia(RECORD.serverName, RECORD.mediaId)).toStrictEqual(RECORD);
     const pidsNow = await sessionPids(applicationName);

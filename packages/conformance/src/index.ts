@@ -1,1 +1,1 @@
-export {};
+export { describeBlobStore, type BlobStoreFactory, type BlobStoreSubject } from './blob-store-suite.js';

@@ -1,1 +1,1 @@
-export {};
+export { FsBlobStore, type FsBlobStoreOptions } from './fs-blob-store.js';

@@ -1,0 +1,265 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import {
+  ContentTooLargeError,
+  generateId,
+  type BlobPutOptions,
+  type BlobReadOptions,
+  type BlobStore,
+  type ByteSource,
+  type StoredBlob,
+} from '@hsmedia/media-core';
+import { blobDirOf, blobPathOf, stagingDirOf, stagingPathOf } from './internal/blob-path.js';
+import { fileReadStream } from './internal/file-read-stream.js';
+
+/** Options of {@link FsBlobStore}. */
+export interface FsBlobStoreOptions {
+  /** Directory that holds `blobs/` and `staging/`; created on first write. Relative paths resolve against the cwd. */
+  readonly root: string;
+  /**
+   * fsync each blob and its directory before `put` resolves, so an
+   * acknowledged upload survives power loss. Default true; turn off only for
+   * tests or throwaway caches.
+   */
+  readonly fsync?: boolean;
+}
+
+/** Error codes that mean "no such blob" when opening, statting or unlinking its path. */
+const MISSING_CODES: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR']);
+
+function isMissing(error: unknown): boolean {
+  return MISSING_CODES.has((error as NodeJS.ErrnoException | null)?.code ?? '');
+}
+
+function checkOffset(name: string, value: number | undefined): void {
+  if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
+    throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
+  }
+}
+
+/** fsyncs a directory so a rename or create inside it is durable (POSIX; a no-op on Windows, which cannot). */
+async function syncDirectory(path: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The pipeline's sink: writes every chunk at the end of the file, awaiting
+ * each write so a slow disk slows the source (backpressure). The caller keeps
+ * the handle, to fsync and close it.
+ */
+function writeAllTo(handle: FileHandle): (chunks: AsyncIterable<Uint8Array>) => Promise<void> {
+  return async function writeAll(chunks) {
+    for await (const chunk of chunks) {
+      let offset = 0;
+      // A write may be short; loop until the whole chunk is down.
+      while (offset < chunk.byteLength) {
+        const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
+        offset += bytesWritten;
+      }
+    }
+  };
+}
+
+/**
+ * A {@link BlobStore} on a local directory tree.
+ *
+ * Layout: finished blobs at `<root>/blobs/<id[0..1]>/<id[2..3]>/<id>`,
+ * in-progress writes at `<root>/staging/<random>.tmp`. A write becomes
+ * visible only through the final `rename`, so a failed, aborted or
+ * oversized upload (or a crash) never shows up as a blob. Blob IDs are
+ * generated here and every ID passed in is validated against
+ * `^[A-Za-z0-9_-]{8,255}$` and jail-checked before it touches a path.
+ *
+ * @example
+ * ```ts
+ * const store = new FsBlobStore({ root: '/var/lib/hsmedia' });
+ * await store.cleanupStaging(); // at start-up, before serving
+ * const { blobId, size, sha256 } = await store.put(request.body, { maxBytes: 50 * 1024 * 1024 });
+ * const body = await store.open(blobId, { start: 0, end: 1023 });
+ * ```
+ */
+export class FsBlobStore implements BlobStore {
+  readonly #root: string;
+  readonly #fsync: boolean;
+  /** Staging names of this instance's writes in progress, which cleanupStaging must not remove. */
+  readonly #inFlight = new Set<string>();
+
+  constructor(options: FsBlobStoreOptions) {
+    if (typeof options?.root !== 'string' || options.root.trim() === '' || options.root.includes('\0')) {
+      throw new TypeError('FsBlobStore: root must be a non-empty path');
+    }
+    if (options.fsync !== undefined && typeof options.fsync !== 'boolean') {
+      throw new TypeError('FsBlobStore: fsync must be a boolean');
+    }
+    this.#root = resolve(options.root);
+    this.#fsync = options.fsync ?? true;
+  }
+
+  /** The absolute root directory. */
+  get root(): string {
+    return this.#root;
+  }
+
+  /**
+   * Streams `source` into a staging file while counting and hashing, then
+   * renames it into place. Rejects with {@link ContentTooLargeError} as soon
+   * as more than `maxBytes` arrive; on any failure the staging file is removed
+   * and the source is closed.
+   */
+  async put(source: ByteSource, options: BlobPutOptions = {}): Promise<StoredBlob> {
+    const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
+    if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
+      throw new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
+    }
+    signal?.throwIfAborted();
+
+    const stagingName = `${generateId()}.tmp`;
+    const stagingPath = stagingPathOf(this.#root, stagingName);
+    const blobId = generateId();
+    const finalDir = blobDirOf(this.#root, blobId);
+    const finalPath = blobPathOf(this.#root, blobId);
+    if (!stagingPath || !finalDir || !finalPath) throw new Error('FsBlobStore: generated an invalid path');
+
+    await mkdir(dirname(stagingPath), { recursive: true });
+    this.#inFlight.add(stagingName);
+    let handle: FileHandle | undefined;
+    let renamed = false;
+    try {
+      // 'wx': fail rather than share a file if a name ever repeats.
+      handle = await open(stagingPath, 'wx');
+      const hash = createHash('sha256');
+      let size = 0;
+      await pipeline(
+        source,
+        async function* countAndHash(chunks: AsyncIterable<unknown>): AsyncGenerator<Uint8Array> {
+          for await (const chunk of chunks) {
+            if (!(chunk instanceof Uint8Array)) throw new TypeError('FsBlobStore: source yielded a non-Uint8Array chunk');
+            size += chunk.byteLength;
+            if (size > maxBytes) throw new ContentTooLargeError(maxBytes);
+            if (chunk.byteLength === 0) continue;
+            hash.update(chunk);
+            yield chunk;
+          }
+        },
+        writeAllTo(handle),
+        signal ? { signal } : {},
+      );
+      if (this.#fsync) await handle.sync();
+      await handle.close();
+      handle = undefined;
+
+      const created = await mkdir(finalDir, { recursive: true });
+      signal?.throwIfAborted();
+      await rename(stagingPath, finalPath);
+      renamed = true;
+      if (this.#fsync) {
+        // The rename is durable once its directory is; new shard directories need their parents synced too.
+        await syncDirectory(finalDir);
+        if (created !== undefined) {
+          for (let dir = dirname(finalDir); dir.length >= this.#root.length; dir = dirname(dir)) {
+            await syncDirectory(dir);
+            if (dir === this.#root) break;
+          }
+        }
+      }
+      return { blobId, size, sha256: hash.digest('hex') };
+    } catch (error) {
+      await handle?.close().catch(() => undefined);
+      // Past the rename the blob is complete; a failed directory sync is reported, but the caller gets no ID,
+      // so remove it rather than leave an orphan.
+      await unlink(renamed ? finalPath : stagingPath).catch(() => undefined);
+      throw error;
+    } finally {
+      this.#inFlight.delete(stagingName);
+    }
+  }
+
+  /**
+   * A stream of the blob, or of the inclusive range `[start, end]` (an `end`
+   * past the last byte is clamped). Null when the blob does not exist or the ID
+   * is invalid. Throws `RangeError` for negative, fractional or inverted
+   * offsets. The file is opened before this resolves, so a concurrent delete
+   * cannot turn a found blob into a failing stream.
+   */
+  async open(blobId: string, options: BlobReadOptions = {}): Promise<ReadableStream<Uint8Array> | null> {
+    const { start = 0, end, signal } = options;
+    checkOffset('start', start);
+    checkOffset('end', end);
+    if (end !== undefined && end < start) throw new RangeError(`end (${end}) is before start (${start})`);
+    const path = blobPathOf(this.#root, blobId);
+    if (path === null) return null;
+    signal?.throwIfAborted();
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+    if (signal?.aborted) {
+      await handle.close();
+      signal.throwIfAborted();
+    }
+    return fileReadStream(handle, start, end ?? Number.POSITIVE_INFINITY, signal);
+  }
+
+  /** The blob's size, or null when it does not exist or the ID is invalid. */
+  async stat(blobId: string): Promise<{ readonly size: number } | null> {
+    const path = blobPathOf(this.#root, blobId);
+    if (path === null) return null;
+    try {
+      const info = await stat(path);
+      return info.isFile() ? { size: info.size } : null;
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  }
+
+  /** Removes the blob; true when it existed, false when it did not or the ID is invalid. */
+  async delete(blobId: string): Promise<boolean> {
+    const path = blobPathOf(this.#root, blobId);
+    if (path === null) return false;
+    try {
+      await unlink(path);
+      return true;
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Removes everything in `staging/` except this instance's writes in
+   * progress, and answers how many entries it removed. Call it at start-up,
+   * before serving: another process writing to the same root would lose its
+   * in-progress uploads.
+   */
+  async cleanupStaging(): Promise<number> {
+    const dir = stagingDirOf(this.#root);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (error) {
+      if (isMissing(error)) return 0;
+      throw error;
+    }
+    let removed = 0;
+    for (const name of names) {
+      if (this.#inFlight.has(name)) continue;
+      const path = stagingPathOf(this.#root, name);
+      if (path === null) continue;
+      await rm(path, { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
+  }
+}

@@ -1,9 +1,11 @@
-import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { TableNames } from './table-names.js';
 
+/** First key of the two-key advisory lock: a fixed int4 naming this package ("hsmk"). */
+const ADVISORY_LOCK_NAMESPACE = 0x68736d6b;
+
 /**
- * Runs `body` in one transaction that first takes a database-wide lock, so
+ * Runs `body` in one transaction that first takes a migration lock, so
  * processes starting at the same time migrate one after another.
  *
  * knex's own lock is not enough on a fresh database: two processes can both
@@ -20,9 +22,12 @@ export async function withMigrationLock(
   // Dialect-specific by necessity: neither SQL nor knex has a portable lock.
   const dialect = (knex.client as { dialect?: unknown }).dialect;
   if (dialect === 'postgresql') {
-    const [namespace, key] = advisoryLockKeys(tables.migrations);
+    // Keyed by schema and table, so separate schemas of one database migrate independently.
     await knex.transaction(async (trx) => {
-      await trx.raw('select pg_advisory_xact_lock(?, ?)', [namespace, key]);
+      await trx.raw("select pg_advisory_xact_lock(?, hashtext(coalesce(current_schema(), '') || '.' || ?))", [
+        ADVISORY_LOCK_NAMESPACE,
+        tables.migrations,
+      ]);
       await body(trx);
     });
     return;
@@ -41,10 +46,4 @@ export async function withMigrationLock(
   }
   // Other dialects: knex's own migration lock only.
   await knex.transaction(body);
-}
-
-/** Two int4 keys for `pg_advisory_xact_lock`, stable per migrations table. */
-function advisoryLockKeys(migrationsTable: string): [number, number] {
-  const digest = createHash('sha256').update(`@hsmedia/store-knex:${migrationsTable}`).digest();
-  return [digest.readInt32BE(0), digest.readInt32BE(4)];
 }

@@ -93,6 +93,9 @@ export function oEmbedRequestUrl(endpoint: string, pageUrl: string): string {
   return url.href;
 }
 
+/** Elements whose edges separate words. */
+const BLOCK_ELEMENTS: ReadonlySet<string> = new Set(['br', 'p', 'div', 'blockquote', 'li', 'h1', 'h2', 'h3', 'td']);
+
 /** Visible text of an oEmbed `html` snippet (rich and video types carry the content there). */
 function textOfHtml(html: string): string {
   let text = '';
@@ -101,10 +104,11 @@ function textOfHtml(html: string): string {
     {
       onopentag: (name) => {
         if (name === 'script' || name === 'style') skip += 1;
-        else if (name === 'br' || name === 'p') text += ' ';
+        else if (BLOCK_ELEMENTS.has(name)) text += ' ';
       },
       onclosetag: (name) => {
         if ((name === 'script' || name === 'style') && skip > 0) skip -= 1;
+        else if (BLOCK_ELEMENTS.has(name)) text += ' ';
       },
       ontext: (data) => {
         if (skip === 0 && text.length < 4 * MAX_DESCRIPTION_CHARS) text += data;

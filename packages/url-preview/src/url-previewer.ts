@@ -170,7 +170,7 @@ const ACCEPT_OEMBED = 'application/json';
  */
 const SENTINELS: Readonly<Record<'IPv4' | 'IPv6', readonly string[]>> = {
   IPv4: ['127.0.0.1', '10.0.0.1', '172.16.0.1', '192.168.0.1', '169.254.169.254', '100.64.0.1'],
-  IPv6: ['::1', 'fc00::1', 'fe80::1', '::ffff:127.0.0.1'],
+  IPv6: ['::1', 'fc00::1', 'fe80::1', 'fec0::1'],
 };
 
 interface Settings {

@@ -1,0 +1,62 @@
+import type { MediaCompletion, MediaMetadataStore, MediaRecord, StoredServerKey } from '@hsmedia/media-core';
+import { describeMetadataStore } from './metadata-store-suite.js';
+
+/**
+ * A minimal in-memory store, here only to check that the suite is
+ * self-consistent. Each method awaits once, so concurrent calls interleave
+ * as they would against a real database.
+ */
+class MemoryMetadataStore implements MediaMetadataStore {
+  readonly #media = new Map<string, MediaRecord>();
+  readonly #keys = new Map<string, StoredServerKey>();
+
+  async getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
+    await Promise.resolve();
+    const record = this.#media.get(JSON.stringify([serverName, mediaId]));
+    return record ? { ...record } : null;
+  }
+  async insertMedia(record: MediaRecord): Promise<boolean> {
+    await Promise.resolve();
+    const key = JSON.stringify([record.serverName, record.mediaId]);
+    if (this.#media.has(key)) return false;
+    this.#media.set(key, { ...record });
+    return true;
+  }
+  async completeMedia(serverName: string, mediaId: string, completion: MediaCompletion): Promise<boolean> {
+    await Promise.resolve();
+    const key = JSON.stringify([serverName, mediaId]);
+    const record = this.#media.get(key);
+    if (!record || record.blobId !== null) return false;
+    this.#media.set(key, { ...record, ...completion });
+    return true;
+  }
+  async deleteMedia(serverName: string, mediaId: string): Promise<boolean> {
+    await Promise.resolve();
+    return this.#media.delete(JSON.stringify([serverName, mediaId]));
+  }
+  async touchMedia(serverName: string, mediaId: string, at: number): Promise<void> {
+    await Promise.resolve();
+    const key = JSON.stringify([serverName, mediaId]);
+    const record = this.#media.get(key);
+    if (record) this.#media.set(key, { ...record, lastAccessAt: at });
+  }
+  async isBlobReferenced(blobId: string): Promise<boolean> {
+    await Promise.resolve();
+    for (const record of this.#media.values()) if (record.blobId === blobId) return true;
+    return false;
+  }
+  async getServerKeys(serverName: string): Promise<StoredServerKey[]> {
+    await Promise.resolve();
+    return [...this.#keys.values()].filter((k) => k.serverName === serverName).map((k) => ({ ...k }));
+  }
+  async putServerKeys(keys: readonly StoredServerKey[]): Promise<void> {
+    await Promise.resolve();
+    for (const key of keys) this.#keys.set(JSON.stringify([key.serverName, key.keyId]), { ...key });
+  }
+  async close(): Promise<void> {}
+}
+
+describeMetadataStore('in-memory reference store', async () => {
+  const store = new MemoryMetadataStore();
+  return { store, cleanup: () => store.close() };
+});

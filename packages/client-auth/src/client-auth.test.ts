@@ -46,7 +46,7 @@ describe('createClientAuth', () => {
     const strict = await authApp({ verifier, allowQueryToken: false });
     const res = await fetch(`${strict}/?access_token=alice_token`);
     expect(res.status).toBe(401);
-    expect((await res.json()).errcode).toBe('M_MISSING_TOKEN');
+    expect(((await res.json()) as { errcode: string }).errcode).toBe('M_MISSING_TOKEN');
   });
 
   it.each([
@@ -63,7 +63,7 @@ describe('createClientAuth', () => {
     const url = await authApp({ verifier });
     const res = await fetch(`${url}/${query}`, { headers });
     expect(res.status).toBe(401);
-    expect((await res.json()).errcode).toBe(errcode);
+    expect(((await res.json()) as { errcode: string }).errcode).toBe(errcode);
   });
 
   it('forbids guests with forbidGuests or requireNonGuest()', async () => {
@@ -217,7 +217,7 @@ describe('WhoamiTokenVerifier', () => {
     expect((await fetch(url, { headers: { Authorization: 'Bearer good' } })).status).toBe(200);
     const bad = await fetch(url, { headers: { Authorization: 'Bearer bad' } });
     expect(bad.status).toBe(401);
-    expect((await bad.json()).errcode).toBe('M_UNKNOWN_TOKEN');
+    expect(((await bad.json()) as { errcode: string }).errcode).toBe('M_UNKNOWN_TOKEN');
   });
 
   it('validates its options', () => {

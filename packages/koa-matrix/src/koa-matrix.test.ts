@@ -155,13 +155,13 @@ describe('unrecognized + allowedMethodsOptions', () => {
     expect(await unknown.json()).toEqual({ errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
     const wrongA = await fetch(`${url}/_matrix/a/thing`, { method: 'DELETE' });
     expect(wrongA.status).toBe(405);
-    expect((await wrongA.json()).errcode).toBe('M_UNRECOGNIZED');
+    expect(((await wrongA.json()) as { errcode: string }).errcode).toBe('M_UNRECOGNIZED');
     const wrongB = await fetch(`${url}/_matrix/b/upload`);
     expect(wrongB.status).toBe(405);
-    expect((await wrongB.json()).errcode).toBe('M_UNRECOGNIZED');
+    expect(((await wrongB.json()) as { errcode: string }).errcode).toBe('M_UNRECOGNIZED');
     const root = await fetch(`${url}/`);
     expect(root.status).toBe(404);
-    expect((await root.json()).errcode).toBe('M_UNRECOGNIZED');
+    expect(((await root.json()) as { errcode: string }).errcode).toBe('M_UNRECOGNIZED');
   });
 
   it('exposes the throw options @koa/router expects', () => {
@@ -191,7 +191,7 @@ describe('readJsonBody', () => {
     const strict = await jsonServer({ maxBytes: 100 });
     const res = await fetch(strict, { method: 'POST' });
     expect(res.status).toBe(400);
-    expect((await res.json()).errcode).toBe('M_NOT_JSON');
+    expect(((await res.json()) as { errcode: string }).errcode).toBe('M_NOT_JSON');
     const lenient = await jsonServer({ maxBytes: 100, allowEmpty: true });
     expect(await (await fetch(lenient, { method: 'POST' })).json()).toEqual({ got: {} });
   });
@@ -205,20 +205,20 @@ describe('readJsonBody', () => {
     const url = await jsonServer({ maxBytes: 100 });
     const res = await fetch(url, { method: 'POST', body });
     expect(res.status).toBe(400);
-    expect((await res.json()).errcode).toBe(errcode);
+    expect(((await res.json()) as { errcode: string }).errcode).toBe(errcode);
   });
 
   it('400 M_NOT_JSON for invalid UTF-8', async () => {
     const url = await jsonServer({ maxBytes: 100 });
     const res = await fetch(url, { method: 'POST', body: Uint8Array.from([0x7b, 0xff, 0x7d]) });
-    expect((await res.json()).errcode).toBe('M_NOT_JSON');
+    expect(((await res.json()) as { errcode: string }).errcode).toBe('M_NOT_JSON');
   });
 
   it('413 when Content-Length is over the limit, and when a chunked body grows past it', async () => {
     const url = await jsonServer({ maxBytes: 16 });
     const declared = await fetch(url, { method: 'POST', body: JSON.stringify({ a: 'x'.repeat(100) }) });
     expect(declared.status).toBe(413);
-    expect((await declared.json()).errcode).toBe('M_TOO_LARGE');
+    expect(((await declared.json()) as { errcode: string }).errcode).toBe('M_TOO_LARGE');
     const chunks = [new TextEncoder().encode('{"a":"'), new TextEncoder().encode('y'.repeat(50)), new TextEncoder().encode('"}')];
     const body = new ReadableStream<Uint8Array>({
       pull(controller) {
@@ -229,7 +229,7 @@ describe('readJsonBody', () => {
     });
     const chunked = await fetch(url, { method: 'POST', body, duplex: 'half' } as RequestInit);
     expect(chunked.status).toBe(413);
-    expect((await chunked.json()).errcode).toBe('M_TOO_LARGE');
+    expect(((await chunked.json()) as { errcode: string }).errcode).toBe('M_TOO_LARGE');
   });
 });
 

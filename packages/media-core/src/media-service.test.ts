@@ -112,6 +112,9 @@ class MemoryMetadataStore implements MediaMetadataStore {
 
 const alice = { userId: '@alice:example.org', isGuest: false };
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+async function* iter(...chunks: Uint8Array[]): AsyncGenerator<Uint8Array> {
+  yield* chunks;
+}
 
 function setup(overrides: Partial<MediaServiceOptions> = {}) {
   const blobs = new MemoryBlobStore();
@@ -149,7 +152,7 @@ async function readAll(stream: ReadableStream<Uint8Array> | AsyncIterable<Uint8A
 describe('MediaService.upload', () => {
   it('stores the blob and a complete record, and answers an mxc URI', async () => {
     const { media, metadata, blobs } = setup();
-    const result = await media.upload({ body: [enc('hello')], contentType: 'img/png', filename: 'a b.png', requester: alice });
+    const result = await media.upload({ body: iter(enc('hello')), contentType: 'img/png', filename: 'a b.png', requester: alice });
     expect(result.contentUri).toBe(`mxc://example.org/${result.mediaId}`);
     expect(result.mediaId).toMatch(/^[A-Za-z0-9_-]{24}$/);
     const record = metadata.rows.get(`example.org/${result.mediaId}`)!;
@@ -168,7 +171,7 @@ describe('MediaService.upload', () => {
 
   it('defaults the type to application/octet-stream and treats an empty filename as none', async () => {
     const { media, metadata } = setup();
-    const { mediaId } = await media.upload({ body: [enc('x')], filename: '', requester: alice });
+    const { mediaId } = await media.upload({ body: iter(enc('x')), filename: '', requester: alice });
     expect(metadata.rows.get(`example.org/${mediaId}`)).toMatchObject({
       contentType: 'application/octet-stream',
       uploadName: null,
@@ -177,7 +180,7 @@ describe('MediaService.upload', () => {
 
   it('flags uploads as authenticated while legacy endpoints are frozen', async () => {
     const { media, metadata } = setup({ freezeLegacy: true });
-    const { mediaId } = await media.upload({ body: [enc('x')], requester: alice });
+    const { mediaId } = await media.upload({ body: iter(enc('x')), requester: alice });
     expect(metadata.rows.get(`example.org/${mediaId}`)!.authenticated).toBe(true);
   });
 
@@ -195,23 +198,23 @@ describe('MediaService.upload', () => {
 
   it('413 while streaming past the limit, nothing stored; exactly the limit is fine', async () => {
     const { media, blobs, metadata } = setup();
-    const e = await matrixError(media.upload({ body: [new Uint8Array(60), new Uint8Array(41)], requester: alice }));
+    const e = await matrixError(media.upload({ body: iter(new Uint8Array(60), new Uint8Array(41)), requester: alice }));
     expect([e.httpStatus, e.errcode]).toEqual([413, 'M_TOO_LARGE']);
     expect(blobs.blobs.size + metadata.rows.size).toBe(0);
-    await media.upload({ body: [new Uint8Array(100)], requester: alice, contentLength: 100 });
+    await media.upload({ body: iter(new Uint8Array(100)), requester: alice, contentLength: 100 });
     expect(metadata.rows.size).toBe(1);
   });
 
   it('403 M_GUEST_ACCESS_FORBIDDEN for guests', async () => {
     const { media } = setup();
-    const e = await matrixError(media.upload({ body: [enc('x')], requester: { userId: '@g:x', isGuest: true } }));
+    const e = await matrixError(media.upload({ body: iter(enc('x')), requester: { userId: '@g:x', isGuest: true } }));
     expect([e.httpStatus, e.errcode]).toEqual([403, 'M_GUEST_ACCESS_FORBIDDEN']);
   });
 
   it('400 M_INVALID_PARAM for control characters in type or filename', async () => {
     const { media } = setup();
     for (const extra of [{ contentType: 'text/plain\r\nX-Evil: 1' }, { filename: 'a\nb' }, { filename: 'n'.repeat(256) }]) {
-      const e = await matrixError(media.upload({ body: [enc('x')], requester: alice, ...extra }));
+      const e = await matrixError(media.upload({ body: iter(enc('x')), requester: alice, ...extra }));
       expect([e.httpStatus, e.errcode]).toEqual([400, 'M_INVALID_PARAM']);
     }
   });
@@ -231,14 +234,14 @@ describe('MediaService.upload', () => {
   it('deletes the blob when the record cannot be written', async () => {
     const { media, blobs, metadata } = setup();
     metadata.failInsert = new Error('disk full');
-    await expect(media.upload({ body: [enc('x')], requester: alice })).rejects.toThrow('disk full');
+    await expect(media.upload({ body: iter(enc('x')), requester: alice })).rejects.toThrow('disk full');
     expect(blobs.blobs.size).toBe(0);
   });
 
   it('retries with a fresh ID on a collision', async () => {
     const { media, metadata } = setup();
     metadata.refuseInserts = 2;
-    const { mediaId } = await media.upload({ body: [enc('x')], requester: alice });
+    const { mediaId } = await media.upload({ body: iter(enc('x')), requester: alice });
     expect(metadata.rows.has(`example.org/${mediaId}`)).toBe(true);
   });
 });
@@ -260,7 +263,7 @@ describe('MediaService.getMedia', () => {
   it('404 for unknown and quarantined media', async () => {
     const { media, metadata } = setup();
     expect((await matrixError(media.getMedia('example.org', 'missing'))).errcode).toBe('M_NOT_FOUND');
-    const { mediaId } = await media.upload({ body: [enc('x')], requester: alice });
+    const { mediaId } = await media.upload({ body: iter(enc('x')), requester: alice });
     const key = `example.org/${mediaId}`;
     metadata.rows.set(key, { ...metadata.rows.get(key)!, quarantined: true });
     media.invalidate('example.org', mediaId);
@@ -269,7 +272,7 @@ describe('MediaService.getMedia', () => {
 
   it('serves handles with the stored type, name, size and a sha256 ETag', async () => {
     const { media } = setup();
-    const { mediaId } = await media.upload({ body: [enc('hello world')], contentType: 'text/plain', filename: 'h.txt', requester: alice });
+    const { mediaId } = await media.upload({ body: iter(enc('hello world')), contentType: 'text/plain', filename: 'h.txt', requester: alice });
     const handle = await media.getMedia('example.org', mediaId);
     expect(handle).toMatchObject({ contentType: 'text/plain', uploadName: 'h.txt', size: 11 });
     expect(handle.etag).toBe(`"${createHash('sha256').update('hello world').digest('hex')}"`);
@@ -280,7 +283,7 @@ describe('MediaService.getMedia', () => {
 
   it('answers hot media from memory: no metadata query, no blob read', async () => {
     const { media, metadata, blobs } = setup();
-    const { mediaId } = await media.upload({ body: [enc('avatar')], requester: alice });
+    const { mediaId } = await media.upload({ body: iter(enc('avatar')), requester: alice });
     const first = await media.getMedia('example.org', mediaId);
     await first.readSmall();
     const reads = metadata.reads;
@@ -296,13 +299,13 @@ describe('MediaService.getMedia', () => {
 
   it('keeps large media out of the blob cache', async () => {
     const { media } = setup({ maxUploadBytes: 1000, cache: { maxBlobBytes: 10 } });
-    const { mediaId } = await media.upload({ body: [new Uint8Array(11)], requester: alice });
+    const { mediaId } = await media.upload({ body: iter(new Uint8Array(11)), requester: alice });
     expect(await (await media.getMedia('example.org', mediaId)).readSmall()).toBeNull();
   });
 
   it('re-reads a cached record after recordTtlMs, and forgets deleted media at once', async () => {
     const { media, metadata, blobs, advance } = setup({ cache: { recordTtlMs: 1000 } });
-    const { mediaId } = await media.upload({ body: [enc('x')], requester: alice });
+    const { mediaId } = await media.upload({ body: iter(enc('x')), requester: alice });
     await media.getMedia('example.org', mediaId);
     const reads = metadata.reads;
     advance(1001);
@@ -316,7 +319,7 @@ describe('MediaService.getMedia', () => {
 
   it('applies the freeze to legacy requests only', async () => {
     const { media, metadata } = setup();
-    const before = await media.upload({ body: [enc('old')], requester: alice });
+    const before = await media.upload({ body: iter(enc('old')), requester: alice });
     const key = `example.org/${before.mediaId}`;
     const record = metadata.rows.get(key)!;
     metadata.rows.set('example.org/newer', { ...record, mediaId: 'newer', authenticated: true });
@@ -328,7 +331,7 @@ describe('MediaService.getMedia', () => {
 
   it('404 (logged) when the blob behind a record is gone', async () => {
     const { media, blobs } = setup();
-    const { mediaId } = await media.upload({ body: [enc('x')], requester: alice });
+    const { mediaId } = await media.upload({ body: iter(enc('x')), requester: alice });
     blobs.blobs.clear();
     const handle = await media.getMedia('example.org', mediaId);
     expect((await matrixError(handle.readSmall())).httpStatus).toBe(404);
@@ -337,7 +340,7 @@ describe('MediaService.getMedia', () => {
 
   it('batches access times', async () => {
     const { media, metadata } = setup({ touchIntervalMs: 60_000 });
-    const { mediaId } = await media.upload({ body: [enc('x')], requester: alice });
+    const { mediaId } = await media.upload({ body: iter(enc('x')), requester: alice });
     for (let i = 0; i < 10; i++) await media.getMedia('example.org', mediaId);
     expect(metadata.touches).toHaveLength(0);
     await media.close();
@@ -385,7 +388,7 @@ describe('pending (async) uploads', () => {
     const media = new MediaService({ serverName: 'example.org', blobs, metadata, maxUploadBytes: 100, pendingPollMs: 5, touchIntervalMs: 0 });
     pending(metadata, 'soon', null);
     const waiting = media.getMedia('example.org', 'soon', { timeoutMs: 10_000 });
-    const stored = await blobs.put([enc('arrived')]);
+    const stored = await blobs.put(iter(enc('arrived')));
     await metadata.completeMedia('example.org', 'soon', { ...stored, contentType: 'text/plain', uploadName: null, uploadedAt: 1 });
     const handle = await waiting;
     expect(await readAll(await handle.open())).toBe('arrived');
@@ -395,7 +398,10 @@ describe('pending (async) uploads', () => {
 describe('remote media', () => {
   class FakeRemote implements RemoteMediaSource {
     calls: RemoteMediaRequest[] = [];
-    constructor(private readonly answer: (req: RemoteMediaRequest) => Promise<RemoteMedia>) {}
+    readonly answer: (req: RemoteMediaRequest) => Promise<RemoteMedia>;
+    constructor(answer: (req: RemoteMediaRequest) => Promise<RemoteMedia>) {
+      this.answer = answer;
+    }
     fetchMedia(req: RemoteMediaRequest): Promise<RemoteMedia> {
       this.calls.push(req);
       return this.answer(req);

@@ -276,7 +276,9 @@ describe('legacy endpoints and the freeze', () => {
       const { MediaService } = await import('@hsmedia/media-core');
       const media = new MediaService({ serverName: SERVER_NAME, blobs: h.blobs, metadata: h.metadata, maxUploadBytes: 1024, freezeLegacy: true });
       const after = await media.upload({
-        body: [new TextEncoder().encode('new')],
+        body: (async function* () {
+          yield new TextEncoder().encode('new');
+        })(),
         contentType: 'text/plain',
         requester: { userId: '@alice:media.test', isGuest: false },
       });

@@ -1,3 +1,4 @@
+import { describeMetadataStore } from '@hsmedia/conformance';
 import { KnexMetadataStore, runMigrations } from '@hsmedia/store-knex';
 import type { Knex } from 'knex';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -10,11 +11,24 @@ export interface KnexTestDatabase {
 }
 
 /**
- * Backend behaviour beyond the shared conformance suite: type fidelity of
- * what each driver returns, races decided by the database, prefixes and
- * migrations. Runs against SQLite and PostgreSQL alike.
+ * The shared conformance suite, then backend behaviour beyond it: type
+ * fidelity of what each driver returns, races decided by the database,
+ * prefixes and migrations. Runs against SQLite and PostgreSQL alike.
  */
 export function describeKnexStoreBehaviour(label: string, openDatabase: () => Promise<KnexTestDatabase>): void {
+  describeMetadataStore(`KnexMetadataStore on ${label}`, async () => {
+    const db = await openDatabase();
+    const store = new KnexMetadataStore({ knex: db.knex });
+    await store.migrate();
+    return {
+      store,
+      async cleanup() {
+        await store.close();
+        await db.dispose();
+      },
+    };
+  });
+
   describe(`KnexMetadataStore on ${label}`, () => {
     let db: KnexTestDatabase;
     let store: KnexMetadataStore;

@@ -87,7 +87,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
     const db = await openPostgresDatabase();
     const { runMigrations } = await import('@hsmedia/store-knex');
     await runMigrations(db.knex);
-    const schema = schemas.at(-1);
+    const schema = schemas.at(-1)!;
     const result = (await admin.raw(
       'select tablename from pg_tables where schemaname = ? order by tablename',
       [schema],

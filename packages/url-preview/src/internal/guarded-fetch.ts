@@ -9,7 +9,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction, Socket } from 'node:net';
-import { assertAddressAllowed, assertHostAllowed, isBlockedAddressError, type AddressPolicy } from '@hsmedia/net-guard';
+import { assertAddressAllowed, assertHostAllowed, ipLiteralOf, isBlockedAddressError, type AddressPolicy } from '@hsmedia/net-guard';
 import { PreviewError, isPreviewError } from '../errors.js';
 
 /** A response whose body has not been read yet. */
@@ -99,7 +99,8 @@ function exchange(context: GuardedFetchContext, url: URL, accept: string, signal
     lookup: context.lookup,
     // A fresh connection per request: the checks above run for every socket we use.
     agent: false,
-    ...(isTls ? { servername: host, rejectUnauthorized: true } : {}),
+    // SNI carries names only (RFC 6066 §3); for an IP literal the certificate is checked against the IP.
+    ...(isTls ? { servername: ipLiteralOf(host) === undefined ? host : '', rejectUnauthorized: true } : {}),
   };
 
   return new Promise<FetchedResponse>((resolve, reject) => {

@@ -518,3 +518,25 @@ describe('upload limits and crash safety', () => {
     await nothingStored();
   });
 });
+
+describe('downloads that the client abandons', () => {
+  it('keep the server healthy', async () => {
+    const bytes = binaryBytes(1024 * 1024, 5);
+    const { mediaId } = await upload(h, bytes, { contentType: 'video/mp4' });
+    const { port } = new URL(h.url);
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve) => {
+        const req = request({ host: '127.0.0.1', port, path: dl(mediaId), headers: ALICE }, (res) => {
+          res.once('data', () => {
+            res.destroy();
+            resolve();
+          });
+        });
+        req.on('error', () => {});
+        req.end();
+      });
+    }
+    const res = await get(dl(mediaId));
+    expect(Buffer.compare(new Uint8Array(await res.arrayBuffer()), bytes)).toBe(0);
+  });
+});

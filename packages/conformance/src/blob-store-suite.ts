@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { ContentTooLargeError, type BlobStore, type ByteSource } from '@hsmedia/media-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -137,6 +138,11 @@ export function describeBlobStore(name: string, factory: BlobStoreFactory): void
       it('stores a multi-chunk async iterable', async () => {
         const bytes = patternedBytes(2 * MiB + 5, 4);
         await roundTrip(bytes, asyncIterableOf(chunksOf(bytes, 16_384)));
+      });
+
+      it('stores a Node Readable (Node streams are async iterables)', async () => {
+        const bytes = patternedBytes(MiB + 3, 8);
+        await roundTrip(bytes, Readable.from(chunksOf(bytes, 100_000)));
       });
 
       it('stores empty chunks in the middle of a source', async () => {

@@ -132,6 +132,40 @@ describe('FsBlobStore on disk', () => {
     });
   });
 
+  describe('the source is released when put cannot start', () => {
+    function trackedStream(): { stream: ReadableStream<Uint8Array>; cancelled: () => boolean } {
+      let wasCancelled = false;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          controller.enqueue(bytesOf(10));
+        },
+        cancel() {
+          wasCancelled = true;
+        },
+      });
+      return { stream, cancelled: () => wasCancelled };
+    }
+
+    it('on an already-aborted signal', async () => {
+      const { stream, cancelled } = trackedStream();
+      await expect(store.put(stream, { signal: AbortSignal.abort() })).rejects.toBeDefined();
+      expect(cancelled()).toBe(true);
+    });
+
+    it('on a bad maxBytes', async () => {
+      const { stream, cancelled } = trackedStream();
+      await expect(store.put(stream, { maxBytes: -5 })).rejects.toBeInstanceOf(RangeError);
+      expect(cancelled()).toBe(true);
+    });
+
+    it('when the root cannot be created (a file is in the way)', async () => {
+      await writeFile(root, 'not a directory');
+      const { stream, cancelled } = trackedStream();
+      await expect(store.put(stream)).rejects.toMatchObject({ code: expect.stringMatching(/^(ENOTDIR|EEXIST)$/) });
+      expect(cancelled()).toBe(true);
+    });
+  });
+
   describe('jail', () => {
     it('never reaches a file outside the root', async () => {
       await store.put(chunks(bytesOf(1)));

@@ -51,6 +51,30 @@ async function syncDirectory(path: string): Promise<void> {
 }
 
 /**
+ * Closes a source that `put` will not read, so the upstream (a request body, a remote
+ * download) is released rather than left hanging.
+ */
+function isDestroyable(value: object): value is { destroy(): void } {
+  return typeof (value as { destroy?: unknown }).destroy === 'function';
+}
+
+async function releaseSource(source: ByteSource, reason: unknown): Promise<void> {
+  try {
+    if (source instanceof ReadableStream) {
+      if (!source.locked) await source.cancel(reason);
+    } else if (isDestroyable(source)) {
+      // No error argument: an 'error' event nobody listens to would crash the process.
+      source.destroy();
+    } else {
+      const iterator = source[Symbol.asyncIterator]();
+      await iterator.return?.();
+    }
+  } catch {
+    // Releasing is best effort; the caller gets the original error.
+  }
+}
+
+/**
  * The pipeline's sink: writes every chunk at the end of the file, awaiting
  * each write so a slow disk slows the source (backpressure). The caller keeps
  * the handle, to fsync and close it.
@@ -116,10 +140,15 @@ export class FsBlobStore implements BlobStore {
    */
   async put(source: ByteSource, options: BlobPutOptions = {}): Promise<StoredBlob> {
     const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
-    if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
-      throw new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
+    try {
+      if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
+        throw new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
+      }
+      signal?.throwIfAborted();
+    } catch (error) {
+      await releaseSource(source, error);
+      throw error;
     }
-    signal?.throwIfAborted();
 
     const stagingName = `${generateId()}.tmp`;
     const stagingPath = stagingPathOf(this.#root, stagingName);
@@ -128,15 +157,17 @@ export class FsBlobStore implements BlobStore {
     const finalPath = blobPathOf(this.#root, blobId);
     if (!stagingPath || !finalDir || !finalPath) throw new Error('FsBlobStore: generated an invalid path');
 
-    await mkdir(dirname(stagingPath), { recursive: true });
     this.#inFlight.add(stagingName);
     let handle: FileHandle | undefined;
+    let piping = false;
     let renamed = false;
     try {
+      await mkdir(dirname(stagingPath), { recursive: true });
       // 'wx': fail rather than share a file if a name ever repeats.
       handle = await open(stagingPath, 'wx');
       const hash = createHash('sha256');
       let size = 0;
+      piping = true;
       await pipeline(
         source,
         async function* countAndHash(chunks: AsyncIterable<unknown>): AsyncGenerator<Uint8Array> {
@@ -172,6 +203,8 @@ export class FsBlobStore implements BlobStore {
       }
       return { blobId, size, sha256: hash.digest('hex') };
     } catch (error) {
+      // Once piping, the pipeline has closed the source; before that, nobody has.
+      if (!piping) await releaseSource(source, error);
       await handle?.close().catch(() => undefined);
       // Past the rename the blob is complete; a failed directory sync is reported, but the caller gets no ID,
       // so remove it rather than leave an orphan.

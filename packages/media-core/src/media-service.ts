@@ -430,7 +430,7 @@ export class MediaService {
     const { signal } = options;
     if (!signal) return pending;
     // The fetch is shared, so one caller leaving must not cancel it for the others.
-    return Promise.race([pending, abortPromise(signal)]);
+    return raceAbort(pending, signal);
   }
 
   async #fetchRemoteOnce(serverName: string, mediaId: string, timeoutMs: number): Promise<MediaRecord> {
@@ -602,9 +602,20 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-function abortPromise(signal: AbortSignal): Promise<never> {
-  return new Promise((_resolve, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
   });
 }

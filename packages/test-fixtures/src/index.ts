@@ -64,12 +64,17 @@ export const TINY_PNG: Uint8Array = Uint8Array.from(
   ),
 );
 
-/** A 1×1 baseline JPEG (grey pixel). */
+/** A 1×1 baseline (Huffman) JPEG, mid-grey (265 bytes, made by libvips). */
 export const TINY_JPEG: Uint8Array = Uint8Array.from(
   Buffer.from(
-    '/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAAMCAgICAgMCAgIDAwMDBAYEBAQEBAgGBgUGCQgKCgkICQkKDA8MCgsOCwkJDRENDg8QEBEQCgwSExIQEw8QEBD/yQALCAABAAEBAREA/8wABgAQEAX/2gAIAQEAAD8A0s8g/9k=',
+    '/9j/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAABAAEDASIAAhEBAxEB/8QAFAABAAAAAAAAAAAAAAAAAAAAAP/EABQQAQAAAAAAAAAAAAAAAAAAAAD/xAAUAQEAAAAAAAAAAAAAAAAAAAAA/8QAFBEBAAAAAAAAAAAAAAAAAAAAAP/aAAwDAQACEQMRAD8AAA//2Q==',
     'base64',
   ),
+);
+
+/** A 1×1 transparent GIF (43 bytes). */
+export const TINY_GIF: Uint8Array = Uint8Array.from(
+  Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64'),
 );
 
 /** `n` bytes of deterministic pseudo-random binary data (every byte value appears). */

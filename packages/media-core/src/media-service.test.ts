@@ -329,6 +329,27 @@ describe('MediaService.getMedia', () => {
     await media.getMedia('example.org', 'newer');
   });
 
+  it('keeps freezeExemptions (SSO icons) on legacy requests', async () => {
+    const { metadata, blobs } = setup();
+    const media = new MediaService({
+      serverName: 'example.org',
+      blobs,
+      metadata,
+      maxUploadBytes: 100,
+      freezeLegacy: true,
+      touchIntervalMs: 0,
+      freezeExemptions: ['mxc://example.org/sso_icon'],
+    });
+    const stored = await blobs.put(iter(enc('icon')));
+    const base = { blobId: stored.blobId, size: stored.size, sha256: stored.sha256, contentType: 'image/png', uploadName: null };
+    const record = { serverName: 'example.org', userId: null, createdAt: 0, uploadedAt: 0, expiresAt: null, authenticated: true, quarantined: false, lastAccessAt: null, ...base };
+    await metadata.insertMedia({ ...record, mediaId: 'sso_icon' });
+    await metadata.insertMedia({ ...record, mediaId: 'other' });
+    await media.getMedia('example.org', 'sso_icon', { legacy: true });
+    expect((await matrixError(media.getMedia('example.org', 'other', { legacy: true }))).httpStatus).toBe(404);
+    expect(() => new MediaService({ serverName: 'example.org', blobs, metadata, maxUploadBytes: 1, freezeExemptions: ['https://x'] })).toThrow(TypeError);
+  });
+
   it('404 (logged) when the blob behind a record is gone', async () => {
     const { media, blobs } = setup();
     const { mediaId } = await media.upload({ body: iter(enc('x')), requester: alice });

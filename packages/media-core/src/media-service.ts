@@ -7,8 +7,9 @@ import {
   parseContentDisposition,
 } from './content-headers.js';
 import { ContentTooLargeError, RemoteMediaError } from './errors.js';
-import { formatMxcUri, generateId, isValidMediaId, isValidServerName } from './ids.js';
+import { formatMxcUri, generateId, isValidMediaId, isValidServerName, parseMxcUri } from './ids.js';
 import { WeightedLru } from './media-service-lru.js';
+import { RemoteTee } from './media-service-remote.js';
 import {
   noopLogger,
   systemClock,
@@ -52,10 +53,22 @@ export interface MediaServiceOptions {
    * never served with `legacy: true`. Media from before stays served.
    */
   readonly freezeLegacy?: boolean;
+  /**
+   * `mxc://` URIs served on legacy requests even when stored while frozen: the
+   * spec asks servers to exempt SSO identity-provider icons, which clients fetch
+   * before they have a token (digest §1.12).
+   */
+  readonly freezeExemptions?: readonly string[];
   /** Where other servers' media comes from; without it, remote media is 404. */
   readonly remote?: RemoteMediaSource;
   /** Largest remote media fetched and cached. Default `maxUploadBytes`. */
   readonly maxRemoteBytes?: number;
+  /**
+   * How long a failed remote fetch is remembered per `(server, media ID)`,
+   * in ms: requests in that time get the same error without a new fetch.
+   * Default 30 000; 0 disables.
+   */
+  readonly remoteFailureTtlMs?: number;
   readonly logger?: Logger;
   readonly clock?: Clock;
   readonly cache?: MediaCacheOptions;
@@ -98,6 +111,17 @@ export interface GetMediaOptions {
   readonly allowRemote?: boolean;
   /** How long to wait for a pending async upload (default 20 000, capped at 60 000). */
   readonly timeoutMs?: number;
+  /**
+   * Only this server's own media: no remote lookup or fetch, 404 for
+   * anything else (the federation endpoints serve local media only).
+   */
+  readonly localOnly?: boolean;
+  /**
+   * Accept a live handle for remote media that is being fetched right now
+   * (default true): the first caller streams the bytes as they arrive. Pass
+   * false to wait until the media is stored (e.g. to thumbnail it).
+   */
+  readonly allowLive?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -107,26 +131,64 @@ export interface ByteRange {
   readonly end: number;
 }
 
-/** A servable media item. Reading it never touches the metadata store again. */
+/**
+ * A servable media item. Reading it never touches the metadata store again.
+ *
+ * A *live* handle (`live: true`) is given to the first caller of uncached
+ * remote media: its bytes are still arriving from the remote server, so its
+ * size may be unknown, it has no entity tag, it can be opened once and only
+ * whole, and its stream errors (never ends short) if the remote fails.
+ */
 export interface MediaHandle {
+  /** The stored record; for a live handle, the record it will be stored as (no blob yet). */
   readonly record: MediaRecord;
+  /** True while the bytes are still arriving from a remote server (see above). */
+  readonly live: boolean;
   /** The Content-Type to serve: as stored, or `application/octet-stream` when none is known. */
   readonly contentType: string;
   readonly uploadName: string | null;
-  readonly size: number;
-  /** Strong entity tag (quoted), derived from the SHA-256 of the bytes. */
-  readonly etag: string;
+  /** Size in bytes; null for a live handle whose remote sent no Content-Length. */
+  readonly size: number | null;
+  /** Strong entity tag (quoted), derived from the SHA-256 of the bytes; null for a live handle. */
+  readonly etag: string | null;
   /**
    * The whole content when it is small enough for the in-memory cache (read
    * and cached on first call, answered from memory afterwards); null for
    * larger media, which callers stream with {@link MediaHandle.open}.
    */
   readSmall(signal?: AbortSignal): Promise<Uint8Array | null>;
-  /** A stream of the content, or of the inclusive range. */
+  /** A stream of the content, or of the inclusive range (ranges are refused on live handles). */
   open(range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array> | Readable>;
+  /**
+   * Call when the handle will not be opened (HEAD, 304): a live handle then
+   * stops holding its remote fetch back. A no-op for stored media.
+   */
+  discard(): void;
+}
+
+/** An in-flight fetch of one remote media item, shared by every caller. */
+interface RemoteFetch {
+  /** The stored record; rejects with the `MatrixError` callers get. */
+  readonly committed: Promise<MediaRecord>;
+  /** The first caller's live view once enough bytes arrived; null when the body was complete (or failed) sooner. */
+  readonly started: Promise<LiveRemote | null>;
+  claimed: boolean;
+}
+
+/** The live side of a remote fetch. */
+interface LiveRemote {
+  readonly record: MediaRecord;
+  readonly contentLength: number | null;
+  readonly tee: RemoteTee;
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
+/** A remote body goes live for its first caller only after this many bytes: shorter ones fail or succeed cleanly. */
+const LIVE_WINDOW_BYTES = 64 * 1024;
+/** Unread bytes queued for the live reader before the remote read waits for it. */
+const LIVE_BUFFER_BYTES = 8 * 1024 * 1024;
+/** A live handle nobody opens within this time stops holding its fetch back. */
+const LIVE_OPEN_DEADLINE_MS = 30_000;
 const MAX_TIMEOUT_MS = 60_000;
 const INSERT_ATTEMPTS = 5;
 
@@ -168,6 +230,7 @@ export class MediaService {
   readonly #metadata: MediaMetadataStore;
   readonly #maxUploadBytes: number;
   readonly #freezeLegacy: boolean;
+  readonly #freezeExemptions: ReadonlySet<string>;
   readonly #remote: RemoteMediaSource | undefined;
   readonly #maxRemoteBytes: number;
   readonly #logger: Logger;
@@ -177,7 +240,11 @@ export class MediaService {
   readonly #smallBlobs: WeightedLru<string, Uint8Array>;
   readonly #maxBlobBytes: number;
   readonly #pendingPollMs: number;
-  readonly #remoteFetches = new Map<string, Promise<MediaRecord>>();
+  readonly #remoteFetches = new Map<string, RemoteFetch>();
+  readonly #remoteFailures: WeightedLru<string, MatrixError>;
+  readonly #remoteFailureTtlMs: number;
+  /** Aborts every remote fetch on close. */
+  readonly #shutdown = new AbortController();
   readonly #touches = new Map<string, { serverName: string; mediaId: string; at: number }>();
   readonly #touchTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -192,8 +259,17 @@ export class MediaService {
     this.#metadata = options.metadata;
     this.#maxUploadBytes = requirePositiveInteger('maxUploadBytes', options.maxUploadBytes);
     this.#freezeLegacy = options.freezeLegacy ?? false;
+    const exemptions = new Set<string>();
+    for (const uri of options.freezeExemptions ?? []) {
+      const mxc = parseMxcUri(uri);
+      if (mxc === null) throw new TypeError(`MediaService: freezeExemptions holds an invalid mxc URI ${JSON.stringify(uri)}`);
+      exemptions.add(`${mxc.serverName}/${mxc.mediaId}`);
+    }
+    this.#freezeExemptions = exemptions;
     this.#remote = options.remote;
     this.#maxRemoteBytes = requirePositiveInteger('maxRemoteBytes', options.maxRemoteBytes ?? options.maxUploadBytes);
+    this.#remoteFailureTtlMs = requirePositiveInteger('remoteFailureTtlMs', options.remoteFailureTtlMs ?? 30_000, true);
+    this.#remoteFailures = new WeightedLru(this.#remoteFailureTtlMs === 0 ? 0 : 10_000);
     this.#logger = options.logger ?? noopLogger;
     this.#clock = options.clock ?? systemClock;
     const cache = options.cache ?? {};
@@ -310,13 +386,22 @@ export class MediaService {
       if (record !== null && record.blobId !== null) this.#cacheRecord(record);
     }
     if (record === null) {
-      if (this.isLocal(serverName)) throw mediaNotFound();
+      if (this.isLocal(serverName) || options.localOnly === true) throw mediaNotFound();
       if (this.#remote === undefined || options.allowRemote === false) throw mediaNotFound();
-      record = await this.#fetchRemote(serverName, mediaId, options);
+      // Cached while frozen means authenticated-only (spec §1.12): no point fetching for a legacy request.
+      if (options.legacy === true && this.#freezeLegacy) throw mediaNotFound();
+      const fetched = await this.#fetchRemote(serverName, mediaId, options);
+      if ('tee' in fetched) {
+        this.#noteAccess(key, serverName, mediaId);
+        return this.#liveHandleFor(fetched, options.signal);
+      }
+      record = fetched;
+    } else if (options.localOnly === true && !this.isLocal(serverName)) {
+      throw mediaNotFound();
     }
     if (record.blobId === null) record = await this.#waitForUpload(record, options);
     if (record.quarantined) throw mediaNotFound();
-    if (options.legacy === true && record.authenticated) throw mediaNotFound();
+    if (options.legacy === true && record.authenticated && !this.#freezeExemptions.has(key)) throw mediaNotFound();
     this.#noteAccess(key, serverName, mediaId);
     return this.#handleFor(record);
   }
@@ -366,7 +451,9 @@ export class MediaService {
     this.#closed = true;
     if (this.#touchTimer !== undefined) clearInterval(this.#touchTimer);
     await this.flushAccessTimes();
-    await Promise.allSettled(this.#remoteFetches.values());
+    this.#shutdown.abort(new Error('MediaService closed'));
+    await Promise.allSettled([...this.#remoteFetches.values()].map((fetch) => fetch.committed));
+    this.#remoteFailures.clear();
     this.#records.clear();
     this.#smallBlobs.clear();
   }
@@ -414,61 +501,133 @@ export class MediaService {
   }
 
   /**
-   * Fetches remote media once however many callers ask, stores it as a blob
-   * and caches its record. A failed or oversized fetch leaves nothing behind.
+   * Fetches remote media once however many callers ask (single flight per
+   * `(server, media ID)`). The first caller gets the live stream as soon as
+   * the first bytes arrived (see {@link RemoteTee}); the others wait for the
+   * blob to be stored and read it. A failure is remembered for
+   * `remoteFailureTtlMs`.
    */
-  #fetchRemote(serverName: string, mediaId: string, options: GetMediaOptions): Promise<MediaRecord> {
+  async #fetchRemote(serverName: string, mediaId: string, options: GetMediaOptions): Promise<MediaRecord | LiveRemote> {
     const key = `${serverName}/${mediaId}`;
-    let pending = this.#remoteFetches.get(key);
-    if (!pending) {
+    let fetch = this.#remoteFetches.get(key);
+    if (!fetch) {
+      const remembered = this.#remoteFailures.get(key, this.#clock.now());
+      if (remembered !== undefined) throw remembered;
       const timeoutMs = Math.min(Math.max(1, options.timeoutMs ?? DEFAULT_TIMEOUT_MS), MAX_TIMEOUT_MS);
-      pending = this.#fetchRemoteOnce(serverName, mediaId, timeoutMs);
-      this.#remoteFetches.set(key, pending);
+      fetch = this.#startRemoteFetch(serverName, mediaId, timeoutMs, options.legacy === true);
+      this.#remoteFetches.set(key, fetch);
       const forget = (): void => void this.#remoteFetches.delete(key);
-      pending.then(forget, forget);
+      fetch.committed.then(forget, forget);
     }
     const { signal } = options;
-    if (!signal) return pending;
+    if (!fetch.claimed && options.allowLive !== false) {
+      fetch.claimed = true;
+      const started = fetch.started;
+      if (signal !== undefined) {
+        // This caller left before it could read: the live reader must not hold the fetch back.
+        signal.addEventListener('abort', () => void started.then((live) => live?.tee.detach(signal.reason), () => undefined), {
+          once: true,
+        });
+      }
+      const live = await (signal === undefined ? started : raceAbort(started, signal));
+      if (live !== null) return live;
+    }
     // The fetch is shared, so one caller leaving must not cancel it for the others.
-    return raceAbort(pending, signal);
+    return signal === undefined ? fetch.committed : raceAbort(fetch.committed, signal);
   }
 
-  async #fetchRemoteOnce(serverName: string, mediaId: string, timeoutMs: number): Promise<MediaRecord> {
+  #startRemoteFetch(serverName: string, mediaId: string, timeoutMs: number, legacyOnly: boolean): RemoteFetch {
+    let settleStarted!: (live: LiveRemote | null) => void;
+    let failStarted!: (error: unknown) => void;
+    const started = new Promise<LiveRemote | null>((resolve, reject) => {
+      settleStarted = resolve;
+      failStarted = reject;
+    });
+    started.catch(() => undefined);
+    const committed = (async (): Promise<MediaRecord> => {
+      try {
+        return await this.#runRemoteFetch(serverName, mediaId, timeoutMs, legacyOnly, settleStarted);
+      } catch (err) {
+        const mapped = this.#remoteError(err, serverName, mediaId);
+        failStarted(mapped);
+        if (!this.#shutdown.signal.aborted && this.#remoteFailureTtlMs > 0) {
+          this.#remoteFailures.set(`${serverName}/${mediaId}`, mapped, 1, this.#clock.now() + this.#remoteFailureTtlMs);
+        }
+        throw mapped;
+      } finally {
+        // The body ended before going live: the first caller reads the stored blob like everyone else.
+        settleStarted(null);
+      }
+    })();
+    // The first caller may be streaming live and never await this.
+    committed.catch(() => undefined);
+    return { committed, started, claimed: false };
+  }
+
+  async #runRemoteFetch(
+    serverName: string,
+    mediaId: string,
+    timeoutMs: number,
+    legacyOnly: boolean,
+    goLive: (live: LiveRemote) => void,
+  ): Promise<MediaRecord> {
     const remote = this.#remote!;
     const maxBytes = this.#maxRemoteBytes;
-    let stored;
-    let contentType: string;
-    let uploadName: string | null;
-    try {
-      const media = await remote.fetchMedia({ serverName, mediaId, maxBytes, timeoutMs });
-      if (media.contentLength !== null && media.contentLength > maxBytes) {
-        await media.body.cancel().catch(() => undefined);
-        throw new ContentTooLargeError(maxBytes);
-      }
-      contentType = normaliseUploadContentType(media.contentType ?? undefined) ?? DEFAULT_CONTENT_TYPE;
-      const disposition = media.contentDisposition ? parseContentDisposition(media.contentDisposition) : null;
-      uploadName = normaliseUploadFilename(disposition?.filename ?? undefined) ?? null;
-      stored = await this.#blobs.put(media.body, { maxBytes });
-    } catch (err) {
-      throw this.#remoteError(err, serverName, mediaId);
-    }
-    const now = this.#clock.now();
-    const record: MediaRecord = {
+    const signal = this.#shutdown.signal;
+    const media = await remote.fetchMedia({
       serverName,
       mediaId,
-      blobId: stored.blobId,
+      maxBytes,
+      timeoutMs,
+      signal,
+      ...(legacyOnly ? { legacyOnly: true } : {}),
+    });
+    if (media.contentLength !== null && media.contentLength > maxBytes) {
+      await media.body.cancel().catch(() => undefined);
+      throw new ContentTooLargeError(maxBytes);
+    }
+    const contentType = normaliseUploadContentType(media.contentType ?? undefined) ?? DEFAULT_CONTENT_TYPE;
+    const disposition = media.contentDisposition ? parseContentDisposition(media.contentDisposition) : null;
+    const uploadName = normaliseUploadFilename(disposition?.filename ?? undefined) ?? null;
+    const now = this.#clock.now();
+    const pendingRecord: MediaRecord = {
+      serverName,
+      mediaId,
+      blobId: null,
       contentType,
       uploadName,
-      size: stored.size,
-      sha256: stored.sha256,
+      size: media.contentLength,
+      sha256: null,
       userId: null,
       createdAt: now,
-      uploadedAt: now,
+      uploadedAt: null,
       expiresAt: null,
       // Spec §1.12: remote media cached while frozen counts as new.
       authenticated: this.#freezeLegacy,
       quarantined: false,
       lastAccessAt: now,
+    };
+    const tee: RemoteTee = new RemoteTee(media.body, {
+      maxBytes,
+      liveBufferBytes: LIVE_BUFFER_BYTES,
+      windowBytes: LIVE_WINDOW_BYTES,
+      onWindow: () => goLive({ record: pendingRecord, contentLength: media.contentLength, tee }),
+    });
+    let stored;
+    try {
+      stored = await this.#blobs.put(tee.source(), { maxBytes, signal });
+    } catch (err) {
+      // The live reader must see a failure, not a clean end: its response is aborted.
+      tee.fail(this.#remoteError(err, serverName, mediaId));
+      throw err;
+    }
+    tee.close();
+    const record: MediaRecord = {
+      ...pendingRecord,
+      blobId: stored.blobId,
+      size: stored.size,
+      sha256: stored.sha256,
+      uploadedAt: this.#clock.now(),
     };
     try {
       if (await this.#metadata.insertMedia(record)) {
@@ -485,6 +644,42 @@ export class MediaService {
       await this.#deleteBlobQuietly(stored.blobId);
       throw err;
     }
+  }
+
+  /** The handle of the first caller of an uncached remote item: its bytes as they arrive. */
+  #liveHandleFor(live: LiveRemote, signal: AbortSignal | undefined): MediaHandle {
+    const { record, tee } = live;
+    let opened = false;
+    // A handle nobody opens (a bug, a HEAD without discard) must not stall the fetch for everyone.
+    const deadline = setTimeout(() => {
+      if (!opened) tee.detach(new Error('live media handle was never opened'));
+    }, LIVE_OPEN_DEADLINE_MS);
+    deadline.unref();
+    const storedType = record.contentType === null ? null : normaliseUploadContentType(record.contentType);
+    return {
+      record,
+      live: true,
+      contentType: storedType ?? DEFAULT_CONTENT_TYPE,
+      uploadName: record.uploadName,
+      size: live.contentLength,
+      etag: null,
+      readSmall(): Promise<Uint8Array | null> {
+        return Promise.resolve(null);
+      },
+      open(range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
+        if (opened) return Promise.reject(new Error('a live media handle can be opened only once'));
+        if (range !== undefined) return Promise.reject(new Error('a live media handle has no ranges'));
+        opened = true;
+        clearTimeout(deadline);
+        if (signal?.aborted === true) tee.detach(signal.reason);
+        return Promise.resolve(tee.live);
+      },
+      discard(): void {
+        opened = true;
+        clearTimeout(deadline);
+        tee.detach(new Error('live media handle discarded'));
+      },
+    };
   }
 
   #remoteError(err: unknown, serverName: string, mediaId: string): MatrixError {
@@ -523,10 +718,12 @@ export class MediaService {
     const storedType = record.contentType === null ? null : normaliseUploadContentType(record.contentType);
     return {
       record,
+      live: false,
       contentType: storedType ?? DEFAULT_CONTENT_TYPE,
       uploadName: record.uploadName,
       size,
       etag: `"${record.sha256 ?? `${blobId}-${size}`}"`,
+      discard(): void {},
       async readSmall(signal?: AbortSignal): Promise<Uint8Array | null> {
         if (size > maxBlobBytes) return null;
         const cached = smallBlobs.get(blobId, 0);

@@ -1,5 +1,5 @@
-import * as conformance from '@hsmedia/conformance';
-import type { MediaMetadataStore, MediaRecord } from '@hsmedia/media-core';
+import { describeMetadataStore } from '@hsmedia/conformance';
+import type { MediaRecord } from '@hsmedia/media-core';
 import { createPostgresMetadataStore, type PostgresMetadataStore } from '@hsmedia/store-postgres';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PG_URL, openPostgresTestEnv } from './postgres-env.js';
@@ -22,27 +22,12 @@ async function freshStore(): Promise<PostgresMetadataStore> {
   });
 }
 
-/** The shared suite's factory shape (as for `describeBlobStore`). */
-type MetadataStoreSuite = (
-  name: string,
-  factory: () => Promise<{ store: MediaMetadataStore; cleanup(): Promise<void> }>,
-) => void;
-
-// `describeMetadataStore` is being added to @hsmedia/conformance alongside this
-// package; until it lands the file runs the PostgreSQL-specific tests below only.
-const describeMetadataStore = (conformance as Record<string, unknown>).describeMetadataStore as
-  | MetadataStoreSuite
-  | undefined;
-
 describe.skipIf(env.unavailable !== undefined)('PostgresMetadataStore', () => {
-  if (describeMetadataStore !== undefined) {
-    describeMetadataStore('PostgresMetadataStore', async () => {
-      const store = await freshStore();
-      return { store, cleanup: () => store.close() };
-    });
-  } else {
-    it.todo('describeMetadataStore (not yet exported by @hsmedia/conformance)');
-  }
+  // Tables stay in the file's schema until afterAll drops it.
+  describeMetadataStore('PostgresMetadataStore', async () => {
+    const store = await freshStore();
+    return { store, cleanup: () => store.close() };
+  });
 
   describe('through createPostgresMetadataStore', () => {
     let store: PostgresMetadataStore;

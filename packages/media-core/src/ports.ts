@@ -146,6 +146,11 @@ export interface RemoteMediaRequest {
   readonly maxBytes: number;
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
+  /**
+   * The request itself arrived on a deprecated unauthenticated endpoint: a
+   * source may go straight to the remote's legacy endpoint (spec v1.11 §"freeze").
+   */
+  readonly legacyOnly?: boolean;
 }
 
 /** A remote media body as it arrives. */

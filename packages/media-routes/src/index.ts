@@ -4,7 +4,15 @@ export {
   type MediaRoutersOptions,
   type MediaRouters,
   type MountMediaRoutesOptions,
+  type MountedMediaRouters,
 } from './media-routers.js';
+export {
+  createFederationMediaRouter,
+  type FederationMediaRouterOptions,
+  type FederationThumbnail,
+  type FederationThumbnailProvider,
+  type FederationThumbnailRequest,
+} from './federation-router.js';
 export { sendMedia, type SendMediaOptions } from './send-media.js';
 export {
   mediaSecurityHeaders,

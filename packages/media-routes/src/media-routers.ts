@@ -12,6 +12,7 @@ import type { MediaService, Requester } from '@hsmedia/media-core';
 import { Router } from '@koa/router';
 import type Koa from 'koa';
 import type { Context, Middleware } from 'koa';
+import { createFederationMediaRouter, type FederationMediaRouterOptions } from './federation-router.js';
 import { mediaSecurityHeaders } from './media-headers.js';
 import { sendMedia } from './send-media.js';
 
@@ -199,15 +200,26 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
 export interface MountMediaRoutesOptions extends MediaRoutersOptions {
   /** Where unexpected errors are logged. */
   readonly logger?: ErrorLogger;
-  /** More routers (e.g. federation, health) mounted before the `M_UNRECOGNIZED` catch-all. */
+  /** More routers (e.g. health, versions) mounted before the `M_UNRECOGNIZED` catch-all. */
   readonly routers?: readonly Router[];
+  /**
+   * Serve our media over federation (`/_matrix/federation/v1/media/*`, see
+   * {@link createFederationMediaRouter}) with this X-Matrix authentication.
+   */
+  readonly federation?: Omit<FederationMediaRouterOptions, 'media'>;
+}
+
+/** What {@link mountMediaRoutes} mounted. */
+export interface MountedMediaRouters extends MediaRouters {
+  /** Present when `options.federation` was given. */
+  readonly federation: Router | undefined;
 }
 
 /**
  * Installs a complete media front on a Koa app, in order: Matrix JSON errors,
  * CORS (OPTIONS answered without endpoint logic), media security headers,
  * the client and legacy routers (405 `M_UNRECOGNIZED` for wrong methods),
- * `options.routers`, then the 404 `M_UNRECOGNIZED` catch-all. Call it after
+ * the federation router (when `options.federation` is set), `options.routers`, then the 404 `M_UNRECOGNIZED` catch-all. Call it after
  * any other `app.use`, since the catch-all answers everything left.
  *
  * @example
@@ -217,15 +229,23 @@ export interface MountMediaRoutesOptions extends MediaRoutersOptions {
  * app.listen(8008);
  * ```
  */
-export function mountMediaRoutes(app: Koa, options: MountMediaRoutesOptions): MediaRouters {
+export function mountMediaRoutes(app: Koa, options: MountMediaRoutesOptions): MountedMediaRouters {
   const routers = createMediaRouters(options);
+  const federation =
+    options.federation === undefined
+      ? undefined
+      : createFederationMediaRouter({ ...options.federation, media: options.media, ...maxAgeOf(options) });
   app.use(matrixErrors(options.logger === undefined ? {} : { logger: options.logger }));
   app.use(matrixCors());
   app.use(mediaSecurityHeaders());
-  for (const router of [routers.client, routers.legacy, ...(options.routers ?? [])]) {
+  for (const router of [routers.client, routers.legacy, ...(federation ? [federation] : []), ...(options.routers ?? [])]) {
     app.use(router.routes());
     app.use(router.allowedMethods(allowedMethodsOptions));
   }
   app.use(unrecognized());
-  return routers;
+  return { ...routers, federation };
+}
+
+function maxAgeOf(options: MountMediaRoutesOptions): { maxAgeSeconds?: number } {
+  return options.maxAgeSeconds === undefined ? {} : { maxAgeSeconds: options.maxAgeSeconds };
 }

@@ -24,12 +24,17 @@ export async function sendMedia(ctx: Context, handle: MediaHandle, options: Send
   ctx.set(MEDIA_SECURITY_HEADERS);
   ctx.set('Content-Type', contentType);
   ctx.set('Content-Disposition', contentDispositionFor(contentType, options.fileName ?? handle.uploadName));
+  ctx.set('Cache-Control', options.cacheControl);
+  if (etag === null || size === null) {
+    await sendLive(ctx, handle, size, options);
+    return;
+  }
   ctx.set('ETag', etag);
   ctx.set('Accept-Ranges', 'bytes');
-  ctx.set('Cache-Control', options.cacheControl);
 
   if (ifNoneMatchMatches(ctx.get('If-None-Match') || undefined, etag)) {
     ctx.status = 304;
+    handle.discard();
     return;
   }
 
@@ -39,6 +44,7 @@ export async function sendMedia(ctx: Context, handle: MediaHandle, options: Send
       ? decideRange(ctx.get('Range') || undefined, size)
       : ({ kind: 'full' } as const);
   if (range.kind === 'unsatisfiable') {
+    handle.discard();
     throw new MatrixError(ErrCode.UNKNOWN, 'Requested range not satisfiable', {
       httpStatus: 416,
       headers: { 'Content-Range': `bytes */${size}` },
@@ -57,6 +63,7 @@ export async function sendMedia(ctx: Context, handle: MediaHandle, options: Send
   if (!isGet) {
     // HEAD: headers only; Koa ends the response without a body.
     ctx.length = length;
+    handle.discard();
     return;
   }
   if (length === 0) {
@@ -70,4 +77,21 @@ export async function sendMedia(ctx: Context, handle: MediaHandle, options: Send
   }
   ctx.body = await handle.open(range.kind === 'partial' ? { start, end } : undefined, options.signal);
   ctx.length = length;
+}
+
+/**
+ * A live handle (remote media still arriving): no ETag or ranges yet (the
+ * whole body is a valid answer to a range request, RFC 9110 §14.2), the
+ * length only when the remote declared it. The stream errors if the remote
+ * fails, and Koa then aborts the response instead of ending it short.
+ */
+async function sendLive(ctx: Context, handle: MediaHandle, size: number | null, options: SendMediaOptions): Promise<void> {
+  ctx.status = 200;
+  if (ctx.method !== 'GET') {
+    if (size !== null) ctx.length = size;
+    handle.discard();
+    return;
+  }
+  ctx.body = await handle.open(undefined, options.signal);
+  if (size !== null) ctx.length = size;
 }

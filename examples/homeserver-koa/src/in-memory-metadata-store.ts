@@ -1,0 +1,71 @@
+import type { MediaCompletion, MediaMetadataStore, MediaRecord, StoredServerKey } from '@hsmedia/media-core';
+
+/** Neither a server name nor a media ID can contain a newline, so the pair is a unique key. */
+function keyOf(serverName: string, mediaId: string): string {
+  return `${serverName}\n${mediaId}`;
+}
+
+/**
+ * A `MediaMetadataStore` in process memory: the homeserver's own storage
+ * choice, written against the port in `@hsmedia/media-core` and checked by
+ * `@hsmedia/conformance` like any adapter. Everything is lost on restart, so
+ * it suits tests and demos; a real homeserver would put the same few
+ * methods on its own database.
+ *
+ * Records are copied in and out, so callers never share an object with the store.
+ */
+export class InMemoryMetadataStore implements MediaMetadataStore {
+  readonly #media = new Map<string, MediaRecord>();
+  readonly #serverKeys = new Map<string, Map<string, StoredServerKey>>();
+
+  async getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
+    const record = this.#media.get(keyOf(serverName, mediaId));
+    return record === undefined ? null : { ...record };
+  }
+
+  async insertMedia(record: MediaRecord): Promise<boolean> {
+    const key = keyOf(record.serverName, record.mediaId);
+    if (this.#media.has(key)) return false;
+    this.#media.set(key, { ...record });
+    return true;
+  }
+
+  async completeMedia(serverName: string, mediaId: string, completion: MediaCompletion): Promise<boolean> {
+    const key = keyOf(serverName, mediaId);
+    const record = this.#media.get(key);
+    // Only a pending record (created, no bytes yet) can be completed, and only once.
+    if (record === undefined || record.blobId !== null) return false;
+    this.#media.set(key, { ...record, ...completion });
+    return true;
+  }
+
+  async deleteMedia(serverName: string, mediaId: string): Promise<boolean> {
+    return this.#media.delete(keyOf(serverName, mediaId));
+  }
+
+  async touchMedia(serverName: string, mediaId: string, at: number): Promise<void> {
+    const key = keyOf(serverName, mediaId);
+    const record = this.#media.get(key);
+    if (record !== undefined) this.#media.set(key, { ...record, lastAccessAt: at });
+  }
+
+  async isBlobReferenced(blobId: string): Promise<boolean> {
+    // A linear scan: fine for a demo; a database would use an index on blob_id.
+    for (const record of this.#media.values()) if (record.blobId === blobId) return true;
+    return false;
+  }
+
+  async getServerKeys(serverName: string): Promise<StoredServerKey[]> {
+    return [...(this.#serverKeys.get(serverName)?.values() ?? [])].map((key) => ({ ...key }));
+  }
+
+  async putServerKeys(keys: readonly StoredServerKey[]): Promise<void> {
+    for (const key of keys) {
+      let byId = this.#serverKeys.get(key.serverName);
+      if (byId === undefined) this.#serverKeys.set(key.serverName, (byId = new Map()));
+      byId.set(key.keyId, { ...key });
+    }
+  }
+
+  async close(): Promise<void> {}
+}

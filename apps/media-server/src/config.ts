@@ -27,6 +27,9 @@ const DEFAULTS = {
   cache_max_bytes: '64M',
   cache_max_item_bytes: '64K',
   shutdown_timeout_ms: 10_000,
+  federation_connect_timeout_ms: 10_000,
+  federation_request_timeout_ms: 30_000,
+  federation_failure_cache_ms: 30_000,
 } as const;
 
 const SIZE_HINT = 'Expected a size such as 1048576, "512K", "50M", "100MiB" or "1G"';
@@ -102,6 +105,60 @@ const authSchema = z
   .optional()
   .meta({ description: 'How access tokens are checked. Leave out for a generated admin token.' });
 
+/** An IPv4/IPv6 address or CIDR; net-guard checks the details when the server starts. */
+const cidr = z.string().regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, { error: 'Expected an IP address or CIDR such as "127.0.0.1/32"' });
+
+const serverNameSchema = z
+  .string()
+  .refine(isValidServerName, { error: 'Expected a server name such as "example.org" or "example.org:8448"' });
+
+const federationSchema = z
+  .strictObject({
+    destinations: z
+      .record(
+        serverNameSchema,
+        z
+          .url({ protocol: /^https?$/, error: 'Expected an http:// or https:// base URL' })
+          .refine((url) => /^https?:\/\/[^/?#]+\/?$/.test(url), { error: 'Expected a base URL without a path, e.g. "https://10.0.0.5:8448"' }),
+      )
+      .default({})
+      .meta({ description: 'Server name -> base URL, skipping server discovery (tests, private federations).' }),
+    ip_range_allowlist: z
+      .array(cidr)
+      .default([])
+      .meta({ description: 'Non-public addresses that outbound federation may connect to anyway (e.g. 127.0.0.1/32 in tests).' }),
+    ip_range_denylist: z
+      .array(cidr)
+      .default([])
+      .meta({ description: 'Public addresses refused on top of the built-in non-public ranges.' }),
+    ca_file: z.string().min(1).optional().meta({ description: "PEM file of extra CA certificates trusted for federation TLS." }),
+    max_download_size: byteSize.optional().meta({ description: 'Largest remote media fetched and cached; default max_upload_size.' }),
+    connect_timeout_ms: z.number().int().positive().default(DEFAULTS.federation_connect_timeout_ms),
+    request_timeout_ms: z
+      .number()
+      .int()
+      .positive()
+      .default(DEFAULTS.federation_request_timeout_ms)
+      .meta({ description: 'Longest silence while reading a federation response (idle timeout).' }),
+    failure_cache_ms: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(DEFAULTS.federation_failure_cache_ms)
+      .meta({ description: 'How long a failed remote fetch is remembered per media item; 0 disables.' }),
+    trusted_key_servers: z
+      .array(
+        z.strictObject({
+          server_name: serverNameSchema,
+          verify_keys: z.record(z.string().regex(/^ed25519:\w+$/, { error: 'Expected a key ID such as "ed25519:auto"' }), z.string().min(1)),
+        }),
+      )
+      .default([])
+      .meta({ description: 'Notaries asked for keys a server does not give itself (Synapse trusted_key_servers).' }),
+    deny_origins: z.array(serverNameSchema).default([]).meta({ description: 'Servers refused (403) on the federation endpoints.' }),
+  })
+  .meta({ description: 'Serving our media to other servers and fetching theirs.' });
+
 /**
  * The YAML config file, as written by operators (snake_case keys, units as
  * strings). Every object is strict: an unknown key is an error.
@@ -148,6 +205,7 @@ const configFileSchema = z
       .nonnegative()
       .default(DEFAULTS.shutdown_timeout_ms)
       .meta({ description: 'On SIGTERM/SIGINT, how long in-flight requests may finish before connections are cut.' }),
+    federation: federationSchema.default(() => federationSchema.parse({})),
   })
   .meta({ title: 'hsmedia-server configuration' });
 
@@ -176,6 +234,22 @@ export interface MediaServerConfig {
   readonly logLevel: LogLevel;
   readonly mediaCache: { readonly maxBytes: number; readonly maxItemBytes: number };
   readonly shutdownTimeoutMs: number;
+  readonly federation: FederationConfig;
+}
+
+/** Outbound and inbound federation settings (`federation:` in the file). */
+export interface FederationConfig {
+  readonly destinations: Readonly<Record<string, string>>;
+  readonly ipRangeAllowlist: readonly string[];
+  readonly ipRangeDenylist: readonly string[];
+  /** Absolute path of a PEM file of extra CAs, or undefined. */
+  readonly caFile: string | undefined;
+  readonly maxDownloadBytes: number;
+  readonly connectTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly failureCacheMs: number;
+  readonly trustedKeyServers: readonly { readonly serverName: string; readonly verifyKeys: Readonly<Record<string, string>> }[];
+  readonly denyOrigins: readonly string[];
 }
 
 /** The outcome of {@link parseConfig}: a config, or every problem found. */
@@ -233,6 +307,23 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
     logLevel: file.log_level,
     mediaCache: { maxBytes: bytes(file.media_cache.max_bytes), maxItemBytes: bytes(file.media_cache.max_item_bytes) },
     shutdownTimeoutMs: file.shutdown_timeout_ms,
+    federation: {
+      destinations: Object.fromEntries(
+        Object.entries(file.federation.destinations).map(([name, url]) => [name, url.replace(/\/$/, '')]),
+      ),
+      ipRangeAllowlist: [...file.federation.ip_range_allowlist],
+      ipRangeDenylist: [...file.federation.ip_range_denylist],
+      caFile: file.federation.ca_file === undefined ? undefined : at(file.federation.ca_file),
+      maxDownloadBytes: bytes(file.federation.max_download_size ?? file.max_upload_size),
+      connectTimeoutMs: file.federation.connect_timeout_ms,
+      requestTimeoutMs: file.federation.request_timeout_ms,
+      failureCacheMs: file.federation.failure_cache_ms,
+      trustedKeyServers: file.federation.trusted_key_servers.map((notary) => ({
+        serverName: notary.server_name,
+        verifyKeys: { ...notary.verify_keys },
+      })),
+      denyOrigins: [...file.federation.deny_origins],
+    },
   };
 }
 

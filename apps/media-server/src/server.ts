@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -6,8 +7,14 @@ import {
   WhoamiTokenVerifier,
   type AccessTokenVerifier,
 } from '@hsmedia/client-auth';
+import { FederationClient } from '@hsmedia/federation-client';
+import { abortSignalFor } from '@hsmedia/koa-matrix';
 import { MediaService } from '@hsmedia/media-core';
 import { mountMediaRoutes } from '@hsmedia/media-routes';
+import { createAddressPolicy } from '@hsmedia/net-guard';
+import { KeyRing } from '@hsmedia/signing';
+import { createKeyServer, createXMatrixAuth, KEY_SERVER_PATH } from '@hsmedia/xmatrix-auth';
+import { Router } from '@koa/router';
 import Koa from 'koa';
 import type { DestinationStream, Logger as PinoLogger } from 'pino';
 import { loadOrCreateAdminToken } from './admin-token.js';
@@ -117,7 +124,22 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
 
   let stores: OpenStores | undefined;
   let media: MediaService | undefined;
+  let federationClient: FederationClient | undefined;
   try {
+    const federation = config.federation;
+    // Every outbound connection (federation, well-known, Location, key fetches) goes through this policy.
+    const addressPolicy = createAddressPolicy({ allow: [...federation.ipRangeAllowlist], deny: [...federation.ipRangeDenylist] });
+    const ca = federation.caFile === undefined ? undefined : await readFile(federation.caFile, 'utf8');
+    federationClient = new FederationClient({
+      serverName: config.serverName,
+      signingKey,
+      addressPolicy,
+      destinations: federation.destinations,
+      timeouts: { connectMs: federation.connectTimeoutMs, idleMs: federation.requestTimeoutMs },
+      logger: logger.child({ component: 'federation' }),
+      ...(ca === undefined ? {} : { ca }),
+    });
+
     stores = await openStores(config);
     const stagingFilesRemoved = await stores.blobs.cleanupStaging();
     if (stagingFilesRemoved > 0) {
@@ -130,6 +152,9 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       metadata: stores.metadata,
       maxUploadBytes: config.maxUploadBytes,
       freezeLegacy: config.legacyMedia.freeze,
+      remote: federationClient,
+      maxRemoteBytes: federation.maxDownloadBytes,
+      remoteFailureTtlMs: federation.failureCacheMs,
       logger: logger.child({ component: 'media' }),
       cache: {
         // max_bytes 0 turns the blob cache off; MediaService spells that as a 0 item size.
@@ -144,18 +169,35 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     const drainer = createDrainer(httpServer);
     app.use(requestLog(logger));
     app.use(drainer.middleware);
+    // Keys of other servers: fetched through the federation client (discovery, SSRF guard), cached in the metadata store.
+    const keyRing = new KeyRing({
+      ...federationClient.keyRingOptions(),
+      store: stores.metadata,
+      notaries: federation.trustedKeyServers,
+    });
+    const keyServer = new Router();
+    keyServer.all(KEY_SERVER_PATH, createKeyServer({ serverName: config.serverName, signingKey }));
     // Errors, CORS, security headers, the media routers and the M_UNRECOGNIZED catch-all.
     mountMediaRoutes(app, {
       media,
       authenticate: createClientAuth({ verifier: verifierFor(config, adminToken) }),
       logger,
+      federation: {
+        authenticate: createXMatrixAuth({
+          serverName: config.serverName,
+          keyRing,
+          denyOrigins: federation.denyOrigins,
+          getSignal: abortSignalFor,
+        }) as Koa.Middleware,
+      },
       // Beside a homeserver, the homeserver answers /versions (it knows its own spec support).
-      routers: config.auth.kind === 'homeserver' ? [] : [createVersionsRouter()],
+      routers: [keyServer, ...(config.auth.kind === 'homeserver' ? [] : [createVersionsRouter()])],
     });
     httpServer.on('request', app.callback());
 
     const openedStores = stores;
     const openedMedia = media;
+    const openedFederationClient = federationClient;
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
       const started = Date.now();
@@ -165,6 +207,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
         drained ? 'in-flight requests finished' : 'shutdown deadline passed; cut remaining connections',
       );
       await openedMedia.close();
+      openedFederationClient.close();
       await openedStores.close();
       logger.info({}, 'stopped');
       await new Promise<void>((resolve) => logger.flush(() => resolve()));
@@ -200,6 +243,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     };
   } catch (error) {
     await media?.close();
+    federationClient?.close();
     await stores?.close();
     throw error;
   }

@@ -54,6 +54,18 @@ describe('parseConfig', () => {
         logLevel: 'info',
         mediaCache: { maxBytes: 64 * 1024 * 1024, maxItemBytes: 64 * 1024 },
         shutdownTimeoutMs: 10_000,
+        federation: {
+          destinations: {},
+          ipRangeAllowlist: [],
+          ipRangeDenylist: [],
+          caFile: undefined,
+          maxDownloadBytes: 50 * 1024 * 1024,
+          connectTimeoutMs: 10_000,
+          requestTimeoutMs: 30_000,
+          failureCacheMs: 30_000,
+          trustedKeyServers: [],
+          denyOrigins: [],
+        },
       },
     });
   });
@@ -236,6 +248,7 @@ describe('configJsonSchema', () => {
       [
         'auth',
         'database',
+        'federation',
         'legacy_media',
         'listen',
         'log_level',
@@ -248,5 +261,71 @@ describe('configJsonSchema', () => {
       ].sort(),
     );
     expect(schema.properties['listen']?.additionalProperties).toBe(false);
+    expect(schema.properties['federation']?.additionalProperties).toBe(false);
+  });
+});
+
+describe('federation config', () => {
+  it('resolves destinations, ranges, sizes, the CA path and notaries', () => {
+    const result = parseConfig(
+      {
+        max_upload_size: '10M',
+        federation: {
+          destinations: { 'b.test': 'http://127.0.0.1:8009/', 'c.test:8448': 'https://[::1]:8448' },
+          ip_range_allowlist: ['127.0.0.1/32'],
+          ip_range_denylist: ['203.0.113.0/24'],
+          ca_file: 'ca.pem',
+          max_download_size: '20M',
+          request_timeout_ms: 5000,
+          trusted_key_servers: [{ server_name: 'matrix.org', verify_keys: { 'ed25519:auto': 'Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw' } }],
+          deny_origins: ['evil.test'],
+        },
+      },
+      '/srv',
+    );
+    if (!result.ok) throw new Error(result.errors.join('\n'));
+    expect(result.config.federation).toEqual({
+      destinations: { 'b.test': 'http://127.0.0.1:8009', 'c.test:8448': 'https://[::1]:8448' },
+      ipRangeAllowlist: ['127.0.0.1/32'],
+      ipRangeDenylist: ['203.0.113.0/24'],
+      caFile: '/srv/ca.pem',
+      maxDownloadBytes: 20 * 1024 * 1024,
+      connectTimeoutMs: 10_000,
+      requestTimeoutMs: 5000,
+      failureCacheMs: 30_000,
+      trustedKeyServers: [{ serverName: 'matrix.org', verifyKeys: { 'ed25519:auto': 'Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw' } }],
+      denyOrigins: ['evil.test'],
+    });
+  });
+
+  it('defaults max_download_size to max_upload_size', () => {
+    const result = parseConfig({ max_upload_size: '10M' }, '/srv');
+    expect(result.ok && result.config.federation.maxDownloadBytes).toBe(10 * 1024 * 1024);
+  });
+
+  it('reports bad entries with their paths', () => {
+    const result = parseConfig(
+      {
+        federation: {
+          destinations: { 'bad name!': 'http://x', 'b.test': 'ftp://x', 'c.test': 'http://host/path' },
+          ip_range_allowlist: ['localhost'],
+          deny_origins: ['no spaces'],
+          surprise: 1,
+        },
+      },
+      '/srv',
+    );
+    expect(result.ok).toBe(false);
+    const errors = result.ok ? [] : result.errors;
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^federation\.destinations\.bad name!: /),
+        expect.stringMatching(/^federation\.destinations\.b\.test: /),
+        expect.stringMatching(/^federation\.destinations\.c\.test: /),
+        expect.stringMatching(/^federation\.ip_range_allowlist\.0: /),
+        expect.stringMatching(/^federation\.deny_origins\.0: /),
+        'federation.surprise: Unknown key',
+      ]),
+    );
   });
 });

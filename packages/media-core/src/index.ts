@@ -44,6 +44,7 @@ export {
   type ImageProbe,
   type ThumbnailGenerator,
 } from './ports.js';
+export { hasJobLeases, type JobLeases } from './job-leases.js';
 export {
   MediaService,
   type MediaServiceOptions,

@@ -6,8 +6,9 @@
 #   2. check-deps runs again on the bumped versions (internal ranges still match);
 #   3. every public packages/* workspace is built (tsc -b) and packed (npm pack);
 #   4. a throwaway consumer project installs the tarballs (external deps from the registry),
-#      imports each package and checks its exports at runtime, and type-checks a .ts file that
-#      imports each package (tsc --noEmit, declaration files included).
+#      imports each package and checks its exports at runtime, composes a media server from the
+#      installed packages (upload + authenticated download on 127.0.0.1), and type-checks a .ts file
+#      that imports each package (tsc --noEmit, declaration files included).
 # Packages are discovered, so new ones are covered without editing this script.
 # Quiet on success (one line per package); on failure prints the failing step's log and exits 1.
 # Set KEEP_DRY_RUN=1 to keep the scratch directory for debugging.
@@ -182,18 +183,31 @@ quietly "origin of the installed @hsmedia packages" node --input-type=module -e 
   if (wrong.length) { console.error(`not installed from the tarballs:\n${wrong.join("\n")}`); process.exit(1); }
 ' "$CONSUMER/node_modules/.package-lock.json"
 
-while IFS= read -r gyp; do
-  module_dir=$(dirname "$gyp")
-  module_rel=${module_dir#"$CONSUMER/node_modules/"}
+# Packages with install scripts (native builds such as better-sqlite3): when the repo has the same
+# version installed, its copy (with the build output) is overlaid; otherwise npm rebuilds it.
+while IFS=$'\t' read -r module_rel wanted; do
   source_dir="$ROOT/node_modules/$module_rel"
-  wanted=$(node -p 'require(process.argv[1]).version' "$module_dir/package.json")
   have=$(node -p 'try { require(process.argv[1]).version } catch { "" }' "$source_dir/package.json")
-  if [[ "$wanted" == "$have" && -d "$source_dir/build/Release" ]]; then
-    cp -R "$source_dir/build" "$module_dir/build"
+  if [[ "$wanted" == "$have" ]]; then
+    cp -R "$source_dir/." "$CONSUMER/node_modules/$module_rel/"
   else
     (cd "$CONSUMER" && quietly "npm rebuild $module_rel" npm rebuild --foreground-scripts "$module_rel")
   fi
-done < <(find "$CONSUMER/node_modules" -name binding.gyp -not -path '*/node_modules/*/node_modules/*/node_modules/*')
+done < <(node --input-type=module -e '
+  import { existsSync, readFileSync, readdirSync } from "node:fs";
+  import path from "node:path";
+  const top = process.argv[1];
+  const names = readdirSync(top).filter((name) => !name.startsWith("."))
+    .flatMap((name) => name.startsWith("@") ? readdirSync(path.join(top, name)).map((inner) => `${name}/${inner}`) : [name]);
+  for (const name of names) {
+    const manifestPath = path.join(top, name, "package.json");
+    if (!existsSync(manifestPath)) continue;
+    const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
+    const scripts = manifest.scripts ?? {};
+    const builds = scripts.preinstall || scripts.install || scripts.postinstall || existsSync(path.join(top, name, "binding.gyp"));
+    if (builds) console.log(`${name}\t${manifest.version}`);
+  }
+' "$CONSUMER/node_modules")
 
 # Exports a consumer relies on (checked when the package exists); every package must also
 # export something and expose its package.json with the version that was packed.
@@ -229,6 +243,67 @@ for (const [name, version] of Object.entries(expected)) {
 if (failed) process.exit(1);
 JS
 
+# End to end through the installed tarballs: compose a media server from the packages (when they
+# are all published), upload and download over 127.0.0.1. Proves peers, native modules and the
+# runtime wiring work outside the monorepo.
+cat >"$CONSUMER/check-compose.mjs" <<'JS'
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createClientAuth, StaticTokenVerifier } from '@hsmedia/client-auth';
+import { MediaService } from '@hsmedia/media-core';
+import { mountMediaRoutes } from '@hsmedia/media-routes';
+import { FsBlobStore } from '@hsmedia/store-fs';
+import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
+import Koa from 'koa';
+
+const dir = await mkdtemp(path.join(tmpdir(), 'hsmedia-consumer-'));
+const metadata = await createSqliteMetadataStore({ path: path.join(dir, 'media.db') });
+const media = new MediaService({
+  serverName: 'consumer.localhost',
+  blobs: new FsBlobStore({ root: path.join(dir, 'blobs') }),
+  metadata,
+  maxUploadBytes: 1024 * 1024,
+});
+const app = new Koa();
+mountMediaRoutes(app, {
+  media,
+  authenticate: createClientAuth({ verifier: new StaticTokenVerifier({ 'consumer-token': '@c:consumer.localhost' }) }),
+});
+const server = createServer(app.callback());
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const base = `http://127.0.0.1:${server.address().port}`;
+const auth = { Authorization: 'Bearer consumer-token' };
+try {
+  const uploaded = await fetch(`${base}/_matrix/media/v3/upload?filename=a.txt`, {
+    method: 'POST', headers: { ...auth, 'Content-Type': 'text/plain' }, body: 'consumer bytes',
+  });
+  const { content_uri: uri } = await uploaded.json();
+  if (uploaded.status !== 200 || !uri) throw new Error(`upload answered ${uploaded.status}`);
+  const downloaded = await fetch(`${base}/_matrix/client/v1/media/download/${uri.slice(6)}`, { headers: auth });
+  const text = await downloaded.text();
+  if (downloaded.status !== 200 || text !== 'consumer bytes') throw new Error(`download answered ${downloaded.status}: ${text}`);
+  const anonymous = await fetch(`${base}/_matrix/client/v1/media/download/${uri.slice(6)}`);
+  if (anonymous.status !== 401) throw new Error(`anonymous download answered ${anonymous.status}`);
+} finally {
+  server.close();
+  await media.close();
+  await metadata.close();
+  await rm(dir, { recursive: true, force: true });
+}
+JS
+COMPOSE_PACKAGES=(@hsmedia/client-auth @hsmedia/media-core @hsmedia/media-routes @hsmedia/store-fs @hsmedia/store-sqlite)
+COMPOSE_READY=1
+for needed in "${COMPOSE_PACKAGES[@]}"; do
+  [[ " ${PUBLIC_NAMES[*]} " == *" $needed "* ]] || COMPOSE_READY=0
+done
+COMPOSE_SUMMARY="skipped (not every package of the composition is published)"
+if ((COMPOSE_READY)); then
+  (cd "$CONSUMER" && quietly "upload/download through a server composed from the tarballs" node check-compose.mjs)
+  COMPOSE_SUMMARY="upload + authenticated download ok"
+fi
+
 EXPECTED_JSON=$(
   for name in "${PUBLIC_NAMES[@]}"; do printf '%s\t%s\n' "$name" "${NEW_VERSION[$name]}"; done |
     node -e 'const rows = require("fs").readFileSync(0, "utf8").trim().split("\n").map((l) => l.split("\t"));
@@ -249,4 +324,5 @@ for name in "${PUBLIC_NAMES[@]}"; do
   printf 'release-dry-run: ok %-28s %-16s %s, %s runtime exports, types ok\n' \
     "$name" "${OLD_VERSION[$name]:-?} → ${NEW_VERSION[$name]}" "${PACK_SUMMARY[$name]}" "${EXPORT_COUNT[$name]:-?}"
 done
+echo "release-dry-run: consumer composition (client-auth, media-core, media-routes, store-fs, store-sqlite on koa): $COMPOSE_SUMMARY"
 echo "release-dry-run: ${#PUBLIC_NAMES[@]} packages packed and installed, $PENDING pending changeset(s) applied, $((SECONDS - START_SECONDS)) s"

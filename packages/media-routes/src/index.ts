@@ -15,6 +15,12 @@ export {
 } from './federation-router.js';
 export { sendMedia, type SendMediaOptions } from './send-media.js';
 export {
+  createPreviewUrlHandler,
+  type PreviewUrlOptions,
+  type PreviewUrlPort,
+  type PreviewUrlRequest,
+} from './preview-routes.js';
+export {
   mediaSecurityHeaders,
   MEDIA_SECURITY_HEADERS,
   MEDIA_CONTENT_SECURITY_POLICY,

@@ -13,6 +13,7 @@ import { Router } from '@koa/router';
 import type Koa from 'koa';
 import type { Context, Middleware } from 'koa';
 import { createFederationMediaRouter, type FederationMediaRouterOptions } from './federation-router.js';
+import { createPreviewUrlHandler, type PreviewUrlOptions } from './preview-routes.js';
 import { mediaSecurityHeaders } from './media-headers.js';
 import { sendMedia } from './send-media.js';
 
@@ -29,6 +30,12 @@ export interface MediaRoutersOptions {
   readonly maxAgeSeconds?: number;
   /** Legacy `/_matrix/media/<version>` prefixes served. Default `['v3', 'r0', 'v1']` (Synapse's set). */
   readonly legacyVersions?: readonly string[];
+  /**
+   * Serve `preview_url` (client v1 and legacy) with this previewer. Without it the
+   * endpoints are not routed and answer 404 `M_UNRECOGNIZED`, as Synapse does when
+   * previews are disabled (digest §6.1).
+   */
+  readonly preview?: PreviewUrlOptions;
 }
 
 /** The routers {@link createMediaRouters} builds. */
@@ -184,6 +191,8 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
   client.get('/config', authenticate, config);
   client.get('/download/:serverName/:mediaId', authenticate, authenticatedDownload);
   client.get('/download/:serverName/:mediaId/:fileName', authenticate, authenticatedDownload);
+  const previewUrl = options.preview === undefined ? undefined : createPreviewUrlHandler(options.preview);
+  if (previewUrl) client.get('/preview_url', authenticate, previewUrl);
 
   const legacy = new Router({ methods: ALL_METHODS });
   for (const version of legacyVersions) {
@@ -192,6 +201,8 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
     legacy.get(`${prefix}/config`, authenticate, config);
     legacy.get(`${prefix}/download/:serverName/:mediaId`, legacyDownload);
     legacy.get(`${prefix}/download/:serverName/:mediaId/:fileName`, legacyDownload);
+    // Deprecated but still authenticated (it answers JSON, so the freeze does not apply; digest §6.1).
+    if (previewUrl) legacy.get(`${prefix}/preview_url`, authenticate, previewUrl);
   }
   return { client, legacy };
 }

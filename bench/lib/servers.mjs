@@ -57,9 +57,12 @@ async function waitForHttp(url, child, logFile, timeoutMs = 30_000) {
 export function stopChild(child, graceMs = 5000) {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    // Never wait forever, even if the exit event is lost.
+    const giveUp = setTimeout(resolve, graceMs + 2000);
     child.once('exit', () => {
-      clearTimeout(timer);
+      clearTimeout(kill);
+      clearTimeout(giveUp);
       resolve();
     });
     child.kill('SIGTERM');

@@ -4,3 +4,4 @@
  */
 export { KnexMetadataStore, type KnexMetadataStoreOptions } from './knex-metadata-store.js';
 export { runMigrations, type RunMigrationsOptions } from './run-migrations.js';
+export { MIGRATION_NAMES } from './migrations/index.js';

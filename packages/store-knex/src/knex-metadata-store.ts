@@ -1,4 +1,5 @@
 import type {
+  JobLeases,
   MediaCompletion,
   MediaMetadataStore,
   MediaRecord,
@@ -15,6 +16,7 @@ import {
   type MediaRow,
   type ServerKeyRow,
 } from './internal/rows.js';
+import { releaseLease, tryAcquireLease } from './internal/leases.js';
 import { tableNamesFor, type TableNames } from './internal/table-names.js';
 import {
   checkInteger,
@@ -49,7 +51,7 @@ const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
  * Database errors propagate unchanged (the HTTP edge renders them as 500
  * `M_UNKNOWN`); this class never puts caller data into error messages.
  */
-export class KnexMetadataStore implements MediaMetadataStore {
+export class KnexMetadataStore implements MediaMetadataStore, JobLeases {
   /** The knex instance the store queries. */
   readonly knex: Knex;
   readonly #tables: TableNames;
@@ -179,6 +181,22 @@ export class KnexMetadataStore implements MediaMetadataStore {
       .insert([...byKey.values()])
       .onConflict([...SERVER_KEY_KEY])
       .merge(['public_key', 'valid_until_ts', 'fetched_at']);
+  }
+
+  /**
+   * Takes or renews the lease `name` for `holder` (see `JobLeases` in
+   * `@hsmedia/media-core`). Expiry uses this process's clock, so keep the
+   * clocks of instances sharing a database in sync (NTP). Throws `TypeError`
+   * for an empty or over-long name or holder, or a ttlMs that is not a
+   * positive integer.
+   */
+  tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    return tryAcquireLease(this.knex, this.#tables.jobLeases, name, holder, ttlMs, Date.now());
+  }
+
+  /** Releases the lease if `holder` holds it; true when it did. */
+  releaseLease(name: string, holder: string): Promise<boolean> {
+    return releaseLease(this.knex, this.#tables.jobLeases, name, holder);
   }
 
   /** Destroys the knex instance when `destroyKnexOnClose` was set; idempotent. */

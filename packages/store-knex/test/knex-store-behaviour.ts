@@ -1,5 +1,5 @@
 import { describeMetadataStore } from '@hsmedia/conformance';
-import { KnexMetadataStore, runMigrations } from '@hsmedia/store-knex';
+import { KnexMetadataStore, MIGRATION_NAMES, runMigrations } from '@hsmedia/store-knex';
 import type { Knex } from 'knex';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { completeRecord, completion, pendingRecord, serverKey } from './fixtures.js';
@@ -166,7 +166,7 @@ export function describeKnexStoreBehaviour(label: string, openDatabase: () => Pr
       await runMigrations(db.knex);
       expect(await store.getMedia('remote.example:8448', 'Complete_Media-ID')).toStrictEqual(completeRecord());
       const applied = await db.knex('hsmedia_migrations').select('name');
-      expect(applied.map((row: { name: string }) => row.name)).toEqual(['0001_initial']);
+      expect(applied.map((row: { name: string }) => row.name)).toEqual([...MIGRATION_NAMES]);
     });
 
     it('stores with different table prefixes share a database without seeing each other', async () => {

@@ -69,7 +69,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
   describeKnexStoreBehaviour('PostgreSQL (pg)', openPostgresDatabase);
 
   it('several processes migrating one fresh schema at the same time all succeed', async () => {
-    const { runMigrations } = await import('@hsmedia/store-knex');
+    const { runMigrations, MIGRATION_NAMES } = await import('@hsmedia/store-knex');
     const first = await openPostgresDatabase();
     const schema = schemas.at(-1)!;
     const others = Array.from({ length: 3 }, () =>
@@ -77,7 +77,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
     );
     await Promise.all([first.knex, ...others].map((knex) => runMigrations(knex)));
     const applied = (await first.knex('hsmedia_migrations').select('name')) as { name: string }[];
-    expect(applied.map((row) => row.name)).toEqual(['0001_initial']);
+    expect(applied.map((row) => row.name)).toEqual([...MIGRATION_NAMES]);
     expect(await first.knex('hsmedia_migrations_lock').count({ n: '*' })).toEqual([{ n: '1' }]);
     for (const knex of others) await knex.destroy();
     await first.dispose();
@@ -95,6 +95,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
     expect(result.rows.map((row) => row.tablename)).toEqual([
       'hsmedia_migrations',
       'hsmedia_migrations_lock',
+      'job_leases',
       'media',
       'server_keys',
     ]);

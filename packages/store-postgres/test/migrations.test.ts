@@ -1,3 +1,4 @@
+import { MIGRATION_NAMES } from '@hsmedia/store-knex';
 import { createPostgresMetadataStore, type PostgresMetadataStore } from '@hsmedia/store-postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PG_URL, openPostgresTestEnv } from './postgres-env.js';
@@ -46,7 +47,7 @@ describe.skipIf(env.unavailable !== undefined)('migrations on PostgreSQL', () =>
       const schema = await env.createSchema();
       const stores = await startInstances(schema);
       expect(stores).toHaveLength(INSTANCES);
-      expect(await appliedMigrations(schema)).toEqual(['0001_initial']);
+      expect(await appliedMigrations(schema)).toEqual([...MIGRATION_NAMES]);
       // They share one schema: what one writes, the others read.
       const record = {
         serverName: 'example.org',
@@ -74,7 +75,7 @@ describe.skipIf(env.unavailable !== undefined)('migrations on PostgreSQL', () =>
     const schema = await env.createSchema();
     for (const store of await startInstances(schema, 'hs_')) await store.close();
     for (const store of await startInstances(schema, 'hs_')) await store.close();
-    expect(await appliedMigrations(schema, 'hs_')).toEqual(['0001_initial']);
+    expect(await appliedMigrations(schema, 'hs_')).toEqual([...MIGRATION_NAMES]);
     // knex's own lock is left released.
     const lock = (await env.admin.withSchema(schema).table('hs_hsmedia_migrations_lock').select('is_locked')) as {
       is_locked: number;
@@ -88,8 +89,8 @@ describe.skipIf(env.unavailable !== undefined)('migrations on PostgreSQL', () =>
     const stores = await Promise.all(
       [first, second].map((searchPath) => createPostgresMetadataStore({ url: PG_URL, searchPath })),
     );
-    expect(await appliedMigrations(first)).toEqual(['0001_initial']);
-    expect(await appliedMigrations(second)).toEqual(['0001_initial']);
+    expect(await appliedMigrations(first)).toEqual([...MIGRATION_NAMES]);
+    expect(await appliedMigrations(second)).toEqual([...MIGRATION_NAMES]);
     await Promise.all(stores.map((store) => store.close()));
   });
 

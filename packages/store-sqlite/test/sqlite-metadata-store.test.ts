@@ -2,6 +2,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MediaRecord } from '@hsmedia/media-core';
+import { MIGRATION_NAMES } from '@hsmedia/store-knex';
 import { createSqliteMetadataStore, type SqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -84,7 +85,7 @@ describe('createSqliteMetadataStore', () => {
     await store.migrate();
     const again = await open(path);
     const applied = (await again.knex('hsmedia_migrations').select('name')) as { name: string }[];
-    expect(applied.map((row) => row.name)).toEqual(['0001_initial']);
+    expect(applied.map((row) => row.name)).toEqual([...MIGRATION_NAMES]);
     expect(await again.getMedia('example.org', 'abcDEF123')).not.toBeNull();
   });
 
@@ -112,7 +113,7 @@ describe('createSqliteMetadataStore', () => {
     const path = join(dir, 'fresh.db');
     const stores = await Promise.all(Array.from({ length: 4 }, () => open(path)));
     const applied = (await stores[0]!.knex('hsmedia_migrations').select('name')) as { name: string }[];
-    expect(applied.map((row) => row.name)).toEqual(['0001_initial']);
+    expect(applied.map((row) => row.name)).toEqual([...MIGRATION_NAMES]);
     expect(await stores[3]!.insertMedia(record())).toBe(true);
     expect(await stores[1]!.getMedia('example.org', 'abcDEF123')).not.toBeNull();
   });

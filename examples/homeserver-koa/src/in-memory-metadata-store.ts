@@ -1,4 +1,14 @@
 import type { MediaCompletion, MediaMetadataStore, MediaRecord, StoredServerKey } from '@hsmedia/media-core';
+import {
+  mediaUsageOfRecords,
+  selectMediaRecords,
+  summarizeMediaRecords,
+  type MediaListOptions,
+  type MediaQuery,
+  type MediaSummary,
+  type MediaUsagePage,
+  type MediaUsageQuery,
+} from '@hsmedia/media-core';
 
 /** Neither a server name nor a media ID can contain a newline, so the pair is a unique key. */
 function keyOf(serverName: string, mediaId: string): string {
@@ -53,6 +63,27 @@ export class InMemoryMetadataStore implements MediaMetadataStore {
     // A linear scan: fine for a demo; a database would use an index on blob_id.
     for (const record of this.#media.values()) if (record.blobId === blobId) return true;
     return false;
+  }
+
+  // The admin and retention queries: the reference semantics from media-core over this map.
+  async listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]> {
+    return selectMediaRecords(this.#media.values(), query, options);
+  }
+
+  async summarizeMedia(query: MediaQuery): Promise<MediaSummary> {
+    return summarizeMediaRecords(this.#media.values(), query);
+  }
+
+  async setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
+    const key = keyOf(serverName, mediaId);
+    const record = this.#media.get(key);
+    if (record === undefined) return false;
+    this.#media.set(key, { ...record, quarantined });
+    return true;
+  }
+
+  async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
+    return mediaUsageOfRecords(this.#media.values(), query);
   }
 
   async getServerKeys(serverName: string): Promise<StoredServerKey[]> {

@@ -1,5 +1,6 @@
 import type { MediaCompletion, MediaMetadataStore, MediaRecord, StoredServerKey } from '@hsmedia/media-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describeMediaQueryCases } from './media-query-cases.js';
 import { describeJobLeaseCases } from './job-lease-cases.js';
 
 /** What a {@link MetadataStoreFactory} hands to each test: a fresh, empty store and how to dispose of it. */
@@ -126,6 +127,8 @@ export function describeMetadataStore(name: string, factory: MetadataStoreFactor
     });
 
     describeJobLeaseCases(store);
+
+    describeMediaQueryCases(store);
 
     describe('insertMedia / getMedia', () => {
       it('round-trips a complete record exactly', async () => {

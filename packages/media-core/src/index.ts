@@ -30,6 +30,13 @@ export {
   type BlobStore,
   type MediaRecord,
   type MediaCompletion,
+  type MediaQuery,
+  type MediaOrder,
+  type MediaListOptions,
+  type MediaSummary,
+  type MediaUsageQuery,
+  type UserMediaUsage,
+  type MediaUsagePage,
   type StoredServerKey,
   type MediaMetadataStore,
   type Requester,
@@ -55,3 +62,17 @@ export {
   type ByteRange,
   type MediaHandle,
 } from './media-service.js';
+export {
+  MediaAdmin,
+  type MediaAdminOptions,
+  type UserMediaPage,
+  type LocalMediaDeletion,
+  type EvictionResult,
+} from './media-admin.js';
+export {
+  lastUsedAt,
+  matchesMediaQuery,
+  selectMediaRecords,
+  summarizeMediaRecords,
+  mediaUsageOfRecords,
+} from './media-query.js';

@@ -4,13 +4,19 @@ import { describe, expect, it } from 'vitest';
 import { ContentTooLargeError, RemoteMediaError } from './errors.js';
 import { generateId } from './ids.js';
 import { MediaService, type MediaServiceOptions } from './media-service.js';
+import { mediaUsageOfRecords, selectMediaRecords, summarizeMediaRecords } from './media-query.js';
 import type {
   BlobPutOptions,
   BlobReadOptions,
   BlobStore,
   ByteSource,
   MediaCompletion,
+  MediaListOptions,
   MediaMetadataStore,
+  MediaQuery,
+  MediaSummary,
+  MediaUsagePage,
+  MediaUsageQuery,
   MediaRecord,
   RemoteMedia,
   RemoteMediaRequest,
@@ -102,6 +108,22 @@ class MemoryMetadataStore implements MediaMetadataStore {
   }
   async isBlobReferenced(blobId: string): Promise<boolean> {
     return [...this.rows.values()].some((r) => r.blobId === blobId);
+  }
+  async listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]> {
+    return selectMediaRecords(this.rows.values(), query, options);
+  }
+  async summarizeMedia(query: MediaQuery): Promise<MediaSummary> {
+    return summarizeMediaRecords(this.rows.values(), query);
+  }
+  async setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
+    const key = `${serverName}/${mediaId}`;
+    const row = this.rows.get(key);
+    if (!row) return false;
+    this.rows.set(key, { ...row, quarantined });
+    return true;
+  }
+  async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
+    return mediaUsageOfRecords(this.rows.values(), query);
   }
   async getServerKeys(): Promise<StoredServerKey[]> {
     return [];

@@ -8,6 +8,7 @@ import {
 } from './content-headers.js';
 import { ContentTooLargeError, RemoteMediaError } from './errors.js';
 import { formatMxcUri, generateId, isValidMediaId, isValidServerName, parseMxcUri } from './ids.js';
+import { KeyedMutex } from './internal/keyed-mutex.js';
 import { WeightedLru } from './media-service-lru.js';
 import { RemoteTee } from './media-service-remote.js';
 import {
@@ -21,7 +22,10 @@ import {
   type MediaRecord,
   type RemoteMediaSource,
   type Requester,
+  type StoredBlob,
 } from './ports.js';
+import { UploadQuotas, type UploadQuotaOptions } from './upload-quota.js';
+import { UploadWaiters } from './upload-waiters.js';
 
 /** In-memory cache sizes of {@link MediaService}. */
 export interface MediaCacheOptions {
@@ -78,8 +82,43 @@ export interface MediaServiceOptions {
    * access-time tracking.
    */
   readonly touchIntervalMs?: number;
-  /** Poll interval while waiting for an async upload (`timeout_ms`). Default 500 ms. */
+  /**
+   * Poll interval of the metadata store while waiting for an async upload
+   * (`timeout_ms`). Uploads completed by this process wake waiters at once;
+   * the poll is how an upload that lands on another instance is seen.
+   * Default 500 ms.
+   */
   readonly pendingPollMs?: number;
+  /** `timeout_ms` when the client gives none, in ms. Default 20 000. */
+  readonly defaultTimeoutMs?: number;
+  /** Cap on `timeout_ms`, in ms. Default 60 000. */
+  readonly maxTimeoutMs?: number;
+  /** Async uploads (`/create`, spec v1.7, MSC2246). */
+  readonly asyncUploads?: AsyncUploadOptions;
+  /** Per-user upload quotas; none when absent. */
+  readonly quotas?: UploadQuotaOptions;
+}
+
+/** Options of async uploads (`POST /_matrix/media/v1/create`). */
+export interface AsyncUploadOptions {
+  /** Pending (created, not uploaded, not expired) IDs a user may hold; more is 429. Default 5 (Synapse's). */
+  readonly maxPending?: number;
+  /** How long a created ID may wait for its upload, in ms. Default 24 h (the spec's recommendation). */
+  readonly unusedExpirationMs?: number;
+}
+
+/** What {@link MediaService.createMedia} reserved. */
+export interface CreatedMedia {
+  readonly contentUri: string;
+  readonly mediaId: string;
+  /** When the ID expires unless uploaded to (ms since the epoch). */
+  readonly unusedExpiresAt: number;
+}
+
+/** An upload into an ID reserved with {@link MediaService.createMedia}. */
+export interface PendingUploadRequest extends UploadRequest {
+  readonly serverName: string;
+  readonly mediaId: string;
 }
 
 /** An upload as the HTTP edge hands it over. */
@@ -240,6 +279,14 @@ export class MediaService {
   readonly #smallBlobs: WeightedLru<string, Uint8Array>;
   readonly #maxBlobBytes: number;
   readonly #pendingPollMs: number;
+  readonly #defaultTimeoutMs: number;
+  readonly #maxTimeoutMs: number;
+  readonly #maxPending: number;
+  readonly #unusedExpirationMs: number;
+  readonly #quotas: UploadQuotas | undefined;
+  readonly #uploadWaiters = new UploadWaiters();
+  /** Serialises per-user check-then-write steps (quota, pending cap) in this process. */
+  readonly #userLocks = new KeyedMutex();
   readonly #remoteFetches = new Map<string, RemoteFetch>();
   readonly #remoteFailures: WeightedLru<string, MatrixError>;
   readonly #remoteFailureTtlMs: number;
@@ -279,6 +326,18 @@ export class MediaService {
     const maxTotalBytes = requirePositiveInteger('cache.maxTotalBytes', cache.maxTotalBytes ?? 64 * 1024 * 1024, true);
     this.#smallBlobs = new WeightedLru(Number.MAX_SAFE_INTEGER, maxTotalBytes);
     this.#pendingPollMs = requirePositiveInteger('pendingPollMs', options.pendingPollMs ?? 500);
+    this.#maxTimeoutMs = requirePositiveInteger('maxTimeoutMs', options.maxTimeoutMs ?? MAX_TIMEOUT_MS, true);
+    this.#defaultTimeoutMs = Math.min(
+      requirePositiveInteger('defaultTimeoutMs', options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS, true),
+      this.#maxTimeoutMs,
+    );
+    const asyncUploads = options.asyncUploads ?? {};
+    this.#maxPending = requirePositiveInteger('asyncUploads.maxPending', asyncUploads.maxPending ?? 5, true);
+    this.#unusedExpirationMs = requirePositiveInteger(
+      'asyncUploads.unusedExpirationMs',
+      asyncUploads.unusedExpirationMs ?? 24 * 60 * 60 * 1000,
+    );
+    this.#quotas = options.quotas === undefined ? undefined : new UploadQuotas(options.quotas);
     const touchIntervalMs = requirePositiveInteger('touchIntervalMs', options.touchIntervalMs ?? 60_000, true);
     if (touchIntervalMs > 0) {
       this.#touchTimer = setInterval(() => void this.flushAccessTimes(), touchIntervalMs);
@@ -316,6 +375,8 @@ export class MediaService {
     if (request.contentLength !== undefined && request.contentLength > this.#maxUploadBytes) {
       throw this.#uploadTooLarge();
     }
+    // Quota before the first byte is read: the declared size and one more file.
+    await this.#quotas?.check(this.#metadata, requester.userId, request.contentLength ?? 0, this.#clock.now());
     signal?.throwIfAborted();
 
     let stored;
@@ -331,38 +392,191 @@ export class MediaService {
     try {
       // The client left after the last byte but before we answered: it never learns the URI.
       signal?.throwIfAborted();
+      return await this.#underQuota(requester.userId, stored.size, () =>
+        this.#insertUploaded(stored, contentType, filename, requester),
+      );
+    } catch (err) {
+      await this.#deleteBlobQuietly(stored.blobId);
+      throw err;
+    }
+  }
+
+  /** Writes the record of a fresh upload under a new media ID. */
+  async #insertUploaded(
+    stored: StoredBlob,
+    contentType: string,
+    filename: string | undefined,
+    requester: Requester,
+  ): Promise<UploadResult> {
+    const now = this.#clock.now();
+    for (let attempt = 0; attempt < INSERT_ATTEMPTS; attempt++) {
+      const record: MediaRecord = {
+        serverName: this.serverName,
+        mediaId: generateId(),
+        blobId: stored.blobId,
+        contentType,
+        uploadName: filename ?? null,
+        size: stored.size,
+        sha256: stored.sha256,
+        userId: requester.userId,
+        createdAt: now,
+        uploadedAt: now,
+        expiresAt: null,
+        authenticated: this.#freezeLegacy,
+        quarantined: false,
+        lastAccessAt: null,
+      };
+      if (await this.#metadata.insertMedia(record)) {
+        this.#cacheRecord(record);
+        this.#logger.debug(
+          { mediaId: record.mediaId, size: record.size, userId: requester.userId },
+          'media uploaded',
+        );
+        return { contentUri: formatMxcUri(this.serverName, record.mediaId), mediaId: record.mediaId };
+      }
+    }
+    throw new Error('MediaService: could not allocate a unique media ID');
+  }
+
+  /**
+   * Runs `commit` when storing `size` more bytes keeps `userId` within its
+   * quota. The check and the write run one at a time per user (in this
+   * process), so two concurrent uploads cannot both pass on the same room.
+   */
+  async #underQuota<T>(userId: string, size: number, commit: () => Promise<T>): Promise<T> {
+    const quotas = this.#quotas;
+    if (quotas === undefined) return commit();
+    return this.#userLocks.run(`quota:${userId}`, async () => {
+      await quotas.check(this.#metadata, userId, size, this.#clock.now());
+      return commit();
+    });
+  }
+
+  /**
+   * Reserves a media ID for a later upload (`POST /_matrix/media/v1/create`,
+   * spec v1.7). The ID expires after `asyncUploads.unusedExpirationMs`.
+   *
+   * Errors: 403 `M_GUEST_ACCESS_FORBIDDEN` (guest); 429 `M_LIMIT_EXCEEDED`
+   * when the user already holds `asyncUploads.maxPending` pending IDs (no
+   * `retry_after_ms`: a slot frees when an upload completes or an ID expires).
+   */
+  async createMedia(requester: Requester): Promise<CreatedMedia> {
+    if (requester.isGuest) {
+      throw new MatrixError(ErrCode.GUEST_ACCESS_FORBIDDEN, 'Guests cannot upload media');
+    }
+    // Count and insert one at a time per user, so concurrent creates cannot all slip under the cap.
+    return this.#userLocks.run(`pending:${requester.userId}`, async () => {
       const now = this.#clock.now();
+      const pending = await this.#metadata.countPendingMedia(requester.userId, now);
+      if (pending >= this.#maxPending) {
+        throw new MatrixError(ErrCode.LIMIT_EXCEEDED, `You may have at most ${this.#maxPending} pending uploads`);
+      }
+      const expiresAt = now + this.#unusedExpirationMs;
       for (let attempt = 0; attempt < INSERT_ATTEMPTS; attempt++) {
         const record: MediaRecord = {
           serverName: this.serverName,
           mediaId: generateId(),
-          blobId: stored.blobId,
-          contentType,
-          uploadName: filename ?? null,
-          size: stored.size,
-          sha256: stored.sha256,
+          blobId: null,
+          contentType: null,
+          uploadName: null,
+          size: null,
+          sha256: null,
           userId: requester.userId,
           createdAt: now,
-          uploadedAt: now,
-          expiresAt: null,
+          uploadedAt: null,
+          expiresAt,
           authenticated: this.#freezeLegacy,
           quarantined: false,
           lastAccessAt: null,
         };
         if (await this.#metadata.insertMedia(record)) {
-          this.#cacheRecord(record);
-          this.#logger.debug(
-            { mediaId: record.mediaId, size: record.size, userId: requester.userId },
-            'media uploaded',
-          );
-          return { contentUri: formatMxcUri(this.serverName, record.mediaId), mediaId: record.mediaId };
+          this.#logger.debug({ mediaId: record.mediaId, userId: requester.userId }, 'media ID created');
+          return {
+            contentUri: formatMxcUri(this.serverName, record.mediaId),
+            mediaId: record.mediaId,
+            unusedExpiresAt: expiresAt,
+          };
         }
       }
       throw new Error('MediaService: could not allocate a unique media ID');
+    });
+  }
+
+  /**
+   * Uploads into an ID reserved with {@link createMedia}
+   * (`PUT /_matrix/media/v3/upload/{serverName}/{mediaId}`, spec v1.7).
+   * Every check that needs no body runs before the first byte is read.
+   * Readers waiting for the ID in this process are woken at once.
+   *
+   * Errors: 404 `M_NOT_FOUND` (not ours, unknown, not from `/create`, or
+   * expired); 403 `M_FORBIDDEN` (another user created it, or over quota);
+   * 409 `M_CANNOT_OVERWRITE_MEDIA` (already uploaded); otherwise as {@link upload}.
+   */
+  async uploadPending(request: PendingUploadRequest): Promise<void> {
+    const { requester, signal, serverName, mediaId } = request;
+    if (!this.isLocal(serverName) || !isValidMediaId(mediaId)) throw mediaNotFound();
+    const record = await this.#metadata.getMedia(serverName, mediaId);
+    // A record without expiry was never pending (a plain upload or remote media).
+    if (record === null || (record.blobId === null && record.expiresAt === null)) throw mediaNotFound();
+    if (record.userId !== requester.userId) throw errors.forbidden('Only the creator of this media ID may upload to it');
+    if (record.blobId !== null) throw errors.cannotOverwrite();
+    if (record.expiresAt !== null && record.expiresAt <= this.#clock.now()) throw mediaNotFound();
+    const contentType = normaliseUploadContentType(request.contentType);
+    if (contentType === null) throw errors.invalidParam('Invalid Content-Type');
+    const filename = normaliseUploadFilename(request.filename);
+    if (filename === null) throw errors.invalidParam('Invalid filename');
+    if (request.contentLength !== undefined && request.contentLength > this.#maxUploadBytes) {
+      throw this.#uploadTooLarge();
+    }
+    await this.#quotas?.check(this.#metadata, requester.userId, request.contentLength ?? 0, this.#clock.now());
+    signal?.throwIfAborted();
+
+    let stored: StoredBlob;
+    try {
+      stored = await this.#blobs.put(request.body, {
+        maxBytes: this.#maxUploadBytes,
+        ...(signal === undefined ? {} : { signal }),
+      });
+    } catch (err) {
+      if (err instanceof ContentTooLargeError) throw this.#uploadTooLarge();
+      throw err;
+    }
+    let completedRecord: MediaRecord;
+    try {
+      signal?.throwIfAborted();
+      const uploadedAt = this.#clock.now();
+      // MSC2246 lets an upload that started before the expiry finish: no second expiry check.
+      const completed = await this.#underQuota(requester.userId, stored.size, () =>
+        this.#metadata.completeMedia(serverName, mediaId, {
+          blobId: stored.blobId,
+          contentType,
+          uploadName: filename ?? null,
+          size: stored.size,
+          sha256: stored.sha256,
+          uploadedAt,
+        }),
+      );
+      if (!completed) {
+        // Lost a race: another PUT filled it (409), or it was deleted meanwhile (404).
+        const now = await this.#metadata.getMedia(serverName, mediaId);
+        throw now === null ? mediaNotFound() : errors.cannotOverwrite();
+      }
+      completedRecord = {
+        ...record,
+        blobId: stored.blobId,
+        contentType,
+        uploadName: filename ?? null,
+        size: stored.size,
+        sha256: stored.sha256,
+        uploadedAt,
+      };
     } catch (err) {
       await this.#deleteBlobQuietly(stored.blobId);
       throw err;
     }
+    this.invalidate(serverName, mediaId);
+    this.#uploadWaiters.notify(`${serverName}/${mediaId}`);
+    this.#logger.debug({ mediaId, userId: requester.userId }, 'async media uploaded');
   }
 
   /**
@@ -483,7 +697,8 @@ export class MediaService {
 
   /** Waits for an async (`/create`) upload to arrive, polling the metadata store. */
   async #waitForUpload(initial: MediaRecord, options: GetMediaOptions): Promise<MediaRecord> {
-    const timeoutMs = Math.min(Math.max(0, options.timeoutMs ?? DEFAULT_TIMEOUT_MS), MAX_TIMEOUT_MS);
+    const timeoutMs = Math.min(Math.max(0, options.timeoutMs ?? this.#defaultTimeoutMs), this.#maxTimeoutMs);
+    const waitKey = `${initial.serverName}/${initial.mediaId}`;
     const deadline = this.#clock.now() + timeoutMs;
     let record: MediaRecord | null = initial;
     for (;;) {
@@ -495,7 +710,8 @@ export class MediaService {
       const now = this.#clock.now();
       if (record.expiresAt !== null && record.expiresAt <= now) throw mediaNotFound();
       if (now >= deadline) throw errors.notYetUploaded();
-      await sleep(Math.min(this.#pendingPollMs, deadline - now), options.signal);
+      // Woken at once by a local upload (#uploadWaiters); the poll catches uploads on other instances.
+      await this.#uploadWaiters.wait(waitKey, Math.min(this.#pendingPollMs, deadline - now), options.signal);
       record = await this.#metadata.getMedia(initial.serverName, initial.mediaId);
     }
   }

@@ -104,6 +104,79 @@ export interface StoredServerKey {
   readonly fetchedAt: number;
 }
 
+/**
+ * Which media records an admin or retention query selects. Every given
+ * condition must hold; an empty query selects everything.
+ */
+export interface MediaQuery {
+  /** Only media of this origin (e.g. our own server name: local media). */
+  readonly serverName?: string;
+  /** Only media of any other origin (e.g. not ours: cached remote media). */
+  readonly notServerName?: string;
+  readonly userId?: string;
+  /** Lower-case hex SHA-256 of the bytes: every copy of identical content. */
+  readonly sha256?: string;
+  readonly quarantined?: boolean;
+  /** Only records created before this time (ms since epoch, exclusive). */
+  readonly createdBefore?: number;
+  /**
+   * Only records last used before this time (exclusive). Last used is the
+   * last access, or the upload (then creation) time for never-read media.
+   */
+  readonly lastUsedBefore?: number;
+  /** Only records whose size is known and larger than this many bytes. */
+  readonly sizeGreaterThan?: number;
+}
+
+/** Sort keys of {@link MediaMetadataStore.listMedia}; ties are broken by `(serverName, mediaId)`. */
+export type MediaOrder = 'created_at' | 'last_used' | 'size' | 'media_id' | 'upload_name' | 'content_type';
+
+/** Paging and order of {@link MediaMetadataStore.listMedia}. */
+export interface MediaListOptions {
+  /** Default `created_at`. */
+  readonly orderBy?: MediaOrder;
+  /** Default `asc`. */
+  readonly direction?: 'asc' | 'desc';
+  /** At most this many records (a positive integer). */
+  readonly limit: number;
+  /** Skip this many records first. Default 0. */
+  readonly offset?: number;
+}
+
+/** Count and total size of the records a {@link MediaQuery} selects (unknown sizes count as 0). */
+export interface MediaSummary {
+  readonly count: number;
+  readonly totalBytes: number;
+}
+
+/** Options of {@link MediaMetadataStore.mediaUsageByUser}; only media with an uploader counts. */
+export interface MediaUsageQuery {
+  /** Only media created at or after this time (ms since epoch). */
+  readonly createdFrom?: number;
+  /** Only media created before this time. */
+  readonly createdUntil?: number;
+  /** Only users whose ID contains this text (ASCII case-insensitive). */
+  readonly searchTerm?: string;
+  /** Default `user_id`; ties are broken by user ID. */
+  readonly orderBy?: 'user_id' | 'media_count' | 'media_length';
+  readonly direction?: 'asc' | 'desc';
+  readonly limit: number;
+  readonly offset?: number;
+}
+
+/** One user's uploads: how many and how many bytes. */
+export interface UserMediaUsage {
+  readonly userId: string;
+  readonly mediaCount: number;
+  readonly mediaLength: number;
+}
+
+/** A page of {@link UserMediaUsage} and the number of users that match in all. */
+export interface MediaUsagePage {
+  readonly users: UserMediaUsage[];
+  readonly total: number;
+}
+
 /** Persistent media metadata. Every method is a single atomic operation. */
 export interface MediaMetadataStore {
   getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null>;
@@ -117,6 +190,14 @@ export interface MediaMetadataStore {
   touchMedia(serverName: string, mediaId: string, at: number): Promise<void>;
   /** Records which blob IDs are referenced (all of them), for orphan clean-up. */
   isBlobReferenced(blobId: string): Promise<boolean>;
+  /** Records a {@link MediaQuery} selects, in the given order and page (admin API, retention). */
+  listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]>;
+  /** How many records a {@link MediaQuery} selects and their total size. */
+  summarizeMedia(query: MediaQuery): Promise<MediaSummary>;
+  /** Sets or clears the quarantine flag; true when the record exists. */
+  setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean>;
+  /** Per-uploader counts and sizes (Synapse's `statistics/users/media`). */
+  mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage>;
   getServerKeys(serverName: string): Promise<StoredServerKey[]>;
   /** Upserts by `(serverName, keyId)`. */
   putServerKeys(keys: readonly StoredServerKey[]): Promise<void>;

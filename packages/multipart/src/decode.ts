@@ -194,10 +194,11 @@ function contentStream(
       async pull(controller) {
         try {
           signal?.throwIfAborted();
-          // Hot path: one source read and one synchronous scan per chunk.
+          // Hot path: one source read (no wrapper promise) and one
+          // synchronous scan per chunk, the chunk enqueued as it is.
           let r = parser.step();
           while (r === undefined) {
-            await parser.fill();
+            parser.accept(await parser.read());
             r = parser.step();
           }
           if (typeof r !== 'string') {

@@ -1,4 +1,9 @@
 import type {
+  MediaListOptions,
+  MediaQuery,
+  MediaSummary,
+  MediaUsagePage,
+  MediaUsageQuery,
   JobLeases,
   MediaCompletion,
   MediaMetadataStore,
@@ -17,6 +22,7 @@ import {
   type ServerKeyRow,
 } from './internal/rows.js';
 import { releaseLease, tryAcquireLease } from './internal/leases.js';
+import { listMedia, mediaUsageByUser, setMediaQuarantined, summarizeMedia } from './internal/media-queries.js';
 import { tableNamesFor, type TableNames } from './internal/table-names.js';
 import {
   checkInteger,
@@ -147,6 +153,23 @@ export class KnexMetadataStore implements MediaMetadataStore, JobLeases {
       .update({ last_access_at: at })
       .where({ server_name: serverName, media_id: mediaId })
       .andWhere((query) => query.whereNull('last_access_at').orWhere('last_access_at', '<', at));
+  }
+
+  /** Throws `TypeError` for a malformed query or page (see `MediaQuery`, `MediaListOptions`). */
+  listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]> {
+    return listMedia(this.knex, this.#tables.media, query, options);
+  }
+
+  summarizeMedia(query: MediaQuery): Promise<MediaSummary> {
+    return summarizeMedia(this.knex, this.#tables.media, query);
+  }
+
+  setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
+    return setMediaQuarantined(this.knex, this.#tables.media, serverName, mediaId, quarantined);
+  }
+
+  mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
+    return mediaUsageByUser(this.knex, this.#tables.media, query);
   }
 
   async isBlobReferenced(blobId: string): Promise<boolean> {

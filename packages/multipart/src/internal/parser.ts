@@ -1,6 +1,6 @@
 import { MultipartParseError, MultipartTooLargeError, MultipartTruncatedError, type MultipartLimit } from '../errors.js';
-import { toBuffer, type ChunkReader } from './source.js';
-import { CR, LF, needles, scanBody, type DelimiterKind, type Needles } from './scan.js';
+import { toBuffer, type ChunkReader, type ReadResult } from './source.js';
+import { CR, LF, needles, scanInto, scanOut, type DelimiterKind, type Needles, type ScanOut } from './scan.js';
 
 /** Limits the parser enforces, all resolved to numbers. */
 export interface ParserLimits {
@@ -39,6 +39,7 @@ export class MultipartParser {
   private eof = false;
   private atStart = true;
   private readonly n: Needles;
+  private readonly out: ScanOut = scanOut();
   private readonly holdLimit: number;
   private readonly reader: ChunkReader;
   private readonly limits: ParserLimits;
@@ -54,22 +55,37 @@ export class MultipartParser {
 
   /** Reads one more chunk, keeping unconsumed bytes. False at end of body. */
   async fill(): Promise<boolean> {
-    if (this.eof) return false;
     for (;;) {
-      const r = await this.reader.read();
-      this.signal?.throwIfAborted();
-      if (r.done) {
-        this.eof = true;
-        return false;
-      }
-      const chunk = toBuffer(r.value);
-      if (chunk.length === 0) continue;
-      const rest = this.buf.length - this.pos;
-      // Copy only when a tail is pending (rare inside payloads: see scanBody).
-      this.buf = rest === 0 ? chunk : Buffer.concat([this.buf.subarray(this.pos), chunk], rest + chunk.length);
-      this.pos = 0;
-      return true;
+      if (this.eof) return false;
+      if (this.accept(await this.reader.read())) return true;
     }
+  }
+
+  /**
+   * The source's next read, unwrapped: with {@link accept} it is
+   * {@link fill} without an extra promise per chunk (the decoder's hot path).
+   */
+  read(): Promise<ReadResult> {
+    return this.reader.read();
+  }
+
+  /**
+   * Takes one read result (see {@link read}) into the buffer, keeping
+   * unconsumed bytes. False if it added nothing (end of body or an empty chunk).
+   */
+  accept(r: ReadResult): boolean {
+    this.signal?.throwIfAborted();
+    if (r.done) {
+      this.eof = true;
+      return false;
+    }
+    const chunk = toBuffer(r.value);
+    if (chunk.length === 0) return false;
+    const rest = this.buf.length - this.pos;
+    // Copy only when a tail is pending (rare inside payloads: see scanInto).
+    this.buf = rest === 0 ? chunk : Buffer.concat([this.buf.subarray(this.pos), chunk], rest + chunk.length);
+    this.pos = 0;
+    return true;
   }
 
   /**
@@ -79,26 +95,29 @@ export class MultipartParser {
    * {@link MultipartTruncatedError} when the body ends before a delimiter.
    */
   step(): Buffer | DelimiterKind | undefined {
-    const r = scanBody(this.buf, this.pos, this.n, this.atStart, this.eof);
+    const { buf, pos, eof } = this;
+    // Everything buffered is consumed: nothing to scan until more arrives.
+    if (pos === buf.length && !eof) return undefined;
+    const r = this.out;
+    scanInto(buf, pos, this.n, this.atStart, eof, r);
     if (r.found) {
-      if (r.contentEnd > this.pos) {
-        const out = this.buf.subarray(this.pos, r.contentEnd);
-        this.pos = r.contentEnd;
+      if (r.end > pos) {
+        this.pos = r.end;
         this.atStart = false;
-        return out;
+        return pos === 0 && r.end === buf.length ? buf : buf.subarray(pos, r.end);
       }
       this.pos = r.next;
       this.atStart = true;
       return r.kind;
     }
-    if (this.eof) throw new MultipartTruncatedError('body ended before the closing boundary delimiter');
-    if (r.safeEnd > this.pos) {
-      const out = this.buf.subarray(this.pos, r.safeEnd);
-      this.pos = r.safeEnd;
+    if (eof) throw new MultipartTruncatedError('body ended before the closing boundary delimiter');
+    if (r.end > pos) {
+      this.pos = r.end;
       this.atStart = false;
-      return out;
+      // The common case: the whole chunk is payload; pass it on as it is.
+      return pos === 0 && r.end === buf.length ? buf : buf.subarray(pos, r.end);
     }
-    if (this.buf.length - this.pos > this.holdLimit) {
+    if (buf.length - pos > this.holdLimit) {
       throw new MultipartParseError('transport padding after a boundary delimiter is too long');
     }
     return undefined;

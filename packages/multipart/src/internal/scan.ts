@@ -190,6 +190,26 @@ function classify(buf: Buffer, p: number, eof: boolean): number {
 }
 
 /**
+ * Mutable outcome of {@link scanInto}, reused across calls so the per-chunk
+ * hot path allocates nothing.
+ */
+export interface ScanOut {
+  /** Whether a delimiter was found. */
+  found: boolean;
+  /** Found: where the payload ends (the delimiter's first byte). Not found: `safeEnd`, see {@link scanBody}. */
+  end: number;
+  /** Found: the delimiter's kind. */
+  kind: DelimiterKind;
+  /** Found: where parsing resumes after the delimiter. */
+  next: number;
+}
+
+/** A fresh {@link ScanOut}. */
+export function scanOut(): ScanOut {
+  return { found: false, end: 0, kind: 'part', next: 0 };
+}
+
+/**
  * Scans `buf[from..]` for the delimiter that ends a part body (or the
  * preamble). `atStart` means `from` is the very start of the body, where a
  * delimiter may appear without a line break before it (RFC 2046 allows it
@@ -203,16 +223,37 @@ function classify(buf: Buffer, p: number, eof: boolean): number {
  * more bytes arrive.
  */
 export function scanBody(buf: Buffer, from: number, n: Needles, atStart: boolean, eof: boolean): ScanResult {
+  const out = scanOut();
+  scanInto(buf, from, n, atStart, eof, out);
+  return out.found
+    ? { found: true, contentEnd: out.end, kind: out.kind, next: out.next }
+    : { found: false, safeEnd: out.end };
+}
+
+function notFound(out: ScanOut, safeEnd: number): void {
+  out.found = false;
+  out.end = safeEnd;
+}
+
+function delimiter(out: ScanOut, contentEnd: number, next: number): void {
+  out.found = true;
+  out.end = contentEnd;
+  out.kind = classifiedKind;
+  out.next = next;
+}
+
+/** {@link scanBody} writing its outcome into `out` (no allocation). */
+export function scanInto(buf: Buffer, from: number, n: Needles, atStart: boolean, eof: boolean, out: ScanOut): void {
   const len = buf.length;
   const { pattern, dashBoundary } = n;
   if (atStart) {
     const avail = len - from;
     if (avail < dashBoundary.length) {
-      if (!eof && dashBoundary.compare(buf, from, len, 0, avail) === 0) return { found: false, safeEnd: from };
+      if (!eof && dashBoundary.compare(buf, from, len, 0, avail) === 0) return notFound(out, from);
     } else if (dashBoundary.compare(buf, from, from + dashBoundary.length, 0, dashBoundary.length) === 0) {
       const next = classify(buf, from + dashBoundary.length, eof);
-      if (next === NEED_MORE) return { found: false, safeEnd: from };
-      if (next !== NOT_DELIMITER) return { found: true, contentEnd: from, kind: classifiedKind, next };
+      if (next === NEED_MORE) return notFound(out, from);
+      if (next !== NOT_DELIMITER) return delimiter(out, from, next);
     }
   }
   let i = from;
@@ -221,12 +262,13 @@ export function scanBody(buf: Buffer, from: number, n: Needles, atStart: boolean
     if (j === -1) break;
     const start = j > from && buf[j - 1] === CR ? j - 1 : j;
     const next = classify(buf, j + pattern.length, eof);
-    if (next === NEED_MORE) return { found: false, safeEnd: start };
-    if (next !== NOT_DELIMITER) return { found: true, contentEnd: start, kind: classifiedKind, next };
+    if (next === NEED_MORE) return notFound(out, start);
+    if (next !== NOT_DELIMITER) return delimiter(out, start, next);
     i = j + 1;
   }
-  if (eof) return { found: false, safeEnd: len };
-  // Hold back a tail that could be the start of the pattern (and its CR).
+  if (eof) return notFound(out, len);
+  // Hold back a tail only when it could be the start of the pattern (and
+  // its CR): in payload bytes that is rare, so a chunk usually passes whole.
   let safeEnd = len;
   for (let k = Math.max(i, len - pattern.length + 1); k < len; k++) {
     if (buf[k] === LF && pattern.compare(buf, k, len, 0, len - k) === 0) {
@@ -235,5 +277,5 @@ export function scanBody(buf: Buffer, from: number, n: Needles, atStart: boolean
     }
   }
   if (safeEnd > from && buf[safeEnd - 1] === CR) safeEnd--;
-  return { found: false, safeEnd };
+  notFound(out, safeEnd);
 }

@@ -1,0 +1,270 @@
+import { isValidMediaId, isValidServerName } from './ids.js';
+import type { MediaService } from './media-service.js';
+import {
+  noopLogger,
+  type BlobStore,
+  type Logger,
+  type MediaListOptions,
+  type MediaMetadataStore,
+  type MediaQuery,
+  type MediaRecord,
+  type MediaUsagePage,
+  type MediaUsageQuery,
+} from './ports.js';
+
+/** Options for {@link MediaAdmin}. */
+export interface MediaAdminOptions {
+  /** The service that serves the media: its caches are invalidated on every change. */
+  readonly media: MediaService;
+  /** The same stores the service uses. */
+  readonly blobs: BlobStore;
+  readonly metadata: MediaMetadataStore;
+  readonly logger?: Logger;
+  /** Records changed per store query in bulk operations. Default 500. */
+  readonly batchSize?: number;
+}
+
+/** A page of one user's media and how many they have in all. */
+export interface UserMediaPage {
+  readonly media: MediaRecord[];
+  readonly total: number;
+}
+
+/** Which local media {@link MediaAdmin.deleteLocalMedia} deletes (every given condition must hold). */
+export interface LocalMediaDeletion {
+  /** Last used (accessed, else uploaded) before this time, ms since epoch. */
+  readonly lastUsedBefore?: number;
+  /** Created before this time. */
+  readonly createdBefore?: number;
+  /** Larger than this many bytes. */
+  readonly sizeGreaterThan?: number;
+}
+
+/** What {@link MediaAdmin.evictRemoteCache} did. */
+export interface EvictionResult {
+  readonly deleted: number;
+  readonly freedBytes: number;
+  /** Bytes of cached remote media left. */
+  readonly remainingBytes: number;
+}
+
+const SHA256_RE = /^[0-9a-f]{64}$/;
+
+/** `MediaMetadataStore.deleteThumbnails`, for stores that keep thumbnails. */
+interface ThumbnailRows {
+  deleteThumbnails?(serverName: string, mediaId: string): Promise<string[]>;
+}
+
+/**
+ * Moderation and housekeeping over the ports: quarantine (by media, by
+ * uploader, by content hash), deletion (bytes, thumbnails and row), remote
+ * cache purges, a space budget for the remote cache, usage statistics.
+ *
+ * Every change invalidates the {@link MediaService} caches of this process.
+ * Other instances sharing the stores keep serving a cached record for at most
+ * their `cache.recordTtlMs` (default 60 s): set it lower where a quarantine
+ * must bite faster everywhere.
+ *
+ * Methods take already validated server names and media IDs: invalid ones
+ * simply match nothing.
+ *
+ * @example
+ * ```ts
+ * const admin = new MediaAdmin({ media, blobs, metadata });
+ * await admin.setQuarantined('example.org', 'abc', true);
+ * const freed = await admin.purgeRemoteCache(Date.now() - 30 * 86_400_000);
+ * ```
+ */
+export class MediaAdmin {
+  readonly #media: MediaService;
+  readonly #blobs: BlobStore;
+  readonly #metadata: MediaMetadataStore;
+  readonly #logger: Logger;
+  readonly #batchSize: number;
+
+  constructor(options: MediaAdminOptions) {
+    if (!options.media || !options.blobs || !options.metadata) {
+      throw new TypeError('MediaAdmin: media, blobs and metadata are required');
+    }
+    this.#media = options.media;
+    this.#blobs = options.blobs;
+    this.#metadata = options.metadata;
+    this.#logger = options.logger ?? noopLogger;
+    const batchSize = options.batchSize ?? 500;
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+      throw new TypeError('MediaAdmin: batchSize must be an integer from 1 to 10000');
+    }
+    this.#batchSize = batchSize;
+  }
+
+  /** This server's name (local media is media of this origin). */
+  get serverName(): string {
+    return this.#media.serverName;
+  }
+
+  /** The stored record, quarantined or not; null when unknown. */
+  async getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
+    if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return null;
+    return this.#metadata.getMedia(serverName, mediaId);
+  }
+
+  /** Quarantines (or releases) one item; true when it exists. */
+  async setQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
+    if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
+    const found = await this.#metadata.setMediaQuarantined(serverName, mediaId, quarantined);
+    this.#media.invalidate(serverName, mediaId);
+    if (found) this.#logger.info({ serverName, mediaId, quarantined }, 'media quarantine changed');
+    return found;
+  }
+
+  /** Quarantines (or releases) every upload of `userId`; how many changed. */
+  quarantineUserMedia(userId: string, quarantined: boolean): Promise<number> {
+    return this.#setQuarantinedWhere({ userId }, quarantined);
+  }
+
+  /**
+   * Quarantines (or releases) every item whose bytes hash to `sha256`
+   * (lower- or upper-case hex), local or remote: a re-upload of the same
+   * file is caught too. How many changed; 0 for a malformed hash.
+   */
+  quarantineByHash(sha256: string, quarantined: boolean): Promise<number> {
+    const hash = sha256.toLowerCase();
+    if (!SHA256_RE.test(hash)) return Promise.resolve(0);
+    return this.#setQuarantinedWhere({ sha256: hash }, quarantined);
+  }
+
+  /**
+   * Deletes an item: its thumbnails (rows and blobs), its row, and its blob
+   * when no other record uses it. True when the item existed.
+   */
+  async deleteMedia(serverName: string, mediaId: string): Promise<boolean> {
+    if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
+    // Thumbnail rows are an optional capability of older stores: delete them when the store has them.
+    const thumbnailBlobs = (await (this.#metadata as MediaMetadataStore & ThumbnailRows).deleteThumbnails?.(serverName, mediaId)) ?? [];
+    const deleted = await this.#media.deleteMedia(serverName, mediaId);
+    for (const blobId of thumbnailBlobs) {
+      try {
+        await this.#blobs.delete(blobId);
+      } catch (err) {
+        this.#logger.error({ err, blobId }, 'could not delete a thumbnail blob; it is now an orphan');
+      }
+    }
+    if (deleted) this.#logger.info({ serverName, mediaId }, 'media deleted');
+    return deleted;
+  }
+
+  /** A page of `userId`'s uploads (default newest last) and their total count. */
+  async listUserMedia(userId: string, page: MediaListOptions): Promise<UserMediaPage> {
+    const [media, summary] = await Promise.all([
+      this.#metadata.listMedia({ userId }, page),
+      this.#metadata.summarizeMedia({ userId }),
+    ]);
+    return { media, total: summary.count };
+  }
+
+  /** Deletes the page of `userId`'s uploads that {@link listUserMedia} would list; the IDs deleted. */
+  async deleteUserMedia(userId: string, page: MediaListOptions): Promise<string[]> {
+    const records = await this.#metadata.listMedia({ userId }, page);
+    const deleted: string[] = [];
+    for (const record of records) {
+      if (await this.deleteMedia(record.serverName, record.mediaId)) deleted.push(record.mediaId);
+    }
+    return deleted;
+  }
+
+  /** Deletes local media matching every given condition (none given: nothing); the IDs deleted. */
+  async deleteLocalMedia(selection: LocalMediaDeletion): Promise<string[]> {
+    const query: MediaQuery = {
+      serverName: this.serverName,
+      ...(selection.lastUsedBefore === undefined ? {} : { lastUsedBefore: selection.lastUsedBefore }),
+      ...(selection.createdBefore === undefined ? {} : { createdBefore: selection.createdBefore }),
+      ...(selection.sizeGreaterThan === undefined ? {} : { sizeGreaterThan: selection.sizeGreaterThan }),
+    };
+    if (Object.keys(query).length === 1) return [];
+    return (await this.#deleteWhere(query)).map((record) => record.mediaId);
+  }
+
+  /** Deletes cached remote media last used before `before` (ms since epoch); how many. */
+  async purgeRemoteCache(before: number, createdBefore?: number): Promise<number> {
+    const query: MediaQuery = {
+      notServerName: this.serverName,
+      lastUsedBefore: before,
+      ...(createdBefore === undefined ? {} : { createdBefore }),
+    };
+    return (await this.#deleteWhere(query)).length;
+  }
+
+  /**
+   * Keeps the cached remote media within `maxBytes`: deletes the least
+   * recently used items until the rest fits.
+   */
+  async evictRemoteCache(maxBytes: number): Promise<EvictionResult> {
+    const query: MediaQuery = { notServerName: this.serverName };
+    let remainingBytes = (await this.#metadata.summarizeMedia(query)).totalBytes;
+    let deleted = 0;
+    let freedBytes = 0;
+    let skipped = 0;
+    while (remainingBytes > maxBytes) {
+      const batch = await this.#metadata.listMedia(query, {
+        orderBy: 'last_used',
+        limit: this.#batchSize,
+        offset: skipped,
+      });
+      if (batch.length === 0) break;
+      for (const record of batch) {
+        if (remainingBytes <= maxBytes) break;
+        if (await this.#deleteQuietly(record)) {
+          deleted++;
+          freedBytes += record.size ?? 0;
+          remainingBytes -= record.size ?? 0;
+        } else {
+          skipped++;
+        }
+      }
+    }
+    return { deleted, freedBytes, remainingBytes: Math.max(0, remainingBytes) };
+  }
+
+  /** Per-uploader counts and sizes. */
+  usageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
+    return this.#metadata.mediaUsageByUser(query);
+  }
+
+  async #setQuarantinedWhere(query: MediaQuery, quarantined: boolean): Promise<number> {
+    let changed = 0;
+    const selection: MediaQuery = { ...query, quarantined: !quarantined };
+    for (;;) {
+      // Changed records leave the selection, so the first page is always the next one.
+      const batch = await this.#metadata.listMedia(selection, { limit: this.#batchSize });
+      let progress = 0;
+      for (const record of batch) {
+        if (await this.setQuarantined(record.serverName, record.mediaId, quarantined)) progress++;
+      }
+      changed += progress;
+      if (batch.length < this.#batchSize || progress === 0) return changed;
+    }
+  }
+
+  async #deleteWhere(query: MediaQuery): Promise<MediaRecord[]> {
+    const deleted: MediaRecord[] = [];
+    let skipped = 0;
+    for (;;) {
+      const batch = await this.#metadata.listMedia(query, { orderBy: 'last_used', limit: this.#batchSize, offset: skipped });
+      for (const record of batch) {
+        if (await this.#deleteQuietly(record)) deleted.push(record);
+        else skipped++;
+      }
+      if (batch.length < this.#batchSize) return deleted;
+    }
+  }
+
+  /** Deletes one item of a bulk operation; a failure is logged and skipped, not fatal to the rest. */
+  async #deleteQuietly(record: MediaRecord): Promise<boolean> {
+    try {
+      return await this.deleteMedia(record.serverName, record.mediaId);
+    } catch (err) {
+      this.#logger.error({ err, serverName: record.serverName, mediaId: record.mediaId }, 'could not delete media');
+      return false;
+    }
+  }
+}

@@ -1,0 +1,125 @@
+import type {
+  MediaListOptions,
+  MediaQuery,
+  MediaRecord,
+  MediaSummary,
+  MediaUsagePage,
+  MediaUsageQuery,
+  UserMediaUsage,
+} from './ports.js';
+
+/**
+ * Reference semantics of the admin queries of {@link MediaMetadataStore}
+ * over plain arrays: what in-memory adapters (tests, demos) call, and what
+ * SQL adapters must agree with (the conformance suite checks both).
+ */
+
+/** When a record was last used: last access, else upload, else creation. */
+export function lastUsedAt(record: MediaRecord): number {
+  return record.lastAccessAt ?? record.uploadedAt ?? record.createdAt;
+}
+
+/** Whether `record` satisfies every condition of `query`. */
+export function matchesMediaQuery(record: MediaRecord, query: MediaQuery): boolean {
+  if (query.serverName !== undefined && record.serverName !== query.serverName) return false;
+  if (query.notServerName !== undefined && record.serverName === query.notServerName) return false;
+  if (query.userId !== undefined && record.userId !== query.userId) return false;
+  if (query.sha256 !== undefined && record.sha256 !== query.sha256) return false;
+  if (query.quarantined !== undefined && record.quarantined !== query.quarantined) return false;
+  if (query.createdBefore !== undefined && !(record.createdAt < query.createdBefore)) return false;
+  if (query.lastUsedBefore !== undefined && !(lastUsedAt(record) < query.lastUsedBefore)) return false;
+  if (query.sizeGreaterThan !== undefined && !(record.size !== null && record.size > query.sizeGreaterThan)) return false;
+  return true;
+}
+
+function sortValue(record: MediaRecord, orderBy: NonNullable<MediaListOptions['orderBy']>): string | number | null {
+  switch (orderBy) {
+    case 'created_at':
+      return record.createdAt;
+    case 'last_used':
+      return lastUsedAt(record);
+    case 'size':
+      return record.size;
+    case 'media_id':
+      return record.mediaId;
+    case 'upload_name':
+      return record.uploadName;
+    case 'content_type':
+      return record.contentType;
+  }
+}
+
+function compareValues(a: string | number | null, b: string | number | null): number {
+  // Nulls first in ascending order, as the SQL adapters sort them.
+  if (a === null || b === null) return a === b ? 0 : a === null ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** {@link MediaMetadataStore.listMedia} over an array (copies of the records). */
+export function selectMediaRecords(
+  records: Iterable<MediaRecord>,
+  query: MediaQuery,
+  options: MediaListOptions,
+): MediaRecord[] {
+  const orderBy = options.orderBy ?? 'created_at';
+  const sign = options.direction === 'desc' ? -1 : 1;
+  const offset = options.offset ?? 0;
+  return [...records]
+    .filter((record) => matchesMediaQuery(record, query))
+    .sort(
+      (a, b) =>
+        sign *
+        (compareValues(sortValue(a, orderBy), sortValue(b, orderBy)) ||
+          compareValues(a.serverName, b.serverName) ||
+          compareValues(a.mediaId, b.mediaId)),
+    )
+    .slice(offset, offset + options.limit)
+    .map((record) => ({ ...record }));
+}
+
+/** {@link MediaMetadataStore.summarizeMedia} over an array. */
+export function summarizeMediaRecords(records: Iterable<MediaRecord>, query: MediaQuery): MediaSummary {
+  let count = 0;
+  let totalBytes = 0;
+  for (const record of records) {
+    if (!matchesMediaQuery(record, query)) continue;
+    count++;
+    totalBytes += record.size ?? 0;
+  }
+  return { count, totalBytes };
+}
+
+/** {@link MediaMetadataStore.mediaUsageByUser} over an array. */
+export function mediaUsageOfRecords(records: Iterable<MediaRecord>, query: MediaUsageQuery): MediaUsagePage {
+  const term = query.searchTerm?.toLowerCase() ?? '';
+  const byUser = new Map<string, { mediaCount: number; mediaLength: number }>();
+  for (const record of records) {
+    if (record.userId === null) continue;
+    if (query.createdFrom !== undefined && record.createdAt < query.createdFrom) continue;
+    if (query.createdUntil !== undefined && record.createdAt >= query.createdUntil) continue;
+    if (term !== '' && !asciiLower(record.userId).includes(term)) continue;
+    const usage = byUser.get(record.userId) ?? { mediaCount: 0, mediaLength: 0 };
+    usage.mediaCount++;
+    usage.mediaLength += record.size ?? 0;
+    byUser.set(record.userId, usage);
+  }
+  const orderBy = query.orderBy ?? 'user_id';
+  const sign = query.direction === 'desc' ? -1 : 1;
+  const users: UserMediaUsage[] = [...byUser].map(([userId, usage]) => ({ userId, ...usage }));
+  users.sort((a, b) => {
+    const primary =
+      orderBy === 'media_count'
+        ? a.mediaCount - b.mediaCount
+        : orderBy === 'media_length'
+          ? a.mediaLength - b.mediaLength
+          : 0;
+    return sign * (primary || compareValues(a.userId, b.userId));
+  });
+  const offset = query.offset ?? 0;
+  return { users: users.slice(offset, offset + query.limit), total: users.length };
+}
+
+/** Lower-cases ASCII letters only, as SQLite's `lower()` does. */
+function asciiLower(value: string): string {
+  return value.replace(/[A-Z]/g, (c) => c.toLowerCase());
+}

@@ -4,6 +4,13 @@ import { isValidServerName } from '@hsmedia/media-core';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
+import {
+  DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST,
+  URL_PREVIEW_DEFAULTS,
+  resolveUrlPreviewConfig,
+  urlPreviewConfigProblems,
+  type UrlPreviewConfig,
+} from './url-preview.js';
 
 /** The log levels pino knows, most to least verbose, plus `silent`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -159,6 +166,60 @@ const federationSchema = z
   })
   .meta({ description: 'Serving our media to other servers and fetching theirs.' });
 
+/** One `url_preview.url_denylist` rule: a URL is refused when every component it names matches. */
+const urlDenyRuleSchema = z
+  .strictObject({
+    scheme: z.string().min(1).optional(),
+    host: z.string().min(1).optional(),
+    port: z.union([z.number().int().min(1).max(65535), z.string().min(1)]).optional(),
+    path: z.string().min(1).optional(),
+    url: z.string().min(1).optional(),
+  })
+  .refine((rule) => Object.values(rule).some((value) => value !== undefined), {
+    error: 'Name at least one of `scheme`, `host`, `port`, `path`, `url`',
+  })
+  .meta({ description: 'Globs (`*`, `?`), or regular expressions when they start with `^`; case-insensitive.' });
+
+const urlPreviewSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).meta({ description: 'Serve preview_url (off: 404 M_UNRECOGNIZED, as Synapse).' }),
+    ip_range_denylist: z
+      .array(cidr)
+      .default(() => [...DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST])
+      .meta({ description: 'Addresses previews never connect to. Default: every non-public range. Must not be empty while enabled.' }),
+    ip_range_allowlist: z
+      .array(cidr)
+      .default([])
+      .meta({ description: 'Non-public addresses previews may connect to anyway (e.g. 127.0.0.1/32 in tests).' }),
+    url_denylist: z.array(urlDenyRuleSchema).default([]).meta({ description: 'URLs never fetched (requested URL and every redirect).' }),
+    max_page_size: byteSize.default(URL_PREVIEW_DEFAULTS.max_page_size).meta({ description: 'HTML bytes read at most.' }),
+    max_image_size: byteSize
+      .default(URL_PREVIEW_DEFAULTS.max_image_size)
+      .meta({ description: 'Largest preview image (also capped at max_upload_size).' }),
+    user_agent: z.string().min(1).optional().meta({ description: 'User-Agent of preview fetches.' }),
+    accept_language: z.string().min(1).optional().meta({ description: 'Accept-Language of preview fetches (default "en").' }),
+    timeout_ms: z.number().int().positive().default(URL_PREVIEW_DEFAULTS.timeout_ms).meta({ description: 'Per fetch, body included.' }),
+    cache_ttl_ms: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(URL_PREVIEW_DEFAULTS.cache_ttl_ms)
+      .meta({ description: 'How long a preview is cached in memory; 0 disables.' }),
+    oembed: z
+      .strictObject({
+        providers_file: z.string().min(1).optional().meta({ description: 'oembed.com providers.json replacing the bundled list.' }),
+        discovery: z.boolean().default(true).meta({ description: 'Follow oEmbed discovery links in pages.' }),
+      })
+      .default({ discovery: true }),
+  })
+  // Checked here (not only at start) so that check-config reports them, each under its key.
+  .superRefine((section, ctx) => {
+    for (const problem of urlPreviewConfigProblems(resolveUrlPreviewConfig(section, (path) => path))) {
+      ctx.addIssue({ code: 'custom', path: [...problem.path], message: problem.message });
+    }
+  })
+  .meta({ description: 'URL previews (preview_url): SSRF settings and limits.' });
+
 /**
  * The YAML config file, as written by operators (snake_case keys, units as
  * strings). Every object is strict: an unknown key is an error.
@@ -206,6 +267,7 @@ const configFileSchema = z
       .default(DEFAULTS.shutdown_timeout_ms)
       .meta({ description: 'On SIGTERM/SIGINT, how long in-flight requests may finish before connections are cut.' }),
     federation: federationSchema.default(() => federationSchema.parse({})),
+    url_preview: urlPreviewSchema.default(() => urlPreviewSchema.parse({})),
   })
   .meta({ title: 'hsmedia-server configuration' });
 
@@ -235,6 +297,7 @@ export interface MediaServerConfig {
   readonly mediaCache: { readonly maxBytes: number; readonly maxItemBytes: number };
   readonly shutdownTimeoutMs: number;
   readonly federation: FederationConfig;
+  readonly urlPreview: UrlPreviewConfig;
 }
 
 /** Outbound and inbound federation settings (`federation:` in the file). */
@@ -324,6 +387,7 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
       })),
       denyOrigins: [...file.federation.deny_origins],
     },
+    urlPreview: resolveUrlPreviewConfig(file.url_preview, at),
   };
 }
 

@@ -24,6 +24,7 @@ import { createLogger } from './logger.js';
 import { requestLog } from './request-log.js';
 import { loadOrCreateSigningKey, type ServerSigningKey, type SigningKeyCodec } from './signing-key-file.js';
 import { openStores, type OpenStores } from './stores.js';
+import { createUrlPreviewRoute } from './url-preview.js';
 import { createVersionsRouter } from './versions.js';
 
 /** Options for {@link createServer} and {@link startServer}; all optional. */
@@ -163,6 +164,13 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       },
     });
 
+    // Undefined while previews are off; refuses an unsafe url_preview section (keyed errors).
+    const preview = await createUrlPreviewRoute(config.urlPreview, {
+      media,
+      maxUploadBytes: config.maxUploadBytes,
+      logger: logger.child({ component: 'url-preview' }),
+    });
+
     const app = new Koa();
     // The listener is attached below: `app.callback()` snapshots the middleware composed so far.
     const httpServer = createHttpServer({ requestTimeout: REQUEST_TIMEOUT_MS });
@@ -180,6 +188,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     // Errors, CORS, security headers, the media routers and the M_UNRECOGNIZED catch-all.
     mountMediaRoutes(app, {
       media,
+      ...(preview === undefined ? {} : { preview }),
       authenticate: createClientAuth({ verifier: verifierFor(config, adminToken) }),
       logger,
       federation: {

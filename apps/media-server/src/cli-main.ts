@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configJsonSchema, defaultConfig, loadConfigFile, type MediaServerConfig } from './config.js';
+import { describeDatabase } from './database.js';
 import { openStores } from './stores.js';
 import { loadOrCreateSigningKey } from './signing-key-file.js';
 import { startServer, type StartedServer } from './server.js';
@@ -119,7 +120,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
       case 'migrate': {
         const stores = await openStores(config);
         await stores.close();
-        io.stdout.write(`database ready: ${config.database.path}\n`);
+        io.stdout.write(`database ready: ${describeDatabase(config.database)}\n`);
         return EXIT.OK;
       }
       case 'generate-key': {
@@ -148,7 +149,7 @@ function describeConfig(config: MediaServerConfig): string {
   return [
     `server_name: ${config.serverName}`,
     `listen: http://${config.listen.host}:${config.listen.port}`,
-    `database: sqlite ${config.database.path}`,
+    `database: ${describeDatabase(config.database)}`,
     `media_store: filesystem ${config.mediaStore.path}`,
     `signing_key_path: ${config.signingKeyPath}`,
     `max_upload_size: ${config.maxUploadBytes} bytes`,

@@ -4,6 +4,7 @@ import { isValidServerName } from '@hsmedia/media-core';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
+import { DEFAULT_APPLICATION_NAME, POSTGRES_DEFAULTS, resolvePostgresDatabase, type DatabaseConfig } from './database.js';
 import {
   DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST,
   URL_PREVIEW_DEFAULTS,
@@ -70,14 +71,48 @@ function exactlyOne<T extends object>(keys: readonly string[]) {
   ] as const;
 }
 
+/** `database.postgres`. The URL is a secret (it holds the password): no message echoes it. */
+const postgresDatabaseSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .regex(/^postgres(?:ql)?:\/\/\S+$/, { error: 'Expected a postgres:// or postgresql:// URL' })
+      .refine((value) => URL.canParse(value), { error: 'Expected a postgres:// or postgresql:// URL' })
+      .meta({ description: 'postgres://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters; ?sslmode=... goes to pg).' }),
+    pool: z
+      .strictObject({
+        min: z.number().int().nonnegative().default(POSTGRES_DEFAULTS.pool_min).meta({ description: 'Connections kept open while idle.' }),
+        max: z.number().int().positive().default(POSTGRES_DEFAULTS.pool_max).meta({ description: 'Most connections this instance opens.' }),
+      })
+      .refine((pool) => pool.min <= pool.max, { error: '`min` must not exceed `max`' })
+      .default({ min: POSTGRES_DEFAULTS.pool_min, max: POSTGRES_DEFAULTS.pool_max }),
+    statement_timeout_ms: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(POSTGRES_DEFAULTS.statement_timeout_ms)
+      .meta({ description: 'statement_timeout of every connection; 0 disables.' }),
+    schema: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, { error: 'Expected a schema name such as "media"' })
+      .optional()
+      .meta({ description: "Schema of the tables (it must exist); default the role's search_path." }),
+    application_name: z
+      .string()
+      .regex(/^[\x20-\x7E]{1,63}$/, { error: 'Expected 1 to 63 printable ASCII characters' })
+      .default(DEFAULT_APPLICATION_NAME)
+      .meta({ description: 'application_name in pg_stat_activity; give each instance its own to tell them apart.' }),
+  })
+  .meta({ description: 'PostgreSQL: for several instances sharing one database and media directory.' });
+
 const databaseSchema = z
   .strictObject({
     sqlite: z
       .strictObject({ path: z.string().min(1).default(DEFAULTS.sqlite_path).meta({ description: 'SQLite database file.' }) })
       .optional(),
-    // `postgres: { url }` joins here as a second alternative (see README).
+    postgres: postgresDatabaseSchema.optional(),
   })
-  .refine(...exactlyOne(['sqlite']))
+  .refine(...exactlyOne(['sqlite', 'postgres']))
   .default({ sqlite: { path: DEFAULTS.sqlite_path } })
   .meta({ description: 'Where media metadata lives. Exactly one backend.' });
 
@@ -287,7 +322,7 @@ export type AuthConfig =
 export interface MediaServerConfig {
   readonly serverName: string;
   readonly listen: { readonly host: string; readonly port: number };
-  readonly database: { readonly kind: 'sqlite'; readonly path: string };
+  readonly database: DatabaseConfig;
   readonly mediaStore: { readonly kind: 'filesystem'; readonly path: string };
   readonly signingKeyPath: string;
   readonly maxUploadBytes: number;
@@ -356,12 +391,12 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
     };
   }
   // Both are present: the schema requires exactly one backend of each.
-  const sqlite = file.database.sqlite as { path: string };
+  const { sqlite, postgres } = file.database;
   const filesystem = file.media_store.filesystem as { path: string };
   return {
     serverName: file.server_name,
     listen: { host: file.listen.host, port: file.listen.port },
-    database: { kind: 'sqlite', path: at(sqlite.path) },
+    database: postgres !== undefined ? resolvePostgresDatabase(postgres) : { kind: 'sqlite', path: at((sqlite as { path: string }).path) },
     mediaStore: { kind: 'filesystem', path: at(filesystem.path) },
     signingKeyPath,
     maxUploadBytes: bytes(file.max_upload_size),

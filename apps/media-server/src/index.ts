@@ -40,3 +40,11 @@ export { requestLog, redactRequestTarget } from './request-log.js';
 export { createDrainer, type Drainer } from './drain.js';
 export { createVersionsRouter, SUPPORTED_SPEC_VERSIONS } from './versions.js';
 export { openStores, type OpenStores } from './stores.js';
+export {
+  openMetadataStore,
+  describeDatabase,
+  redactPostgresUrl,
+  DEFAULT_APPLICATION_NAME,
+  type DatabaseConfig,
+  type DatabaseLog,
+} from './database.js';

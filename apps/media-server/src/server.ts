@@ -23,6 +23,7 @@ import { createDrainer } from './drain.js';
 import { createLogger } from './logger.js';
 import { requestLog } from './request-log.js';
 import { loadOrCreateSigningKey, type ServerSigningKey, type SigningKeyCodec } from './signing-key-file.js';
+import { startMaintenance, type Maintenance } from './maintenance.js';
 import { openStores, type OpenStores } from './stores.js';
 import { createUrlPreviewRoute } from './url-preview.js';
 import { createVersionsRouter } from './versions.js';
@@ -124,6 +125,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
   }
 
   let stores: OpenStores | undefined;
+  let maintenance: Maintenance | undefined;
   let media: MediaService | undefined;
   let federationClient: FederationClient | undefined;
   try {
@@ -141,11 +143,10 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       ...(ca === undefined ? {} : { ca }),
     });
 
-    stores = await openStores(config);
-    const stagingFilesRemoved = await stores.blobs.cleanupStaging();
-    if (stagingFilesRemoved > 0) {
-      logger.info({ count: stagingFilesRemoved }, 'removed staging files of unfinished uploads');
-    }
+    stores = await openStores(config, logger.child({ component: 'database' }));
+    // Staging clean-up at start and periodic jobs, one instance at a time when the database is shared.
+    maintenance = await startMaintenance(config, stores, logger.child({ component: 'jobs' }));
+    const { stagingFilesRemoved } = maintenance;
 
     media = new MediaService({
       serverName: config.serverName,
@@ -205,6 +206,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     httpServer.on('request', app.callback());
 
     const openedStores = stores;
+    const openedMaintenance = maintenance;
     const openedMedia = media;
     const openedFederationClient = federationClient;
     let closing: Promise<void> | undefined;
@@ -217,6 +219,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       );
       await openedMedia.close();
       openedFederationClient.close();
+      await openedMaintenance.scheduler.close();
       await openedStores.close();
       logger.info({}, 'stopped');
       await new Promise<void>((resolve) => logger.flush(() => resolve()));
@@ -253,6 +256,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
   } catch (error) {
     await media?.close();
     federationClient?.close();
+    await maintenance?.scheduler.close();
     await stores?.close();
     throw error;
   }

@@ -1,7 +1,7 @@
 import { FsBlobStore } from '@hsmedia/store-fs';
-import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import type { BlobStore, MediaMetadataStore } from '@hsmedia/media-core';
 import type { MediaServerConfig } from './config.js';
+import { openMetadataStore, type DatabaseLog } from './database.js';
 
 /** The stores of one server, opened from config. */
 export interface OpenStores {
@@ -13,10 +13,12 @@ export interface OpenStores {
 
 /**
  * Opens the configured stores: the metadata database is created and
- * migrated to the current schema, the blob directory is created on first write.
+ * migrated to the current schema (SQLite or PostgreSQL, see `database.ts`),
+ * the blob directory is created on first write. `log` receives the
+ * PostgreSQL pool's connection warnings.
  */
-export async function openStores(config: MediaServerConfig): Promise<OpenStores> {
-  const metadata = await createSqliteMetadataStore({ path: config.database.path, migrate: true });
+export async function openStores(config: MediaServerConfig, log?: DatabaseLog): Promise<OpenStores> {
+  const metadata = await openMetadataStore(config.database, log);
   const blobs = new FsBlobStore({ root: config.mediaStore.path });
   return {
     blobs,

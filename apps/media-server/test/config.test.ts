@@ -177,12 +177,11 @@ describe('parseConfig', () => {
 
   it('requires exactly one database and media store backend', () => {
     expect(errorsOf({ database: {}, media_store: {} })).toEqual([
-      'database: Set exactly one of `sqlite`',
+      'database: Set exactly one of `sqlite`, `postgres`',
       'media_store: Set exactly one of `filesystem`',
     ]);
-    expect(errorsOf({ database: { postgres: { url: 'postgres://127.0.0.1/x' } } })).toEqual([
-      'database.postgres: Unknown key',
-      'database: Set exactly one of `sqlite`',
+    expect(errorsOf({ database: { sqlite: {}, postgres: { url: 'postgres://127.0.0.1/x' } } })).toEqual([
+      'database: Set exactly one of `sqlite`, `postgres`',
     ]);
   });
 
@@ -198,7 +197,7 @@ describe('parseConfig', () => {
   });
 
   it('defaultConfig resolves ./data against the working directory', () => {
-    expect(defaultConfig('/var/lib/hsmedia').database.path).toBe('/var/lib/hsmedia/data/media.db');
+    expect(defaultConfig('/var/lib/hsmedia').database).toEqual({ kind: 'sqlite', path: '/var/lib/hsmedia/data/media.db' });
   });
 });
 

@@ -1,4 +1,4 @@
-import type { MediaCompletion, MediaMetadataStore, MediaRecord, StoredServerKey } from '@hsmedia/media-core';
+import type { MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredServerKey } from '@hsmedia/media-core';
 import {
   mediaUsageOfRecords,
   selectMediaRecords,
@@ -84,6 +84,24 @@ export class InMemoryMetadataStore implements MediaMetadataStore {
 
   async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
     return mediaUsageOfRecords(this.#media.values(), query);
+  }
+
+  async getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
+    let bytes = 0;
+    let files = 0;
+    for (const record of this.#media.values()) {
+      if (record.userId !== userId || record.blobId === null || record.createdAt < sinceMs) continue;
+      bytes += record.size ?? 0;
+      files += 1;
+    }
+    return { bytes, files };
+  }
+  async countPendingMedia(userId: string, now: number): Promise<number> {
+    let count = 0;
+    for (const record of this.#media.values()) {
+      if (record.userId === userId && record.blobId === null && (record.expiresAt === null || record.expiresAt > now)) count++;
+    }
+    return count;
   }
 
   async getServerKeys(serverName: string): Promise<StoredServerKey[]> {

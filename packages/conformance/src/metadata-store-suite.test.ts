@@ -1,14 +1,4 @@
-import type { MediaCompletion, MediaMetadataStore, MediaRecord, StoredServerKey } from '@hsmedia/media-core';
-import {
-  mediaUsageOfRecords,
-  selectMediaRecords,
-  summarizeMediaRecords,
-  type MediaListOptions,
-  type MediaQuery,
-  type MediaSummary,
-  type MediaUsagePage,
-  type MediaUsageQuery,
-} from '@hsmedia/media-core';
+import type { MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredServerKey } from '@hsmedia/media-core';
 import { describeMetadataStore } from './metadata-store-suite.js';
 
 /**
@@ -55,47 +45,22 @@ class MemoryMetadataStore implements MediaMetadataStore {
     for (const record of this.#media.values()) if (record.blobId === blobId) return true;
     return false;
   }
-  async listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]> {
-    await Promise.resolve();
-    return selectMediaRecords(this.#media.values(), query, options);
+  async getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
+    let bytes = 0;
+    let files = 0;
+    for (const record of this.#media.values()) {
+      if (record.userId !== userId || record.blobId === null || record.createdAt < sinceMs) continue;
+      bytes += record.size ?? 0;
+      files += 1;
+    }
+    return { bytes, files };
   }
-  async summarizeMedia(query: MediaQuery): Promise<MediaSummary> {
-    await Promise.resolve();
-    return summarizeMediaRecords(this.#media.values(), query);
-  }
-  async setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
-    await Promise.resolve();
-    const key = JSON.stringify([serverName, mediaId]);
-    const record = this.#media.get(key);
-    if (!record) return false;
-    this.#media.set(key, { ...record, quarantined });
-    return true;
-  }
-  async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
-    await Promise.resolve();
-    return mediaUsageOfRecords(this.#media.values(), query);
-  }
-  async listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {
-    await Promise.resolve();
-    return (this.#thumbnails.get(JSON.stringify([serverName, mediaId])) ?? []).map((t) => ({ ...t }));
-  }
-  async insertThumbnail(thumbnail: StoredThumbnail): Promise<boolean> {
-    await Promise.resolve();
-    const key = JSON.stringify([thumbnail.serverName, thumbnail.mediaId]);
-    const rows = this.#thumbnails.get(key) ?? [];
-    const same = (t: StoredThumbnail): boolean =>
-      t.width === thumbnail.width && t.height === thumbnail.height && t.method === thumbnail.method &&
-      t.animated === thumbnail.animated && t.contentType === thumbnail.contentType;
-    if (rows.some(same)) return false;
-    this.#thumbnails.set(key, [...rows, { ...thumbnail }]);
-    return true;
-  }
-  async deleteThumbnails(serverName: string, mediaId: string): Promise<string[]> {
-    await Promise.resolve();
-    const key = JSON.stringify([serverName, mediaId]);
-    const rows = this.#thumbnails.get(key) ?? [];
-    this.#thumbnails.delete(key);
-    return rows.map((t) => t.blobId);
+  async countPendingMedia(userId: string, now: number): Promise<number> {
+    let count = 0;
+    for (const record of this.#media.values()) {
+      if (record.userId === userId && record.blobId === null && (record.expiresAt === null || record.expiresAt > now)) count++;
+    }
+    return count;
   }
   async getServerKeys(serverName: string): Promise<StoredServerKey[]> {
     await Promise.resolve();

@@ -30,6 +30,7 @@ export {
   type BlobStore,
   type MediaRecord,
   type MediaCompletion,
+  type MediaUsage,
   type MediaQuery,
   type MediaOrder,
   type MediaListOptions,
@@ -61,7 +62,22 @@ export {
   type GetMediaOptions,
   type ByteRange,
   type MediaHandle,
+  type AsyncUploadOptions,
+  type CreatedMedia,
+  type PendingUploadRequest,
 } from './media-service.js';
+export {
+  TokenBucketRateLimiter,
+  type RateLimiter,
+  type RateLimitDecision,
+  type TokenBucketOptions,
+} from './rate-limiter.js';
+export {
+  UploadQuotas,
+  type UploadQuotaLimits,
+  type UploadQuotaOptions,
+  type ResolvedUploadQuotaLimits,
+} from './upload-quota.js';
 export {
   MediaAdmin,
   type MediaAdminOptions,

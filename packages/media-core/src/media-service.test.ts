@@ -18,6 +18,7 @@ import type {
   MediaUsagePage,
   MediaUsageQuery,
   MediaRecord,
+  MediaUsage,
   RemoteMedia,
   RemoteMediaRequest,
   RemoteMediaSource,
@@ -124,6 +125,23 @@ class MemoryMetadataStore implements MediaMetadataStore {
   }
   async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
     return mediaUsageOfRecords(this.rows.values(), query);
+  }
+  async getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
+    let bytes = 0;
+    let files = 0;
+    for (const record of this.rows.values()) {
+      if (record.userId !== userId || record.blobId === null || record.createdAt < sinceMs) continue;
+      bytes += record.size ?? 0;
+      files += 1;
+    }
+    return { bytes, files };
+  }
+  async countPendingMedia(userId: string, now: number): Promise<number> {
+    let count = 0;
+    for (const record of this.rows.values()) {
+      if (record.userId === userId && record.blobId === null && (record.expiresAt === null || record.expiresAt > now)) count++;
+    }
+    return count;
   }
   async getServerKeys(): Promise<StoredServerKey[]> {
     return [];

@@ -94,6 +94,12 @@ export interface MediaCompletion {
   readonly uploadedAt: number;
 }
 
+/** What {@link MediaMetadataStore.getUserUsage} counts. */
+export interface MediaUsage {
+  readonly bytes: number;
+  readonly files: number;
+}
+
 /** A cached verify key of a remote server (see `@hsmedia/signing`'s `ServerKeyStore`). */
 export interface StoredServerKey {
   readonly serverName: string;
@@ -190,6 +196,18 @@ export interface MediaMetadataStore {
   touchMedia(serverName: string, mediaId: string, at: number): Promise<void>;
   /** Records which blob IDs are referenced (all of them), for orphan clean-up. */
   isBlobReferenced(blobId: string): Promise<boolean>;
+  /**
+   * Bytes (sum of `size`) and count of `userId`'s completed media (`blobId`
+   * set) created at or after `sinceMs`; `sinceMs` 0 counts everything. For
+   * upload quotas; remote media has no user and never counts.
+   */
+  getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage>;
+  /**
+   * How many of `userId`'s records are pending (`blobId` null) and not
+   * expired at `now` (`expiresAt` null or later than `now`). For the cap on
+   * pending async uploads.
+   */
+  countPendingMedia(userId: string, now: number): Promise<number>;
   /** Records a {@link MediaQuery} selects, in the given order and page (admin API, retention). */
   listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]>;
   /** How many records a {@link MediaQuery} selects and their total size. */

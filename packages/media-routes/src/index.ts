@@ -5,7 +5,10 @@ export {
   type MediaRouters,
   type MountMediaRoutesOptions,
   type MountedMediaRouters,
+  type MediaRateLimits,
 } from './media-routers.js';
+export { addAsyncUploadRoutes, type AsyncUploadRoutesOptions } from './async-upload-routes.js';
+export { rateLimit, requesterKey, originKey, clientIpKey, type RateLimitOptions } from './rate-limit.js';
 export {
   createFederationMediaRouter,
   type FederationMediaRouterOptions,

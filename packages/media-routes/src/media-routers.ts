@@ -8,12 +8,14 @@ import {
   unrecognized,
   type ErrorLogger,
 } from '@hsmedia/koa-matrix';
-import type { MediaService, Requester } from '@hsmedia/media-core';
+import type { MediaService, RateLimiter, Requester } from '@hsmedia/media-core';
 import { Router } from '@koa/router';
 import type Koa from 'koa';
 import type { Context, Middleware } from 'koa';
 import { createFederationMediaRouter, type FederationMediaRouterOptions } from './federation-router.js';
 import { createPreviewUrlHandler, type PreviewUrlOptions } from './preview-routes.js';
+import { addAsyncUploadRoutes } from './async-upload-routes.js';
+import { clientIpKey, rateLimit, requesterKey } from './rate-limit.js';
 import { mediaSecurityHeaders } from './media-headers.js';
 import { sendMedia } from './send-media.js';
 
@@ -36,6 +38,24 @@ export interface MediaRoutersOptions {
    * previews are disabled (digest §6.1).
    */
   readonly preview?: PreviewUrlOptions;
+  /**
+   * Per-user request budgets (429 `M_LIMIT_EXCEEDED` with `retry_after_ms`
+   * and `Retry-After`), checked after authentication and before any body is
+   * read. Unauthenticated legacy downloads draw from `download` per client IP.
+   */
+  readonly rateLimits?: MediaRateLimits;
+  /** Serve async uploads (`/_matrix/media/v1/create` and `PUT /_matrix/media/v3/upload/...`). Default true. */
+  readonly asyncUploads?: boolean;
+}
+
+/** The rate limiters {@link createMediaRouters} applies; each is optional. */
+export interface MediaRateLimits {
+  /** `POST /upload` and `PUT /upload/{serverName}/{mediaId}`. */
+  readonly upload?: RateLimiter;
+  /** Downloads (authenticated per user; legacy per IP). */
+  readonly download?: RateLimiter;
+  /** `POST /_matrix/media/v1/create`. */
+  readonly create?: RateLimiter;
 }
 
 /** The routers {@link createMediaRouters} builds. */
@@ -187,22 +207,37 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
     }
   };
 
+  const limits = options.rateLimits ?? {};
+  const limit = (limiter: RateLimiter | undefined, key: (ctx: Context) => string | undefined): Middleware[] =>
+    limiter === undefined ? [] : [rateLimit({ limiter, key })];
+  const uploadLimit = limit(limits.upload, requesterKey);
+  const downloadLimit = limit(limits.download, requesterKey);
+  const legacyDownloadLimit = limit(limits.download, clientIpKey);
+
   const client = new Router({ prefix: '/_matrix/client/v1/media', methods: ALL_METHODS });
   client.get('/config', authenticate, config);
-  client.get('/download/:serverName/:mediaId', authenticate, authenticatedDownload);
-  client.get('/download/:serverName/:mediaId/:fileName', authenticate, authenticatedDownload);
+  client.get('/download/:serverName/:mediaId', authenticate, ...downloadLimit, authenticatedDownload);
+  client.get('/download/:serverName/:mediaId/:fileName', authenticate, ...downloadLimit, authenticatedDownload);
   const previewUrl = options.preview === undefined ? undefined : createPreviewUrlHandler(options.preview);
   if (previewUrl) client.get('/preview_url', authenticate, previewUrl);
 
   const legacy = new Router({ methods: ALL_METHODS });
   for (const version of legacyVersions) {
     const prefix = `/_matrix/media/${version}`;
-    legacy.post(`${prefix}/upload`, authenticate, upload);
+    legacy.post(`${prefix}/upload`, authenticate, ...uploadLimit, upload);
     legacy.get(`${prefix}/config`, authenticate, config);
-    legacy.get(`${prefix}/download/:serverName/:mediaId`, legacyDownload);
-    legacy.get(`${prefix}/download/:serverName/:mediaId/:fileName`, legacyDownload);
+    legacy.get(`${prefix}/download/:serverName/:mediaId`, ...legacyDownloadLimit, legacyDownload);
+    legacy.get(`${prefix}/download/:serverName/:mediaId/:fileName`, ...legacyDownloadLimit, legacyDownload);
     // Deprecated but still authenticated (it answers JSON, so the freeze does not apply; digest §6.1).
     if (previewUrl) legacy.get(`${prefix}/preview_url`, authenticate, previewUrl);
+  }
+  if (options.asyncUploads !== false) {
+    addAsyncUploadRoutes(legacy, {
+      media,
+      authenticate,
+      beforeCreate: limit(limits.create, requesterKey),
+      beforeUpload: uploadLimit,
+    });
   }
   return { client, legacy };
 }

@@ -8,6 +8,7 @@ import type {
   MediaCompletion,
   MediaMetadataStore,
   MediaRecord,
+  MediaUsage,
   StoredServerKey,
 } from '@hsmedia/media-core';
 import type { Knex } from 'knex';
@@ -179,6 +180,33 @@ export class KnexMetadataStore implements MediaMetadataStore, JobLeases {
       .where({ blob_id: blobId })
       .first();
     return row !== undefined;
+  }
+
+  async getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
+    checkInteger('sinceMs', sinceMs);
+    if (!isStorableKey(userId)) return { bytes: 0, files: 0 };
+    // Served by the user_id index; only this user's rows are summed.
+    const rows = (await this.knex(this.#tables.media)
+      .where({ user_id: userId })
+      .whereNotNull('blob_id')
+      .andWhere('created_at', '>=', sinceMs)
+      .select(this.knex.raw('COALESCE(SUM(size), 0) AS bytes'), this.knex.raw('COUNT(*) AS files'))) as {
+      bytes: number | string;
+      files: number | string;
+    }[];
+    // pg answers bigint aggregates as strings.
+    return { bytes: Number(rows[0]?.bytes ?? 0), files: Number(rows[0]?.files ?? 0) };
+  }
+
+  async countPendingMedia(userId: string, now: number): Promise<number> {
+    checkInteger('now', now);
+    if (!isStorableKey(userId)) return 0;
+    const rows = (await this.knex(this.#tables.media)
+      .where({ user_id: userId })
+      .whereNull('blob_id')
+      .andWhere((query) => query.whereNull('expires_at').orWhere('expires_at', '>', now))
+      .count({ n: '*' })) as { n: number | string }[];
+    return Number(rows[0]?.n ?? 0);
   }
 
   async getServerKeys(serverName: string): Promise<StoredServerKey[]> {

@@ -1,0 +1,54 @@
+import type { Logger } from '@hsmedia/media-core';
+import type { MediaServerConfig } from './config.js';
+import { createJobScheduler, type JobScheduler } from './background-jobs.js';
+import { sweepStaleStaging } from './staging-sweep.js';
+import type { OpenStores } from './stores.js';
+
+/**
+ * A staging file untouched this long belongs to a dead upload. Longer than
+ * the server's 30-minute request timeout, so no live upload is that old.
+ */
+export const STALE_STAGING_MS: number = 60 * 60 * 1000;
+
+/** How often the staging sweep runs (on one instance of a deployment). */
+export const STAGING_SWEEP_INTERVAL_MS: number = 15 * 60 * 1000;
+
+/** The background work of a running server. */
+export interface Maintenance {
+  readonly scheduler: JobScheduler;
+  /** Staging files of crashed uploads removed at start. */
+  readonly stagingFilesRemoved: number;
+}
+
+/**
+ * Start-up clean-up and periodic jobs. With SQLite (one instance per media
+ * directory) every staging file at start is a leftover and goes. With
+ * PostgreSQL, other instances may be writing to the same media directory
+ * right now, so only stale staging files go, by one instance at a time (the
+ * `job:staging-sweep` lease). The sweep then repeats every
+ * {@link STAGING_SWEEP_INTERVAL_MS} on whichever instance holds the lease.
+ */
+export async function startMaintenance(config: MediaServerConfig, stores: OpenStores, logger: Logger): Promise<Maintenance> {
+  const scheduler = createJobScheduler(stores.metadata, logger);
+  const root = config.mediaStore.path;
+  const sweep = async (): Promise<Record<string, unknown>> => ({ removed: await sweepStaleStaging(root, STALE_STAGING_MS) });
+  let stagingFilesRemoved = 0;
+  try {
+    if (config.database.kind === 'sqlite') {
+      stagingFilesRemoved = await stores.blobs.cleanupStaging();
+    } else {
+      await scheduler.runOnce('staging-sweep', STAGING_SWEEP_INTERVAL_MS, async () => {
+        stagingFilesRemoved = await sweepStaleStaging(root, STALE_STAGING_MS);
+        return { removed: stagingFilesRemoved };
+      });
+    }
+  } catch (error) {
+    await scheduler.close();
+    throw error;
+  }
+  if (stagingFilesRemoved > 0) {
+    logger.info({ count: stagingFilesRemoved }, 'removed staging files of unfinished uploads');
+  }
+  scheduler.schedule('staging-sweep', STAGING_SWEEP_INTERVAL_MS, sweep);
+  return { scheduler, stagingFilesRemoved };
+}

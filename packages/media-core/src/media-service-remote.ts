@@ -8,8 +8,10 @@ import { ContentTooLargeError } from './errors.js';
 export interface RemoteTeeOptions {
   /** Most bytes accepted from the remote; more errors the source with `ContentTooLargeError`. */
   readonly maxBytes: number;
-  /** Bytes queued for the live reader before the fetch waits for it to read. */
+  /** Bytes queued for the live reader before reading from the remote waits for it. */
   readonly liveBufferBytes: number;
+  /** Bytes queued for the blob writer before reading from the remote waits for it. */
+  readonly storeBufferBytes: number;
   /**
    * Bytes that must arrive before {@link RemoteTeeOptions.onWindow} fires. A
    * body that ends (or fails) sooner never goes live: its callers get the
@@ -23,17 +25,25 @@ export interface RemoteTeeOptions {
 /**
  * Reads a remote body once and hands every chunk to two consumers: the blob
  * store (through {@link RemoteTee.source}, which it pulls) and one live
- * reader ({@link RemoteTee.live}). The live reader may leave at any time
- * (cancel, {@link RemoteTee.detach}); the blob write goes on for the other
- * callers. Buffering is bounded: when the live reader has
- * `liveBufferBytes` unread, reading from the remote waits for it.
+ * reader ({@link RemoteTee.live}). The remote is read by its own loop, so
+ * the network, the live reader and the disk work at the same time; each
+ * consumer has a bounded queue and reading waits while either is full. The
+ * live reader may leave at any time (cancel, {@link RemoteTee.detach}); the
+ * blob write goes on for the other callers.
  */
 export class RemoteTee {
   readonly live: ReadableStream<Uint8Array>;
   readonly #body: ReadableStream<Uint8Array>;
   readonly #options: RemoteTeeOptions;
   #controller: ReadableStreamDefaultController<Uint8Array> | null = null;
-  #wakeWriter: (() => void) | null = null;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  readonly #storeQueue: Uint8Array[] = [];
+  #storeQueued = 0;
+  #ended = false;
+  #failure: { readonly error: unknown } | null = null;
+  #abandoned = false;
+  #wakePump: (() => void) | null = null;
+  #wakeSource: (() => void) | null = null;
   #windowReached = false;
   #received = 0;
 
@@ -64,39 +74,41 @@ export class RemoteTee {
   }
 
   /**
-   * The remote body as the blob store should read it. Each chunk is queued
-   * for the live reader before it is yielded, so the live reader is never
-   * behind the stored bytes by more than its buffer. Ending early (the blob
-   * store gave up) cancels the remote body.
+   * The remote body as the blob store should read it (call once). It errors
+   * as soon as the remote fails or passes `maxBytes`; ending it early (the
+   * blob store gave up) cancels the remote body.
    */
   async *source(): AsyncGenerator<Uint8Array, void, undefined> {
-    const reader = this.#body.getReader();
-    let finished = false;
+    void this.#pump();
+    let complete = false;
     try {
       for (;;) {
-        const { done, value } = await reader.read();
-        if (done) {
-          finished = true;
+        if (this.#failure !== null) throw this.#failure.error;
+        const chunk = this.#storeQueue.shift();
+        if (chunk !== undefined) {
+          this.#storeQueued -= chunk.byteLength;
+          this.#wake();
+          yield chunk;
+          continue;
+        }
+        if (this.#ended) {
+          complete = true;
           return;
         }
-        this.#received += value.byteLength;
-        // Enforced here too, so the live reader never sees a byte past the limit.
-        if (this.#received > this.#options.maxBytes) throw new ContentTooLargeError(this.#options.maxBytes);
-        this.#enqueue(value);
-        if (!this.#windowReached && this.#received >= this.#options.windowBytes) {
-          this.#windowReached = true;
-          this.#options.onWindow();
-        }
-        await this.#waitForLiveReader();
-        yield value;
+        await new Promise<void>((resolve) => {
+          this.#wakeSource = resolve;
+        });
       }
     } finally {
-      if (!finished) await reader.cancel().catch(() => undefined);
-      reader.releaseLock();
+      if (!complete) {
+        this.#abandoned = true;
+        this.#wake();
+        await this.#reader?.cancel().catch(() => undefined);
+      }
     }
   }
 
-  /** Ends the live stream successfully (every byte was stored). */
+  /** Ends the live stream successfully (every byte arrived). */
   close(): void {
     const controller = this.#controller;
     this.#controller = null;
@@ -124,7 +136,45 @@ export class RemoteTee {
     this.fail(reason);
   }
 
-  #enqueue(chunk: Uint8Array): void {
+  /** Reads the remote as fast as both queues allow. */
+  async #pump(): Promise<void> {
+    const reader = this.#body.getReader();
+    this.#reader = reader;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (this.#abandoned) return;
+        if (done) {
+          this.#ended = true;
+          // Every byte arrived within the limit: the live reader is done now, not after
+          // the store's fsync and rename (which only decide whether the cache keeps it).
+          this.close();
+          return;
+        }
+        this.#received += value.byteLength;
+        // Enforced here, so neither consumer ever sees a byte past the limit.
+        if (this.#received > this.#options.maxBytes) throw new ContentTooLargeError(this.#options.maxBytes);
+        this.#enqueueLive(value);
+        this.#storeQueue.push(value);
+        this.#storeQueued += value.byteLength;
+        this.#wakeSourceNow();
+        if (!this.#windowReached && this.#received >= this.#options.windowBytes) {
+          this.#windowReached = true;
+          this.#options.onWindow();
+        }
+        await this.#waitForRoom();
+        if (this.#abandoned) return;
+      }
+    } catch (error) {
+      this.#failure = { error };
+      if (!this.#abandoned) await reader.cancel(error).catch(() => undefined);
+    } finally {
+      reader.releaseLock();
+      this.#wakeSourceNow();
+    }
+  }
+
+  #enqueueLive(chunk: Uint8Array): void {
     const controller = this.#controller;
     if (controller === null) return;
     try {
@@ -134,19 +184,27 @@ export class RemoteTee {
     }
   }
 
-  async #waitForLiveReader(): Promise<void> {
+  async #waitForRoom(): Promise<void> {
     for (;;) {
-      const controller = this.#controller;
-      if (controller === null || (controller.desiredSize ?? 1) > 0) return;
+      if (this.#abandoned) return;
+      const liveFull = this.#controller !== null && (this.#controller.desiredSize ?? 1) <= 0;
+      const storeFull = this.#storeQueued >= this.#options.storeBufferBytes;
+      if (!liveFull && !storeFull) return;
       await new Promise<void>((resolve) => {
-        this.#wakeWriter = resolve;
+        this.#wakePump = resolve;
       });
     }
   }
 
   #wake(): void {
-    const wake = this.#wakeWriter;
-    this.#wakeWriter = null;
+    const wake = this.#wakePump;
+    this.#wakePump = null;
+    wake?.();
+  }
+
+  #wakeSourceNow(): void {
+    const wake = this.#wakeSource;
+    this.#wakeSource = null;
     wake?.();
   }
 }

@@ -226,6 +226,8 @@ const DEFAULT_TIMEOUT_MS = 20_000;
 const LIVE_WINDOW_BYTES = 64 * 1024;
 /** Unread bytes queued for the live reader before the remote read waits for it. */
 const LIVE_BUFFER_BYTES = 8 * 1024 * 1024;
+/** Bytes read ahead of the blob writer, so the disk and the network work at the same time. */
+const STORE_BUFFER_BYTES = 16 * 1024 * 1024;
 /** A live handle nobody opens within this time stops holding its fetch back. */
 const LIVE_OPEN_DEADLINE_MS = 30_000;
 const MAX_TIMEOUT_MS = 60_000;
@@ -853,6 +855,7 @@ export class MediaService {
       // Another instance cached it first: use theirs.
       await this.#deleteBlobQuietly(stored.blobId);
       const theirs = await this.#metadata.getMedia(serverName, mediaId);
+      storeBufferBytes: STORE_BUFFER_BYTES,
       if (theirs === null) throw mediaNotFound();
       this.#cacheRecord(theirs);
       return theirs;

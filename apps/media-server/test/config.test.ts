@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configJsonSchema, defaultConfig, loadConfigFile, parseConfig, parseConfigText } from '../src/config.js';
 import { parseByteSize } from '../src/byte-size.js';
+import { DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST } from '../src/url-preview.js';
 
 const appDir = fileURLToPath(new URL('..', import.meta.url));
 
@@ -65,6 +66,19 @@ describe('parseConfig', () => {
           failureCacheMs: 30_000,
           trustedKeyServers: [],
           denyOrigins: [],
+        },
+        urlPreview: {
+          enabled: false,
+          ipRangeDenylist: [...DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST],
+          ipRangeAllowlist: [],
+          urlDenylist: [],
+          maxPageBytes: 10 * 1024 * 1024,
+          maxImageBytes: 10 * 1024 * 1024,
+          userAgent: undefined,
+          acceptLanguage: undefined,
+          timeoutMs: 10_000,
+          cacheTtlMs: 3_600_000,
+          oEmbed: { providersFile: undefined, discovery: true },
         },
       },
     });
@@ -257,6 +271,7 @@ describe('configJsonSchema', () => {
         'server_name',
         'shutdown_timeout_ms',
         'signing_key_path',
+        'url_preview',
       ].sort(),
     );
     expect(schema.properties['listen']?.additionalProperties).toBe(false);

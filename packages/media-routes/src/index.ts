@@ -29,3 +29,9 @@ export {
   MEDIA_CONTENT_SECURITY_POLICY,
 } from './media-headers.js';
 export { decideRange, ifNoneMatchMatches, ifRangeAllows, type RangeDecision } from './http-range.js';
+export {
+  createAdminRouter,
+  SYNAPSE_ADMIN_PREFIX,
+  HSMEDIA_ADMIN_PREFIX,
+  type AdminRouterOptions,
+} from './admin-routes.js';

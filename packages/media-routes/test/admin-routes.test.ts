@@ -1,0 +1,394 @@
+import { createHash } from 'node:crypto';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StaticTokenVerifier, createClientAuth } from '@hsmedia/client-auth';
+import { errors } from '@hsmedia/errors';
+import { MediaAdmin, MediaService, type MediaRecord } from '@hsmedia/media-core';
+import { FsBlobStore } from '@hsmedia/store-fs';
+import { createSqliteMetadataStore, type SqliteMetadataStore } from '@hsmedia/store-sqlite';
+import { listen, tmpdir, type TempDir } from '@hsmedia/test-fixtures';
+import Koa from 'koa';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createAdminRouter, mountMediaRoutes } from '../src/index.js';
+
+const SERVER = 'media.test';
+const ADMIN = { Authorization: 'Bearer admin_token' } as const;
+const ALICE = { Authorization: 'Bearer alice_token' } as const;
+const BOB = { Authorization: 'Bearer bob_token' } as const;
+const GUEST = { Authorization: 'Bearer guest_token' } as const;
+const SIGNED = { Authorization: 'X-Matrix origin="other.example"' } as const;
+const T0 = 1_750_000_000_000;
+const DAY = 86_400_000;
+
+interface AdminHarness {
+  readonly url: string;
+  readonly dir: TempDir;
+  readonly blobs: FsBlobStore;
+  readonly metadata: SqliteMetadataStore;
+  readonly media: MediaService;
+  readonly clock: { now(): number; set(ms: number): void };
+  close(): Promise<void>;
+}
+
+let h: AdminHarness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function start(): Promise<AdminHarness> {
+  const dir = await tmpdir('hsmedia-admin-routes-');
+  let now = T0;
+  const clock = { now: () => now, set: (ms: number) => void (now = ms) };
+  const blobs = new FsBlobStore({ root: join(dir.path, 'blobs'), fsync: false });
+  const metadata = await createSqliteMetadataStore({ path: join(dir.path, 'media.sqlite') });
+  // A long record TTL: every quarantine below must bite through invalidation, not expiry.
+  const media = new MediaService({ serverName: SERVER, blobs, metadata, maxUploadBytes: 1 << 20, clock, cache: { recordTtlMs: 3_600_000 } });
+  const admin = new MediaAdmin({ media, blobs, metadata, batchSize: 2 });
+  const verifier = new StaticTokenVerifier({
+    admin_token: '@admin:media.test',
+    alice_token: '@alice:media.test',
+    bob_token: '@bob:media.test',
+    guest_token: { userId: '@admin:media.test', isGuest: true },
+  });
+  const authenticate = createClientAuth({ verifier });
+  const app = new Koa();
+  app.silent = true;
+  mountMediaRoutes(app, {
+    media,
+    authenticate,
+    federation: {
+      // X-Matrix is injected; the app tests run the real check.
+      authenticate: async (ctx, next) => {
+        if (!ctx.get('Authorization').startsWith('X-Matrix ')) throw errors.unknown('Missing X-Matrix', 401);
+        await next();
+      },
+    },
+    routers: [createAdminRouter({ admin, authenticate, isAdmin: (r) => r.userId === '@admin:media.test' })],
+  });
+  const server = await listen(app);
+  return {
+    url: server.url,
+    dir,
+    blobs,
+    metadata,
+    media,
+    clock,
+    async close() {
+      await server.close();
+      await media.close();
+      await metadata.close();
+      await dir.cleanup();
+    },
+  };
+}
+
+async function upload(body: string, headers: Record<string, string> = ALICE): Promise<string> {
+  const res = await fetch(`${h!.url}/_matrix/media/v3/upload`, { method: 'POST', headers: { ...headers, 'Content-Type': 'text/plain' }, body });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+}
+
+function api(method: string, path: string, headers: Record<string, string> = ADMIN): Promise<Response> {
+  return fetch(`${h!.url}${path}`, { method, headers, ...(method === 'POST' ? { body: '{}' } : {}) });
+}
+
+async function json(res: Response): Promise<Record<string, unknown>> {
+  return (await res.json()) as Record<string, unknown>;
+}
+
+/** Status of every endpoint that serves the item's bytes. */
+async function servedStatuses(mediaId: string): Promise<number[]> {
+  const responses = await Promise.all([
+    fetch(`${h!.url}/_matrix/client/v1/media/download/${SERVER}/${mediaId}`, { headers: ALICE }),
+    fetch(`${h!.url}/_matrix/client/v1/media/download/${SERVER}/${mediaId}/name.txt`, { headers: ALICE }),
+    fetch(`${h!.url}/_matrix/media/v3/download/${SERVER}/${mediaId}`),
+    fetch(`${h!.url}/_matrix/media/r0/download/${SERVER}/${mediaId}/name.txt`),
+    fetch(`${h!.url}/_matrix/federation/v1/media/download/${mediaId}`, { headers: SIGNED }),
+  ]);
+  for (const res of responses) await res.arrayBuffer();
+  return responses.map((res) => res.status);
+}
+
+async function blobExists(record: MediaRecord | null): Promise<boolean> {
+  expect(record?.blobId).toBeTruthy();
+  return (await h!.blobs.stat(record!.blobId!)) !== null;
+}
+
+const ALL_OK = [200, 200, 200, 200, 200];
+const ALL_GONE = [404, 404, 404, 404, 404];
+
+describe('admin API: access', () => {
+  const routes: [string, string][] = [
+    ['GET', `/_synapse/admin/v1/media/${SERVER}/abc`],
+    ['POST', `/_synapse/admin/v1/media/quarantine/${SERVER}/abc`],
+    ['POST', `/_synapse/admin/v1/media/unquarantine/${SERVER}/abc`],
+    ['POST', '/_synapse/admin/v1/user/@alice:media.test/media/quarantine'],
+    ['DELETE', `/_synapse/admin/v1/media/${SERVER}/abc`],
+    ['POST', `/_synapse/admin/v1/media/delete?before_ts=${T0}`],
+    ['POST', `/_synapse/admin/v1/media/${SERVER}/delete?before_ts=${T0}`],
+    ['GET', '/_synapse/admin/v1/users/@alice:media.test/media'],
+    ['DELETE', '/_synapse/admin/v1/users/@alice:media.test/media'],
+    ['POST', `/_synapse/admin/v1/purge_media_cache?before_ts=${T0}`],
+    ['GET', '/_synapse/admin/v1/statistics/users/media'],
+    ['POST', `/_hsmedia/admin/v1/media/quarantine_by_hash/${'a'.repeat(64)}`],
+    ['POST', `/_hsmedia/admin/v1/media/unquarantine_by_hash/${'a'.repeat(64)}`],
+  ];
+
+  it('refuses non-admins (403 M_FORBIDDEN), guests (403) and missing tokens (401) on every route, before any parameter is read', async () => {
+    h = await start();
+    const id = await upload('keep me');
+    for (const [method, path] of routes) {
+      const asUser = await api(method, path.replace('abc', id), ALICE);
+      expect([method, path, asUser.status, (await json(asUser))['errcode']]).toEqual([method, path, 403, 'M_FORBIDDEN']);
+      const asGuest = await api(method, path, GUEST);
+      expect([path, asGuest.status]).toEqual([path, 403]);
+      await asGuest.arrayBuffer();
+      const anonymous = await api(method, path, {});
+      expect([path, anonymous.status, (await json(anonymous))['errcode']]).toEqual([path, 401, 'M_MISSING_TOKEN']);
+    }
+    // Nothing happened to the media.
+    expect(await servedStatuses(id)).toEqual(ALL_OK);
+  });
+
+  it('answers wrong methods with 405 and unknown admin paths with 404 M_UNRECOGNIZED', async () => {
+    h = await start();
+    const wrong = await api('PUT', '/_synapse/admin/v1/purge_media_cache');
+    expect([wrong.status, (await json(wrong))['errcode']]).toEqual([405, 'M_UNRECOGNIZED']);
+    const unknown = await api('GET', '/_synapse/admin/v1/rooms');
+    expect([unknown.status, (await json(unknown))['errcode']]).toEqual([404, 'M_UNRECOGNIZED']);
+  });
+});
+
+describe('admin API: quarantine', () => {
+  it('quarantines one item on every endpoint at once (cached records invalidated), and releases it', async () => {
+    h = await start();
+    const id = await upload('bad content');
+    const other = await upload('fine content');
+    expect(await servedStatuses(id)).toEqual(ALL_OK); // now in the record and blob caches
+    const res = await api('POST', `/_synapse/admin/v1/media/quarantine/${SERVER}/${id}`);
+    expect([res.status, await json(res)]).toEqual([200, {}]);
+    expect(await servedStatuses(id)).toEqual(ALL_GONE);
+    expect(await servedStatuses(other)).toEqual(ALL_OK);
+    const info = await json(await api('GET', `/_synapse/admin/v1/media/${SERVER}/${id}`));
+    expect(info['media_info']).toMatchObject({
+      media_origin: SERVER,
+      media_id: id,
+      user_id: '@alice:media.test',
+      media_type: 'text/plain',
+      media_length: 11,
+      quarantined: true,
+      quarantined_by: 'unknown',
+      sha256: createHash('sha256').update('bad content').digest('hex'),
+    });
+    const released = await api('POST', `/_synapse/admin/v1/media/unquarantine/${SERVER}/${id}`);
+    expect(released.status).toBe(200);
+    expect(await servedStatuses(id)).toEqual(ALL_OK);
+  });
+
+  it('quarantines every copy of identical content by hash, and only those', async () => {
+    h = await start();
+    const first = await upload('the same bytes');
+    const second = await upload('the same bytes', BOB);
+    const different = await upload('other bytes');
+    const hash = createHash('sha256').update('the same bytes').digest('hex');
+    const res = await api('POST', `/_hsmedia/admin/v1/media/quarantine_by_hash/${hash.toUpperCase()}`);
+    expect([res.status, await json(res)]).toEqual([200, { num_quarantined: 2 }]);
+    expect(await servedStatuses(first)).toEqual(ALL_GONE);
+    expect(await servedStatuses(second)).toEqual(ALL_GONE);
+    expect(await servedStatuses(different)).toEqual(ALL_OK);
+    // A re-upload of the same file is caught by quarantining the hash again.
+    const third = await upload('the same bytes');
+    expect(await json(await api('POST', `/_hsmedia/admin/v1/media/quarantine_by_hash/${hash}`))).toEqual({ num_quarantined: 1 });
+    expect(await servedStatuses(third)).toEqual(ALL_GONE);
+    const released = await api('POST', `/_hsmedia/admin/v1/media/unquarantine_by_hash/${hash}`);
+    expect(await json(released)).toEqual({ num_unquarantined: 3 });
+    expect(await servedStatuses(first)).toEqual(ALL_OK);
+    for (const bad of ['abc', 'g'.repeat(64), 'a'.repeat(65)]) {
+      const refused = await api('POST', `/_hsmedia/admin/v1/media/quarantine_by_hash/${bad}`);
+      expect([bad, refused.status, (await json(refused))['errcode']]).toEqual([bad, 400, 'M_INVALID_PARAM']);
+    }
+  });
+
+  it("quarantines all of a user's uploads (more than one batch) and nobody else's", async () => {
+    h = await start();
+    const alices = [await upload('a1'), await upload('a2'), await upload('a3')];
+    const bobs = await upload('b1', BOB);
+    const res = await api('POST', '/_synapse/admin/v1/user/@alice:media.test/media/quarantine');
+    expect(await json(res)).toEqual({ num_quarantined: 3 });
+    for (const id of alices) expect(await servedStatuses(id)).toEqual(ALL_GONE);
+    expect(await servedStatuses(bobs)).toEqual(ALL_OK);
+    expect(await json(await api('POST', '/_synapse/admin/v1/user/@alice:media.test/media/quarantine'))).toEqual({ num_quarantined: 0 });
+    expect(await json(await api('POST', '/_synapse/admin/v1/user/@alice:media.test/media/unquarantine'))).toEqual({ num_unquarantined: 3 });
+    expect(await servedStatuses(alices[0]!)).toEqual(ALL_OK);
+    const bad = await api('POST', '/_synapse/admin/v1/user/alice/media/quarantine');
+    expect([bad.status, (await json(bad))['errcode']]).toEqual([400, 'M_INVALID_PARAM']);
+  });
+});
+
+describe('admin API: deletion', () => {
+  it('deletes one item: row, blob file and thumbnails; then 404', async () => {
+    h = await start();
+    const id = await upload('delete me');
+    const record = await h.metadata.getMedia(SERVER, id);
+    expect(await blobExists(record)).toBe(true);
+    const store = h.metadata as unknown as { insertThumbnail?: (t: unknown) => Promise<boolean> };
+    let thumbnailBlob: string | undefined;
+    if (typeof store.insertThumbnail === 'function') {
+      const stored = await h.blobs.put([new TextEncoder().encode('thumbnail bytes')]);
+      thumbnailBlob = stored.blobId;
+      await store.insertThumbnail({
+        serverName: SERVER, mediaId: id, width: 32, height: 32, method: 'scale', animated: false,
+        contentType: 'image/png', blobId: stored.blobId, size: stored.size, createdAt: T0,
+      });
+    }
+    const res = await api('DELETE', `/_synapse/admin/v1/media/${SERVER}/${id}`);
+    expect([res.status, await json(res)]).toEqual([200, { deleted_media: [id], total: 1 }]);
+    expect(await h.metadata.getMedia(SERVER, id)).toBeNull();
+    expect(await blobExists(record)).toBe(false);
+    await expect(access(join(h.blobs.root))).resolves.toBeUndefined();
+    if (thumbnailBlob !== undefined) expect(await h.blobs.stat(thumbnailBlob)).toBeNull();
+    expect(await servedStatuses(id)).toEqual(ALL_GONE);
+    const again = await api('DELETE', `/_synapse/admin/v1/media/${SERVER}/${id}`);
+    expect([again.status, (await json(again))['errcode']]).toEqual([404, 'M_NOT_FOUND']);
+    const remote = await api('DELETE', `/_synapse/admin/v1/media/other.example/${id}`);
+    expect([remote.status, (await json(remote))['errcode']]).toEqual([400, 'M_INVALID_PARAM']);
+  });
+
+  it('keeps a blob another record still uses', async () => {
+    h = await start();
+    const id = await upload('shared');
+    const record = (await h.metadata.getMedia(SERVER, id))!;
+    await h.metadata.insertMedia({ ...record, mediaId: 'twinOfShared' });
+    expect((await api('DELETE', `/_synapse/admin/v1/media/${SERVER}/${id}`)).status).toBe(200);
+    expect(await blobExists(record)).toBe(true);
+    expect(await servedStatuses('twinOfShared')).toEqual(ALL_OK);
+  });
+
+  it('deletes local media last used before a date, optionally above a size; validates before_ts', async () => {
+    h = await start();
+    const old = await upload('old');
+    const oldBig = await upload('old and bigger');
+    h.clock.set(T0 + 10 * DAY);
+    const recent = await upload('recent');
+    const before = T0 + 5 * DAY;
+    const sized = await json(await api('POST', `/_synapse/admin/v1/media/delete?before_ts=${before}&size_gt=5`));
+    expect(sized).toEqual({ deleted_media: [oldBig], total: 1 });
+    const rest = await json(await api('POST', `/_synapse/admin/v1/media/${SERVER}/delete?before_ts=${before}&keep_profiles=false`));
+    expect(rest).toEqual({ deleted_media: [old], total: 1 });
+    expect(await servedStatuses(recent)).toEqual(ALL_OK);
+    expect(await servedStatuses(old)).toEqual(ALL_GONE);
+    for (const [query, errcode] of [
+      ['', 'M_MISSING_PARAM'],
+      ['?before_ts=1000', 'M_INVALID_PARAM'],
+      ['?before_ts=-5', 'M_INVALID_PARAM'],
+      [`?before_ts=${T0}&size_gt=x`, 'M_INVALID_PARAM'],
+      [`?before_ts=${T0}&keep_profiles=maybe`, 'M_INVALID_PARAM'],
+    ] as const) {
+      const res = await api('POST', `/_synapse/admin/v1/media/delete${query}`);
+      expect([query, res.status, (await json(res))['errcode']]).toEqual([query, 400, errcode]);
+    }
+    const remote = await api('POST', `/_synapse/admin/v1/media/other.example/delete?before_ts=${T0}`);
+    expect(remote.status).toBe(400);
+    expect(await servedStatuses(recent)).toEqual(ALL_OK);
+  });
+
+  it("lists and deletes a user's media with Synapse's paging (from, limit, order_by, dir, next_token)", async () => {
+    h = await start();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      h.clock.set(T0 + i * 1000);
+      ids.push(await upload(`alice ${'x'.repeat(i)}`));
+    }
+    const bobs = await upload('bob', BOB);
+    const first = await json(await api('GET', '/_synapse/admin/v1/users/@alice:media.test/media?limit=2'));
+    expect(first['total']).toBe(3);
+    expect(first['next_token']).toBe(2);
+    expect((first['media'] as { media_id: string }[]).map((m) => m.media_id)).toEqual(ids.slice(0, 2));
+    expect((first['media'] as object[])[0]).toEqual({
+      created_ts: T0,
+      last_access_ts: null,
+      media_id: ids[0],
+      media_length: 6,
+      media_type: 'text/plain',
+      quarantined_by: null,
+      safe_from_quarantine: false,
+      upload_name: null,
+    });
+    const last = await json(await api('GET', '/_synapse/admin/v1/users/@alice:media.test/media?limit=2&from=2'));
+    expect(last['next_token']).toBeUndefined();
+    const bySize = await json(await api('GET', '/_synapse/admin/v1/users/@alice:media.test/media?order_by=media_length&dir=b'));
+    expect((bySize['media'] as { media_id: string }[]).map((m) => m.media_id)).toEqual([...ids].reverse());
+    for (const query of ['?order_by=nope', '?dir=x', '?limit=0', '?from=-1', '?limit=abc']) {
+      const res = await api('GET', `/_synapse/admin/v1/users/@alice:media.test/media${query}`);
+      expect([query, res.status, (await json(res))['errcode']]).toEqual([query, 400, 'M_INVALID_PARAM']);
+    }
+    const records = await Promise.all(ids.map((id) => h!.metadata.getMedia(SERVER, id)));
+    const deleted = await json(await api('DELETE', '/_synapse/admin/v1/users/@alice:media.test/media'));
+    expect(deleted).toEqual({ deleted_media: ids, total: 3 });
+    for (const record of records) expect(await blobExists(record)).toBe(false);
+    expect(await servedStatuses(bobs)).toEqual(ALL_OK);
+    expect(await json(await api('GET', '/_synapse/admin/v1/users/@alice:media.test/media'))).toEqual({ media: [], total: 0 });
+  });
+
+  it('purges cached remote media not used since a date, never local media', async () => {
+    h = await start();
+    const local = await upload('local, old');
+    const remote = async (mediaId: string, lastAccessAt: number | null, uploadedAt: number): Promise<MediaRecord> => {
+      const stored = await h!.blobs.put([new TextEncoder().encode(`remote ${mediaId}`)]);
+      const record: MediaRecord = {
+        serverName: 'remote.example', mediaId, blobId: stored.blobId, contentType: 'text/plain', uploadName: null,
+        size: stored.size, sha256: stored.sha256, userId: null, createdAt: uploadedAt, uploadedAt, expiresAt: null,
+        authenticated: false, quarantined: false, lastAccessAt,
+      };
+      await h!.metadata.insertMedia(record);
+      return record;
+    };
+    const stale = await remote('stale', T0 - 40 * DAY, T0 - 50 * DAY);
+    const neverRead = await remote('neverRead', null, T0 - 45 * DAY);
+    const fresh = await remote('fresh', T0 - DAY, T0 - 50 * DAY);
+    const res = await api('POST', `/_synapse/admin/v1/purge_media_cache?before_ts=${T0 - 30 * DAY}`);
+    expect([res.status, await json(res)]).toEqual([200, { deleted: 2 }]);
+    expect(await blobExists(stale)).toBe(false);
+    expect(await blobExists(neverRead)).toBe(false);
+    expect(await blobExists(fresh)).toBe(true);
+    expect(await h.metadata.getMedia('remote.example', 'stale')).toBeNull();
+    expect(await servedStatuses(local)).toEqual(ALL_OK);
+    const missing = await api('POST', '/_synapse/admin/v1/purge_media_cache');
+    expect([missing.status, (await json(missing))['errcode']]).toEqual([400, 'M_MISSING_PARAM']);
+  });
+});
+
+describe('admin API: statistics', () => {
+  it("reports per-user counts and bytes in Synapse's shape, ordered, paged and searchable", async () => {
+    h = await start();
+    await upload('12345');
+    await upload('123');
+    h.clock.set(T0 + DAY);
+    await upload('1234567890', BOB);
+    const all = await json(await api('GET', '/_synapse/admin/v1/statistics/users/media'));
+    expect(all).toEqual({
+      users: [
+        { user_id: '@alice:media.test', displayname: null, media_count: 2, media_length: 8 },
+        { user_id: '@bob:media.test', displayname: null, media_count: 1, media_length: 10 },
+      ],
+      total: 2,
+    });
+    const top = await json(await api('GET', '/_synapse/admin/v1/statistics/users/media?order_by=media_length&dir=b&limit=1'));
+    expect(top).toEqual({ users: [{ user_id: '@bob:media.test', displayname: null, media_count: 1, media_length: 10 }], total: 2, next_token: 1 });
+    const since = await json(await api('GET', `/_synapse/admin/v1/statistics/users/media?from_ts=${T0 + 1}`));
+    expect((since['users'] as { user_id: string }[]).map((u) => u.user_id)).toEqual(['@bob:media.test']);
+    const search = await json(await api('GET', '/_synapse/admin/v1/statistics/users/media?search_term=ALI'));
+    expect((search['users'] as { user_id: string }[]).map((u) => u.user_id)).toEqual(['@alice:media.test']);
+    const bad = await api('GET', '/_synapse/admin/v1/statistics/users/media?order_by=size');
+    expect([bad.status, (await json(bad))['errcode']]).toEqual([400, 'M_INVALID_PARAM']);
+  });
+
+  it('answers 404 for unknown media and 400 for a malformed server name', async () => {
+    h = await start();
+    const unknown = await api('GET', `/_synapse/admin/v1/media/${SERVER}/nope`);
+    expect([unknown.status, (await json(unknown))['errcode']]).toEqual([404, 'M_NOT_FOUND']);
+    const bad = await api('GET', '/_synapse/admin/v1/media/bad%20name/nope');
+    expect([bad.status, (await json(bad))['errcode']]).toEqual([400, 'M_INVALID_PARAM']);
+  });
+});

@@ -1,4 +1,4 @@
-import type { MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredServerKey } from '@hsmedia/media-core';
+import type { MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredServerKey, StoredThumbnail } from '@hsmedia/media-core';
 import {
   mediaUsageOfRecords,
   selectMediaRecords,
@@ -27,6 +27,7 @@ function keyOf(serverName: string, mediaId: string): string {
 export class InMemoryMetadataStore implements MediaMetadataStore {
   readonly #media = new Map<string, MediaRecord>();
   readonly #serverKeys = new Map<string, Map<string, StoredServerKey>>();
+  readonly #thumbnails = new Map<string, StoredThumbnail[]>();
 
   async getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
     const record = this.#media.get(keyOf(serverName, mediaId));
@@ -62,6 +63,7 @@ export class InMemoryMetadataStore implements MediaMetadataStore {
   async isBlobReferenced(blobId: string): Promise<boolean> {
     // A linear scan: fine for a demo; a database would use an index on blob_id.
     for (const record of this.#media.values()) if (record.blobId === blobId) return true;
+    for (const rows of this.#thumbnails.values()) if (rows.some((t) => t.blobId === blobId)) return true;
     return false;
   }
 
@@ -102,6 +104,26 @@ export class InMemoryMetadataStore implements MediaMetadataStore {
       if (record.userId === userId && record.blobId === null && (record.expiresAt === null || record.expiresAt > now)) count++;
     }
     return count;
+  }
+
+  async listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {
+    return (this.#thumbnails.get(keyOf(serverName, mediaId)) ?? []).map((t) => ({ ...t }));
+  }
+  async insertThumbnail(thumbnail: StoredThumbnail): Promise<boolean> {
+    const key = keyOf(thumbnail.serverName, thumbnail.mediaId);
+    const rows = this.#thumbnails.get(key) ?? [];
+    const same = (t: StoredThumbnail): boolean =>
+      t.width === thumbnail.width && t.height === thumbnail.height && t.method === thumbnail.method &&
+      t.animated === thumbnail.animated && t.contentType === thumbnail.contentType;
+    if (rows.some(same)) return false;
+    this.#thumbnails.set(key, [...rows, { ...thumbnail }]);
+    return true;
+  }
+  async deleteThumbnails(serverName: string, mediaId: string): Promise<string[]> {
+    const key = keyOf(serverName, mediaId);
+    const rows = this.#thumbnails.get(key) ?? [];
+    this.#thumbnails.delete(key);
+    return rows.map((t) => t.blobId);
   }
 
   async getServerKeys(serverName: string): Promise<StoredServerKey[]> {

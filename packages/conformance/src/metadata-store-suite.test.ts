@@ -1,4 +1,4 @@
-import type { MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredServerKey } from '@hsmedia/media-core';
+import type { MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredServerKey, StoredThumbnail } from '@hsmedia/media-core';
 import { describeMetadataStore } from './metadata-store-suite.js';
 
 /**
@@ -9,6 +9,7 @@ import { describeMetadataStore } from './metadata-store-suite.js';
 class MemoryMetadataStore implements MediaMetadataStore {
   readonly #media = new Map<string, MediaRecord>();
   readonly #keys = new Map<string, StoredServerKey>();
+  readonly #thumbnails = new Map<string, StoredThumbnail[]>();
 
   async getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
     await Promise.resolve();
@@ -43,6 +44,7 @@ class MemoryMetadataStore implements MediaMetadataStore {
   async isBlobReferenced(blobId: string): Promise<boolean> {
     await Promise.resolve();
     for (const record of this.#media.values()) if (record.blobId === blobId) return true;
+    for (const rows of this.#thumbnails.values()) if (rows.some((t) => t.blobId === blobId)) return true;
     return false;
   }
   async getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
@@ -61,6 +63,28 @@ class MemoryMetadataStore implements MediaMetadataStore {
       if (record.userId === userId && record.blobId === null && (record.expiresAt === null || record.expiresAt > now)) count++;
     }
     return count;
+  }
+  async listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {
+    await Promise.resolve();
+    return (this.#thumbnails.get(JSON.stringify([serverName, mediaId])) ?? []).map((t) => ({ ...t }));
+  }
+  async insertThumbnail(thumbnail: StoredThumbnail): Promise<boolean> {
+    await Promise.resolve();
+    const key = JSON.stringify([thumbnail.serverName, thumbnail.mediaId]);
+    const rows = this.#thumbnails.get(key) ?? [];
+    const same = (t: StoredThumbnail): boolean =>
+      t.width === thumbnail.width && t.height === thumbnail.height && t.method === thumbnail.method &&
+      t.animated === thumbnail.animated && t.contentType === thumbnail.contentType;
+    if (rows.some(same)) return false;
+    this.#thumbnails.set(key, [...rows, { ...thumbnail }]);
+    return true;
+  }
+  async deleteThumbnails(serverName: string, mediaId: string): Promise<string[]> {
+    await Promise.resolve();
+    const key = JSON.stringify([serverName, mediaId]);
+    const rows = this.#thumbnails.get(key) ?? [];
+    this.#thumbnails.delete(key);
+    return rows.map((t) => t.blobId);
   }
   async getServerKeys(serverName: string): Promise<StoredServerKey[]> {
     await Promise.resolve();

@@ -2,6 +2,7 @@ import type { MediaCompletion, MediaMetadataStore, MediaRecord, StoredServerKey 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeMediaQueryCases } from './media-query-cases.js';
 import { describeJobLeaseCases } from './job-lease-cases.js';
+import { describeThumbnailCases } from './thumbnail-cases.js';
 import { describeUsageCases } from './usage-cases.js';
 
 /** What a {@link MetadataStoreFactory} hands to each test: a fresh, empty store and how to dispose of it. */
@@ -128,6 +129,7 @@ export function describeMetadataStore(name: string, factory: MetadataStoreFactor
     });
 
     describeJobLeaseCases(store);
+    describeThumbnailCases(store);
     describeUsageCases(store);
 
     describeMediaQueryCases(store);

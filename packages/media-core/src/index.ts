@@ -39,6 +39,7 @@ export {
   type UserMediaUsage,
   type MediaUsagePage,
   type StoredServerKey,
+  type StoredThumbnail,
   type MediaMetadataStore,
   type Requester,
   type RemoteMediaRequest,
@@ -66,6 +67,13 @@ export {
   type CreatedMedia,
   type PendingUploadRequest,
 } from './media-service.js';
+export {
+  ThumbnailService,
+  type ThumbnailServiceOptions,
+  type ThumbnailRules,
+  type GetThumbnailOptions,
+  type ThumbnailHandle,
+} from './thumbnail-service.js';
 export {
   TokenBucketRateLimiter,
   type RateLimiter,

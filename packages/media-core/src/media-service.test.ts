@@ -24,6 +24,7 @@ import type {
   RemoteMediaSource,
   StoredBlob,
   StoredServerKey,
+  StoredThumbnail,
 } from './ports.js';
 
 // media-core sits below the real stores in the dependency graph, so these
@@ -142,6 +143,19 @@ class MemoryMetadataStore implements MediaMetadataStore {
       if (record.userId === userId && record.blobId === null && (record.expiresAt === null || record.expiresAt > now)) count++;
     }
     return count;
+  }
+  readonly thumbnails: StoredThumbnail[] = [];
+  async listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {
+    return this.thumbnails.filter((t) => t.serverName === serverName && t.mediaId === mediaId);
+  }
+  async insertThumbnail(thumbnail: StoredThumbnail): Promise<boolean> {
+    this.thumbnails.push(thumbnail);
+    return true;
+  }
+  async deleteThumbnails(serverName: string, mediaId: string): Promise<string[]> {
+    const mine = await this.listThumbnails(serverName, mediaId);
+    for (const t of mine) this.thumbnails.splice(this.thumbnails.indexOf(t), 1);
+    return mine.map((t) => t.blobId);
   }
   async getServerKeys(): Promise<StoredServerKey[]> {
     return [];

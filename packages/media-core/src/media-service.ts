@@ -297,6 +297,7 @@ export class MediaService {
   readonly #touches = new Map<string, { serverName: string; mediaId: string; at: number }>();
   readonly #touchTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  readonly #storedListeners = new Set<(record: MediaRecord) => void>();
 
   constructor(options: MediaServiceOptions) {
     if (!isValidServerName(options.serverName)) {
@@ -350,6 +351,26 @@ export class MediaService {
   /** The client-visible media config (`GET /_matrix/client/v1/media/config`). */
   uploadConfig(): { 'm.upload.size': number } {
     return { 'm.upload.size': this.#maxUploadBytes };
+  }
+
+  /**
+   * Calls `listener` with every record whose bytes were just stored (a local
+   * upload, a remote media cached): e.g. to pre-generate thumbnails off the
+   * request path. Listeners must not throw or block. Returns an unsubscribe function.
+   */
+  onMediaStored(listener: (record: MediaRecord) => void): () => void {
+    this.#storedListeners.add(listener);
+    return () => void this.#storedListeners.delete(listener);
+  }
+
+  #emitStored(record: MediaRecord): void {
+    for (const listener of this.#storedListeners) {
+      try {
+        listener(record);
+      } catch (err) {
+        this.#logger.error({ err, mediaId: record.mediaId }, 'media-stored listener failed');
+      }
+    }
   }
 
   /** True when `serverName` is this server. */
@@ -434,6 +455,7 @@ export class MediaService {
           { mediaId: record.mediaId, size: record.size, userId: requester.userId },
           'media uploaded',
         );
+        this.#emitStored(record);
         return { contentUri: formatMxcUri(this.serverName, record.mediaId), mediaId: record.mediaId };
       }
     }
@@ -632,6 +654,10 @@ export class MediaService {
     this.invalidate(serverName, mediaId);
     if (record === null) return false;
     const deleted = await this.#metadata.deleteMedia(serverName, mediaId);
+    // Thumbnail blobs are never shared: each row owns its blob.
+    for (const blobId of await this.#metadata.deleteThumbnails(serverName, mediaId)) {
+      await this.#deleteBlobQuietly(blobId);
+    }
     if (record.blobId !== null) {
       this.#smallBlobs.delete(record.blobId);
       if (!(await this.#metadata.isBlobReferenced(record.blobId))) await this.#deleteBlobQuietly(record.blobId);
@@ -828,6 +854,7 @@ export class MediaService {
     const tee: RemoteTee = new RemoteTee(media.body, {
       maxBytes,
       liveBufferBytes: LIVE_BUFFER_BYTES,
+      storeBufferBytes: STORE_BUFFER_BYTES,
       windowBytes: LIVE_WINDOW_BYTES,
       onWindow: () => goLive({ record: pendingRecord, contentLength: media.contentLength, tee }),
     });
@@ -850,12 +877,12 @@ export class MediaService {
     try {
       if (await this.#metadata.insertMedia(record)) {
         this.#cacheRecord(record);
+        this.#emitStored(record);
         return record;
       }
       // Another instance cached it first: use theirs.
       await this.#deleteBlobQuietly(stored.blobId);
       const theirs = await this.#metadata.getMedia(serverName, mediaId);
-      storeBufferBytes: STORE_BUFFER_BYTES,
       if (theirs === null) throw mediaNotFound();
       this.#cacheRecord(theirs);
       return theirs;

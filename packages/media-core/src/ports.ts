@@ -100,6 +100,25 @@ export interface MediaUsage {
   readonly files: number;
 }
 
+/**
+ * A stored thumbnail of a media item (local or cached remote). `width` and
+ * `height` are the real pixel size of the image; `animated` whether it
+ * really animates. The bytes live in the {@link BlobStore} under `blobId`.
+ */
+export interface StoredThumbnail {
+  readonly serverName: string;
+  readonly mediaId: string;
+  readonly width: number;
+  readonly height: number;
+  readonly method: ThumbnailMethod;
+  readonly animated: boolean;
+  /** The thumbnail's real type (image/jpeg, image/png, image/webp, ...). */
+  readonly contentType: string;
+  readonly blobId: string;
+  readonly size: number;
+  readonly createdAt: number;
+}
+
 /** A cached verify key of a remote server (see `@hsmedia/signing`'s `ServerKeyStore`). */
 export interface StoredServerKey {
   readonly serverName: string;
@@ -216,6 +235,15 @@ export interface MediaMetadataStore {
   setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean>;
   /** Per-uploader counts and sizes (Synapse's `statistics/users/media`). */
   mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage>;
+  /** The stored thumbnails of a media item (any order); [] when none. */
+  listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]>;
+  /**
+   * Records a thumbnail; false (and no change) when one with the same
+   * `(serverName, mediaId, width, height, method, animated, contentType)` exists.
+   */
+  insertThumbnail(thumbnail: StoredThumbnail): Promise<boolean>;
+  /** Deletes every thumbnail row of a media item and gives the blob IDs they used (the caller deletes the blobs). */
+  deleteThumbnails(serverName: string, mediaId: string): Promise<string[]>;
   getServerKeys(serverName: string): Promise<StoredServerKey[]>;
   /** Upserts by `(serverName, keyId)`. */
   putServerKeys(keys: readonly StoredServerKey[]): Promise<void>;

@@ -10,6 +10,7 @@ import type {
   MediaRecord,
   MediaUsage,
   StoredServerKey,
+  StoredThumbnail,
 } from '@hsmedia/media-core';
 import type { Knex } from 'knex';
 import {
@@ -25,6 +26,7 @@ import {
 import { releaseLease, tryAcquireLease } from './internal/leases.js';
 import { listMedia, mediaUsageByUser, setMediaQuarantined, summarizeMedia } from './internal/media-queries.js';
 import { tableNamesFor, type TableNames } from './internal/table-names.js';
+import { deleteThumbnails, insertThumbnail, isThumbnailBlob, listThumbnails } from './internal/thumbnails.js';
 import {
   checkInteger,
   checkMediaCompletion,
@@ -179,7 +181,20 @@ export class KnexMetadataStore implements MediaMetadataStore, JobLeases {
       .select('media_id')
       .where({ blob_id: blobId })
       .first();
-    return row !== undefined;
+    return row !== undefined || (await isThumbnailBlob(this.knex, this.#tables.thumbnails, blobId));
+  }
+
+  listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {
+    return listThumbnails(this.knex, this.#tables.thumbnails, serverName, mediaId);
+  }
+
+  /** Throws `TypeError` for a thumbnail no backend can store faithfully. */
+  insertThumbnail(thumbnail: StoredThumbnail): Promise<boolean> {
+    return insertThumbnail(this.knex, this.#tables.thumbnails, thumbnail);
+  }
+
+  deleteThumbnails(serverName: string, mediaId: string): Promise<string[]> {
+    return deleteThumbnails(this.knex, this.#tables.thumbnails, serverName, mediaId);
   }
 
   async getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {

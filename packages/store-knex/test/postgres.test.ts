@@ -98,6 +98,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
       'job_leases',
       'media',
       'server_keys',
+      'thumbnails',
     ]);
     const indexes = (await admin.raw('select indexname from pg_indexes where schemaname = ? order by indexname', [
       schema,

@@ -87,6 +87,8 @@ describe('KnexMetadataStore on SQLite: schema', () => {
       'hs_media_sha256_idx',
       'hs_media_user_id_idx',
       'hs_server_keys',
+      'hs_thumbnails',
+      'hs_thumbnails_blob_id_idx',
     ]);
   });
 

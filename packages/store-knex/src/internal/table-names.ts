@@ -2,6 +2,8 @@
 export interface TableNames {
   readonly media: string;
   readonly serverKeys: string;
+  /** Stored thumbnails (migration 0002). */
+  readonly thumbnails: string;
   /** Named expiring leases (migration 0004). */
   readonly jobLeases: string;
   /** knex's migration bookkeeping; knex adds `_lock` for its lock table. */
@@ -23,6 +25,7 @@ export function tableNamesFor(tablePrefix = ''): TableNames {
   return {
     media: `${tablePrefix}media`,
     serverKeys: `${tablePrefix}server_keys`,
+    thumbnails: `${tablePrefix}thumbnails`,
     jobLeases: `${tablePrefix}job_leases`,
     // Not knex's default `knex_migrations`: a host application sharing the database
     // may run its own knex migrations, and knex refuses to run when the table lists

@@ -1,4 +1,5 @@
 import { initialMigration } from './0001_initial.js';
+import { thumbnailsMigration } from './0002_thumbnails.js';
 import { leasesMigration } from './0004_leases.js';
 import { mediaAdminIndexesMigration } from './0005_media_admin_indexes.js';
 import type { StoreMigration } from './types.js';
@@ -6,7 +7,7 @@ import type { StoreMigration } from './types.js';
 export type { StoreMigration } from './types.js';
 
 /** Every migration, oldest first. Append only. */
-export const migrations: readonly StoreMigration[] = Object.freeze([initialMigration, mediaAdminIndexesMigration, leasesMigration]);
+export const migrations: readonly StoreMigration[] = Object.freeze([initialMigration, thumbnailsMigration, mediaAdminIndexesMigration, leasesMigration]);
 
 /** Names of {@link migrations}, in order: what a fully migrated schema has recorded. */
 export const MIGRATION_NAMES: readonly string[] = Object.freeze(migrations.map((migration) => migration.name));

@@ -1,0 +1,511 @@
+import type { Readable } from 'node:stream';
+import { MatrixError, errors } from '@hsmedia/errors';
+import type { ByteRange, MediaHandle, MediaService } from './media-service.js';
+import { WeightedLru } from './media-service-lru.js';
+import {
+  noopLogger,
+  systemClock,
+  type BlobStore,
+  type Clock,
+  type Logger,
+  type MediaMetadataStore,
+  type MediaRecord,
+  type StoredThumbnail,
+  type ThumbnailGenerator,
+  type ThumbnailSpec,
+} from './ports.js';
+
+/**
+ * The thumbnail rules a generator package supplies (`@hsmedia/thumbnailer`:
+ * `thumbnailSpecForRequest`, `selectThumbnail`, `thumbnailErrorToMatrixError`).
+ * Injected so media-core depends on no image code.
+ */
+export interface ThumbnailRules {
+  /** Validates `width`, `height`, `method`, `animated`; throws a `MatrixError` (400) when they are bad. */
+  parseRequest(query: URLSearchParams): ThumbnailSpec;
+  /** The stored thumbnail that best answers `request` (spec §2.3), or undefined. */
+  select(stored: readonly StoredThumbnail[], request: ThumbnailSpec): StoredThumbnail | undefined;
+  /** The `MatrixError` for a generator failure, or null when `error` is not the generator's (it is rethrown). */
+  errorFor(error: unknown, options: { readonly remote: boolean }): MatrixError | null;
+}
+
+/** Options for {@link ThumbnailService}. */
+export interface ThumbnailServiceOptions {
+  readonly media: MediaService;
+  /** Where thumbnail bytes are stored (normally the media's own blob store). */
+  readonly blobs: BlobStore;
+  readonly metadata: MediaMetadataStore;
+  readonly generator: ThumbnailGenerator;
+  readonly rules: ThumbnailRules;
+  /**
+   * Sizes generated once per media item, off the request path: at upload for
+   * local media, after the fetch for remote media (spec §2.3 recommends
+   * 32×32 crop, 96×96 crop, 320×240, 640×480, 800×600 scale).
+   */
+  readonly sizes: readonly ThumbnailSpec[];
+  /**
+   * Generate (and store) the exact requested size on demand. When false,
+   * requests are answered with the best of `sizes` only.
+   */
+  readonly dynamic: boolean;
+  /** Background generation jobs running at once. Default 1. */
+  readonly maxBackgroundJobs?: number;
+  /** Background jobs waiting; more are dropped (requests then generate on demand). Default 10 000. */
+  readonly maxQueuedJobs?: number;
+  /** Bytes of thumbnails kept in memory. Default 32 MiB; 0 disables. */
+  readonly cacheBytes?: number;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+}
+
+/** Options for {@link ThumbnailService.getThumbnail}: as for `MediaService.getMedia`. */
+export interface GetThumbnailOptions {
+  /** The request came through a deprecated unauthenticated endpoint (freeze applies). */
+  readonly legacy?: boolean;
+  readonly allowRemote?: boolean;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * A servable thumbnail: a {@link MediaHandle} (so the download code serves
+ * it, ETag and 304 included) whose type is the thumbnail's real type and
+ * whose name is `thumbnail.<ext>`.
+ */
+export interface ThumbnailHandle extends MediaHandle {
+  readonly thumbnail: StoredThumbnail;
+}
+
+/** A queued or running generation of a media item's pre-generated sizes. */
+interface PregenJob {
+  readonly record: MediaRecord;
+  started: boolean;
+  readonly done: Promise<void>;
+  run(): Promise<void>;
+}
+
+const MAX_CACHED_THUMBNAIL_BYTES = 1024 * 1024;
+const ROWS_TTL_MS = 60_000;
+/** Sources are write-once: a failure stays a failure, but time-outs under load deserve a retry. */
+const FAILURE_TTL_MS = 5 * 60_000;
+/** Only GIF and WebP sources animate (MSC2705); for the others `animated=true` asks for a still. */
+const ANIMATABLE_TYPES: ReadonlySet<string> = new Set(['image/gif', 'image/webp']);
+const EXTENSIONS: Readonly<Record<string, string>> = {
+  'image/jpeg': 'jpg',
+  'image/png': 'png',
+  'image/webp': 'webp',
+  'image/gif': 'gif',
+  'image/avif': 'avif',
+};
+
+function cannotThumbnail(): MatrixError {
+  return errors.unknown('Cannot generate thumbnails for the requested content', 400);
+}
+
+function essence(contentType: string | null): string {
+  return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+function rowKey(t: Pick<StoredThumbnail, 'width' | 'height' | 'method' | 'animated' | 'contentType'>): string {
+  return `${t.width}x${t.height}/${t.method}/${t.animated ? 'a' : 's'}/${t.contentType}`;
+}
+
+function specKey(spec: ThumbnailSpec): string {
+  return `${spec.width}x${spec.height}/${spec.method}/${spec.animated ? 'a' : 's'}`;
+}
+
+/**
+ * Whether a stored thumbnail is what generating `spec` alone gives (dynamic
+ * mode serves only exact answers): a crop fills its box; a scale of a larger
+ * source touches the box on one side.
+ */
+function answersExactly(row: StoredThumbnail, spec: ThumbnailSpec): boolean {
+  if (row.method !== spec.method || row.animated !== spec.animated) return false;
+  if (spec.method === 'crop') return row.width === spec.width && row.height === spec.height;
+  return (row.width === spec.width && row.height <= spec.height) || (row.height === spec.height && row.width <= spec.width);
+}
+
+async function* single(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+/**
+ * Thumbnails of the media repository (spec §1.3, §2): stored in the blob
+ * store and the metadata store's `thumbnails` rows, generated by a
+ * {@link ThumbnailGenerator}.
+ *
+ * - The configured `sizes` are generated once per media item in a background
+ *   queue (bounded concurrency) when the media is stored; the upload does not wait.
+ * - A request is answered with the best stored thumbnail (`rules.select`); in
+ *   `dynamic` mode with the exact requested size, generated once and stored.
+ *   When nothing is stored yet (right after an upload, after a restart), the
+ *   request generates on demand, single-flight per media item and spec,
+ *   exactly as the queue would: the same parameters always give the same bytes.
+ * - Failures are `MatrixError`s: 400 `M_UNKNOWN` for unsupported or corrupt
+ *   content, 413 (502 remote) `M_TOO_LARGE`, and the lookup errors of `MediaService.getMedia`.
+ *
+ * Deleting media (`MediaService.deleteMedia`) deletes its thumbnails.
+ */
+export class ThumbnailService {
+  readonly #media: MediaService;
+  readonly #blobs: BlobStore;
+  readonly #metadata: MediaMetadataStore;
+  readonly #generator: ThumbnailGenerator;
+  readonly #rules: ThumbnailRules;
+  readonly #sizes: readonly ThumbnailSpec[];
+  readonly #dynamic: boolean;
+  readonly #maxBackgroundJobs: number;
+  readonly #maxQueuedJobs: number;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #rows = new WeightedLru<string, StoredThumbnail[]>(10_000);
+  readonly #bytes: WeightedLru<string, Uint8Array>;
+  readonly #failures = new WeightedLru<string, MatrixError>(10_000);
+  /** `media/spec` → the row that answered it (dynamic mode), for outputs the exact test cannot recognise. */
+  readonly #answered = new WeightedLru<string, string>(50_000);
+  readonly #pregen = new Map<string, PregenJob>();
+  readonly #queue: PregenJob[] = [];
+  readonly #exact = new Map<string, Promise<StoredThumbnail>>();
+  readonly #shutdown = new AbortController();
+  readonly #unsubscribe: () => void;
+  #running = 0;
+
+  constructor(options: ThumbnailServiceOptions) {
+    this.#media = options.media;
+    this.#blobs = options.blobs;
+    this.#metadata = options.metadata;
+    this.#generator = options.generator;
+    this.#rules = options.rules;
+    this.#sizes = [...options.sizes];
+    this.#dynamic = options.dynamic;
+    this.#maxBackgroundJobs = positive('maxBackgroundJobs', options.maxBackgroundJobs ?? 1);
+    this.#maxQueuedJobs = positive('maxQueuedJobs', options.maxQueuedJobs ?? 10_000);
+    const cacheBytes = options.cacheBytes ?? 32 * 1024 * 1024;
+    if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) throw new TypeError('ThumbnailService: cacheBytes must be >= 0');
+    this.#bytes = new WeightedLru(cacheBytes === 0 ? 0 : Number.MAX_SAFE_INTEGER, cacheBytes);
+    this.#logger = options.logger ?? noopLogger;
+    this.#clock = options.clock ?? systemClock;
+    this.#unsubscribe = options.media.onMediaStored((record) => this.schedule(record));
+  }
+
+  /** Parses the thumbnail query parameters (throws 400 `M_MISSING_PARAM` / `M_INVALID_PARAM`). */
+  parseRequest(query: URLSearchParams): ThumbnailSpec {
+    return this.#rules.parseRequest(query);
+  }
+
+  /**
+   * Looks the media up (as `MediaService.getMedia`, waiting for remote
+   * media to be stored) and gives its thumbnail for `spec`.
+   */
+  async getThumbnail(
+    serverName: string,
+    mediaId: string,
+    spec: ThumbnailSpec,
+    options: GetThumbnailOptions = {},
+  ): Promise<ThumbnailHandle> {
+    const handle = await this.#media.getMedia(serverName, mediaId, { ...options, allowLive: false });
+    handle.discard();
+    return this.thumbnailFor(handle.record, spec, options.signal === undefined ? {} : { signal: options.signal });
+  }
+
+  /** The thumbnail of a stored media record for `spec` (the federation endpoint has the record already). */
+  async thumbnailFor(record: MediaRecord, spec: ThumbnailSpec, options: { readonly signal?: AbortSignal } = {}): Promise<ThumbnailHandle> {
+    if (record.blobId === null) throw errors.notFound('Media not found');
+    const type = essence(record.contentType);
+    if (!this.#generator.supports(type)) throw cannotThumbnail();
+    const key = `${record.serverName}/${record.mediaId}`;
+    const failed = this.#failures.get(key, this.#clock.now());
+    if (failed !== undefined) throw failed;
+    // A source that cannot animate gives the still answer: one stored row serves both.
+    const request: ThumbnailSpec = spec.animated && !ANIMATABLE_TYPES.has(type) ? { ...spec, animated: false } : spec;
+
+    let rows = await this.#listRows(record);
+    if (this.#pregen.has(key) || rows.length === 0) {
+      // Right after the upload: answer from the same generation the queue would run.
+      if (this.#sizes.length > 0) {
+        await this.#awaitSignal(this.#pregenerate(record), options.signal);
+        rows = await this.#listRows(record);
+      }
+    }
+    let row: StoredThumbnail | undefined;
+    if (this.#dynamic) {
+      const known = this.#answered.get(`${key}/${specKey(request)}`, 0);
+      row = rows.find((r) => (known === undefined ? answersExactly(r, request) : rowKey(r) === known));
+      row ??= await this.#awaitSignal(this.#generateExact(record, request), options.signal);
+    } else {
+      row = this.#rules.select(rows, request);
+      if (row === undefined) {
+        const failure = this.#failures.get(key, this.#clock.now());
+        if (failure !== undefined) throw failure;
+        throw errors.notFound('No thumbnail of the requested method is available');
+      }
+    }
+    return this.#handleFor(record, row);
+  }
+
+  /** Queues the generation of the configured sizes for a stored media item (no-op when not an image we thumbnail). */
+  schedule(record: MediaRecord): void {
+    if (this.#shutdown.signal.aborted || this.#sizes.length === 0 || record.blobId === null) return;
+    if (!this.#generator.supports(essence(record.contentType))) return;
+    const key = `${record.serverName}/${record.mediaId}`;
+    if (this.#pregen.has(key)) return;
+    if (this.#queue.length >= this.#maxQueuedJobs) {
+      this.#logger.warn({ mediaId: record.mediaId }, 'thumbnail queue full; thumbnails will be made on first request');
+      return;
+    }
+    const job = this.#newJob(record);
+    this.#queue.push(job);
+    this.#pump();
+  }
+
+  /** Resolves when no background generation is queued or running (for tests and orderly shutdown). */
+  async idle(): Promise<void> {
+    while (this.#pregen.size > 0) {
+      await Promise.allSettled([...this.#pregen.values()].map((job) => job.done));
+    }
+  }
+
+  /** Stops the queue and aborts running generations. Does not close the stores. */
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    this.#queue.length = 0;
+    this.#shutdown.abort(new Error('ThumbnailService closed'));
+    await Promise.allSettled([...this.#pregen.values()].filter((job) => job.started).map((job) => job.done));
+  }
+
+  #newJob(record: MediaRecord): PregenJob {
+    const key = `${record.serverName}/${record.mediaId}`;
+    let resolve!: () => void;
+    let reject!: (error: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    done.catch(() => undefined);
+    const job: PregenJob = {
+      record,
+      started: false,
+      done,
+      run: async () => {
+        job.started = true;
+        try {
+          await this.#generateSizes(record);
+          resolve();
+        } catch (error) {
+          reject(error);
+        } finally {
+          this.#pregen.delete(key);
+        }
+      },
+    };
+    this.#pregen.set(key, job);
+    return job;
+  }
+
+  #pump(): void {
+    while (this.#running < this.#maxBackgroundJobs && this.#queue.length > 0) {
+      const job = this.#queue.shift()!;
+      if (job.started) continue; // a request ran it already
+      this.#running++;
+      void job.run().finally(() => {
+        this.#running--;
+        this.#pump();
+      });
+    }
+  }
+
+  /** The pre-generation of `record`, started now if it is only queued (a request is waiting for it). */
+  #pregenerate(record: MediaRecord): Promise<void> {
+    const key = `${record.serverName}/${record.mediaId}`;
+    const job = this.#pregen.get(key) ?? this.#newJob(record);
+    if (!job.started) void job.run();
+    return job.done;
+  }
+
+  async #generateSizes(record: MediaRecord): Promise<void> {
+    const type = essence(record.contentType);
+    // Animated variants too for types that can animate, so `animated=true` has an answer without dynamic mode.
+    const specs = ANIMATABLE_TYPES.has(type)
+      ? [...this.#sizes, ...this.#sizes.filter((s) => !s.animated).map((s) => ({ ...s, animated: true }))]
+      : this.#sizes;
+    try {
+      await this.#generateAndStore(record, specs, this.#shutdown.signal);
+      this.#logger.debug({ serverName: record.serverName, mediaId: record.mediaId }, 'thumbnails generated');
+    } catch (error) {
+      const mapped = this.#mapError(error, record);
+      if (!this.#shutdown.signal.aborted && mapped instanceof MatrixError) {
+        this.#failures.set(`${record.serverName}/${record.mediaId}`, mapped, 1, this.#clock.now() + FAILURE_TTL_MS);
+      }
+      this.#logger.info({ err: error, serverName: record.serverName, mediaId: record.mediaId }, 'could not generate thumbnails');
+      throw mapped;
+    }
+  }
+
+  /** Generates exactly `spec`, single-flight per media item and spec, and gives the stored row that answers it. */
+  #generateExact(record: MediaRecord, spec: ThumbnailSpec): Promise<StoredThumbnail> {
+    const key = `${record.serverName}/${record.mediaId}/${specKey(spec)}`;
+    let flight = this.#exact.get(key);
+    if (flight === undefined) {
+      flight = (async () => {
+        try {
+          const [row] = await this.#generateAndStore(record, [spec], this.#shutdown.signal);
+          this.#answered.set(`${record.serverName}/${record.mediaId}/${specKey(spec)}`, rowKey(row!), 1);
+          return row!;
+        } catch (error) {
+          throw this.#mapError(error, record);
+        }
+      })();
+      this.#exact.set(key, flight);
+      const forget = (): void => void this.#exact.delete(key);
+      flight.then(forget, forget);
+    }
+    return flight;
+  }
+
+  #mapError(error: unknown, record: MediaRecord): unknown {
+    return this.#rules.errorFor(error, { remote: !this.#media.isLocal(record.serverName) }) ?? error;
+  }
+
+  /**
+   * Generates `specs` from one read of the source and stores each distinct
+   * output. Gives, per spec, the stored row (ours, or the one that was there first).
+   */
+  async #generateAndStore(record: MediaRecord, specs: readonly ThumbnailSpec[], signal: AbortSignal): Promise<StoredThumbnail[]> {
+    const source = await this.#blobs.open(record.blobId!, { signal });
+    if (source === null) throw errors.notFound('Media not found');
+    const outputs = await this.#generator.generate(source, essence(record.contentType), specs, { signal });
+    const stored = new Map<string, StoredThumbnail>();
+    let inserted = false;
+    for (const output of outputs) {
+      const candidate = {
+        width: output.width,
+        height: output.height,
+        method: output.spec.method,
+        animated: output.animated,
+        contentType: output.contentType,
+      };
+      const key = rowKey(candidate);
+      if (stored.has(key)) continue;
+      const blob = await this.#blobs.put(single(output.bytes), { signal });
+      const row: StoredThumbnail = {
+        serverName: record.serverName,
+        mediaId: record.mediaId,
+        ...candidate,
+        blobId: blob.blobId,
+        size: blob.size,
+        createdAt: this.#clock.now(),
+      };
+      if (await this.#metadata.insertThumbnail(row)) {
+        inserted = true;
+        stored.set(key, row);
+        if (output.bytes.byteLength <= MAX_CACHED_THUMBNAIL_BYTES) this.#bytes.set(row.blobId, output.bytes, output.bytes.byteLength);
+      } else {
+        // Another request or instance stored it first: theirs is the answer from now on.
+        await this.#deleteBlob(blob.blobId);
+      }
+    }
+    this.#rows.delete(`${record.serverName}/${record.mediaId}`);
+    if (inserted && (await this.#metadata.getMedia(record.serverName, record.mediaId)) === null) {
+      // The media was deleted while we worked: do not leave its thumbnails behind.
+      for (const blobId of await this.#metadata.deleteThumbnails(record.serverName, record.mediaId)) await this.#deleteBlob(blobId);
+      throw errors.notFound('Media not found');
+    }
+    const rows = await this.#listRows(record);
+    const byKey = new Map(rows.map((r) => [rowKey(r), r] as const));
+    return outputs.map((output) => {
+      const row = byKey.get(
+        rowKey({ width: output.width, height: output.height, method: output.spec.method, animated: output.animated, contentType: output.contentType }),
+      );
+      if (row === undefined) throw new Error('ThumbnailService: a stored thumbnail vanished');
+      return row;
+    });
+  }
+
+  async #listRows(record: MediaRecord): Promise<StoredThumbnail[]> {
+    const key = `${record.serverName}/${record.mediaId}`;
+    const now = this.#clock.now();
+    const cached = this.#rows.get(key, now);
+    if (cached !== undefined) return cached;
+    const rows = await this.#metadata.listThumbnails(record.serverName, record.mediaId);
+    // Sorted so that selection ties always break the same way, whatever order the store gives.
+    rows.sort((a, b) => (rowKey(a) < rowKey(b) ? -1 : rowKey(a) > rowKey(b) ? 1 : 0));
+    if (rows.length > 0) this.#rows.set(key, rows, 1, now + ROWS_TTL_MS);
+    return rows;
+  }
+
+  async #deleteBlob(blobId: string): Promise<void> {
+    try {
+      await this.#blobs.delete(blobId);
+    } catch (err) {
+      this.#logger.error({ err, blobId }, 'could not delete thumbnail blob; it is now an orphan');
+    }
+  }
+
+  #awaitSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    if (signal === undefined) return promise;
+    if (signal.aborted) return Promise.reject(signal.reason);
+    // The generation is shared: a caller leaving must not cancel it for the others.
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = (): void => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      promise.then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  #handleFor(record: MediaRecord, thumbnail: StoredThumbnail): ThumbnailHandle {
+    const { blobId, size } = thumbnail;
+    const blobs = this.#blobs;
+    const cache = this.#bytes;
+    const rows = this.#rows;
+    const logger = this.#logger;
+    const missing = (): MatrixError => {
+      logger.error({ serverName: record.serverName, mediaId: record.mediaId, blobId }, 'blob of a thumbnail is missing');
+      rows.delete(`${record.serverName}/${record.mediaId}`);
+      return errors.notFound('Thumbnail not found');
+    };
+    return {
+      record,
+      thumbnail,
+      live: false,
+      contentType: thumbnail.contentType,
+      uploadName: `thumbnail.${EXTENSIONS[thumbnail.contentType] ?? 'bin'}`,
+      size,
+      // The blob is immutable and never shared, so its ID names these bytes.
+      etag: `"thumb-${blobId}"`,
+      discard(): void {},
+      async readSmall(signal?: AbortSignal): Promise<Uint8Array | null> {
+        if (size > MAX_CACHED_THUMBNAIL_BYTES) return null;
+        const cached = cache.get(blobId, 0);
+        if (cached !== undefined) return cached;
+        const stream = await blobs.open(blobId, signal === undefined ? {} : { signal });
+        if (stream === null) throw missing();
+        const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+        if (bytes.byteLength !== size) throw errors.unknown('Stored thumbnail is damaged');
+        cache.set(blobId, bytes, bytes.byteLength);
+        return bytes;
+      },
+      async open(range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array> | Readable> {
+        const stream = await blobs.open(blobId, {
+          ...(range === undefined ? {} : { start: range.start, end: range.end }),
+          ...(signal === undefined ? {} : { signal }),
+        });
+        if (stream === null) throw missing();
+        return stream;
+      },
+    };
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`ThumbnailService: ${name} must be a positive integer`);
+  return value;
+}

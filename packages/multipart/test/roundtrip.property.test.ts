@@ -33,6 +33,29 @@ const cutsFor = (len: number): fc.Arbitrary<number[]> =>
     fc.constant(Array.from({ length: len }, (_, i) => i)), // one byte at a time
   );
 
+/**
+ * Whether `data`, as a part body followed by the encoder's closing
+ * delimiter, contains a delimiter of its own: then it cannot round-trip
+ * (RFC 2046 §5.1.1 requires a boundary that occurs in no part). Fixed `B`
+ * never overlaps the planted fragments; a random boundary can (e.g. `-`,
+ * where `LF---` + `--` closes the body early).
+ */
+function containsDelimiter(data: Uint8Array, boundary: string): boolean {
+  const dash = Buffer.from(`--${boundary}`, 'latin1');
+  const pattern = Buffer.concat([Buffer.from('\n'), dash]);
+  const all = Buffer.concat([data, Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1')]);
+  const endsDelimiter = (p: number): boolean => {
+    if (all[p] === 0x2d) return all[p + 1] === 0x2d;
+    while (all[p] === 0x20 || all[p] === 0x09) p++;
+    return p >= all.length || all[p] === 0x0a || (all[p] === 0x0d && (p + 1 >= all.length || all[p + 1] === 0x0a));
+  };
+  if (all.subarray(0, dash.length).equals(dash) && endsDelimiter(dash.length)) return true;
+  for (let i = all.indexOf(pattern); i !== -1 && i < data.length; i = all.indexOf(pattern, i + 1)) {
+    if (endsDelimiter(i + pattern.length)) return true;
+  }
+  return false;
+}
+
 describe('decode(encode(x)) === x', () => {
   it('inline content, random payloads and random chunk splits', async () => {
     await fc.assert(
@@ -76,6 +99,13 @@ describe('decode(encode(x)) === x', () => {
     );
   });
 
+  it('payloads holding their own delimiter are told apart (precondition of the next test)', () => {
+    // found by the next property: boundary `-`, payload `\n--` + `---X`
+    expect(containsDelimiter(Buffer.from('ab\n-----X', 'latin1'), '-')).toBe(true);
+    expect(containsDelimiter(Buffer.from('---\r\nab', 'latin1'), '-')).toBe(true);
+    expect(containsDelimiter(Buffer.from(`ab\n--${B}Z\r\n--${B}-x`, 'latin1'), B)).toBe(false);
+  });
+
   it('random boundaries, Node stream input', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -83,6 +113,7 @@ describe('decode(encode(x)) === x', () => {
         fc.nat(),
         async (boundary, seed) => {
           const data = fc.sample(payload(boundary), { numRuns: 1, seed })[0]!;
+          fc.pre(!containsDelimiter(data, boundary));
           const e = encodeMultipart({
             boundary,
             content: { stream: Readable.from([data]), contentType: 'application/octet-stream', contentLength: data.length },

@@ -36,6 +36,8 @@ const SINGLETON = new Set(['content-type', 'content-disposition', 'location', 'c
 export class MultipartParser {
   private buf: Buffer = Buffer.alloc(0);
   private pos = 0;
+  /** The rest of a chunk whose head was spliced behind a held-back tail (see {@link take}). */
+  private pending: Buffer | undefined;
   private eof = false;
   private atStart = true;
   private readonly n: Needles;
@@ -55,6 +57,12 @@ export class MultipartParser {
 
   /** Reads one more chunk, keeping unconsumed bytes. False at end of body. */
   async fill(): Promise<boolean> {
+    const more = this.pending;
+    if (more !== undefined) {
+      this.pending = undefined;
+      this.take(more, false);
+      return true;
+    }
     for (;;) {
       if (this.eof) return false;
       if (this.accept(await this.reader.read())) return true;
@@ -63,7 +71,8 @@ export class MultipartParser {
 
   /**
    * The source's next read, unwrapped: with {@link accept} it is
-   * {@link fill} without an extra promise per chunk (the decoder's hot path).
+   * {@link fill} without an extra promise per chunk (the decoder's hot
+   * path). Only call it when {@link step} returned `undefined`.
    */
   read(): Promise<ReadResult> {
     return this.reader.read();
@@ -81,11 +90,30 @@ export class MultipartParser {
     }
     const chunk = toBuffer(r.value);
     if (chunk.length === 0) return false;
-    const rest = this.buf.length - this.pos;
-    // Copy only when a tail is pending (rare inside payloads: see scanInto).
-    this.buf = rest === 0 ? chunk : Buffer.concat([this.buf.subarray(this.pos), chunk], rest + chunk.length);
-    this.pos = 0;
+    this.take(chunk, true);
     return true;
+  }
+
+  /**
+   * Appends `chunk` to the unconsumed bytes. Without a held-back tail (the
+   * usual case) the chunk becomes the buffer as it is. With one, copying
+   * the whole chunk behind it would cost a full-chunk copy for a few bytes
+   * of tail; when `splice` is set only the first `holdLimit` bytes (enough
+   * to settle any delimiter that starts in the tail) are copied and the
+   * rest is kept aside as {@link pending}, taken as it is once reached.
+   */
+  private take(chunk: Buffer, splice: boolean): void {
+    const rest = this.buf.length - this.pos;
+    if (rest === 0) {
+      this.buf = chunk;
+    } else if (splice && chunk.length > 2 * this.holdLimit) {
+      const head = chunk.subarray(0, this.holdLimit);
+      this.pending = chunk.subarray(this.holdLimit);
+      this.buf = Buffer.concat([this.buf.subarray(this.pos), head], rest + head.length);
+    } else {
+      this.buf = Buffer.concat([this.buf.subarray(this.pos), chunk], rest + chunk.length);
+    }
+    this.pos = 0;
   }
 
   /**
@@ -95,32 +123,49 @@ export class MultipartParser {
    * {@link MultipartTruncatedError} when the body ends before a delimiter.
    */
   step(): Buffer | DelimiterKind | undefined {
-    const { buf, pos, eof } = this;
-    // Everything buffered is consumed: nothing to scan until more arrives.
-    if (pos === buf.length && !eof) return undefined;
-    const r = this.out;
-    scanInto(buf, pos, this.n, this.atStart, eof, r);
-    if (r.found) {
+    for (;;) {
+      const { buf, pos, eof } = this;
+      if (pos === buf.length && !eof) {
+        // Everything buffered is consumed: nothing to scan until more arrives.
+        const more = this.pending;
+        if (more === undefined) return undefined;
+        this.pending = undefined;
+        this.buf = more;
+        this.pos = 0;
+        continue;
+      }
+      const r = this.out;
+      scanInto(buf, pos, this.n, this.atStart, eof, r);
+      if (r.found) {
+        if (r.end > pos) {
+          this.pos = r.end;
+          this.atStart = false;
+          return buf.subarray(pos, r.end);
+        }
+        this.pos = r.next;
+        this.atStart = true;
+        return r.kind;
+      }
+      if (eof) throw new MultipartTruncatedError('body ended before the closing boundary delimiter');
       if (r.end > pos) {
         this.pos = r.end;
         this.atStart = false;
+        // The common case: the whole chunk is payload; pass it on as it is.
         return pos === 0 && r.end === buf.length ? buf : buf.subarray(pos, r.end);
       }
-      this.pos = r.next;
-      this.atStart = true;
-      return r.kind;
+      const more = this.pending;
+      if (more !== undefined) {
+        // The spliced head did not settle the tail: join the whole chunk, as
+        // if it had not been spliced, before judging the padding length.
+        this.pending = undefined;
+        this.take(more, false);
+        continue;
+      }
+      if (buf.length - pos > this.holdLimit) {
+        throw new MultipartParseError('transport padding after a boundary delimiter is too long');
+      }
+      return undefined;
     }
-    if (eof) throw new MultipartTruncatedError('body ended before the closing boundary delimiter');
-    if (r.end > pos) {
-      this.pos = r.end;
-      this.atStart = false;
-      // The common case: the whole chunk is payload; pass it on as it is.
-      return pos === 0 && r.end === buf.length ? buf : buf.subarray(pos, r.end);
-    }
-    if (buf.length - pos > this.holdLimit) {
-      throw new MultipartParseError('transport padding after a boundary delimiter is too long');
-    }
-    return undefined;
   }
 
   /** {@link step}, reading from the source as needed. */
@@ -233,6 +278,7 @@ export class MultipartParser {
   /** Stops reading the source (after the closing delimiter, on error, or on cancel). */
   release(reason?: unknown): Promise<void> {
     this.eof = true;
+    this.pending = undefined;
     this.buf = Buffer.alloc(0);
     this.pos = 0;
     return this.reader.cancel(reason);

@@ -89,6 +89,8 @@ export interface MediaServiceOptions {
    * Default 500 ms.
    */
   readonly pendingPollMs?: number;
+  /** Called on every in-memory cache lookup (metrics): which cache and whether it hit. Must not throw. */
+  readonly onCacheLookup?: (cache: 'record' | 'blob', hit: boolean) => void;
   /** `timeout_ms` when the client gives none, in ms. Default 20 000. */
   readonly defaultTimeoutMs?: number;
   /** Cap on `timeout_ms`, in ms. Default 60 000. */
@@ -281,6 +283,7 @@ export class MediaService {
   readonly #smallBlobs: WeightedLru<string, Uint8Array>;
   readonly #maxBlobBytes: number;
   readonly #pendingPollMs: number;
+  readonly #onCacheLookup: ((cache: 'record' | 'blob', hit: boolean) => void) | undefined;
   readonly #defaultTimeoutMs: number;
   readonly #maxTimeoutMs: number;
   readonly #maxPending: number;
@@ -329,6 +332,7 @@ export class MediaService {
     const maxTotalBytes = requirePositiveInteger('cache.maxTotalBytes', cache.maxTotalBytes ?? 64 * 1024 * 1024, true);
     this.#smallBlobs = new WeightedLru(Number.MAX_SAFE_INTEGER, maxTotalBytes);
     this.#pendingPollMs = requirePositiveInteger('pendingPollMs', options.pendingPollMs ?? 500);
+    this.#onCacheLookup = options.onCacheLookup;
     this.#maxTimeoutMs = requirePositiveInteger('maxTimeoutMs', options.maxTimeoutMs ?? MAX_TIMEOUT_MS, true);
     this.#defaultTimeoutMs = Math.min(
       requirePositiveInteger('defaultTimeoutMs', options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS, true),
@@ -619,6 +623,7 @@ export class MediaService {
     if (!isValidMediaId(mediaId)) throw mediaNotFound();
     const key = `${serverName}/${mediaId}`;
     let record = this.#records.get(key, this.#clock.now()) ?? null;
+    this.#onCacheLookup?.('record', record !== null);
     if (record === null) {
       record = await this.#metadata.getMedia(serverName, mediaId);
       if (record !== null && record.blobId !== null) this.#cacheRecord(record);
@@ -955,6 +960,7 @@ export class MediaService {
     const size = record.size ?? 0;
     const blobs = this.#blobs;
     const smallBlobs = this.#smallBlobs;
+    const onCacheLookup = this.#onCacheLookup;
     const maxBlobBytes = this.#maxBlobBytes;
     const onMissing = (): MatrixError => {
       this.#logger.error({ serverName: record.serverName, mediaId: record.mediaId, blobId }, 'blob of a media record is missing');
@@ -973,6 +979,7 @@ export class MediaService {
       async readSmall(signal?: AbortSignal): Promise<Uint8Array | null> {
         if (size > maxBlobBytes) return null;
         const cached = smallBlobs.get(blobId, 0);
+        onCacheLookup?.('blob', cached !== undefined);
         if (cached !== undefined) return cached;
         const stream = await blobs.open(blobId, signal === undefined ? {} : { signal });
         if (stream === null) throw onMissing();

@@ -99,7 +99,8 @@ export class TokenBucketRateLimiter implements RateLimiter {
       bucket.tokens -= needed;
       return ALLOWED;
     }
-    const retryAfterMs = Math.ceil(((needed - bucket.tokens) * 1000) / this.perSecond);
+    // The epsilon absorbs floating-point dust (0.998 tokens must not round up to 2 ms).
+    const retryAfterMs = Math.ceil(((needed - bucket.tokens) * 1000) / this.perSecond - 1e-6);
     return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs) };
   }
 

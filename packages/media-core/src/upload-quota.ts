@@ -112,7 +112,8 @@ export class UploadQuotas {
       }
     }
     if (limits.periodMs !== null && (limits.periodBytes !== null || limits.periodFiles !== null)) {
-      const recent = await metadata.getUserUsage(userId, now - limits.periodMs);
+      // The window is the last periodMs: media exactly periodMs old has left it.
+      const recent = await metadata.getUserUsage(userId, now - limits.periodMs + 1);
       if (limits.periodFiles !== null && recent.files + 1 > limits.periodFiles) {
         throw this.#refuse(`You may upload at most ${limits.periodFiles} files per ${limits.periodMs} ms`);
       }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configJsonSchema, defaultConfig, loadConfigFile, type MediaServerConfig } from './config.js';
+import { copyArgumentsOf, runSqliteToPostgres, type CopyArguments } from './commands/sqlite-to-postgres-command.js';
 import { describeDatabase } from './database.js';
 import { openStores } from './stores.js';
 import { loadOrCreateSigningKey } from './signing-key-file.js';
@@ -23,6 +24,10 @@ Commands:
   start           Start the media server (the default).
   check-config    Validate the config and print a summary, then exit.
   migrate         Create or upgrade the database schema, then exit.
+  migrate-sqlite-to-postgres --from SQLITE_FILE [--to POSTGRES_URL] [--schema NAME] [--batch-size N]
+                  Copy all metadata from SQLite to PostgreSQL (idempotent; counts
+                  verified). --to and --schema default to database.postgres of
+                  --config. Blobs stay in the media directory.
   generate-key    Create the signing key file if missing; print its key ID and public key.
   config-schema   Print the JSON Schema of the config file.
 
@@ -34,7 +39,7 @@ Options:
   -v, --version       Show the version.
 `;
 
-const COMMANDS = ['start', 'check-config', 'migrate', 'generate-key', 'config-schema'] as const;
+const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'generate-key', 'config-schema'] as const;
 type Command = (typeof COMMANDS)[number];
 
 function version(): string {
@@ -44,7 +49,13 @@ function version(): string {
 
 /** A parsed command line, or a usage error message. */
 export type CliInvocation =
-  | { readonly kind: 'run'; readonly command: Command; readonly configPath: string | undefined }
+  | {
+      readonly kind: 'run';
+      readonly command: Command;
+      readonly configPath: string | undefined;
+      /** `--from`, `--to`, `--schema`, `--batch-size` of migrate-sqlite-to-postgres. */
+      readonly copy?: CopyArguments;
+    }
   | { readonly kind: 'help' | 'version' }
   | { readonly kind: 'usage-error'; readonly message: string };
 
@@ -60,6 +71,10 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        schema: { type: 'string' },
+        'batch-size': { type: 'string' },
       },
     });
   } catch (error) {
@@ -75,7 +90,9 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
     return { kind: 'usage-error', message: `Unknown command: ${name}` };
   }
   if (parsed.values.config === '') return { kind: 'usage-error', message: '--config needs a file name' };
-  return { kind: 'run', command: name as Command, configPath: parsed.values.config };
+  const copy = copyArgumentsOf(name, parsed.values);
+  if (typeof copy === 'string') return { kind: 'usage-error', message: copy };
+  return { kind: 'run', command: name as Command, configPath: parsed.values.config, ...(copy === undefined ? {} : { copy }) };
 }
 
 async function resolveConfig(configPath: string | undefined, io: CliIo): Promise<MediaServerConfig | null> {
@@ -123,6 +140,8 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
         io.stdout.write(`database ready: ${describeDatabase(config.database)}\n`);
         return EXIT.OK;
       }
+      case 'migrate-sqlite-to-postgres':
+        return await runSqliteToPostgres(config, invocation.copy ?? {}, io);
       case 'generate-key': {
         const { key, created } = await loadOrCreateSigningKey(config.signingKeyPath);
         io.stdout.write(

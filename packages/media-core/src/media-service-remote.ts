@@ -79,6 +79,7 @@ export class RemoteTee {
    * blob store gave up) cancels the remote body.
    */
   async *source(): AsyncGenerator<Uint8Array, void, undefined> {
+    if (this.#abandoned) throw new Error('remote body cancelled');
     void this.#pump();
     let complete = false;
     try {
@@ -129,6 +130,20 @@ export class RemoteTee {
     } catch {
       // already cancelled
     }
+  }
+
+  /**
+   * Gives up on the remote body: errors the live stream and cancels the
+   * body, whether or not the blob store ever started reading it.
+   */
+  cancel(reason: unknown): void {
+    this.fail(reason);
+    if (this.#abandoned) return;
+    this.#abandoned = true;
+    this.#wake();
+    this.#wakeSourceNow();
+    if (this.#reader !== null) void this.#reader.cancel(reason).catch(() => undefined);
+    else if (!this.#body.locked) void this.#body.cancel(reason).catch(() => undefined);
   }
 
   /** Drops the live reader (it will never read): the blob write goes on without waiting for it. */

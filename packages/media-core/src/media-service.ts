@@ -867,8 +867,9 @@ export class MediaService {
     try {
       stored = await this.#blobs.put(tee.source(), { maxBytes, signal });
     } catch (err) {
-      // The live reader must see a failure, not a clean end: its response is aborted.
-      tee.fail(this.#remoteError(err, serverName, mediaId));
+      // The live reader must see a failure, not a clean end: its response is aborted. The
+      // remote body is cancelled even when the store failed before reading any of it.
+      tee.cancel(this.#remoteError(err, serverName, mediaId));
       throw err;
     }
     tee.close();

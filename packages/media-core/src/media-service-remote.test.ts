@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { ContentTooLargeError } from './errors.js';
+import { RemoteTee, type RemoteTeeOptions } from './media-service-remote.js';
+
+/** A remote body the test drives, recording whether it was cancelled. */
+function scriptedBody(): {
+  body: ReadableStream<Uint8Array>;
+  push(n: number, fill?: number): void;
+  end(): void;
+  fail(error: unknown): void;
+  cancelled: () => unknown;
+} {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let cancelReason: unknown = undefined;
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+    cancel(reason) {
+      cancelReason = reason ?? 'cancelled';
+    },
+  });
+  return {
+    body,
+    push: (n, fill = 1) => controller.enqueue(new Uint8Array(n).fill(fill)),
+    end: () => controller.close(),
+    fail: (error) => controller.error(error),
+    cancelled: () => cancelReason,
+  };
+}
+
+function tee(body: ReadableStream<Uint8Array>, overrides: Partial<RemoteTeeOptions> = {}): { tee: RemoteTee; windows: () => number } {
+  let windows = 0;
+  const t = new RemoteTee(body, {
+    maxBytes: 1000,
+    liveBufferBytes: 100,
+    storeBufferBytes: 100,
+    windowBytes: 50,
+    onWindow: () => void windows++,
+    ...overrides,
+  });
+  return { tee: t, windows: () => windows };
+}
+
+async function collect(source: AsyncIterable<Uint8Array>): Promise<number> {
+  let n = 0;
+  for await (const chunk of source) n += chunk.byteLength;
+  return n;
+}
+
+describe('RemoteTee', () => {
+  it('gives every byte to both consumers, goes live once past the window, closes live at the end', async () => {
+    const remote = scriptedBody();
+    const { tee: t, windows } = tee(remote.body);
+    const stored = collect(t.source());
+    const live = collect(t.live);
+    for (let i = 0; i < 10; i++) remote.push(30);
+    remote.end();
+    expect(await stored).toBe(300);
+    expect(await live).toBe(300);
+    expect(windows()).toBe(1);
+  });
+
+  it('never goes live for a body that ends within the window', async () => {
+    const remote = scriptedBody();
+    const { tee: t, windows } = tee(remote.body);
+    remote.push(20);
+    remote.end();
+    expect(await collect(t.source())).toBe(20);
+    expect(windows()).toBe(0);
+  });
+
+  it('errors both sides past maxBytes and cancels the remote', async () => {
+    const remote = scriptedBody();
+    const { tee: t } = tee(remote.body, { maxBytes: 100 });
+    const live = collect(t.live);
+    const stored = collect(t.source());
+    remote.push(60);
+    remote.push(60);
+    await expect(stored).rejects.toBeInstanceOf(ContentTooLargeError);
+    t.fail(new Error('too large'));
+    await expect(live).rejects.toThrow('too large');
+    expect(remote.cancelled()).toBeInstanceOf(ContentTooLargeError);
+  });
+
+  it('a remote failure errors the store side', async () => {
+    const remote = scriptedBody();
+    const { tee: t } = tee(remote.body);
+    const stored = collect(t.source());
+    remote.push(10);
+    remote.fail(new Error('reset'));
+    await expect(stored).rejects.toThrow('reset');
+  });
+
+  it('a live reader that leaves does not hold the store back, even past its buffer', async () => {
+    const remote = scriptedBody();
+    const { tee: t } = tee(remote.body, { liveBufferBytes: 10, maxBytes: 10_000 });
+    const reader = t.live.getReader();
+    const stored = collect(t.source());
+    remote.push(60);
+    await reader.cancel('client left');
+    for (let i = 0; i < 20; i++) remote.push(60);
+    remote.end();
+    expect(await stored).toBe(21 * 60);
+  });
+
+  it('cancel() before the store ever read cancels the remote body', async () => {
+    const remote = scriptedBody();
+    const { tee: t } = tee(remote.body);
+    const live = t.live.getReader();
+    t.cancel(new Error('store unavailable'));
+    expect(remote.cancelled()).toBeInstanceOf(Error);
+    await expect(live.read()).rejects.toThrow('store unavailable');
+  });
+
+  it('an abandoned source (the store gave up) cancels the remote', async () => {
+    const remote = scriptedBody();
+    const { tee: t } = tee(remote.body);
+    remote.push(10);
+    remote.push(10);
+    const source = t.source();
+    await source.next();
+    await source.return(undefined);
+    expect(remote.cancelled()).not.toBeUndefined();
+  });
+});

@@ -32,6 +32,8 @@ export interface Needles {
   readonly dashBoundary: Buffer;
   /** Boyer-Moore-Horspool bad-character shifts of `pattern`. */
   readonly shift: Uint8Array;
+  /** `shift` with 0 for the pattern's last byte: a lane that meets it stays put until checked. */
+  readonly park: Uint8Array;
 }
 
 /** Builds the {@link Needles} for a boundary. */
@@ -41,7 +43,9 @@ export function needles(boundary: string): Needles {
   const m = pattern.length; // <= 203, fits a byte
   const shift = new Uint8Array(256).fill(m);
   for (let i = 0; i < m - 1; i++) shift[pattern[i]!] = m - 1 - i;
-  return { pattern, dashBoundary, shift };
+  const park = shift.slice();
+  park[pattern[m - 1]!] = 0;
+  return { pattern, dashBoundary, shift, park };
 }
 
 // Below this many bytes per lane, interleaving does not pay.
@@ -69,20 +73,29 @@ function lane(h: Buffer, i: number, end: number, pat: Buffer, shift: Uint8Array,
   return -1;
 }
 
+// Steps per block of the parked-lane search: long enough to amortise the
+// checks after a block, short enough that a parked lane loses little.
+const BLOCK = 16;
+
 /**
  * First index of `n.pattern` in `h` at or after `from`, or -1: the same
- * result as `h.indexOf(n.pattern, from)`, about twice as fast on payload
- * bytes. Boyer-Moore-Horspool in eight interleaved lanes, so the CPU
- * overlaps the dependent load → shift → load chains that bound a
- * single-lane search. Falls back to `indexOf` on candidate-heavy input.
+ * result as `h.indexOf(n.pattern, from)`, two to three times as fast on
+ * payload bytes. Boyer-Moore-Horspool in eight interleaved lanes, so the
+ * CPU overlaps the dependent load → shift → load chains that bound a
+ * single-lane search. The lanes run in blocks of steps that stay in bounds
+ * by construction and compare nothing: the shift for the pattern's last
+ * byte is 0 there (`n.park`), so a lane that meets it stays parked on it
+ * until the block ends, when parked lanes are verified and moved on. Falls
+ * back to `indexOf` on candidate-heavy input.
  */
 export function findPattern(h: Buffer, from: number, n: Needles): number {
-  const { pattern: pat, shift } = n;
+  const { pattern: pat, shift, park } = n;
   const m = pat.length;
   const len = h.length;
   const q = Math.floor((len - from) / 8);
   if (q < MIN_LANE + m) return h.indexOf(pat, from);
   const last = pat[m - 1]!;
+  const lastShift = shift[last]!;
   verifies = 0;
   // Lane k reports matches starting in [from + k*q, from + (k+1)*q); the last lane runs to the end.
   let p0 = from + m - 1;
@@ -100,37 +113,57 @@ export function findPattern(h: Buffer, from: number, n: Needles): number {
   const e4 = p5;
   const e5 = p6;
   const e6 = p7;
-  while (p0 < e0 && p1 < e1 && p2 < e2 && p3 < e3 && p4 < e4 && p5 < e5 && p6 < e6 && p7 < len) {
-    const x0 = h[p0]!;
-    const x1 = h[p1]!;
-    const x2 = h[p2]!;
-    const x3 = h[p3]!;
-    const x4 = h[p4]!;
-    const x5 = h[p5]!;
-    const x6 = h[p6]!;
-    const x7 = h[p7]!;
-    if (
-      x0 === last || x1 === last || x2 === last || x3 === last ||
-      x4 === last || x5 === last || x6 === last || x7 === last
-    ) {
-      if (
-        (x0 === last && verify(h, p0, pat)) || (x1 === last && verify(h, p1, pat)) ||
-        (x2 === last && verify(h, p2, pat)) || (x3 === last && verify(h, p3, pat)) ||
-        (x4 === last && verify(h, p4, pat)) || (x5 === last && verify(h, p5, pat)) ||
-        (x6 === last && verify(h, p6, pat)) || (x7 === last && verify(h, p7, pat))
-      ) {
-        break;
-      }
-      if (verifies > MAX_VERIFY) return h.indexOf(pat, from);
+  for (;;) {
+    // A step moves a lane at most m bytes: this many keep every lane below its end.
+    const room = Math.min(e0 - p0, e1 - p1, e2 - p2, e3 - p3, e4 - p4, e5 - p5, e6 - p6, len - p7);
+    let k = Math.floor((room - 1) / m);
+    if (k < 2) break;
+    if (k > BLOCK) k = BLOCK;
+    for (; k > 0; k--) {
+      p0 += park[h[p0]!]!;
+      p1 += park[h[p1]!]!;
+      p2 += park[h[p2]!]!;
+      p3 += park[h[p3]!]!;
+      p4 += park[h[p4]!]!;
+      p5 += park[h[p5]!]!;
+      p6 += park[h[p6]!]!;
+      p7 += park[h[p7]!]!;
     }
-    p0 += shift[x0]!;
-    p1 += shift[x1]!;
-    p2 += shift[x2]!;
-    p3 += shift[x3]!;
-    p4 += shift[x4]!;
-    p5 += shift[x5]!;
-    p6 += shift[x6]!;
-    p7 += shift[x7]!;
+    // Parked lanes: a match ends the block loop (earlier lanes are finished
+    // below, in order); otherwise move on as plain BMH would.
+    if (h[p0] === last) {
+      if (verify(h, p0, pat)) break;
+      p0 += lastShift;
+    }
+    if (h[p1] === last) {
+      if (verify(h, p1, pat)) break;
+      p1 += lastShift;
+    }
+    if (h[p2] === last) {
+      if (verify(h, p2, pat)) break;
+      p2 += lastShift;
+    }
+    if (h[p3] === last) {
+      if (verify(h, p3, pat)) break;
+      p3 += lastShift;
+    }
+    if (h[p4] === last) {
+      if (verify(h, p4, pat)) break;
+      p4 += lastShift;
+    }
+    if (h[p5] === last) {
+      if (verify(h, p5, pat)) break;
+      p5 += lastShift;
+    }
+    if (h[p6] === last) {
+      if (verify(h, p6, pat)) break;
+      p6 += lastShift;
+    }
+    if (h[p7] === last) {
+      if (verify(h, p7, pat)) break;
+      p7 += lastShift;
+    }
+    if (verifies > MAX_VERIFY) return h.indexOf(pat, from);
   }
   // Finish the lanes in order: the first lane with a match has the first match.
   let r = lane(h, p0, e0, pat, shift, last);

@@ -12,6 +12,8 @@ import {
   urlPreviewConfigProblems,
   type UrlPreviewConfig,
 } from './url-preview.js';
+import { DEFAULT_MAX_THUMBNAIL_DIMENSION, DEFAULT_THUMBNAIL_SIZES } from '@hsmedia/thumbnailer';
+import { THUMBNAILS_DEFAULTS, resolveThumbnailsConfig, type ThumbnailsConfig } from './thumbnails.js';
 
 /** The log levels pino knows, most to least verbose, plus `silent`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -255,6 +257,43 @@ const urlPreviewSchema = z
   })
   .meta({ description: 'URL previews (preview_url): SSRF settings and limits.' });
 
+const thumbnailSizeSchema = z.strictObject({
+  width: z.number().int().min(1).max(DEFAULT_MAX_THUMBNAIL_DIMENSION),
+  height: z.number().int().min(1).max(DEFAULT_MAX_THUMBNAIL_DIMENSION),
+  method: z.enum(['crop', 'scale']),
+  animated: z.boolean().default(false),
+});
+
+const thumbnailsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).meta({ description: 'Serve thumbnails (off: 400 M_UNKNOWN "Cannot generate thumbnails").' }),
+    dynamic: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'Generate (and store) any requested size on demand; off: answer with the best of `sizes`.' }),
+    sizes: z
+      .array(thumbnailSizeSchema)
+      .default(() => DEFAULT_THUMBNAIL_SIZES.map((size) => ({ ...size })))
+      .meta({ description: 'Sizes generated once per image, off the request path. Default: the five of spec §2.3.' }),
+    max_source_size: byteSize
+      .refine((value) => (parseByteSize(value) ?? 0) > 0, { error: 'Must be more than 0' })
+      .default(THUMBNAILS_DEFAULTS.max_source_size)
+      .meta({ description: 'Largest image thumbnailed (bigger: 413 M_TOO_LARGE, 502 for remote media).' }),
+    max_pixels: z
+      .number()
+      .int()
+      .positive()
+      .default(THUMBNAILS_DEFAULTS.max_pixels)
+      .meta({ description: 'Largest width × height decoded (read from the header first: decompression bombs never decode).' }),
+    max_concurrent: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .meta({ description: 'Thumbnail jobs at once (requests and background together); default the CPU cores.' }),
+  })
+  .meta({ description: 'Thumbnails (spec §2): pre-generated sizes, dynamic sizes, limits.' });
+
 /**
  * The YAML config file, as written by operators (snake_case keys, units as
  * strings). Every object is strict: an unknown key is an error.
@@ -303,6 +342,7 @@ const configFileSchema = z
       .meta({ description: 'On SIGTERM/SIGINT, how long in-flight requests may finish before connections are cut.' }),
     federation: federationSchema.default(() => federationSchema.parse({})),
     url_preview: urlPreviewSchema.default(() => urlPreviewSchema.parse({})),
+    thumbnails: thumbnailsSchema.default(() => thumbnailsSchema.parse({})),
   })
   .meta({ title: 'hsmedia-server configuration' });
 
@@ -333,6 +373,7 @@ export interface MediaServerConfig {
   readonly shutdownTimeoutMs: number;
   readonly federation: FederationConfig;
   readonly urlPreview: UrlPreviewConfig;
+  readonly thumbnails: ThumbnailsConfig;
 }
 
 /** Outbound and inbound federation settings (`federation:` in the file). */
@@ -423,6 +464,7 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
       denyOrigins: [...file.federation.deny_origins],
     },
     urlPreview: resolveUrlPreviewConfig(file.url_preview, at),
+    thumbnails: resolveThumbnailsConfig(file.thumbnails),
   };
 }
 

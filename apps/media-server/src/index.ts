@@ -48,3 +48,12 @@ export {
   type DatabaseConfig,
   type DatabaseLog,
 } from './database.js';
+export {
+  createThumbnails,
+  resolveThumbnailsConfig,
+  thumbnailerRules,
+  THUMBNAILS_DEFAULTS,
+  type ThumbnailsConfig,
+  type ThumbnailsDependencies,
+  type ThumbnailsSection,
+} from './thumbnails.js';

@@ -9,7 +9,7 @@ import {
 } from '@hsmedia/client-auth';
 import { FederationClient } from '@hsmedia/federation-client';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
-import { MediaService } from '@hsmedia/media-core';
+import { MediaService, type ThumbnailService } from '@hsmedia/media-core';
 import { mountMediaRoutes } from '@hsmedia/media-routes';
 import { createAddressPolicy } from '@hsmedia/net-guard';
 import { KeyRing } from '@hsmedia/signing';
@@ -26,6 +26,7 @@ import { loadOrCreateSigningKey, type ServerSigningKey, type SigningKeyCodec } f
 import { startMaintenance, type Maintenance } from './maintenance.js';
 import { openStores, type OpenStores } from './stores.js';
 import { createUrlPreviewRoute } from './url-preview.js';
+import { createThumbnails } from './thumbnails.js';
 import { createVersionsRouter } from './versions.js';
 
 /** Options for {@link createServer} and {@link startServer}; all optional. */
@@ -54,6 +55,8 @@ export interface MediaServer {
   readonly httpServer: Server;
   readonly logger: PinoLogger;
   readonly media: MediaService;
+  /** Thumbnails; undefined while `thumbnails.enabled` is false. */
+  readonly thumbnails: ThumbnailService | undefined;
   readonly signingKey: ServerSigningKey;
   /** Set in standalone mode when `auth` is not configured. */
   readonly adminToken: GeneratedAdminToken | undefined;
@@ -165,6 +168,14 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       },
     });
 
+    // Pre-generates the configured sizes of every stored image in the background; undefined when disabled.
+    const thumbnails = createThumbnails(config.thumbnails, {
+      media,
+      blobs: stores.blobs,
+      metadata: stores.metadata,
+      logger: logger.child({ component: 'thumbnails' }),
+    });
+
     // Undefined while previews are off; refuses an unsafe url_preview section (keyed errors).
     const preview = await createUrlPreviewRoute(config.urlPreview, {
       media,
@@ -190,6 +201,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     mountMediaRoutes(app, {
       media,
       ...(preview === undefined ? {} : { preview }),
+      ...(thumbnails === undefined ? {} : { thumbnails }),
       authenticate: createClientAuth({ verifier: verifierFor(config, adminToken) }),
       logger,
       federation: {
@@ -217,6 +229,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
         { drained, duration_ms: Date.now() - started },
         drained ? 'in-flight requests finished' : 'shutdown deadline passed; cut remaining connections',
       );
+      await thumbnails?.close();
       await openedMedia.close();
       openedFederationClient.close();
       await openedMaintenance.scheduler.close();
@@ -231,6 +244,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       httpServer,
       logger,
       media,
+      thumbnails,
       signingKey,
       adminToken,
       stagingFilesRemoved,

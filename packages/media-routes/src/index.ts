@@ -17,6 +17,7 @@ export {
   type FederationThumbnailRequest,
 } from './federation-router.js';
 export { sendMedia, type SendMediaOptions } from './send-media.js';
+export { addThumbnailRoutes, federationThumbnailProvider, type ThumbnailRoutesOptions } from './thumbnail-routes.js';
 export {
   createPreviewUrlHandler,
   type PreviewUrlOptions,

@@ -8,7 +8,7 @@ import {
   unrecognized,
   type ErrorLogger,
 } from '@hsmedia/koa-matrix';
-import type { MediaService, RateLimiter, Requester } from '@hsmedia/media-core';
+import type { MediaService, RateLimiter, Requester, ThumbnailService } from '@hsmedia/media-core';
 import { Router } from '@koa/router';
 import type Koa from 'koa';
 import type { Context, Middleware } from 'koa';
@@ -18,6 +18,7 @@ import { addAsyncUploadRoutes } from './async-upload-routes.js';
 import { clientIpKey, rateLimit, requesterKey } from './rate-limit.js';
 import { mediaSecurityHeaders } from './media-headers.js';
 import { sendMedia } from './send-media.js';
+import { addThumbnailRoutes, federationThumbnailProvider } from './thumbnail-routes.js';
 
 /** Options for {@link createMediaRouters}. */
 export interface MediaRoutersOptions {
@@ -46,6 +47,11 @@ export interface MediaRoutersOptions {
   readonly rateLimits?: MediaRateLimits;
   /** Serve async uploads (`/_matrix/media/v1/create` and `PUT /_matrix/media/v3/upload/...`). Default true. */
   readonly asyncUploads?: boolean;
+  /**
+   * Thumbnails (client v1, legacy, and the federation seam in {@link mountMediaRoutes}).
+   * Without it, thumbnails of existing media answer 400 `M_UNKNOWN`.
+   */
+  readonly thumbnails?: ThumbnailService;
 }
 
 /** The rate limiters {@link createMediaRouters} applies; each is optional. */
@@ -239,6 +245,15 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
       beforeUpload: uploadLimit,
     });
   }
+  addThumbnailRoutes(client, legacy, {
+    media,
+    thumbnails: options.thumbnails,
+    authenticate,
+    legacyVersions,
+    maxAgeSeconds: maxAge,
+    clientBefore: downloadLimit,
+    legacyBefore: legacyDownloadLimit,
+  });
   return { client, legacy };
 }
 
@@ -280,7 +295,12 @@ export function mountMediaRoutes(app: Koa, options: MountMediaRoutesOptions): Mo
   const federation =
     options.federation === undefined
       ? undefined
-      : createFederationMediaRouter({ ...options.federation, media: options.media, ...maxAgeOf(options) });
+      : createFederationMediaRouter({
+          ...(options.thumbnails === undefined ? {} : { thumbnails: federationThumbnailProvider(options.thumbnails) }),
+          ...options.federation,
+          media: options.media,
+          ...maxAgeOf(options),
+        });
   app.use(matrixErrors(options.logger === undefined ? {} : { logger: options.logger }));
   app.use(matrixCors());
   app.use(mediaSecurityHeaders());

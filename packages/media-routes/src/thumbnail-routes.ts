@@ -1,0 +1,126 @@
+/**
+ * `GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}`, the
+ * deprecated `/_matrix/media/<v3|r0|v1>/thumbnail/...` and the federation
+ * thumbnail provider (spec §1.3, §2, §3.2; digest §1.3). Handlers only parse
+ * the request and send; every rule lives in media-core's `ThumbnailService`
+ * (which gets its image code injected), so this package depends on no image library.
+ */
+import { errors } from '@hsmedia/errors';
+import { abortSignalFor } from '@hsmedia/koa-matrix';
+import type { MediaService, ThumbnailService } from '@hsmedia/media-core';
+import type { Router } from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import type { FederationThumbnailProvider } from './federation-router.js';
+import { sendMedia } from './send-media.js';
+
+/** Options of {@link addThumbnailRoutes}. */
+export interface ThumbnailRoutesOptions {
+  readonly media: MediaService;
+  /** Without it, thumbnails of existing media answer 400 `M_UNKNOWN` "Cannot generate thumbnails". */
+  readonly thumbnails: ThumbnailService | undefined;
+  /** Client authentication: runs first on the authenticated route, before any parameter is looked at. */
+  readonly authenticate: Middleware;
+  readonly legacyVersions: readonly string[];
+  readonly maxAgeSeconds: number;
+  /** Middleware run after authentication on the client route (e.g. the download rate limit). */
+  readonly clientBefore?: readonly Middleware[];
+  /** Middleware run first on the legacy routes (e.g. the per-IP download rate limit). */
+  readonly legacyBefore?: readonly Middleware[];
+}
+
+/** A single-valued query parameter; undefined when absent; 400 when repeated. */
+function queryParam(query: URLSearchParams, name: string): string | undefined {
+  const values = query.getAll(name);
+  if (values.length > 1) throw errors.invalidParam(`Query parameter ${name} given more than once`);
+  return values[0];
+}
+
+function timeoutMsOf(query: URLSearchParams): number | undefined {
+  const raw = queryParam(query, 'timeout_ms');
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(raw)) throw errors.invalidParam('timeout_ms must be a non-negative integer');
+  return Number(raw);
+}
+
+function allowRemoteOf(query: URLSearchParams): boolean {
+  const raw = queryParam(query, 'allow_remote');
+  if (raw === undefined || raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw errors.invalidParam('allow_remote must be true or false');
+}
+
+function cannotThumbnail(): Error {
+  return errors.unknown('Cannot generate thumbnails for the requested content', 400);
+}
+
+/**
+ * Adds the thumbnail routes to the client router (prefix
+ * `/_matrix/client/v1/media`) and the legacy router (one route per legacy
+ * version). Responses are the thumbnail's real Content-Type,
+ * `Content-Disposition: inline; filename=thumbnail.<ext>`, the media
+ * security headers, a strong ETag with 304, as downloads.
+ *
+ * Errors: 401 before anything else (client route); 400 `M_MISSING_PARAM` /
+ * `M_INVALID_PARAM` for `width`, `height`, `method`, `animated`,
+ * `timeout_ms`; 404 `M_NOT_FOUND` (unknown, quarantined, or stored while the
+ * legacy endpoints were frozen, on a legacy route); 400 `M_UNKNOWN` for
+ * content that cannot be thumbnailed; 413 (502 remote) `M_TOO_LARGE`.
+ */
+export function addThumbnailRoutes(client: Router, legacy: Router, options: ThumbnailRoutesOptions): void {
+  const { media, thumbnails, authenticate } = options;
+  const privateCache = `private, max-age=${options.maxAgeSeconds}`;
+  const publicCache = `public, max-age=${options.maxAgeSeconds}`;
+
+  const handler =
+    (isLegacy: boolean): Middleware =>
+    async (ctx: Context) => {
+      const params = (ctx as Context & { params: Record<string, string> }).params;
+      const query = new URLSearchParams(ctx.querystring);
+      const serverName = params['serverName']!;
+      const mediaId = params['mediaId']!;
+      const signal = abortSignalFor(ctx);
+      const timeoutMs = timeoutMsOf(query);
+      const allowRemote = isLegacy ? allowRemoteOf(query) : true;
+      const lookup = {
+        signal,
+        ...(isLegacy ? { legacy: true, allowRemote } : {}),
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      };
+      if (thumbnails === undefined) {
+        // Thumbnails are off: the media still has to exist for the answer to be "cannot thumbnail".
+        const handle = await media.getMedia(serverName, mediaId, { ...lookup, allowLive: false });
+        handle.discard();
+        throw cannotThumbnail();
+      }
+      const spec = thumbnails.parseRequest(query);
+      const handle = await thumbnails.getThumbnail(serverName, mediaId, spec, lookup);
+      await sendMedia(ctx, handle, { cacheControl: isLegacy ? publicCache : privateCache, signal });
+    };
+
+  client.get('/thumbnail/:serverName/:mediaId', authenticate, ...(options.clientBefore ?? []), handler(false));
+  for (const version of options.legacyVersions) {
+    // Deprecated and unauthenticated: under the freeze, media stored while frozen is 404 here (spec v1.11).
+    legacy.get(`/_matrix/media/${version}/thumbnail/:serverName/:mediaId`, ...(options.legacyBefore ?? []), handler(true));
+  }
+}
+
+/**
+ * The federation router's thumbnail seam (`FederationMediaRouterOptions.thumbnails`)
+ * over a {@link ThumbnailService}: the same stored thumbnail, hence the same
+ * bytes, as the client endpoint gives for the same parameters.
+ */
+export function federationThumbnailProvider(thumbnails: ThumbnailService): FederationThumbnailProvider {
+  return async ({ media, query, signal }) => {
+    const spec = thumbnails.parseRequest(query);
+    const handle = await thumbnails.thumbnailFor(media.record, spec, { signal });
+    let bytes = await handle.readSmall(signal);
+    if (bytes === null) {
+      // Larger than the in-memory limit (a big dynamic size): the seam takes bytes, so read it whole.
+      const stream = await handle.open(undefined, signal);
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of stream as AsyncIterable<Uint8Array>) chunks.push(chunk);
+      bytes = new Uint8Array(Buffer.concat(chunks));
+    }
+    return { contentType: handle.contentType, bytes, ...(handle.etag === null ? {} : { etag: handle.etag }) };
+  };
+}

@@ -11,7 +11,8 @@ import { generateSigningKey, parseSigningKeyFile, signXMatrixRequest } from '@hs
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliProcess } from './cli-process.js';
-import { tempDir } from './helpers.js';
+import { startServer } from '../src/server.js';
+import { tempDir, testConfig } from './helpers.js';
 
 // Two real server processes, a.test and b.test on 127.0.0.1, wired to each
 // other with federation.destinations. Federation requests are counted in the
@@ -192,6 +193,28 @@ describe('two servers over federation', () => {
     expect(again.status).toBe(502);
     // failure_cache_ms is 0 here: both asked A, and neither was cached.
     await waitForFederationRequests(a, id, 2);
+  });
+
+  it('refuses to connect to a loopback destination that is not allowlisted (SSRF guard): 502, nothing cached', async () => {
+    const id = await upload(a, randomBytes(100), 'text/plain');
+    const cDir = join(dir.path, 'c.test');
+    const c = await startServer(
+      testConfig(cDir, {
+        server_name: 'c.test',
+        log_level: 'silent',
+        auth: { tokens: { c_token: '@alice:c.test' } },
+        federation: { destinations: { 'a.test': a.url } },
+      }),
+    );
+    try {
+      const res = await fetch(`${c.url}/_matrix/client/v1/media/download/a.test/${id}`, { headers: { Authorization: 'Bearer c_token' } });
+      expect(await res.json()).toMatchObject({ errcode: 'M_UNKNOWN' });
+      expect(res.status).toBe(502);
+      expect(await c.media.deleteMedia('a.test', id)).toBe(false);
+    } finally {
+      await c.close();
+    }
+    expect(federationRequests(a, id)).toHaveLength(0);
   });
 
   it('keeps the legacy download endpoint working for other servers', async () => {

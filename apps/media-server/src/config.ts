@@ -4,6 +4,7 @@ import { isValidServerName } from '@hsmedia/media-core';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
+import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits.js';
 import { DEFAULT_APPLICATION_NAME, POSTGRES_DEFAULTS, resolvePostgresDatabase, type DatabaseConfig } from './database.js';
 import {
   DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST,
@@ -341,6 +342,8 @@ const configFileSchema = z
       .default(DEFAULTS.shutdown_timeout_ms)
       .meta({ description: 'On SIGTERM/SIGINT, how long in-flight requests may finish before connections are cut.' }),
     federation: federationSchema.default(() => federationSchema.parse({})),
+    limits: limitsSchema.default(() => limitsSchema.parse({})),
+    quotas: quotasSchema.default(() => quotasSchema.parse({})),
     url_preview: urlPreviewSchema.default(() => urlPreviewSchema.parse({})),
     thumbnails: thumbnailsSchema.default(() => thumbnailsSchema.parse({})),
   })
@@ -372,6 +375,10 @@ export interface MediaServerConfig {
   readonly mediaCache: { readonly maxBytes: number; readonly maxItemBytes: number };
   readonly shutdownTimeoutMs: number;
   readonly federation: FederationConfig;
+  /** Rate limits and async upload limits (`limits:`). */
+  readonly limits: LimitsConfig;
+  /** Per-user upload quotas (`quotas:`); undefined when none are set. */
+  readonly quotas: QuotasConfig;
   readonly urlPreview: UrlPreviewConfig;
   readonly thumbnails: ThumbnailsConfig;
 }
@@ -463,6 +470,8 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
       })),
       denyOrigins: [...file.federation.deny_origins],
     },
+    limits: resolveLimitsConfig(file.limits),
+    quotas: resolveQuotasConfig(file.quotas),
     urlPreview: resolveUrlPreviewConfig(file.url_preview, at),
     thumbnails: resolveThumbnailsConfig(file.thumbnails),
   };

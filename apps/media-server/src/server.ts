@@ -18,6 +18,7 @@ import { Router } from '@koa/router';
 import Koa from 'koa';
 import type { DestinationStream, Logger as PinoLogger } from 'pino';
 import { loadOrCreateAdminToken } from './admin-token.js';
+import { asyncUploadOptionsOf, createRateLimits, federationAuthWithRateLimit } from './limits.js';
 import type { MediaServerConfig } from './config.js';
 import { createDrainer } from './drain.js';
 import { createLogger } from './logger.js';
@@ -160,6 +161,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       remote: federationClient,
       maxRemoteBytes: federation.maxDownloadBytes,
       remoteFailureTtlMs: federation.failureCacheMs,
+      ...asyncUploadOptionsOf(config.limits),
+      ...(config.quotas === undefined ? {} : { quotas: config.quotas }),
       logger: logger.child({ component: 'media' }),
       cache: {
         // max_bytes 0 turns the blob cache off; MediaService spells that as a 0 item size.
@@ -198,19 +201,25 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     const keyServer = new Router();
     keyServer.all(KEY_SERVER_PATH, createKeyServer({ serverName: config.serverName, signingKey }));
     // Errors, CORS, security headers, the media routers and the M_UNRECOGNIZED catch-all.
+    const rateLimits = createRateLimits(config.limits);
     mountMediaRoutes(app, {
       media,
       ...(preview === undefined ? {} : { preview }),
       ...(thumbnails === undefined ? {} : { thumbnails }),
       authenticate: createClientAuth({ verifier: verifierFor(config, adminToken) }),
       logger,
+      // In-memory token buckets, per instance: per user on client endpoints, per verified origin on federation.
+      rateLimits: rateLimits.client,
       federation: {
-        authenticate: createXMatrixAuth({
-          serverName: config.serverName,
-          keyRing,
-          denyOrigins: federation.denyOrigins,
-          getSignal: abortSignalFor,
-        }) as Koa.Middleware,
+        authenticate: federationAuthWithRateLimit(
+          createXMatrixAuth({
+            serverName: config.serverName,
+            keyRing,
+            denyOrigins: federation.denyOrigins,
+            getSignal: abortSignalFor,
+          }) as Koa.Middleware,
+          rateLimits.federation,
+        ),
       },
       // Beside a homeserver, the homeserver answers /versions (it knows its own spec support).
       routers: [keyServer, ...(config.auth.kind === 'homeserver' ? [] : [createVersionsRouter()])],

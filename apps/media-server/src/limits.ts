@@ -1,0 +1,267 @@
+/**
+ * The `limits:` and `quotas:` config sections and what they compose into:
+ * token-bucket rate limiters (per user on client endpoints, per origin
+ * server on federation endpoints), the async upload settings and per-user
+ * upload quotas of `MediaService`.
+ *
+ * Rate limits live in the memory of each process: with several instances
+ * behind a load balancer, each keeps its own buckets, so a client can get up
+ * to N times the configured rate across N instances.
+ */
+import {
+  TokenBucketRateLimiter,
+  type AsyncUploadOptions,
+  type RateLimiter,
+  type UploadQuotaLimits,
+  type UploadQuotaOptions,
+} from '@hsmedia/media-core';
+import { originKey, rateLimit, type MediaRateLimits } from '@hsmedia/media-routes';
+import type { Middleware } from 'koa';
+import { z } from 'zod';
+import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
+
+/** Defaults of the `limits:` section; `config.sample.yaml` documents the same. */
+export const LIMITS_DEFAULTS = {
+  /** Synapse's `rc_media_create`. */
+  create: { per_second: 10, burst: 50 },
+  max_pending_uploads: 5,
+  unused_expiration: '24h',
+  max_timeout_ms: 60_000,
+} as const;
+
+const DURATION_RE = /^\s*(\d{1,15})\s*(ms|s|m|h|d|w)\s*$/i;
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+function parseDurationMs(value: number | string): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  const match = DURATION_RE.exec(value);
+  if (match === null) return undefined;
+  const ms = Number(match[1]) * UNIT_MS[match[2]!.toLowerCase()]!;
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+const DURATION_HINT = 'Expected milliseconds, or a number with a unit (ms, s, m, h, d, w) such as "30m" or "24h"';
+const positiveDuration = z
+  .union([z.number().int().positive(), z.string().regex(DURATION_RE, { error: DURATION_HINT })], { error: DURATION_HINT })
+  .refine((value) => (parseDurationMs(value) ?? 0) > 0, { error: 'Must be a positive duration' });
+
+const SIZE_HINT = 'Expected a size such as 1048576, "512K", "50M" or "1G"';
+const byteSize = z.union(
+  [
+    z.number().int().nonnegative(),
+    z
+      .string()
+      .regex(BYTE_SIZE_PATTERN, { error: SIZE_HINT })
+      .refine((value) => !BYTE_SIZE_PATTERN.test(value) || parseByteSize(value) !== undefined, { error: 'Size is too large' }),
+  ],
+  { error: SIZE_HINT },
+);
+
+const rateSchema = z
+  .strictObject({
+    per_second: z.number().positive().meta({ description: 'Sustained requests per second (fractions allowed: 0.1 = one per 10 s).' }),
+    burst: z.number().int().min(1).meta({ description: 'Requests allowed at once after a quiet period.' }),
+  })
+  .nullable()
+  .meta({ description: 'A token bucket; null turns the limit off.' });
+
+/** A `limits:` bucket as written in the file. */
+export interface RateFile {
+  readonly per_second: number;
+  readonly burst: number;
+}
+
+/** The `limits:` section after validation and defaults. */
+export interface LimitsFile {
+  readonly create: RateFile | null;
+  readonly upload: RateFile | null;
+  readonly download: RateFile | null;
+  readonly federation: RateFile | null;
+  readonly max_pending_uploads: number;
+  readonly unused_expiration: number | string;
+  readonly max_timeout_ms: number;
+}
+
+/** One quota entry as written in the file. */
+export interface QuotaLimitsFile {
+  readonly max_bytes?: number | string | null | undefined;
+  readonly max_files?: number | null | undefined;
+  readonly period_bytes?: number | string | null | undefined;
+  readonly period_files?: number | null | undefined;
+  readonly period?: number | string | null | undefined;
+}
+
+/** The `quotas:` section after validation and defaults. */
+export interface QuotasFile {
+  readonly default: QuotaLimitsFile;
+  readonly users: Readonly<Record<string, QuotaLimitsFile>>;
+  readonly info_uri?: string | undefined;
+}
+
+/** `limits:` in the config file. */
+export const limitsSchema: z.ZodType<LimitsFile, unknown> = z
+  .strictObject({
+    create: rateSchema.default({ ...LIMITS_DEFAULTS.create }).meta({ description: 'POST /_matrix/media/v1/create, per user.' }),
+    upload: rateSchema.default(null).meta({ description: 'POST and PUT uploads, per user. Default off.' }),
+    download: rateSchema
+      .default(null)
+      .meta({ description: 'Client downloads per user (legacy unauthenticated downloads per client IP). Default off.' }),
+    federation: rateSchema.default(null).meta({ description: 'Federation media requests, per origin server. Default off.' }),
+    max_pending_uploads: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(LIMITS_DEFAULTS.max_pending_uploads)
+      .meta({ description: 'Created-but-not-uploaded media IDs a user may hold (more: 429 M_LIMIT_EXCEEDED).' }),
+    unused_expiration: positiveDuration
+      .default(LIMITS_DEFAULTS.unused_expiration)
+      .meta({ description: 'How long a /create ID waits for its upload (unused_expires_at).' }),
+    max_timeout_ms: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(LIMITS_DEFAULTS.max_timeout_ms)
+      .meta({ description: 'Cap on timeout_ms of downloads waiting for an async upload (default wait 20 s, or this when lower).' }),
+  })
+  .meta({ description: 'Rate limits (in memory, per instance) and async upload limits.' });
+
+const quotaLimitsSchema = z.strictObject({
+  max_bytes: byteSize.nullable().optional().meta({ description: 'Bytes of media a user may hold in total.' }),
+  max_files: z.number().int().nonnegative().nullable().optional().meta({ description: 'Media items a user may hold in total.' }),
+  period_bytes: byteSize.nullable().optional().meta({ description: 'Bytes a user may upload per `period`.' }),
+  period_files: z.number().int().nonnegative().nullable().optional().meta({ description: 'Items a user may upload per `period`.' }),
+  period: positiveDuration.nullable().optional().meta({ description: 'The sliding window of period_bytes and period_files.' }),
+});
+
+/** Matrix user ID: `@localpart:server_name`. */
+const USER_ID_RE = /^@[\x21-\x39\x3B-\x7E]+:[^\s]+$/;
+
+/** `quotas:` in the config file. */
+export const quotasSchema: z.ZodType<QuotasFile, unknown> = z
+  .strictObject({
+    default: quotaLimitsSchema.default({}).meta({ description: 'Limits of every user without an entry in `users`.' }),
+    users: z
+      .record(z.string().regex(USER_ID_RE, { error: 'Expected a user ID such as "@alice:example.org"' }), quotaLimitsSchema)
+      .default({})
+      .meta({ description: 'Per-user limits; each field overrides `default` (null lifts a limit).' }),
+    info_uri: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .meta({ description: 'When set, refusals are 403 M_USER_LIMIT_EXCEEDED with this info_uri (spec v1.18); else 403 M_FORBIDDEN.' }),
+  })
+  .superRefine((quotas, ctx) => {
+    const entries: [string[], QuotaLimitsFile][] = [
+      [['default'], quotas.default],
+      ...Object.entries(quotas.users).map(([user, limits]): [string[], QuotaLimitsFile] => [['users', user], limits]),
+    ];
+    for (const [path, limits] of entries) {
+      const fallback = path[0] === 'users' ? quotas.default : {};
+      const period = limits.period !== undefined ? limits.period : fallback.period;
+      const periodic = [limits.period_bytes ?? fallback.period_bytes, limits.period_files ?? fallback.period_files];
+      if ((period === undefined || period === null) && periodic.some((value) => value !== undefined && value !== null)) {
+        ctx.addIssue({ code: 'custom', path: [...path, 'period'], message: 'Required when period_bytes or period_files is set' });
+      }
+    }
+  })
+  .meta({ description: 'Per-user upload quotas, checked before the bytes are kept.' });
+
+/** One bucket of `limits:`. */
+export interface RateConfig {
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
+/** The resolved `limits:` section. */
+export interface LimitsConfig {
+  readonly create: RateConfig | null;
+  readonly upload: RateConfig | null;
+  readonly download: RateConfig | null;
+  readonly federation: RateConfig | null;
+  readonly maxPendingUploads: number;
+  readonly unusedExpirationMs: number;
+  readonly maxTimeoutMs: number;
+}
+
+/** The resolved `quotas:` section, in `MediaService`'s terms; undefined when no limit is set. */
+export type QuotasConfig = UploadQuotaOptions | undefined;
+
+function rateOf(rate: RateFile | null): RateConfig | null {
+  return rate === null ? null : { perSecond: rate.per_second, burst: rate.burst };
+}
+
+/** Turns the validated `limits:` section into {@link LimitsConfig}. */
+export function resolveLimitsConfig(file: LimitsFile): LimitsConfig {
+  return {
+    create: rateOf(file.create),
+    upload: rateOf(file.upload),
+    download: rateOf(file.download),
+    federation: rateOf(file.federation),
+    maxPendingUploads: file.max_pending_uploads,
+    unusedExpirationMs: parseDurationMs(file.unused_expiration)!,
+    maxTimeoutMs: file.max_timeout_ms,
+  };
+}
+
+function quotaLimitsOf(limits: QuotaLimitsFile): UploadQuotaLimits {
+  const bytes = (value: number | string | null | undefined): number | null | undefined =>
+    value === undefined || value === null ? value : parseByteSize(value)!;
+  const out: { -readonly [K in keyof UploadQuotaLimits]: UploadQuotaLimits[K] } = {};
+  const maxBytes = bytes(limits.max_bytes);
+  const periodBytes = bytes(limits.period_bytes);
+  if (maxBytes !== undefined) out.maxBytes = maxBytes;
+  if (limits.max_files !== undefined) out.maxFiles = limits.max_files;
+  if (periodBytes !== undefined) out.periodBytes = periodBytes;
+  if (limits.period_files !== undefined) out.periodFiles = limits.period_files;
+  if (limits.period !== undefined) out.periodMs = limits.period === null ? null : parseDurationMs(limits.period)!;
+  return out;
+}
+
+/** Turns the validated `quotas:` section into `MediaService` quota options (undefined: no quotas). */
+export function resolveQuotasConfig(file: QuotasFile): QuotasConfig {
+  const users = Object.fromEntries(Object.entries(file.users).map(([user, limits]) => [user, quotaLimitsOf(limits)]));
+  const defaults = quotaLimitsOf(file.default);
+  if (Object.keys(defaults).length === 0 && Object.keys(users).length === 0) return undefined;
+  return { default: defaults, users, ...(file.info_uri === undefined ? {} : { infoUri: file.info_uri }) };
+}
+
+/** The `MediaService` options that come from `limits:`. */
+export function asyncUploadOptionsOf(limits: LimitsConfig): { asyncUploads: AsyncUploadOptions; maxTimeoutMs: number } {
+  return {
+    asyncUploads: { maxPending: limits.maxPendingUploads, unusedExpirationMs: limits.unusedExpirationMs },
+    maxTimeoutMs: limits.maxTimeoutMs,
+  };
+}
+
+/** The rate limiters of a server: per user for the client routers, per origin for federation. */
+export interface ServerRateLimits {
+  readonly client: MediaRateLimits;
+  readonly federation: RateLimiter | undefined;
+}
+
+/** Builds one in-memory token bucket per configured limit. */
+export function createRateLimits(limits: LimitsConfig): ServerRateLimits {
+  const bucket = (rate: RateConfig | null): RateLimiter | undefined =>
+    rate === null ? undefined : new TokenBucketRateLimiter({ perSecond: rate.perSecond, burst: rate.burst });
+  const create = bucket(limits.create);
+  const upload = bucket(limits.upload);
+  const download = bucket(limits.download);
+  return {
+    client: {
+      ...(create === undefined ? {} : { create }),
+      ...(upload === undefined ? {} : { upload }),
+      ...(download === undefined ? {} : { download }),
+    },
+    federation: bucket(limits.federation),
+  };
+}
+
+/**
+ * Federation authentication followed by the per-origin rate limit: the
+ * bucket is chosen by the verified X-Matrix origin, so a forged header can
+ * never spend another server's budget.
+ */
+export function federationAuthWithRateLimit(authenticate: Middleware, limiter: RateLimiter | undefined): Middleware {
+  if (limiter === undefined) return authenticate;
+  const limit = rateLimit({ limiter, key: originKey });
+  return (ctx, next) => authenticate(ctx, () => limit(ctx, next));
+}

@@ -11,13 +11,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { measureGetLoad, pickLoadTool } from './lib/load.mjs';
-import { readMemory, sampleMemory } from './lib/memory.mjs';
+import { readCpuSeconds, readMemory, sampleMemory } from './lib/process-stats.mjs';
 import { formatReport } from './lib/report.mjs';
 import { startBaselineServer, startReferenceServer } from './lib/servers.mjs';
 import { uploadBuffer, uploadGenerated } from './lib/upload.mjs';
@@ -30,6 +30,7 @@ const USER_ID = `@bench:${SERVER_NAME}`;
 const { values: options } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '2' },
     warmup: { type: 'string', default: '2' },
     tool: { type: 'string', default: 'auto' },
     'upload-mib': { type: 'string', default: '1024' },
@@ -42,12 +43,14 @@ const { values: options } = parseArgs({
 });
 if (options.help) {
   process.stdout.write(
-    'Usage: node bench/run.mjs [--duration SEC] [--warmup SEC] [--tool wrk|autocannon] [--upload-mib N]\n' +
+    'Usage: node bench/run.mjs [--duration SEC] [--rounds N] [--warmup SEC] [--tool wrk|autocannon] [--upload-mib N]\n' +
       '                         [--connections 32,4] [--out DIR] [--strict] [--time-limit SEC]\n',
   );
   process.exit(0);
 }
 const durationSec = Number(options.duration);
+const roundCount = Math.max(1, Math.floor(Number(options.rounds)));
+const roundSec = Math.max(1, Math.round(durationSec / roundCount));
 const warmupSec = Number(options.warmup);
 const uploadBytes = Number(options['upload-mib']) * MIB;
 const connectionCounts = options.connections.split(',').map(Number);
@@ -55,6 +58,7 @@ const tool = pickLoadTool(options.tool);
 
 const log = (message) => process.stderr.write(`bench: ${message}\n`);
 const started = Date.now();
+const loadAverageAtStart = loadavg()[0];
 const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-bench-'));
 const servers = [];
 let cleanedUp = false;
@@ -78,9 +82,11 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 /** Uploads `totalBytes` to a server while sampling its memory. */
 async function measureUpload(server, url, headers, totalBytes) {
   const before = readMemory(server.pid);
+  const cpuBefore = readCpuSeconds(server.pid);
   const sampler = sampleMemory(server.pid);
   const result = await uploadGenerated({ url, headers, totalBytes });
   const memory = sampler.stop();
+  const cpuAfter = readCpuSeconds(server.pid);
   if (result.status !== 200) throw new Error(`upload to ${url} answered ${result.status}: ${result.body.slice(0, 300)}`);
   // Growth is measured against the RSS right before the upload. The high-water mark covers
   // spikes between samples; it is an upper bound (it may predate the upload).
@@ -89,12 +95,24 @@ async function measureUpload(server, url, headers, totalBytes) {
   return {
     seconds: result.seconds,
     mibPerSec: totalBytes / MIB / result.seconds,
+    cpuSeconds: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore,
     rssBeforeBytes: before.rssBytes,
     peakRssBytes: memory.peakRssBytes,
     hwmBytes: memory.hwmBytes,
     sampledGrowthBytes: Math.max(0, sampledGrowth),
     peakGrowthBytes: Math.max(0, sampledGrowth, hwmGrowth),
   };
+}
+
+/** Totals of several load rounds: rates over the summed time, plus each round for the JSON. */
+function combineRounds(results) {
+  const seconds = results.reduce((sum, result) => sum + result.seconds, 0);
+  const requests = results.reduce((sum, result) => sum + result.requests, 0);
+  const bytes = results.reduce((sum, result) => sum + result.bytesPerSec * result.seconds, 0);
+  const cpuSeconds = results.some((result) => result.cpuSeconds === null)
+    ? null
+    : results.reduce((sum, result) => sum + result.cpuSeconds, 0);
+  return { requests, seconds, bytes, requestsPerSec: requests / seconds, bytesPerSec: bytes / seconds, cpuSeconds, rounds: results };
 }
 
 async function checkDownload(url, headers, expectedBytes) {
@@ -118,7 +136,7 @@ async function main() {
   ];
   for (const file of files) writeFileSync(path.join(filesDir, file.name), file.bytes);
 
-  log(`load generator: ${tool}; ${durationSec} s per run after ${warmupSec} s warm-up; data in ${work}`);
+  log(`load generator: ${tool}; ${roundCount} × ${roundSec} s per server and case after ${warmupSec} s warm-up; data in ${work}`);
   const reference = await startReferenceServer({
     dataDir: referenceDir,
     token,
@@ -164,14 +182,21 @@ async function main() {
   for (const file of files) {
     for (const connections of connectionCounts) {
       const row = { file: file.label, bytes: file.bytes.length, metric: file.metric, connections };
-      // Alternate the servers so background noise hits both alike.
-      for (const [key, url] of [
-        ['reference', file.referenceUrl],
-        ['baseline', file.baselineUrl],
-      ]) {
-        log(`GET ${file.label} × ${connections} connections: ${key}`);
-        row[key] = await measureGetLoad({ tool, url, headers, connections, durationSec, warmupSec });
+      // Interleave the servers in short rounds (A B A B ...), so a burst of background load
+      // hits both alike instead of one server's whole run.
+      const targets = [
+        ['reference', file.referenceUrl, reference.pid],
+        ['baseline', file.baselineUrl, baseline.pid],
+      ];
+      const rounds = { reference: [], baseline: [] };
+      log(`GET ${file.label} × ${connections} connections: ${roundCount} round(s) of ${roundSec} s each`);
+      for (let round = 0; round < roundCount; round++) {
+        for (const [key, url, pid] of targets) {
+          const warmup = round === 0 ? warmupSec : 0;
+          rounds[key].push(await measureGetLoad({ tool, url, headers, connections, durationSec: roundSec, warmupSec: warmup, pid }));
+        }
       }
+      for (const [key] of targets) row[key] = combineRounds(rounds[key]);
       downloads.push(row);
     }
   }
@@ -192,16 +217,22 @@ try {
     cpuModel: cpus()[0]?.model ?? 'unknown',
     tool,
     durationSec,
+    rounds: roundCount,
     warmupSec,
     connections: connectionCounts,
     elapsedSec: Math.round((Date.now() - started) / 1000),
+    // Other work on the machine skews throughput; CPU per unit of work much less.
+    loadAverage1m: { start: loadAverageAtStart, end: loadavg()[0] },
   };
   mkdirSync(options.out, { recursive: true });
-  const json = JSON.stringify({ environment, rows: report.rows, raw: results }, null, 2);
+  const json = JSON.stringify({ environment, rows: report.rows, cpuRows: report.cpuRows, raw: results }, null, 2);
   const outFile = path.join(options.out, `bench-${environment.date.replace(/[:.]/g, '-')}.json`);
   writeFileSync(outFile, json);
   writeFileSync(path.join(options.out, 'latest.json'), json);
-  log(`wrote ${path.relative(process.cwd(), outFile)} (${environment.elapsedSec} s in all)`);
+  log(
+    `wrote ${path.relative(process.cwd(), outFile)} (${environment.elapsedSec} s in all; ` +
+      `1-minute load average ${environment.loadAverage1m.start.toFixed(1)} → ${environment.loadAverage1m.end.toFixed(1)} on ${environment.cpus} CPUs)`,
+  );
   if (options.strict && report.rows.some((row) => row.pass === false)) exitCode = 1;
 } catch (error) {
   log(`FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);

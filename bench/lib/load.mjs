@@ -5,6 +5,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { readCpuSeconds } from './process-stats.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -90,15 +91,19 @@ async function runAutocannon({ url, headers, connections, durationSec }) {
 }
 
 /**
- * Runs `warmupSec` of load (discarded), then `durationSec` measured.
- * @returns {Promise<{ requests: number, seconds: number, requestsPerSec: number, bytesPerSec: number, non2xx: number, errors: number }>}
+ * Runs `warmupSec` of load (discarded), then `durationSec` measured. With
+ * `pid`, also reports the CPU seconds that process used during the measured part.
+ * @returns {Promise<{ requests: number, seconds: number, requestsPerSec: number, bytesPerSec: number,
+ *   non2xx: number, errors: number, cpuSeconds: number | null }>}
  */
-export async function measureGetLoad({ tool, url, headers, connections, durationSec, warmupSec }) {
+export async function measureGetLoad({ tool, url, headers, connections, durationSec, warmupSec, pid }) {
   const runOnce = tool === 'wrk' ? runWrk : runAutocannon;
   if (warmupSec > 0) await runOnce({ url, headers, connections, durationSec: warmupSec });
+  const cpuBefore = pid === undefined ? null : readCpuSeconds(pid);
   const result = await runOnce({ url, headers, connections, durationSec });
+  const cpuAfter = pid === undefined ? null : readCpuSeconds(pid);
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${tool} against ${url}: ${result.non2xx} non-2xx responses and ${result.errors} socket errors`);
   }
-  return result;
+  return { ...result, cpuSeconds: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore };
 }

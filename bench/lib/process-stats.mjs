@@ -1,6 +1,7 @@
 /**
- * Reads a process's resident memory: /proc/<pid>/status on Linux (VmRSS and
- * the high-water mark VmHWM), `ps -o rss=` elsewhere (no high-water mark).
+ * Reads another process's resources: resident memory from /proc/<pid>/status
+ * on Linux (VmRSS and the high-water mark VmHWM), `ps -o rss=` elsewhere (no
+ * high-water mark); CPU time from /proc/<pid>/stat (null elsewhere).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -37,4 +38,32 @@ export function sampleMemory(pid, intervalMs = 20) {
       return { peakRssBytes: Math.max(peakRssBytes, last.rssBytes), hwmBytes: last.hwmBytes };
     },
   };
+}
+
+let clockTicks;
+/** Clock ticks per second of /proc/<pid>/stat times (`getconf CLK_TCK`, almost always 100). */
+function clockTicksPerSecond() {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/**
+ * User + system CPU seconds a process has used, or null when /proc is not there.
+ * Unlike throughput, CPU per request barely moves when other work shares the machine.
+ */
+export function readCpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond();
+  } catch {
+    return null;
+  }
 }

@@ -1,6 +1,7 @@
-/** Turns raw bench results into rows (with targets) and a plain-text table. */
+/** Turns raw bench results into rows (with targets) and plain-text tables. */
 
 const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
 
 /** The issue's targets: ratio to the baseline for downloads, absolute growth for the upload. */
 export const TARGETS = {
@@ -15,7 +16,7 @@ function fixed(value, digits) {
 
 /**
  * @returns {{ rows: Array<{ measurement: string, unit: string, reference: number, baseline: number,
- *   ratio: number | null, target: string, pass: boolean | null }>, text: string }}
+ *   ratio: number | null, target: string, pass: boolean | null }>, cpuRows: object[], text: string }}
  */
 export function formatReport({ upload, downloads, uploadBytes }) {
   const rows = [];
@@ -56,18 +57,54 @@ export function formatReport({ upload, downloads, uploadBytes }) {
     pass: upload.reference.peakGrowthBytes / MIB < TARGETS.uploadRssGrowthMiB,
   });
 
-  const header = ['measurement', 'unit', 'hsmedia', 'baseline', 'ratio', 'target', 'result'];
-  const cells = rows.map((row) => [
-    row.measurement,
-    row.unit,
-    fixed(row.reference, row.unit === 'req/s' ? 0 : 1),
-    fixed(row.baseline, row.unit === 'req/s' ? 0 : 1),
-    row.ratio === null ? '—' : `${fixed(row.ratio, 2)}×`,
-    row.target,
-    row.pass === null ? '' : row.pass ? 'ok' : 'MISSED',
-  ]);
+  const text = table(
+    ['measurement', 'unit', 'hsmedia', 'baseline', 'ratio', 'target', 'result'],
+    rows.map((row) => [
+      row.measurement,
+      row.unit,
+      fixed(row.reference, row.unit === 'req/s' ? 0 : 1),
+      fixed(row.baseline, row.unit === 'req/s' ? 0 : 1),
+      row.ratio === null ? '—' : `${fixed(row.ratio, 2)}×`,
+      row.target,
+      row.pass === null ? '' : row.pass ? 'ok' : 'MISSED',
+    ]),
+  );
+
+  // Server CPU per unit of work: steadier than throughput when the machine is shared.
+  const cpuRows = [];
+  for (const row of downloads) {
+    const small = row.metric === 'req/s';
+    const per = (result) =>
+      result.cpuSeconds === null ? Number.NaN : small ? (result.cpuSeconds / result.requests) * 1e6 : result.cpuSeconds / (result.bytes / GIB);
+    cpuRows.push({
+      measurement: `GET ${row.file}, ${row.connections} connections`,
+      unit: small ? 'CPU µs/request' : 'CPU s/GiB',
+      reference: per(row.reference),
+      baseline: per(row.baseline),
+    });
+  }
+  const uploadCpu = (result) => (result.cpuSeconds === null ? Number.NaN : result.cpuSeconds / (uploadBytes / GIB));
+  cpuRows.push({
+    measurement: `POST ${uploadLabel} upload`,
+    unit: 'CPU s/GiB',
+    reference: uploadCpu(upload.reference),
+    baseline: uploadCpu(upload.baseline),
+  });
+  const cpuText = table(
+    ['server CPU', 'unit', 'hsmedia', 'baseline', 'ratio'],
+    cpuRows.map((row) => [
+      row.measurement,
+      row.unit,
+      fixed(row.reference, 2),
+      fixed(row.baseline, 2),
+      `${fixed(row.reference / row.baseline, 2)}×`,
+    ]),
+  );
+  return { rows, cpuRows, text: `${text}\n\n${cpuText}` };
+}
+
+function table(header, cells) {
   const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column].length)));
   const line = (values) => `| ${values.map((value, column) => value.padEnd(widths[column])).join(' | ')} |`;
-  const text = [line(header), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...cells.map(line)].join('\n');
-  return { rows, text };
+  return [line(header), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...cells.map(line)].join('\n');
 }

@@ -47,10 +47,11 @@ export interface ThumbnailsConfig {
   readonly sizes: readonly ThumbnailSpec[];
   readonly maxSourceBytes: number;
   readonly maxPixels: number;
-  readonly maxConcurrent: number;
+  /** Undefined: the CPU cores. */
+  readonly maxConcurrent: number | undefined;
 }
 
-/** Resolves a validated `thumbnails` section (sizes in bytes, concurrency defaulted to the cores). */
+/** Resolves a validated `thumbnails` section (sizes in bytes). */
 export function resolveThumbnailsConfig(section: ThumbnailsSection): ThumbnailsConfig {
   return {
     enabled: section.enabled,
@@ -58,7 +59,7 @@ export function resolveThumbnailsConfig(section: ThumbnailsSection): ThumbnailsC
     sizes: section.sizes.map((size) => ({ width: size.width, height: size.height, method: size.method, animated: size.animated })),
     maxSourceBytes: parseByteSize(section.max_source_size) ?? 1,
     maxPixels: section.max_pixels,
-    maxConcurrent: section.max_concurrent ?? Math.max(1, availableParallelism()),
+    maxConcurrent: section.max_concurrent,
   };
 }
 
@@ -91,10 +92,11 @@ export interface ThumbnailsDependencies {
  */
 export function createThumbnails(config: ThumbnailsConfig, deps: ThumbnailsDependencies): ThumbnailService | undefined {
   if (!config.enabled) return undefined;
+  const maxConcurrent = config.maxConcurrent ?? Math.max(1, availableParallelism());
   const generator = new SharpThumbnailer({
     maxSourceBytes: config.maxSourceBytes,
     maxPixels: config.maxPixels,
-    maxConcurrent: config.maxConcurrent,
+    maxConcurrent,
     logger: deps.logger,
   });
   return new ThumbnailService({
@@ -105,7 +107,7 @@ export function createThumbnails(config: ThumbnailsConfig, deps: ThumbnailsDepen
     rules: thumbnailerRules,
     sizes: config.sizes,
     dynamic: config.dynamic,
-    maxBackgroundJobs: Math.max(1, Math.floor(config.maxConcurrent / 2)),
+    maxBackgroundJobs: Math.max(1, Math.floor(maxConcurrent / 2)),
     logger: deps.logger,
   });
 }

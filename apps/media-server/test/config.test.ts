@@ -90,7 +90,54 @@ describe('parseConfig', () => {
           cacheTtlMs: 3_600_000,
           oEmbed: { providersFile: undefined, discovery: true },
         },
+        thumbnails: {
+          enabled: true,
+          dynamic: false,
+          sizes: [
+            { width: 32, height: 32, method: 'crop', animated: false },
+            { width: 96, height: 96, method: 'crop', animated: false },
+            { width: 320, height: 240, method: 'scale', animated: false },
+            { width: 640, height: 480, method: 'scale', animated: false },
+            { width: 800, height: 600, method: 'scale', animated: false },
+          ],
+          maxSourceBytes: 50 * 1024 * 1024,
+          maxPixels: 33_554_432,
+          maxConcurrent: undefined,
+        },
       },
+    });
+  });
+
+  it('checks the thumbnails section under its keys', () => {
+    expect(
+      errorsOf({
+        thumbnails: {
+          dynamic: 'yes',
+          sizes: [{ width: 0, height: 32, method: 'crop' }, { width: 32, height: 32, method: 'zoom' }, { width: 32, height: 32, method: 'crop', extra: 1 }],
+          max_source_size: 0,
+          max_pixels: -1,
+          max_concurrent: 0,
+          unknown: true,
+        },
+      }),
+    ).toEqual([
+      'thumbnails.dynamic: Expected boolean, got string',
+      'thumbnails.sizes.0.width: Too small: expected number to be >=1',
+      'thumbnails.sizes.1.method: Expected one of "crop", "scale"',
+      'thumbnails.sizes.2.extra: Unknown key',
+      'thumbnails.max_source_size: Must be more than 0',
+      'thumbnails.max_pixels: Too small: expected number to be >0',
+      'thumbnails.max_concurrent: Too small: expected number to be >0',
+      'thumbnails.unknown: Unknown key',
+    ]);
+    const custom = parseConfig({ thumbnails: { enabled: false, dynamic: true, sizes: [{ width: 64, height: 48, method: 'scale', animated: true }], max_source_size: '8M', max_concurrent: 3 } }, '/srv');
+    expect(custom.ok && custom.config.thumbnails).toEqual({
+      enabled: false,
+      dynamic: true,
+      sizes: [{ width: 64, height: 48, method: 'scale', animated: true }],
+      maxSourceBytes: 8 * 1024 * 1024,
+      maxPixels: 33_554_432,
+      maxConcurrent: 3,
     });
   });
 
@@ -284,6 +331,7 @@ describe('configJsonSchema', () => {
         'shutdown_timeout_ms',
         'signing_key_path',
         'url_preview',
+        'thumbnails',
       ].sort(),
     );
     expect(schema.properties['listen']?.additionalProperties).toBe(false);

@@ -4,6 +4,8 @@ import { isValidServerName } from '@hsmedia/media-core';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
+import { adminsSchema, metricsSchema, resolveMetrics, resolveRetention, retentionSchema, type MetricsConfig } from './operations-config.js';
+import type { RetentionPolicy } from './retention.js';
 import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits.js';
 import { DEFAULT_APPLICATION_NAME, POSTGRES_DEFAULTS, resolvePostgresDatabase, type DatabaseConfig } from './database.js';
 import {
@@ -345,6 +347,9 @@ const configFileSchema = z
     limits: limitsSchema.default(() => limitsSchema.parse({})),
     quotas: quotasSchema.default(() => quotasSchema.parse({})),
     url_preview: urlPreviewSchema.default(() => urlPreviewSchema.parse({})),
+    admins: adminsSchema,
+    retention: retentionSchema.default(() => retentionSchema.parse({})),
+    metrics: metricsSchema.default(() => metricsSchema.parse({})),
     thumbnails: thumbnailsSchema.default(() => thumbnailsSchema.parse({})),
   })
   .meta({ title: 'hsmedia-server configuration' });
@@ -380,6 +385,10 @@ export interface MediaServerConfig {
   /** Per-user upload quotas (`quotas:`); undefined when none are set. */
   readonly quotas: QuotasConfig;
   readonly urlPreview: UrlPreviewConfig;
+  /** Who may use the admin API (the generated admin included). */
+  readonly admins: readonly string[];
+  readonly retention: RetentionPolicy;
+  readonly metrics: MetricsConfig;
   readonly thumbnails: ThumbnailsConfig;
 }
 
@@ -473,6 +482,9 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
     limits: resolveLimitsConfig(file.limits),
     quotas: resolveQuotasConfig(file.quotas),
     urlPreview: resolveUrlPreviewConfig(file.url_preview, at),
+    admins: [...new Set([...file.admins, ...(auth.kind === 'generated' ? [auth.userId] : [])])],
+    retention: resolveRetention(file.retention),
+    metrics: resolveMetrics(file.metrics),
     thumbnails: resolveThumbnailsConfig(file.thumbnails),
   };
 }

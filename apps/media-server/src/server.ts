@@ -29,6 +29,8 @@ import { openStores, type OpenStores } from './stores.js';
 import { createUrlPreviewRoute } from './url-preview.js';
 import { createThumbnails } from './thumbnails.js';
 import { createVersionsRouter } from './versions.js';
+import { MediaMetrics } from './metrics.js';
+import { createOperations, type Operations } from './operations.js';
 
 /** Options for {@link createServer} and {@link startServer}; all optional. */
 export interface ServerOptions {
@@ -63,6 +65,8 @@ export interface MediaServer {
   readonly adminToken: GeneratedAdminToken | undefined;
   /** Staging files of crashed uploads removed at start. */
   readonly stagingFilesRemoved: number;
+  /** Admin API, health, metrics and retention. */
+  readonly operations: Operations;
   /** Listens on `config.listen` and resolves with the base URL (`http://host:port`). */
   listen(): Promise<string>;
   /**
@@ -152,13 +156,15 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     maintenance = await startMaintenance(config, stores, logger.child({ component: 'jobs' }));
     const { stagingFilesRemoved } = maintenance;
 
+    const metrics = new MediaMetrics();
     media = new MediaService({
       serverName: config.serverName,
       blobs: stores.blobs,
       metadata: stores.metadata,
       maxUploadBytes: config.maxUploadBytes,
       freezeLegacy: config.legacyMedia.freeze,
-      remote: federationClient,
+      remote: metrics.instrumentRemoteSource(federationClient),
+      onCacheLookup: metrics.onCacheLookup,
       maxRemoteBytes: federation.maxDownloadBytes,
       remoteFailureTtlMs: federation.failureCacheMs,
       ...asyncUploadOptionsOf(config.limits),
@@ -190,6 +196,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     // The listener is attached below: `app.callback()` snapshots the middleware composed so far.
     const httpServer = createHttpServer({ requestTimeout: REQUEST_TIMEOUT_MS });
     const drainer = createDrainer(httpServer);
+    // First, so every request is counted and timed to its last byte.
+    app.use(metrics.middleware());
     app.use(requestLog(logger));
     app.use(drainer.middleware);
     // Keys of other servers: fetched through the federation client (discovery, SSRF guard), cached in the metadata store.
@@ -202,6 +210,14 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     keyServer.all(KEY_SERVER_PATH, createKeyServer({ serverName: config.serverName, signingKey }));
     // Errors, CORS, security headers, the media routers and the M_UNRECOGNIZED catch-all.
     const rateLimits = createRateLimits(config.limits);
+    const operations = createOperations(config, {
+      media,
+      stores,
+      metrics,
+      authenticate: createClientAuth({ verifier: verifierFor(config, adminToken) }),
+      scheduler: maintenance.scheduler,
+      logger: logger.child({ component: 'operations' }),
+    });
     mountMediaRoutes(app, {
       media,
       ...(preview === undefined ? {} : { preview }),
@@ -222,7 +238,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
         ),
       },
       // Beside a homeserver, the homeserver answers /versions (it knows its own spec support).
-      routers: [keyServer, ...(config.auth.kind === 'homeserver' ? [] : [createVersionsRouter()])],
+      routers: [keyServer, ...operations.routers, ...(config.auth.kind === 'homeserver' ? [] : [createVersionsRouter()])],
     });
     httpServer.on('request', app.callback());
 
@@ -239,6 +255,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
         drained ? 'in-flight requests finished' : 'shutdown deadline passed; cut remaining connections',
       );
       await thumbnails?.close();
+      await operations.close();
       await openedMedia.close();
       openedFederationClient.close();
       await openedMaintenance.scheduler.close();
@@ -257,8 +274,9 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       signingKey,
       adminToken,
       stagingFilesRemoved,
+      operations,
       listen: () =>
-        new Promise<string>((resolve, reject) => {
+        operations.listen().then(() => new Promise<string>((resolve, reject) => {
           const onError = (error: Error): void => reject(error);
           httpServer.once('error', onError);
           httpServer.listen(config.listen.port, config.listen.host, () => {
@@ -270,7 +288,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
             );
             resolve(url);
           });
-        }),
+        })),
       close: () => {
         closing ??= close();
         return closing;

@@ -77,6 +77,9 @@ describe('parseConfig', () => {
           maxTimeoutMs: 60_000,
         },
         quotas: undefined,
+        admins: ['@admin:localhost'],
+        retention: { intervalMs: 3_600_000 },
+        metrics: { enabled: false, listen: { host: '127.0.0.1', port: 9102 } },
         urlPreview: {
           enabled: false,
           ipRangeDenylist: [...DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST],
@@ -316,8 +319,11 @@ describe('configJsonSchema', () => {
     expect(schema.additionalProperties).toBe(false);
     expect(Object.keys(schema.properties).sort()).toEqual(
       [
+        'admins',
         'auth',
         'database',
+        'metrics',
+        'retention',
         'federation',
         'legacy_media',
         'limits',

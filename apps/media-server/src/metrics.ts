@@ -1,0 +1,270 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type {
+  Logger,
+  RemoteMedia,
+  RemoteMediaRequest,
+  RemoteMediaSource,
+  ThumbnailGenerator,
+} from '@hsmedia/media-core';
+import type { Context, Middleware } from 'koa';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { healthStatus, type HealthReport } from './health.js';
+
+/**
+ * The server's Prometheus metrics, on a registry of its own (never
+ * prom-client's global one, so several servers in one process stay apart).
+ *
+ * Labels are bounded: `route` is the router's path template
+ * (`/_matrix/client/v1/media/download/:serverName/:mediaId`), or `unmatched`;
+ * a raw path never becomes a label.
+ */
+export class MediaMetrics {
+  readonly registry: Registry = new Registry();
+  readonly requests: Counter<'method' | 'route' | 'status'>;
+  readonly requestDuration: Histogram<'method' | 'route' | 'status'>;
+  readonly requestsInFlight: Gauge;
+  readonly bytesIn: Counter<'route'>;
+  readonly bytesOut: Counter<'route'>;
+  readonly remoteFetches: Counter<'outcome'>;
+  readonly remoteFetchesInFlight: Gauge;
+  readonly cacheLookups: Counter<'cache' | 'result'>;
+  readonly thumbnailDuration: Histogram<'outcome'>;
+  readonly retentionDeleted: Counter<'rule'>;
+
+  constructor(options: { readonly defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: 'hsmedia_http_requests_total',
+      help: 'HTTP requests answered, by method, route template and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.requestDuration = new Histogram({
+      name: 'hsmedia_http_request_duration_seconds',
+      help: 'Time from request to the last response byte, by method, route template and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    });
+    this.requestsInFlight = new Gauge({
+      name: 'hsmedia_http_requests_in_flight',
+      help: 'Requests being answered now.',
+      registers,
+    });
+    this.bytesIn = new Counter({
+      name: 'hsmedia_http_received_bytes_total',
+      help: 'Bytes received on request connections (headers and bodies), by route template.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.bytesOut = new Counter({
+      name: 'hsmedia_http_sent_bytes_total',
+      help: 'Bytes sent in responses (headers and bodies), by route template.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.remoteFetches = new Counter({
+      name: 'hsmedia_remote_fetches_total',
+      help: 'Fetches of remote media from other servers, by outcome (ok, not_found, timeout, too_large, ... or error).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.remoteFetchesInFlight = new Gauge({
+      name: 'hsmedia_remote_fetches_in_flight',
+      help: 'Remote media fetches waiting for their response headers.',
+      registers,
+    });
+    this.cacheLookups = new Counter({
+      name: 'hsmedia_media_cache_lookups_total',
+      help: 'In-memory cache lookups (record: metadata, blob: small media bytes), by result (hit or miss).',
+      labelNames: ['cache', 'result'],
+      registers,
+    });
+    this.thumbnailDuration = new Histogram({
+      name: 'hsmedia_thumbnail_generation_seconds',
+      help: 'Time to generate the thumbnails of one source image, by outcome (ok or error).',
+      labelNames: ['outcome'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.retentionDeleted = new Counter({
+      name: 'hsmedia_retention_deleted_total',
+      help: 'Media deleted by the retention job, by rule.',
+      labelNames: ['rule'],
+      registers,
+    });
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'hsmedia_' });
+  }
+
+  /** For `MediaService`'s `onCacheLookup` option. */
+  readonly onCacheLookup = (cache: 'record' | 'blob', hit: boolean): void => {
+    this.cacheLookups.inc({ cache, result: hit ? 'hit' : 'miss' });
+  };
+
+  /**
+   * Koa middleware counting every request once its response is over (so a
+   * streamed download is timed to its last byte). Mount it first. Bytes are
+   * the connection's byte counters since its previous request ended, headers included.
+   */
+  middleware(): Middleware {
+    return async (ctx, next) => {
+      const started = process.hrtime.bigint();
+      const socket = ctx.req.socket;
+      this.requestsInFlight.inc();
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        this.requestsInFlight.dec();
+        const route = routeOf(ctx);
+        const labels = { method: methodLabel(ctx.method), route, status: String(ctx.res.statusCode) };
+        this.requests.inc(labels);
+        this.requestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+        // Since the previous request on this connection ended: the request line, headers and body
+        // often arrive in one read before this middleware runs, so a snapshot at the start would miss them.
+        const last = socketCounts.get(socket) ?? { read: 0, written: 0 };
+        const now = { read: socket.bytesRead, written: socket.bytesWritten };
+        socketCounts.set(socket, now);
+        this.bytesIn.inc({ route }, Math.max(0, now.read - last.read));
+        this.bytesOut.inc({ route }, Math.max(0, now.written - last.written));
+      };
+      ctx.res.once('close', finish);
+      try {
+        await next();
+      } finally {
+        if (ctx.res.writableFinished || ctx.res.destroyed) finish();
+      }
+    };
+  }
+
+  /** Counts the fetches (and their outcomes) of a remote media source. */
+  instrumentRemoteSource(source: RemoteMediaSource): RemoteMediaSource {
+    return {
+      fetchMedia: async (request: RemoteMediaRequest): Promise<RemoteMedia> => {
+        this.remoteFetchesInFlight.inc();
+        try {
+          const media = await source.fetchMedia(request);
+          this.remoteFetches.inc({ outcome: 'ok' });
+          return media;
+        } catch (err) {
+          const failure = (err as { failure?: unknown } | null)?.failure;
+          this.remoteFetches.inc({ outcome: typeof failure === 'string' && /^[a-z_]{1,32}$/.test(failure) ? failure : 'error' });
+          throw err;
+        } finally {
+          this.remoteFetchesInFlight.dec();
+        }
+      },
+    };
+  }
+
+  /** Times a thumbnail generator's work. */
+  instrumentThumbnailGenerator(generator: ThumbnailGenerator): ThumbnailGenerator {
+    return {
+      supports: (contentType) => generator.supports(contentType),
+      generate: async (source, contentType, specs, options) => {
+        const end = this.thumbnailDuration.startTimer();
+        try {
+          const result = await generator.generate(source, contentType, specs, options);
+          end({ outcome: 'ok' });
+          return result;
+        } catch (err) {
+          end({ outcome: 'error' });
+          throw err;
+        }
+      },
+    };
+  }
+
+  /** The exposition text (Prometheus text format). */
+  scrape(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** Byte counters of each connection when its last request ended. */
+const socketCounts = new WeakMap<Socket, { read: number; written: number }>();
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
+
+function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'OTHER';
+}
+
+/** The matched route template (set by @koa/router), never the raw path. */
+function routeOf(ctx: Context): string {
+  const matched = (ctx as Context & { _matchedRoute?: unknown })._matchedRoute;
+  return typeof matched === 'string' ? matched : 'unmatched';
+}
+
+/** Options for {@link startMetricsServer}. */
+export interface MetricsServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly metrics: MediaMetrics;
+  /** Also answer `GET /health` here. */
+  readonly health?: () => Promise<HealthReport>;
+  readonly logger?: Logger;
+}
+
+/** A listening metrics server. */
+export interface MetricsServer {
+  readonly server: Server;
+  /** `http://host:port` */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A separate HTTP listener for `GET /metrics` (and `GET /health`), so the
+ * scrape endpoint can stay on a private interface while the media API is
+ * public. Everything else is 404.
+ */
+export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const { metrics, health, logger } = options;
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('Method Not Allowed\n');
+      return;
+    }
+    if (path === '/metrics') {
+      const body = await metrics.scrape();
+      res.writeHead(200, { 'Content-Type': metrics.registry.contentType, 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    if (path === '/health' && health !== undefined) {
+      const report = await health();
+      res.writeHead(healthStatus(report), { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : JSON.stringify(report));
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not Found\n');
+  };
+  const server = createHttpServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      logger?.error({ err }, 'metrics endpoint failed');
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    server,
+    url: `http://${host}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

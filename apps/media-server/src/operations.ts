@@ -1,0 +1,83 @@
+import { MediaAdmin, systemClock, type Clock, type Logger, type MediaService, type Requester } from '@hsmedia/media-core';
+import { createAdminRouter } from '@hsmedia/media-routes';
+import type { Router } from '@koa/router';
+import type { Middleware } from 'koa';
+import type { JobScheduler } from './background-jobs.js';
+import type { MediaServerConfig } from './config.js';
+import { createHealthCheck, createHealthRouter, type HealthReport } from './health.js';
+import { startMetricsServer, type MediaMetrics, type MetricsServer } from './metrics.js';
+import { hasRetentionRules, runRetention, type RetentionResult } from './retention.js';
+import type { OpenStores } from './stores.js';
+
+/** What {@link createOperations} needs from the composed server. */
+export interface OperationsDeps {
+  readonly media: MediaService;
+  readonly stores: OpenStores;
+  readonly metrics: MediaMetrics;
+  /** Client authentication, the same as the media routers'. */
+  readonly authenticate: Middleware;
+  /** Where retention runs (leased: one instance at a time on a shared database). */
+  readonly scheduler: JobScheduler;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+}
+
+/** The operations side of a server: admin API, health, metrics listener, retention. */
+export interface Operations {
+  readonly admin: MediaAdmin;
+  readonly metrics: MediaMetrics;
+  readonly health: () => Promise<HealthReport>;
+  /** Routers for the main listener: the admin API and `GET /health`. */
+  readonly routers: readonly Router[];
+  /** Applies the retention rules now (what the periodic job runs). */
+  runRetention(): Promise<RetentionResult>;
+  /** The metrics listener's URL once listening; undefined when metrics are off. */
+  metricsUrl(): string | undefined;
+  /** Starts the metrics listener when `metrics.enabled`. */
+  listen(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Composes the admin API (admins from `config.admins`), the health check,
+ * the metrics listener and the retention job over a server's media service
+ * and stores. The retention job is scheduled only when a rule is set.
+ */
+export function createOperations(config: MediaServerConfig, deps: OperationsDeps): Operations {
+  const { media, stores, metrics, logger } = deps;
+  const clock = deps.clock ?? systemClock;
+  const admin = new MediaAdmin({ media, blobs: stores.blobs, metadata: stores.metadata, logger });
+  const admins = new Set(config.admins);
+  const health = createHealthCheck({ metadata: stores.metadata, blobs: stores.blobs });
+  const adminRouter = createAdminRouter({
+    admin,
+    authenticate: deps.authenticate,
+    isAdmin: (requester: Requester) => admins.has(requester.userId),
+  });
+  const retention = (): Promise<RetentionResult> => runRetention(admin, config.retention, clock, metrics);
+  if (hasRetentionRules(config.retention)) {
+    deps.scheduler.schedule('retention', config.retention.intervalMs, async () => ({ ...(await retention()) }));
+  }
+  let metricsServer: MetricsServer | undefined;
+  let starting: Promise<void> | undefined;
+  return {
+    admin,
+    metrics,
+    health,
+    routers: [adminRouter, createHealthRouter(health)],
+    runRetention: retention,
+    metricsUrl: () => metricsServer?.url,
+    listen() {
+      if (!config.metrics.enabled) return Promise.resolve();
+      starting ??= startMetricsServer({ ...config.metrics.listen, metrics, health, logger }).then((server) => {
+        metricsServer = server;
+        logger.info({ url: `${server.url}/metrics` }, 'metrics listening');
+      });
+      return starting;
+    },
+    async close() {
+      await starting?.catch(() => undefined);
+      await metricsServer?.close();
+    },
+  };
+}

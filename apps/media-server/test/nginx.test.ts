@@ -1,0 +1,224 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type StartedServer } from '../src/server.js';
+import { tempDir, testConfig } from './helpers.js';
+
+const appDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const SAMPLE = join(appDir, 'deploy', 'nginx.conf');
+const TOKEN = { Authorization: 'Bearer alice_token' };
+
+/**
+ * nginx from Debian's packages, installed when absent. An install that is
+ * impossible fails the suite with a message saying so: never a silent skip.
+ */
+function ensureNginx(): string {
+  const find = (): string | undefined => ['/usr/sbin/nginx', '/usr/bin/nginx'].find((path) => existsSync(path));
+  let nginx = find();
+  if (nginx !== undefined) return nginx;
+  try {
+    execFileSync('apt-get', ['update'], { stdio: 'ignore', timeout: 300_000 });
+    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'nginx-light'], {
+      stdio: 'ignore',
+      timeout: 300_000,
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  } catch (err) {
+    throw new Error(`nginx is not installed and "apt-get install nginx-light" failed (${(err as Error).message}); install nginx to run the reverse-proxy test`);
+  }
+  nginx = find();
+  if (nginx === undefined) throw new Error('apt-get installed nginx-light but no nginx binary was found');
+  return nginx;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createNetServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** The sample, as an operator would use it, with only the addresses changed and TLS dropped (plain HTTP on loopback). */
+function adaptSample(sample: string, ports: { media: number; homeserver: number; nginx: number }): string {
+  const adapted = sample
+    .replace(/server 127\.0\.0\.1:8009;/, `server 127.0.0.1:${ports.media};`)
+    .replace(/server 127\.0\.0\.1:8008;/, `server 127.0.0.1:${ports.homeserver};`)
+    .replace(/^\s*listen 443 ssl;.*$/m, `    listen 127.0.0.1:${ports.nginx};`)
+    .replace(/^\s*listen 8448 ssl;.*$/m, '')
+    .replace(/^\s*ssl_certificate(_key)? .*$/gm, '');
+  expect(adapted).not.toMatch(/:8009;|:8008;|ssl/);
+  return adapted;
+}
+
+let nginx: ChildProcess | undefined;
+let nginxUrl = '';
+let media: StartedServer | undefined;
+let homeserver: Server | undefined;
+const homeserverPaths: string[] = [];
+let dir: { path: string; cleanup(): Promise<void> } | undefined;
+let nginxLog = '';
+
+beforeAll(async () => {
+  const binary = ensureNginx();
+  dir = await tempDir('hsmedia-nginx-');
+  media = await startServer(
+    testConfig(dir.path, { log_level: 'silent', auth: { tokens: { alice_token: '@alice:localhost' } }, max_upload_size: '50M' }),
+  );
+  homeserver = createServer((req, res) => {
+    homeserverPaths.push(req.url ?? '');
+    req.resume();
+    res.writeHead(404, { 'Content-Type': 'application/json' }).end(JSON.stringify({ errcode: 'M_UNRECOGNIZED', error: 'homeserver' }));
+  });
+  await new Promise<void>((done) => homeserver!.listen(0, '127.0.0.1', done));
+  const ports = {
+    media: Number(new URL(media.url).port),
+    homeserver: (homeserver.address() as AddressInfo).port,
+    nginx: await freePort(),
+  };
+  const prefix = join(dir.path, 'nginx');
+  await mkdir(join(prefix, 'logs'), { recursive: true });
+  const site = adaptSample(await readFile(SAMPLE, 'utf8'), ports);
+  const conf = [
+    'worker_processes 1;',
+    `pid ${join(prefix, 'nginx.pid')};`,
+    `error_log ${join(prefix, 'logs', 'error.log')} warn;`,
+    'events { worker_connections 64; }',
+    'http {',
+    `  access_log ${join(prefix, 'logs', 'access.log')};`,
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${join(prefix, `${kind}_temp`)};`),
+    site,
+    '}',
+  ].join('\n');
+  const confPath = join(prefix, 'nginx.conf');
+  await writeFile(confPath, conf);
+  execFileSync(binary, ['-t', '-p', prefix, '-c', confPath], { stdio: 'pipe' });
+  nginx = spawn(binary, ['-p', prefix, '-c', confPath, '-g', 'daemon off; master_process on;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  nginx.stderr?.on('data', (chunk: Buffer) => (nginxLog += chunk.toString()));
+  nginxUrl = `http://127.0.0.1:${ports.nginx}`;
+  // Wait until nginx answers.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fetch(`${nginxUrl}/_matrix/client/versions`);
+      break;
+    } catch (err) {
+      if (attempt > 100 || nginx.exitCode !== null) throw new Error(`nginx did not start: ${nginxLog} ${(err as Error).message}`);
+      await new Promise((done) => setTimeout(done, 50));
+    }
+  }
+  // The readiness probe above went to the homeserver; start counting from here.
+  homeserverPaths.length = 0;
+}, 600_000);
+
+afterAll(async () => {
+  if (nginx !== undefined && nginx.exitCode === null) {
+    const exited = new Promise((done) => nginx!.once('exit', done));
+    nginx.kill('SIGQUIT');
+    await exited;
+  }
+  await media?.close();
+  await new Promise<void>((done) => (homeserver ? homeserver.close(() => done()) : done()));
+  await dir?.cleanup();
+});
+
+describe('the sample nginx config in front of the server', () => {
+  it('passes an upload and an authenticated download through, bytes and headers intact', async () => {
+    const body = randomBytes(300 * 1024);
+    const up = await fetch(`${nginxUrl}/_matrix/media/v3/upload?filename=photo.bin`, {
+      method: 'POST',
+      headers: { ...TOKEN, 'Content-Type': 'application/octet-stream' },
+      body,
+    });
+    expect(up.status).toBe(200);
+    const mediaId = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+    const down = await fetch(`${nginxUrl}/_matrix/client/v1/media/download/localhost/${mediaId}`, { headers: TOKEN });
+    expect(down.status).toBe(200);
+    expect(down.headers.get('content-type')).toBe('application/octet-stream');
+    expect(down.headers.get('content-disposition')).toContain('photo.bin');
+    expect(Buffer.from(await down.arrayBuffer()).equals(body)).toBe(true);
+    const anonymous = await fetch(`${nginxUrl}/_matrix/client/v1/media/download/localhost/${mediaId}`);
+    expect([anonymous.status, ((await anonymous.json()) as { errcode: string }).errcode]).toEqual([401, 'M_MISSING_TOKEN']);
+  });
+
+  it('routes federation media to the media server and everything else to the homeserver', async () => {
+    const federation = await fetch(`${nginxUrl}/_matrix/federation/v1/media/download/abc`);
+    expect(federation.status).toBe(401);
+    expect(((await federation.json()) as { errcode: string }).errcode).toMatch(/^M_/);
+    const unknownMedia = await fetch(`${nginxUrl}/_matrix/media/v3/nonexistent`);
+    expect([unknownMedia.status, ((await unknownMedia.json()) as { errcode: string }).errcode]).toEqual([404, 'M_UNRECOGNIZED']);
+    const admin = await fetch(`${nginxUrl}/_synapse/admin/v1/statistics/users/media`, { headers: TOKEN });
+    expect([admin.status, ((await admin.json()) as { errcode: string }).errcode]).toEqual([403, 'M_FORBIDDEN']);
+    expect(homeserverPaths).toEqual([]);
+    const other = await fetch(`${nginxUrl}/_matrix/client/v3/sync`);
+    expect([other.status, ((await other.json()) as { error: string }).error]).toEqual([404, 'homeserver']);
+    expect(homeserverPaths).toEqual(['/_matrix/client/v3/sync']);
+  });
+
+  it('streams a large upload to the server while it is still being sent (no request buffering), above nginx’s 1 MiB default', async () => {
+    const chunk = randomBytes(1024 * 1024);
+    const chunks = 12;
+    const hash = createHash('sha256');
+    let serverSawRequest!: () => void;
+    const seen = new Promise<void>((done) => (serverSawRequest = done));
+    const onRequest = (req: { url?: string }): void => {
+      if (req.url?.startsWith('/_matrix/media/v3/upload') === true) serverSawRequest();
+    };
+    media!.httpServer.on('request', onRequest);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent === 1) {
+          // Only half-way through the body: the media server must already have the request.
+          const timeout = new Promise<'timeout'>((done) => setTimeout(() => done('timeout'), 10_000));
+          if ((await Promise.race([seen, timeout])) === 'timeout') {
+            controller.error(new Error('nginx buffered the request body: the server saw nothing before the end'));
+            return;
+          }
+        }
+        if (sent === chunks) {
+          controller.close();
+          return;
+        }
+        hash.update(chunk);
+        controller.enqueue(new Uint8Array(chunk));
+        sent++;
+      },
+    });
+    try {
+      const up = await fetch(`${nginxUrl}/_matrix/media/v3/upload`, {
+        method: 'POST',
+        headers: { ...TOKEN, 'Content-Type': 'application/octet-stream' },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+      expect(up.status).toBe(200);
+      const mediaId = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+      const down = await fetch(`${nginxUrl}/_matrix/client/v1/media/download/localhost/${mediaId}`, { headers: TOKEN });
+      expect(down.headers.get('content-length')).toBe(String(chunks * chunk.length));
+      const downloaded = createHash('sha256').update(Buffer.from(await down.arrayBuffer())).digest('hex');
+      expect(downloaded).toBe(hash.digest('hex'));
+    } finally {
+      media!.httpServer.off('request', onRequest);
+    }
+  });
+
+  it('refuses a body above client_max_body_size with 413 at nginx', async () => {
+    const res = await fetch(`${nginxUrl}/_matrix/media/v3/upload`, {
+      method: 'POST',
+      headers: { ...TOKEN, 'Content-Type': 'application/octet-stream' },
+      body: new Uint8Array(51 * 1024 * 1024),
+    });
+    expect(res.status).toBe(413);
+    await res.arrayBuffer();
+  });
+});

@@ -183,6 +183,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       blobs: stores.blobs,
       metadata: stores.metadata,
       logger: logger.child({ component: 'thumbnails' }),
+      wrapGenerator: (generator) => metrics.instrumentThumbnailGenerator(generator),
     });
 
     // Undefined while previews are off; refuses an unsafe url_preview section (keyed errors).

@@ -12,6 +12,7 @@ import {
   type MediaMetadataStore,
   type MediaService,
   type StoredThumbnail,
+  type ThumbnailGenerator,
   type ThumbnailRules,
   type ThumbnailSpec,
 } from '@hsmedia/media-core';
@@ -83,6 +84,8 @@ export interface ThumbnailsDependencies {
   readonly blobs: BlobStore;
   readonly metadata: MediaMetadataStore;
   readonly logger: Logger;
+  /** Wraps the generator (e.g. to time it for metrics). */
+  readonly wrapGenerator?: (generator: ThumbnailGenerator) => ThumbnailGenerator;
 }
 
 /**
@@ -103,7 +106,7 @@ export function createThumbnails(config: ThumbnailsConfig, deps: ThumbnailsDepen
     media: deps.media,
     blobs: deps.blobs,
     metadata: deps.metadata,
-    generator,
+    generator: deps.wrapGenerator?.(generator) ?? generator,
     rules: thumbnailerRules,
     sizes: config.sizes,
     dynamic: config.dynamic,

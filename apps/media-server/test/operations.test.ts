@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { MediaMetadataStore, MediaRecord } from '@hsmedia/media-core';
 import { FsBlobStore } from '@hsmedia/store-fs';
 import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
+import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { parseDuration } from '../src/duration.js';
@@ -74,6 +75,38 @@ describe('admin API in the server', () => {
   it('makes the generated admin of standalone mode an admin', () => {
     const result = parseConfig({ server_name: 'example.org' }, '/tmp');
     expect(result.ok && result.config.admins).toEqual(['@admin:example.org']);
+  });
+});
+
+describe('quarantine and thumbnails in the server', () => {
+  it('stops serving thumbnails of quarantined media, and the thumbnail work is timed in the metrics', async () => {
+    await start({ metrics: { enabled: true, listen: { host: '127.0.0.1', port: 0 } }, thumbnails: { dynamic: true } });
+    const png = await sharp({ create: { width: 96, height: 64, channels: 3, background: '#3080c0' } }).png().toBuffer();
+    const up = await fetch(`${server!.url}/_matrix/media/v3/upload`, {
+      method: 'POST',
+      headers: { Authorization: 'Bearer alice_token', 'Content-Type': 'image/png' },
+      body: png,
+    });
+    const id = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+    const thumbnails = async (): Promise<number[]> => {
+      const responses = await Promise.all([
+        fetch(`${server!.url}/_matrix/client/v1/media/thumbnail/localhost/${id}?width=32&height=32&method=scale`, {
+          headers: { Authorization: 'Bearer alice_token' },
+        }),
+        fetch(`${server!.url}/_matrix/media/v3/thumbnail/localhost/${id}?width=32&height=32&method=crop`),
+      ]);
+      for (const res of responses) await res.arrayBuffer();
+      return responses.map((res) => res.status);
+    };
+    expect(await thumbnails()).toEqual([200, 200]);
+    const text = await scrape();
+    expect(sample(text, 'hsmedia_thumbnail_generation_seconds_count', { outcome: 'ok' })).toBeGreaterThanOrEqual(1);
+    const res = await fetch(`${server!.url}/_synapse/admin/v1/media/quarantine/localhost/${id}`, {
+      method: 'POST',
+      headers: { Authorization: 'Bearer admin_token' },
+    });
+    expect(res.status).toBe(200);
+    expect(await thumbnails()).toEqual([404, 404]);
   });
 });
 

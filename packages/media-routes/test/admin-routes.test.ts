@@ -115,6 +115,10 @@ async function blobExists(record: MediaRecord | null): Promise<boolean> {
   return (await h!.blobs.stat(record!.blobId!)) !== null;
 }
 
+async function* bytesOf(text: string): AsyncGenerator<Uint8Array> {
+  yield new TextEncoder().encode(text);
+}
+
 const ALL_OK = [200, 200, 200, 200, 200];
 const ALL_GONE = [404, 404, 404, 404, 404];
 
@@ -235,7 +239,7 @@ describe('admin API: deletion', () => {
     const store = h.metadata as unknown as { insertThumbnail?: (t: unknown) => Promise<boolean> };
     let thumbnailBlob: string | undefined;
     if (typeof store.insertThumbnail === 'function') {
-      const stored = await h.blobs.put([new TextEncoder().encode('thumbnail bytes')]);
+      const stored = await h.blobs.put(bytesOf('thumbnail bytes'));
       thumbnailBlob = stored.blobId;
       await store.insertThumbnail({
         serverName: SERVER, mediaId: id, width: 32, height: 32, method: 'scale', animated: false,
@@ -335,7 +339,7 @@ describe('admin API: deletion', () => {
     h = await start();
     const local = await upload('local, old');
     const remote = async (mediaId: string, lastAccessAt: number | null, uploadedAt: number): Promise<MediaRecord> => {
-      const stored = await h!.blobs.put([new TextEncoder().encode(`remote ${mediaId}`)]);
+      const stored = await h!.blobs.put(bytesOf(`remote ${mediaId}`));
       const record: MediaRecord = {
         serverName: 'remote.example', mediaId, blobId: stored.blobId, contentType: 'text/plain', uploadName: null,
         size: stored.size, sha256: stored.sha256, userId: null, createdAt: uploadedAt, uploadedAt, expiresAt: null,

@@ -294,6 +294,13 @@ const thumbnailsSchema = z
       .positive()
       .optional()
       .meta({ description: 'Thumbnail jobs at once (requests and background together); default the CPU cores.' }),
+    remote_thumbnail_first: z
+      .boolean()
+      .default(true)
+      .meta({
+        description:
+          "Thumbnail requests for uncached remote media ask the remote's federation thumbnail endpoint first instead of fetching the original.",
+      }),
   })
   .meta({ description: 'Thumbnails (spec §2): pre-generated sizes, dynamic sizes, limits.' });
 

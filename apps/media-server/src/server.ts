@@ -183,6 +183,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       blobs: stores.blobs,
       metadata: stores.metadata,
       logger: logger.child({ component: 'thumbnails' }),
+      // Uncached remote media: the remote's own thumbnail first (thumbnails.remote_thumbnail_first).
+      remote: federationClient,
       wrapGenerator: (generator) => metrics.instrumentThumbnailGenerator(generator),
     });
 

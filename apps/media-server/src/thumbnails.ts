@@ -11,6 +11,7 @@ import {
   type Logger,
   type MediaMetadataStore,
   type MediaService,
+  type RemoteMediaSource,
   type StoredThumbnail,
   type ThumbnailGenerator,
   type ThumbnailRules,
@@ -39,6 +40,7 @@ export interface ThumbnailsSection {
   readonly max_source_size: number | string;
   readonly max_pixels: number;
   readonly max_concurrent?: number | undefined;
+  readonly remote_thumbnail_first: boolean;
 }
 
 /** The resolved `thumbnails` section. */
@@ -50,6 +52,8 @@ export interface ThumbnailsConfig {
   readonly maxPixels: number;
   /** Undefined: the CPU cores. */
   readonly maxConcurrent: number | undefined;
+  /** Uncached remote media: ask the remote's thumbnail endpoint before fetching the original. */
+  readonly remoteThumbnailFirst: boolean;
 }
 
 /** Resolves a validated `thumbnails` section (sizes in bytes). */
@@ -61,6 +65,7 @@ export function resolveThumbnailsConfig(section: ThumbnailsSection): ThumbnailsC
     maxSourceBytes: parseByteSize(section.max_source_size) ?? 1,
     maxPixels: section.max_pixels,
     maxConcurrent: section.max_concurrent,
+    remoteThumbnailFirst: section.remote_thumbnail_first,
   };
 }
 
@@ -84,6 +89,8 @@ export interface ThumbnailsDependencies {
   readonly blobs: BlobStore;
   readonly metadata: MediaMetadataStore;
   readonly logger: Logger;
+  /** Where remote thumbnails come from (the `FederationClient`); none: always from the original. */
+  readonly remote?: RemoteMediaSource;
   /** Wraps the generator (e.g. to time it for metrics). */
   readonly wrapGenerator?: (generator: ThumbnailGenerator) => ThumbnailGenerator;
 }
@@ -111,6 +118,10 @@ export function createThumbnails(config: ThumbnailsConfig, deps: ThumbnailsDepen
     sizes: config.sizes,
     dynamic: config.dynamic,
     maxBackgroundJobs: Math.max(1, Math.floor(maxConcurrent / 2)),
+    remoteThumbnailFirst: config.remoteThumbnailFirst,
+    ...(deps.remote === undefined ? {} : { remote: deps.remote }),
+    // The thumbnail's real size and format, from its header only.
+    probe: (bytes) => generator.probe(bytes),
     logger: deps.logger,
   });
 }

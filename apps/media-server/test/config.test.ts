@@ -106,6 +106,7 @@ describe('parseConfig', () => {
           maxSourceBytes: 50 * 1024 * 1024,
           maxPixels: 33_554_432,
           maxConcurrent: undefined,
+          remoteThumbnailFirst: true,
         },
       },
     });
@@ -120,6 +121,7 @@ describe('parseConfig', () => {
           max_source_size: 0,
           max_pixels: -1,
           max_concurrent: 0,
+          remote_thumbnail_first: 'no',
           unknown: true,
         },
       }),
@@ -131,9 +133,10 @@ describe('parseConfig', () => {
       'thumbnails.max_source_size: Must be more than 0',
       'thumbnails.max_pixels: Too small: expected number to be >0',
       'thumbnails.max_concurrent: Too small: expected number to be >0',
+      'thumbnails.remote_thumbnail_first: Expected boolean, got string',
       'thumbnails.unknown: Unknown key',
     ]);
-    const custom = parseConfig({ thumbnails: { enabled: false, dynamic: true, sizes: [{ width: 64, height: 48, method: 'scale', animated: true }], max_source_size: '8M', max_concurrent: 3 } }, '/srv');
+    const custom = parseConfig({ thumbnails: { enabled: false, dynamic: true, sizes: [{ width: 64, height: 48, method: 'scale', animated: true }], max_source_size: '8M', max_concurrent: 3, remote_thumbnail_first: false } }, '/srv');
     expect(custom.ok && custom.config.thumbnails).toEqual({
       enabled: false,
       dynamic: true,
@@ -141,6 +144,7 @@ describe('parseConfig', () => {
       maxSourceBytes: 8 * 1024 * 1024,
       maxPixels: 33_554_432,
       maxConcurrent: 3,
+      remoteThumbnailFirst: false,
     });
   });
 

@@ -1,8 +1,10 @@
 import { Resolver } from 'node:dns/promises';
 import type { LookupFunction } from 'node:net';
 import {
+  essenceOf,
   isValidMediaId,
   noopLogger,
+  REMOTE_THUMBNAIL_CONTENT_TYPES,
   RemoteMediaError,
   systemClock,
   type Clock,
@@ -11,6 +13,7 @@ import {
   type RemoteMediaFailure,
   type RemoteMediaRequest,
   type RemoteMediaSource,
+  type RemoteThumbnailRequest,
 } from '@hsmedia/media-core';
 import { decodeMultipart, isMultipartError, type MultipartError } from '@hsmedia/multipart';
 import type { AddressPolicy } from '@hsmedia/net-guard';
@@ -56,6 +59,31 @@ export interface FederationMediaRequest extends RemoteMediaRequest {
    * request that itself arrived on the legacy unauthenticated endpoint.
    */
   readonly legacyOnly?: boolean;
+}
+
+/** A {@link RemoteThumbnailRequest} with the client's extra switches (see {@link FederationMediaRequest}). */
+export interface FederationThumbnailRequest extends RemoteThumbnailRequest {
+  /** Go straight to the legacy `/_matrix/media/v3/thumbnail` endpoint. */
+  readonly legacyOnly?: boolean;
+}
+
+/**
+ * One fetch of remote bytes (media or a thumbnail): where the v1 federation
+ * endpoint and its legacy counterpart are, and the caps. `fetchMedia` and
+ * `fetchThumbnail` differ only in these paths.
+ */
+interface FetchPlan {
+  readonly serverName: string;
+  readonly mediaId: string;
+  readonly maxBytes: number;
+  readonly timeoutMs: number;
+  readonly signal: AbortSignal | undefined;
+  /** Signed request target on the v1 federation endpoint (query in a fixed order: the signature covers it). */
+  readonly v1Path: string;
+  /** Signed request target on the deprecated `/_matrix/media/v3` endpoint. */
+  readonly legacyPath: string;
+  /** `mxc://server/id`, with the thumbnail size for thumbnails: names the fetch in errors and logs. */
+  readonly what: string;
 }
 
 /** Options of {@link FederationClient.getJson}. */
@@ -299,36 +327,107 @@ export class FederationClient implements RemoteMediaSource {
    * @throws {RemoteMediaError} `not_found` (remote 404), `too_large`, `timeout`, `unreachable`, `forbidden`,
    *   `bad_response` (malformed answers, remote 5xx). An abort rejects with the signal's reason.
    */
-  async fetchMedia(request: FederationMediaRequest): Promise<RemoteMedia> {
-    const { serverName, mediaId, signal } = request;
+  fetchMedia(request: FederationMediaRequest): Promise<RemoteMedia> {
+    const { serverName, mediaId } = request;
+    const timeout = Math.max(0, Math.floor(request.timeoutMs));
+    const plan: FetchPlan = {
+      serverName,
+      mediaId,
+      maxBytes: request.maxBytes,
+      timeoutMs: request.timeoutMs,
+      signal: request.signal,
+      v1Path: `/_matrix/federation/v1/media/download/${mediaId}?timeout_ms=${timeout}`,
+      // `allow_remote=false` is a MUST: the remote must not fetch from elsewhere on our behalf.
+      legacyPath:
+        `/_matrix/media/v3/download/${encodeURIComponent(serverName)}/${mediaId}` +
+        `?allow_remote=false&timeout_ms=${timeout}&allow_redirect=true`,
+      what: `mxc://${serverName}/${mediaId}`,
+    };
+    return this.#fetchPlanned(plan, request.legacyOnly === true, 'remote media fetch failed');
+  }
+
+  /**
+   * Fetches a thumbnail of `mxc://{serverName}/{mediaId}` made by its server
+   * (digest §3.2, §3.4 step 7): a signed GET of
+   * `/_matrix/federation/v1/media/thumbnail/{mediaId}?width=&height=&method=&animated=&timeout_ms=`,
+   * decoded as `fetchMedia` decodes downloads (inline part or `Location`),
+   * with the legacy `/_matrix/media/v3/thumbnail/{serverName}/{mediaId}`
+   * (`allow_remote=false`, `allow_redirect=true`) when the remote does not know v1.
+   *
+   * The answer must be an image of a thumbnail type (spec §2.4:
+   * `image/jpeg`, `image/png`, `image/apng`, `image/gif`, `image/webp`);
+   * anything else is refused as `bad_response` before its body is read.
+   * `maxBytes` caps the thumbnail's bytes, as it caps media.
+   *
+   * @throws {TypeError} for a width or height that is not a positive integer, or an unknown method.
+   * @throws {RemoteMediaError} as `fetchMedia`.
+   */
+  fetchThumbnail(request: FederationThumbnailRequest): Promise<RemoteMedia> {
+    const { serverName, mediaId, width, height, method, animated } = request;
+    if (!Number.isSafeInteger(width) || width < 1 || !Number.isSafeInteger(height) || height < 1) {
+      return Promise.reject(new TypeError('fetchThumbnail: width and height must be positive integers'));
+    }
+    if (method !== 'crop' && method !== 'scale') return Promise.reject(new TypeError('fetchThumbnail: method must be crop or scale'));
+    const timeout = Math.max(0, Math.floor(request.timeoutMs));
+    const size = `width=${width}&height=${height}&method=${method}&animated=${animated ? 'true' : 'false'}`;
+    const plan: FetchPlan = {
+      serverName,
+      mediaId,
+      maxBytes: request.maxBytes,
+      timeoutMs: request.timeoutMs,
+      signal: request.signal,
+      v1Path: `/_matrix/federation/v1/media/thumbnail/${mediaId}?${size}&timeout_ms=${timeout}`,
+      legacyPath:
+        `/_matrix/media/v3/thumbnail/${encodeURIComponent(serverName)}/${mediaId}` +
+        `?${size}&allow_remote=false&timeout_ms=${timeout}&allow_redirect=true`,
+      what: `thumbnail ${width}x${height} ${method} of mxc://${serverName}/${mediaId}`,
+    };
+    return this.#fetchPlanned(plan, request.legacyOnly === true, 'remote thumbnail fetch failed', (media) => {
+      const type = media.contentType === null ? '' : essenceOf(media.contentType);
+      if (!REMOTE_THUMBNAIL_CONTENT_TYPES.includes(type)) {
+        throw new RemoteMediaError('bad_response', `${plan.what}: not a thumbnail type: ${JSON.stringify(media.contentType)}`);
+      }
+    });
+  }
+
+  /**
+   * Runs a {@link FetchPlan}: v1 (or legacy only), every failure mapped to a
+   * `RemoteMediaError` and logged. `check` vets the answer before its body
+   * is read; when it throws, the body is cancelled.
+   */
+  async #fetchPlanned(plan: FetchPlan, legacyOnly: boolean, failureLog: string, check?: (media: RemoteMedia) => void): Promise<RemoteMedia> {
+    const { serverName, mediaId, signal } = plan;
     try {
       if (!isValidMediaId(mediaId)) {
         throw new RemoteMediaError('not_found', `Invalid media ID ${JSON.stringify(mediaId)}`);
       }
-      if (request.legacyOnly === true) return await this.#fetchLegacy(request);
-      return await this.#fetchV1(request);
+      const media = legacyOnly ? await this.#fetchLegacy(plan) : await this.#fetchV1(plan);
+      if (check !== undefined) {
+        try {
+          check(media);
+        } catch (error) {
+          await media.body.cancel().catch(() => undefined);
+          throw error;
+        }
+      }
+      return media;
     } catch (error) {
       const mapped = toRemoteMediaError(error, signal);
       if (mapped instanceof RemoteMediaError) {
-        this.#logger.info(
-          { serverName, mediaId, failure: mapped.failure, remoteStatus: mapped.remoteStatus },
-          'remote media fetch failed',
-        );
+        this.#logger.info({ serverName, mediaId, what: plan.what, failure: mapped.failure, remoteStatus: mapped.remoteStatus }, failureLog);
       }
       throw mapped;
     }
   }
 
-  async #fetchV1(request: FederationMediaRequest): Promise<RemoteMedia> {
-    const { serverName, mediaId, maxBytes, timeoutMs, signal } = request;
-    const path = `/_matrix/federation/v1/media/download/${mediaId}?timeout_ms=${Math.max(0, Math.floor(timeoutMs))}`;
-    const what = `mxc://${serverName}/${mediaId}`;
-    const res = await this.#signedGet(serverName, path, maxBytes + MULTIPART_OVERHEAD, timeoutMs, signal);
+  async #fetchV1(plan: FetchPlan): Promise<RemoteMedia> {
+    const { serverName, maxBytes, timeoutMs, signal, what } = plan;
+    const res = await this.#signedGet(serverName, plan.v1Path, maxBytes + MULTIPART_OVERHEAD, timeoutMs, signal);
     if (res.status !== 200) {
       const info = await readRemoteError(res);
       if (isUnknownEndpoint(info.status, info.errcode, info.isJson)) {
         this.#logger.debug({ serverName, status: info.status, errcode: info.errcode }, 'v1 media endpoint unknown; using legacy');
-        return this.#fetchLegacy(request);
+        return this.#fetchLegacy(plan);
       }
       throw remoteError(info, what);
     }
@@ -347,7 +446,7 @@ export class FederationClient implements RemoteMediaSource {
     });
     if (decoded.kind === 'location') {
       // Spec §3.3: a plain GET without X-Matrix; type and disposition come from that response.
-      return this.#fetchUnsigned(new URL(decoded.location), request, this.#maxRedirects);
+      return this.#fetchUnsigned(new URL(decoded.location), plan, this.#maxRedirects);
     }
     return {
       contentType: decoded.contentType ?? null,
@@ -357,33 +456,29 @@ export class FederationClient implements RemoteMediaSource {
     };
   }
 
-  /** The deprecated `/_matrix/media/v3/download` endpoint, for servers predating v1 (digest §3.4 step 5). */
-  async #fetchLegacy(request: FederationMediaRequest): Promise<RemoteMedia> {
-    const { serverName, mediaId, maxBytes, timeoutMs, signal } = request;
-    // `allow_remote=false` is a MUST: the remote must not fetch from elsewhere on our behalf.
-    const path =
-      `/_matrix/media/v3/download/${encodeURIComponent(serverName)}/${mediaId}` +
-      `?allow_remote=false&timeout_ms=${Math.max(0, Math.floor(timeoutMs))}&allow_redirect=true`;
-    const res = await this.#signedGet(serverName, path, maxBytes, timeoutMs, signal);
+  /** The deprecated `/_matrix/media/v3` endpoint, for servers predating v1 (digest §3.4 step 5). */
+  async #fetchLegacy(plan: FetchPlan): Promise<RemoteMedia> {
+    const { serverName, maxBytes, timeoutMs, signal, what } = plan;
+    const res = await this.#signedGet(serverName, plan.legacyPath, maxBytes, timeoutMs, signal);
     const location = firstHeader(res.headers, 'location');
     if (isRedirect(res.status) && location !== undefined) {
       await res.body.cancel();
       // Redirects from the legacy endpoint go to a CDN: absolute URLs only.
       if (!URL.canParse(location)) {
-        throw new RemoteMediaError('bad_response', `mxc://${serverName}/${mediaId}: legacy redirect to a relative URL`);
+        throw new RemoteMediaError('bad_response', `${what}: legacy redirect to a relative URL`);
       }
       if (this.#maxRedirects <= 0) {
-        throw new RemoteMediaError('bad_response', `mxc://${serverName}/${mediaId}: legacy endpoint redirects, redirects disabled`);
+        throw new RemoteMediaError('bad_response', `${what}: legacy endpoint redirects, redirects disabled`);
       }
-      return this.#fetchUnsigned(new URL(location), request, this.#maxRedirects - 1);
+      return this.#fetchUnsigned(new URL(location), plan, this.#maxRedirects - 1);
     }
-    return this.#mediaFromPlainResponse(res, request, `mxc://${serverName}/${mediaId} (legacy)`);
+    return this.#mediaFromPlainResponse(res, plan, `${what} (legacy)`);
   }
 
   /** An unsigned GET of a `Location` or redirect target, following a few redirects. */
-  async #fetchUnsigned(url: URL, request: FederationMediaRequest, redirectsLeft: number): Promise<RemoteMedia> {
-    const { maxBytes, signal } = request;
-    const what = `mxc://${request.serverName}/${request.mediaId} via ${url.protocol}//${url.host}`;
+  async #fetchUnsigned(url: URL, plan: FetchPlan, redirectsLeft: number): Promise<RemoteMedia> {
+    const { maxBytes, signal } = plan;
+    const what = `${plan.what} via ${url.protocol}//${url.host}`;
     for (let left = redirectsLeft; ; left--) {
       if (url.protocol !== 'https:' && url.protocol !== 'http:') {
         throw new RemoteMediaError('bad_response', `${what}: redirect to a non-http(s) URL`);
@@ -394,7 +489,7 @@ export class FederationClient implements RemoteMediaSource {
       const res = await this.#transport.request({
         url,
         maxBodyBytes: maxBytes,
-        headersTimeoutMs: Math.max(this.#idleMs, request.timeoutMs),
+        headersTimeoutMs: Math.max(this.#idleMs, plan.timeoutMs),
         ...(signal === undefined ? {} : { signal }),
       });
       const location = firstHeader(res.headers, 'location');
@@ -404,24 +499,24 @@ export class FederationClient implements RemoteMediaSource {
         url = new URL(location, url);
         continue;
       }
-      return this.#mediaFromPlainResponse(res, request, what);
+      return this.#mediaFromPlainResponse(res, plan, what);
     }
   }
 
   /** A non-multipart media response (legacy endpoint, `Location` target). */
-  async #mediaFromPlainResponse(res: TransportResponse, request: FederationMediaRequest, what: string): Promise<RemoteMedia> {
+  async #mediaFromPlainResponse(res: TransportResponse, plan: FetchPlan, what: string): Promise<RemoteMedia> {
     if (res.status !== 200) {
       throw remoteError(await readRemoteError(res), what);
     }
-    if (res.contentLength !== null && res.contentLength > request.maxBytes) {
+    if (res.contentLength !== null && res.contentLength > plan.maxBytes) {
       await res.body.cancel();
-      throw new RemoteMediaError('too_large', `${what}: ${res.contentLength} bytes exceeds the limit of ${request.maxBytes}`);
+      throw new RemoteMediaError('too_large', `${what}: ${res.contentLength} bytes exceeds the limit of ${plan.maxBytes}`);
     }
     return {
       contentType: firstHeader(res.headers, 'content-type') ?? null,
       contentDisposition: firstHeader(res.headers, 'content-disposition') ?? null,
       contentLength: res.contentLength,
-      body: mapStreamErrors(res.body, request.signal),
+      body: mapStreamErrors(res.body, plan.signal),
     };
   }
 

@@ -45,6 +45,8 @@ export {
   type RemoteMediaRequest,
   type RemoteMedia,
   type RemoteMediaSource,
+  type RemoteThumbnailRequest,
+  REMOTE_THUMBNAIL_CONTENT_TYPES,
   type Logger,
   type Clock,
   type ThumbnailMethod,

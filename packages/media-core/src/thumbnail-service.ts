@@ -1,15 +1,21 @@
 import type { Readable } from 'node:stream';
-import { MatrixError, errors } from '@hsmedia/errors';
+import { ErrCode, MatrixError, errors } from '@hsmedia/errors';
+import { essenceOf } from './content-headers.js';
+import { ContentTooLargeError, RemoteMediaError } from './errors.js';
+import { isValidMediaId } from './ids.js';
 import type { ByteRange, MediaHandle, MediaService } from './media-service.js';
 import { WeightedLru } from './media-service-lru.js';
 import {
   noopLogger,
+  REMOTE_THUMBNAIL_CONTENT_TYPES,
   systemClock,
   type BlobStore,
   type Clock,
+  type ImageProbe,
   type Logger,
   type MediaMetadataStore,
   type MediaRecord,
+  type RemoteMediaSource,
   type StoredThumbnail,
   type ThumbnailGenerator,
   type ThumbnailSpec,
@@ -54,6 +60,28 @@ export interface ThumbnailServiceOptions {
   readonly maxQueuedJobs?: number;
   /** Bytes of thumbnails kept in memory. Default 32 MiB; 0 disables. */
   readonly cacheBytes?: number;
+  /**
+   * Where remote thumbnails come from (normally the `remote` of the
+   * `MediaService`). Used only when it has `fetchThumbnail` and
+   * `remoteThumbnailFirst` is on; see {@link ThumbnailService}.
+   */
+  readonly remote?: RemoteMediaSource;
+  /**
+   * For remote media that is not cached, ask the remote's thumbnail endpoint
+   * first instead of fetching the original (spec §3.4 step 7 allows both).
+   * The original's size is unknown before fetching it, so this is the whole
+   * rule: uncached remote + thumbnail request → remote thumbnail first;
+   * cached originals are always thumbnailed here. Default true.
+   */
+  readonly remoteThumbnailFirst?: boolean;
+  /** Largest remote thumbnail accepted, in bytes (read into memory to probe). Default 4 MiB. */
+  readonly maxRemoteThumbnailBytes?: number;
+  /**
+   * Reads a remote thumbnail's real size, format and animation from its
+   * header (`SharpThumbnailer.probe`). Without it the requested size is
+   * trusted as the thumbnail's size and the declared type as its format.
+   */
+  readonly probe?: (bytes: Uint8Array) => Promise<ImageProbe>;
   readonly logger?: Logger;
   readonly clock?: Clock;
 }
@@ -74,6 +102,12 @@ export interface GetThumbnailOptions {
  */
 export interface ThumbnailHandle extends MediaHandle {
   readonly thumbnail: StoredThumbnail;
+  /**
+   * The thumbnail was made by the media's own server (remote media whose
+   * original is not cached here). `record` is then a stand-in naming the
+   * media (`blobId`, `size`, `contentType` null): no media row exists.
+   */
+  readonly fromRemote: boolean;
 }
 
 /** A queued or running generation of a media item's pre-generated sizes. */
@@ -85,6 +119,20 @@ interface PregenJob {
 }
 
 const MAX_CACHED_THUMBNAIL_BYTES = 1024 * 1024;
+const DEFAULT_MAX_REMOTE_THUMBNAIL_BYTES = 4 * 1024 * 1024;
+/** As `MediaService`'s remote fetches: `timeout_ms` default and cap. */
+const DEFAULT_REMOTE_TIMEOUT_MS = 20_000;
+const MAX_REMOTE_TIMEOUT_MS = 60_000;
+/** A failed remote thumbnail (or a remote 404) is remembered this long per media item. */
+const REMOTE_MISS_TTL_MS = 30_000;
+/** The decoder format each remote thumbnail type must really be (probe check). */
+const FORMAT_OF_TYPE: Readonly<Record<string, string>> = {
+  'image/jpeg': 'jpeg',
+  'image/png': 'png',
+  'image/apng': 'png',
+  'image/gif': 'gif',
+  'image/webp': 'webp',
+};
 const ROWS_TTL_MS = 60_000;
 /** Sources are write-once: a failure stays a failure, but time-outs under load deserve a retry. */
 const FAILURE_TTL_MS = 5 * 60_000;
@@ -96,6 +144,7 @@ const EXTENSIONS: Readonly<Record<string, string>> = {
   'image/webp': 'webp',
   'image/gif': 'gif',
   'image/avif': 'avif',
+  'image/apng': 'png',
 };
 
 function cannotThumbnail(): MatrixError {
@@ -145,6 +194,20 @@ async function* single(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
  *   content, 413 (502 remote) `M_TOO_LARGE`, and the lookup errors of `MediaService.getMedia`.
  *
  * Deleting media (`MediaService.deleteMedia`) deletes its thumbnails.
+ *
+ * Remote media that is not cached (no media row), with a `remote` that has
+ * `fetchThumbnail` and `remoteThumbnailFirst` on: a thumbnail request asks
+ * the remote's federation thumbnail endpoint (spec §3.2) for the requested
+ * size (dynamic) or the best matching configured size (not dynamic, so at
+ * most one row per configured size and animation is stored), single-flight
+ * per media item and size. The answer must be a thumbnail type, within
+ * `maxRemoteThumbnailBytes` and, with `probe`, really an image of that type;
+ * it is stored as a `thumbnails` row of the remote `(server, media ID)`
+ * without a media row (the thumbnails table has no foreign key to media),
+ * and that row answers the same parameters from then on. A remote 404 is a
+ * 404; any other failure or a refused answer falls back to fetching the
+ * original and thumbnailing it here. Legacy (unauthenticated) requests
+ * never take this path, so the freeze keeps working from the media rows.
  */
 export class ThumbnailService {
   readonly #media: MediaService;
@@ -168,6 +231,13 @@ export class ThumbnailService {
   readonly #exact = new Map<string, Promise<StoredThumbnail>>();
   readonly #shutdown = new AbortController();
   readonly #unsubscribe: () => void;
+  readonly #remote: RemoteMediaSource | undefined;
+  readonly #maxRemoteThumbnailBytes: number;
+  readonly #probe: ((bytes: Uint8Array) => Promise<ImageProbe>) | undefined;
+  /** `media/spec` → the fetch of a remote thumbnail: its stored row, or null (fall back to the original). */
+  readonly #remoteFlights = new Map<string, Promise<StoredThumbnail | null>>();
+  /** `media` → a recent remote thumbnail failure: the 404 to give, or 'fallback' (go to the original directly). */
+  readonly #remoteMisses = new WeightedLru<string, MatrixError | 'fallback'>(10_000);
   #running = 0;
 
   constructor(options: ThumbnailServiceOptions) {
@@ -185,6 +255,9 @@ export class ThumbnailService {
     this.#bytes = new WeightedLru(cacheBytes === 0 ? 0 : Number.MAX_SAFE_INTEGER, cacheBytes);
     this.#logger = options.logger ?? noopLogger;
     this.#clock = options.clock ?? systemClock;
+    this.#remote = options.remoteThumbnailFirst !== false && options.remote?.fetchThumbnail !== undefined ? options.remote : undefined;
+    this.#maxRemoteThumbnailBytes = positive('maxRemoteThumbnailBytes', options.maxRemoteThumbnailBytes ?? DEFAULT_MAX_REMOTE_THUMBNAIL_BYTES);
+    this.#probe = options.probe;
     this.#unsubscribe = options.media.onMediaStored((record) => this.schedule(record));
   }
 
@@ -195,7 +268,8 @@ export class ThumbnailService {
 
   /**
    * Looks the media up (as `MediaService.getMedia`, waiting for remote
-   * media to be stored) and gives its thumbnail for `spec`.
+   * media to be stored) and gives its thumbnail for `spec`. Uncached remote
+   * media may be answered by the remote's own thumbnail instead (see the class).
    */
   async getThumbnail(
     serverName: string,
@@ -203,7 +277,21 @@ export class ThumbnailService {
     spec: ThumbnailSpec,
     options: GetThumbnailOptions = {},
   ): Promise<ThumbnailHandle> {
-    const handle = await this.#media.getMedia(serverName, mediaId, { ...options, allowLive: false });
+    let handle: MediaHandle;
+    if (this.#remoteThumbnailFirst(serverName, mediaId, options)) {
+      try {
+        handle = await this.#media.getMedia(serverName, mediaId, { ...options, allowRemote: false, allowLive: false });
+      } catch (error) {
+        // Not found locally may still be a quarantined or otherwise refused row: only a missing row asks the remote.
+        if (!(error instanceof MatrixError) || error.errcode !== ErrCode.NOT_FOUND) throw error;
+        if ((await this.#metadata.getMedia(serverName, mediaId)) !== null) throw error;
+        const answer = await this.#remoteThumbnail(serverName, mediaId, spec, options);
+        if (answer !== null) return answer;
+        handle = await this.#media.getMedia(serverName, mediaId, { ...options, allowLive: false });
+      }
+    } else {
+      handle = await this.#media.getMedia(serverName, mediaId, { ...options, allowLive: false });
+    }
     handle.discard();
     return this.thumbnailFor(handle.record, spec, options.signal === undefined ? {} : { signal: options.signal });
   }
@@ -240,7 +328,7 @@ export class ThumbnailService {
         throw errors.notFound('No thumbnail of the requested method is available');
       }
     }
-    return this.#handleFor(record, row);
+    return this.#handleFor(record, row, false);
   }
 
   /** Queues the generation of the configured sizes for a stored media item (no-op when not an image we thumbnail). */
@@ -362,6 +450,151 @@ export class ThumbnailService {
     return flight;
   }
 
+  #remoteThumbnailFirst(serverName: string, mediaId: string, options: GetThumbnailOptions): boolean {
+    return (
+      this.#remote !== undefined &&
+      !this.#media.isLocal(serverName) &&
+      isValidMediaId(mediaId) &&
+      options.legacy !== true &&
+      options.allowRemote !== false
+    );
+  }
+
+  /**
+   * The remote's thumbnail of uncached remote media for `spec`: a stored row
+   * that answers it, or one fetched and stored now. Null when the caller
+   * should fall back to the original. Throws 404 when the remote has no such media.
+   */
+  async #remoteThumbnail(
+    serverName: string,
+    mediaId: string,
+    spec: ThumbnailSpec,
+    options: GetThumbnailOptions,
+  ): Promise<ThumbnailHandle | null> {
+    const media = { serverName, mediaId };
+    const key = `${serverName}/${mediaId}`;
+    let wanted = spec;
+    if (!this.#dynamic) {
+      // The best configured size, so the remote is asked for (and we store) only those sizes.
+      const sizes = this.#sizes.map((size) => ({ ...media, ...size, contentType: '', blobId: '', size: 0, createdAt: 0 }));
+      const best = this.#rules.select(sizes, { ...spec, animated: false });
+      if (best === undefined) throw errors.notFound('No thumbnail of the requested method is available');
+      wanted = { width: best.width, height: best.height, method: best.method, animated: spec.animated };
+    }
+    const flightKey = `${key}/${specKey(wanted)}`;
+    const rows = await this.#listRows(media);
+    const known = this.#answered.get(flightKey, 0);
+    let row = rows.find((r) => (known === undefined ? answersExactly(r, wanted) : rowKey(r) === known));
+    if (row === undefined) {
+      const missed = this.#remoteMisses.get(key, this.#clock.now());
+      if (missed === 'fallback') return null;
+      if (missed !== undefined) throw missed;
+      let flight = this.#remoteFlights.get(flightKey);
+      if (flight === undefined) {
+        const timeoutMs = Math.min(Math.max(1, options.timeoutMs ?? DEFAULT_REMOTE_TIMEOUT_MS), MAX_REMOTE_TIMEOUT_MS);
+        flight = this.#fetchRemoteThumbnail(serverName, mediaId, wanted, timeoutMs);
+        this.#remoteFlights.set(flightKey, flight);
+        const forget = (): void => void this.#remoteFlights.delete(flightKey);
+        flight.then(forget, forget);
+      }
+      const fetched = await this.#awaitSignal(flight, options.signal);
+      if (fetched === null) return null;
+      row = fetched;
+    }
+    const stand: MediaRecord = {
+      serverName,
+      mediaId,
+      blobId: null,
+      contentType: null,
+      uploadName: null,
+      size: null,
+      sha256: null,
+      userId: null,
+      createdAt: row.createdAt,
+      uploadedAt: null,
+      expiresAt: null,
+      authenticated: true,
+      quarantined: false,
+      lastAccessAt: null,
+    };
+    return this.#handleFor(stand, row, true);
+  }
+
+  /** Fetches, checks and stores the remote's thumbnail for `spec`; null when the original should be used instead. */
+  async #fetchRemoteThumbnail(serverName: string, mediaId: string, spec: ThumbnailSpec, timeoutMs: number): Promise<StoredThumbnail | null> {
+    const key = `${serverName}/${mediaId}`;
+    const signal = this.#shutdown.signal;
+    const maxBytes = this.#maxRemoteThumbnailBytes;
+    const log = { serverName, mediaId, width: spec.width, height: spec.height, method: spec.method, animated: spec.animated };
+    const fallBack = (reason: string, err?: unknown): null => {
+      this.#logger.info({ ...log, err, reason }, 'remote thumbnail unusable; thumbnailing the original instead');
+      if (!signal.aborted) this.#remoteMisses.set(key, 'fallback', 1, this.#clock.now() + REMOTE_MISS_TTL_MS);
+      return null;
+    };
+    let bytes: Uint8Array;
+    let contentType: string;
+    try {
+      const answer = await this.#remote!.fetchThumbnail!({ serverName, mediaId, ...spec, maxBytes, timeoutMs, signal });
+      contentType = answer.contentType === null ? '' : essenceOf(answer.contentType);
+      if (!REMOTE_THUMBNAIL_CONTENT_TYPES.includes(contentType)) {
+        await answer.body.cancel().catch(() => undefined);
+        return fallBack(`not a thumbnail type: ${JSON.stringify(answer.contentType)}`);
+      }
+      if (answer.contentLength !== null && answer.contentLength > maxBytes) {
+        await answer.body.cancel().catch(() => undefined);
+        return fallBack('too large');
+      }
+      bytes = await readAtMost(answer.body, maxBytes);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      if (err instanceof RemoteMediaError && err.failure === 'not_found') {
+        const notFound = errors.notFound('Media not found');
+        this.#remoteMisses.set(key, notFound, 1, this.#clock.now() + REMOTE_MISS_TTL_MS);
+        throw notFound;
+      }
+      return fallBack(err instanceof ContentTooLargeError ? 'too large' : 'fetch failed', err);
+    }
+    if (bytes.byteLength === 0) return fallBack('empty');
+    let width = spec.width;
+    let height = spec.height;
+    let animated = spec.animated && (contentType === 'image/gif' || contentType === 'image/webp' || contentType === 'image/apng');
+    if (this.#probe !== undefined) {
+      let probe: ImageProbe;
+      try {
+        probe = await this.#probe(bytes);
+      } catch (err) {
+        return fallBack('not a readable image', err);
+      }
+      if (probe.format !== FORMAT_OF_TYPE[contentType]) return fallBack(`declared ${contentType} but is ${probe.format}`);
+      ({ width, height, animated } = probe);
+      // Spec §2.4: animated=false MUST NOT get an animated thumbnail.
+      if (animated && !spec.animated) return fallBack('animated answer to a still request');
+    }
+    const blob = await this.#blobs.put(single(bytes), { signal });
+    const row: StoredThumbnail = {
+      serverName,
+      mediaId,
+      width,
+      height,
+      method: spec.method,
+      animated,
+      contentType,
+      blobId: blob.blobId,
+      size: blob.size,
+      createdAt: this.#clock.now(),
+    };
+    const inserted = await this.#metadata.insertThumbnail(row);
+    // Another request or instance stored the same thumbnail first: theirs is the answer from now on.
+    if (!inserted) await this.#deleteBlob(blob.blobId);
+    this.#rows.delete(key);
+    const stored = (await this.#listRows({ serverName, mediaId })).find((r) => rowKey(r) === rowKey(row));
+    if (stored === undefined) throw new Error('ThumbnailService: a stored thumbnail vanished');
+    if (inserted && bytes.byteLength <= MAX_CACHED_THUMBNAIL_BYTES) this.#bytes.set(stored.blobId, bytes, bytes.byteLength);
+    this.#answered.set(`${key}/${specKey(spec)}`, rowKey(stored), 1);
+    this.#logger.debug(log, 'remote thumbnail stored');
+    return stored;
+  }
+
   #mapError(error: unknown, record: MediaRecord): unknown {
     return this.#rules.errorFor(error, { remote: !this.#media.isLocal(record.serverName) }) ?? error;
   }
@@ -421,7 +654,7 @@ export class ThumbnailService {
     });
   }
 
-  async #listRows(record: MediaRecord): Promise<StoredThumbnail[]> {
+  async #listRows(record: Pick<MediaRecord, 'serverName' | 'mediaId'>): Promise<StoredThumbnail[]> {
     const key = `${record.serverName}/${record.mediaId}`;
     const now = this.#clock.now();
     const cached = this.#rows.get(key, now);
@@ -461,7 +694,7 @@ export class ThumbnailService {
     });
   }
 
-  #handleFor(record: MediaRecord, thumbnail: StoredThumbnail): ThumbnailHandle {
+  #handleFor(record: MediaRecord, thumbnail: StoredThumbnail, fromRemote: boolean): ThumbnailHandle {
     const { blobId, size } = thumbnail;
     const blobs = this.#blobs;
     const cache = this.#bytes;
@@ -475,6 +708,7 @@ export class ThumbnailService {
     return {
       record,
       thumbnail,
+      fromRemote,
       live: false,
       contentType: thumbnail.contentType,
       uploadName: `thumbnail.${EXTENSIONS[thumbnail.contentType] ?? 'bin'}`,
@@ -503,6 +737,19 @@ export class ThumbnailService {
       },
     };
   }
+}
+
+/** Reads a (small) body whole, refusing it once more than `maxBytes` arrive. */
+async function readAtMost(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.byteLength;
+    // Leaving the loop cancels the stream.
+    if (total > maxBytes) throw new ContentTooLargeError(maxBytes);
+    chunks.push(chunk);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
 }
 
 function positive(name: string, value: number): number {

@@ -37,9 +37,11 @@ describe('selectThumbnail (Synapse _select_thumbnail)', () => {
     expect(selectThumbnail(candidates, req(100, 100, 'crop'))).toBe(candidates[1]);
   });
 
-  it('scale: the smallest covering both sides', () => {
-    // 320x160 is too short for 320x240; 640x320 is the closest that covers it.
-    expect(selectThumbnail(stored, req(320, 240, 'scale'))).toBe(stored[3]);
+  it('scale: the closest that reaches the box on one side (a scaled image fits its box)', () => {
+    // 320x160 is what scaling a 2:1 source into 320x240 gives: it is the answer, as in Synapse.
+    expect(selectThumbnail(stored, req(320, 240, 'scale'))).toBe(stored[2]);
+    // 640x320 reaches a 700x300 box on its height and is the closest; 320x160 reaches neither side.
+    expect(selectThumbnail(stored, req(700, 300, 'scale'))).toBe(stored[3]);
     expect(selectThumbnail(stored, req(100, 100, 'scale'))).toBe(stored[2]);
     expect(selectThumbnail(stored, req(700, 350, 'scale'))).toBe(stored[4]);
   });

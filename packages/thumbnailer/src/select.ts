@@ -23,7 +23,7 @@ export interface SelectThumbnailOptions {
  * (spec §2.3), or `undefined` when none of the request's method is usable.
  *
  * Only thumbnails of the requested method are candidates. Those at least as large as the request
- * (crop: on either side; scale: on both sides) come first; the others only when there are none.
+ * (on either side: a scaled one fits its box, so only one side reaches it) come first; the others only when there are none.
  * - crop: ranked by aspect-ratio error `|W*h - H*w|`, then "smaller than requested", then size
  *   difference `|(W-w)*(H-h)|`;
  * - scale: ranked by size difference;
@@ -62,7 +62,9 @@ export function selectThumbnail<T extends StoredThumbnailInfo>(
       large = w >= W || h >= H;
     } else {
       key = [sizeQuality, ...tail];
-      large = w >= W && h >= H;
+      // A scaled thumbnail fits inside its box, so it touches only one side: 640x448 is
+      // the 640x480 answer for a 10:7 source (Synapse ranks the same way).
+      large = w >= W || h >= H;
     }
     if (large) {
       if (best === undefined || lexLess(key, best.key)) best = { key, info };

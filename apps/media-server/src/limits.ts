@@ -26,6 +26,7 @@ export const LIMITS_DEFAULTS = {
   create: { per_second: 10, burst: 50 },
   max_pending_uploads: 5,
   unused_expiration: '24h',
+  pending_cleanup_interval: '5m',
   max_timeout_ms: 60_000,
 } as const;
 
@@ -79,6 +80,7 @@ export interface LimitsFile {
   readonly federation: RateFile | null;
   readonly max_pending_uploads: number;
   readonly unused_expiration: number | string;
+  readonly pending_cleanup_interval: number | string;
   readonly max_timeout_ms: number;
 }
 
@@ -116,6 +118,9 @@ export const limitsSchema: z.ZodType<LimitsFile, unknown> = z
     unused_expiration: positiveDuration
       .default(LIMITS_DEFAULTS.unused_expiration)
       .meta({ description: 'How long a /create ID waits for its upload (unused_expires_at).' }),
+    pending_cleanup_interval: positiveDuration
+      .default(LIMITS_DEFAULTS.pending_cleanup_interval)
+      .meta({ description: 'How often expired /create IDs (never uploaded to) are deleted from the database.' }),
     max_timeout_ms: z
       .number()
       .int()
@@ -179,6 +184,8 @@ export interface LimitsConfig {
   readonly federation: RateConfig | null;
   readonly maxPendingUploads: number;
   readonly unusedExpirationMs: number;
+  /** How often the job deleting expired, never-uploaded `/create` records runs. */
+  readonly pendingCleanupIntervalMs: number;
   readonly maxTimeoutMs: number;
 }
 
@@ -198,6 +205,7 @@ export function resolveLimitsConfig(file: LimitsFile): LimitsConfig {
     federation: rateOf(file.federation),
     maxPendingUploads: file.max_pending_uploads,
     unusedExpirationMs: parseDurationMs(file.unused_expiration)!,
+    pendingCleanupIntervalMs: parseDurationMs(file.pending_cleanup_interval)!,
     maxTimeoutMs: file.max_timeout_ms,
   };
 }

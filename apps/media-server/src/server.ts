@@ -67,6 +67,8 @@ export interface MediaServer {
   readonly stagingFilesRemoved: number;
   /** Admin API, health, metrics and retention. */
   readonly operations: Operations;
+  /** Background jobs (staging sweep, expired `/create` clean-up) and their run-now hooks. */
+  readonly maintenance: Maintenance;
   /** Listens on `config.listen` and resolves with the base URL (`http://host:port`). */
   listen(): Promise<string>;
   /**
@@ -278,6 +280,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       adminToken,
       stagingFilesRemoved,
       operations,
+      maintenance: openedMaintenance,
       listen: () =>
         operations.listen().then(() => new Promise<string>((resolve, reject) => {
           const onError = (error: Error): void => reject(error);

@@ -74,6 +74,7 @@ describe('parseConfig', () => {
           federation: null,
           maxPendingUploads: 5,
           unusedExpirationMs: 86_400_000,
+          pendingCleanupIntervalMs: 300_000,
           maxTimeoutMs: 60_000,
         },
         quotas: undefined,

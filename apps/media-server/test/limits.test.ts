@@ -1,7 +1,9 @@
-import { TokenBucketRateLimiter } from '@hsmedia/media-core';
+import { TokenBucketRateLimiter, type MediaRecord } from '@hsmedia/media-core';
+import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { matrixErrors } from '@hsmedia/koa-matrix';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
@@ -35,7 +37,7 @@ const create = (url: string, headers: Record<string, string> = ALICE): Promise<R
   fetch(`${url}/_matrix/media/v1/create`, { method: 'POST', headers });
 
 describe('limits and quotas config', () => {
-  it('has defaults: create limited like Synapse, 5 pending uploads, 24 h expiry, 60 s wait cap, no quotas', () => {
+  it('has defaults: create limited like Synapse, 5 pending uploads, 24 h expiry, 5 min clean-up, 60 s wait cap, no quotas', () => {
     const config = testConfig('/tmp');
     expect(config.limits).toEqual({
       create: { perSecond: 10, burst: 50 },
@@ -44,6 +46,7 @@ describe('limits and quotas config', () => {
       federation: null,
       maxPendingUploads: 5,
       unusedExpirationMs: 24 * 60 * 60 * 1000,
+      pendingCleanupIntervalMs: 5 * 60 * 1000,
       maxTimeoutMs: 60_000,
     });
     expect(config.quotas).toBeUndefined();
@@ -51,14 +54,20 @@ describe('limits and quotas config', () => {
 
   it('resolves units and per-user quota entries', () => {
     const config = testConfig('/tmp', {
-      limits: { upload: { per_second: 0.5, burst: 4 }, create: null, unused_expiration: '30m', max_timeout_ms: 5000 },
+      limits: { upload: { per_second: 0.5, burst: 4 }, create: null, unused_expiration: '30m', pending_cleanup_interval: '90s', max_timeout_ms: 5000 },
       quotas: {
         default: { max_bytes: '1G', max_files: 1000, period_bytes: '100M', period: '1d' },
         users: { '@big:localhost': { max_bytes: null } },
         info_uri: 'https://example.org/quota',
       },
     });
-    expect(config.limits).toMatchObject({ upload: { perSecond: 0.5, burst: 4 }, create: null, unusedExpirationMs: 1_800_000, maxTimeoutMs: 5000 });
+    expect(config.limits).toMatchObject({
+      upload: { perSecond: 0.5, burst: 4 },
+      create: null,
+      unusedExpirationMs: 1_800_000,
+      pendingCleanupIntervalMs: 90_000,
+      maxTimeoutMs: 5000,
+    });
     expect(config.quotas).toEqual({
       default: { maxBytes: 1024 ** 3, maxFiles: 1000, periodBytes: 100 * 1024 ** 2, periodMs: 86_400_000 },
       users: { '@big:localhost': { maxBytes: null } },
@@ -71,6 +80,8 @@ describe('limits and quotas config', () => {
     [{ limits: { upload: { per_second: 0, burst: 1 } } }, 'limits.upload.per_second'],
     [{ limits: { surprise: 1 } }, 'limits'],
     [{ limits: { unused_expiration: 'soon' } }, 'limits.unused_expiration'],
+    [{ limits: { pending_cleanup_interval: 0 } }, 'limits.pending_cleanup_interval'],
+    [{ limits: { pending_cleanup_interval: 'hourly' } }, 'limits.pending_cleanup_interval'],
     [{ quotas: { default: { period_files: 3 } } }, 'quotas.default.period'],
     [{ quotas: { users: { alice: { max_files: 1 } } } }, 'quotas.users'],
     [{ quotas: { default: { max_bytes: 'lots' } } }, 'quotas.default.max_bytes'],
@@ -117,6 +128,47 @@ describe('limits and quotas in a running server', () => {
     });
     expect(res.status).toBe(504);
     expect(((await res.json()) as { errcode: string }).errcode).toBe('M_NOT_YET_UPLOADED');
+  });
+
+  it('deletes expired created IDs when the clean-up job runs, keeping pending and completed ones', async () => {
+    const { url, config, maintenance } = await start({ limits: { unused_expiration: '1ms' } });
+    const created = await create(url);
+    expect(created.status).toBe(200);
+    const { content_uri, unused_expires_at } = (await created.json()) as { content_uri: string; unused_expires_at: number };
+    const expiredId = content_uri.split('/').pop()!;
+    // Let the 1 ms expiry pass (the job compares with the real clock).
+    while (Date.now() <= unused_expires_at) await sleep(5);
+
+    // A second connection to the server's SQLite file: rows the HTTP API cannot make with a 1 ms expiry.
+    const metadata = await createSqliteMetadataStore({ path: config.database.kind === 'sqlite' ? config.database.path : '' });
+    try {
+      const base: MediaRecord = {
+        serverName: 'localhost', mediaId: 'StillPending', blobId: null, contentType: null, uploadName: null, size: null,
+        sha256: null, userId: '@bob:localhost', createdAt: Date.now(), uploadedAt: null, expiresAt: Date.now() + 3_600_000,
+        authenticated: true, quarantined: false, lastAccessAt: null,
+      };
+      const stillPending = base;
+      const completedLate: MediaRecord = {
+        ...base, mediaId: 'CompletedAfterExpiry', blobId: 'SomeBlob', contentType: 'text/plain', size: 1,
+        sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', uploadedAt: Date.now(), expiresAt: 1,
+      };
+      expect(await metadata.insertMedia(stillPending)).toBe(true);
+      expect(await metadata.insertMedia(completedLate)).toBe(true);
+      expect(await metadata.getMedia('localhost', expiredId)).not.toBeNull();
+
+      expect(await maintenance.runPendingCleanup()).toBe(1);
+      expect(await metadata.getMedia('localhost', expiredId)).toBeNull();
+      expect(await metadata.getMedia('localhost', stillPending.mediaId)).toEqual(stillPending);
+      expect(await metadata.getMedia('localhost', completedLate.mediaId)).toEqual(completedLate);
+      expect(await maintenance.runPendingCleanup()).toBe(0);
+    } finally {
+      await metadata.close();
+    }
+
+    // The deleted ID stays unknown: uploading to it is 404.
+    const put = await fetch(`${url}/_matrix/media/v3/upload/localhost/${expiredId}`, { method: 'PUT', headers: ALICE, body: 'x' });
+    expect(put.status).toBe(404);
+    expect(((await put.json()) as { errcode: string }).errcode).toBe('M_NOT_FOUND');
   });
 });
 

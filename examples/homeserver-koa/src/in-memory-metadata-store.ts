@@ -106,6 +106,18 @@ export class InMemoryMetadataStore implements MediaMetadataStore {
     return count;
   }
 
+  async deleteExpiredPendingMedia(now: number, limit: number): Promise<number> {
+    let deleted = 0;
+    for (const [key, record] of this.#media) {
+      if (deleted >= limit) break;
+      if (record.blobId === null && record.expiresAt !== null && record.expiresAt <= now) {
+        this.#media.delete(key);
+        deleted++;
+      }
+    }
+    return deleted;
+  }
+
   async listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {
     return (this.#thumbnails.get(keyOf(serverName, mediaId)) ?? []).map((t) => ({ ...t }));
   }

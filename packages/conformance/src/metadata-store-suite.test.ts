@@ -64,6 +64,18 @@ class MemoryMetadataStore implements MediaMetadataStore {
     }
     return count;
   }
+  async deleteExpiredPendingMedia(now: number, limit: number): Promise<number> {
+    await Promise.resolve();
+    let deleted = 0;
+    for (const [key, record] of this.#media) {
+      if (deleted >= limit) break;
+      if (record.blobId === null && record.expiresAt !== null && record.expiresAt <= now) {
+        this.#media.delete(key);
+        deleted++;
+      }
+    }
+    return deleted;
+  }
   async listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {
     await Promise.resolve();
     return (this.#thumbnails.get(JSON.stringify([serverName, mediaId])) ?? []).map((t) => ({ ...t }));

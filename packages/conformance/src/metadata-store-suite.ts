@@ -4,6 +4,7 @@ import { describeMediaQueryCases } from './media-query-cases.js';
 import { describeJobLeaseCases } from './job-lease-cases.js';
 import { describeThumbnailCases } from './thumbnail-cases.js';
 import { describeUsageCases } from './usage-cases.js';
+import { describePendingExpiryCases } from './pending-expiry-cases.js';
 
 /** What a {@link MetadataStoreFactory} hands to each test: a fresh, empty store and how to dispose of it. */
 export interface MetadataStoreSubject {
@@ -133,6 +134,7 @@ export function describeMetadataStore(name: string, factory: MetadataStoreFactor
     describeUsageCases(store);
 
     describeMediaQueryCases(store);
+    describePendingExpiryCases(store);
 
     describe('insertMedia / getMedia', () => {
       it('round-trips a complete record exactly', async () => {

@@ -144,6 +144,17 @@ class MemoryMetadataStore implements MediaMetadataStore {
     }
     return count;
   }
+  async deleteExpiredPendingMedia(now: number, limit: number): Promise<number> {
+    let deleted = 0;
+    for (const [key, record] of this.rows) {
+      if (deleted >= limit) break;
+      if (record.blobId === null && record.expiresAt !== null && record.expiresAt <= now) {
+        this.rows.delete(key);
+        deleted++;
+      }
+    }
+    return deleted;
+  }
   readonly thumbnails: StoredThumbnail[] = [];
   async listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {
     return this.thumbnails.filter((t) => t.serverName === serverName && t.mediaId === mediaId);

@@ -227,6 +227,15 @@ export interface MediaMetadataStore {
    * pending async uploads.
    */
   countPendingMedia(userId: string, now: number): Promise<number>;
+  /**
+   * Deletes up to `limit` (a positive integer) pending records (`blobId`
+   * null) whose `expiresAt` is at or before `now`, and gives how many it
+   * deleted. Each row is deleted only while it is still pending: a record
+   * completed concurrently is kept, never deleted. Records without
+   * `expiresAt` are never expired. For the clean-up of `/create` IDs
+   * nobody uploaded to (spec v1.7+ `unused_expires_at`).
+   */
+  deleteExpiredPendingMedia(now: number, limit: number): Promise<number>;
   /** Records a {@link MediaQuery} selects, in the given order and page (admin API, retention). */
   listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]>;
   /** How many records a {@link MediaQuery} selects and their total size. */

@@ -224,6 +224,23 @@ export class KnexMetadataStore implements MediaMetadataStore, JobLeases {
     return Number(rows[0]?.n ?? 0);
   }
 
+  /** Throws `TypeError` when `now` is not a safe integer or `limit` not a positive one. */
+  async deleteExpiredPendingMedia(now: number, limit: number): Promise<number> {
+    checkInteger('now', now);
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive safe integer');
+    const expiredPending = (query: Knex.QueryBuilder): Knex.QueryBuilder =>
+      query.whereNull('blob_id').andWhere('expires_at', '<=', now);
+    // One statement. The batch is picked by a keyed subquery (neither SQLite
+    // nor PostgreSQL takes DELETE ... LIMIT); the outer WHERE repeats
+    // `blob_id IS NULL` so a row completed between the pick and the delete is
+    // kept: PostgreSQL re-checks it on the updated row version, SQLite
+    // serialises writers.
+    const batch = expiredPending(this.knex(this.#tables.media).select(...MEDIA_KEY)).limit(limit);
+    return expiredPending(this.knex(this.#tables.media))
+      .whereIn([...MEDIA_KEY], batch)
+      .delete();
+  }
+
   async getServerKeys(serverName: string): Promise<StoredServerKey[]> {
     if (!isStorableKey(serverName)) return [];
     const rows = (await this.knex(this.#tables.serverKeys)

@@ -112,6 +112,16 @@ export function describeKnexStoreBehaviour(label: string, openDatabase: () => Pr
       expect(await store.deleteMedia(record.serverName, record.mediaId)).toBe(false);
     });
 
+    it('deleteExpiredPendingMedia refuses a bad now or limit with TypeError and deletes nothing', async () => {
+      const record = pendingRecord({ expiresAt: 1_000 });
+      await store.insertMedia(record);
+      for (const [now, limit] of [[2_000, 0], [2_000, -1], [2_000, 1.5], [2_000, Number.NaN], [1.5, 10], [Number.POSITIVE_INFINITY, 10]]) {
+        await expect(store.deleteExpiredPendingMedia(now!, limit!)).rejects.toThrow(TypeError);
+      }
+      expect(await store.getMedia(record.serverName, record.mediaId)).not.toBeNull();
+      expect(await store.deleteExpiredPendingMedia(2_000, 10)).toBe(1);
+    });
+
     it('touchMedia records accesses and only moves forward', async () => {
       const record = pendingRecord();
       await store.insertMedia(record);

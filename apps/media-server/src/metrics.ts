@@ -31,6 +31,12 @@ export class MediaMetrics {
   readonly cacheLookups: Counter<'cache' | 'result'>;
   readonly thumbnailDuration: Histogram<'outcome'>;
   readonly retentionDeleted: Counter<'rule'>;
+  readonly thumbnailJobs: Gauge<'state'>;
+  readonly uploadWaiters: Gauge;
+  /** Read at scrape time: the thumbnailer's job slots (set by {@link instrumentThumbnailGenerator}). */
+  #thumbnailLoad: (() => { readonly running: number; readonly waiting: number }) | undefined;
+  /** Read at scrape time: requests waiting for pending uploads (set by {@link watchUploadWaiters}). */
+  #uploadWaiterCount: (() => number) | undefined;
 
   constructor(options: { readonly defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -93,6 +99,28 @@ export class MediaMetrics {
       help: 'Media deleted by the retention job, by rule.',
       labelNames: ['rule'],
       registers,
+    });
+    // Queue depths are read when scraped, so they never drift from the queues they describe.
+    const thumbnailLoad = (): { readonly running: number; readonly waiting: number } | undefined => this.#thumbnailLoad?.();
+    this.thumbnailJobs = new Gauge({
+      name: 'hsmedia_thumbnail_jobs',
+      help: 'Thumbnail generations (background and on demand) by state: running, or waiting for a slot.',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const load = thumbnailLoad() ?? { running: 0, waiting: 0 };
+        this.set({ state: 'running' }, load.running);
+        this.set({ state: 'waiting' }, load.waiting);
+      },
+    });
+    const uploadWaiterCount = (): number => this.#uploadWaiterCount?.() ?? 0;
+    this.uploadWaiters = new Gauge({
+      name: 'hsmedia_upload_waiters',
+      help: 'Downloads and thumbnail requests waiting for a pending async upload (/create without its PUT yet).',
+      registers,
+      collect() {
+        this.set(uploadWaiterCount());
+      },
     });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'hsmedia_' });
   }
@@ -158,8 +186,18 @@ export class MediaMetrics {
     };
   }
 
-  /** Times a thumbnail generator's work. */
+  /** Reports `count()` (e.g. `MediaService.uploadWaiters`) as `hsmedia_upload_waiters`. */
+  watchUploadWaiters(count: () => number): void {
+    this.#uploadWaiterCount = count;
+  }
+
+  /**
+   * Times a thumbnail generator's work; when it reports its job slots
+   * (`SharpThumbnailer.load`), they become `hsmedia_thumbnail_jobs`.
+   */
   instrumentThumbnailGenerator(generator: ThumbnailGenerator): ThumbnailGenerator {
+    const loaded = generator as ThumbnailGenerator & { readonly load?: { readonly running: number; readonly waiting: number } };
+    if (loaded.load !== undefined) this.#thumbnailLoad = () => loaded.load!;
     return {
       supports: (contentType) => generator.supports(contentType),
       generate: async (source, contentType, specs, options) => {

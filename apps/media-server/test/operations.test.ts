@@ -1,6 +1,6 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { MediaMetadataStore, MediaRecord } from '@hsmedia/media-core';
+import type { MediaMetadataStore, MediaRecord, ThumbnailGenerator } from '@hsmedia/media-core';
 import { FsBlobStore } from '@hsmedia/store-fs';
 import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import sharp from 'sharp';
@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { parseDuration } from '../src/duration.js';
 import { createHealthCheck, healthStatus } from '../src/health.js';
+import { MediaMetrics } from '../src/metrics.js';
 import { runRetention } from '../src/retention.js';
 import { startServer, type StartedServer } from '../src/server.js';
 import { tempDir, testConfig, upload } from './helpers.js';
@@ -154,6 +155,60 @@ describe('metrics', () => {
     const outcomes = text.split('\n').filter((line) => line.startsWith('hsmedia_remote_fetches_total{'));
     expect(outcomes.reduce((sum, line) => sum + Number(line.split(' ').pop()), 0)).toBe(1);
     expect(sample(text, 'hsmedia_remote_fetches_total', { outcome: 'ok' })).toBe(0);
+  });
+
+  it('reports the queue depths: requests waiting for pending uploads, thumbnail jobs, remote fetches in flight', async () => {
+    await start({ metrics: { enabled: true, listen: { host: '127.0.0.1', port: 0 } }, thumbnails: { dynamic: true } });
+    const auth = { Authorization: 'Bearer alice_token' };
+    const idle = await scrape();
+    expect(idle).toContain('hsmedia_upload_waiters 0');
+    expect(idle).toContain('hsmedia_thumbnail_jobs{state="running"} 0');
+    expect(idle).toContain('hsmedia_thumbnail_jobs{state="waiting"} 0');
+    expect(idle).toContain('hsmedia_remote_fetches_in_flight 0');
+
+    const created = await fetch(`${server!.url}/_matrix/media/v1/create`, { method: 'POST', headers: auth });
+    const id = ((await created.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+    const waitingDownload = fetch(`${server!.url}/_matrix/client/v1/media/download/localhost/${id}?timeout_ms=10000`, { headers: auth });
+    const waitingThumbnail = fetch(`${server!.url}/_matrix/client/v1/media/thumbnail/localhost/${id}?width=32&height=32&method=scale&timeout_ms=10000`, {
+      headers: auth,
+    });
+    // Both requests register their wait asynchronously: poll the scrape until they show (bounded).
+    let waiters = 0;
+    for (let attempt = 0; attempt < 200 && waiters < 2; attempt++) {
+      waiters = Number(/^hsmedia_upload_waiters (\d+)$/m.exec(await scrape())?.[1]);
+      if (waiters < 2) await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(waiters).toBe(2);
+
+    const png = await sharp({ create: { width: 96, height: 64, channels: 3, background: '#3080c0' } }).png().toBuffer();
+    const put = await fetch(`${server!.url}/_matrix/media/v3/upload/localhost/${id}`, {
+      method: 'PUT',
+      headers: { ...auth, 'Content-Type': 'image/png' },
+      body: png,
+    });
+    expect(put.status).toBe(200);
+    const [downloaded, thumbnail] = await Promise.all([waitingDownload, waitingThumbnail]);
+    expect([downloaded.status, thumbnail.status]).toEqual([200, 200]);
+    await Promise.all([downloaded.arrayBuffer(), thumbnail.arrayBuffer()]);
+    await server!.thumbnails!.idle();
+    const after = await scrape();
+    expect(after).toContain('hsmedia_upload_waiters 0');
+    expect(after).toContain('hsmedia_thumbnail_jobs{state="running"} 0');
+    expect(sample(after, 'hsmedia_thumbnail_generation_seconds_count', { outcome: 'ok' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('reads the thumbnail job slots of a generator that reports its load', async () => {
+    const metrics = new MediaMetrics({ defaultMetrics: false });
+    const load = { running: 2, waiting: 3 };
+    metrics.instrumentThumbnailGenerator({ load, supports: () => true, generate: () => Promise.resolve([]) } as ThumbnailGenerator);
+    let text = await metrics.scrape();
+    expect(text).toContain('hsmedia_thumbnail_jobs{state="running"} 2');
+    expect(text).toContain('hsmedia_thumbnail_jobs{state="waiting"} 3');
+    load.waiting = 0;
+    metrics.watchUploadWaiters(() => 4);
+    text = await metrics.scrape();
+    expect(text).toContain('hsmedia_thumbnail_jobs{state="waiting"} 0');
+    expect(text).toContain('hsmedia_upload_waiters 4');
   });
 
   it('starts no listener when metrics are off (the default)', async () => {

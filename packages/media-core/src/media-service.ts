@@ -383,6 +383,14 @@ export class MediaService {
   }
 
   /**
+   * Downloads and thumbnail requests in this process now waiting for a
+   * pending async upload (`/create` without its `PUT` yet), for metrics.
+   */
+  get uploadWaiters(): number {
+    return this.#uploadWaiters.size;
+  }
+
+  /**
    * Stores an upload: streams it into a staging blob while enforcing the size
    * limit, then commits the blob and its metadata record. Nothing is stored
    * when it fails, is too large or is aborted.

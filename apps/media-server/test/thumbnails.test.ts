@@ -1,5 +1,6 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
 import { decodeMultipart } from '@hsmedia/multipart';
 import { signXMatrixRequest } from '@hsmedia/signing';
 import sharp from 'sharp';
@@ -77,6 +78,35 @@ async function animatedGif(width: number, height: number): Promise<Buffer> {
     ),
   );
   return sharp(frames, { join: { animated: true } }).gif({ delay: [100, 100, 100], loop: 0 }).toBuffer();
+}
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([length, body, crc]);
+}
+
+/** A decompression bomb: a valid PNG header (right CRC) claiming 100000x100000 RGB, then a tiny IDAT. */
+function pngBomb(): Buffer {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(100_000, 0);
+  header.writeUInt32BE(100_000, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // RGB
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([signature, pngChunk('IHDR', header), pngChunk('IDAT', deflateSync(Buffer.alloc(1024))), pngChunk('IEND', Buffer.alloc(0))]);
+}
+
+async function animatedWebp(width: number, height: number): Promise<Buffer> {
+  const frames = await Promise.all(
+    ['#ff0000', '#00ff00', '#0000ff', '#ffff00'].map((background) =>
+      sharp({ create: { width, height, channels: 4, background } }).png().toBuffer(),
+    ),
+  );
+  return sharp(frames, { join: { animated: true } }).webp({ delay: [100, 100, 100, 100], loop: 0 }).toBuffer();
 }
 
 async function upload(server: StartedServer, body: Uint8Array, contentType: string): Promise<string> {
@@ -235,6 +265,61 @@ describe('client thumbnails', () => {
         expect(other.status).toBe(400);
       }
     }
+  });
+
+  it('animates an animated WebP as image/webp when animated=true, a still frame otherwise', async () => {
+    const webp = await animatedWebp(300, 200);
+    for (const server of [a, b]) {
+      const origin = server.config.serverName;
+      const id = await upload(server, webp, 'image/webp');
+      const moving = await thumbnail(server, origin, id, 'width=96&height=96&method=crop&animated=true');
+      expect(moving.status).toBe(200);
+      expect(moving.headers.get('content-type')).toBe('image/webp');
+      const meta = await sharp(await bytesOf(moving), { animated: true }).metadata();
+      expect(meta.format).toBe('webp');
+      expect(meta.pages).toBe(4);
+      expect([meta.width, meta.pageHeight]).toEqual([96, 96]);
+      const still = await thumbnail(server, origin, id, 'width=96&height=96&method=crop');
+      expect(still.status).toBe(200);
+      expect((await sharp(await bytesOf(still), { animated: true }).metadata()).pages ?? 1).toBe(1);
+    }
+  });
+
+  it('refuses a decompression bomb (PNG header claiming 100000x100000) with 413 M_TOO_LARGE, on both servers and dynamic sizes', async () => {
+    for (const server of [a, b]) {
+      const id = await upload(server, pngBomb(), 'image/png');
+      for (const query of ['width=96&height=96&method=crop', 'width=77&height=55&method=scale']) {
+        const res = await thumbnail(server, server.config.serverName, id, query);
+        expect([res.status, await errcodeOf(res)], `${query} on ${server.config.serverName}`).toEqual([413, 'M_TOO_LARGE']);
+      }
+      // The server is still answering thumbnails normally afterwards.
+      const fine = await upload(server, await photo(200, 150, 'jpeg'), 'image/jpeg');
+      expect((await thumbnail(server, server.config.serverName, fine, 'width=32&height=32&method=crop')).status).toBe(200);
+    }
+  });
+
+  it('waits for a created but not yet uploaded image: 504 M_NOT_YET_UPLOADED after timeout_ms, woken by the upload', async () => {
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    const created = await fetch(`${a.url}/_matrix/media/v1/create`, { method: 'POST', headers: auth });
+    expect(created.status).toBe(200);
+    const id = ((await created.json()) as { content_uri: string }).content_uri.slice('mxc://a.test/'.length);
+    const early = await thumbnail(a, 'a.test', id, 'width=32&height=32&method=crop&timeout_ms=300');
+    expect([early.status, await errcodeOf(early)]).toEqual([504, 'M_NOT_YET_UPLOADED']);
+
+    const before = a.media.uploadWaiters;
+    const waiting = thumbnail(a, 'a.test', id, 'width=32&height=32&method=crop&timeout_ms=10000');
+    // Upload only once the request is parked on the pending record, so the wake-up is what answers it.
+    await waitFor(async () => (a.media.uploadWaiters > before ? true : undefined), 'the thumbnail request to wait');
+    const put = await fetch(`${a.url}/_matrix/media/v3/upload/a.test/${id}`, {
+      method: 'PUT',
+      headers: { ...auth, 'Content-Type': 'image/jpeg' },
+      body: await photo(400, 300, 'jpeg'),
+    });
+    expect(put.status).toBe(200);
+    const res = await waiting;
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/jpeg');
+    expect(await sharp(await bytesOf(res)).metadata()).toMatchObject({ format: 'jpeg', width: 32, height: 32 });
   });
 
   it('authenticates before looking at parameters, then validates them', async () => {

@@ -137,6 +137,12 @@ describe('unrecognized + allowedMethodsOptions', () => {
     a.get('/thing', (ctx) => {
       ctx.body = { a: 1 };
     });
+    a.put('/shared', (ctx) => {
+      ctx.body = { put: 1 };
+    });
+    a.get('/shared', (ctx) => {
+      ctx.body = { get: 1 };
+    });
     const b = new Router({ prefix: '/_matrix/b' });
     b.post('/upload', (ctx) => {
       ctx.body = { b: 1 };
@@ -155,10 +161,19 @@ describe('unrecognized + allowedMethodsOptions', () => {
     expect(await unknown.json()).toEqual({ errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
     const wrongA = await fetch(`${url}/_matrix/a/thing`, { method: 'DELETE' });
     expect(wrongA.status).toBe(405);
+    // RFC 9110 §15.5.6: a 405 carries Allow (GET routes answer HEAD too).
+    expect(wrongA.headers.get('allow')).toBe('GET, HEAD');
     expect(((await wrongA.json()) as { errcode: string }).errcode).toBe('M_UNRECOGNIZED');
     const wrongB = await fetch(`${url}/_matrix/b/upload`);
     expect(wrongB.status).toBe(405);
+    expect(wrongB.headers.get('allow')).toBe('POST');
     expect(((await wrongB.json()) as { errcode: string }).errcode).toBe('M_UNRECOGNIZED');
+    // A method the router does not implement at all is a 405 with Allow too.
+    const unknownMethod = await fetch(`${url}/_matrix/b/upload`, { method: 'PROPFIND' });
+    expect([unknownMethod.status, unknownMethod.headers.get('allow')]).toEqual([405, 'POST']);
+    // Two routes on one path: every method of both.
+    const shared = await fetch(`${url}/_matrix/a/shared`, { method: 'PATCH' });
+    expect([shared.status, shared.headers.get('allow')]).toEqual([405, 'GET, HEAD, PUT']);
     const root = await fetch(`${url}/`);
     expect(root.status).toBe(404);
     expect(((await root.json()) as { errcode: string }).errcode).toBe('M_UNRECOGNIZED');

@@ -80,6 +80,24 @@ export function toMatrixError(err: unknown): MatrixError {
   return new MatrixError(ErrCode.UNKNOWN, 'Internal server error', { httpStatus: 500, cause: err });
 }
 
+// Canonical order for the Allow header; other methods follow in the order routes declare them.
+const METHOD_ORDER: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/** The `Allow` value for the route layers @koa/router matched by path (`ctx.matched`), or ''. */
+function allowedMethodsOf(matched: unknown): string {
+  if (!Array.isArray(matched)) return '';
+  const methods = new Set<string>();
+  for (const layer of matched as readonly { readonly methods?: unknown }[]) {
+    if (!Array.isArray(layer?.methods)) continue;
+    for (const method of layer.methods) if (typeof method === 'string') methods.add(method.toUpperCase());
+  }
+  const rank = (method: string): number => {
+    const index = METHOD_ORDER.indexOf(method);
+    return index === -1 ? METHOD_ORDER.length : index;
+  };
+  return [...methods].sort((x, y) => rank(x) - rank(y)).join(', ');
+}
+
 const silentLogger: ErrorLogger = { error() {}, warn() {}, debug() {} };
 
 /**
@@ -118,6 +136,12 @@ export function matrixErrors(options: MatrixErrorsOptions = {}): Middleware {
       }
       for (const name of REPRESENTATION_HEADERS) ctx.remove(name);
       ctx.set({ ...matrixError.headers });
+      if (matrixError.httpStatus === 405 && ctx.response.headers['allow'] === undefined) {
+        // RFC 9110 §15.5.6: a 405 names the methods the resource has. @koa/router's throwing
+        // allowedMethods() does not set it, so it is read from the routes that matched the path.
+        const allow = allowedMethodsOf((ctx as { matched?: unknown }).matched);
+        if (allow !== '') ctx.set('Allow', allow);
+      }
       ctx.status = matrixError.httpStatus;
       ctx.type = 'application/json';
       ctx.body = JSON.stringify(matrixError.toJSON());

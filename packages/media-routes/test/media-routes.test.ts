@@ -322,14 +322,17 @@ describe('unknown endpoints and wrong methods', () => {
   });
 
   it.each([
-    ['GET', '/_matrix/media/v3/upload'],
-    ['PUT', '/_matrix/media/v3/upload'],
-    ['POST', `/_matrix/client/v1/media/download/${SERVER_NAME}/abc`],
-    ['DELETE', '/_matrix/client/v1/media/config'],
-    ['POST', '/_matrix/media/v3/config'],
-    ['PATCH', `/_matrix/media/v3/download/${SERVER_NAME}/abc`],
-  ])('405 M_UNRECOGNIZED for %s %s', async (method, path) => {
-    await expectError(await get(path, ALICE, method), 405, 'M_UNRECOGNIZED');
+    ['GET', '/_matrix/media/v3/upload', 'POST'],
+    ['PUT', '/_matrix/media/v3/upload', 'POST'],
+    ['POST', `/_matrix/client/v1/media/download/${SERVER_NAME}/abc`, 'GET, HEAD'],
+    ['DELETE', '/_matrix/client/v1/media/config', 'GET, HEAD'],
+    ['POST', '/_matrix/media/v3/config', 'GET, HEAD'],
+    ['PATCH', `/_matrix/media/v3/download/${SERVER_NAME}/abc`, 'GET, HEAD'],
+  ])('405 M_UNRECOGNIZED for %s %s, with Allow: %s', async (method, path, allow) => {
+    const res = await get(path, ALICE, method);
+    // RFC 9110 §15.5.6: a 405 names the methods the resource supports.
+    expect(res.headers.get('allow')).toBe(allow);
+    await expectError(res, 405, 'M_UNRECOGNIZED');
   });
 
   it('answers OPTIONS without running endpoint logic', async () => {

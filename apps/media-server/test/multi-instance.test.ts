@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { encodeMultipart } from '@hsmedia/multipart';
+import { buildServerKeysResponse, generateSigningKey, signXMatrixRequest } from '@hsmedia/signing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { CliProcess } from './cli-process.js';
@@ -21,15 +22,23 @@ const AUTH = { authorization: `Bearer ${TOKEN}` };
 
 const env: PostgresTestEnv = await openPostgresTestEnv();
 
-/** A scripted remote homeserver: answers federation media downloads, slowly, and counts them. */
+/** A scripted remote homeserver: answers federation media downloads, slowly, and counts them; publishes its signing key. */
 class FakeRemote {
   readonly server: Server;
   readonly content = randomBytes(256 * 1024);
+  readonly signingKey = generateSigningKey();
   downloads = 0;
+  keyFetches = 0;
   url = '';
 
   constructor() {
     this.server = createServer((req, res) => {
+      if (req.url === '/_matrix/key/v2/server') {
+        this.keyFetches++;
+        const keys = buildServerKeysResponse({ serverName: REMOTE, signingKeys: this.signingKey, validUntilTs: Date.now() + 3_600_000 });
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(keys));
+        return;
+      }
       if (!req.url?.startsWith('/_matrix/federation/v1/media/download/')) {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"errcode":"M_UNRECOGNIZED","error":"no"}');
         return;
@@ -195,6 +204,26 @@ describe.skipIf(env.unavailable !== undefined)('several instances on one Postgre
   it('shares the job lease: the staging sweep ran on exactly one instance at start', async () => {
     const rows = (await env.admin.withSchema(schema).table('job_leases').select('name', 'holder')) as { name: string; holder: string }[];
     expect(rows.filter((row) => row.name === 'job:staging-sweep')).toHaveLength(1);
+  });
+
+  it('shares the signing keys of other servers: B verifies with the key A fetched and stored, without fetching it again', async () => {
+    const mediaId = await upload(a, randomBytes(1_000));
+    const uri = `/_matrix/federation/v1/media/download/${mediaId}`;
+    const signedDownload = async (instance: Instance): Promise<number> => {
+      const authorization = signXMatrixRequest({ method: 'GET', uri, origin: REMOTE, destination: SERVER_NAME }, remote.signingKey);
+      const response = await fetch(`${instance.url}${uri}`, { headers: { authorization } });
+      await response.arrayBuffer();
+      return response.status;
+    };
+    const fetchesBefore = remote.keyFetches;
+    expect(await signedDownload(a)).toBe(200);
+    expect(remote.keyFetches).toBe(fetchesBefore + 1);
+    // B has no key of REMOTE in memory: its KeyRing reads the shared store before the network.
+    expect(await signedDownload(b)).toBe(200);
+    expect(await signedDownload(a)).toBe(200);
+    expect(remote.keyFetches).toBe(fetchesBefore + 1);
+    const stored = (await env.admin.withSchema(schema).table('server_keys').where({ server_name: REMOTE }).select('key_id')) as { key_id: string }[];
+    expect(stored.map((row) => row.key_id)).toEqual([remote.signingKey.keyId]);
   });
 
   it('answers 500 M_UNKNOWN while the database is unreachable, stays up, and recovers', async () => {

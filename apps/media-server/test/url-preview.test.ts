@@ -206,6 +206,41 @@ describe('preview_url on the reference server', () => {
     }
   });
 
+  it('with the default deny list refuses the IPv4-mapped IPv6 form [::ffff:127.0.0.1] without connecting', async () => {
+    const target = await site('127.0.0.1');
+    const server = await start({ auth, url_preview: { enabled: true } });
+    const port = new URL(target.origin).port;
+    for (const path of [CLIENT, LEGACY]) {
+      const response = await previewUrl(server, path, `http://[::ffff:127.0.0.1]:${port}/page`);
+      expect(response.status).toBe(403);
+      expect(await response.json()).toEqual({ errcode: 'M_UNKNOWN', error: expect.stringMatching(/^IP address blocked/) });
+    }
+    expect(target.connections).toBe(0);
+  });
+
+  it('refuses a redirect from an allowed site (127.0.0.1/32) to a loopback address that is not allowed (127.0.0.2), never connecting to it', async () => {
+    const refused = await site('127.0.0.2');
+    let redirects = 0;
+    const allowed = await site('127.0.0.1', (req, res) => {
+      if (req.url === '/jump') {
+        redirects += 1;
+        res.writeHead(302, { Location: `${refused.origin}/page` }).end();
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    const server = await start({ auth, url_preview: { ...LOOPBACK_ONLY, cache_ttl_ms: 0 } });
+    for (const path of [CLIENT, LEGACY]) {
+      const response = await previewUrl(server, path, `${allowed.origin}/jump`);
+      expect(response.status, path).toBe(403);
+      expect(await response.json()).toEqual({ errcode: 'M_UNKNOWN', error: expect.stringMatching(/^IP address blocked/) });
+    }
+    // The allowed site was asked (so the refusal is the redirect's; the second answer may come from the
+    // previewer's failure cache), the refused one never reached.
+    expect(redirects).toBeGreaterThanOrEqual(1);
+    expect(refused.connections).toBe(0);
+  });
+
   it('refuses a preview image on a refused address but still answers the page', async () => {
     const image = await site('127.0.0.2');
     const page = await site('127.0.0.1', (_req, res) => {

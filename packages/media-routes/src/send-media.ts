@@ -2,6 +2,7 @@ import { MatrixError, ErrCode } from '@hsmedia/errors';
 import { contentDispositionFor, type MediaHandle } from '@hsmedia/media-core';
 import type { Context } from 'koa';
 import { decideRange, ifNoneMatchMatches, ifRangeAllows } from './http-range.js';
+import { writeStreamBody } from './internal/write-stream-body.js';
 import { MEDIA_SECURITY_HEADERS } from './media-headers.js';
 
 /** Options for {@link sendMedia}. */
@@ -75,15 +76,16 @@ export async function sendMedia(ctx: Context, handle: MediaHandle, options: Send
     ctx.body = Buffer.from(small.buffer, small.byteOffset + start, length);
     return;
   }
-  ctx.body = await handle.open(range.kind === 'partial' ? { start, end } : undefined, options.signal);
+  const body = await handle.open(range.kind === 'partial' ? { start, end } : undefined, options.signal);
   ctx.length = length;
+  await writeStreamBody(ctx, body);
 }
 
 /**
  * A live handle (remote media still arriving): no ETag or ranges yet (the
  * whole body is a valid answer to a range request, RFC 9110 §14.2), the
  * length only when the remote declared it. The stream errors if the remote
- * fails, and Koa then aborts the response instead of ending it short.
+ * fails, and the response is then aborted instead of ending short.
  */
 async function sendLive(ctx: Context, handle: MediaHandle, size: number | null, options: SendMediaOptions): Promise<void> {
   ctx.status = 200;
@@ -92,6 +94,7 @@ async function sendLive(ctx: Context, handle: MediaHandle, size: number | null, 
     handle.discard();
     return;
   }
-  ctx.body = await handle.open(undefined, options.signal);
+  const body = await handle.open(undefined, options.signal);
   if (size !== null) ctx.length = size;
+  await writeStreamBody(ctx, body);
 }

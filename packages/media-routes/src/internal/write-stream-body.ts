@@ -1,0 +1,71 @@
+import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Context } from 'koa';
+
+/**
+ * Streams a media body straight into the Node response, bypassing Koa's
+ * `respond()`: Koa wraps a Web stream in `Readable.from()`, an async
+ * generator and a Node stream per response, which costs more CPU per byte
+ * than the copy itself. The status and headers must already be set on `ctx`.
+ *
+ * Guarantees kept: backpressure (a slow client slows the reads), a client
+ * that leaves cancels the body (the file or the remote fetch is released),
+ * and a body that fails mid-way aborts the response rather than ending it
+ * short. Resolves once the body is written (or abandoned); never rejects,
+ * because by then the headers are gone and nothing else can be said.
+ */
+export async function writeStreamBody(ctx: Context, body: ReadableStream<Uint8Array> | Readable): Promise<void> {
+  ctx.respond = false;
+  const { res } = ctx;
+  if (body instanceof Readable) {
+    // pipeline destroys the file stream (closing its descriptor) when the client leaves.
+    await pipeline(body, res).catch(() => undefined);
+    return;
+  }
+  await pumpWebStream(body, res);
+}
+
+/** One `read()` → `write()` per chunk, waiting for `drain` only when the socket buffer is full. */
+async function pumpWebStream(body: ReadableStream<Uint8Array>, res: ServerResponse): Promise<void> {
+  const reader = body.getReader();
+  let wake: (() => void) | null = null;
+  let gone = false;
+  const onDrain = (): void => {
+    const resume = wake;
+    wake = null;
+    resume?.();
+  };
+  const onClose = (): void => {
+    if (res.writableFinished) return;
+    gone = true;
+    // The client left: release the source now, even while a read is pending.
+    void reader.cancel(new Error('client disconnected')).catch(() => undefined);
+    onDrain();
+  };
+  res.on('drain', onDrain);
+  res.once('close', onClose);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (gone) return;
+      if (done) {
+        res.end();
+        return;
+      }
+      if (!res.write(value)) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        if (gone) return;
+      }
+    }
+  } catch (error) {
+    // The source failed: abort the response (the client sees a cut connection, not a short body).
+    if (!gone) res.destroy();
+  } finally {
+    res.off('drain', onDrain);
+    res.off('close', onClose);
+    reader.releaseLock();
+  }
+}

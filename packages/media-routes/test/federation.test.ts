@@ -36,10 +36,12 @@ class ScriptedRemote implements RemoteMediaSource {
   readonly calls: RemoteMediaRequest[] = [];
   readonly #waiting: ((script: Script) => void)[] = [];
   readonly #scripts: Script[] = [];
-  constructor(
-    private readonly head: Partial<Omit<RemoteMedia, 'body'>> = {},
-    private readonly failWith?: () => unknown,
-  ) {}
+  private readonly head: Partial<Omit<RemoteMedia, 'body'>>;
+  private readonly failWith: (() => unknown) | undefined;
+  constructor(head: Partial<Omit<RemoteMedia, 'body'>> = {}, failWith?: () => unknown) {
+    this.head = head;
+    this.failWith = failWith;
+  }
 
   async fetchMedia(request: RemoteMediaRequest): Promise<RemoteMedia> {
     this.calls.push(request);

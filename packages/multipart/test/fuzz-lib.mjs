@@ -170,7 +170,11 @@ export async function runOne(api, ct, body, chunks) {
   return { outcome: 'content', total };
 }
 
-/** Runs `iterations` cases from `seed`; returns outcome counts. Throws on the first unexpected failure. */
+/**
+ * Runs `iterations` cases from `seed`; returns outcome counts. Throws on the first unexpected failure.
+ * @param {any} api the package's public API (`@hsmedia/multipart`)
+ * @param {{ seed: number, iterations: number, deadline?: number, onCase?: (index: number, out: { outcome: string }) => void }} options
+ */
 export async function fuzz(api, { seed, iterations, deadline = Number.POSITIVE_INFINITY, onCase }) {
   const r = prng(seed);
   const corpus = seeds();

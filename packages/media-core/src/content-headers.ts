@@ -185,6 +185,7 @@ export function normaliseUploadContentType(value: string | undefined): string | 
  */
 export function normaliseUploadFilename(value: string | undefined): string | null | undefined {
   if (value === undefined || value === '') return undefined;
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
   if (value.length > 255 || /[\x00-\x1f\x7f]/.test(value)) return null;
   return value;
 }

@@ -208,6 +208,7 @@ function positiveInteger(
 function headerValue(options: UrlPreviewerOptions, key: 'userAgent' | 'acceptLanguage', problems: string[]): string {
   const value = options[key] ?? DEFAULTS[key];
   // No CR/LF/control characters: the value goes verbatim into a request header.
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
   if (typeof value !== 'string' || value.trim() === '' || /[\0-\x1f\x7f]/.test(value)) {
     problems.push(`${key} must be a non-empty header value`);
     return DEFAULTS[key];

@@ -84,6 +84,15 @@ export class InMemoryMetadataStore implements MediaMetadataStore {
     return true;
   }
 
+  async setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
+    const key = keyOf(serverName, mediaId);
+    const record = this.#media.get(key);
+    if (record === undefined) return false;
+    const { protected: _wasProtected, ...rest } = record;
+    this.#media.set(key, isProtected ? { ...rest, protected: true } : rest);
+    return true;
+  }
+
   async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
     return mediaUsageOfRecords(this.#media.values(), query);
   }

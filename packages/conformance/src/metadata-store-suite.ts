@@ -5,6 +5,7 @@ import { describeJobLeaseCases } from './job-lease-cases.js';
 import { describeThumbnailCases } from './thumbnail-cases.js';
 import { describeUsageCases } from './usage-cases.js';
 import { describePendingExpiryCases } from './pending-expiry-cases.js';
+import { describeProtectionCases } from './protection-cases.js';
 
 /** What a {@link MetadataStoreFactory} hands to each test: a fresh, empty store and how to dispose of it. */
 export interface MetadataStoreSubject {
@@ -135,6 +136,7 @@ export function describeMetadataStore(name: string, factory: MetadataStoreFactor
 
     describeMediaQueryCases(store);
     describePendingExpiryCases(store);
+    describeProtectionCases(store);
 
     describe('insertMedia / getMedia', () => {
       it('round-trips a complete record exactly', async () => {

@@ -57,7 +57,7 @@ interface ThumbnailRows {
 
 /**
  * Moderation and housekeeping over the ports: quarantine (by media, by
- * uploader, by content hash), deletion (bytes, thumbnails and row), remote
+ * uploader, by content hash), protection from bulk quarantine, deletion (bytes, thumbnails and row), remote
  * cache purges, a space budget for the remote cache, usage statistics.
  *
  * Every change invalidates the {@link MediaService} caches of this process.
@@ -108,16 +108,39 @@ export class MediaAdmin {
     return this.#metadata.getMedia(serverName, mediaId);
   }
 
-  /** Quarantines (or releases) one item; true when it exists. */
+  /**
+   * Quarantines (or releases) one item; true when it exists, false also when
+   * it is protected and `quarantined` is true (protected media is never
+   * quarantined, as in Synapse; releasing it always works).
+   */
   async setQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
     if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
+    if (quarantined && (await this.#metadata.getMedia(serverName, mediaId))?.protected === true) {
+      this.#logger.info({ serverName, mediaId }, 'protected media not quarantined');
+      return false;
+    }
     const found = await this.#metadata.setMediaQuarantined(serverName, mediaId, quarantined);
     this.#media.invalidate(serverName, mediaId);
     if (found) this.#logger.info({ serverName, mediaId, quarantined }, 'media quarantine changed');
     return found;
   }
 
-  /** Quarantines (or releases) every upload of `userId`; how many changed. */
+  /**
+   * Protects (or unprotects) one item: protected media is never quarantined,
+   * neither by {@link setQuarantined} nor in bulk by {@link quarantineUserMedia}
+   * or {@link quarantineByHash} (Synapse's `safe_from_quarantine`, meant for
+   * sticker packs and other shared media). Protecting does not release an
+   * item already quarantined. True when it exists.
+   */
+  async setProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
+    if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
+    const found = await this.#metadata.setMediaProtected(serverName, mediaId, isProtected);
+    this.#media.invalidate(serverName, mediaId);
+    if (found) this.#logger.info({ serverName, mediaId, protected: isProtected }, 'media protection changed');
+    return found;
+  }
+
+  /** Quarantines (or releases) every upload of `userId` (protected media is never quarantined this way); how many changed. */
   quarantineUserMedia(userId: string, quarantined: boolean): Promise<number> {
     return this.#setQuarantinedWhere({ userId }, quarantined);
   }
@@ -125,7 +148,8 @@ export class MediaAdmin {
   /**
    * Quarantines (or releases) every item whose bytes hash to `sha256`
    * (lower- or upper-case hex), local or remote: a re-upload of the same
-   * file is caught too. How many changed; 0 for a malformed hash.
+   * file is caught too; protected items are skipped. How many changed; 0
+   * for a malformed hash.
    */
   quarantineByHash(sha256: string, quarantined: boolean): Promise<number> {
     const hash = sha256.toLowerCase();
@@ -232,7 +256,8 @@ export class MediaAdmin {
 
   async #setQuarantinedWhere(query: MediaQuery, quarantined: boolean): Promise<number> {
     let changed = 0;
-    const selection: MediaQuery = { ...query, quarantined: !quarantined };
+    // Protected media is exempt from bulk quarantine; releasing covers it too (it may predate the protection).
+    const selection: MediaQuery = quarantined ? { ...query, quarantined: false, protected: false } : { ...query, quarantined: true };
     for (;;) {
       // Changed records leave the selection, so the first page is always the next one.
       const batch = await this.#metadata.listMedia(selection, { limit: this.#batchSize });

@@ -124,6 +124,14 @@ class MemoryMetadataStore implements MediaMetadataStore {
     this.rows.set(key, { ...row, quarantined });
     return true;
   }
+  async setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
+    const key = `${serverName}/${mediaId}`;
+    const row = this.rows.get(key);
+    if (!row) return false;
+    const { protected: _wasProtected, ...rest } = row;
+    this.rows.set(key, isProtected ? { ...rest, protected: true } : rest);
+    return true;
+  }
   async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
     return mediaUsageOfRecords(this.rows.values(), query);
   }

@@ -81,6 +81,12 @@ export interface MediaRecord {
   /** Stored while legacy endpoints were frozen: never served on `/_matrix/media/v3/*`. */
   readonly authenticated: boolean;
   readonly quarantined: boolean;
+  /**
+   * Protected by an admin (Synapse's `safe_from_quarantine`): exempt from
+   * quarantine by user, room or content hash. Absent means false; stores
+   * leave it out of records that are not protected.
+   */
+  readonly protected?: boolean;
   readonly lastAccessAt: number | null;
 }
 
@@ -142,6 +148,8 @@ export interface MediaQuery {
   /** Lower-case hex SHA-256 of the bytes: every copy of identical content. */
   readonly sha256?: string;
   readonly quarantined?: boolean;
+  /** Only protected (true) or unprotected (false) records; see {@link MediaRecord.protected}. */
+  readonly protected?: boolean;
   /** Only records created before this time (ms since epoch, exclusive). */
   readonly createdBefore?: number;
   /**
@@ -242,6 +250,8 @@ export interface MediaMetadataStore {
   summarizeMedia(query: MediaQuery): Promise<MediaSummary>;
   /** Sets or clears the quarantine flag; true when the record exists. */
   setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean>;
+  /** Sets or clears the protection flag ({@link MediaRecord.protected}); true when the record exists. */
+  setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean>;
   /** Per-uploader counts and sizes (Synapse's `statistics/users/media`). */
   mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage>;
   /** The stored thumbnails of a media item (any order); [] when none. */

@@ -43,7 +43,7 @@ const USER_MEDIA_ORDER: Readonly<Record<string, MediaOrder>> = {
   last_access_ts: 'last_used',
   media_length: 'size',
   media_type: 'content_type',
-  // We keep neither who quarantined nor a protection flag: these sort like created_ts.
+  // We keep no record of who quarantined, and do not sort by protection: these sort like created_ts.
   quarantined_by: 'created_at',
   safe_from_quarantine: 'created_at',
 };
@@ -139,7 +139,7 @@ function mediaInfo(record: MediaRecord): Record<string, unknown> {
     last_access_ts: record.lastAccessAt,
     quarantined_by: quarantinedBy(record),
     quarantined: record.quarantined,
-    safe_from_quarantine: false,
+    safe_from_quarantine: record.protected === true,
     authenticated: record.authenticated,
     sha256: record.sha256,
   };
@@ -154,7 +154,7 @@ function userMediaItem(record: MediaRecord): Record<string, unknown> {
     media_length: record.size,
     media_type: record.contentType,
     quarantined_by: quarantinedBy(record),
-    safe_from_quarantine: false,
+    safe_from_quarantine: record.protected === true,
     upload_name: record.uploadName,
   };
 }
@@ -170,6 +170,10 @@ function listOptions(ctx: Context): MediaListOptions {
  * quarantine by content hash under `/_hsmedia/admin/v1`. Every route runs
  * `authenticate`, then refuses non-admins with 403 `M_FORBIDDEN`, before it
  * looks at any parameter.
+ *
+ * Protection (`POST /media/protect/{mediaId}`, `/unprotect/{mediaId}`, local
+ * media) exempts an item from every quarantine (by ID, user or hash); a
+ * quarantine request then answers `{}` and changes nothing, as in Synapse.
  *
  * Errors: 400 `M_INVALID_PARAM` (malformed server name, user ID, hash,
  * paging or timestamp; deleting remote media by ID), 400 `M_MISSING_PARAM`
@@ -223,6 +227,20 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
       if (!SHA256_RE.test(sha256)) throw errors.invalidParam('Expected a SHA-256 as 64 hex digits');
       const count = await admin.quarantineByHash(sha256, quarantined);
       ctx.body = { [quarantined ? 'num_quarantined' : 'num_unquarantined']: count };
+    });
+  }
+
+  // Synapse's protect/unprotect: local media only (no server name in the path); protected media is
+  // never quarantined (by ID, user or hash). Like Synapse, {} whether or not the media exists.
+  for (const [action, isProtected] of [
+    ['protect', true],
+    ['unprotect', false],
+  ] as const) {
+    router.post(`${synapse}/media/${action}/:mediaId`, ...guard, async (ctx) => {
+      const mediaId = params(ctx)['mediaId'];
+      if (mediaId === undefined || !isValidMediaId(mediaId)) throw errors.notFound('Media not found');
+      await admin.setProtected(admin.serverName, mediaId, isProtected);
+      ctx.body = {};
     });
   }
 

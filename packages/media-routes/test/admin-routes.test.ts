@@ -127,6 +127,8 @@ describe('admin API: access', () => {
     ['GET', `/_synapse/admin/v1/media/${SERVER}/abc`],
     ['POST', `/_synapse/admin/v1/media/quarantine/${SERVER}/abc`],
     ['POST', `/_synapse/admin/v1/media/unquarantine/${SERVER}/abc`],
+    ['POST', '/_synapse/admin/v1/media/protect/abc'],
+    ['POST', '/_synapse/admin/v1/media/unprotect/abc'],
     ['POST', '/_synapse/admin/v1/user/@alice:media.test/media/quarantine'],
     ['DELETE', `/_synapse/admin/v1/media/${SERVER}/abc`],
     ['POST', `/_synapse/admin/v1/media/delete?before_ts=${T0}`],
@@ -227,6 +229,81 @@ describe('admin API: quarantine', () => {
     expect(await servedStatuses(alices[0]!)).toEqual(ALL_OK);
     const bad = await api('POST', '/_synapse/admin/v1/user/alice/media/quarantine');
     expect([bad.status, (await json(bad))['errcode']]).toEqual([400, 'M_INVALID_PARAM']);
+  });
+});
+
+describe('admin API: protection', () => {
+  const hashOf = (text: string): string => createHash('sha256').update(text).digest('hex');
+  const protectedFlag = async (mediaId: string): Promise<unknown> =>
+    ((await json(await api('GET', `/_synapse/admin/v1/media/${SERVER}/${mediaId}`)))['media_info'] as Record<string, unknown>)['safe_from_quarantine'];
+
+  it('protects media from quarantine by user and by hash, reports safe_from_quarantine, and unprotects it', async () => {
+    h = await start();
+    const sticker = await upload('shared sticker');
+    const mine = await upload('my own upload');
+    const copy = await upload('shared sticker', BOB);
+    expect(await protectedFlag(sticker)).toBe(false);
+    const res = await api('POST', `/_synapse/admin/v1/media/protect/${sticker}`);
+    expect([res.status, await json(res)]).toEqual([200, {}]);
+    expect(await protectedFlag(sticker)).toBe(true);
+    expect(await protectedFlag(copy)).toBe(false);
+    const listed = await json(await api('GET', '/_synapse/admin/v1/users/@alice:media.test/media'));
+    expect(Object.fromEntries((listed['media'] as { media_id: string; safe_from_quarantine: boolean }[]).map((m) => [m.media_id, m.safe_from_quarantine]))).toEqual({
+      [sticker]: true,
+      [mine]: false,
+    });
+
+    // By user: the protected item is skipped, the rest is quarantined.
+    const byUser = await api('POST', '/_synapse/admin/v1/user/@alice:media.test/media/quarantine');
+    expect(await json(byUser)).toEqual({ num_quarantined: 1 });
+    expect(await servedStatuses(sticker)).toEqual(ALL_OK);
+    expect(await servedStatuses(mine)).toEqual(ALL_GONE);
+    // By hash: only the unprotected copy.
+    const byHash = await api('POST', `/_hsmedia/admin/v1/media/quarantine_by_hash/${hashOf('shared sticker')}`);
+    expect(await json(byHash)).toEqual({ num_quarantined: 1 });
+    expect(await servedStatuses(sticker)).toEqual(ALL_OK);
+    expect(await servedStatuses(copy)).toEqual(ALL_GONE);
+
+    // Unprotected, it falls to the next bulk quarantine.
+    const unprotect = await api('POST', `/_synapse/admin/v1/media/unprotect/${sticker}`);
+    expect([unprotect.status, await json(unprotect)]).toEqual([200, {}]);
+    expect(await protectedFlag(sticker)).toBe(false);
+    expect(await json(await api('POST', `/_hsmedia/admin/v1/media/quarantine_by_hash/${hashOf('shared sticker')}`))).toEqual({ num_quarantined: 1 });
+    expect(await servedStatuses(sticker)).toEqual(ALL_GONE);
+  });
+
+  it('never quarantines a protected item, even by ID (200 {} and no change, as Synapse); releasing it works', async () => {
+    h = await start();
+    const id = await upload('quarantined, then protected');
+    expect((await api('POST', `/_synapse/admin/v1/media/quarantine/${SERVER}/${id}`)).status).toBe(200);
+    expect(await servedStatuses(id)).toEqual(ALL_GONE);
+    // Protecting does not release it; releasing protected media works, by user too.
+    expect((await api('POST', `/_synapse/admin/v1/media/protect/${id}`)).status).toBe(200);
+    expect(await servedStatuses(id)).toEqual(ALL_GONE);
+    expect(await json(await api('POST', '/_synapse/admin/v1/user/@alice:media.test/media/unquarantine'))).toEqual({ num_unquarantined: 1 });
+    expect(await servedStatuses(id)).toEqual(ALL_OK);
+    const again = await api('POST', `/_synapse/admin/v1/media/quarantine/${SERVER}/${id}`);
+    expect([again.status, await json(again)]).toEqual([200, {}]);
+    expect(await servedStatuses(id)).toEqual(ALL_OK);
+    const info = (await json(await api('GET', `/_synapse/admin/v1/media/${SERVER}/${id}`)))['media_info'];
+    expect(info).toMatchObject({ quarantined: false, quarantined_by: null, safe_from_quarantine: true });
+  });
+
+  it('answers {} for unknown media (as Synapse), 404 M_NOT_FOUND for a malformed ID, and changes nothing else', async () => {
+    h = await start();
+    const id = await upload('untouched');
+    const unknown = await api('POST', '/_synapse/admin/v1/media/protect/NoSuchMedia42');
+    expect([unknown.status, await json(unknown)]).toEqual([200, {}]);
+    for (const bad of ['a%2Fb', 'x'.repeat(300), 'a%00b']) {
+      const res = await api('POST', `/_synapse/admin/v1/media/protect/${bad}`);
+      expect([bad.slice(0, 10), res.status, (await json(res))['errcode']]).toEqual([bad.slice(0, 10), 404, 'M_NOT_FOUND']);
+    }
+    expect((await h.metadata.listMedia({ protected: true }, { limit: 10 })).length).toBe(0);
+    expect(await protectedFlag(id)).toBe(false);
+    const wrong = await api('GET', `/_synapse/admin/v1/media/unprotect/${id}`);
+    // GET on this path is media_info for server "unprotect": unknown media, not a protection change.
+    expect(wrong.status).toBe(404);
+    await wrong.arrayBuffer();
   });
 });
 

@@ -24,7 +24,7 @@ import {
   type ServerKeyRow,
 } from './internal/rows.js';
 import { releaseLease, tryAcquireLease } from './internal/leases.js';
-import { listMedia, mediaUsageByUser, setMediaQuarantined, summarizeMedia } from './internal/media-queries.js';
+import { listMedia, mediaUsageByUser, setMediaProtected, setMediaQuarantined, summarizeMedia } from './internal/media-queries.js';
 import { tableNamesFor, type TableNames } from './internal/table-names.js';
 import { deleteThumbnails, insertThumbnail, isThumbnailBlob, listThumbnails } from './internal/thumbnails.js';
 import {
@@ -169,6 +169,10 @@ export class KnexMetadataStore implements MediaMetadataStore, JobLeases {
 
   setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
     return setMediaQuarantined(this.knex, this.#tables.media, serverName, mediaId, quarantined);
+  }
+
+  setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
+    return setMediaProtected(this.knex, this.#tables.media, serverName, mediaId, isProtected);
   }
 
   mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {

@@ -62,6 +62,9 @@ function applyMediaQuery(builder: Knex.QueryBuilder, knex: Knex, query: MediaQue
   if (query.quarantined !== undefined && typeof query.quarantined !== 'boolean') {
     throw new TypeError('quarantined must be a boolean');
   }
+  if (query.protected !== undefined && typeof query.protected !== 'boolean') {
+    throw new TypeError('protected must be a boolean');
+  }
   if (query.serverName !== undefined) {
     if (!isStorableKey(query.serverName)) return null;
     builder.where('server_name', query.serverName);
@@ -73,6 +76,7 @@ function applyMediaQuery(builder: Knex.QueryBuilder, knex: Knex, query: MediaQue
   }
   if (query.sha256 !== undefined) builder.where('sha256', query.sha256);
   if (query.quarantined !== undefined) builder.where('quarantined', query.quarantined);
+  if (query.protected !== undefined) builder.where('safe_from_quarantine', query.protected);
   if (query.createdBefore !== undefined) builder.where('created_at', '<', query.createdBefore);
   if (query.lastUsedBefore !== undefined) builder.where(knex.raw(`${LAST_USED_SQL} < ?`, [query.lastUsedBefore]));
   if (query.sizeGreaterThan !== undefined) builder.where('size', '>', query.sizeGreaterThan);
@@ -167,6 +171,20 @@ export async function mediaUsageByUser(knex: Knex, table: string, query: MediaUs
     mediaLength: toNumber(row.media_length),
   }));
   return { users, total: toNumber(totalRow?.total) };
+}
+
+/** See `MediaMetadataStore.setMediaProtected`. */
+export async function setMediaProtected(
+  knex: Knex,
+  table: string,
+  serverName: string,
+  mediaId: string,
+  isProtected: boolean,
+): Promise<boolean> {
+  if (typeof isProtected !== 'boolean') throw new TypeError('protected must be a boolean');
+  if (!isStorableKey(serverName) || !isStorableKey(mediaId)) return false;
+  const changed = await knex(table).update({ safe_from_quarantine: isProtected }).where({ server_name: serverName, media_id: mediaId });
+  return changed > 0;
 }
 
 /** See `MediaMetadataStore.setMediaQuarantined`. */

@@ -23,6 +23,8 @@ export interface MediaRow {
   authenticated: DbBoolean;
   quarantined: DbBoolean;
   last_access_at: DbInteger | null;
+  /** Added by migration 0006; absent only in rows written without it (defaults to false). */
+  safe_from_quarantine?: DbBoolean;
 }
 
 /** A `server_keys` row as read from the database. */
@@ -50,6 +52,7 @@ export const MEDIA_COLUMNS: readonly (keyof MediaRow)[] = [
   'authenticated',
   'quarantined',
   'last_access_at',
+  'safe_from_quarantine',
 ];
 
 export const SERVER_KEY_COLUMNS: readonly (keyof ServerKeyRow)[] = [
@@ -88,6 +91,8 @@ export function mediaRowToRecord(row: MediaRow): MediaRecord {
     expiresAt: toNumberOrNull(row.expires_at),
     authenticated: toBoolean(row.authenticated),
     quarantined: toBoolean(row.quarantined),
+    // Left out when false, as MediaRecord.protected says.
+    ...(row.safe_from_quarantine !== undefined && toBoolean(row.safe_from_quarantine) ? { protected: true } : {}),
     lastAccessAt: toNumberOrNull(row.last_access_at),
   };
 }
@@ -108,6 +113,7 @@ export function mediaRecordToRow(record: MediaRecord): MediaRow {
     authenticated: record.authenticated,
     quarantined: record.quarantined,
     last_access_at: record.lastAccessAt,
+    safe_from_quarantine: record.protected === true,
   };
 }
 

@@ -64,6 +64,7 @@ export function checkMediaRecord(record: MediaRecord): void {
   checkOptionalInteger('expiresAt', record.expiresAt);
   checkBoolean('authenticated', record.authenticated);
   checkBoolean('quarantined', record.quarantined);
+  if (record.protected !== undefined) checkBoolean('protected', record.protected);
   checkOptionalInteger('lastAccessAt', record.lastAccessAt);
 }
 

@@ -277,3 +277,23 @@ describe('FsBlobStore on disk', () => {
     });
   });
 });
+
+describe('FsBlobStore sha256', () => {
+  it('reports the SHA-256 of small and large (worker-hashed) blobs', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'hsmedia-store-fs-'));
+    try {
+      const store = new FsBlobStore({ root, fsync: false });
+      const { createHash, randomBytes } = await import('node:crypto');
+      for (const size of [10, 4 * 1024 * 1024 + 3]) {
+        const data = randomBytes(size);
+        const pieces = Array.from({ length: Math.ceil(size / 65_536) }, (_, i) => data.subarray(i * 65_536, (i + 1) * 65_536));
+        const stored = await store.put(chunks(...pieces));
+        expect(stored.size).toBe(size);
+        expect(stored.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+        expect(Buffer.compare(await readFile(join(root, 'blobs', stored.blobId.slice(0, 2), stored.blobId.slice(2, 4), stored.blobId)), data)).toBe(0);
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -13,6 +12,7 @@ import {
 } from '@hsmedia/media-core';
 import { blobDirOf, blobPathOf, stagingDirOf, stagingPathOf } from './internal/blob-path.js';
 import { fileReadStream } from './internal/file-read-stream.js';
+import { Sha256Hasher } from './internal/sha256-hasher.js';
 
 /** Options of {@link FsBlobStore}. */
 export interface FsBlobStoreOptions {
@@ -213,13 +213,15 @@ export class FsBlobStore implements BlobStore {
 
     this.#inFlight.add(stagingName);
     let handle: FileHandle | undefined;
+    let hasher: Sha256Hasher | undefined;
     let piping = false;
     let renamed = false;
     try {
       await mkdir(dirname(stagingPath), { recursive: true });
       // 'wx': fail rather than share a file if a name ever repeats.
       handle = await open(stagingPath, 'wx');
-      const hash = createHash('sha256');
+      const hash = new Sha256Hasher();
+      hasher = hash;
       let size = 0;
       piping = true;
       await pipeline(
@@ -230,16 +232,21 @@ export class FsBlobStore implements BlobStore {
             size += chunk.byteLength;
             if (size > maxBytes) throw new ContentTooLargeError(maxBytes);
             if (chunk.byteLength === 0) continue;
-            hash.update(chunk);
+            const behind = hash.update(chunk);
+            if (behind !== undefined) await behind;
             yield chunk;
           }
         },
         writeAllTo(handle),
         signal ? { signal } : {},
       );
+      // Hashed on a worker while the file syncs.
+      const digest = hash.digest();
+      digest.catch(() => undefined);
       if (this.#fsync) await handle.sync();
       await handle.close();
       handle = undefined;
+      const sha256 = await digest;
 
       const created = await mkdir(finalDir, { recursive: true });
       signal?.throwIfAborted();
@@ -255,10 +262,11 @@ export class FsBlobStore implements BlobStore {
           }
         }
       }
-      return { blobId, size, sha256: hash.digest('hex') };
+      return { blobId, size, sha256 };
     } catch (error) {
       // Once piping, the pipeline has closed the source; before that, nobody has.
       if (!piping) await releaseSource(source, error);
+      hasher?.dispose();
       await handle?.close().catch(() => undefined);
       // Past the rename the blob is complete; a failed directory sync is reported, but the caller gets no ID,
       // so remove it rather than leave an orphan.

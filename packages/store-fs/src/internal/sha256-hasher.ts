@@ -15,7 +15,7 @@ const BATCH_BYTES = 1024 * 1024;
 const MAX_OUTSTANDING_BYTES = 8 * 1024 * 1024;
 
 // CommonJS script (eval workers are not modules). Messages: [id, ArrayBuffer] to hash,
-// [id, null] for the digest, [id, undefined] to drop. Every ArrayBuffer is acknowledged.
+// [id, null] for the digest, [id, undefined] to drop. Every ArrayBuffer comes back (for reuse) once hashed.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
@@ -26,7 +26,7 @@ parentPort.on('message', ([id, data]) => {
   if (hash === undefined) { hash = createHash('sha256'); hashes.set(id, hash); }
   if (data === null) { hashes.delete(id); parentPort.postMessage([id, hash.digest('hex')]); return; }
   hash.update(new Uint8Array(data));
-  parentPort.postMessage([id, data.byteLength]);
+  parentPort.postMessage([id, data], [data]);
 });
 `;
 
@@ -46,10 +46,13 @@ class HashWorker {
   constructor() {
     this.#worker = new Worker(WORKER_SOURCE, { eval: true });
     this.#worker.unref();
-    this.#worker.on('message', ([id, value]: [number, number | string]) => {
+    this.#worker.on('message', ([id, value]: [number, ArrayBuffer | string]) => {
+      if (typeof value !== 'string' && value.byteLength === BATCH_BYTES && freeBatches.length < MAX_FREE_BATCHES) {
+        freeBatches.push(value);
+      }
       const session = this.#sessions.get(id);
       if (session === undefined) return;
-      if (typeof value === 'number') session.onAck(value);
+      if (typeof value !== 'string') session.onAck(value.byteLength);
       else {
         this.#sessions.delete(id);
         this.#refresh();
@@ -90,6 +93,9 @@ class HashWorker {
 }
 
 let sharedWorker: HashWorker | null = null;
+/** Batch buffers back from the worker: reused, since fresh ones cost page faults and GC. */
+const freeBatches: ArrayBuffer[] = [];
+const MAX_FREE_BATCHES = 8;
 
 /**
  * Incremental SHA-256. `update` may return a promise: await it before the
@@ -189,7 +195,10 @@ export class Sha256Hasher {
   #copy(chunk: Uint8Array): void {
     let offset = 0;
     while (offset < chunk.byteLength) {
-      this.#batch ??= Buffer.allocUnsafeSlow(BATCH_BYTES);
+      if (this.#batch === null) {
+        const free = freeBatches.pop();
+        this.#batch = free === undefined ? Buffer.allocUnsafeSlow(BATCH_BYTES) : Buffer.from(free);
+      }
       const n = Math.min(chunk.byteLength - offset, BATCH_BYTES - this.#batchUsed);
       this.#batch.set(chunk.subarray(offset, offset + n), this.#batchUsed);
       this.#batchUsed += n;

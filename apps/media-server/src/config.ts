@@ -4,9 +4,9 @@ import { isValidServerName } from '@hsmedia/media-core';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
+import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits.js';
 import { adminsSchema, metricsSchema, resolveMetrics, resolveRetention, retentionSchema, type MetricsConfig } from './operations-config.js';
 import type { RetentionPolicy } from './retention.js';
-import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits.js';
 import { DEFAULT_APPLICATION_NAME, POSTGRES_DEFAULTS, resolvePostgresDatabase, type DatabaseConfig } from './database.js';
 import {
   DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST,

@@ -67,36 +67,6 @@ export class InMemoryMetadataStore implements MediaMetadataStore {
     return false;
   }
 
-  // The admin and retention queries: the reference semantics from media-core over this map.
-  async listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]> {
-    return selectMediaRecords(this.#media.values(), query, options);
-  }
-
-  async summarizeMedia(query: MediaQuery): Promise<MediaSummary> {
-    return summarizeMediaRecords(this.#media.values(), query);
-  }
-
-  async setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
-    const key = keyOf(serverName, mediaId);
-    const record = this.#media.get(key);
-    if (record === undefined) return false;
-    this.#media.set(key, { ...record, quarantined });
-    return true;
-  }
-
-  async setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
-    const key = keyOf(serverName, mediaId);
-    const record = this.#media.get(key);
-    if (record === undefined) return false;
-    const { protected: _wasProtected, ...rest } = record;
-    this.#media.set(key, isProtected ? { ...rest, protected: true } : rest);
-    return true;
-  }
-
-  async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
-    return mediaUsageOfRecords(this.#media.values(), query);
-  }
-
   async getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
     let bytes = 0;
     let files = 0;
@@ -145,6 +115,36 @@ export class InMemoryMetadataStore implements MediaMetadataStore {
     const rows = this.#thumbnails.get(key) ?? [];
     this.#thumbnails.delete(key);
     return rows.map((t) => t.blobId);
+  }
+
+  // The admin and retention queries: the reference semantics from media-core over this map.
+  async listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]> {
+    return selectMediaRecords(this.#media.values(), query, options);
+  }
+
+  async summarizeMedia(query: MediaQuery): Promise<MediaSummary> {
+    return summarizeMediaRecords(this.#media.values(), query);
+  }
+
+  async setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
+    const key = keyOf(serverName, mediaId);
+    const record = this.#media.get(key);
+    if (record === undefined) return false;
+    this.#media.set(key, { ...record, quarantined });
+    return true;
+  }
+
+  async setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
+    const key = keyOf(serverName, mediaId);
+    const record = this.#media.get(key);
+    if (record === undefined) return false;
+    const { protected: _wasProtected, ...rest } = record;
+    this.#media.set(key, isProtected ? { ...rest, protected: true } : rest);
+    return true;
+  }
+
+  async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
+    return mediaUsageOfRecords(this.#media.values(), query);
   }
 
   async getServerKeys(serverName: string): Promise<StoredServerKey[]> {

@@ -1,4 +1,14 @@
 import type { MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredServerKey, StoredThumbnail } from '@hsmedia/media-core';
+import {
+  mediaUsageOfRecords,
+  selectMediaRecords,
+  summarizeMediaRecords,
+  type MediaListOptions,
+  type MediaQuery,
+  type MediaSummary,
+  type MediaUsagePage,
+  type MediaUsageQuery,
+} from '@hsmedia/media-core';
 import { describeMetadataStore } from './metadata-store-suite.js';
 
 /**
@@ -75,6 +85,35 @@ class MemoryMetadataStore implements MediaMetadataStore {
       }
     }
     return deleted;
+  }
+  async listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]> {
+    await Promise.resolve();
+    return selectMediaRecords(this.#media.values(), query, options);
+  }
+  async summarizeMedia(query: MediaQuery): Promise<MediaSummary> {
+    await Promise.resolve();
+    return summarizeMediaRecords(this.#media.values(), query);
+  }
+  async setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
+    await Promise.resolve();
+    const key = JSON.stringify([serverName, mediaId]);
+    const record = this.#media.get(key);
+    if (!record) return false;
+    this.#media.set(key, { ...record, quarantined });
+    return true;
+  }
+  async setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
+    await Promise.resolve();
+    const key = JSON.stringify([serverName, mediaId]);
+    const record = this.#media.get(key);
+    if (!record) return false;
+    const { protected: _wasProtected, ...rest } = record;
+    this.#media.set(key, isProtected ? { ...rest, protected: true } : rest);
+    return true;
+  }
+  async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
+    await Promise.resolve();
+    return mediaUsageOfRecords(this.#media.values(), query);
   }
   async listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {
     await Promise.resolve();

@@ -1,9 +1,9 @@
 import type { MediaCompletion, MediaMetadataStore, MediaRecord, StoredServerKey } from '@hsmedia/media-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { describeMediaQueryCases } from './media-query-cases.js';
 import { describeJobLeaseCases } from './job-lease-cases.js';
-import { describeThumbnailCases } from './thumbnail-cases.js';
 import { describeUsageCases } from './usage-cases.js';
+import { describeThumbnailCases } from './thumbnail-cases.js';
+import { describeMediaQueryCases } from './media-query-cases.js';
 import { describePendingExpiryCases } from './pending-expiry-cases.js';
 import { describeProtectionCases } from './protection-cases.js';
 
@@ -131,9 +131,8 @@ export function describeMetadataStore(name: string, factory: MetadataStoreFactor
     });
 
     describeJobLeaseCases(store);
-    describeThumbnailCases(store);
     describeUsageCases(store);
-
+    describeThumbnailCases(store);
     describeMediaQueryCases(store);
     describePendingExpiryCases(store);
     describeProtectionCases(store);

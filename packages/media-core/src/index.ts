@@ -30,7 +30,6 @@ export {
   type BlobStore,
   type MediaRecord,
   type MediaCompletion,
-  type MediaUsage,
   type MediaQuery,
   type MediaOrder,
   type MediaListOptions,
@@ -38,6 +37,7 @@ export {
   type MediaUsageQuery,
   type UserMediaUsage,
   type MediaUsagePage,
+  type MediaUsage,
   type StoredServerKey,
   type StoredThumbnail,
   type MediaMetadataStore,
@@ -70,13 +70,6 @@ export {
   type PendingUploadRequest,
 } from './media-service.js';
 export {
-  ThumbnailService,
-  type ThumbnailServiceOptions,
-  type ThumbnailRules,
-  type GetThumbnailOptions,
-  type ThumbnailHandle,
-} from './thumbnail-service.js';
-export {
   TokenBucketRateLimiter,
   type RateLimiter,
   type RateLimitDecision,
@@ -88,6 +81,13 @@ export {
   type UploadQuotaOptions,
   type ResolvedUploadQuotaLimits,
 } from './upload-quota.js';
+export {
+  ThumbnailService,
+  type ThumbnailServiceOptions,
+  type ThumbnailRules,
+  type GetThumbnailOptions,
+  type ThumbnailHandle,
+} from './thumbnail-service.js';
 export {
   MediaAdmin,
   type MediaAdminOptions,

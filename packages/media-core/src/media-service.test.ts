@@ -111,30 +111,6 @@ class MemoryMetadataStore implements MediaMetadataStore {
   async isBlobReferenced(blobId: string): Promise<boolean> {
     return [...this.rows.values()].some((r) => r.blobId === blobId);
   }
-  async listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]> {
-    return selectMediaRecords(this.rows.values(), query, options);
-  }
-  async summarizeMedia(query: MediaQuery): Promise<MediaSummary> {
-    return summarizeMediaRecords(this.rows.values(), query);
-  }
-  async setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
-    const key = `${serverName}/${mediaId}`;
-    const row = this.rows.get(key);
-    if (!row) return false;
-    this.rows.set(key, { ...row, quarantined });
-    return true;
-  }
-  async setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
-    const key = `${serverName}/${mediaId}`;
-    const row = this.rows.get(key);
-    if (!row) return false;
-    const { protected: _wasProtected, ...rest } = row;
-    this.rows.set(key, isProtected ? { ...rest, protected: true } : rest);
-    return true;
-  }
-  async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
-    return mediaUsageOfRecords(this.rows.values(), query);
-  }
   async getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
     let bytes = 0;
     let files = 0;
@@ -175,6 +151,30 @@ class MemoryMetadataStore implements MediaMetadataStore {
     const mine = await this.listThumbnails(serverName, mediaId);
     for (const t of mine) this.thumbnails.splice(this.thumbnails.indexOf(t), 1);
     return mine.map((t) => t.blobId);
+  }
+  async listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]> {
+    return selectMediaRecords(this.rows.values(), query, options);
+  }
+  async summarizeMedia(query: MediaQuery): Promise<MediaSummary> {
+    return summarizeMediaRecords(this.rows.values(), query);
+  }
+  async setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
+    const key = `${serverName}/${mediaId}`;
+    const row = this.rows.get(key);
+    if (!row) return false;
+    this.rows.set(key, { ...row, quarantined });
+    return true;
+  }
+  async setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
+    const key = `${serverName}/${mediaId}`;
+    const row = this.rows.get(key);
+    if (!row) return false;
+    const { protected: _wasProtected, ...rest } = row;
+    this.rows.set(key, isProtected ? { ...rest, protected: true } : rest);
+    return true;
+  }
+  async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
+    return mediaUsageOfRecords(this.rows.values(), query);
   }
   async getServerKeys(): Promise<StoredServerKey[]> {
     return [];

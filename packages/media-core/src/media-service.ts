@@ -612,6 +612,7 @@ export class MediaService {
     }
     this.invalidate(serverName, mediaId);
     this.#uploadWaiters.notify(`${serverName}/${mediaId}`);
+    this.#emitStored(completedRecord);
     this.#logger.debug({ mediaId, userId: requester.userId }, 'async media uploaded');
   }
 
@@ -1041,24 +1042,6 @@ async function readExactly(stream: ReadableStream<Uint8Array>, size: number): Pr
     reader.releaseLock();
   }
   return offset === size ? out : null;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -223,6 +223,16 @@ export interface MediaMetadataStore {
   touchMedia(serverName: string, mediaId: string, at: number): Promise<void>;
   /** Records which blob IDs are referenced (all of them), for orphan clean-up. */
   isBlobReferenced(blobId: string): Promise<boolean>;
+  /** Records a {@link MediaQuery} selects, in the given order and page (admin API, retention). */
+  listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]>;
+  /** How many records a {@link MediaQuery} selects and their total size. */
+  summarizeMedia(query: MediaQuery): Promise<MediaSummary>;
+  /** Sets or clears the quarantine flag; true when the record exists. */
+  setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean>;
+  /** Sets or clears the protection flag ({@link MediaRecord.protected}); true when the record exists. */
+  setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean>;
+  /** Per-uploader counts and sizes (Synapse's `statistics/users/media`). */
+  mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage>;
   /**
    * Bytes (sum of `size`) and count of `userId`'s completed media (`blobId`
    * set) created at or after `sinceMs`; `sinceMs` 0 counts everything. For
@@ -244,16 +254,6 @@ export interface MediaMetadataStore {
    * nobody uploaded to (spec v1.7+ `unused_expires_at`).
    */
   deleteExpiredPendingMedia(now: number, limit: number): Promise<number>;
-  /** Records a {@link MediaQuery} selects, in the given order and page (admin API, retention). */
-  listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]>;
-  /** How many records a {@link MediaQuery} selects and their total size. */
-  summarizeMedia(query: MediaQuery): Promise<MediaSummary>;
-  /** Sets or clears the quarantine flag; true when the record exists. */
-  setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean>;
-  /** Sets or clears the protection flag ({@link MediaRecord.protected}); true when the record exists. */
-  setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean>;
-  /** Per-uploader counts and sizes (Synapse's `statistics/users/media`). */
-  mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage>;
   /** The stored thumbnails of a media item (any order); [] when none. */
   listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]>;
   /**

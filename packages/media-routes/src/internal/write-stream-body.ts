@@ -60,7 +60,7 @@ async function pumpWebStream(body: ReadableStream<Uint8Array>, res: ServerRespon
         if (gone) return;
       }
     }
-  } catch (error) {
+  } catch {
     // The source failed: abort the response (the client sees a cut connection, not a short body).
     if (!gone) res.destroy();
   } finally {

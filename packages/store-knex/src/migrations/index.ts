@@ -8,7 +8,7 @@ import type { StoreMigration } from './types.js';
 export type { StoreMigration } from './types.js';
 
 /** Every migration, oldest first. Append only. */
-export const migrations: readonly StoreMigration[] = Object.freeze([initialMigration, thumbnailsMigration, mediaAdminIndexesMigration, leasesMigration, mediaProtectionMigration]);
+export const migrations: readonly StoreMigration[] = Object.freeze([initialMigration, thumbnailsMigration, leasesMigration, mediaAdminIndexesMigration, mediaProtectionMigration]);
 
 /** Names of {@link migrations}, in order: what a fully migrated schema has recorded. */
 export const MIGRATION_NAMES: readonly string[] = Object.freeze(migrations.map((migration) => migration.name));

@@ -5,6 +5,7 @@ import type {
   RemoteMedia,
   RemoteMediaRequest,
   RemoteMediaSource,
+  RemoteThumbnailRequest,
   ThumbnailGenerator,
 } from '@hsmedia/media-core';
 import type { Context, Middleware } from 'koa';
@@ -168,21 +169,27 @@ export class MediaMetrics {
 
   /** Counts the fetches (and their outcomes) of a remote media source. */
   instrumentRemoteSource(source: RemoteMediaSource): RemoteMediaSource {
+    // One wrapper for both kinds of fetch, so remote thumbnails are counted like downloads.
+    const counted = async <T>(fetch: () => Promise<T>): Promise<T> => {
+      this.remoteFetchesInFlight.inc();
+      try {
+        const media = await fetch();
+        this.remoteFetches.inc({ outcome: 'ok' });
+        return media;
+      } catch (err) {
+        const failure = (err as { failure?: unknown } | null)?.failure;
+        this.remoteFetches.inc({ outcome: typeof failure === 'string' && /^[a-z_]{1,32}$/.test(failure) ? failure : 'error' });
+        throw err;
+      } finally {
+        this.remoteFetchesInFlight.dec();
+      }
+    };
+    const fetchThumbnail = source.fetchThumbnail?.bind(source);
     return {
-      fetchMedia: async (request: RemoteMediaRequest): Promise<RemoteMedia> => {
-        this.remoteFetchesInFlight.inc();
-        try {
-          const media = await source.fetchMedia(request);
-          this.remoteFetches.inc({ outcome: 'ok' });
-          return media;
-        } catch (err) {
-          const failure = (err as { failure?: unknown } | null)?.failure;
-          this.remoteFetches.inc({ outcome: typeof failure === 'string' && /^[a-z_]{1,32}$/.test(failure) ? failure : 'error' });
-          throw err;
-        } finally {
-          this.remoteFetchesInFlight.dec();
-        }
-      },
+      fetchMedia: (request: RemoteMediaRequest): Promise<RemoteMedia> => counted(() => source.fetchMedia(request)),
+      ...(fetchThumbnail === undefined
+        ? {}
+        : { fetchThumbnail: (request: RemoteThumbnailRequest): Promise<RemoteMedia> => counted(() => fetchThumbnail(request)) }),
     };
   }
 

@@ -159,13 +159,14 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     const { stagingFilesRemoved } = maintenance;
 
     const metrics = new MediaMetrics();
+    const remote = metrics.instrumentRemoteSource(federationClient);
     media = new MediaService({
       serverName: config.serverName,
       blobs: stores.blobs,
       metadata: stores.metadata,
       maxUploadBytes: config.maxUploadBytes,
       freezeLegacy: config.legacyMedia.freeze,
-      remote: metrics.instrumentRemoteSource(federationClient),
+      remote,
       onCacheLookup: metrics.onCacheLookup,
       maxRemoteBytes: federation.maxDownloadBytes,
       remoteFailureTtlMs: federation.failureCacheMs,
@@ -186,7 +187,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       metadata: stores.metadata,
       logger: logger.child({ component: 'thumbnails' }),
       // Uncached remote media: the remote's own thumbnail first (thumbnails.remote_thumbnail_first).
-      remote: federationClient,
+      remote,
       wrapGenerator: (generator) => metrics.instrumentThumbnailGenerator(generator),
     });
 

@@ -197,6 +197,25 @@ describe('metrics', () => {
     expect(sample(after, 'hsmedia_thumbnail_generation_seconds_count', { outcome: 'ok' })).toBeGreaterThanOrEqual(1);
   });
 
+  it('counts remote thumbnail fetches like downloads, and keeps fetchThumbnail only where the source has it', async () => {
+    const metrics = new MediaMetrics({ defaultMetrics: false });
+    const media = { contentType: 'image/png', contentDisposition: null, contentLength: 0, body: new ReadableStream<Uint8Array>() };
+    const plain = metrics.instrumentRemoteSource({ fetchMedia: () => Promise.resolve(media) });
+    expect(plain.fetchThumbnail).toBeUndefined();
+    const failing = Object.assign(new Error('gone'), { failure: 'not_found' });
+    const both = metrics.instrumentRemoteSource({
+      fetchMedia: () => Promise.resolve(media),
+      fetchThumbnail: () => Promise.reject(failing),
+    });
+    const request = { serverName: 'b.test', mediaId: 'abc', maxBytes: 10, timeoutMs: 1000 };
+    await expect(both.fetchThumbnail!({ ...request, width: 32, height: 32, method: 'crop', animated: false })).rejects.toBe(failing);
+    await both.fetchMedia(request);
+    const text = await metrics.scrape();
+    expect(sample(text, 'hsmedia_remote_fetches_total', { outcome: 'not_found' })).toBe(1);
+    expect(sample(text, 'hsmedia_remote_fetches_total', { outcome: 'ok' })).toBe(1);
+    expect(text).toContain('hsmedia_remote_fetches_in_flight 0');
+  });
+
   it('reads the thumbnail job slots of a generator that reports its load', async () => {
     const metrics = new MediaMetrics({ defaultMetrics: false });
     const load = { running: 2, waiting: 3 };

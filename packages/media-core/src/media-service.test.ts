@@ -370,6 +370,18 @@ describe('MediaService.getMedia', () => {
     expect(blobs.opens).toBe(opens);
   });
 
+  it('answers cachedSmall from memory only: undefined until readSmall has read the blob', async () => {
+    const { media, blobs } = setup();
+    const { mediaId } = await media.upload({ body: iter(enc('avatar')), requester: alice });
+    const cold = await media.getMedia('example.org', mediaId);
+    expect(cold.cachedSmall?.()).toBeUndefined();
+    await cold.readSmall();
+    const opens = blobs.opens;
+    const hot = await media.getMedia('example.org', mediaId);
+    expect(Buffer.from(hot.cachedSmall!()!).toString()).toBe('avatar');
+    expect(blobs.opens).toBe(opens);
+  });
+
   it('keeps large media out of the blob cache', async () => {
     const { media } = setup({ maxUploadBytes: 1000, cache: { maxBlobBytes: 10 } });
     const { mediaId } = await media.upload({ body: iter(new Uint8Array(11)), requester: alice });

@@ -147,11 +147,11 @@ export interface UploadResult {
 /** Options for {@link MediaService.getMedia}. */
 export interface GetMediaOptions {
   /** The request came through a deprecated unauthenticated endpoint (freeze applies). */
-  readonly legacy?: boolean;
+  readonly legacy?: boolean | undefined;
   /** Legacy `allow_remote` (default true): when false, no remote fetch is started. */
-  readonly allowRemote?: boolean;
+  readonly allowRemote?: boolean | undefined;
   /** How long to wait for a pending async upload (default 20 000, capped at 60 000). */
-  readonly timeoutMs?: number;
+  readonly timeoutMs?: number | undefined;
   /**
    * Only this server's own media: no remote lookup or fetch, 404 for
    * anything else (the federation endpoints serve local media only).
@@ -163,7 +163,8 @@ export interface GetMediaOptions {
    * false to wait until the media is stored (e.g. to thumbnail it).
    */
   readonly allowLive?: boolean;
-  readonly signal?: AbortSignal;
+  /** Undefined (or absent): not abortable. Read only when needed, so it may be a getter that creates it. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** An inclusive byte range, as in HTTP `Range: bytes=start-end`. */
@@ -198,6 +199,12 @@ export interface MediaHandle {
    * larger media, which callers stream with {@link MediaHandle.open}.
    */
   readSmall(signal?: AbortSignal): Promise<Uint8Array | null>;
+  /**
+   * The whole content when it is already in the in-memory cache, without
+   * I/O; undefined otherwise (then use {@link MediaHandle.readSmall}). Lets a
+   * server answer a cache hit without a promise or an abort signal.
+   */
+  cachedSmall?(): Uint8Array | undefined;
   /** A stream of the content, or of the inclusive range (ranges are refused on live handles). */
   open(range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array> | Readable>;
   /**
@@ -986,6 +993,13 @@ export class MediaService {
       size,
       etag: `"${record.sha256 ?? `${blobId}-${size}`}"`,
       discard(): void {},
+      cachedSmall(): Uint8Array | undefined {
+        if (size > maxBlobBytes) return undefined;
+        const cached = smallBlobs.get(blobId, 0);
+        // Misses are counted by the readSmall that follows, so each lookup counts once.
+        if (cached !== undefined) onCacheLookup?.('blob', true);
+        return cached;
+      },
       async readSmall(signal?: AbortSignal): Promise<Uint8Array | null> {
         if (size > maxBlobBytes) return null;
         const cached = smallBlobs.get(blobId, 0);

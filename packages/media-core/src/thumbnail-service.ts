@@ -3,7 +3,7 @@ import { ErrCode, MatrixError, errors } from '@hsmedia/errors';
 import { essenceOf } from './content-headers.js';
 import { ContentTooLargeError, RemoteMediaError } from './errors.js';
 import { isValidMediaId } from './ids.js';
-import type { ByteRange, MediaHandle, MediaService } from './media-service.js';
+import type { ByteRange, GetMediaOptions, MediaHandle, MediaService } from './media-service.js';
 import { WeightedLru } from './media-service-lru.js';
 import {
   noopLogger,
@@ -89,10 +89,11 @@ export interface ThumbnailServiceOptions {
 /** Options for {@link ThumbnailService.getThumbnail}: as for `MediaService.getMedia`. */
 export interface GetThumbnailOptions {
   /** The request came through a deprecated unauthenticated endpoint (freeze applies). */
-  readonly legacy?: boolean;
-  readonly allowRemote?: boolean;
-  readonly timeoutMs?: number;
-  readonly signal?: AbortSignal;
+  readonly legacy?: boolean | undefined;
+  readonly allowRemote?: boolean | undefined;
+  readonly timeoutMs?: number | undefined;
+  /** Undefined (or absent): not abortable. Read only when needed, so it may be a getter that creates it. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /**
@@ -280,24 +281,25 @@ export class ThumbnailService {
     let handle: MediaHandle;
     if (this.#remoteThumbnailFirst(serverName, mediaId, options)) {
       try {
-        handle = await this.#media.getMedia(serverName, mediaId, { ...options, allowRemote: false, allowLive: false });
+        handle = await this.#media.getMedia(serverName, mediaId, new ThumbnailMediaLookup(options, false));
       } catch (error) {
         // Not found locally may still be a quarantined or otherwise refused row: only a missing row asks the remote.
         if (!(error instanceof MatrixError) || error.errcode !== ErrCode.NOT_FOUND) throw error;
         if ((await this.#metadata.getMedia(serverName, mediaId)) !== null) throw error;
         const answer = await this.#remoteThumbnail(serverName, mediaId, spec, options);
         if (answer !== null) return answer;
-        handle = await this.#media.getMedia(serverName, mediaId, { ...options, allowLive: false });
+        handle = await this.#media.getMedia(serverName, mediaId, new ThumbnailMediaLookup(options));
       }
     } else {
-      handle = await this.#media.getMedia(serverName, mediaId, { ...options, allowLive: false });
+      handle = await this.#media.getMedia(serverName, mediaId, new ThumbnailMediaLookup(options));
     }
     handle.discard();
-    return this.thumbnailFor(handle.record, spec, options.signal === undefined ? {} : { signal: options.signal });
+    // `options` itself, not a copy: its signal may be created on first read (see ThumbnailMediaLookup).
+    return this.thumbnailFor(handle.record, spec, options);
   }
 
   /** The thumbnail of a stored media record for `spec` (the federation endpoint has the record already). */
-  async thumbnailFor(record: MediaRecord, spec: ThumbnailSpec, options: { readonly signal?: AbortSignal } = {}): Promise<ThumbnailHandle> {
+  async thumbnailFor(record: MediaRecord, spec: ThumbnailSpec, options: { readonly signal?: AbortSignal | undefined } = {}): Promise<ThumbnailHandle> {
     if (record.blobId === null) throw errors.notFound('Media not found');
     const type = essence(record.contentType);
     if (!this.#generator.supports(type)) throw cannotThumbnail();
@@ -716,6 +718,9 @@ export class ThumbnailService {
       // The blob is immutable and never shared, so its ID names these bytes.
       etag: `"thumb-${blobId}"`,
       discard(): void {},
+      cachedSmall(): Uint8Array | undefined {
+        return size > MAX_CACHED_THUMBNAIL_BYTES ? undefined : cache.get(blobId, 0);
+      },
       async readSmall(signal?: AbortSignal): Promise<Uint8Array | null> {
         if (size > MAX_CACHED_THUMBNAIL_BYTES) return null;
         const cached = cache.get(blobId, 0);
@@ -736,6 +741,31 @@ export class ThumbnailService {
         return stream;
       },
     };
+  }
+}
+
+/**
+ * The `getMedia` options of a thumbnail lookup (never live; `allowRemote`
+ * overridden when given). The signal is read through, not copied: callers
+ * may create it on first read, and a cache hit never reads it. A class (the
+ * getter on the prototype) because a literal with a getter is slow in V8.
+ */
+class ThumbnailMediaLookup implements GetMediaOptions {
+  readonly #options: GetThumbnailOptions;
+  readonly legacy: boolean | undefined;
+  readonly allowRemote: boolean | undefined;
+  readonly timeoutMs: number | undefined;
+  readonly allowLive: boolean = false;
+
+  constructor(options: GetThumbnailOptions, allowRemote?: boolean) {
+    this.#options = options;
+    this.legacy = options.legacy;
+    this.allowRemote = allowRemote ?? options.allowRemote;
+    this.timeoutMs = options.timeoutMs;
+  }
+
+  get signal(): AbortSignal | undefined {
+    return this.#options.signal;
   }
 }
 

@@ -18,6 +18,7 @@ import { addAsyncUploadRoutes } from './async-upload-routes.js';
 import { clientIpKey, rateLimit, requesterKey } from './rate-limit.js';
 import { mediaSecurityHeaders } from './media-headers.js';
 import { sendMedia } from './send-media.js';
+import { LazyMediaLookup, LazySendOptions } from './internal/lazy-signal.js';
 import { addThumbnailRoutes, federationThumbnailProvider } from './thumbnail-routes.js';
 
 /** Options for {@link createMediaRouters}. */
@@ -164,12 +165,10 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
     const params = (ctx as Context & { params: Record<string, string> }).params;
     const fileName = fileNameParam(ctx);
     const timeoutMs = parseTimeoutMs(ctx);
-    const signal = abortSignalFor(ctx);
-    const handle = await media.getMedia(params['serverName']!, params['mediaId']!, {
-      signal,
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
-    });
-    await sendMedia(ctx, handle, { fileName, cacheControl: privateCache, signal });
+    // The abort signal is created only if read (a cache hit does not): see LazyMediaLookup.
+    const lookup = new LazyMediaLookup(ctx, false, true, timeoutMs);
+    const handle = await media.getMedia(params['serverName']!, params['mediaId']!, lookup);
+    await sendMedia(ctx, handle, new LazySendOptions(ctx, privateCache, fileName));
   };
 
   const legacyDownload: Middleware = async (ctx) => {
@@ -178,14 +177,9 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
     const timeoutMs = parseTimeoutMs(ctx);
     const allowRemote = parseBoolean(ctx, 'allow_remote', true);
     // allow_redirect is accepted and ignored: we always answer with the bytes, which every value permits.
-    const signal = abortSignalFor(ctx);
-    const handle = await media.getMedia(params['serverName']!, params['mediaId']!, {
-      legacy: true,
-      allowRemote,
-      signal,
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
-    });
-    await sendMedia(ctx, handle, { fileName, cacheControl: publicCache, signal });
+    const lookup = new LazyMediaLookup(ctx, true, allowRemote, timeoutMs);
+    const handle = await media.getMedia(params['serverName']!, params['mediaId']!, lookup);
+    await sendMedia(ctx, handle, new LazySendOptions(ctx, publicCache, fileName));
   };
 
   const upload: Middleware = async (ctx) => {

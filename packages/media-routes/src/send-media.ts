@@ -71,7 +71,8 @@ export async function sendMedia(ctx: Context, handle: MediaHandle, options: Send
     ctx.body = Buffer.alloc(0);
     return;
   }
-  const small = await handle.readSmall(options.signal);
+  // A cache hit needs neither a promise nor the abort signal (options.signal may be created lazily).
+  const small = handle.cachedSmall?.() ?? (await handle.readSmall(options.signal));
   if (small !== null) {
     ctx.body = Buffer.from(small.buffer, small.byteOffset + start, length);
     return;

@@ -11,6 +11,7 @@ import type { MediaService, ThumbnailService } from '@hsmedia/media-core';
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { FederationThumbnailProvider } from './federation-router.js';
+import { LazyMediaLookup, LazySendOptions } from './internal/lazy-signal.js';
 import { sendMedia } from './send-media.js';
 
 /** Options of {@link addThumbnailRoutes}. */
@@ -78,23 +79,25 @@ export function addThumbnailRoutes(client: Router, legacy: Router, options: Thum
       const query = new URLSearchParams(ctx.querystring);
       const serverName = params['serverName']!;
       const mediaId = params['mediaId']!;
-      const signal = abortSignalFor(ctx);
       const timeoutMs = timeoutMsOf(query);
       const allowRemote = isLegacy ? allowRemoteOf(query) : true;
-      const lookup = {
-        signal,
-        ...(isLegacy ? { legacy: true, allowRemote } : {}),
-        ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      };
+      // The abort signal is created only if read (a cached thumbnail does not): see LazyMediaLookup.
+      const lookup = new LazyMediaLookup(ctx, isLegacy, allowRemote, timeoutMs);
       if (thumbnails === undefined) {
         // Thumbnails are off: the media still has to exist for the answer to be "cannot thumbnail".
-        const handle = await media.getMedia(serverName, mediaId, { ...lookup, allowLive: false });
+        const handle = await media.getMedia(serverName, mediaId, {
+          legacy: isLegacy,
+          allowRemote,
+          timeoutMs,
+          allowLive: false,
+          signal: abortSignalFor(ctx),
+        });
         handle.discard();
         throw cannotThumbnail();
       }
       const spec = thumbnails.parseRequest(query);
       const handle = await thumbnails.getThumbnail(serverName, mediaId, spec, lookup);
-      await sendMedia(ctx, handle, { cacheControl: isLegacy ? publicCache : privateCache, signal });
+      await sendMedia(ctx, handle, new LazySendOptions(ctx, isLegacy ? publicCache : privateCache));
     };
 
   client.get('/thumbnail/:serverName/:mediaId', authenticate, ...(options.clientBefore ?? []), handler(false));

@@ -13,6 +13,35 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { healthStatus, type HealthReport } from './health.js';
 
 /**
+ * Increments of a labelled counter, summed in memory per label set and added
+ * to the counter when it is read (a scrape runs its `collect`). prom-client
+ * hashes and validates the labels on every `inc`, and a request makes
+ * several; here a hit is one Map lookup. The key names the label set.
+ */
+class PendingIncrements<L extends string> {
+  readonly #series = new Map<string, { readonly labels: Record<L, string>; value: number }>();
+
+  /** Adds `value` to the series `key`; returns its labels (one object per series, reusable). */
+  add(key: string, labels: Record<L, string>, value: number): Record<L, string> {
+    const series = this.#series.get(key);
+    if (series !== undefined) {
+      series.value += value;
+      return series.labels;
+    }
+    this.#series.set(key, { labels, value });
+    return labels;
+  }
+
+  flushInto(counter: Counter<L>): void {
+    for (const series of this.#series.values()) {
+      if (series.value === 0) continue;
+      counter.inc(series.labels, series.value);
+      series.value = 0;
+    }
+  }
+}
+
+/**
  * The server's Prometheus metrics, on a registry of its own (never
  * prom-client's global one, so several servers in one process stay apart).
  *
@@ -34,6 +63,11 @@ export class MediaMetrics {
   readonly retentionDeleted: Counter<'rule'>;
   readonly thumbnailJobs: Gauge<'state'>;
   readonly uploadWaiters: Gauge;
+  // Per-request increments, summed here and added when the counters are read (see PendingIncrements).
+  readonly #pendingRequests = new PendingIncrements<'method' | 'route' | 'status'>();
+  readonly #pendingBytesIn = new PendingIncrements<'route'>();
+  readonly #pendingBytesOut = new PendingIncrements<'route'>();
+  readonly #pendingCacheLookups = new PendingIncrements<'cache' | 'result'>();
   /** Read at scrape time: the thumbnailer's job slots (set by {@link instrumentThumbnailGenerator}). */
   #thumbnailLoad: (() => { readonly running: number; readonly waiting: number }) | undefined;
   /** Read at scrape time: requests waiting for pending uploads (set by {@link watchUploadWaiters}). */
@@ -46,6 +80,7 @@ export class MediaMetrics {
       help: 'HTTP requests answered, by method, route template and status.',
       labelNames: ['method', 'route', 'status'],
       registers,
+      collect: () => this.#pendingRequests.flushInto(this.requests),
     });
     this.requestDuration = new Histogram({
       name: 'hsmedia_http_request_duration_seconds',
@@ -64,12 +99,14 @@ export class MediaMetrics {
       help: 'Bytes received on request connections (headers and bodies), by route template.',
       labelNames: ['route'],
       registers,
+      collect: () => this.#pendingBytesIn.flushInto(this.bytesIn),
     });
     this.bytesOut = new Counter({
       name: 'hsmedia_http_sent_bytes_total',
       help: 'Bytes sent in responses (headers and bodies), by route template.',
       labelNames: ['route'],
       registers,
+      collect: () => this.#pendingBytesOut.flushInto(this.bytesOut),
     });
     this.remoteFetches = new Counter({
       name: 'hsmedia_remote_fetches_total',
@@ -87,6 +124,7 @@ export class MediaMetrics {
       help: 'In-memory cache lookups (record: metadata, blob: small media bytes), by result (hit or miss).',
       labelNames: ['cache', 'result'],
       registers,
+      collect: () => this.#pendingCacheLookups.flushInto(this.cacheLookups),
     });
     this.thumbnailDuration = new Histogram({
       name: 'hsmedia_thumbnail_generation_seconds',
@@ -128,7 +166,8 @@ export class MediaMetrics {
 
   /** For `MediaService`'s `onCacheLookup` option. */
   readonly onCacheLookup = (cache: 'record' | 'blob', hit: boolean): void => {
-    this.cacheLookups.inc({ cache, result: hit ? 'hit' : 'miss' });
+    const result = hit ? 'hit' : 'miss';
+    this.#pendingCacheLookups.add(`${cache} ${result}`, { cache, result }, 1);
   };
 
   /**
@@ -147,16 +186,17 @@ export class MediaMetrics {
         done = true;
         this.requestsInFlight.dec();
         const route = routeOf(ctx);
-        const labels = { method: methodLabel(ctx.method), route, status: String(ctx.res.statusCode) };
-        this.requests.inc(labels);
+        const method = methodLabel(ctx.method);
+        const status = ctx.res.statusCode;
+        const labels = this.#pendingRequests.add(`${method} ${status} ${route}`, { method, route, status: String(status) }, 1);
         this.requestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
         // Since the previous request on this connection ended: the request line, headers and body
         // often arrive in one read before this middleware runs, so a snapshot at the start would miss them.
         const last = socketCounts.get(socket) ?? { read: 0, written: 0 };
         const now = { read: socket.bytesRead, written: socket.bytesWritten };
         socketCounts.set(socket, now);
-        this.bytesIn.inc({ route }, Math.max(0, now.read - last.read));
-        this.bytesOut.inc({ route }, Math.max(0, now.written - last.written));
+        this.#pendingBytesIn.add(route, { route }, Math.max(0, now.read - last.read));
+        this.#pendingBytesOut.add(route, { route }, Math.max(0, now.written - last.written));
       };
       ctx.res.once('close', finish);
       try {

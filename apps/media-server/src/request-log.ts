@@ -9,6 +9,8 @@ import type { Logger } from '@hsmedia/media-core';
 export function redactRequestTarget(target: string): string {
   const query = target.indexOf('?');
   if (query < 0) return target;
+  // Fast path: a parameter name can only decode to access_token if it is spelled out or percent-encoded.
+  if (!target.includes('access_token', query) && !target.includes('%', query)) return target;
   const path = target.slice(0, query);
   const params = target
     .slice(query + 1)

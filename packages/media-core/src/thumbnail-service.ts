@@ -147,13 +147,18 @@ const EXTENSIONS: Readonly<Record<string, string>> = {
   'image/avif': 'avif',
   'image/apng': 'png',
 };
+/** `thumbnail.<ext>` per type, built once (a fresh string per request is flattened again by every header check). */
+const THUMBNAIL_NAMES: ReadonlyMap<string, string> = new Map(Object.entries(EXTENSIONS).map(([type, ext]) => [type, `thumbnail.${ext}`]));
 
 function cannotThumbnail(): MatrixError {
   return errors.unknown('Cannot generate thumbnails for the requested content', 400);
 }
 
 function essence(contentType: string | null): string {
-  return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (contentType === null) return '';
+  // indexOf, not split: this runs on every thumbnail request.
+  const semi = contentType.indexOf(';');
+  return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
 }
 
 function rowKey(t: Pick<StoredThumbnail, 'width' | 'height' | 'method' | 'animated' | 'contentType'>): string {
@@ -223,6 +228,8 @@ export class ThumbnailService {
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #rows = new WeightedLru<string, StoredThumbnail[]>(10_000);
+  /** The last handle built for a stored row (rows are cached objects; entries go with them). */
+  readonly #handles = new WeakMap<StoredThumbnail, ThumbnailHandle>();
   readonly #bytes: WeightedLru<string, Uint8Array>;
   readonly #failures = new WeightedLru<string, MatrixError>(10_000);
   /** `media/spec` → the row that answered it (dynamic mode), for outputs the exact test cannot recognise. */
@@ -330,7 +337,12 @@ export class ThumbnailService {
         throw errors.notFound('No thumbnail of the requested method is available');
       }
     }
-    return this.#handleFor(record, row, false);
+    // Handles are stateless, so the one of a cached row is reused while the record is the same object.
+    const reusable = this.#handles.get(row);
+    if (reusable !== undefined && reusable.record === record) return reusable;
+    const handle = this.#handleFor(record, row, false);
+    this.#handles.set(row, handle);
+    return handle;
   }
 
   /** Queues the generation of the configured sizes for a stored media item (no-op when not an image we thumbnail). */
@@ -713,7 +725,7 @@ export class ThumbnailService {
       fromRemote,
       live: false,
       contentType: thumbnail.contentType,
-      uploadName: `thumbnail.${EXTENSIONS[thumbnail.contentType] ?? 'bin'}`,
+      uploadName: THUMBNAIL_NAMES.get(thumbnail.contentType) ?? 'thumbnail.bin',
       size,
       // The blob is immutable and never shared, so its ID names these bytes.
       etag: `"thumb-${blobId}"`,

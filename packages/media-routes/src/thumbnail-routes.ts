@@ -7,7 +7,7 @@
  */
 import { errors } from '@hsmedia/errors';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
-import type { MediaService, ThumbnailService } from '@hsmedia/media-core';
+import type { MediaService, ThumbnailService, ThumbnailSpec } from '@hsmedia/media-core';
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { FederationThumbnailProvider } from './federation-router.js';
@@ -50,6 +50,37 @@ function allowRemoteOf(query: URLSearchParams): boolean {
   throw errors.invalidParam('allow_remote must be true or false');
 }
 
+/** The parsed query of a thumbnail request (what the handler needs of it). */
+interface ThumbnailQuery {
+  readonly timeoutMs: number | undefined;
+  readonly allowRemote: boolean;
+  readonly spec: ThumbnailSpec;
+}
+
+/** Distinct query strings remembered per route; the map is emptied when full (clients mostly reuse a few sizes). */
+const MAX_REMEMBERED_QUERIES = 256;
+
+/**
+ * Parses thumbnail queries, remembering valid ones by their raw query
+ * string: clients ask for the same few sizes over and over, and parsing
+ * (URLSearchParams, four parameters) is a visible share of a cached
+ * thumbnail's cost. Invalid queries are never remembered, so they throw every time.
+ */
+function thumbnailQueryParser(isLegacy: boolean, thumbnails: ThumbnailService): (querystring: string) => ThumbnailQuery {
+  const remembered = new Map<string, ThumbnailQuery>();
+  return (querystring) => {
+    const known = remembered.get(querystring);
+    if (known !== undefined) return known;
+    const query = new URLSearchParams(querystring);
+    const timeoutMs = timeoutMsOf(query);
+    const allowRemote = isLegacy ? allowRemoteOf(query) : true;
+    const parsed: ThumbnailQuery = { timeoutMs, allowRemote, spec: Object.freeze(thumbnails.parseRequest(query)) };
+    if (remembered.size >= MAX_REMEMBERED_QUERIES) remembered.clear();
+    remembered.set(querystring, parsed);
+    return parsed;
+  };
+}
+
 function cannotThumbnail(): Error {
   return errors.unknown('Cannot generate thumbnails for the requested content', 400);
 }
@@ -72,20 +103,15 @@ export function addThumbnailRoutes(client: Router, legacy: Router, options: Thum
   const privateCache = `private, max-age=${options.maxAgeSeconds}`;
   const publicCache = `public, max-age=${options.maxAgeSeconds}`;
 
-  const handler =
-    (isLegacy: boolean): Middleware =>
-    async (ctx: Context) => {
-      const params = (ctx as Context & { params: Record<string, string> }).params;
-      const query = new URLSearchParams(ctx.querystring);
-      const serverName = params['serverName']!;
-      const mediaId = params['mediaId']!;
-      const timeoutMs = timeoutMsOf(query);
-      const allowRemote = isLegacy ? allowRemoteOf(query) : true;
-      // The abort signal is created only if read (a cached thumbnail does not): see LazyMediaLookup.
-      const lookup = new LazyMediaLookup(ctx, isLegacy, allowRemote, timeoutMs);
-      if (thumbnails === undefined) {
+  const handler = (isLegacy: boolean): Middleware => {
+    if (thumbnails === undefined) {
+      return async (ctx: Context) => {
         // Thumbnails are off: the media still has to exist for the answer to be "cannot thumbnail".
-        const handle = await media.getMedia(serverName, mediaId, {
+        const params = (ctx as Context & { params: Record<string, string> }).params;
+        const query = new URLSearchParams(ctx.querystring);
+        const timeoutMs = timeoutMsOf(query);
+        const allowRemote = isLegacy ? allowRemoteOf(query) : true;
+        const handle = await media.getMedia(params['serverName']!, params['mediaId']!, {
           legacy: isLegacy,
           allowRemote,
           timeoutMs,
@@ -94,11 +120,18 @@ export function addThumbnailRoutes(client: Router, legacy: Router, options: Thum
         });
         handle.discard();
         throw cannotThumbnail();
-      }
-      const spec = thumbnails.parseRequest(query);
-      const handle = await thumbnails.getThumbnail(serverName, mediaId, spec, lookup);
+      };
+    }
+    const parseQuery = thumbnailQueryParser(isLegacy, thumbnails);
+    return async (ctx: Context) => {
+      const params = (ctx as Context & { params: Record<string, string> }).params;
+      const { timeoutMs, allowRemote, spec } = parseQuery(ctx.querystring);
+      // The abort signal is created only if read (a cached thumbnail does not): see LazyMediaLookup.
+      const lookup = new LazyMediaLookup(ctx, isLegacy, allowRemote, timeoutMs);
+      const handle = await thumbnails.getThumbnail(params['serverName']!, params['mediaId']!, spec, lookup);
       await sendMedia(ctx, handle, new LazySendOptions(ctx, isLegacy ? publicCache : privateCache));
     };
+  };
 
   client.get('/thumbnail/:serverName/:mediaId', authenticate, ...(options.clientBefore ?? []), handler(false));
   for (const version of options.legacyVersions) {

@@ -278,6 +278,8 @@ export class MediaService {
   readonly serverName: string;
   readonly #blobs: BlobStore;
   readonly #metadata: MediaMetadataStore;
+  /** The handle of each stored record object (records are cached objects; entries go with them). */
+  readonly #handles = new WeakMap<MediaRecord, MediaHandle>();
   readonly #maxUploadBytes: number;
   readonly #freezeLegacy: boolean;
   readonly #freezeExemptions: ReadonlySet<string>;
@@ -662,7 +664,13 @@ export class MediaService {
     if (record.quarantined) throw mediaNotFound();
     if (options.legacy === true && record.authenticated && !this.#freezeExemptions.has(key)) throw mediaNotFound();
     this.#noteAccess(key, serverName, mediaId);
-    return this.#handleFor(record);
+    // Handles of stored media are stateless: one per cached record object, not one per request.
+    let handle = this.#handles.get(record);
+    if (handle === undefined) {
+      handle = this.#handleFor(record);
+      this.#handles.set(record, handle);
+    }
+    return handle;
   }
 
   /**

@@ -14,6 +14,18 @@ export interface SendMediaOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Content-Disposition of a handle's stored name, per handle (media services reuse handles of cached records). */
+const dispositions = new WeakMap<MediaHandle, string>();
+
+function storedDisposition(handle: MediaHandle): string {
+  let disposition = dispositions.get(handle);
+  if (disposition === undefined) {
+    disposition = contentDispositionFor(handle.contentType, handle.uploadName);
+    dispositions.set(handle, disposition);
+  }
+  return disposition;
+}
+
 /**
  * Writes a media handle to a Koa response: Content-Type as stored,
  * Content-Disposition per spec v1.12 (inline only for the safe list),
@@ -24,7 +36,10 @@ export async function sendMedia(ctx: Context, handle: MediaHandle, options: Send
   const { size, etag, contentType } = handle;
   ctx.set(MEDIA_SECURITY_HEADERS);
   ctx.set('Content-Type', contentType);
-  ctx.set('Content-Disposition', contentDispositionFor(contentType, options.fileName ?? handle.uploadName));
+  ctx.set(
+    'Content-Disposition',
+    options.fileName === undefined ? storedDisposition(handle) : contentDispositionFor(contentType, options.fileName),
+  );
   ctx.set('Cache-Control', options.cacheControl);
   if (etag === null || size === null) {
     await sendLive(ctx, handle, size, options);

@@ -13,6 +13,9 @@ describe('redactRequestTarget', () => {
     ['/a?my_access_token=abc', '/a?my_access_token=abc'],
     ['/a?access_token=%zz', '/a?access_token=[redacted]'],
     ['/a?%zz=1', '/a?%zz=1'],
+    // Percent-encoded anywhere in the name (the fast path only skips queries without '%' or the plain name).
+    ['/a?width=96&%61ccess_token=abc', '/a?width=96&%61ccess_token=[redacted]'],
+    ['/a?width=96&height=96&method=crop', '/a?width=96&height=96&method=crop'],
   ])('%s → %s', (input, output) => {
     expect(redactRequestTarget(input)).toBe(output);
   });

@@ -26,6 +26,7 @@ import {
 } from './ports.js';
 import { UploadQuotas, type UploadQuotaOptions } from './upload-quota.js';
 import { UploadWaiters } from './upload-waiters.js';
+import { raceAbort } from './internal/abortable.js';
 
 /** In-memory cache sizes of {@link MediaService}. */
 export interface MediaCacheOptions {
@@ -802,11 +803,11 @@ export class MediaService {
           once: true,
         });
       }
-      const live = await (signal === undefined ? started : raceAbort(started, signal));
+      const live = await raceAbort(started, signal);
       if (live !== null) return live;
     }
     // The fetch is shared, so one caller leaving must not cancel it for the others.
-    return signal === undefined ? fetch.committed : raceAbort(fetch.committed, signal);
+    return raceAbort(fetch.committed, signal);
   }
 
   #startRemoteFetch(serverName: string, mediaId: string, timeoutMs: number, legacyOnly: boolean): RemoteFetch {
@@ -1066,20 +1067,3 @@ async function readExactly(stream: ReadableStream<Uint8Array>, size: number): Pr
   return offset === size ? out : null;
 }
 
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}

@@ -20,6 +20,7 @@ import {
   type ThumbnailGenerator,
   type ThumbnailSpec,
 } from './ports.js';
+import { raceAbort } from './internal/abortable.js';
 
 /**
  * The thumbnail rules a generator package supplies (`@hsmedia/thumbnailer`:
@@ -320,7 +321,7 @@ export class ThumbnailService {
     if (this.#pregen.has(key) || rows.length === 0) {
       // Right after the upload: answer from the same generation the queue would run.
       if (this.#sizes.length > 0) {
-        await this.#awaitSignal(this.#pregenerate(record), options.signal);
+        await raceAbort(this.#pregenerate(record), options.signal);
         rows = await this.#listRows(record);
       }
     }
@@ -328,7 +329,7 @@ export class ThumbnailService {
     if (this.#dynamic) {
       const known = this.#answered.get(`${key}/${specKey(request)}`, 0);
       row = rows.find((r) => (known === undefined ? answersExactly(r, request) : rowKey(r) === known));
-      row ??= await this.#awaitSignal(this.#generateExact(record, request), options.signal);
+      row ??= await raceAbort(this.#generateExact(record, request), options.signal);
     } else {
       row = this.#rules.select(rows, request);
       if (row === undefined) {
@@ -511,7 +512,7 @@ export class ThumbnailService {
         const forget = (): void => void this.#remoteFlights.delete(flightKey);
         flight.then(forget, forget);
       }
-      const fetched = await this.#awaitSignal(flight, options.signal);
+      const fetched = await raceAbort(flight, options.signal);
       if (fetched === null) return null;
       row = fetched;
     }
@@ -686,26 +687,6 @@ export class ThumbnailService {
     } catch (err) {
       this.#logger.error({ err, blobId }, 'could not delete thumbnail blob; it is now an orphan');
     }
-  }
-
-  #awaitSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-    if (signal === undefined) return promise;
-    if (signal.aborted) return Promise.reject(signal.reason);
-    // The generation is shared: a caller leaving must not cancel it for the others.
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      promise.then(
-        (value) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(value);
-        },
-        (error: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(error);
-        },
-      );
-    });
   }
 
   #handleFor(record: MediaRecord, thumbnail: StoredThumbnail, fromRemote: boolean): ThumbnailHandle {

@@ -1,4 +1,3 @@
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StaticTokenVerifier, createClientAuth } from '@hsmedia/client-auth';
 import { MediaService, type MediaServiceOptions } from '@hsmedia/media-core';
@@ -7,6 +6,7 @@ import { createSqliteMetadataStore, type SqliteMetadataStore } from '@hsmedia/st
 import { listen, tmpdir, type TempDir } from '@hsmedia/test-fixtures';
 import Koa from 'koa';
 import { mountMediaRoutes } from '../src/index.js';
+import { blobFilesUnder, countMediaRows } from './store-inspect.js';
 
 export const SERVER_NAME = 'media.test';
 export const ALICE = { Authorization: 'Bearer alice_token' } as const;
@@ -51,19 +51,8 @@ export async function startHarness(overrides: Partial<MediaServiceOptions> = {})
     blobs,
     metadata,
     media,
-    async blobFiles() {
-      try {
-        const entries = await readdir(blobs.root, { recursive: true, withFileTypes: true });
-        return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-        throw err;
-      }
-    },
-    async mediaRows() {
-      const [row] = (await metadata.knex('media').count({ n: '*' })) as { n: number | string }[];
-      return Number(row?.n ?? 0);
-    },
+    blobFiles: () => blobFilesUnder(blobs.root),
+    mediaRows: () => countMediaRows(metadata),
     async close() {
       await server.close();
       await media.close();

@@ -1,4 +1,3 @@
-import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { StaticTokenVerifier, createClientAuth } from '@hsmedia/client-auth';
@@ -8,6 +7,7 @@ import { createSqliteMetadataStore, type SqliteMetadataStore } from '@hsmedia/st
 import { listen, tmpdir, type TempDir } from '@hsmedia/test-fixtures';
 import Koa from 'koa';
 import { mountMediaRoutes, type MediaRateLimits } from '../src/index.js';
+import { blobFilesUnder, countMediaRows } from './store-inspect.js';
 
 export const SERVER_NAME = 'media.test';
 export const ALICE = { Authorization: 'Bearer alice_token' } as const;
@@ -77,19 +77,8 @@ export async function startLimitsHarness(options: LimitsHarnessOptions = {}): Pr
     blobs,
     metadata,
     media,
-    async blobFiles() {
-      try {
-        const entries = await readdir(blobs.root, { recursive: true, withFileTypes: true });
-        return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-        throw err;
-      }
-    },
-    async mediaRows() {
-      const [row] = (await metadata.knex('media').count({ n: '*' })) as { n: number | string }[];
-      return Number(row?.n ?? 0);
-    },
+    blobFiles: () => blobFilesUnder(blobs.root),
+    mediaRows: () => countMediaRows(metadata),
     async startPeer(overrides = {}) {
       const peerMetadata = await createSqliteMetadataStore({ path: join(dir.path, 'media.sqlite') });
       const peerMedia = new MediaService({ ...base, metadata: peerMetadata, ...overrides });

@@ -18,6 +18,7 @@ import {
   startRemote,
   verifySignature,
   type ScriptedRemote,
+  remoteFailure,
 } from './helpers.js';
 
 const V1 = '/_matrix/federation/v1/media/download/abc';
@@ -40,12 +41,6 @@ function makeClient(overrides: Partial<FederationClientOptions> = {}): Federatio
 
 function paths(): string[] {
   return remote.seen.map((r) => r.url);
-}
-
-async function remoteFailure(promise: Promise<unknown>): Promise<RemoteMediaError> {
-  const error = await failureOf(promise);
-  expect(error).toBeInstanceOf(RemoteMediaError);
-  return error as RemoteMediaError;
 }
 
 beforeAll(async () => {

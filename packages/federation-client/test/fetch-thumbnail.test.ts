@@ -1,4 +1,3 @@
-import { RemoteMediaError } from '@hsmedia/media-core';
 import { createAddressPolicy } from '@hsmedia/net-guard';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FederationClient, type FederationClientOptions, type FederationThumbnailRequest } from '../src/index.js';
@@ -17,6 +16,7 @@ import {
   startRemote,
   verifySignature,
   type ScriptedRemote,
+  remoteFailure,
 } from './helpers.js';
 
 const V1 = '/_matrix/federation/v1/media/thumbnail/abc';
@@ -59,12 +59,6 @@ function inlineThumbnail(type: string, bytes: string): string {
     `\r\n--${BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${BOUNDARY}\r\n` +
     `Content-Type: ${type}\r\nContent-Disposition: inline; filename="thumbnail.png"\r\n\r\n${bytes}${INLINE_TAIL}`
   );
-}
-
-async function remoteFailure(promise: Promise<unknown>): Promise<RemoteMediaError> {
-  const error = await failureOf(promise);
-  expect(error).toBeInstanceOf(RemoteMediaError);
-  return error as RemoteMediaError;
 }
 
 beforeAll(async () => {

@@ -4,6 +4,8 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, LookupFunction } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { RemoteMediaError } from '@hsmedia/media-core';
+import { expect } from 'vitest';
 import {
   canonicalJsonBytes,
   generateSigningKey,
@@ -131,6 +133,13 @@ export async function failureOf(promise: Promise<unknown>): Promise<unknown> {
     return error;
   }
   throw new Error('expected a failure');
+}
+
+/** The `RemoteMediaError` a fetch fails with (fails the test when it fails with anything else). */
+export async function remoteFailure(promise: Promise<unknown>): Promise<RemoteMediaError> {
+  const error = await failureOf(promise);
+  expect(error).toBeInstanceOf(RemoteMediaError);
+  return error as RemoteMediaError;
 }
 
 /** A TCP port nothing listens on (bound, then released). */

@@ -6,9 +6,9 @@ import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand, type CliIo } from '../src/cli-main.js';
 import { tempDir } from './helpers.js';
-import { openPostgresTestEnv, PG_URL, type PostgresTestEnv } from './postgres-env.js';
+import { openPostgresTestEnv, PG_URL, type PostgresTestEnv } from '@hsmedia/test-fixtures/postgres';
 
-const env: PostgresTestEnv = await openPostgresTestEnv();
+const env: PostgresTestEnv = await openPostgresTestEnv('PostgreSQL tests of media-server');
 
 function io(cwd: string): CliIo & { out: () => string; err: () => string } {
   let out = '';

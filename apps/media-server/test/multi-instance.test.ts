@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { CliProcess } from './cli-process.js';
 import { tempDir } from './helpers.js';
-import { openPostgresTestEnv, PG_URL, type PostgresTestEnv } from './postgres-env.js';
+import { openPostgresTestEnv, PG_URL, type PostgresTestEnv } from '@hsmedia/test-fixtures/postgres';
 
 // Two `hsmedia-server` processes (build first: npx tsc -b apps/media-server)
 // sharing one PostgreSQL schema and one media directory behave as one server.
@@ -20,7 +20,7 @@ const REMOTE = 'remote.test';
 const TOKEN = 'multi_instance_token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 
-const env: PostgresTestEnv = await openPostgresTestEnv();
+const env: PostgresTestEnv = await openPostgresTestEnv('PostgreSQL tests of media-server');
 
 /** A scripted remote homeserver: answers federation media downloads, slowly, and counts them; publishes its signing key. */
 class FakeRemote {

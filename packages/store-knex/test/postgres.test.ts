@@ -1,55 +1,19 @@
-import { randomBytes } from 'node:crypto';
 import knexFactory, { type Knex } from 'knex';
 import { afterAll, describe, expect, it } from 'vitest';
+import { PG_URL, openPostgresTestEnv } from '@hsmedia/test-fixtures/postgres';
 import { describeKnexStoreBehaviour, type KnexTestDatabase } from './knex-store-behaviour.js';
 
 // PostgreSQL smoke run: the same suites as SQLite, in a fresh schema per test
 // file. Without a reachable server the file is skipped locally, but fails in CI
 // (process.env.CI) so a broken service never passes silently.
-const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-function connectionRefused(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  if (code === 'ECONNREFUSED') return true;
-  // Node reports a refused dual-stack connect as an AggregateError of ECONNREFUSED.
-  return error instanceof AggregateError && error.errors.some(connectionRefused);
-}
-
-/** The URL without its password, for messages. */
-function redacted(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparsable PG_URL)';
-  }
-}
-
-const admin = knexFactory({ client: 'pg', connection: PG_URL, pool: { min: 0, max: 1 } });
-let unavailable: string | undefined;
-try {
-  await admin.raw('select 1');
-} catch (error) {
-  if (!connectionRefused(error) || process.env.CI) throw error;
-  unavailable = `PostgreSQL at ${redacted(PG_URL)} refused the connection`;
-}
-if (unavailable !== undefined) {
-  // eslint-disable-next-line no-console -- the only way to say why a file is skipped
-  console.warn(`Skipping PostgreSQL tests: ${unavailable} (set PG_URL, or CI=1 to fail instead)`);
-}
-
+const env = await openPostgresTestEnv('PostgreSQL tests of store-knex');
+const { admin, unavailable } = env;
 const schemas: string[] = [];
-afterAll(async () => {
-  for (const schema of schemas) await admin.raw('drop schema if exists ?? cascade', [schema]);
-  await admin.destroy();
-});
+afterAll(() => env.dispose());
 
 async function openPostgresDatabase(): Promise<KnexTestDatabase> {
-  const schema = `t_${randomBytes(6).toString('hex')}`;
+  const schema = await env.createSchema();
   schemas.push(schema);
-  await admin.raw('create schema ??', [schema]);
   const knex: Knex = knexFactory({
     client: 'pg',
     connection: PG_URL,

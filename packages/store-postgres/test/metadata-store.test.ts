@@ -2,7 +2,7 @@ import { describeMetadataStore } from '@hsmedia/conformance';
 import type { MediaRecord } from '@hsmedia/media-core';
 import { createPostgresMetadataStore, type PostgresMetadataStore } from '@hsmedia/store-postgres';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PG_URL, openPostgresTestEnv } from './postgres-env.js';
+import { PG_URL, openPostgresTestEnv } from '@hsmedia/test-fixtures/postgres';
 
 // Every metadata-store test against a real PostgreSQL, in one fresh schema for
 // this file (`t_<random>`, dropped in afterAll). Each test gets its own table

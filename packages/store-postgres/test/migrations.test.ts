@@ -1,7 +1,7 @@
 import { MIGRATION_NAMES } from '@hsmedia/store-knex';
 import { createPostgresMetadataStore, type PostgresMetadataStore } from '@hsmedia/store-postgres';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PG_URL, openPostgresTestEnv } from './postgres-env.js';
+import { PG_URL, openPostgresTestEnv } from '@hsmedia/test-fixtures/postgres';
 
 const env = await openPostgresTestEnv();
 afterAll(() => env.dispose());

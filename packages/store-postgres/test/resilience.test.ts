@@ -2,7 +2,7 @@ import type { MediaRecord } from '@hsmedia/media-core';
 import { createPostgresMetadataStore, type PostgresMetadataStore } from '@hsmedia/store-postgres';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startLoopbackProxy } from './loopback-proxy.js';
-import { PG_URL, openPostgresTestEnv, uniqueApplicationName } from './postgres-env.js';
+import { PG_URL, openPostgresTestEnv, uniqueApplicationName } from '@hsmedia/test-fixtures/postgres';
 
 const env = await openPostgresTestEnv();
 const schema = env.unavailable === undefined ? await env.createSchema() : 't_unused';

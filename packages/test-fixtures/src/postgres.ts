@@ -2,6 +2,10 @@ import { randomBytes } from 'node:crypto';
 import knexFactory, { type Knex } from 'knex';
 
 /**
+ * Shared by every test file that needs PostgreSQL (store-knex, store-postgres,
+ * media-server). Imported as `@hsmedia/test-fixtures/postgres` so tests that
+ * do not need it never load knex.
+ *
  * The PostgreSQL the tests run against. A laptop without one skips the files
  * that need it, with a message; in CI (`process.env.CI`) a missing server is a
  * failure, so a broken service never passes silently.
@@ -37,7 +41,12 @@ export interface PostgresTestEnv {
   dispose(): Promise<void>;
 }
 
-export async function openPostgresTestEnv(): Promise<PostgresTestEnv> {
+/**
+ * Connects an admin session to {@link PG_URL}. Without a server, tests are
+ * skipped locally with a message naming `label`; with `CI` set, a missing
+ * server fails the run.
+ */
+export async function openPostgresTestEnv(label = 'PostgreSQL tests'): Promise<PostgresTestEnv> {
   const admin = knexFactory({ client: 'pg', connection: PG_URL, pool: { min: 0, max: 2 } });
   let unavailable: string | undefined;
   try {
@@ -49,7 +58,7 @@ export async function openPostgresTestEnv(): Promise<PostgresTestEnv> {
     }
     unavailable = `PostgreSQL at ${redacted(PG_URL)} refused the connection`;
     // eslint-disable-next-line no-console -- the only way to say why a file is skipped
-    console.warn(`Skipping PostgreSQL tests: ${unavailable} (set PG_URL, or CI=1 to fail instead)`);
+    console.warn(`Skipping ${label}: ${unavailable} (set PG_URL, or CI=1 to fail instead)`);
   }
   const schemas: string[] = [];
   return {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { hasJobLeases, type Logger, type MediaMetadataStore } from '@hsmedia/media-core';
+import { hasJobLeases, type MediaMetadataStore } from '@hsmedia/media-core';
+import type { Logger } from '@hsmedia/runtime';
 
 /** A periodic job: resolves with something to log (counts), or throws. */
 export type BackgroundJob = (signal: AbortSignal) => Promise<Record<string, unknown>>;

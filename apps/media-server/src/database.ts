@@ -1,4 +1,5 @@
 import type { MediaMetadataStore } from '@hsmedia/media-core';
+import type { ServerKeyStore } from '@hsmedia/signing';
 import { createPostgresMetadataStore } from '@hsmedia/store-postgres';
 import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 
@@ -78,7 +79,7 @@ export interface DatabaseLog {
 export async function openMetadataStore(
   database: DatabaseConfig,
   log?: DatabaseLog,
-): Promise<MediaMetadataStore> {
+): Promise<MediaMetadataStore & ServerKeyStore> {
   if (database.kind === 'sqlite') return createSqliteMetadataStore({ path: database.path, migrate: true });
   return createPostgresMetadataStore({
     url: database.url,

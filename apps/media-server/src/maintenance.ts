@@ -1,4 +1,5 @@
-import type { Logger, MediaMetadataStore } from '@hsmedia/media-core';
+import type { MediaMetadataStore } from '@hsmedia/media-core';
+import type { Logger } from '@hsmedia/runtime';
 import type { MediaServerConfig } from './config.js';
 import { createJobScheduler, type JobScheduler } from './background-jobs.js';
 import { sweepStaleStaging } from './staging-sweep.js';

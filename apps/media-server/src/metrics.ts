@@ -1,13 +1,8 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type {
-  Logger,
-  RemoteMedia,
-  RemoteMediaRequest,
-  RemoteMediaSource,
-  RemoteThumbnailRequest,
-  ThumbnailGenerator,
-} from '@hsmedia/media-core';
+import { RemoteMediaError } from '@hsmedia/media-core';
+import type { RemoteMedia, RemoteMediaRequest, RemoteMediaSource, RemoteThumbnailRequest, ThumbnailGenerator } from '@hsmedia/media-core';
+import type { Logger } from '@hsmedia/runtime';
 import type { Context, Middleware } from 'koa';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { healthStatus, type HealthReport } from './health.js';
@@ -217,8 +212,8 @@ export class MediaMetrics {
         this.remoteFetches.inc({ outcome: 'ok' });
         return media;
       } catch (err) {
-        const failure = (err as { failure?: unknown } | null)?.failure;
-        this.remoteFetches.inc({ outcome: typeof failure === 'string' && /^[a-z_]{1,32}$/.test(failure) ? failure : 'error' });
+        const failure = err instanceof RemoteMediaError ? err.code : undefined;
+        this.remoteFetches.inc({ outcome: failure ?? 'error' });
         throw err;
       } finally {
         this.remoteFetchesInFlight.dec();

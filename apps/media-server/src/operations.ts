@@ -1,4 +1,5 @@
-import { MediaAdmin, systemClock, type Clock, type Logger, type MediaService, type Requester } from '@hsmedia/media-core';
+import { MediaAdmin, type MediaService } from '@hsmedia/media-core';
+import { systemClock, type Clock, type Logger, type Requester } from '@hsmedia/runtime';
 import { createAdminRouter } from '@hsmedia/media-routes';
 import type { Router } from '@koa/router';
 import type { Middleware } from 'koa';

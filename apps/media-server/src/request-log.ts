@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import type { Logger } from '@hsmedia/media-core';
+import type { Logger } from '@hsmedia/runtime';
 
 /**
  * The request target for logs: `access_token` query values (deprecated but

@@ -1,5 +1,5 @@
 import type { MediaAdmin } from '@hsmedia/media-core';
-import type { Clock } from '@hsmedia/media-core';
+import type { Clock } from '@hsmedia/runtime';
 import type { MediaMetrics } from './metrics.js';
 
 /** The retention rules (`retention:` in the config); a rule left undefined is off. */

@@ -1,12 +1,14 @@
 import { FsBlobStore } from '@hsmedia/store-fs';
 import type { BlobStore, MediaMetadataStore } from '@hsmedia/media-core';
+import type { ServerKeyStore } from '@hsmedia/signing';
 import type { MediaServerConfig } from './config.js';
 import { openMetadataStore, type DatabaseLog } from './database.js';
 
 /** The stores of one server, opened from config. */
 export interface OpenStores {
   readonly blobs: BlobStore;
-  readonly metadata: MediaMetadataStore;
+  /** Media rows and thumbnails, and the server keys that `KeyRing` caches (`@hsmedia/signing`). */
+  readonly metadata: MediaMetadataStore & ServerKeyStore;
   /** Closes the metadata store (the blob store holds no open resources). */
   close(): Promise<void>;
 }

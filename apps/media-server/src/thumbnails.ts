@@ -5,18 +5,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { isMatrixError } from '@hsmedia/errors';
-import {
-  ThumbnailService,
-  type BlobStore,
-  type Logger,
-  type MediaMetadataStore,
-  type MediaService,
-  type RemoteMediaSource,
-  type StoredThumbnail,
-  type ThumbnailGenerator,
-  type ThumbnailRules,
-  type ThumbnailSpec,
-} from '@hsmedia/media-core';
+import { ThumbnailService, type BlobStore, type MediaMetadataStore, type MediaService, type RemoteMediaSource, type StoredThumbnail, type ThumbnailGenerator, type ThumbnailRules, type ThumbnailSpec } from '@hsmedia/media-core';
+import type { Logger } from '@hsmedia/runtime';
 import {
   SharpThumbnailer,
   ThumbnailError,

@@ -5,7 +5,8 @@
  * user) for `@hsmedia/media-routes`' `preview` option.
  */
 import { readFile } from 'node:fs/promises';
-import type { Logger, MediaService } from '@hsmedia/media-core';
+import type { MediaService } from '@hsmedia/media-core';
+import type { Logger } from '@hsmedia/runtime';
 import type { PreviewUrlOptions } from '@hsmedia/media-routes';
 import {
   PreviewConfigError,

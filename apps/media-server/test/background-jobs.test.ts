@@ -1,6 +1,6 @@
 import { mkdir, utimes, writeFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { noopLogger } from '@hsmedia/media-core';
+import { noopLogger } from '@hsmedia/runtime';
 import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { describe, expect, it } from 'vitest';
 import { createJobScheduler } from '../src/background-jobs.js';

@@ -1,6 +1,6 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { MediaMetadataStore, MediaRecord, ThumbnailGenerator } from '@hsmedia/media-core';
+import { RemoteMediaError, type MediaMetadataStore, type MediaRecord, type ThumbnailGenerator } from '@hsmedia/media-core';
 import { FsBlobStore } from '@hsmedia/store-fs';
 import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import sharp from 'sharp';
@@ -202,7 +202,7 @@ describe('metrics', () => {
     const media = { contentType: 'image/png', contentDisposition: null, contentLength: 0, body: new ReadableStream<Uint8Array>() };
     const plain = metrics.instrumentRemoteSource({ fetchMedia: () => Promise.resolve(media) });
     expect(plain.fetchThumbnail).toBeUndefined();
-    const failing = Object.assign(new Error('gone'), { failure: 'not_found' });
+    const failing = new RemoteMediaError('not_found', 'gone');
     const both = metrics.instrumentRemoteSource({
       fetchMedia: () => Promise.resolve(media),
       fetchThumbnail: () => Promise.reject(failing),

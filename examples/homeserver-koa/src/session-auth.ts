@@ -1,5 +1,5 @@
 import { errors } from '@hsmedia/errors';
-import type { Requester } from '@hsmedia/media-core';
+import type { Requester } from '@hsmedia/runtime';
 import type { Middleware } from 'koa';
 
 /** One logged-in device of the imaginary homeserver. */

@@ -1,5 +1,5 @@
 import { ErrCode, MatrixError, errors } from '@hsmedia/errors';
-import type { Requester } from '@hsmedia/media-core';
+import type { Requester } from '@hsmedia/runtime';
 import type { Context, Middleware } from 'koa';
 import type { AccessTokenVerifier } from './verifier.js';
 

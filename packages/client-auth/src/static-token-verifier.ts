@@ -1,4 +1,4 @@
-import type { Requester } from '@hsmedia/media-core';
+import type { Requester } from '@hsmedia/runtime';
 import type { AccessTokenVerifier } from './verifier.js';
 
 /** A token table entry: a user ID, or a full requester (to declare guests or devices). */

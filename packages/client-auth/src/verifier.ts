@@ -1,4 +1,4 @@
-import type { Requester } from '@hsmedia/media-core';
+import type { Requester } from '@hsmedia/runtime';
 
 /**
  * Turns an access token into the user it belongs to.

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ErrCode, MatrixError } from '@hsmedia/errors';
-import type { Requester } from '@hsmedia/media-core';
+import type { Requester } from '@hsmedia/runtime';
 import type { AccessTokenVerifier } from './verifier.js';
 
 /** Options for {@link WhoamiTokenVerifier}. */

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
-import { ContentTooLargeError, type BlobStore, type ByteSource } from '@hsmedia/media-core';
+import { type BlobStore, type ByteSource } from '@hsmedia/media-core';
+import { ContentTooLargeError } from '@hsmedia/errors';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   asyncIterableOf,

@@ -1,4 +1,5 @@
-import type { MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredServerKey, StoredThumbnail } from '@hsmedia/media-core';
+import type { MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail } from '@hsmedia/media-core';
+import type { StoredServerKey } from '@hsmedia/signing';
 import {
   mediaUsageOfRecords,
   selectMediaRecords,

@@ -1,4 +1,5 @@
-import type { MediaCompletion, MediaMetadataStore, MediaRecord, StoredServerKey } from '@hsmedia/media-core';
+import type { MediaCompletion, MediaMetadataStore, MediaRecord } from '@hsmedia/media-core';
+import type { ServerKeyStore, StoredServerKey } from '@hsmedia/signing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeJobLeaseCases } from './job-lease-cases.js';
 import { describeUsageCases } from './usage-cases.js';
@@ -9,7 +10,8 @@ import { describeProtectionCases } from './protection-cases.js';
 
 /** What a {@link MetadataStoreFactory} hands to each test: a fresh, empty store and how to dispose of it. */
 export interface MetadataStoreSubject {
-  readonly store: MediaMetadataStore;
+  /** The media store; SQL stores also keep `@hsmedia/signing`'s server keys, checked here too. */
+  readonly store: MediaMetadataStore & ServerKeyStore;
   /** Closes the store and removes what the factory created (files, schemas, databases). */
   cleanup(): Promise<void>;
 }
@@ -116,7 +118,7 @@ function expectSameRecord(actual: MediaRecord | null, expected: MediaRecord): vo
 export function describeMetadataStore(name: string, factory: MetadataStoreFactory): void {
   describe(`MediaMetadataStore conformance: ${name}`, () => {
     let subject: MetadataStoreSubject | undefined;
-    const store = (): MediaMetadataStore => {
+    const store = (): MediaMetadataStore & ServerKeyStore => {
       if (!subject) throw new Error('conformance: the factory did not run');
       return subject.store;
     };

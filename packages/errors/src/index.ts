@@ -143,4 +143,20 @@ export const errors = {
     new MatrixError(ErrCode.NOT_YET_UPLOADED, message),
   cannotOverwrite: (message: string = 'Media already uploaded'): MatrixError =>
     new MatrixError(ErrCode.CANNOT_OVERWRITE_MEDIA, message),
+  // The statuses below are the spec's for media fetched from another server (client-server
+  // spec, "Content repository": a remote failure is the gateway's, 502, or a time-out, 504).
+  /** Remote media over the size this server fetches: 502 `M_TOO_LARGE`. */
+  remoteTooLarge: (message: string = 'Remote content is too large'): MatrixError =>
+    new MatrixError(ErrCode.TOO_LARGE, message, { httpStatus: 502 }),
+  /** The remote server did not answer in time: 504 `M_UNKNOWN`. */
+  remoteTimeout: (message: string = 'Timed out fetching remote media'): MatrixError =>
+    new MatrixError(ErrCode.UNKNOWN, message, { httpStatus: 504 }),
+  /** The remote server could not be reached or answered badly: 502 `M_UNKNOWN`. */
+  remoteFailed: (message: string = 'Failed to fetch remote media'): MatrixError =>
+    new MatrixError(ErrCode.UNKNOWN, message, { httpStatus: 502 }),
+  /** Content that cannot be thumbnailed (unsupported or corrupt): 400 `M_UNKNOWN`, as Synapse answers. */
+  cannotThumbnail: (message: string = 'Cannot generate thumbnails for the requested content'): MatrixError =>
+    new MatrixError(ErrCode.UNKNOWN, message, { httpStatus: 400 }),
 } as const;
+
+export { ContentTooLargeError } from './content-too-large.js';

@@ -1,5 +1,5 @@
 import type { SrvRecord } from 'node:dns';
-import type { Clock, Logger } from '@hsmedia/media-core';
+import type { Clock, Logger } from '@hsmedia/runtime';
 import { parseServerName } from '@hsmedia/signing';
 import { FederationError, isFederationError } from './errors.js';
 import { firstHeader, readAll, type Transport } from './transport.js';

@@ -1,20 +1,7 @@
 import { Resolver } from 'node:dns/promises';
 import type { LookupFunction } from 'node:net';
-import {
-  essenceOf,
-  isValidMediaId,
-  noopLogger,
-  REMOTE_THUMBNAIL_CONTENT_TYPES,
-  RemoteMediaError,
-  systemClock,
-  type Clock,
-  type Logger,
-  type RemoteMedia,
-  type RemoteMediaFailure,
-  type RemoteMediaRequest,
-  type RemoteMediaSource,
-  type RemoteThumbnailRequest,
-} from '@hsmedia/media-core';
+import { essenceOf, isValidMediaId, REMOTE_THUMBNAIL_CONTENT_TYPES, RemoteMediaError, type RemoteMedia, type RemoteMediaFailure, type RemoteMediaRequest, type RemoteMediaSource, type RemoteThumbnailRequest } from '@hsmedia/media-core';
+import { noopLogger, systemClock, type Clock, type Logger } from '@hsmedia/runtime';
 import { decodeMultipart, isMultipartError, type MultipartError } from '@hsmedia/multipart';
 import type { AddressPolicy } from '@hsmedia/net-guard';
 import { signXMatrixRequest, type SigningKey } from '@hsmedia/signing';
@@ -414,7 +401,7 @@ export class FederationClient implements RemoteMediaSource {
     } catch (error) {
       const mapped = toRemoteMediaError(error, signal);
       if (mapped instanceof RemoteMediaError) {
-        this.#logger.info({ serverName, mediaId, what: plan.what, failure: mapped.failure, remoteStatus: mapped.remoteStatus }, failureLog);
+        this.#logger.info({ serverName, mediaId, what: plan.what, failure: mapped.code, remoteStatus: mapped.remoteStatus }, failureLog);
       }
       throw mapped;
     }

@@ -115,7 +115,7 @@ describe('fetchMedia over /_matrix/federation/v1/media/download', () => {
     client.close();
     client = makeClient({ maxRedirects: 2 });
     const error = await remoteFailure(client.fetchMedia(REQUEST));
-    expect(error.failure).toBe('bad_response');
+    expect(error.code).toBe('bad_response');
     expect(error.message).toMatch(/too many redirects/);
   });
 
@@ -126,7 +126,7 @@ describe('fetchMedia over /_matrix/federation/v1/media/download', () => {
     });
     client = makeClient();
     const error = await remoteFailure(client.fetchMedia(REQUEST));
-    expect(error.failure).toBe('unreachable');
+    expect(error.code).toBe('unreachable');
     expect((error.cause as FederationError).cause).toBeInstanceOf(BlockedAddressError);
     expect(paths()).toEqual([`${V1}?timeout_ms=20000`]);
   });
@@ -138,14 +138,14 @@ describe('fetchMedia over /_matrix/federation/v1/media/download', () => {
     });
     client = makeClient({ lookup: loopbackLookup('127.0.0.2') });
     const error = await remoteFailure(client.fetchMedia(REQUEST));
-    expect(error.failure).toBe('unreachable');
+    expect(error.code).toBe('unreachable');
     expect(error.message).toMatch(/cdn\.remote\.test \(127\.0\.0\.2\).*loopback/);
   });
 
   it('refuses the remote itself when its address is not allowed', async () => {
     client = makeClient({ addressPolicy: createAddressPolicy() });
     const error = await remoteFailure(client.fetchMedia(REQUEST));
-    expect(error.failure).toBe('unreachable');
+    expect(error.code).toBe('unreachable');
     expect(remote.seen).toHaveLength(0);
   });
 });
@@ -206,7 +206,7 @@ describe('fallback to the legacy endpoint', () => {
     serveLegacy();
     client = makeClient();
     const error = await remoteFailure(client.fetchMedia(REQUEST));
-    expect(error).toMatchObject({ failure: 'bad_response', remoteStatus: 400, remoteErrcode: undefined });
+    expect(error).toMatchObject({ code: 'bad_response', remoteStatus: 400, remoteErrcode: undefined });
     expect(paths()).toEqual([`${V1}?timeout_ms=20000`]);
   });
 
@@ -215,14 +215,14 @@ describe('fallback to the legacy endpoint', () => {
     serveLegacy();
     client = makeClient();
     const error = await remoteFailure(client.fetchMedia(REQUEST));
-    expect(error).toMatchObject({ failure: 'not_found', remoteStatus: 404, remoteErrcode: 'M_NOT_FOUND' });
+    expect(error).toMatchObject({ code: 'not_found', remoteStatus: 404, remoteErrcode: 'M_NOT_FOUND' });
     expect(paths()).toEqual([`${V1}?timeout_ms=20000`]);
   });
 
   it('maps a legacy 404 to not_found', async () => {
     remote.routes.set(LEGACY, (_req, res) => json(res, 404, { errcode: 'M_NOT_FOUND', error: 'Not found' }));
     client = makeClient();
-    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ failure: 'not_found', remoteStatus: 404 });
+    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ code: 'not_found', remoteStatus: 404 });
   });
 
   it('follows a legacy 307 with an unsigned GET', async () => {
@@ -262,7 +262,7 @@ describe('bodies cut short, too large, malformed', () => {
     const media = await client.fetchMedia(REQUEST);
     const error = await failureOf(readText(media.body));
     expect(error).toBeInstanceOf(RemoteMediaError);
-    expect((error as RemoteMediaError).failure).toBe('bad_response');
+    expect((error as RemoteMediaError).code).toBe('bad_response');
   });
 
   it('errors the body stream when a chunked multipart body ends before its closing delimiter', async () => {
@@ -273,7 +273,7 @@ describe('bodies cut short, too large, malformed', () => {
     client = makeClient();
     const media = await client.fetchMedia(REQUEST);
     const error = await failureOf(readText(media.body));
-    expect(error).toMatchObject({ failure: 'bad_response' });
+    expect(error).toMatchObject({ code: 'bad_response' });
   });
 
   it('errors a legacy body cut short', async () => {
@@ -283,7 +283,7 @@ describe('bodies cut short, too large, malformed', () => {
     });
     client = makeClient();
     const media = await client.fetchMedia(REQUEST);
-    expect(await failureOf(readText(media.body))).toMatchObject({ failure: 'bad_response' });
+    expect(await failureOf(readText(media.body))).toMatchObject({ code: 'bad_response' });
   });
 
   it('refuses a v1 body whose Content-Length exceeds the limit before reading it', async () => {
@@ -292,7 +292,7 @@ describe('bodies cut short, too large, malformed', () => {
       res.write(inlineHead());
     });
     client = makeClient();
-    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ failure: 'too_large' });
+    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ code: 'too_large' });
   });
 
   it('errors the stream once a chunked multipart body passes the limit', async () => {
@@ -302,7 +302,7 @@ describe('bodies cut short, too large, malformed', () => {
     });
     client = makeClient();
     const media = await client.fetchMedia(REQUEST);
-    expect(await failureOf(readText(media.body))).toMatchObject({ failure: 'too_large' });
+    expect(await failureOf(readText(media.body))).toMatchObject({ code: 'too_large' });
   });
 
   it('refuses an oversized legacy body by Content-Length and while streaming', async () => {
@@ -311,14 +311,14 @@ describe('bodies cut short, too large, malformed', () => {
       res.end('z'.repeat(5000));
     });
     client = makeClient();
-    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ failure: 'too_large' });
+    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ code: 'too_large' });
 
     remote.routes.set(LEGACY, (_req, res) => {
       res.writeHead(200, { 'Content-Type': 'image/png' });
       res.end('z'.repeat(5000));
     });
     const media = await client.fetchMedia(REQUEST);
-    expect(await failureOf(readText(media.body))).toMatchObject({ failure: 'too_large' });
+    expect(await failureOf(readText(media.body))).toMatchObject({ code: 'too_large' });
   });
 
   it('errors the stream once a Location target passes the limit', async () => {
@@ -332,7 +332,7 @@ describe('bodies cut short, too large, malformed', () => {
     });
     client = makeClient();
     const media = await client.fetchMedia(REQUEST);
-    expect(await failureOf(readText(media.body))).toMatchObject({ failure: 'too_large' });
+    expect(await failureOf(readText(media.body))).toMatchObject({ code: 'too_large' });
   });
 
   it('refuses a 200 that is not multipart/mixed', async () => {
@@ -341,7 +341,7 @@ describe('bodies cut short, too large, malformed', () => {
       res.end('png');
     });
     client = makeClient();
-    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ failure: 'bad_response' });
+    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ code: 'bad_response' });
   });
 
   it('refuses a malformed multipart body', async () => {
@@ -350,7 +350,7 @@ describe('bodies cut short, too large, malformed', () => {
       res.end(`--6f1b0e0c3c5e4a5b9d2f7a8e1c4b3d2a\r\nContent-Type: application/json\r\n\r\n[1]\r\n--6f1b0e0c3c5e4a5b9d2f7a8e1c4b3d2a--\r\n`);
     });
     client = makeClient();
-    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ failure: 'bad_response' });
+    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ code: 'bad_response' });
   });
 });
 
@@ -365,7 +365,7 @@ describe('remote errors and slow remotes', () => {
     remote.routes.set(V1, (_req, res) => json(res, status, body));
     client = makeClient();
     const error = await remoteFailure(client.fetchMedia(REQUEST));
-    expect(error).toMatchObject({ failure, remoteStatus: status, remoteErrcode: body.errcode });
+    expect(error).toMatchObject({ code: failure, remoteStatus: status, remoteErrcode: body.errcode });
   });
 
   it('times out when the remote never answers', async () => {
@@ -374,7 +374,7 @@ describe('remote errors and slow remotes', () => {
     });
     client = makeClient({ timeouts: { idleMs: 150 } });
     const error = await remoteFailure(client.fetchMedia({ ...REQUEST, timeoutMs: 0 }));
-    expect(error.failure).toBe('timeout');
+    expect(error.code).toBe('timeout');
     expect(paths()).toEqual([`${V1}?timeout_ms=0`]);
   });
 
@@ -385,17 +385,17 @@ describe('remote errors and slow remotes', () => {
     });
     client = makeClient({ timeouts: { idleMs: 150 } });
     const media = await client.fetchMedia({ ...REQUEST, timeoutMs: 0 });
-    expect(await failureOf(readText(media.body))).toMatchObject({ failure: 'timeout' });
+    expect(await failureOf(readText(media.body))).toMatchObject({ code: 'timeout' });
   });
 
   it('reports a closed port as unreachable', async () => {
     client = makeClient({ destinations: { 'remote.test': `http://127.0.0.1:${await closedPort()}` } });
-    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ failure: 'unreachable' });
+    expect(await remoteFailure(client.fetchMedia(REQUEST))).toMatchObject({ code: 'unreachable' });
   });
 
   it('rejects an invalid media ID without any request', async () => {
     client = makeClient();
-    expect(await remoteFailure(client.fetchMedia({ ...REQUEST, mediaId: '../etc' }))).toMatchObject({ failure: 'not_found' });
+    expect(await remoteFailure(client.fetchMedia({ ...REQUEST, mediaId: '../etc' }))).toMatchObject({ code: 'not_found' });
     expect(remote.seen).toHaveLength(0);
   });
 

@@ -124,7 +124,7 @@ describe('fetchThumbnail over /_matrix/federation/v1/media/thumbnail', () => {
       res.end(locationBody(`http://127.0.0.2:${remote.port}/cdn/thumb`));
     });
     client = makeClient();
-    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ failure: 'unreachable' });
+    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ code: 'unreachable' });
     expect(paths()).toEqual([V1_URL]);
   });
 
@@ -152,7 +152,7 @@ describe('fetchThumbnail over /_matrix/federation/v1/media/thumbnail', () => {
       res.end('<script>');
     });
     client = makeClient();
-    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ failure: 'bad_response' });
+    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ code: 'bad_response' });
     expect(paths()).toEqual([V1_URL, LEGACY_URL, '/cdn/x']);
   });
 
@@ -170,7 +170,7 @@ describe('fetchThumbnail over /_matrix/federation/v1/media/thumbnail', () => {
     remote.routes.set(V1, (_req, res) => json(res, 404, { errcode: 'M_NOT_FOUND', error: 'Not found' }));
     client = makeClient();
     expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({
-      failure: 'not_found',
+      code: 'not_found',
       remoteStatus: 404,
       remoteErrcode: 'M_NOT_FOUND',
     });
@@ -180,11 +180,11 @@ describe('fetchThumbnail over /_matrix/federation/v1/media/thumbnail', () => {
   it('maps a remote 400 (cannot thumbnail) and 5xx to bad_response, 413 to too_large', async () => {
     client = makeClient();
     remote.routes.set(V1, (_req, res) => json(res, 400, { errcode: 'M_UNKNOWN', error: 'Cannot generate thumbnails' }));
-    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ failure: 'bad_response', remoteStatus: 400 });
+    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ code: 'bad_response', remoteStatus: 400 });
     remote.routes.set(V1, (_req, res) => json(res, 500, { errcode: 'M_UNKNOWN', error: 'boom' }));
-    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ failure: 'bad_response', remoteStatus: 500 });
+    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ code: 'bad_response', remoteStatus: 500 });
     remote.routes.set(V1, (_req, res) => json(res, 413, { errcode: 'M_TOO_LARGE', error: 'too big' }));
-    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ failure: 'too_large' });
+    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ code: 'too_large' });
   });
 
   it('refuses an oversized thumbnail by Content-Length and while streaming', async () => {
@@ -193,14 +193,14 @@ describe('fetchThumbnail over /_matrix/federation/v1/media/thumbnail', () => {
       res.write(inlineHead('image/png'));
     });
     client = makeClient();
-    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ failure: 'too_large' });
+    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ code: 'too_large' });
 
     remote.routes.set(V1, (_req, res) => {
       res.writeHead(200, { 'Content-Type': MULTIPART_TYPE });
       res.end(inlineHead('image/png') + 'y'.repeat(5000) + INLINE_TAIL);
     });
     const media = await client.fetchThumbnail(REQUEST);
-    expect(await failureOf(readText(media.body))).toMatchObject({ failure: 'too_large' });
+    expect(await failureOf(readText(media.body))).toMatchObject({ code: 'too_large' });
   });
 
   it.each([
@@ -214,7 +214,7 @@ describe('fetchThumbnail over /_matrix/federation/v1/media/thumbnail', () => {
     });
     client = makeClient();
     const error = await remoteFailure(client.fetchThumbnail(REQUEST));
-    expect(error.failure).toBe('bad_response');
+    expect(error.code).toBe('bad_response');
     expect(error.message).toMatch(/not a thumbnail type/);
   });
 
@@ -224,7 +224,7 @@ describe('fetchThumbnail over /_matrix/federation/v1/media/thumbnail', () => {
       res.end(`\r\n--${BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${BOUNDARY}\r\n\r\nbytes${INLINE_TAIL}`);
     });
     client = makeClient();
-    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ failure: 'bad_response' });
+    expect(await remoteFailure(client.fetchThumbnail(REQUEST))).toMatchObject({ code: 'bad_response' });
   });
 
   it('accepts a type with parameters and upper case', async () => {
@@ -241,7 +241,7 @@ describe('fetchThumbnail over /_matrix/federation/v1/media/thumbnail', () => {
     await expect(client.fetchThumbnail({ ...REQUEST, width: 0 })).rejects.toThrow(TypeError);
     await expect(client.fetchThumbnail({ ...REQUEST, height: 1.5 })).rejects.toThrow(TypeError);
     await expect(client.fetchThumbnail({ ...REQUEST, method: 'zoom' as 'crop' })).rejects.toThrow(TypeError);
-    expect(await remoteFailure(client.fetchThumbnail({ ...REQUEST, mediaId: '../etc' }))).toMatchObject({ failure: 'not_found' });
+    expect(await remoteFailure(client.fetchThumbnail({ ...REQUEST, mediaId: '../etc' }))).toMatchObject({ code: 'not_found' });
     expect(remote.seen).toEqual([]);
   });
 });

@@ -76,7 +76,7 @@ describe('TLS', () => {
     });
     const error = await failureOf(client.fetchMedia({ ...REQUEST, serverName: 'remote.test' }));
     expect(error).toBeInstanceOf(RemoteMediaError);
-    expect(error).toMatchObject({ failure: 'unreachable' });
+    expect(error).toMatchObject({ code: 'unreachable' });
     expect((error as Error).message).toMatch(/certificate/i);
     expect(remote.seen).toHaveLength(0);
   });
@@ -119,7 +119,7 @@ describe('TLS', () => {
   it('refuses a certificate that is not valid for the server name (DNS is not trusted to delegate)', async () => {
     client = makeClient({ resolver: srvTo(remote.port) });
     const error = await failureOf(client.fetchMedia({ ...REQUEST, serverName: 'other.test' }));
-    expect(error).toMatchObject({ failure: 'unreachable' });
+    expect(error).toMatchObject({ code: 'unreachable' });
     expect((error as Error).message).toMatch(/altnames|other\.test/);
     expect(remote.seen).toHaveLength(0);
   });

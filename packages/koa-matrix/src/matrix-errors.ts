@@ -1,4 +1,4 @@
-import { ErrCode, MatrixError, isMatrixError } from '@hsmedia/errors';
+import { ContentTooLargeError, ErrCode, MatrixError, isMatrixError } from '@hsmedia/errors';
 import type { Middleware } from 'koa';
 
 /** The logger subset the error middleware needs (pino-compatible). */
@@ -13,9 +13,6 @@ export interface MatrixErrorsOptions {
   /** Where unexpected (5xx) errors are logged; the client never sees their details. */
   readonly logger?: ErrorLogger;
 }
-
-// Brand of media-core's ContentTooLargeError, checked by symbol so this package stays at layer 2.
-const TOO_LARGE_BRAND: symbol = Symbol.for('hsmedia.error.ContentTooLargeError');
 
 // Headers that describe the representation that failed; they must not leak onto the error body.
 const REPRESENTATION_HEADERS: readonly string[] = [
@@ -58,16 +55,16 @@ export function isClientDisconnect(err: unknown): boolean {
 
 /**
  * Maps any thrown value to the `MatrixError` the client gets:
- * `MatrixError` as is; media-core's `ContentTooLargeError` → 413 `M_TOO_LARGE`;
+ * `MatrixError` as is; `ContentTooLargeError` (from `@hsmedia/errors`) → 413 `M_TOO_LARGE`;
  * exposed Koa/http-errors 4xx → the matching errcode (else `M_UNKNOWN`);
  * everything else → 500 `M_UNKNOWN` with a generic message (no internals leak).
  */
 export function toMatrixError(err: unknown): MatrixError {
   if (isMatrixError(err)) return err;
+  if (err instanceof ContentTooLargeError) {
+    return new MatrixError(ErrCode.TOO_LARGE, 'Content is too large', { httpStatus: 413, cause: err });
+  }
   if (typeof err === 'object' && err !== null) {
-    if ((err as Record<symbol, unknown>)[TOO_LARGE_BRAND] === true) {
-      return new MatrixError(ErrCode.TOO_LARGE, 'Content is too large', { httpStatus: 413, cause: err });
-    }
     const { status, expose, message } = err as { status?: unknown; expose?: unknown; message?: unknown };
     if (typeof status === 'number' && status >= 400 && status < 500 && expose === true) {
       const errcode = ERRCODE_FOR_STATUS[status] ?? ErrCode.UNKNOWN;

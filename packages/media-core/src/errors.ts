@@ -1,24 +1,10 @@
 /**
- * Typed errors of the media domain. The HTTP edge maps them to MatrixError;
- * `MediaService` already does so for the cases it owns.
+ * Typed errors of the media domain. `ContentTooLargeError` lives in
+ * `@hsmedia/errors` (every layer throws it); the media services map these
+ * to the `MatrixError` a client gets, with statuses from that package's table.
  */
 
-const TOO_LARGE: symbol = Symbol.for('hsmedia.error.ContentTooLargeError');
 const REMOTE: symbol = Symbol.for('hsmedia.error.RemoteMediaError');
-
-/** More bytes arrived than the limit allows. Thrown while streaming, not after. */
-export class ContentTooLargeError extends Error {
-  override readonly name: 'ContentTooLargeError' = 'ContentTooLargeError';
-  readonly limit: number;
-  constructor(limit: number, message: string = `Content exceeds the limit of ${limit} bytes`) {
-    super(message);
-    this.limit = limit;
-    Object.defineProperty(this, TOO_LARGE, { value: true });
-  }
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[TOO_LARGE] === true;
-  }
-}
 
 /** Why a remote fetch failed; decides the Matrix error the client sees. */
 export type RemoteMediaFailure =
@@ -27,12 +13,12 @@ export type RemoteMediaFailure =
   | 'timeout' // remote too slow (504)
   | 'unreachable' // DNS, connect, TLS, refused by SSRF guard (502)
   | 'bad_response' // malformed multipart, truncated body, remote 5xx (502)
-  | 'forbidden'; // the remote refused us (403 upstream → 502 for clients? see MediaService)
+  | 'forbidden'; // the remote refused us (403 upstream → 502 for clients)
 
 /** A failed fetch of another server's media. */
 export class RemoteMediaError extends Error {
   override readonly name: 'RemoteMediaError' = 'RemoteMediaError';
-  readonly failure: RemoteMediaFailure;
+  readonly code: RemoteMediaFailure;
   /** The remote's HTTP status and errcode, when it answered. */
   readonly remoteStatus: number | undefined;
   readonly remoteErrcode: string | undefined;
@@ -42,7 +28,7 @@ export class RemoteMediaError extends Error {
     options: { remoteStatus?: number; remoteErrcode?: string; cause?: unknown } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.failure = failure;
+    this.code = failure;
     this.remoteStatus = options.remoteStatus;
     this.remoteErrcode = options.remoteErrcode;
     Object.defineProperty(this, REMOTE, { value: true });

@@ -19,15 +19,15 @@ export {
   normaliseUploadFilename,
   type ParsedContentDisposition,
 } from './content-headers.js';
-export { ContentTooLargeError, RemoteMediaError, type RemoteMediaFailure } from './errors.js';
+export { RemoteMediaError, type RemoteMediaFailure } from './errors.js';
 export {
-  noopLogger,
-  systemClock,
+  REMOTE_THUMBNAIL_CONTENT_TYPES,
   type ByteSource,
   type BlobPutOptions,
   type StoredBlob,
   type BlobReadOptions,
   type BlobStore,
+  type DirectUrlOptions,
   type MediaRecord,
   type MediaCompletion,
   type MediaQuery,
@@ -38,23 +38,25 @@ export {
   type UserMediaUsage,
   type MediaUsagePage,
   type MediaUsage,
-  type StoredServerKey,
   type StoredThumbnail,
+  type MediaRecordStore,
+  type ThumbnailIndex,
+  type MediaQueries,
   type MediaMetadataStore,
-  type Requester,
   type RemoteMediaRequest,
   type RemoteMedia,
   type RemoteMediaSource,
   type RemoteThumbnailRequest,
-  REMOTE_THUMBNAIL_CONTENT_TYPES,
-  type Logger,
-  type Clock,
   type ThumbnailMethod,
   type ThumbnailSpec,
   type GeneratedThumbnail,
   type ImageProbe,
   type ThumbnailGenerator,
-} from './ports.js';
+  type MediaAccess,
+  type MediaAccessPolicy,
+  type MediaCandidate,
+  type MediaAdmission,
+} from './ports/index.js';
 export { hasJobLeases, type JobLeases } from './job-leases.js';
 export {
   MediaService,

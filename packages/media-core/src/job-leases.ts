@@ -4,7 +4,7 @@
  * capability of a {@link MediaMetadataStore}: the stores that several
  * processes share (SQL databases) implement it; check with {@link hasJobLeases}.
  */
-import type { MediaMetadataStore } from './ports.js';
+import type { MediaMetadataStore } from './ports/index.js';
 
 /**
  * Named, expiring leases held by one holder at a time. A lease that is not

@@ -1,16 +1,15 @@
 import { isValidMediaId, isValidServerName } from './ids.js';
 import type { MediaService } from './media-service.js';
+import { noopLogger, type Logger } from '@hsmedia/runtime';
 import {
-  noopLogger,
   type BlobStore,
-  type Logger,
   type MediaListOptions,
   type MediaMetadataStore,
   type MediaQuery,
   type MediaRecord,
   type MediaUsagePage,
   type MediaUsageQuery,
-} from './ports.js';
+} from './ports/index.js';
 
 /** Options for {@link MediaAdmin}. */
 export interface MediaAdminOptions {

@@ -6,7 +6,7 @@ import type {
   MediaUsagePage,
   MediaUsageQuery,
   UserMediaUsage,
-} from './ports.js';
+} from './ports/index.js';
 
 /**
  * Reference semantics of the admin queries of {@link MediaMetadataStore}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ContentTooLargeError } from './errors.js';
+import { ContentTooLargeError } from '@hsmedia/errors';
 import { RemoteTee, type RemoteTeeOptions } from './media-service-remote.js';
 
 /** A remote body the test drives, recording whether it was cancelled. */

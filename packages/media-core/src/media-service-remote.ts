@@ -2,7 +2,7 @@
  * Internal to MediaService: the tee that streams a remote body into the blob
  * store and, at the same time, to the first client that asked for it.
  */
-import { ContentTooLargeError } from './errors.js';
+import { ContentTooLargeError } from '@hsmedia/errors';
 
 /** Options of {@link RemoteTee}. */
 export interface RemoteTeeOptions {

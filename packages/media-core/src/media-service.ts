@@ -1,32 +1,20 @@
-import type { Readable } from 'node:stream';
-import { ErrCode, MatrixError, errors } from '@hsmedia/errors';
+import { ContentTooLargeError, ErrCode, MatrixError, errors } from '@hsmedia/errors';
+import { noopLogger, raceAbort, signalOf, systemClock, type Clock, type Logger, type Requester, type SignalSource } from '@hsmedia/runtime';
 import {
+  contentDispositionFor,
   DEFAULT_CONTENT_TYPE,
   normaliseUploadContentType,
   normaliseUploadFilename,
   parseContentDisposition,
 } from './content-headers.js';
-import { ContentTooLargeError, RemoteMediaError } from './errors.js';
+import { RemoteMediaError } from './errors.js';
 import { formatMxcUri, generateId, isValidMediaId, isValidServerName, parseMxcUri } from './ids.js';
 import { KeyedMutex } from './internal/keyed-mutex.js';
 import { WeightedLru } from './media-service-lru.js';
 import { RemoteTee } from './media-service-remote.js';
-import {
-  noopLogger,
-  systemClock,
-  type BlobStore,
-  type ByteSource,
-  type Clock,
-  type Logger,
-  type MediaMetadataStore,
-  type MediaRecord,
-  type RemoteMediaSource,
-  type Requester,
-  type StoredBlob,
-} from './ports.js';
+import type { BlobStore, ByteSource, MediaMetadataStore, MediaRecord, RemoteMediaSource, StoredBlob } from './ports/index.js';
 import { UploadQuotas, type UploadQuotaOptions } from './upload-quota.js';
 import { UploadWaiters } from './upload-waiters.js';
-import { raceAbort } from './internal/abortable.js';
 
 /** In-memory cache sizes of {@link MediaService}. */
 export interface MediaCacheOptions {
@@ -164,8 +152,16 @@ export interface GetMediaOptions {
    * false to wait until the media is stored (e.g. to thumbnail it).
    */
   readonly allowLive?: boolean;
-  /** Undefined (or absent): not abortable. Read only when needed, so it may be a getter that creates it. */
-  readonly signal?: AbortSignal | undefined;
+  /**
+   * Aborts the caller's wait (the client went away). A function is called
+   * only when the lookup has to wait (a cache hit never does), so a server
+   * can avoid creating a signal per request. Undefined: not abortable.
+   */
+  readonly signal?: SignalSource | undefined;
+  /** The client asking (for the access policy); absent for federation and legacy requests. */
+  readonly requester?: Requester | undefined;
+  /** The verified origin of a federation request (for the access policy). */
+  readonly origin?: string | undefined;
 }
 
 /** An inclusive byte range, as in HTTP `Range: bytes=start-end`. */
@@ -190,6 +186,8 @@ export interface MediaHandle {
   /** The Content-Type to serve: as stored, or `application/octet-stream` when none is known. */
   readonly contentType: string;
   readonly uploadName: string | null;
+  /** The `Content-Disposition` for the stored name and type (spec v1.12 rules; see `contentDispositionFor`). */
+  readonly contentDisposition: string;
   /** Size in bytes; null for a live handle whose remote sent no Content-Length. */
   readonly size: number | null;
   /** Strong entity tag (quoted), derived from the SHA-256 of the bytes; null for a live handle. */
@@ -207,7 +205,7 @@ export interface MediaHandle {
    */
   cachedSmall?(): Uint8Array | undefined;
   /** A stream of the content, or of the inclusive range (ranges are refused on live handles). */
-  open(range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array> | Readable>;
+  open(range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>>;
   /**
    * Call when the handle will not be opened (HEAD, 304): a live handle then
    * stops holding its remote fetch back. A no-op for stored media.
@@ -655,7 +653,7 @@ export class MediaService {
       const fetched = await this.#fetchRemote(serverName, mediaId, options);
       if ('tee' in fetched) {
         this.#noteAccess(key, serverName, mediaId);
-        return this.#liveHandleFor(fetched, options.signal);
+        return this.#liveHandleFor(fetched, signalOf(options.signal));
       }
       record = fetched;
     } else if (options.localOnly === true && !this.isLocal(serverName)) {
@@ -769,7 +767,7 @@ export class MediaService {
       if (record.expiresAt !== null && record.expiresAt <= now) throw mediaNotFound();
       if (now >= deadline) throw errors.notYetUploaded();
       // Woken at once by a local upload (#uploadWaiters); the poll catches uploads on other instances.
-      await this.#uploadWaiters.wait(waitKey, Math.min(this.#pendingPollMs, deadline - now), options.signal);
+      await this.#uploadWaiters.wait(waitKey, Math.min(this.#pendingPollMs, deadline - now), signalOf(options.signal));
       record = await this.#metadata.getMedia(initial.serverName, initial.mediaId);
     }
   }
@@ -793,7 +791,7 @@ export class MediaService {
       const forget = (): void => void this.#remoteFetches.delete(key);
       fetch.committed.then(forget, forget);
     }
-    const { signal } = options;
+    const signal = signalOf(options.signal);
     if (!fetch.claimed && options.allowLive !== false) {
       fetch.claimed = true;
       const started = fetch.started;
@@ -938,6 +936,7 @@ export class MediaService {
       live: true,
       contentType: storedType ?? DEFAULT_CONTENT_TYPE,
       uploadName: record.uploadName,
+      contentDisposition: contentDispositionFor(storedType ?? DEFAULT_CONTENT_TYPE, record.uploadName),
       size: live.contentLength,
       etag: null,
       readSmall(): Promise<Uint8Array | null> {
@@ -965,8 +964,8 @@ export class MediaService {
       return errors.tooLarge('Remote content is too large', 502);
     }
     if (err instanceof RemoteMediaError) {
-      this.#logger.info({ serverName, mediaId, failure: err.failure, err }, 'remote media fetch failed');
-      switch (err.failure) {
+      this.#logger.info({ serverName, mediaId, failure: err.code, err }, 'remote media fetch failed');
+      switch (err.code) {
         case 'not_found':
           return mediaNotFound();
         case 'too_large':
@@ -999,6 +998,7 @@ export class MediaService {
       live: false,
       contentType: storedType ?? DEFAULT_CONTENT_TYPE,
       uploadName: record.uploadName,
+      contentDisposition: contentDispositionFor(storedType ?? DEFAULT_CONTENT_TYPE, record.uploadName),
       size,
       etag: `"${record.sha256 ?? `${blobId}-${size}`}"`,
       discard(): void {},
@@ -1023,7 +1023,7 @@ export class MediaService {
         smallBlobs.set(blobId, bytes, bytes.byteLength);
         return bytes;
       },
-      async open(range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array> | Readable> {
+      async open(range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
         const cached = range === undefined || size <= maxBlobBytes ? smallBlobs.get(blobId, 0) : undefined;
         if (cached !== undefined) {
           const slice = range === undefined ? cached : cached.subarray(range.start, range.end + 1);

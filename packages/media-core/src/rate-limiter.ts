@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from './ports.js';
+import { systemClock, type Clock } from '@hsmedia/runtime';
 
 /** The outcome of {@link RateLimiter.take}. */
 export type RateLimitDecision =

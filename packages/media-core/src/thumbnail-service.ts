@@ -1,26 +1,21 @@
-import type { Readable } from 'node:stream';
-import { ErrCode, MatrixError, errors } from '@hsmedia/errors';
-import { essenceOf } from './content-headers.js';
-import { ContentTooLargeError, RemoteMediaError } from './errors.js';
+import { ContentTooLargeError, ErrCode, MatrixError, errors } from '@hsmedia/errors';
+import { noopLogger, raceAbort, systemClock, type Clock, type Logger, type SignalSource } from '@hsmedia/runtime';
+import { contentDispositionFor, essenceOf } from './content-headers.js';
+import { RemoteMediaError } from './errors.js';
 import { isValidMediaId } from './ids.js';
 import type { ByteRange, GetMediaOptions, MediaHandle, MediaService } from './media-service.js';
 import { WeightedLru } from './media-service-lru.js';
 import {
-  noopLogger,
   REMOTE_THUMBNAIL_CONTENT_TYPES,
-  systemClock,
   type BlobStore,
-  type Clock,
   type ImageProbe,
-  type Logger,
   type MediaMetadataStore,
   type MediaRecord,
   type RemoteMediaSource,
   type StoredThumbnail,
   type ThumbnailGenerator,
   type ThumbnailSpec,
-} from './ports.js';
-import { raceAbort } from './internal/abortable.js';
+} from './ports/index.js';
 
 /**
  * The thumbnail rules a generator package supplies (`@hsmedia/thumbnailer`:
@@ -93,8 +88,8 @@ export interface GetThumbnailOptions {
   readonly legacy?: boolean | undefined;
   readonly allowRemote?: boolean | undefined;
   readonly timeoutMs?: number | undefined;
-  /** Undefined (or absent): not abortable. Read only when needed, so it may be a getter that creates it. */
-  readonly signal?: AbortSignal | undefined;
+  /** As for `MediaService.getMedia`: a signal, or a function called only when the lookup has to wait. */
+  readonly signal?: SignalSource | undefined;
 }
 
 /**
@@ -307,7 +302,7 @@ export class ThumbnailService {
   }
 
   /** The thumbnail of a stored media record for `spec` (the federation endpoint has the record already). */
-  async thumbnailFor(record: MediaRecord, spec: ThumbnailSpec, options: { readonly signal?: AbortSignal | undefined } = {}): Promise<ThumbnailHandle> {
+  async thumbnailFor(record: MediaRecord, spec: ThumbnailSpec, options: { readonly signal?: SignalSource | undefined } = {}): Promise<ThumbnailHandle> {
     if (record.blobId === null) throw errors.notFound('Media not found');
     const type = essence(record.contentType);
     if (!this.#generator.supports(type)) throw cannotThumbnail();
@@ -562,7 +557,7 @@ export class ThumbnailService {
       bytes = await readAtMost(answer.body, maxBytes);
     } catch (err) {
       if (signal.aborted) throw err;
-      if (err instanceof RemoteMediaError && err.failure === 'not_found') {
+      if (err instanceof RemoteMediaError && err.code === 'not_found') {
         const notFound = errors.notFound('Media not found');
         this.#remoteMisses.set(key, notFound, 1, this.#clock.now() + REMOTE_MISS_TTL_MS);
         throw notFound;
@@ -707,6 +702,7 @@ export class ThumbnailService {
       live: false,
       contentType: thumbnail.contentType,
       uploadName: THUMBNAIL_NAMES.get(thumbnail.contentType) ?? 'thumbnail.bin',
+      contentDisposition: contentDispositionFor(thumbnail.contentType, THUMBNAIL_NAMES.get(thumbnail.contentType) ?? 'thumbnail.bin'),
       size,
       // The blob is immutable and never shared, so its ID names these bytes.
       etag: `"thumb-${blobId}"`,
@@ -725,7 +721,7 @@ export class ThumbnailService {
         cache.set(blobId, bytes, bytes.byteLength);
         return bytes;
       },
-      async open(range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array> | Readable> {
+      async open(range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
         const stream = await blobs.open(blobId, {
           ...(range === undefined ? {} : { start: range.start, end: range.end }),
           ...(signal === undefined ? {} : { signal }),
@@ -757,7 +753,7 @@ class ThumbnailMediaLookup implements GetMediaOptions {
     this.timeoutMs = options.timeoutMs;
   }
 
-  get signal(): AbortSignal | undefined {
+  get signal(): SignalSource | undefined {
     return this.#options.signal;
   }
 }

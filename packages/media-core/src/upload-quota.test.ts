@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isMatrixError } from '@hsmedia/errors';
-import type { MediaMetadataStore, MediaUsage } from './ports.js';
+import type { MediaMetadataStore, MediaUsage } from './ports/index.js';
 import { UploadQuotas } from './upload-quota.js';
 
 /** Only getUserUsage is used by UploadQuotas; it answers from a fixed table of (createdAt, size). */

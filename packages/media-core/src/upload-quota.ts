@@ -1,5 +1,5 @@
 import { ErrCode, MatrixError } from '@hsmedia/errors';
-import type { MediaMetadataStore } from './ports.js';
+import type { MediaMetadataStore } from './ports/index.js';
 
 /**
  * One user's upload allowance. Every field is optional; `null` lifts a limit

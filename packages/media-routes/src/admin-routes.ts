@@ -1,15 +1,7 @@
 import { METHODS } from 'node:http';
 import { errors } from '@hsmedia/errors';
-import {
-  isValidMediaId,
-  isValidServerName,
-  type MediaAdmin,
-  type MediaListOptions,
-  type MediaOrder,
-  type MediaRecord,
-  type MediaUsageQuery,
-  type Requester,
-} from '@hsmedia/media-core';
+import { isValidMediaId, isValidServerName, type MediaAdmin, type MediaListOptions, type MediaOrder, type MediaRecord, type MediaUsageQuery } from '@hsmedia/media-core';
+import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 

@@ -1,6 +1,7 @@
 import { errors } from '@hsmedia/errors';
 import { abortSignalFor, readJsonBody } from '@hsmedia/koa-matrix';
-import type { MediaService, Requester } from '@hsmedia/media-core';
+import type { MediaService } from '@hsmedia/media-core';
+import type { Requester } from '@hsmedia/runtime';
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { hasUnreadBody } from './rate-limit.js';

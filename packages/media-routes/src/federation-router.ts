@@ -62,28 +62,24 @@ function timeoutMsOf(ctx: Context): number | undefined {
 /** A stream that opens the media only when first read (HEAD never opens it). */
 function lazyContent(handle: MediaHandle, signal: AbortSignal): ReadableStream<Uint8Array> {
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  let iterator: AsyncIterator<unknown> | undefined;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        if (reader === undefined && iterator === undefined) {
+        if (reader === undefined) {
           const small = await handle.readSmall(signal);
           if (small !== null) {
             if (small.byteLength > 0) controller.enqueue(small);
             controller.close();
             return;
           }
-          const opened = await handle.open(undefined, signal);
-          if (opened instanceof ReadableStream) reader = opened.getReader();
-          else iterator = opened[Symbol.asyncIterator]();
+          reader = (await handle.open(undefined, signal)).getReader();
         }
-        const next = reader !== undefined ? await reader.read() : await iterator!.next();
-        if (next.done === true) controller.close();
-        else controller.enqueue(next.value as Uint8Array);
+        const next = await reader.read();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
       },
       async cancel(reason) {
         if (reader !== undefined) await reader.cancel(reason);
-        else if (iterator !== undefined) await iterator.return?.();
         else handle.discard();
       },
     },

@@ -8,7 +8,8 @@ import {
   unrecognized,
   type ErrorLogger,
 } from '@hsmedia/koa-matrix';
-import type { MediaService, RateLimiter, Requester, ThumbnailService } from '@hsmedia/media-core';
+import type { MediaService, RateLimiter, ThumbnailService } from '@hsmedia/media-core';
+import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
 import type Koa from 'koa';
 import type { Context, Middleware } from 'koa';

@@ -7,7 +7,7 @@
  */
 import { ErrCode, MatrixError, errors, isMatrixError } from '@hsmedia/errors';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
-import type { Requester } from '@hsmedia/media-core';
+import type { Requester } from '@hsmedia/runtime';
 import type { Context, Middleware } from 'koa';
 
 /** Per-call options of {@link PreviewUrlPort.preview}. */

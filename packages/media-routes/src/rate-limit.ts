@@ -1,5 +1,6 @@
 import { errors } from '@hsmedia/errors';
-import type { RateLimiter, Requester } from '@hsmedia/media-core';
+import type { RateLimiter } from '@hsmedia/media-core';
+import type { Requester } from '@hsmedia/runtime';
 import type { Context, Middleware } from 'koa';
 
 /** Options for {@link rateLimit}. */

@@ -82,7 +82,7 @@ function thumbnailQueryParser(isLegacy: boolean, thumbnails: ThumbnailService): 
 }
 
 function cannotThumbnail(): Error {
-  return errors.unknown('Cannot generate thumbnails for the requested content', 400);
+  return errors.cannotThumbnail();
 }
 
 /**

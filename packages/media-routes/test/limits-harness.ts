@@ -1,7 +1,8 @@
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { StaticTokenVerifier, createClientAuth } from '@hsmedia/client-auth';
-import { MediaService, type Clock, type MediaServiceOptions } from '@hsmedia/media-core';
+import { MediaService, type MediaServiceOptions } from '@hsmedia/media-core';
+import type { Clock } from '@hsmedia/runtime';
 import { FsBlobStore } from '@hsmedia/store-fs';
 import { createSqliteMetadataStore, type SqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { listen, tmpdir, type TempDir } from '@hsmedia/test-fixtures';

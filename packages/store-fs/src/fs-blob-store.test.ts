@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeBlobStore } from '@hsmedia/conformance';
-import { ContentTooLargeError } from '@hsmedia/media-core';
+import { ContentTooLargeError } from '@hsmedia/errors';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsBlobStore } from './fs-blob-store.js';
 

@@ -1,15 +1,8 @@
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import {
-  ContentTooLargeError,
-  generateId,
-  type BlobPutOptions,
-  type BlobReadOptions,
-  type BlobStore,
-  type ByteSource,
-  type StoredBlob,
-} from '@hsmedia/media-core';
+import { generateId, type BlobPutOptions, type BlobReadOptions, type BlobStore, type ByteSource, type StoredBlob } from '@hsmedia/media-core';
+import { ContentTooLargeError } from '@hsmedia/errors';
 import { blobDirOf, blobPathOf, stagingDirOf, stagingPathOf } from './internal/blob-path.js';
 import { fileReadStream } from './internal/file-read-stream.js';
 import { Sha256Hasher } from './internal/sha256-hasher.js';

@@ -1,17 +1,5 @@
-import type {
-  MediaListOptions,
-  MediaQuery,
-  MediaSummary,
-  MediaUsagePage,
-  MediaUsageQuery,
-  JobLeases,
-  MediaCompletion,
-  MediaMetadataStore,
-  MediaRecord,
-  MediaUsage,
-  StoredServerKey,
-  StoredThumbnail,
-} from '@hsmedia/media-core';
+import type { MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail } from '@hsmedia/media-core';
+import type { ServerKeyStore, StoredServerKey } from '@hsmedia/signing';
 import type { Knex } from 'knex';
 import {
   MEDIA_COLUMNS,
@@ -60,7 +48,7 @@ const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
  * Database errors propagate unchanged (the HTTP edge renders them as 500
  * `M_UNKNOWN`); this class never puts caller data into error messages.
  */
-export class KnexMetadataStore implements MediaMetadataStore, JobLeases {
+export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases {
   /** The knex instance the store queries. */
   readonly knex: Knex;
   readonly #tables: TableNames;

@@ -1,4 +1,5 @@
-import type { MediaCompletion, MediaRecord, StoredServerKey } from '@hsmedia/media-core';
+import type { MediaCompletion, MediaRecord } from '@hsmedia/media-core';
+import type { StoredServerKey } from '@hsmedia/signing';
 
 /** A pending (created, not yet uploaded) local record. */
 export function pendingRecord(overrides: Partial<MediaRecord> = {}): MediaRecord {

@@ -34,5 +34,5 @@ export function thumbnailErrorToMatrixError(error: ThumbnailError, options: { re
   if (error.kind === 'too_large') {
     return errors.tooLarge('The content is too large to thumbnail', options.remote === true ? 502 : 413);
   }
-  return errors.unknown('Cannot generate thumbnails for the requested content', 400);
+  return errors.cannotThumbnail();
 }

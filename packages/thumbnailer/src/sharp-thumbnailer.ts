@@ -1,14 +1,6 @@
 import { availableParallelism } from 'node:os';
-import {
-  essenceOf,
-  noopLogger,
-  type ByteSource,
-  type GeneratedThumbnail,
-  type ImageProbe,
-  type Logger,
-  type ThumbnailGenerator,
-  type ThumbnailSpec,
-} from '@hsmedia/media-core';
+import { essenceOf, type ByteSource, type GeneratedThumbnail, type ImageProbe, type ThumbnailGenerator, type ThumbnailSpec } from '@hsmedia/media-core';
+import { noopLogger, type Logger } from '@hsmedia/runtime';
 import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
 import { ThumbnailError } from './errors.js';
 import { thumbnailGeometry, type ThumbnailGeometry } from './geometry.js';

@@ -19,15 +19,8 @@
 import type { LookupFunction } from 'node:net';
 import { TextDecoder } from 'node:util';
 import { createAddressPolicy, guardedLookup, type AddressPolicy } from '@hsmedia/net-guard';
-import {
-  essenceOf,
-  noopLogger,
-  parseContentDisposition,
-  systemClock,
-  type Clock,
-  type Logger,
-  type Requester,
-} from '@hsmedia/media-core';
+import { essenceOf, parseContentDisposition } from '@hsmedia/media-core';
+import { noopLogger, systemClock, type Clock, type Logger, type Requester } from '@hsmedia/runtime';
 import { CHARSET_PRESCAN_BYTES, sniffHtmlEncoding } from './charset.js';
 import { PreviewConfigError, PreviewError, isPreviewError } from './errors.js';
 import { HtmlMetadataCollector } from './html-metadata.js';

@@ -1,4 +1,5 @@
-import type { MediaRecord, StoredServerKey } from '@hsmedia/media-core';
+import type { MediaRecord } from '@hsmedia/media-core';
+import type { StoredServerKey } from '@hsmedia/signing';
 
 /**
  * Column values as drivers hand them back: pg returns `bigint` columns as

@@ -1,4 +1,5 @@
-import type { MediaCompletion, MediaRecord, StoredServerKey } from '@hsmedia/media-core';
+import type { MediaCompletion, MediaRecord } from '@hsmedia/media-core';
+import type { StoredServerKey } from '@hsmedia/signing';
 
 /**
  * Guards that make SQLite and PostgreSQL agree. Without them SQLite would store

@@ -1,0 +1,27 @@
+export type { ByteSource, BlobPutOptions, StoredBlob, BlobReadOptions, BlobStore, DirectUrlOptions } from './blob-store.js';
+export type {
+  MediaRecord,
+  MediaCompletion,
+  MediaUsage,
+  StoredThumbnail,
+  MediaQuery,
+  MediaOrder,
+  MediaListOptions,
+  MediaSummary,
+  MediaUsageQuery,
+  UserMediaUsage,
+  MediaUsagePage,
+  MediaRecordStore,
+  ThumbnailIndex,
+  MediaQueries,
+  MediaMetadataStore,
+} from './metadata-store.js';
+export {
+  REMOTE_THUMBNAIL_CONTENT_TYPES,
+  type RemoteMediaRequest,
+  type RemoteMedia,
+  type RemoteThumbnailRequest,
+  type RemoteMediaSource,
+} from './remote-media.js';
+export type { ThumbnailMethod, ThumbnailSpec, GeneratedThumbnail, ImageProbe, ThumbnailGenerator } from './thumbnails.js';
+export type { MediaAccess, MediaAccessPolicy, MediaCandidate, MediaAdmission } from './media-gates.js';

@@ -183,8 +183,6 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     // Pre-generates the configured sizes of every stored image in the background; undefined when disabled.
     const thumbnails = createThumbnails(config.thumbnails, {
       media,
-      blobs: stores.blobs,
-      metadata: stores.metadata,
       logger: logger.child({ component: 'thumbnails' }),
       // Uncached remote media: the remote's own thumbnail first (thumbnails.remote_thumbnail_first).
       remote,

@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { isMatrixError } from '@hsmedia/errors';
-import { ThumbnailService, type BlobStore, type MediaMetadataStore, type MediaService, type RemoteMediaSource, type StoredThumbnail, type ThumbnailGenerator, type ThumbnailRules, type ThumbnailSpec } from '@hsmedia/media-core';
+import { ThumbnailService, type MediaService, type RemoteMediaSource, type StoredThumbnail, type ThumbnailGenerator, type ThumbnailRules, type ThumbnailSpec } from '@hsmedia/media-core';
 import type { Logger } from '@hsmedia/runtime';
 import {
   SharpThumbnailer,
@@ -76,8 +76,6 @@ export const thumbnailerRules: ThumbnailRules = Object.freeze({
 /** What {@link createThumbnails} needs. */
 export interface ThumbnailsDependencies {
   readonly media: MediaService;
-  readonly blobs: BlobStore;
-  readonly metadata: MediaMetadataStore;
   readonly logger: Logger;
   /** Where remote thumbnails come from (the `FederationClient`); none: always from the original. */
   readonly remote?: RemoteMediaSource;
@@ -101,8 +99,6 @@ export function createThumbnails(config: ThumbnailsConfig, deps: ThumbnailsDepen
   });
   return new ThumbnailService({
     media: deps.media,
-    blobs: deps.blobs,
-    metadata: deps.metadata,
     generator: deps.wrapGenerator?.(generator) ?? generator,
     rules: thumbnailerRules,
     sizes: config.sizes,

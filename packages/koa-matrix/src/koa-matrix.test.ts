@@ -253,6 +253,8 @@ describe('abortSignalFor', () => {
     const seen: { aborted: boolean; reason: unknown }[] = [];
     let signalled!: () => void;
     const aborted = new Promise<void>((resolve) => (signalled = resolve));
+    let listening!: () => void;
+    const handlerListening = new Promise<void>((resolve) => (listening = resolve));
     const url = await serve(
       appWith(async (ctx) => {
         const signal = abortSignalFor(ctx);
@@ -266,6 +268,7 @@ describe('abortSignalFor', () => {
           seen.push({ aborted: true, reason: signal.reason });
           signalled();
         });
+        listening();
         try {
           for await (const _chunk of ctx.req) {
             // keep reading until the client goes away
@@ -280,7 +283,8 @@ describe('abortSignalFor', () => {
     const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/upload', headers: { 'content-length': '1000000' } });
     req.on('error', () => {});
     req.write(Buffer.alloc(1000));
-    await new Promise((r) => setTimeout(r, 50));
+    // Disconnect only once the handler is reading (an event, not a delay: this must hold on a busy machine).
+    await handlerListening;
     req.destroy();
     await aborted;
     expect(seen[0]).toEqual({ aborted: false, reason: undefined });

@@ -58,19 +58,11 @@ export {
   type MediaAdmission,
 } from './ports/index.js';
 export { hasJobLeases, type JobLeases } from './job-leases.js';
-export {
-  MediaService,
-  type MediaServiceOptions,
-  type MediaCacheOptions,
-  type UploadRequest,
-  type UploadResult,
-  type GetMediaOptions,
-  type ByteRange,
-  type MediaHandle,
-  type AsyncUploadOptions,
-  type CreatedMedia,
-  type PendingUploadRequest,
-} from './media-service.js';
+export { MediaService, type MediaServiceOptions, type GetMediaOptions } from './media-service.js';
+export type { MediaHandle, ThumbnailHandle, ByteRange } from './media-handle.js';
+export { MediaCatalog, type MediaCacheOptions } from './media-catalog.js';
+export type { AsyncUploadOptions, CreatedMedia, PendingUploadRequest, UploadRequest, UploadResult } from './media-uploads.js';
+export { TimeoutPolicy, type TimeoutPolicyOptions } from './timeout-policy.js';
 export {
   TokenBucketRateLimiter,
   type RateLimiter,
@@ -88,7 +80,6 @@ export {
   type ThumbnailServiceOptions,
   type ThumbnailRules,
   type GetThumbnailOptions,
-  type ThumbnailHandle,
 } from './thumbnail-service.js';
 export {
   MediaAdmin,

@@ -1,10 +1,10 @@
 import { isValidMediaId, isValidServerName } from './ids.js';
 import type { MediaService } from './media-service.js';
-import { noopLogger, type Logger } from '@hsmedia/runtime';
+import { type Logger } from '@hsmedia/runtime';
+import type { MediaCatalog } from './media-catalog.js';
 import {
-  type BlobStore,
   type MediaListOptions,
-  type MediaMetadataStore,
+  type MediaQueries,
   type MediaQuery,
   type MediaRecord,
   type MediaUsagePage,
@@ -13,11 +13,11 @@ import {
 
 /** Options for {@link MediaAdmin}. */
 export interface MediaAdminOptions {
-  /** The service that serves the media: its caches are invalidated on every change. */
+  /** The service that serves the media: every change goes through its catalog, which keeps the caches in step. */
   readonly media: MediaService;
-  /** The same stores the service uses. */
-  readonly blobs: BlobStore;
-  readonly metadata: MediaMetadataStore;
+  /** Queries over many records (normally the same metadata store the service uses). */
+  readonly queries: MediaQueries;
+  /** Default: the catalog's logger. */
   readonly logger?: Logger;
   /** Records changed per store query in bulk operations. Default 500. */
   readonly batchSize?: number;
@@ -49,17 +49,13 @@ export interface EvictionResult {
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
-/** `MediaMetadataStore.deleteThumbnails`, for stores that keep thumbnails. */
-interface ThumbnailRows {
-  deleteThumbnails?(serverName: string, mediaId: string): Promise<string[]>;
-}
-
 /**
  * Moderation and housekeeping over the ports: quarantine (by media, by
  * uploader, by content hash), protection from bulk quarantine, deletion (bytes, thumbnails and row), remote
  * cache purges, a space budget for the remote cache, usage statistics.
  *
- * Every change invalidates the {@link MediaService} caches of this process.
+ * Every change goes through the `MediaCatalog`, which drops the cached state
+ * of this process (records, blobs, thumbnail rows).
  * Other instances sharing the stores keep serving a cached record for at most
  * their `cache.recordTtlMs` (default 60 s): set it lower where a quarantine
  * must bite faster everywhere.
@@ -69,26 +65,22 @@ interface ThumbnailRows {
  *
  * @example
  * ```ts
- * const admin = new MediaAdmin({ media, blobs, metadata });
+ * const admin = new MediaAdmin({ media, queries: metadata });
  * await admin.setQuarantined('example.org', 'abc', true);
  * const freed = await admin.purgeRemoteCache(Date.now() - 30 * 86_400_000);
  * ```
  */
 export class MediaAdmin {
-  readonly #media: MediaService;
-  readonly #blobs: BlobStore;
-  readonly #metadata: MediaMetadataStore;
+  readonly #catalog: MediaCatalog;
+  readonly #queries: MediaQueries;
   readonly #logger: Logger;
   readonly #batchSize: number;
 
   constructor(options: MediaAdminOptions) {
-    if (!options.media || !options.blobs || !options.metadata) {
-      throw new TypeError('MediaAdmin: media, blobs and metadata are required');
-    }
-    this.#media = options.media;
-    this.#blobs = options.blobs;
-    this.#metadata = options.metadata;
-    this.#logger = options.logger ?? noopLogger;
+    if (!options.media || !options.queries) throw new TypeError('MediaAdmin: media and queries are required');
+    this.#catalog = options.media.catalog;
+    this.#queries = options.queries;
+    this.#logger = options.logger ?? this.#catalog.logger;
     const batchSize = options.batchSize ?? 500;
     if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
       throw new TypeError('MediaAdmin: batchSize must be an integer from 1 to 10000');
@@ -98,13 +90,13 @@ export class MediaAdmin {
 
   /** This server's name (local media is media of this origin). */
   get serverName(): string {
-    return this.#media.serverName;
+    return this.#catalog.serverName;
   }
 
   /** The stored record, quarantined or not; null when unknown. */
   async getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
     if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return null;
-    return this.#metadata.getMedia(serverName, mediaId);
+    return this.#catalog.records.getMedia(serverName, mediaId);
   }
 
   /**
@@ -114,12 +106,11 @@ export class MediaAdmin {
    */
   async setQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
     if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
-    if (quarantined && (await this.#metadata.getMedia(serverName, mediaId))?.protected === true) {
+    if (quarantined && (await this.#catalog.records.getMedia(serverName, mediaId))?.protected === true) {
       this.#logger.info({ serverName, mediaId }, 'protected media not quarantined');
       return false;
     }
-    const found = await this.#metadata.setMediaQuarantined(serverName, mediaId, quarantined);
-    this.#media.invalidate(serverName, mediaId);
+    const found = await this.#catalog.setQuarantined(serverName, mediaId, quarantined);
     if (found) this.#logger.info({ serverName, mediaId, quarantined }, 'media quarantine changed');
     return found;
   }
@@ -133,8 +124,7 @@ export class MediaAdmin {
    */
   async setProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
     if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
-    const found = await this.#metadata.setMediaProtected(serverName, mediaId, isProtected);
-    this.#media.invalidate(serverName, mediaId);
+    const found = await this.#catalog.setProtected(serverName, mediaId, isProtected);
     if (found) this.#logger.info({ serverName, mediaId, protected: isProtected }, 'media protection changed');
     return found;
   }
@@ -162,16 +152,7 @@ export class MediaAdmin {
    */
   async deleteMedia(serverName: string, mediaId: string): Promise<boolean> {
     if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
-    // Thumbnail rows are an optional capability of older stores: delete them when the store has them.
-    const thumbnailBlobs = (await (this.#metadata as MediaMetadataStore & ThumbnailRows).deleteThumbnails?.(serverName, mediaId)) ?? [];
-    const deleted = await this.#media.deleteMedia(serverName, mediaId);
-    for (const blobId of thumbnailBlobs) {
-      try {
-        await this.#blobs.delete(blobId);
-      } catch (err) {
-        this.#logger.error({ err, blobId }, 'could not delete a thumbnail blob; it is now an orphan');
-      }
-    }
+    const deleted = await this.#catalog.delete(serverName, mediaId);
     if (deleted) this.#logger.info({ serverName, mediaId }, 'media deleted');
     return deleted;
   }
@@ -179,15 +160,15 @@ export class MediaAdmin {
   /** A page of `userId`'s uploads (default newest last) and their total count. */
   async listUserMedia(userId: string, page: MediaListOptions): Promise<UserMediaPage> {
     const [media, summary] = await Promise.all([
-      this.#metadata.listMedia({ userId }, page),
-      this.#metadata.summarizeMedia({ userId }),
+      this.#queries.listMedia({ userId }, page),
+      this.#queries.summarizeMedia({ userId }),
     ]);
     return { media, total: summary.count };
   }
 
   /** Deletes the page of `userId`'s uploads that {@link listUserMedia} would list; the IDs deleted. */
   async deleteUserMedia(userId: string, page: MediaListOptions): Promise<string[]> {
-    const records = await this.#metadata.listMedia({ userId }, page);
+    const records = await this.#queries.listMedia({ userId }, page);
     const deleted: string[] = [];
     for (const record of records) {
       if (await this.deleteMedia(record.serverName, record.mediaId)) deleted.push(record.mediaId);
@@ -223,12 +204,12 @@ export class MediaAdmin {
    */
   async evictRemoteCache(maxBytes: number): Promise<EvictionResult> {
     const query: MediaQuery = { notServerName: this.serverName };
-    let remainingBytes = (await this.#metadata.summarizeMedia(query)).totalBytes;
+    let remainingBytes = (await this.#queries.summarizeMedia(query)).totalBytes;
     let deleted = 0;
     let freedBytes = 0;
     let skipped = 0;
     while (remainingBytes > maxBytes) {
-      const batch = await this.#metadata.listMedia(query, {
+      const batch = await this.#queries.listMedia(query, {
         orderBy: 'last_used',
         limit: this.#batchSize,
         offset: skipped,
@@ -250,7 +231,7 @@ export class MediaAdmin {
 
   /** Per-uploader counts and sizes. */
   usageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
-    return this.#metadata.mediaUsageByUser(query);
+    return this.#queries.mediaUsageByUser(query);
   }
 
   async #setQuarantinedWhere(query: MediaQuery, quarantined: boolean): Promise<number> {
@@ -259,7 +240,7 @@ export class MediaAdmin {
     const selection: MediaQuery = quarantined ? { ...query, quarantined: false, protected: false } : { ...query, quarantined: true };
     for (;;) {
       // Changed records leave the selection, so the first page is always the next one.
-      const batch = await this.#metadata.listMedia(selection, { limit: this.#batchSize });
+      const batch = await this.#queries.listMedia(selection, { limit: this.#batchSize });
       let progress = 0;
       for (const record of batch) {
         if (await this.setQuarantined(record.serverName, record.mediaId, quarantined)) progress++;
@@ -273,7 +254,7 @@ export class MediaAdmin {
     const deleted: MediaRecord[] = [];
     let skipped = 0;
     for (;;) {
-      const batch = await this.#metadata.listMedia(query, { orderBy: 'last_used', limit: this.#batchSize, offset: skipped });
+      const batch = await this.#queries.listMedia(query, { orderBy: 'last_used', limit: this.#batchSize, offset: skipped });
       for (const record of batch) {
         if (await this.#deleteQuietly(record)) deleted.push(record);
         else skipped++;

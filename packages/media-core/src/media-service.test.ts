@@ -337,9 +337,10 @@ describe('MediaService.getMedia', () => {
     const { media, metadata } = setup();
     expect((await matrixError(media.getMedia('example.org', 'missing'))).errcode).toBe('M_NOT_FOUND');
     const { mediaId } = await media.upload({ body: iter(enc('x')), requester: alice });
-    const key = `example.org/${mediaId}`;
-    metadata.rows.set(key, { ...metadata.rows.get(key)!, quarantined: true });
-    media.invalidate('example.org', mediaId);
+    expect((await media.getMedia('example.org', mediaId)).size).toBe(1);
+    // Through the catalog: the cached record of this process is dropped with the change.
+    expect(await media.catalog.setQuarantined('example.org', mediaId, true)).toBe(true);
+    expect(metadata.rows.get(`example.org/${mediaId}`)?.quarantined).toBe(true);
     expect((await matrixError(media.getMedia('example.org', mediaId))).httpStatus).toBe(404);
   });
 

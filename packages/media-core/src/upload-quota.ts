@@ -1,5 +1,5 @@
 import { ErrCode, MatrixError } from '@hsmedia/errors';
-import type { MediaMetadataStore } from './ports/index.js';
+import type { MediaQueries } from './ports/index.js';
 
 /**
  * One user's upload allowance. Every field is optional; `null` lifts a limit
@@ -61,7 +61,7 @@ function checkLimits(where: string, limits: UploadQuotaLimits): void {
 
 /**
  * Per-user upload quotas, counted from the metadata store
- * ({@link MediaMetadataStore.getUserUsage}): totals over all of a user's
+ * ({@link MediaQueries.getUserUsage}): totals over all of a user's
  * local media, and a sliding window (`periodMs`) by creation time.
  *
  * `MediaService` checks twice: before reading the body (declared
@@ -100,7 +100,7 @@ export class UploadQuotas {
    * `incomingBytes` would pass a limit. Queries the store only for the
    * limits that are set.
    */
-  async check(metadata: MediaMetadataStore, userId: string, incomingBytes: number, now: number): Promise<void> {
+  async check(metadata: Pick<MediaQueries, 'getUserUsage'>, userId: string, incomingBytes: number, now: number): Promise<void> {
     const limits = this.limitsFor(userId);
     if (limits.maxBytes !== null || limits.maxFiles !== null) {
       const total = await metadata.getUserUsage(userId, 0);

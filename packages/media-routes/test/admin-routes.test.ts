@@ -44,7 +44,7 @@ async function start(): Promise<AdminHarness> {
   const metadata = await createSqliteMetadataStore({ path: join(dir.path, 'media.sqlite') });
   // A long record TTL: every quarantine below must bite through invalidation, not expiry.
   const media = new MediaService({ serverName: SERVER, blobs, metadata, maxUploadBytes: 1 << 20, clock, cache: { recordTtlMs: 3_600_000 } });
-  const admin = new MediaAdmin({ media, blobs, metadata, batchSize: 2 });
+  const admin = new MediaAdmin({ media, queries: metadata, batchSize: 2 });
   const verifier = new StaticTokenVerifier({
     admin_token: '@admin:media.test',
     alice_token: '@alice:media.test',

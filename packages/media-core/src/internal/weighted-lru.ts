@@ -1,6 +1,6 @@
 /**
  * A small least-recently-used map with an entry cap, an optional total
- * weight cap (bytes) and per-entry expiry. Internal to MediaService: a Map
+ * weight cap (bytes) and per-entry expiry. Internal to media-core: a Map
  * keeps insertion order, so re-inserting on read makes the first key the
  * least recently used one.
  */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ContentTooLargeError } from '@hsmedia/errors';
-import { RemoteTee, type RemoteTeeOptions } from './media-service-remote.js';
+import { RemoteTee, type RemoteTeeOptions } from './remote-tee.js';
 
 /** A remote body the test drives, recording whether it was cancelled. */
 function scriptedBody(): {

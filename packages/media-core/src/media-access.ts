@@ -1,0 +1,60 @@
+import { errors } from '@hsmedia/errors';
+import type { Requester } from '@hsmedia/runtime';
+import { parseMxcUri } from './ids.js';
+import type { MediaAccessPolicy, MediaRecord } from './ports/index.js';
+
+/** Options of {@link MediaAccessRules}. */
+export interface MediaAccessRulesOptions {
+  /** Media stored while the legacy endpoints are frozen is never served on them. */
+  readonly freezeLegacy: boolean;
+  /** `mxc://` URIs served on legacy requests even when stored while frozen (SSO identity-provider icons). */
+  readonly freezeExemptions?: readonly string[] | undefined;
+  /** The operator's policy, asked after the built-in rules. */
+  readonly policy?: MediaAccessPolicy | undefined;
+}
+
+/** Who asks, as a lookup carries it. */
+export interface AccessRequest {
+  readonly legacy?: boolean | undefined;
+  readonly requester?: Requester | undefined;
+  readonly origin?: string | undefined;
+}
+
+/**
+ * The check before any byte is served: quarantined media is not served
+ * (404, as Synapse answers), media stored while the legacy endpoints were
+ * frozen is not served on them (spec v1.11, "Content repository": the
+ * freeze; SSO icons exempt), then the operator's {@link MediaAccessPolicy}.
+ */
+export class MediaAccessRules {
+  readonly #freezeLegacy: boolean;
+  readonly #exemptions: ReadonlySet<string>;
+  readonly #policy: MediaAccessPolicy | undefined;
+
+  constructor(options: MediaAccessRulesOptions) {
+    this.#freezeLegacy = options.freezeLegacy;
+    const exemptions = new Set<string>();
+    for (const uri of options.freezeExemptions ?? []) {
+      const mxc = parseMxcUri(uri);
+      if (mxc === null) throw new TypeError(`MediaService: freezeExemptions holds an invalid mxc URI ${JSON.stringify(uri)}`);
+      exemptions.add(`${mxc.serverName}/${mxc.mediaId}`);
+    }
+    this.#exemptions = exemptions;
+    this.#policy = options.policy;
+  }
+
+  get freezeLegacy(): boolean {
+    return this.#freezeLegacy;
+  }
+
+  /** Throws the `MatrixError` that refuses `record` to this request; a synchronous answer when no policy must be asked. */
+  check(record: MediaRecord, request: AccessRequest, purpose: 'download' | 'thumbnail'): void | Promise<void> {
+    if (record.quarantined) throw errors.notFound('Media not found');
+    const legacy = request.legacy === true;
+    if (legacy && record.authenticated && !this.#exemptions.has(`${record.serverName}/${record.mediaId}`)) {
+      throw errors.notFound('Media not found');
+    }
+    if (this.#policy === undefined) return;
+    return this.#policy.check(record, { requester: request.requester, origin: request.origin, legacy, purpose });
+  }
+}

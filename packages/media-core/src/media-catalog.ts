@@ -1,0 +1,395 @@
+import { errors, type MatrixError } from '@hsmedia/errors';
+import { noopLogger, systemClock, type Clock, type Logger } from '@hsmedia/runtime';
+import { BlobCache } from './blob-cache.js';
+import { DEFAULT_CONTENT_TYPE, normaliseUploadContentType } from './content-headers.js';
+import { WeightedLru } from './internal/weighted-lru.js';
+import type { ThumbnailHandle } from './media-handle.js';
+import type { BlobStore, MediaAdmission, MediaCandidate, MediaRecord, MediaRecordStore, StoredBlob, StoredThumbnail, ThumbnailIndex } from './ports/index.js';
+import { StoredMediaHandle, type BlobReader } from './stored-media-handle.js';
+
+/** In-memory cache sizes of the {@link MediaCatalog}. */
+export interface MediaCacheOptions {
+  /** Metadata records kept in memory. Default 10 000; 0 disables the record cache. */
+  readonly maxRecords?: number;
+  /** Largest blob kept in memory, in bytes. Default 64 KiB; 0 disables the blob cache. */
+  readonly maxBlobBytes?: number;
+  /** Total bytes of cached blobs. Default 64 MiB. */
+  readonly maxTotalBytes?: number;
+  /**
+   * How long a cached record is trusted, in ms. Media is write-once, so this
+   * only bounds how long another instance's delete or quarantine can go
+   * unnoticed here. Default 60 000.
+   */
+  readonly recordTtlMs?: number;
+  /** Bytes of thumbnails kept in memory. Default 32 MiB; 0 disables. */
+  readonly thumbnailBytes?: number;
+}
+
+/** Options of a {@link MediaCatalog}. */
+export interface MediaCatalogOptions {
+  readonly serverName: string;
+  readonly blobs: BlobStore;
+  readonly records: MediaRecordStore;
+  readonly thumbnails: ThumbnailIndex;
+  readonly cache?: MediaCacheOptions | undefined;
+  /** The stage between "bytes stored" and "media visible"; none admits everything. */
+  readonly admission?: MediaAdmission | undefined;
+  /** Access times are batched and written at most this often (ms). Default 60 000; 0 disables tracking. */
+  readonly touchIntervalMs?: number | undefined;
+  /** Called on every in-memory cache lookup (metrics). Must not throw. */
+  readonly onCacheLookup?: ((cache: 'record' | 'blob', hit: boolean) => void) | undefined;
+  readonly logger?: Logger | undefined;
+  readonly clock?: Clock | undefined;
+}
+
+/** Largest thumbnail kept in memory. */
+const MAX_CACHED_THUMBNAIL_BYTES = 1024 * 1024;
+
+function nonNegative(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new TypeError(`MediaCatalog: ${name} must be a non-negative integer, got ${value}`);
+  return value;
+}
+
+/**
+ * (Past 300 lines with its doc comments: the caches and the writes that must
+ * invalidate them belong in one class, which is the point of it.)
+ *
+ * The media records and what is cached of them: the only object that knows
+ * both the stores and the caches, so every change to a record (publish,
+ * complete, quarantine, protect, delete) goes through here and every cache
+ * (records, small blobs, handles, thumbnail rows of the thumbnail service)
+ * stays in step. The upload, remote-fetch, thumbnail and admin services share
+ * one catalog.
+ *
+ * - Records: a bounded LRU of complete records (pending ones change when
+ *   their upload lands), trusted for `recordTtlMs`.
+ * - Handles: one {@link StoredMediaHandle} per cached record object.
+ * - Blobs: small media and thumbnails in memory ({@link BlobCache}).
+ * - Access times: batched in memory, written every `touchIntervalMs`.
+ * - Publishing: {@link admit} runs the admission stage; {@link publish}
+ *   writes the record and tells the `onStored` listeners.
+ * - Deleting: {@link delete} is the one path (record, thumbnails and their
+ *   blobs, the media blob when no other record uses it, every cache).
+ */
+export class MediaCatalog {
+  readonly serverName: string;
+  readonly blobs: BlobStore;
+  readonly records: MediaRecordStore;
+  readonly thumbnails: ThumbnailIndex;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly #recordCache: WeightedLru<string, MediaRecord>;
+  readonly #recordTtlMs: number;
+  readonly #handles = new WeakMap<MediaRecord, StoredMediaHandle>();
+  readonly #thumbnailHandles = new WeakMap<StoredThumbnail, StoredMediaHandle>();
+  readonly #mediaReader: BlobReader;
+  readonly #thumbnailReader: BlobReader;
+  readonly #admission: MediaAdmission | undefined;
+  readonly #onCacheLookup: ((cache: 'record' | 'blob', hit: boolean) => void) | undefined;
+  readonly #touches = new Map<string, { serverName: string; mediaId: string; at: number }>();
+  readonly #touchTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #storedListeners = new Set<(record: MediaRecord) => void>();
+  readonly #invalidationListeners = new Set<(serverName: string, mediaId: string) => void>();
+
+  constructor(options: MediaCatalogOptions) {
+    this.serverName = options.serverName;
+    this.blobs = options.blobs;
+    this.records = options.records;
+    this.thumbnails = options.thumbnails;
+    this.logger = options.logger ?? noopLogger;
+    this.clock = options.clock ?? systemClock;
+    this.#admission = options.admission;
+    this.#onCacheLookup = options.onCacheLookup;
+    const cache = options.cache ?? {};
+    this.#recordCache = new WeightedLru(nonNegative('cache.maxRecords', cache.maxRecords ?? 10_000));
+    this.#recordTtlMs = nonNegative('cache.recordTtlMs', cache.recordTtlMs ?? 60_000);
+    const onCacheLookup = this.#onCacheLookup;
+    const mediaCache = new BlobCache({
+      maxItemBytes: nonNegative('cache.maxBlobBytes', cache.maxBlobBytes ?? 64 * 1024),
+      maxTotalBytes: nonNegative('cache.maxTotalBytes', cache.maxTotalBytes ?? 64 * 1024 * 1024),
+      onLookup: onCacheLookup === undefined ? undefined : (hit) => onCacheLookup('blob', hit),
+    });
+    const thumbnailBytes = nonNegative('cache.thumbnailBytes', cache.thumbnailBytes ?? 32 * 1024 * 1024);
+    const thumbnailCache = new BlobCache({
+      maxItemBytes: thumbnailBytes === 0 ? 0 : MAX_CACHED_THUMBNAIL_BYTES,
+      maxTotalBytes: thumbnailBytes,
+    });
+    this.#mediaReader = { blobs: this.blobs, cache: mediaCache, missing: (handle) => this.#missing(handle, 'Media not found') };
+    this.#thumbnailReader = { blobs: this.blobs, cache: thumbnailCache, missing: (handle) => this.#missing(handle, 'Thumbnail not found') };
+    const touchIntervalMs = nonNegative('touchIntervalMs', options.touchIntervalMs ?? 60_000);
+    if (touchIntervalMs > 0) {
+      this.#touchTimer = setInterval(() => void this.flushAccessTimes(), touchIntervalMs);
+      this.#touchTimer.unref();
+    }
+  }
+
+  /** True when `serverName` is this server. */
+  isLocal(serverName: string): boolean {
+    return serverName === this.serverName;
+  }
+
+  /** The cached record, without I/O (counts the lookup). */
+  cached(serverName: string, mediaId: string): MediaRecord | undefined {
+    const record = this.#recordCache.get(`${serverName}/${mediaId}`, this.clock.now());
+    this.#onCacheLookup?.('record', record !== undefined);
+    return record;
+  }
+
+  /** The record from the store (a complete one is cached), or null. */
+  async load(serverName: string, mediaId: string): Promise<MediaRecord | null> {
+    const record = await this.records.getMedia(serverName, mediaId);
+    if (record !== null) this.remember(record);
+    return record;
+  }
+
+  /** Caches a record read elsewhere. Only complete records: a pending one changes when its upload lands. */
+  remember(record: MediaRecord): void {
+    if (record.blobId === null) return;
+    this.#recordCache.set(`${record.serverName}/${record.mediaId}`, record, 1, this.clock.now() + this.#recordTtlMs);
+  }
+
+  /**
+   * Runs the admission stage on stored bytes that are about to become
+   * visible. Throws (a `MatrixError`) when they are refused; the caller then
+   * deletes the blob and writes no record.
+   */
+  async admit(candidate: MediaCandidate, signal?: AbortSignal): Promise<void> {
+    await this.#admission?.admit(candidate, signal);
+  }
+
+  /**
+   * Writes a new, complete record and makes it visible: cached, and every
+   * `onStored` listener told. False (nothing changed) when the ID exists.
+   */
+  async publish(record: MediaRecord): Promise<boolean> {
+    if (!(await this.records.insertMedia(record))) return false;
+    this.remember(record);
+    this.#emitStored(record);
+    return true;
+  }
+
+  /**
+   * Writes a new pending record (an async upload's reserved ID): not cached,
+   * not announced. False when the ID exists.
+   */
+  reserve(record: MediaRecord): Promise<boolean> {
+    return this.records.insertMedia(record);
+  }
+
+  /**
+   * Completes a pending record with its bytes (`completed` is the record as
+   * it now is) and makes it visible. False when it was not pending any more.
+   */
+  async publishCompletion(completed: MediaRecord): Promise<boolean> {
+    const { serverName, mediaId } = completed;
+    const done = await this.records.completeMedia(serverName, mediaId, {
+      blobId: completed.blobId!,
+      contentType: completed.contentType!,
+      uploadName: completed.uploadName,
+      size: completed.size!,
+      sha256: completed.sha256!,
+      uploadedAt: completed.uploadedAt!,
+    });
+    if (!done) return false;
+    this.invalidate(serverName, mediaId);
+    this.#emitStored(completed);
+    return true;
+  }
+
+  /**
+   * Calls `listener` with every record whose bytes were just stored (a local
+   * upload, an async upload completed, a remote item cached), e.g. to
+   * pre-generate thumbnails off the request path. Listeners must not throw or
+   * block. Returns an unsubscribe function.
+   */
+  onStored(listener: (record: MediaRecord) => void): () => void {
+    this.#storedListeners.add(listener);
+    return () => void this.#storedListeners.delete(listener);
+  }
+
+  /** Calls `listener` whenever cached state of a media item is dropped (other caches follow). */
+  onInvalidate(listener: (serverName: string, mediaId: string) => void): () => void {
+    this.#invalidationListeners.add(listener);
+    return () => void this.#invalidationListeners.delete(listener);
+  }
+
+  /** The handle of a complete record; one per cached record object, not one per request. */
+  handleFor(record: MediaRecord): StoredMediaHandle {
+    let handle = this.#handles.get(record);
+    if (handle === undefined) {
+      const blobId = record.blobId!;
+      const size = record.size ?? 0;
+      const storedType = record.contentType === null ? null : normaliseUploadContentType(record.contentType);
+      handle = new StoredMediaHandle(
+        {
+          record,
+          blobId,
+          size,
+          contentType: storedType ?? DEFAULT_CONTENT_TYPE,
+          uploadName: record.uploadName,
+          etag: `"${record.sha256 ?? `${blobId}-${size}`}"`,
+        },
+        this.#mediaReader,
+      );
+      this.#handles.set(record, handle);
+    }
+    return handle;
+  }
+
+  /** The handle of a thumbnail row of `record` (named `name`); reused while the row and record are the same objects. */
+  thumbnailHandleFor(record: MediaRecord, thumbnail: StoredThumbnail, name: string, fromRemote: boolean): ThumbnailHandle {
+    const reusable = this.#thumbnailHandles.get(thumbnail);
+    if (reusable !== undefined && reusable.record === record && reusable.fromRemote === fromRemote) return reusable as ThumbnailHandle;
+    const handle = new StoredMediaHandle(
+      {
+        record,
+        blobId: thumbnail.blobId,
+        size: thumbnail.size,
+        contentType: thumbnail.contentType,
+        uploadName: name,
+        // The blob is immutable and never shared, so its ID names these bytes.
+        etag: `"thumb-${thumbnail.blobId}"`,
+        thumbnail,
+        fromRemote,
+      },
+      this.#thumbnailReader,
+    );
+    this.#thumbnailHandles.set(thumbnail, handle);
+    return handle as ThumbnailHandle;
+  }
+
+  /** Keeps freshly generated thumbnail bytes in memory, so the first request needs no read. */
+  cacheThumbnailBytes(blobId: string, bytes: Uint8Array): void {
+    this.#thumbnailReader.cache.set(blobId, bytes);
+  }
+
+  /** Notes a read of a media item, written in the next batch (for retention). */
+  noteAccess(serverName: string, mediaId: string): void {
+    if (this.#touchTimer === undefined) return;
+    this.#touches.set(`${serverName}/${mediaId}`, { serverName, mediaId, at: this.clock.now() });
+  }
+
+  /**
+   * Drops every cached state of a media item in this process: its record,
+   * its small blob, and (through `onInvalidate`) other services' caches such
+   * as thumbnail rows. The only place caches are invalidated.
+   */
+  invalidate(serverName: string, mediaId: string): void {
+    const key = `${serverName}/${mediaId}`;
+    const record = this.#recordCache.get(key, Number.NEGATIVE_INFINITY);
+    if (record?.blobId) this.#mediaReader.cache.delete(record.blobId);
+    this.#recordCache.delete(key);
+    for (const listener of this.#invalidationListeners) listener(serverName, mediaId);
+  }
+
+  /** Sets or clears quarantine; true when the record exists. */
+  async setQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
+    const changed = await this.records.setMediaQuarantined(serverName, mediaId, quarantined);
+    this.invalidate(serverName, mediaId);
+    return changed;
+  }
+
+  /** Sets or clears protection; true when the record exists. */
+  async setProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
+    const changed = await this.records.setMediaProtected(serverName, mediaId, isProtected);
+    this.invalidate(serverName, mediaId);
+    return changed;
+  }
+
+  /**
+   * Deletes a media item: the record first, then its thumbnails (rows and
+   * blobs), then its blob when no other record uses it, and every cached
+   * state. True when the record existed. Blob failures are logged (the blob
+   * becomes an orphan), never thrown: the record is gone either way.
+   */
+  async delete(serverName: string, mediaId: string): Promise<boolean> {
+    const record = await this.records.getMedia(serverName, mediaId);
+    this.invalidate(serverName, mediaId);
+    if (record === null) return false;
+    const deleted = await this.records.deleteMedia(serverName, mediaId);
+    await this.deleteThumbnails(serverName, mediaId);
+    if (record.blobId !== null) {
+      this.#mediaReader.cache.delete(record.blobId);
+      if (!(await this.records.isBlobReferenced(record.blobId))) await this.deleteBlobQuietly(record.blobId);
+    }
+    return deleted;
+  }
+
+  /** Deletes every thumbnail of a media item (rows, then blobs: each row owns its blob). */
+  async deleteThumbnails(serverName: string, mediaId: string): Promise<void> {
+    for (const blobId of await this.thumbnails.deleteThumbnails(serverName, mediaId)) {
+      this.#thumbnailReader.cache.delete(blobId);
+      await this.deleteBlobQuietly(blobId);
+    }
+    for (const listener of this.#invalidationListeners) listener(serverName, mediaId);
+  }
+
+  /** Stores bytes already in memory (a generated or fetched thumbnail) as a new blob. */
+  putBytes(bytes: Uint8Array, signal?: AbortSignal): Promise<StoredBlob> {
+    return this.blobs.put(
+      (async function* single() {
+        yield bytes;
+      })(),
+      signal === undefined ? {} : { signal },
+    );
+  }
+
+  /**
+   * Drops a blob that was stored but will not be published (refused, lost a
+   * race, failed). A content-addressed store may have answered with a blob
+   * that a record already uses: that one is kept.
+   */
+  async discardBlob(blobId: string): Promise<void> {
+    if (this.blobs.contentAddressed === true && (await this.records.isBlobReferenced(blobId))) return;
+    await this.deleteBlobQuietly(blobId);
+  }
+
+  /** Deletes a blob; a failure is logged (it becomes an orphan), not thrown. */
+  async deleteBlobQuietly(blobId: string): Promise<void> {
+    try {
+      await this.blobs.delete(blobId);
+    } catch (err) {
+      this.logger.error({ err, blobId }, 'could not delete blob; it is now an orphan');
+    }
+  }
+
+  /** Writes the batched access times now. Failures are logged, not thrown. */
+  async flushAccessTimes(): Promise<void> {
+    if (this.#touches.size === 0) return;
+    const batch = [...this.#touches.values()];
+    this.#touches.clear();
+    for (const { serverName, mediaId, at } of batch) {
+      try {
+        await this.records.touchMedia(serverName, mediaId, at);
+      } catch (err) {
+        this.logger.warn({ err, serverName, mediaId }, 'could not record media access time');
+      }
+    }
+  }
+
+  /** Stops the access-time timer, writes the last batch and empties the caches. Does not close the stores. */
+  async close(): Promise<void> {
+    if (this.#touchTimer !== undefined) clearInterval(this.#touchTimer);
+    await this.flushAccessTimes();
+    this.#recordCache.clear();
+    this.#mediaReader.cache.clear();
+    this.#thumbnailReader.cache.clear();
+  }
+
+  #emitStored(record: MediaRecord): void {
+    for (const listener of this.#storedListeners) {
+      try {
+        listener(record);
+      } catch (err) {
+        this.logger.error({ err, mediaId: record.mediaId }, 'media-stored listener failed');
+      }
+    }
+  }
+
+  #missing(handle: StoredMediaHandle, message: string): MatrixError {
+    const { serverName, mediaId } = handle.record;
+    this.logger.error({ serverName, mediaId, blobId: handle.blobId }, handle.thumbnail === undefined ? 'blob of a media record is missing' : 'blob of a thumbnail is missing');
+    this.invalidate(serverName, mediaId);
+    return errors.notFound(message);
+  }
+}

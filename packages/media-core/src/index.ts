@@ -103,4 +103,4 @@ export {
   selectMediaRecords,
   summarizeMediaRecords,
   mediaUsageOfRecords,
-} from './media-query.js';
+} from './memory/media-query.js';

@@ -6,9 +6,9 @@
 #   2. check-deps runs again on the bumped versions (internal ranges still match);
 #   3. every public packages/* workspace is built (tsc -b) and packed (npm pack);
 #   4. a throwaway consumer project installs the tarballs (external deps from the registry),
-#      imports each package and checks its exports at runtime, composes a media server from the
-#      installed packages (upload + authenticated download on 127.0.0.1), and type-checks a .ts file
-#      that imports each package (tsc --noEmit, declaration files included).
+#      imports each package and each subpath export and checks their exports at runtime, composes a
+#      media server from the installed packages (upload + authenticated download on 127.0.0.1), and
+#      type-checks a .ts file that imports each of those entry points (tsc --noEmit, declarations included).
 # Packages are discovered, so new ones are covered without editing this script.
 # Quiet on success (one line per package); on failure prints the failing step's log and exits 1.
 # Set KEEP_DRY_RUN=1 to keep the scratch directory for debugging.
@@ -209,32 +209,49 @@ done < <(node --input-type=module -e '
   }
 ' "$CONSUMER/node_modules")
 
-# Exports a consumer relies on (checked when the package exists); every package must also
-# export something and expose its package.json with the version that was packed.
+# Exports a consumer relies on (checked when the package or subpath exists); every package, and
+# every subpath export of it (`@hsmedia/media-core/memory`), must also export something, and the
+# package must expose its package.json with the version that was packed.
 cat >"$CONSUMER/check-runtime.mjs" <<'JS'
 const KEY_EXPORTS = {
-  '@hsmedia/errors': ['MatrixError', 'errors'],
+  '@hsmedia/errors': ['MatrixError', 'errors', 'ContentTooLargeError'],
   '@hsmedia/multipart': [],
-  '@hsmedia/media-core': ['parseMxcUri', 'contentDispositionFor', 'ContentTooLargeError'],
+  '@hsmedia/media-core': ['parseMxcUri', 'contentDispositionFor'],
+  '@hsmedia/media-core/memory': ['MemoryMetadataStore', 'MemoryBlobStore'],
   '@hsmedia/store-fs': ['FsBlobStore'],
   '@hsmedia/store-sqlite': ['createSqliteMetadataStore'],
   '@hsmedia/client-auth': ['createClientAuth', 'StaticTokenVerifier', 'WhoamiTokenVerifier'],
   '@hsmedia/media-routes': ['createMediaRouters', 'mountMediaRoutes'],
   '@hsmedia/conformance': ['describeBlobStore'],
 };
+/** Imports one entry point and checks its exports; gives their names. */
+async function checkEntry(specifier) {
+  const module = await import(specifier);
+  const names = Object.keys(module);
+  if (names.length === 0) throw new Error(`${specifier} exports nothing`);
+  const missing = (KEY_EXPORTS[specifier] ?? []).filter((key) => module[key] === undefined);
+  if (missing.length) throw new Error(`${specifier} is missing exports: ${missing.join(', ')}`);
+  return names;
+}
+/** The subpath export keys of a manifest (`./memory`), without patterns and package.json. */
+function subpathsOf(manifest) {
+  const exports = manifest.exports;
+  if (exports === null || typeof exports !== 'object') return [];
+  return Object.keys(exports).filter((key) => key.startsWith('./') && key !== './package.json' && !key.includes('*'));
+}
 const [expectedJson] = process.argv.slice(2);
 const expected = JSON.parse(expectedJson);
 let failed = false;
 for (const [name, version] of Object.entries(expected)) {
   try {
-    const module = await import(name);
-    const names = Object.keys(module);
-    if (names.length === 0) throw new Error('exports nothing');
-    const missing = (KEY_EXPORTS[name] ?? []).filter((key) => module[key] === undefined);
-    if (missing.length) throw new Error(`missing exports: ${missing.join(', ')}`);
+    const names = await checkEntry(name);
     const { default: manifest } = await import(`${name}/package.json`, { with: { type: 'json' } });
     if (manifest.version !== version) throw new Error(`package.json says ${manifest.version}, packed ${version}`);
-    console.log(`${name}\t${names.length}`);
+    const subpaths = [];
+    for (const key of subpathsOf(manifest)) {
+      subpaths.push(`${key.slice(2)} ${(await checkEntry(name + key.slice(1))).length}`);
+    }
+    console.log(`${name}\t${names.length}${subpaths.length ? ` (${subpaths.join(', ')})` : ''}`);
   } catch (error) {
     failed = true;
     console.error(`${name}: ${error instanceof Error ? error.stack : String(error)}`);
@@ -313,10 +330,21 @@ EXPECTED_JSON=$(
 declare -A EXPORT_COUNT
 while IFS=$'\t' read -r name count; do EXPORT_COUNT[$name]=$count; done <"$LOG"
 
+# Every entry point: each package and each of its subpath exports (`@hsmedia/media-core/memory`).
+ENTRY_POINTS=()
+for i in "${!PUBLIC_DIRS[@]}"; do
+  while IFS= read -r specifier; do ENTRY_POINTS+=("$specifier"); done < <(node -e '
+    const manifest = require(process.argv[1]);
+    const keys = manifest.exports !== null && typeof manifest.exports === "object" ? Object.keys(manifest.exports) : [];
+    console.log(manifest.name);
+    for (const key of keys) {
+      if (key.startsWith("./") && key !== "./package.json" && !key.includes("*")) console.log(manifest.name + key.slice(1));
+    }' "$REPO/${PUBLIC_DIRS[$i]}/package.json")
+done
 {
-  echo '// Generated by tooling/release-dry-run.sh: every public package must resolve with types.'
-  for i in "${!PUBLIC_NAMES[@]}"; do echo "import * as package$i from '${PUBLIC_NAMES[$i]}';"; done
-  echo "export const packages = [$(for i in "${!PUBLIC_NAMES[@]}"; do printf 'package%s, ' "$i"; done)] as const;"
+  echo '// Generated by tooling/release-dry-run.sh: every public entry point must resolve with types.'
+  for i in "${!ENTRY_POINTS[@]}"; do echo "import * as entry$i from '${ENTRY_POINTS[$i]}';"; done
+  echo "export const entries = [$(for i in "${!ENTRY_POINTS[@]}"; do printf 'entry%s, ' "$i"; done)] as const;"
 } >"$CONSUMER/check-types.ts"
 (cd "$CONSUMER" && quietly "tsc --noEmit in the consumer (types do not resolve)" "${TSC[@]}" -p tsconfig.json)
 
@@ -325,4 +353,4 @@ for name in "${PUBLIC_NAMES[@]}"; do
     "$name" "${OLD_VERSION[$name]:-?} → ${NEW_VERSION[$name]}" "${PACK_SUMMARY[$name]}" "${EXPORT_COUNT[$name]:-?}"
 done
 echo "release-dry-run: consumer composition (client-auth, media-core, media-routes, store-fs, store-sqlite on koa): $COMPOSE_SUMMARY"
-echo "release-dry-run: ${#PUBLIC_NAMES[@]} packages packed and installed, $PENDING pending changeset(s) applied, $((SECONDS - START_SECONDS)) s"
+echo "release-dry-run: ${#PUBLIC_NAMES[@]} packages (${#ENTRY_POINTS[@]} entry points) packed and installed, $PENDING pending changeset(s) applied, $((SECONDS - START_SECONDS)) s"

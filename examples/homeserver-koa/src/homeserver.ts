@@ -1,11 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MediaService } from '@hsmedia/media-core';
+import { MemoryMetadataStore } from '@hsmedia/media-core/memory';
 import { mountMediaRoutes } from '@hsmedia/media-routes';
 import { FsBlobStore } from '@hsmedia/store-fs';
 import { Router } from '@koa/router';
 import Koa from 'koa';
-import { InMemoryMetadataStore } from './in-memory-metadata-store.js';
 import { requireSession, type Session, type SessionTable } from './session-auth.js';
 
 /** Options for {@link createHomeserver}. */
@@ -26,15 +26,15 @@ export interface Homeserver {
   readonly media: MediaService;
   /** Listens on 127.0.0.1 (port 0 picks one) and resolves with `http://127.0.0.1:<port>`. */
   listen(port?: number): Promise<string>;
-  /** Stops listening and flushes the media service. */
+  /** Stops listening, flushes the media service and closes the metadata store. */
   close(): Promise<void>;
 }
 
 /**
  * An imaginary homeserver that takes the media repository from `@hsmedia`
- * and keeps everything else its own: its sessions and auth middleware, its
- * metadata store, and its own routes (here `/account/whoami`) next to the
- * media ones.
+ * and keeps everything else its own: its sessions and auth middleware and
+ * its own routes (here `/account/whoami`) next to the media ones. Media
+ * records live in memory (`@hsmedia/media-core/memory`), bytes on disk.
  *
  * @example
  * ```ts
@@ -43,10 +43,13 @@ export interface Homeserver {
  * ```
  */
 export function createHomeserver(options: HomeserverOptions): Homeserver {
+  // Media records in process memory (lost on restart): a real homeserver passes its own
+  // MediaMetadataStore here, on its own database, or one of @hsmedia/store-sqlite/-postgres.
+  const metadata = new MemoryMetadataStore();
   const media = new MediaService({
     serverName: options.serverName,
     blobs: new FsBlobStore({ root: options.mediaDir }),
-    metadata: new InMemoryMetadataStore(),
+    metadata,
     maxUploadBytes: options.maxUploadBytes ?? 10 * 1024 * 1024,
   });
   const authenticate = requireSession(options.sessions);
@@ -84,6 +87,8 @@ export function createHomeserver(options: HomeserverOptions): Homeserver {
         await new Promise<void>((resolve) => listening.close(() => resolve()));
       }
       await media.close();
+      // The service does not close the stores it was given; the last access times are flushed by now.
+      await metadata.close();
     },
   };
 }

@@ -1,4 +1,4 @@
-import { hasJobLeases, type JobLeases, type MediaMetadataStore } from '@hsmedia/media-core';
+import type { JobLeases } from '@hsmedia/media-core';
 import { describe, expect, it, type TestContext } from 'vitest';
 
 /** Waits `ms` of real time (lease expiry uses the store's own clock). */
@@ -7,19 +7,11 @@ function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Cases for the optional {@link JobLeases} capability, run inside
- * `describeMetadataStore`; each is skipped for a store without it.
+ * Cases for the {@link JobLeases} capability, run by `describeJobLeases` and,
+ * for stores that have it, `describeMetadataStore` (which skips them otherwise).
  */
-export function describeJobLeaseCases(store: () => MediaMetadataStore): void {
+export function describeJobLeaseCases(leases: (context: TestContext) => JobLeases): void {
   describe('job leases (optional JobLeases capability)', () => {
-    const leases = (context: TestContext): JobLeases => {
-      const current = store();
-      if (!hasJobLeases(current)) {
-        context.skip('the store does not implement JobLeases');
-        throw new Error('unreachable');
-      }
-      return current;
-    };
 
     it('grants a free lease, refuses it to a second holder, renews it for the first', async (context) => {
       const subject = leases(context);

@@ -1,4 +1,4 @@
-import type { MediaMetadataStore, MediaRecord } from '@hsmedia/media-core';
+import type { MediaQueries, MediaRecord, MediaRecordStore } from '@hsmedia/media-core';
 import { describe, expect, it } from 'vitest';
 
 const LOCAL = 'local.example.org';
@@ -51,22 +51,25 @@ function fixture(): MediaRecord[] {
 
 const ids = (records: readonly MediaRecord[]): string[] => records.map((r) => r.mediaId);
 
+/** Inserts the {@link fixture} records into the store and gives it back. */
+async function seed<S extends MediaRecordStore>(store: () => S): Promise<S> {
+  const subject = store();
+  for (const r of fixture()) expect(await subject.insertMedia(r)).toBe(true);
+  return subject;
+}
+
 /**
  * Cases for the admin and retention queries (`listMedia`, `summarizeMedia`,
- * `setMediaQuarantined`, `mediaUsageByUser`), run inside `describeMetadataStore`.
- * Their expected answers are those of the reference semantics in
- * `@hsmedia/media-core` (`selectMediaRecords` and friends).
+ * `mediaUsageByUser`) over records written through the {@link MediaRecordStore},
+ * run by `describeMediaQueries` and `describeMetadataStore`. Their expected
+ * answers are those of the reference semantics (the in-memory store of
+ * `@hsmedia/media-core/memory` implements them over plain arrays).
  */
-export function describeMediaQueryCases(store: () => MediaMetadataStore): void {
+export function describeMediaQueryCases(store: () => MediaRecordStore & MediaQueries): void {
   describe('admin queries', () => {
-    const seed = async (): Promise<MediaMetadataStore> => {
-      const subject = store();
-      for (const r of fixture()) expect(await subject.insertMedia(r)).toBe(true);
-      return subject;
-    };
 
     it('lists everything by creation time with full records', async () => {
-      const subject = await seed();
+      const subject = await seed(store);
       const all = await subject.listMedia({}, { limit: 100 });
       expect(ids(all)).toEqual(['p1', 'a1', 'r2', 'r1', 'a2', 'a3', 'b1']);
       expect(all[1]).toEqual(fixture()[0]);
@@ -75,7 +78,7 @@ export function describeMediaQueryCases(store: () => MediaMetadataStore): void {
     });
 
     it('filters by origin, user, hash and quarantine', async () => {
-      const subject = await seed();
+      const subject = await seed(store);
       expect(ids(await subject.listMedia({ serverName: LOCAL }, { limit: 100 }))).toEqual(['p1', 'a1', 'a2', 'a3', 'b1']);
       expect(ids(await subject.listMedia({ notServerName: LOCAL }, { limit: 100 }))).toEqual(['r2', 'r1']);
       expect(ids(await subject.listMedia({ userId: '@alice:local.example.org' }, { limit: 100 }))).toEqual(['a1', 'a2', 'a3']);
@@ -88,7 +91,7 @@ export function describeMediaQueryCases(store: () => MediaMetadataStore): void {
     });
 
     it('filters by creation time, last use (access, else upload, else creation) and size', async () => {
-      const subject = await seed();
+      const subject = await seed(store);
       expect(ids(await subject.listMedia({ createdBefore: 1_500 }, { limit: 100 }))).toEqual(['p1', 'a1', 'r2']);
       // a1 was accessed at 5000; r1 at 2500; r2 uploaded at 1300; p1 never uploaded: created 500.
       expect(ids(await subject.listMedia({ lastUsedBefore: 2_500 }, { limit: 100 }))).toEqual(['p1', 'r2', 'a2']);
@@ -96,7 +99,7 @@ export function describeMediaQueryCases(store: () => MediaMetadataStore): void {
     });
 
     it('orders by last use, size, ID, name and type both ways, ties by key, nulls first ascending', async () => {
-      const subject = await seed();
+      const subject = await seed(store);
       expect(ids(await subject.listMedia({}, { orderBy: 'last_used', limit: 100 }))).toEqual(['p1', 'r2', 'a2', 'r1', 'a3', 'b1', 'a1']);
       expect(ids(await subject.listMedia({}, { orderBy: 'size', limit: 100 }))).toEqual(['p1', 'a1', 'a2', 'a3', 'b1', 'r1', 'r2']);
       expect(ids(await subject.listMedia({}, { orderBy: 'size', direction: 'desc', limit: 100 }))).toEqual(['r2', 'r1', 'b1', 'a3', 'a2', 'a1', 'p1']);
@@ -107,7 +110,7 @@ export function describeMediaQueryCases(store: () => MediaMetadataStore): void {
     });
 
     it('pages with limit and offset', async () => {
-      const subject = await seed();
+      const subject = await seed(store);
       expect(ids(await subject.listMedia({}, { limit: 2 }))).toEqual(['p1', 'a1']);
       expect(ids(await subject.listMedia({}, { limit: 2, offset: 2 }))).toEqual(['r2', 'r1']);
       expect(ids(await subject.listMedia({}, { limit: 2, offset: 6 }))).toEqual(['b1']);
@@ -115,28 +118,15 @@ export function describeMediaQueryCases(store: () => MediaMetadataStore): void {
     });
 
     it('summarizes counts and sizes (unknown sizes count as 0)', async () => {
-      const subject = await seed();
+      const subject = await seed(store);
       expect(await subject.summarizeMedia({})).toEqual({ count: 7, totalBytes: 3_460 });
       expect(await subject.summarizeMedia({ notServerName: LOCAL })).toEqual({ count: 2, totalBytes: 3_000 });
       expect(await subject.summarizeMedia({ userId: '@bob:local.example.org' })).toEqual({ count: 1, totalBytes: 0 });
       expect(await subject.summarizeMedia({ userId: '@nobody:local.example.org' })).toEqual({ count: 0, totalBytes: 0 });
     });
 
-    it('sets and clears the quarantine flag of one record only', async () => {
-      const subject = await seed();
-      expect(await subject.setMediaQuarantined(LOCAL, 'a1', true)).toBe(true);
-      expect((await subject.getMedia(LOCAL, 'a1'))?.quarantined).toBe(true);
-      expect((await subject.getMedia(LOCAL, 'a2'))?.quarantined).toBe(false);
-      expect(await subject.setMediaQuarantined(LOCAL, 'a1', true)).toBe(true);
-      expect(await subject.setMediaQuarantined(LOCAL, 'a1', false)).toBe(true);
-      expect(await subject.getMedia(LOCAL, 'a1')).toEqual(fixture()[0]);
-      expect(await subject.setMediaQuarantined(LOCAL, 'missing', true)).toBe(false);
-      expect(await subject.setMediaQuarantined(REMOTE, 'a1', true)).toBe(false);
-      expect(await subject.getMedia(REMOTE, 'a1')).toBeNull();
-    });
-
     it('reports usage per uploader, ordered and paged, remote media excluded', async () => {
-      const subject = await seed();
+      const subject = await seed(store);
       expect(await subject.mediaUsageByUser({ limit: 10 })).toEqual({
         users: [
           { userId: '@alice:local.example.org', mediaCount: 3, mediaLength: 60 },
@@ -153,7 +143,7 @@ export function describeMediaQueryCases(store: () => MediaMetadataStore): void {
     });
 
     it('filters usage by creation time and by an ASCII case-insensitive search term (wildcards are literal)', async () => {
-      const subject = await seed();
+      const subject = await seed(store);
       const recent = await subject.mediaUsageByUser({ createdFrom: 2_000, createdUntil: 4_000, limit: 10 });
       expect(recent).toEqual({ users: [{ userId: '@alice:local.example.org', mediaCount: 2, mediaLength: 50 }], total: 1 });
       const bobs = await subject.mediaUsageByUser({ searchTerm: 'BOB', limit: 10 });
@@ -164,7 +154,7 @@ export function describeMediaQueryCases(store: () => MediaMetadataStore): void {
     });
 
     it('sees records it did not create through the query (inserts, completions, deletions)', async () => {
-      const subject = await seed();
+      const subject = await seed(store);
       await subject.deleteMedia(LOCAL, 'a1');
       await subject.completeMedia(LOCAL, 'p1', {
         blobId: 'blob_p1',
@@ -176,6 +166,27 @@ export function describeMediaQueryCases(store: () => MediaMetadataStore): void {
       });
       expect(ids(await subject.listMedia({ sha256: HASH_A }, { limit: 100 }))).toEqual(['p1', 'r1', 'a3', 'b1']);
       expect(await subject.summarizeMedia({ serverName: LOCAL })).toEqual({ count: 4, totalBytes: 457 });
+    });
+  });
+}
+
+/**
+ * Cases for {@link MediaRecordStore.setMediaQuarantined} on the same data
+ * set, run by `describeMediaRecordStore` and `describeMetadataStore`.
+ */
+export function describeQuarantineFlagCases(store: () => MediaRecordStore): void {
+  describe('quarantine flag', () => {
+    it('sets and clears the quarantine flag of one record only', async () => {
+      const subject = await seed(store);
+      expect(await subject.setMediaQuarantined(LOCAL, 'a1', true)).toBe(true);
+      expect((await subject.getMedia(LOCAL, 'a1'))?.quarantined).toBe(true);
+      expect((await subject.getMedia(LOCAL, 'a2'))?.quarantined).toBe(false);
+      expect(await subject.setMediaQuarantined(LOCAL, 'a1', true)).toBe(true);
+      expect(await subject.setMediaQuarantined(LOCAL, 'a1', false)).toBe(true);
+      expect(await subject.getMedia(LOCAL, 'a1')).toEqual(fixture()[0]);
+      expect(await subject.setMediaQuarantined(LOCAL, 'missing', true)).toBe(false);
+      expect(await subject.setMediaQuarantined(REMOTE, 'a1', true)).toBe(false);
+      expect(await subject.getMedia(REMOTE, 'a1')).toBeNull();
     });
   });
 }

@@ -1,4 +1,4 @@
-import type { MediaCompletion, MediaMetadataStore, MediaRecord } from '@hsmedia/media-core';
+import type { MediaCompletion, MediaRecord, MediaRecordStore } from '@hsmedia/media-core';
 import { describe, expect, it } from 'vitest';
 
 const SERVER = 'media.example.org';
@@ -51,10 +51,11 @@ const completionOf = (record: MediaRecord): MediaCompletion => ({
 });
 
 /**
- * Cases for {@link MediaMetadataStore.deleteExpiredPendingMedia} (the clean-up
- * of `/create` IDs nobody uploaded to), run inside `describeMetadataStore`.
+ * Cases for {@link MediaRecordStore.deleteExpiredPendingMedia} (the clean-up
+ * of `/create` IDs nobody uploaded to), run by `describeMediaRecordStore` and
+ * `describeMetadataStore`.
  */
-export function describePendingExpiryCases(store: () => MediaMetadataStore): void {
+export function describePendingExpiryCases(store: () => MediaRecordStore): void {
   describe('deleteExpiredPendingMedia', () => {
     const insert = async (...records: MediaRecord[]): Promise<void> => {
       for (const record of records) expect(await store().insertMedia(record)).toBe(true);

@@ -1,4 +1,4 @@
-import type { MediaMetadataStore, MediaRecord } from '@hsmedia/media-core';
+import type { MediaQueries, MediaRecord, MediaRecordStore } from '@hsmedia/media-core';
 import { describe, expect, it } from 'vitest';
 
 const LOCAL = 'local.example.org';
@@ -28,11 +28,11 @@ function record(mediaId: string, overrides: Partial<MediaRecord> = {}): MediaRec
 const ids = (records: readonly MediaRecord[]): string[] => records.map((r) => r.mediaId).sort();
 
 /**
- * Cases for the protection flag (`setMediaProtected`, `MediaRecord.protected`,
- * `MediaQuery.protected`: Synapse's `safe_from_quarantine`), run inside
+ * Cases for the protection flag (`setMediaProtected`, `MediaRecord.protected`:
+ * Synapse's `safe_from_quarantine`), run by `describeMediaRecordStore` and
  * `describeMetadataStore`. A record that is not protected has no `protected` field.
  */
-export function describeProtectionCases(store: () => MediaMetadataStore): void {
+export function describeProtectionCases(store: () => MediaRecordStore): void {
   describe('protection from quarantine', () => {
     it('sets and clears the flag of one record only; unprotected records carry no protected field', async () => {
       const subject = store();
@@ -65,7 +65,15 @@ export function describeProtectionCases(store: () => MediaMetadataStore): void {
       expect(await subject.completeMedia(LOCAL, 'y2', completion)).toBe(true);
       expect((await subject.getMedia(LOCAL, 'y2'))?.protected).toBe(true);
     });
+  });
+}
 
+/**
+ * Cases for `MediaQuery.protected` in listings and summaries, run by
+ * `describeMediaQueries` and `describeMetadataStore`.
+ */
+export function describeProtectionQueryCases(store: () => MediaRecordStore & MediaQueries): void {
+  describe('protection from quarantine', () => {
     it('filters listings and summaries by protection', async () => {
       const subject = store();
       for (const id of ['z1', 'z2', 'z3']) expect(await subject.insertMedia(record(id))).toBe(true);

@@ -1,4 +1,4 @@
-import type { MediaMetadataStore, MediaRecord } from '@hsmedia/media-core';
+import type { MediaQueries, MediaRecord, MediaRecordStore } from '@hsmedia/media-core';
 import { describe, expect, it } from 'vitest';
 
 const SERVER = 'media.example.org';
@@ -35,10 +35,11 @@ function pending(userId: string, createdAt: number, expiresAt: number | null): M
 }
 
 /**
- * Cases for the quota and pending-upload queries ({@link MediaMetadataStore.getUserUsage},
- * {@link MediaMetadataStore.countPendingMedia}), run inside `describeMetadataStore`.
+ * Cases for the quota query {@link MediaQueries.getUserUsage} over records
+ * written through the {@link MediaRecordStore}, run by `describeMediaQueries`
+ * and `describeMetadataStore`.
  */
-export function describeUsageCases(store: () => MediaMetadataStore): void {
+export function describeUsageCases(store: () => MediaRecordStore & MediaQueries): void {
   describe('getUserUsage', () => {
     it('answers zero for a user without media', async () => {
       expect(await store().getUserUsage(ALICE, 0)).toEqual({ bytes: 0, files: 0 });
@@ -94,7 +95,13 @@ export function describeUsageCases(store: () => MediaMetadataStore): void {
       expect(await store().getUserUsage('@alice:media.example.or%', 0)).toEqual({ bytes: 0, files: 0 });
     });
   });
+}
 
+/**
+ * Cases for the cap on pending async uploads ({@link MediaRecordStore.countPendingMedia}),
+ * run by `describeMediaRecordStore` and `describeMetadataStore`.
+ */
+export function describePendingCountCases(store: () => MediaRecordStore): void {
   describe('countPendingMedia', () => {
     it('counts pending, unexpired records of one user', async () => {
       await store().insertMedia(pending(ALICE, 1_000, 5_000));

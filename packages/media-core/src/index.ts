@@ -94,4 +94,4 @@ export {
   selectMediaRecords,
   summarizeMediaRecords,
   mediaUsageOfRecords,
-} from './media-query.js';
+} from './memory/media-query.js';

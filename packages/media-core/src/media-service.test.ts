@@ -5,7 +5,7 @@ import { ContentTooLargeError } from '@hsmedia/errors';
 import { RemoteMediaError } from './errors.js';
 import { generateId } from './ids.js';
 import { MediaService, type MediaServiceOptions } from './media-service.js';
-import { mediaUsageOfRecords, selectMediaRecords, summarizeMediaRecords } from './media-query.js';
+import { mediaUsageOfRecords, selectMediaRecords, summarizeMediaRecords } from './memory/media-query.js';
 import type {
   BlobPutOptions,
   BlobReadOptions,

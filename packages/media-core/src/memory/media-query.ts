@@ -6,12 +6,13 @@ import type {
   MediaUsagePage,
   MediaUsageQuery,
   UserMediaUsage,
-} from './ports/index.js';
+} from '../ports/index.js';
 
 /**
- * Reference semantics of the admin queries of {@link MediaMetadataStore}
- * over plain arrays: what in-memory adapters (tests, demos) call, and what
- * SQL adapters must agree with (the conformance suite checks both).
+ * Reference semantics of the admin queries ({@link MediaQueries}) over plain
+ * arrays: what `MemoryMetadataStore` answers with, and what the SQL adapters
+ * must agree with (the conformance suite runs on both). Internal to the
+ * `@hsmedia/media-core/memory` entry.
  */
 
 /** When a record was last used: last access, else upload, else creation. */
@@ -56,7 +57,7 @@ function compareValues(a: string | number | null, b: string | number | null): nu
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** {@link MediaMetadataStore.listMedia} over an array (copies of the records). */
+/** {@link MediaQueries.listMedia} over an array (copies of the records). */
 export function selectMediaRecords(
   records: Iterable<MediaRecord>,
   query: MediaQuery,
@@ -78,7 +79,7 @@ export function selectMediaRecords(
     .map((record) => ({ ...record }));
 }
 
-/** {@link MediaMetadataStore.summarizeMedia} over an array. */
+/** {@link MediaQueries.summarizeMedia} over an array. */
 export function summarizeMediaRecords(records: Iterable<MediaRecord>, query: MediaQuery): MediaSummary {
   let count = 0;
   let totalBytes = 0;
@@ -90,7 +91,7 @@ export function summarizeMediaRecords(records: Iterable<MediaRecord>, query: Med
   return { count, totalBytes };
 }
 
-/** {@link MediaMetadataStore.mediaUsageByUser} over an array. */
+/** {@link MediaQueries.mediaUsageByUser} over an array. */
 export function mediaUsageOfRecords(records: Iterable<MediaRecord>, query: MediaUsageQuery): MediaUsagePage {
   const term = query.searchTerm?.toLowerCase() ?? '';
   const byUser = new Map<string, { mediaCount: number; mediaLength: number }>();

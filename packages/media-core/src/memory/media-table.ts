@@ -1,0 +1,138 @@
+import type {
+  MediaCompletion,
+  MediaListOptions,
+  MediaQuery,
+  MediaRecord,
+  MediaSummary,
+  MediaUsage,
+  MediaUsagePage,
+  MediaUsageQuery,
+} from '../ports/index.js';
+import { mediaUsageOfRecords, selectMediaRecords, summarizeMediaRecords } from './media-query.js';
+
+/** Collision-free key of a `(serverName, mediaId)` pair, whatever characters either holds. */
+export function mediaKey(serverName: string, mediaId: string): string {
+  return JSON.stringify([serverName, mediaId]);
+}
+
+/**
+ * A copy of exactly the {@link MediaRecord} fields, as a database row would
+ * hold them: no extra properties, and no `protected` field unless it is true
+ * (stores leave it out of unprotected records).
+ */
+function copyRecord(record: MediaRecord): MediaRecord {
+  const copy: MediaRecord = {
+    serverName: record.serverName,
+    mediaId: record.mediaId,
+    blobId: record.blobId,
+    contentType: record.contentType,
+    uploadName: record.uploadName,
+    size: record.size,
+    sha256: record.sha256,
+    userId: record.userId,
+    createdAt: record.createdAt,
+    uploadedAt: record.uploadedAt,
+    expiresAt: record.expiresAt,
+    authenticated: record.authenticated,
+    quarantined: record.quarantined,
+    lastAccessAt: record.lastAccessAt,
+  };
+  return record.protected === true ? { ...copy, protected: true } : copy;
+}
+
+/**
+ * The media rows of `MemoryMetadataStore`: the `MediaRecordStore` and
+ * `MediaQueries` semantics over one Map. Every method is synchronous, so each
+ * is atomic in this process, as a single SQL statement is in a database.
+ * Records are copied in and out: callers never share an object with the table.
+ */
+export class MediaTable {
+  readonly #rows = new Map<string, MediaRecord>();
+
+  get(serverName: string, mediaId: string): MediaRecord | null {
+    const record = this.#rows.get(mediaKey(serverName, mediaId));
+    return record === undefined ? null : copyRecord(record);
+  }
+
+  insert(record: MediaRecord): boolean {
+    const key = mediaKey(record.serverName, record.mediaId);
+    if (this.#rows.has(key)) return false;
+    this.#rows.set(key, copyRecord(record));
+    return true;
+  }
+
+  complete(serverName: string, mediaId: string, completion: MediaCompletion): boolean {
+    const key = mediaKey(serverName, mediaId);
+    const record = this.#rows.get(key);
+    // Only a pending record (created, no bytes yet) can be completed, and only once.
+    if (record === undefined || record.blobId !== null) return false;
+    const { blobId, contentType, uploadName, size, sha256, uploadedAt } = completion;
+    this.#rows.set(key, { ...record, blobId, contentType, uploadName, size, sha256, uploadedAt });
+    return true;
+  }
+
+  delete(serverName: string, mediaId: string): boolean {
+    return this.#rows.delete(mediaKey(serverName, mediaId));
+  }
+
+  /** Replaces a row by `change(row)`; false when there is none. */
+  update(serverName: string, mediaId: string, change: (record: MediaRecord) => MediaRecord): boolean {
+    const key = mediaKey(serverName, mediaId);
+    const record = this.#rows.get(key);
+    if (record === undefined) return false;
+    this.#rows.set(key, change(record));
+    return true;
+  }
+
+  /** Whether any row references `blobId`; a linear scan (a database would use an index on it). */
+  references(blobId: string): boolean {
+    for (const record of this.#rows.values()) if (record.blobId === blobId) return true;
+    return false;
+  }
+
+  countPending(userId: string, now: number): number {
+    let count = 0;
+    for (const record of this.#rows.values()) {
+      if (record.userId === userId && record.blobId === null && (record.expiresAt === null || record.expiresAt > now)) {
+        count++;
+      }
+    }
+    return count;
+  }
+
+  deleteExpiredPending(now: number, limit: number): number {
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive safe integer');
+    let deleted = 0;
+    for (const [key, record] of this.#rows) {
+      if (deleted >= limit) break;
+      if (record.blobId === null && record.expiresAt !== null && record.expiresAt <= now) {
+        this.#rows.delete(key);
+        deleted++;
+      }
+    }
+    return deleted;
+  }
+
+  list(query: MediaQuery, options: MediaListOptions): MediaRecord[] {
+    return selectMediaRecords(this.#rows.values(), query, options).map(copyRecord);
+  }
+
+  summarize(query: MediaQuery): MediaSummary {
+    return summarizeMediaRecords(this.#rows.values(), query);
+  }
+
+  usageByUser(query: MediaUsageQuery): MediaUsagePage {
+    return mediaUsageOfRecords(this.#rows.values(), query);
+  }
+
+  userUsage(userId: string, sinceMs: number): MediaUsage {
+    let bytes = 0;
+    let files = 0;
+    for (const record of this.#rows.values()) {
+      if (record.userId !== userId || record.blobId === null || record.createdAt < sinceMs) continue;
+      bytes += record.size ?? 0;
+      files += 1;
+    }
+    return { bytes, files };
+  }
+}

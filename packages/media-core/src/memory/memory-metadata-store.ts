@@ -1,0 +1,212 @@
+import { systemClock, type Clock } from '@hsmedia/runtime';
+import type { JobLeases } from '../job-leases.js';
+import type {
+  MediaCompletion,
+  MediaListOptions,
+  MediaMetadataStore,
+  MediaQuery,
+  MediaRecord,
+  MediaSummary,
+  MediaUsage,
+  MediaUsagePage,
+  MediaUsageQuery,
+  StoredThumbnail,
+} from '../ports/index.js';
+import { LeaseTable } from './lease-table.js';
+import { MediaTable } from './media-table.js';
+import { ServerKeyTable, type MemoryServerKey } from './server-key-table.js';
+import { ThumbnailTable } from './thumbnail-table.js';
+
+/** Options of {@link MemoryMetadataStore}. */
+export interface MemoryMetadataStoreOptions {
+  /** The clock job leases expire by. Default: the system clock. */
+  readonly clock?: Clock;
+}
+
+/**
+ * Every metadata port in process memory: `MediaRecordStore`,
+ * `ThumbnailIndex`, `MediaQueries` (so a `MediaMetadataStore`), `JobLeases`,
+ * and the `ServerKeyStore` of `@hsmedia/signing`. It passes the same
+ * `@hsmedia/conformance` suites as the SQL stores. Everything is lost on
+ * restart and nothing is shared between processes, so it suits tests, demos
+ * and examples, not production.
+ *
+ * Each call is atomic (it runs without yielding). Records, thumbnails and
+ * keys are copied in and out, so callers never share an object with the
+ * store. After {@link MemoryMetadataStore.close} every call rejects, as it
+ * would on a closed database connection.
+ *
+ * @example
+ * ```ts
+ * import { MediaService } from '@hsmedia/media-core';
+ * import { MemoryBlobStore, MemoryMetadataStore } from '@hsmedia/media-core/memory';
+ *
+ * const media = new MediaService({
+ *   serverName: 'example.org',
+ *   blobs: new MemoryBlobStore(),
+ *   metadata: new MemoryMetadataStore(),
+ *   maxUploadBytes: 10 * 1024 * 1024,
+ * });
+ * ```
+ */
+export class MemoryMetadataStore implements MediaMetadataStore, JobLeases {
+  readonly #clock: Clock;
+  readonly #media = new MediaTable();
+  readonly #thumbnails = new ThumbnailTable();
+  readonly #leases = new LeaseTable();
+  readonly #serverKeys = new ServerKeyTable();
+  #closed = false;
+
+  constructor(options: MemoryMetadataStoreOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** Throws once the store is closed; every call checks it first. */
+  #open(): void {
+    if (this.#closed) throw new Error('MemoryMetadataStore: the store is closed');
+  }
+
+  // MediaRecordStore
+
+  /** The record, or null when there is none. */
+  async getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
+    this.#open();
+    return this.#media.get(serverName, mediaId);
+  }
+
+  /** Inserts a record; false (and no change) when `(serverName, mediaId)` exists. */
+  async insertMedia(record: MediaRecord): Promise<boolean> {
+    this.#open();
+    return this.#media.insert(record);
+  }
+
+  /** Fills a pending record; false when it does not exist or already has content. */
+  async completeMedia(serverName: string, mediaId: string, completion: MediaCompletion): Promise<boolean> {
+    this.#open();
+    return this.#media.complete(serverName, mediaId, completion);
+  }
+
+  /** Deletes the record (not its thumbnails); true when it existed. */
+  async deleteMedia(serverName: string, mediaId: string): Promise<boolean> {
+    this.#open();
+    return this.#media.delete(serverName, mediaId);
+  }
+
+  /** Sets `lastAccessAt`; nothing happens for a missing record. */
+  async touchMedia(serverName: string, mediaId: string, at: number): Promise<void> {
+    this.#open();
+    this.#media.update(serverName, mediaId, (record) => ({ ...record, lastAccessAt: at }));
+  }
+
+  /** Whether a media record or a thumbnail row references `blobId`. */
+  async isBlobReferenced(blobId: string): Promise<boolean> {
+    this.#open();
+    return this.#media.references(blobId) || this.#thumbnails.references(blobId);
+  }
+
+  /** Sets or clears the quarantine flag; true when the record exists. */
+  async setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
+    this.#open();
+    return this.#media.update(serverName, mediaId, (record) => ({ ...record, quarantined }));
+  }
+
+  /** Sets or clears the protection flag (an unprotected record has no `protected` field); true when the record exists. */
+  async setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
+    this.#open();
+    return this.#media.update(serverName, mediaId, (record) => {
+      const { protected: _wasProtected, ...rest } = record;
+      return isProtected ? { ...rest, protected: true } : rest;
+    });
+  }
+
+  /** Pending (`blobId` null), unexpired records of `userId` at `now`. */
+  async countPendingMedia(userId: string, now: number): Promise<number> {
+    this.#open();
+    return this.#media.countPending(userId, now);
+  }
+
+  /** Deletes up to `limit` pending records expired at or before `now`; throws `TypeError` for a `limit` that is not a positive integer. */
+  async deleteExpiredPendingMedia(now: number, limit: number): Promise<number> {
+    this.#open();
+    return this.#media.deleteExpiredPending(now, limit);
+  }
+
+  // ThumbnailIndex
+
+  /** The thumbnail rows of a media item; [] when none. */
+  async listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {
+    this.#open();
+    return this.#thumbnails.list(serverName, mediaId);
+  }
+
+  /** Records a thumbnail; false (and no change) when one with the same key exists. */
+  async insertThumbnail(thumbnail: StoredThumbnail): Promise<boolean> {
+    this.#open();
+    return this.#thumbnails.insert(thumbnail);
+  }
+
+  /** Deletes a media item's thumbnail rows and gives their blob IDs. */
+  async deleteThumbnails(serverName: string, mediaId: string): Promise<string[]> {
+    this.#open();
+    return this.#thumbnails.delete(serverName, mediaId);
+  }
+
+  // MediaQueries
+
+  /** Records a {@link MediaQuery} selects, ordered and paged. */
+  async listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]> {
+    this.#open();
+    return this.#media.list(query, options);
+  }
+
+  /** Count and total size of the records a {@link MediaQuery} selects. */
+  async summarizeMedia(query: MediaQuery): Promise<MediaSummary> {
+    this.#open();
+    return this.#media.summarize(query);
+  }
+
+  /** Per-uploader counts and sizes. */
+  async mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
+    this.#open();
+    return this.#media.usageByUser(query);
+  }
+
+  /** Bytes and count of `userId`'s completed media created at or after `sinceMs`. */
+  async getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
+    this.#open();
+    return this.#media.userUsage(userId, sinceMs);
+  }
+
+  // JobLeases
+
+  /** Takes or renews the lease `name` for `holder` until now (by the store's clock) + `ttlMs`. */
+  async tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    this.#open();
+    return this.#leases.tryAcquire(name, holder, ttlMs, this.#clock.now());
+  }
+
+  /** Gives the lease up if `holder` holds it; true when it did. */
+  async releaseLease(name: string, holder: string): Promise<boolean> {
+    this.#open();
+    return this.#leases.release(name, holder);
+  }
+
+  // ServerKeyStore (@hsmedia/signing)
+
+  /** Every stored key of a server, expired or not; [] when none. */
+  async getServerKeys(serverName: string): Promise<MemoryServerKey[]> {
+    this.#open();
+    return this.#serverKeys.get(serverName);
+  }
+
+  /** Inserts or replaces keys, keyed by `(serverName, keyId)`. */
+  async putServerKeys(keys: readonly MemoryServerKey[]): Promise<void> {
+    this.#open();
+    this.#serverKeys.put(keys);
+  }
+
+  /** Makes every later call reject. The data is dropped with the object. */
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+}

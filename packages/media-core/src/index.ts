@@ -1,22 +1,22 @@
+/**
+ * `@hsmedia/media-core`: the media domain a homeserver composes. What is
+ * exported is what a homeserver or a store adapter needs: the services
+ * (`MediaService`, `ThumbnailService`, `MediaAdmin`), the ports and their
+ * record types, ID and header rules. In-memory stores are in
+ * `@hsmedia/media-core/memory`.
+ */
 export {
   isValidMediaId,
   isValidServerName,
-  splitServerName,
   parseMxcUri,
   formatMxcUri,
   generateId,
   type MxcUri,
 } from './ids.js';
 export {
-  INLINE_CONTENT_TYPES,
-  DEFAULT_CONTENT_TYPE,
   essenceOf,
-  isInlineContentType,
-  dispositionFilenameParam,
   contentDispositionFor,
   parseContentDisposition,
-  normaliseUploadContentType,
-  normaliseUploadFilename,
   type ParsedContentDisposition,
 } from './content-headers.js';
 export { RemoteMediaError, type RemoteMediaFailure } from './errors.js';
@@ -69,12 +69,7 @@ export {
   type RateLimitDecision,
   type TokenBucketOptions,
 } from './rate-limiter.js';
-export {
-  UploadQuotas,
-  type UploadQuotaLimits,
-  type UploadQuotaOptions,
-  type ResolvedUploadQuotaLimits,
-} from './upload-quota.js';
+export type { UploadQuotaLimits, UploadQuotaOptions } from './upload-quota.js';
 export {
   ThumbnailService,
   type ThumbnailServiceOptions,
@@ -88,10 +83,3 @@ export {
   type LocalMediaDeletion,
   type EvictionResult,
 } from './media-admin.js';
-export {
-  lastUsedAt,
-  matchesMediaQuery,
-  selectMediaRecords,
-  summarizeMediaRecords,
-  mediaUsageOfRecords,
-} from './memory/media-query.js';

@@ -99,6 +99,33 @@ function verifierFor(config: MediaServerConfig, adminToken: GeneratedAdminToken 
   }
 }
 
+/**
+ * What a server holds open, each part set as it opens: a start that fails
+ * half-way closes what it opened, with the same list as a normal shutdown.
+ */
+interface OpenParts {
+  federationClient?: FederationClient;
+  stores?: OpenStores;
+  maintenance?: Maintenance;
+  media?: MediaService;
+  thumbnails?: ThumbnailService | undefined;
+  operations?: Operations;
+}
+
+/**
+ * The one shutdown list (after the in-flight requests are drained): the
+ * services before the stores they write to, the scheduler before the
+ * database its leases live in.
+ */
+async function closeParts(parts: OpenParts): Promise<void> {
+  await parts.thumbnails?.close();
+  await parts.operations?.close();
+  await parts.media?.close();
+  parts.federationClient?.close();
+  await parts.maintenance?.scheduler.close();
+  await parts.stores?.close();
+}
+
 function urlOf(address: AddressInfo): string {
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return `http://${host}:${address.port}`;
@@ -134,16 +161,13 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     );
   }
 
-  let stores: OpenStores | undefined;
-  let maintenance: Maintenance | undefined;
-  let media: MediaService | undefined;
-  let federationClient: FederationClient | undefined;
+  const open: OpenParts = {};
   try {
     const federation = config.federation;
     // Every outbound connection (federation, well-known, Location, key fetches) goes through this policy.
     const addressPolicy = createAddressPolicy({ allow: [...federation.ipRangeAllowlist], deny: [...federation.ipRangeDenylist] });
     const ca = federation.caFile === undefined ? undefined : await readFile(federation.caFile, 'utf8');
-    federationClient = new FederationClient({
+    const federationClient = (open.federationClient = new FederationClient({
       serverName: config.serverName,
       signingKey,
       addressPolicy,
@@ -151,16 +175,16 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       timeouts: { connectMs: federation.connectTimeoutMs, idleMs: federation.requestTimeoutMs },
       logger: logger.child({ component: 'federation' }),
       ...(ca === undefined ? {} : { ca }),
-    });
+    }));
 
-    stores = await openStores(config, logger.child({ component: 'database' }));
+    const stores = (open.stores = await openStores(config, logger.child({ component: 'database' })));
     // Staging clean-up at start and periodic jobs, one instance at a time when the database is shared.
-    maintenance = await startMaintenance(config, stores, logger.child({ component: 'jobs' }));
+    const maintenance = (open.maintenance = await startMaintenance(config, stores, logger.child({ component: 'jobs' })));
     const { stagingFilesRemoved } = maintenance;
 
     const metrics = new MediaMetrics();
     const remote = metrics.instrumentRemoteSource(federationClient);
-    media = new MediaService({
+    const media = (open.media = new MediaService({
       serverName: config.serverName,
       blobs: stores.blobs,
       metadata: stores.metadata,
@@ -178,16 +202,16 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
         maxBlobBytes: config.mediaCache.maxBytes === 0 ? 0 : config.mediaCache.maxItemBytes,
         maxTotalBytes: config.mediaCache.maxBytes,
       },
-    });
+    }));
 
     // Pre-generates the configured sizes of every stored image in the background; undefined when disabled.
-    const thumbnails = createThumbnails(config.thumbnails, {
+    const thumbnails = (open.thumbnails = createThumbnails(config.thumbnails, {
       media,
       logger: logger.child({ component: 'thumbnails' }),
       // Uncached remote media: the remote's own thumbnail first (thumbnails.remote_thumbnail_first).
       remote,
       wrapGenerator: (generator) => metrics.instrumentThumbnailGenerator(generator),
-    });
+    }));
 
     // Undefined while previews are off; refuses an unsafe url_preview section (keyed errors).
     const preview = await createUrlPreviewRoute(config.urlPreview, {
@@ -214,19 +238,21 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     keyServer.all(KEY_SERVER_PATH, createKeyServer({ serverName: config.serverName, signingKey }));
     // Errors, CORS, security headers, the media routers and the M_UNRECOGNIZED catch-all.
     const rateLimits = createRateLimits(config.limits);
-    const operations = createOperations(config, {
+    // One client authentication (one token cache) for the media and the admin routes.
+    const authenticate = createClientAuth({ verifier: verifierFor(config, adminToken) });
+    const operations = (open.operations = createOperations(config, {
       media,
       stores,
       metrics,
-      authenticate: createClientAuth({ verifier: verifierFor(config, adminToken) }),
+      authenticate,
       scheduler: maintenance.scheduler,
       logger: logger.child({ component: 'operations' }),
-    });
+    }));
     mountMediaRoutes(app, {
       media,
       ...(preview === undefined ? {} : { preview }),
       ...(thumbnails === undefined ? {} : { thumbnails }),
-      authenticate: createClientAuth({ verifier: verifierFor(config, adminToken) }),
+      authenticate,
       logger,
       // In-memory token buckets, per instance: per user on client endpoints, per verified origin on federation.
       rateLimits: rateLimits.client,
@@ -246,10 +272,6 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     });
     httpServer.on('request', app.callback());
 
-    const openedStores = stores;
-    const openedMaintenance = maintenance;
-    const openedMedia = media;
-    const openedFederationClient = federationClient;
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
       const started = Date.now();
@@ -258,12 +280,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
         { drained, duration_ms: Date.now() - started },
         drained ? 'in-flight requests finished' : 'shutdown deadline passed; cut remaining connections',
       );
-      await thumbnails?.close();
-      await operations.close();
-      await openedMedia.close();
-      openedFederationClient.close();
-      await openedMaintenance.scheduler.close();
-      await openedStores.close();
+      await closeParts(open);
       logger.info({}, 'stopped');
       await new Promise<void>((resolve) => logger.flush(() => resolve()));
     };
@@ -279,7 +296,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       adminToken,
       stagingFilesRemoved,
       operations,
-      maintenance: openedMaintenance,
+      maintenance,
       listen: () =>
         operations.listen().then(() => new Promise<string>((resolve, reject) => {
           const onError = (error: Error): void => reject(error);
@@ -300,10 +317,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       },
     };
   } catch (error) {
-    await media?.close();
-    federationClient?.close();
-    await maintenance?.scheduler.close();
-    await stores?.close();
+    await closeParts(open);
     throw error;
   }
 }

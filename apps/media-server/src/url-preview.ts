@@ -207,7 +207,7 @@ const unusedStore: StorePreviewImage = () => Promise.reject(new Error('not a run
  * Every problem of an enabled `url_preview` section, keyed below
  * `url_preview` (nothing is checked while previews are off):
  * an empty `ip_range_denylist` (Synapse likewise refuses to start with
- * previews and no `url_preview_ip_range_blacklist`, digest §6.3), and
+ * previews and no `url_preview_ip_range_blacklist`), and
  * whatever `createUrlPreviewer` refuses (an allow list that opens a whole
  * address family, bad CIDRs, bad URL deny rules, bad limits). The oEmbed
  * providers file is read and checked when the server starts.
@@ -300,7 +300,8 @@ export interface UrlPreviewRouteContext {
 /**
  * The `preview` option of `mountMediaRoutes` for this config, or undefined
  * when previews are disabled (the endpoints then answer 404
- * `M_UNRECOGNIZED`, as Synapse does, digest §6.1). Reads the oEmbed
+ * `M_UNRECOGNIZED`, as Synapse does: the spec defines no answer for it,
+ * https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediapreview_url). Reads the oEmbed
  * providers file.
  *
  * @throws {UrlPreviewConfigError} with every problem, keyed by config key.

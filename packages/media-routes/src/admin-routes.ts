@@ -1,9 +1,10 @@
-import { METHODS } from 'node:http';
 import { errors } from '@hsmedia/errors';
 import { isValidMediaId, isValidServerName, type MediaAdmin, type MediaListOptions, type MediaOrder, type MediaRecord, type MediaUsageQuery } from '@hsmedia/media-core';
 import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
-import type { Context, Middleware } from 'koa';
+import type { Middleware } from 'koa';
+import { booleanParam, nonNegativeIntParam, queryParam } from './internal/query-params.js';
+import { ALL_METHODS, requesterOf, type MediaHandler, type MediaRouteState, type PathParams } from './route-context.js';
 
 /** Options for {@link createAdminRouter}. */
 export interface AdminRouterOptions {
@@ -19,7 +20,6 @@ export const SYNAPSE_ADMIN_PREFIX = '/_synapse/admin/v1';
 /** Our own admin endpoints, for what Synapse has no path for (quarantine by content hash). */
 export const HSMEDIA_ADMIN_PREFIX = '/_hsmedia/admin/v1';
 
-const ALL_METHODS: string[] = [...METHODS];
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1_000;
 /** Synapse refuses timestamps this small: they are almost surely seconds, not milliseconds. */
@@ -48,93 +48,59 @@ const USAGE_ORDER: Readonly<Record<string, NonNullable<MediaUsageQuery['orderBy'
   media_count: 'media_count',
 };
 
-function query(ctx: Context, name: string): string | undefined {
-  const values = new URLSearchParams(ctx.querystring).getAll(name);
-  if (values.length > 1) throw errors.invalidParam(`Query parameter ${name} given more than once`);
-  return values[0];
-}
-
-function nonNegativeInt(ctx: Context, name: string, fallback?: number): number | undefined {
-  const raw = query(ctx, name);
-  if (raw === undefined) return fallback;
-  if (!/^\d{1,15}$/.test(raw)) throw errors.invalidParam(`Query parameter ${name} must be a non-negative integer`);
-  return Number(raw);
-}
-
-function timestamp(ctx: Context, name: string, required: boolean): number | undefined {
-  const value = nonNegativeInt(ctx, name);
-  if (value === undefined) {
-    if (required) throw errors.missingParam(`Missing query parameter ${name}`);
-    return undefined;
-  }
+function timestamp(query: URLSearchParams, name: string): number {
+  const value = nonNegativeIntParam(query, name);
+  if (value === undefined) throw errors.missingParam(`Missing query parameter ${name}`);
   if (value < MIN_PLAUSIBLE_TS) {
     throw errors.invalidParam(`Query parameter ${name} is from 1970: give a timestamp in milliseconds`);
   }
   return value;
 }
 
-function booleanParam(ctx: Context, name: string, fallback: boolean): boolean {
-  const raw = query(ctx, name);
-  if (raw === undefined) return fallback;
-  if (raw === 'true') return true;
-  if (raw === 'false') return false;
-  throw errors.invalidParam(`Query parameter ${name} must be true or false`);
-}
-
-function page(ctx: Context): { from: number; limit: number; direction: 'asc' | 'desc' } {
-  const from = nonNegativeInt(ctx, 'from', 0)!;
-  const limit = nonNegativeInt(ctx, 'limit', DEFAULT_PAGE)!;
+function page(query: URLSearchParams): { from: number; limit: number; direction: 'asc' | 'desc' } {
+  const from = nonNegativeIntParam(query, 'from', 0);
+  const limit = nonNegativeIntParam(query, 'limit', DEFAULT_PAGE);
   if (limit < 1 || limit > MAX_PAGE) throw errors.invalidParam(`Query parameter limit must be from 1 to ${MAX_PAGE}`);
-  const dir = query(ctx, 'dir') ?? 'f';
+  const dir = queryParam(query, 'dir') ?? 'f';
   if (dir !== 'f' && dir !== 'b') throw errors.invalidParam('Query parameter dir must be f or b');
   return { from, limit, direction: dir === 'f' ? 'asc' : 'desc' };
 }
 
-function enumParam<T>(ctx: Context, name: string, table: Readonly<Record<string, T>>, fallback: string): T {
-  const raw = query(ctx, name) ?? fallback;
+function enumParam<T>(query: URLSearchParams, name: string, table: Readonly<Record<string, T>>, fallback: string): T {
+  const raw = queryParam(query, name) ?? fallback;
   if (!Object.hasOwn(table, raw)) throw errors.invalidParam(`Unknown value for ${name}`);
   return table[raw]!;
 }
 
-function params(ctx: Context): Record<string, string> {
-  return (ctx as Context & { params: Record<string, string> }).params;
+function queryOf(ctx: { readonly querystring: string }): URLSearchParams {
+  return new URLSearchParams(ctx.querystring);
 }
 
-function mediaKey(ctx: Context): { serverName: string; mediaId: string } {
-  const { serverName, mediaId } = params(ctx);
-  if (serverName === undefined || !isValidServerName(serverName)) throw errors.invalidParam('Invalid server name');
-  if (mediaId === undefined || !isValidMediaId(mediaId)) throw errors.notFound('Media not found');
+interface MediaKey {
+  serverName: string;
+  mediaId: string;
+}
+
+interface UserKey {
+  userId: string;
+}
+
+function mediaKey(params: MediaKey): MediaKey {
+  const { serverName, mediaId } = params;
+  if (!isValidServerName(serverName)) throw errors.invalidParam('Invalid server name');
+  if (!isValidMediaId(mediaId)) throw errors.notFound('Media not found');
   return { serverName, mediaId };
 }
 
-function userIdParam(ctx: Context): string {
-  const userId = params(ctx)['userId'];
-  if (userId === undefined || userId.length > 255 || !USER_ID_RE.test(userId)) throw errors.invalidParam('Invalid user ID');
+function userIdParam(params: UserKey): string {
+  const { userId } = params;
+  if (userId.length > 255 || !USER_ID_RE.test(userId)) throw errors.invalidParam('Invalid user ID');
   return userId;
 }
 
 /** Synapse's `quarantined_by` names who quarantined; we only know whether. */
 function quarantinedBy(record: MediaRecord): string | null {
   return record.quarantined ? 'unknown' : null;
-}
-
-/** Synapse's `media_info` shape (plus `sha256` and `quarantined`). */
-function mediaInfo(record: MediaRecord): Record<string, unknown> {
-  return {
-    media_origin: record.serverName,
-    user_id: record.userId,
-    media_id: record.mediaId,
-    media_type: record.contentType,
-    media_length: record.size,
-    upload_name: record.uploadName,
-    created_ts: record.createdAt,
-    last_access_ts: record.lastAccessAt,
-    quarantined_by: quarantinedBy(record),
-    quarantined: record.quarantined,
-    safe_from_quarantine: record.protected === true,
-    authenticated: record.authenticated,
-    sha256: record.sha256,
-  };
 }
 
 /** An item of Synapse's `GET /users/{userId}/media` list. */
@@ -151,9 +117,21 @@ function userMediaItem(record: MediaRecord): Record<string, unknown> {
   };
 }
 
-function listOptions(ctx: Context): MediaListOptions {
-  const { from, limit, direction } = page(ctx);
-  return { orderBy: enumParam(ctx, 'order_by', USER_MEDIA_ORDER, 'created_ts'), direction, limit, offset: from };
+/** Synapse's `media_info` shape (a list item and where it comes from, plus `sha256` and `quarantined`). */
+function mediaInfo(record: MediaRecord): Record<string, unknown> {
+  return {
+    media_origin: record.serverName,
+    user_id: record.userId,
+    ...userMediaItem(record),
+    quarantined: record.quarantined,
+    authenticated: record.authenticated,
+    sha256: record.sha256,
+  };
+}
+
+function listOptions(query: URLSearchParams): MediaListOptions {
+  const { from, limit, direction } = page(query);
+  return { orderBy: enumParam(query, 'order_by', USER_MEDIA_ORDER, 'created_ts'), direction, limit, offset: from };
 }
 
 /**
@@ -181,20 +159,19 @@ function listOptions(ctx: Context): MediaListOptions {
 export function createAdminRouter(options: AdminRouterOptions): Router {
   const { admin, authenticate, isAdmin } = options;
 
-  const requireAdmin: Middleware = async (ctx, next) => {
-    const requester = (ctx.state as { requester?: Requester }).requester;
-    if (!requester) throw errors.missingToken();
+  const requireAdmin: Middleware<MediaRouteState> = async (ctx, next) => {
+    const requester = requesterOf(ctx);
     if (requester.isGuest || !(await isAdmin(requester))) throw errors.forbidden('You are not a server admin');
     ctx.set('Cache-Control', 'no-store');
     await next();
   };
   const guard = [authenticate, requireAdmin] as const;
 
-  const router = new Router({ methods: ALL_METHODS });
+  const router = new Router<MediaRouteState>({ methods: ALL_METHODS });
   const synapse = SYNAPSE_ADMIN_PREFIX;
 
-  router.get(`${synapse}/media/:serverName/:mediaId`, ...guard, async (ctx) => {
-    const { serverName, mediaId } = mediaKey(ctx);
+  router.get<MediaRouteState, PathParams<MediaKey>>(`${synapse}/media/:serverName/:mediaId`, ...guard, async (ctx) => {
+    const { serverName, mediaId } = mediaKey(ctx.params);
     const record = await admin.getMedia(serverName, mediaId);
     if (record === null) throw errors.notFound('Media not found');
     ctx.body = { media_info: mediaInfo(record) };
@@ -204,18 +181,18 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     ['quarantine', true],
     ['unquarantine', false],
   ] as const) {
-    router.post(`${synapse}/media/${action}/:serverName/:mediaId`, ...guard, async (ctx) => {
-      const { serverName, mediaId } = mediaKey(ctx);
+    router.post<MediaRouteState, PathParams<MediaKey>>(`${synapse}/media/${action}/:serverName/:mediaId`, ...guard, async (ctx) => {
+      const { serverName, mediaId } = mediaKey(ctx.params);
       // Synapse answers {} whether or not the media exists.
       await admin.setQuarantined(serverName, mediaId, quarantined);
       ctx.body = {};
     });
-    router.post(`${synapse}/user/:userId/media/${action}`, ...guard, async (ctx) => {
-      const count = await admin.quarantineUserMedia(userIdParam(ctx), quarantined);
+    router.post<MediaRouteState, PathParams<UserKey>>(`${synapse}/user/:userId/media/${action}`, ...guard, async (ctx) => {
+      const count = await admin.quarantineUserMedia(userIdParam(ctx.params), quarantined);
       ctx.body = { [quarantined ? 'num_quarantined' : 'num_unquarantined']: count };
     });
-    router.post(`${HSMEDIA_ADMIN_PREFIX}/media/${action}_by_hash/:sha256`, ...guard, async (ctx) => {
-      const sha256 = params(ctx)['sha256'] ?? '';
+    router.post<MediaRouteState, PathParams<{ sha256: string }>>(`${HSMEDIA_ADMIN_PREFIX}/media/${action}_by_hash/:sha256`, ...guard, async (ctx) => {
+      const { sha256 } = ctx.params;
       if (!SHA256_RE.test(sha256)) throw errors.invalidParam('Expected a SHA-256 as 64 hex digits');
       const count = await admin.quarantineByHash(sha256, quarantined);
       ctx.body = { [quarantined ? 'num_quarantined' : 'num_unquarantined']: count };
@@ -228,30 +205,31 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     ['protect', true],
     ['unprotect', false],
   ] as const) {
-    router.post(`${synapse}/media/${action}/:mediaId`, ...guard, async (ctx) => {
-      const mediaId = params(ctx)['mediaId'];
-      if (mediaId === undefined || !isValidMediaId(mediaId)) throw errors.notFound('Media not found');
+    router.post<MediaRouteState, PathParams<{ mediaId: string }>>(`${synapse}/media/${action}/:mediaId`, ...guard, async (ctx) => {
+      const { mediaId } = ctx.params;
+      if (!isValidMediaId(mediaId)) throw errors.notFound('Media not found');
       await admin.setProtected(admin.serverName, mediaId, isProtected);
       ctx.body = {};
     });
   }
 
-  router.delete(`${synapse}/media/:serverName/:mediaId`, ...guard, async (ctx) => {
-    const { serverName, mediaId } = mediaKey(ctx);
+  router.delete<MediaRouteState, PathParams<MediaKey>>(`${synapse}/media/:serverName/:mediaId`, ...guard, async (ctx) => {
+    const { serverName, mediaId } = mediaKey(ctx.params);
     if (serverName !== admin.serverName) throw errors.invalidParam('Can only delete local media');
     if (!(await admin.deleteMedia(serverName, mediaId))) throw errors.notFound('Media not found');
     ctx.body = { deleted_media: [mediaId], total: 1 };
   });
 
-  const deleteOld: Middleware = async (ctx) => {
-    const serverName = params(ctx)['serverName'];
+  const deleteOld: MediaHandler<{ serverName?: string }> = async (ctx) => {
+    const { serverName } = ctx.params;
     if (serverName !== undefined && serverName !== admin.serverName) {
       throw errors.invalidParam('Can only delete local media');
     }
-    const before = timestamp(ctx, 'before_ts', true)!;
-    const sizeGreaterThan = nonNegativeInt(ctx, 'size_gt', 0)!;
+    const query = queryOf(ctx);
+    const before = timestamp(query, 'before_ts');
+    const sizeGreaterThan = nonNegativeIntParam(query, 'size_gt', 0);
     // Accepted for compatibility; we do not know which media are avatars, so nothing is kept for it.
-    booleanParam(ctx, 'keep_profiles', true);
+    booleanParam(query, 'keep_profiles', true);
     const deleted = await admin.deleteLocalMedia({
       lastUsedBefore: before,
       ...(sizeGreaterThan > 0 ? { sizeGreaterThan } : {}),
@@ -261,9 +239,9 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   router.post(`${synapse}/media/delete`, ...guard, deleteOld);
   router.post(`${synapse}/media/:serverName/delete`, ...guard, deleteOld);
 
-  router.get(`${synapse}/users/:userId/media`, ...guard, async (ctx) => {
-    const userId = userIdParam(ctx);
-    const options = listOptions(ctx);
+  router.get<MediaRouteState, PathParams<UserKey>>(`${synapse}/users/:userId/media`, ...guard, async (ctx) => {
+    const userId = userIdParam(ctx.params);
+    const options = listOptions(queryOf(ctx));
     const { media, total } = await admin.listUserMedia(userId, options);
     const from = options.offset ?? 0;
     ctx.body = {
@@ -273,22 +251,22 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     };
   });
 
-  router.delete(`${synapse}/users/:userId/media`, ...guard, async (ctx) => {
-    const deleted = await admin.deleteUserMedia(userIdParam(ctx), listOptions(ctx));
+  router.delete<MediaRouteState, PathParams<UserKey>>(`${synapse}/users/:userId/media`, ...guard, async (ctx) => {
+    const deleted = await admin.deleteUserMedia(userIdParam(ctx.params), listOptions(queryOf(ctx)));
     ctx.body = { deleted_media: deleted, total: deleted.length };
   });
 
   router.post(`${synapse}/purge_media_cache`, ...guard, async (ctx) => {
-    const before = timestamp(ctx, 'before_ts', true)!;
-    ctx.body = { deleted: await admin.purgeRemoteCache(before) };
+    ctx.body = { deleted: await admin.purgeRemoteCache(timestamp(queryOf(ctx), 'before_ts')) };
   });
 
   router.get(`${synapse}/statistics/users/media`, ...guard, async (ctx) => {
-    const { from, limit, direction } = page(ctx);
-    const orderBy = enumParam(ctx, 'order_by', USAGE_ORDER, 'user_id');
-    const createdFrom = nonNegativeInt(ctx, 'from_ts');
-    const createdUntil = nonNegativeInt(ctx, 'until_ts');
-    const searchTerm = query(ctx, 'search_term');
+    const query = queryOf(ctx);
+    const { from, limit, direction } = page(query);
+    const orderBy = enumParam(query, 'order_by', USAGE_ORDER, 'user_id');
+    const createdFrom = nonNegativeIntParam(query, 'from_ts');
+    const createdUntil = nonNegativeIntParam(query, 'until_ts');
+    const searchTerm = queryParam(query, 'search_term');
     if (searchTerm !== undefined && (searchTerm === '' || searchTerm.length > 255)) {
       throw errors.invalidParam('search_term must be 1 to 255 characters');
     }

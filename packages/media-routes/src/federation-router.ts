@@ -1,29 +1,38 @@
-import { ErrCode, MatrixError, errors } from '@hsmedia/errors';
+import { errors } from '@hsmedia/errors';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
 import { contentDispositionFor, type MediaHandle, type MediaService } from '@hsmedia/media-core';
-import { encodeMultipart } from '@hsmedia/multipart';
+import type { SignalSource } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
-import type { Context, Middleware } from 'koa';
-import { METHODS } from 'node:http';
-import { ifNoneMatchMatches } from './http-range.js';
-import { MEDIA_SECURITY_HEADERS } from './media-headers.js';
+import type { Middleware } from 'koa';
+import { nonNegativeIntParam } from './internal/query-params.js';
+import { sendMultipartMedia } from './internal/send-multipart.js';
+import {
+  ALL_METHODS,
+  federationLookup,
+  type MediaContext,
+  type MediaHandler,
+  type MediaRouteState,
+} from './route-context.js';
+import type { SendableMedia } from './send-media.js';
 
-/** A thumbnail as the federation thumbnail endpoint sends it. */
-export interface FederationThumbnail {
-  /** The thumbnail's real type (image/jpeg, image/png, ...). */
-  readonly contentType: string;
-  readonly bytes: Uint8Array;
-  /** Strong entity tag (quoted), for `If-None-Match`; optional. */
-  readonly etag?: string;
-}
+/**
+ * A thumbnail as the federation thumbnail endpoint sends it: a media-core
+ * `ThumbnailHandle` (what `ThumbnailService.thumbnailFor` gives), or
+ * anything that serves its bytes the same way. Streamed like a download;
+ * from memory when small.
+ */
+export type FederationThumbnail = SendableMedia;
 
 /** A thumbnail request on `/_matrix/federation/v1/media/thumbnail/{mediaId}`. */
 export interface FederationThumbnailRequest {
-  /** Our own media ID (already checked to be local and stored). */
+  /** Our own media (already checked to be local and stored). */
   readonly media: MediaHandle;
   /** The raw query (`width`, `height`, `method`, `animated`, `timeout_ms`), validated by the provider. */
   readonly query: URLSearchParams;
-  readonly signal: AbortSignal;
+  /** The verified origin server asking (`ctx.state.origin`), for an access policy. */
+  readonly origin: string | undefined;
+  /** Aborts when the peer goes away: a signal, or a function that makes one when a wait needs it. */
+  readonly signal: SignalSource;
 }
 
 /**
@@ -39,7 +48,8 @@ export interface FederationMediaRouterOptions {
   /**
    * Request authentication, run first on every route: normally
    * `createXMatrixAuth(...)` from `@hsmedia/xmatrix-auth` (injected, so this
-   * package depends on no signing code). Must throw for unauthenticated requests.
+   * package depends on no signing code). Must throw for unauthenticated
+   * requests, and sets `ctx.state.origin` (passed on to the lookups).
    */
   readonly authenticate: Middleware;
   /** Thumbnails for `/thumbnail/{mediaId}`; without it that endpoint answers 400 `M_UNKNOWN`. */
@@ -48,80 +58,21 @@ export interface FederationMediaRouterOptions {
   readonly maxAgeSeconds?: number;
 }
 
-const ALL_METHODS: string[] = [...METHODS];
-
-function timeoutMsOf(ctx: Context): number | undefined {
-  const values = new URLSearchParams(ctx.querystring).getAll('timeout_ms');
-  if (values.length > 1) throw errors.invalidParam('Query parameter timeout_ms given more than once');
-  const raw = values[0];
-  if (raw === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(raw)) throw errors.invalidParam('timeout_ms must be a non-negative integer');
-  return Number(raw);
-}
-
-/** A stream that opens the media only when first read (HEAD never opens it). */
-function lazyContent(handle: MediaHandle, signal: AbortSignal): ReadableStream<Uint8Array> {
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        if (reader === undefined) {
-          const small = await handle.readSmall(signal);
-          if (small !== null) {
-            if (small.byteLength > 0) controller.enqueue(small);
-            controller.close();
-            return;
-          }
-          reader = (await handle.open(undefined, signal)).getReader();
-        }
-        const next = await reader.read();
-        if (next.done) controller.close();
-        else controller.enqueue(next.value);
-      },
-      async cancel(reason) {
-        if (reader !== undefined) await reader.cancel(reason);
-        else handle.discard();
-      },
-    },
-    { highWaterMark: 0 },
-  );
-}
-
-/** Writes a `multipart/mixed` federation media response (spec §3.3): `{}` metadata, then the bytes. */
-function sendMultipart(
-  ctx: Context,
-  content: { stream: ReadableStream<Uint8Array>; contentType: string; contentDisposition: string; contentLength?: number },
-  etag: string | undefined,
-  cacheControl: string,
-  signal: AbortSignal,
-): void {
-  const encoded = encodeMultipart({ content, signal });
-  ctx.set(MEDIA_SECURITY_HEADERS);
-  ctx.set('Cache-Control', cacheControl);
-  if (etag !== undefined) ctx.set('ETag', etag);
-  ctx.status = 200;
-  ctx.type = encoded.contentType;
-  if (ctx.method !== 'GET') {
-    if (encoded.contentLength !== undefined) ctx.length = encoded.contentLength;
-    void encoded.body.cancel().catch(() => undefined);
-    return;
-  }
-  ctx.body = encoded.body;
-  if (encoded.contentLength !== undefined) ctx.length = encoded.contentLength;
-}
-
 /**
- * The federation media endpoints of spec v1.11 (MSC3916), for other servers
- * fetching *our* media:
+ * The federation media endpoints
+ * (https://spec.matrix.org/v1.12/server-server-api/#content-repository), for
+ * other servers fetching *our* media:
  *
  * - `GET /_matrix/federation/v1/media/download/{mediaId}`: `multipart/mixed`
- *   with `{}` metadata and the bytes, streamed, with the stored Content-Type
- *   verbatim and the Content-Disposition the client API would send (file
- *   name included). Strong ETag and 304. `timeout_ms` waits for an async
- *   upload. Only local media: cached remote media is 404 `M_NOT_FOUND`.
+ *   with `{}` metadata and the bytes, with the stored Content-Type verbatim
+ *   and the Content-Disposition the client API would send (file name
+ *   included). Strong ETag and 304; small media from memory, the rest
+ *   streamed. `timeout_ms` waits for an async upload. Only local media:
+ *   cached remote media is 404 `M_NOT_FOUND`.
  * - `GET /_matrix/federation/v1/media/thumbnail/{mediaId}`: the same framing
- *   around a thumbnail from `options.thumbnails`; without a provider, 400
- *   `M_UNKNOWN` "Cannot generate thumbnails" (for media that exists).
+ *   around a thumbnail from `options.thumbnails`, streamed the same way;
+ *   without a provider, 400 `M_UNKNOWN` "Cannot generate thumbnails" (for
+ *   media that exists).
  *
  * Authentication (`options.authenticate`) runs before anything else.
  *
@@ -139,79 +90,28 @@ export function createFederationMediaRouter(options: FederationMediaRouterOption
   }
   const cacheControl = `private, max-age=${maxAge}`;
 
-  const localMedia = async (ctx: Context, signal: AbortSignal): Promise<MediaHandle> => {
-    const mediaId = (ctx as Context & { params: Record<string, string> }).params['mediaId']!;
-    const timeoutMs = timeoutMsOf(ctx);
-    return media.getMedia(media.serverName, mediaId, {
-      localOnly: true,
-      signal,
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  const localMedia = (ctx: MediaContext<{ mediaId: string }>, query: URLSearchParams): Promise<MediaHandle> =>
+    media.getMedia(media.serverName, ctx.params.mediaId, federationLookup(ctx, nonNegativeIntParam(query, 'timeout_ms')));
+
+  const download: MediaHandler<{ mediaId: string }> = async (ctx) => {
+    const handle = await localMedia(ctx, new URLSearchParams(ctx.querystring));
+    await sendMultipartMedia(ctx, handle, { cacheControl, contentDisposition: handle.contentDisposition });
+  };
+
+  const thumbnail: MediaHandler<{ mediaId: string }> = async (ctx) => {
+    const query = new URLSearchParams(ctx.querystring);
+    const handle = await localMedia(ctx, query);
+    handle.discard();
+    if (thumbnails === undefined) throw errors.cannotThumbnail('Cannot generate thumbnails');
+    const thumb = await thumbnails({ media: handle, query, origin: ctx.state.origin, signal: () => abortSignalFor(ctx) });
+    await sendMultipartMedia(ctx, thumb, {
+      cacheControl,
+      // The part names no file, as it always has (the client endpoint says `thumbnail.<ext>`).
+      contentDisposition: contentDispositionFor(thumb.contentType, null),
     });
   };
 
-  const download: Middleware = async (ctx) => {
-    const signal = abortSignalFor(ctx);
-    const handle = await localMedia(ctx, signal);
-    // Local media is always stored, so it has its entity tag; a live handle cannot happen here.
-    const etag = handle.etag ?? undefined;
-    if (etag !== undefined && ifNoneMatchMatches(ctx.get('If-None-Match') || undefined, etag)) {
-      ctx.set(MEDIA_SECURITY_HEADERS);
-      ctx.set('Cache-Control', cacheControl);
-      ctx.set('ETag', etag);
-      ctx.status = 304;
-      handle.discard();
-      return;
-    }
-    sendMultipart(
-      ctx,
-      {
-        stream: lazyContent(handle, signal),
-        contentType: handle.contentType,
-        contentDisposition: contentDispositionFor(handle.contentType, handle.uploadName),
-        ...(handle.size === null ? {} : { contentLength: handle.size }),
-      },
-      etag,
-      cacheControl,
-      signal,
-    );
-  };
-
-  const thumbnail: Middleware = async (ctx) => {
-    const signal = abortSignalFor(ctx);
-    const handle = await localMedia(ctx, signal);
-    handle.discard();
-    if (thumbnails === undefined) {
-      throw new MatrixError(ErrCode.UNKNOWN, 'Cannot generate thumbnails', { httpStatus: 400 });
-    }
-    const thumb = await thumbnails({ media: handle, query: new URLSearchParams(ctx.querystring), signal });
-    if (thumb.etag !== undefined && ifNoneMatchMatches(ctx.get('If-None-Match') || undefined, thumb.etag)) {
-      ctx.set(MEDIA_SECURITY_HEADERS);
-      ctx.set('Cache-Control', cacheControl);
-      ctx.set('ETag', thumb.etag);
-      ctx.status = 304;
-      return;
-    }
-    const bytes = thumb.bytes;
-    sendMultipart(
-      ctx,
-      {
-        stream: new ReadableStream<Uint8Array>({
-          start(controller) {
-            if (bytes.byteLength > 0) controller.enqueue(bytes);
-            controller.close();
-          },
-        }),
-        contentType: thumb.contentType,
-        contentDisposition: contentDispositionFor(thumb.contentType, null),
-        contentLength: bytes.byteLength,
-      },
-      thumb.etag,
-      cacheControl,
-      signal,
-    );
-  };
-
-  const router = new Router({ prefix: '/_matrix/federation/v1/media', methods: ALL_METHODS });
+  const router = new Router<MediaRouteState>({ prefix: '/_matrix/federation/v1/media', methods: ALL_METHODS });
   router.get('/download/:mediaId', authenticate, download);
   router.get('/thumbnail/:mediaId', authenticate, thumbnail);
   return router;

@@ -16,7 +16,8 @@ export {
   type FederationThumbnailProvider,
   type FederationThumbnailRequest,
 } from './federation-router.js';
-export { sendMedia, type SendMediaOptions } from './send-media.js';
+export { sendMedia, type SendMediaOptions, type SendableMedia } from './send-media.js';
+export type { MediaRouteState } from './route-context.js';
 export { addThumbnailRoutes, federationThumbnailProvider, type ThumbnailRoutesOptions } from './thumbnail-routes.js';
 export {
   createPreviewUrlHandler,

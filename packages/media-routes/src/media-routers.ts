@@ -1,25 +1,25 @@
-import { METHODS } from 'node:http';
-import { ErrCode, MatrixError, errors } from '@hsmedia/errors';
-import {
-  abortSignalFor,
-  allowedMethodsOptions,
-  matrixCors,
-  matrixErrors,
-  unrecognized,
-  type ErrorLogger,
-} from '@hsmedia/koa-matrix';
+import { allowedMethodsOptions, matrixCors, matrixErrors, unrecognized, type ErrorLogger } from '@hsmedia/koa-matrix';
 import type { MediaService, RateLimiter, ThumbnailService } from '@hsmedia/media-core';
-import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
 import type Koa from 'koa';
 import type { Context, Middleware } from 'koa';
-import { createFederationMediaRouter, type FederationMediaRouterOptions } from './federation-router.js';
-import { createPreviewUrlHandler, type PreviewUrlOptions } from './preview-routes.js';
 import { addAsyncUploadRoutes } from './async-upload-routes.js';
-import { clientIpKey, rateLimit, requesterKey } from './rate-limit.js';
+import { createFederationMediaRouter, type FederationMediaRouterOptions } from './federation-router.js';
+import { fileNameParam, lookupQuery } from './internal/query-params.js';
+import { withUploadRequest } from './internal/upload-request.js';
 import { mediaSecurityHeaders } from './media-headers.js';
-import { sendMedia } from './send-media.js';
-import { LazyMediaLookup, LazySendOptions } from './internal/lazy-signal.js';
+import { createPreviewUrlHandler, type PreviewUrlOptions } from './preview-routes.js';
+import { clientIpKey, rateLimit, requesterKey } from './rate-limit.js';
+import {
+  ALL_METHODS,
+  clientLookup,
+  memberOf,
+  requesterOf,
+  type MediaHandler,
+  type MediaPathParams,
+  type MediaRouteState,
+} from './route-context.js';
+import { sendMedia, type SendMediaOptions } from './send-media.js';
 import { addThumbnailRoutes, federationThumbnailProvider } from './thumbnail-routes.js';
 
 /** Options for {@link createMediaRouters}. */
@@ -38,7 +38,7 @@ export interface MediaRoutersOptions {
   /**
    * Serve `preview_url` (client v1 and legacy) with this previewer. Without it the
    * endpoints are not routed and answer 404 `M_UNRECOGNIZED`, as Synapse does when
-   * previews are disabled (digest §6.1).
+   * previews are disabled.
    */
   readonly preview?: PreviewUrlOptions;
   /**
@@ -74,59 +74,6 @@ export interface MediaRouters {
   readonly legacy: Router;
 }
 
-// Every method Node parses, so @koa/router never answers "501 not implemented":
-// an unknown method on a known path is a 405 M_UNRECOGNIZED like any wrong method.
-const ALL_METHODS: string[] = [...METHODS];
-
-const MAX_FILENAME_LENGTH = 255;
-
-function requesterOf(ctx: Context): Requester {
-  const requester = (ctx.state as { requester?: Requester }).requester;
-  // The authenticate middleware guarantees this; refuse rather than run unauthenticated.
-  if (!requester) throw errors.missingToken();
-  return requester;
-}
-
-function forbidGuests(ctx: Context): void {
-  if (requesterOf(ctx).isGuest) {
-    throw new MatrixError(ErrCode.GUEST_ACCESS_FORBIDDEN, 'Guest access not allowed');
-  }
-}
-
-/** A single-valued query parameter; form-decoded (`+` is a space); undefined when absent. */
-function queryParam(ctx: Context, name: string): string | undefined {
-  const values = new URLSearchParams(ctx.querystring).getAll(name);
-  if (values.length > 1) throw errors.invalidParam(`Query parameter ${name} given more than once`);
-  return values[0];
-}
-
-function parseTimeoutMs(ctx: Context): number | undefined {
-  const raw = queryParam(ctx, 'timeout_ms');
-  if (raw === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(raw)) throw errors.invalidParam('timeout_ms must be a non-negative integer');
-  return Number(raw);
-}
-
-function parseBoolean(ctx: Context, name: string, fallback: boolean): boolean {
-  const raw = queryParam(ctx, name);
-  if (raw === undefined) return fallback;
-  if (raw === 'true') return true;
-  if (raw === 'false') return false;
-  throw errors.invalidParam(`${name} must be true or false`);
-}
-
-function fileNameParam(ctx: Context): string | undefined {
-  const fileName = (ctx as Context & { params?: Record<string, string> }).params?.['fileName'];
-  if (fileName === undefined) return undefined;
-  if (fileName.length > MAX_FILENAME_LENGTH) throw errors.invalidParam('fileName is too long');
-  return fileName;
-}
-
-function contentLengthOf(ctx: Context): number | undefined {
-  const header = ctx.get('Content-Length');
-  return /^\d{1,15}$/.test(header) ? Number(header) : undefined;
-}
-
 /**
  * Builds the media routers over a {@link MediaService}. Handlers never touch
  * a store; every rule lives in the service.
@@ -155,57 +102,35 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
   const privateCache = `private, max-age=${maxAge}`;
   const publicCache = `public, max-age=${maxAge}`;
 
-  const config: Middleware = (ctx) => {
-    forbidGuests(ctx);
+  // Shared by every answer without a `/{fileName}` (no per-request options object on the hot path).
+  const privateSend: SendMediaOptions = { cacheControl: privateCache };
+  const publicSend: SendMediaOptions = { cacheControl: publicCache };
+
+  const config: MediaHandler = (ctx) => {
+    memberOf(ctx);
     ctx.set('Cache-Control', 'no-store');
     ctx.body = media.uploadConfig();
   };
 
-  const authenticatedDownload: Middleware = async (ctx) => {
-    requesterOf(ctx);
-    const params = (ctx as Context & { params: Record<string, string> }).params;
-    const fileName = fileNameParam(ctx);
-    const timeoutMs = parseTimeoutMs(ctx);
-    // The abort signal is created only if read (a cache hit does not): see LazyMediaLookup.
-    const lookup = new LazyMediaLookup(ctx, false, true, timeoutMs);
-    const handle = await media.getMedia(params['serverName']!, params['mediaId']!, lookup);
-    await sendMedia(ctx, handle, new LazySendOptions(ctx, privateCache, fileName));
+  const downloadFrom = (legacyRoute: boolean): MediaHandler<MediaPathParams> => {
+    const send = legacyRoute ? publicSend : privateSend;
+    return async (ctx) => {
+      // The authenticate middleware guarantees a requester on the client route; refuse rather than run without.
+      if (!legacyRoute) requesterOf(ctx);
+      const { serverName, mediaId } = ctx.params;
+      const fileName = fileNameParam(ctx.params.fileName);
+      const lookup = clientLookup(ctx, legacyRoute, lookupQuery(ctx.querystring, legacyRoute));
+      const handle = await media.getMedia(serverName, mediaId, lookup);
+      await sendMedia(ctx, handle, fileName === undefined ? send : { cacheControl: send.cacheControl, fileName });
+    };
   };
 
-  const legacyDownload: Middleware = async (ctx) => {
-    const params = (ctx as Context & { params: Record<string, string> }).params;
-    const fileName = fileNameParam(ctx);
-    const timeoutMs = parseTimeoutMs(ctx);
-    const allowRemote = parseBoolean(ctx, 'allow_remote', true);
-    // allow_redirect is accepted and ignored: we always answer with the bytes, which every value permits.
-    const lookup = new LazyMediaLookup(ctx, true, allowRemote, timeoutMs);
-    const handle = await media.getMedia(params['serverName']!, params['mediaId']!, lookup);
-    await sendMedia(ctx, handle, new LazySendOptions(ctx, publicCache, fileName));
-  };
+  const clientDownload = downloadFrom(false);
+  const legacyDownload = downloadFrom(true);
 
-  const upload: Middleware = async (ctx) => {
-    const requester = requesterOf(ctx);
-    const filename = queryParam(ctx, 'filename');
-    const contentType = ctx.get('Content-Type');
-    const contentLength = contentLengthOf(ctx);
-    const signal = abortSignalFor(ctx);
-    try {
-      const { contentUri } = await media.upload({
-        // Not ctx.req itself: a stream pipeline that fails early would destroy the request, and with
-        // it the socket, before the 413 could be sent. The connection is closed after the answer instead.
-        body: ctx.req.iterator({ destroyOnReturn: false }),
-        requester,
-        signal,
-        ...(contentType === '' ? {} : { contentType }),
-        ...(filename === undefined ? {} : { filename }),
-        ...(contentLength === undefined ? {} : { contentLength }),
-      });
-      ctx.body = { content_uri: contentUri };
-    } catch (err) {
-      // The body may be partly unread: do not let the connection carry it into the next request.
-      if (!ctx.req.readableEnded) ctx.set('Connection', 'close');
-      throw err;
-    }
+  const upload: MediaHandler = async (ctx) => {
+    const { contentUri } = await withUploadRequest(ctx, (request) => media.upload(request));
+    ctx.body = { content_uri: contentUri };
   };
 
   const limits = options.rateLimits ?? {};
@@ -215,21 +140,22 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
   const downloadLimit = limit(limits.download, requesterKey);
   const legacyDownloadLimit = limit(limits.download, clientIpKey);
 
-  const client = new Router({ prefix: '/_matrix/client/v1/media', methods: ALL_METHODS });
+  const client = new Router<MediaRouteState>({ prefix: '/_matrix/client/v1/media', methods: ALL_METHODS });
   client.get('/config', authenticate, config);
-  client.get('/download/:serverName/:mediaId', authenticate, ...downloadLimit, authenticatedDownload);
-  client.get('/download/:serverName/:mediaId/:fileName', authenticate, ...downloadLimit, authenticatedDownload);
+  client.get('/download/:serverName/:mediaId', authenticate, ...downloadLimit, clientDownload);
+  client.get('/download/:serverName/:mediaId/:fileName', authenticate, ...downloadLimit, clientDownload);
   const previewUrl = options.preview === undefined ? undefined : createPreviewUrlHandler(options.preview);
   if (previewUrl) client.get('/preview_url', authenticate, previewUrl);
 
-  const legacy = new Router({ methods: ALL_METHODS });
+  const legacy = new Router<MediaRouteState>({ methods: ALL_METHODS });
   for (const version of legacyVersions) {
     const prefix = `/_matrix/media/${version}`;
     legacy.post(`${prefix}/upload`, authenticate, ...uploadLimit, upload);
     legacy.get(`${prefix}/config`, authenticate, config);
     legacy.get(`${prefix}/download/:serverName/:mediaId`, ...legacyDownloadLimit, legacyDownload);
     legacy.get(`${prefix}/download/:serverName/:mediaId/:fileName`, ...legacyDownloadLimit, legacyDownload);
-    // Deprecated but still authenticated (it answers JSON, so the freeze does not apply; digest §6.1).
+    // Deprecated but still authenticated; it answers JSON, so the freeze does not apply
+    // (https://spec.matrix.org/v1.12/client-server-api/#get_matrixmediav3preview_url).
     if (previewUrl) legacy.get(`${prefix}/preview_url`, authenticate, previewUrl);
   }
   if (options.asyncUploads !== false) {

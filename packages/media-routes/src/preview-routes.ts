@@ -1,14 +1,16 @@
 /**
- * `GET /_matrix/client/v1/media/preview_url` and the deprecated
- * `/_matrix/media/v3/preview_url` (spec §"Content repository", digest §1.5,
- * §6.1). The handler only parses the request and maps errors; the previewer
+ * `GET /_matrix/client/v1/media/preview_url`
+ * (https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediapreview_url)
+ * and the deprecated `/_matrix/media/v3/preview_url`. The handler only parses the request and maps errors; the previewer
  * (e.g. `@hsmedia/url-preview`) is injected, so this package does not depend
  * on an HTTP client or an HTML parser.
  */
-import { ErrCode, MatrixError, errors, isMatrixError } from '@hsmedia/errors';
+import { errors, isMatrixError, type MatrixError } from '@hsmedia/errors';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
 import type { Requester } from '@hsmedia/runtime';
-import type { Context, Middleware } from 'koa';
+import type { Middleware } from 'koa';
+import { nonNegativeIntParam, queryParam } from './internal/query-params.js';
+import { memberOf, type MediaRouteState } from './route-context.js';
 
 /** Per-call options of {@link PreviewUrlPort.preview}. */
 export interface PreviewUrlRequest {
@@ -20,9 +22,9 @@ export interface PreviewUrlRequest {
 }
 
 /**
- * What the endpoint needs of a URL previewer: the OpenGraph object of spec
- * §6.1 (`og:image` an `mxc://` URI). `@hsmedia/url-preview`'s `UrlPreviewer`
- * has this shape.
+ * What the endpoint needs of a URL previewer: the OpenGraph object the
+ * endpoint answers with (`og:image` an `mxc://` URI).
+ * `@hsmedia/url-preview`'s `UrlPreviewer` has this shape.
  */
 export interface PreviewUrlPort {
   preview(url: string, options: PreviewUrlRequest): Promise<Record<string, unknown>>;
@@ -39,25 +41,16 @@ export interface PreviewUrlOptions {
   readonly mapError?: (error: unknown) => MatrixError;
 }
 
-/** `ts` is an int64 of milliseconds; beyond 2^53 it could not be held exactly anyway. */
-const TS_PATTERN = /^\d{1,15}$/;
-
 function defaultMapError(error: unknown): MatrixError {
   if (isMatrixError(error)) return error;
   return errors.unknown();
 }
 
-/** A single-valued query parameter; form-decoded (`+` is a space); undefined when absent. */
-function queryParam(ctx: Context, name: string): string | undefined {
-  const values = new URLSearchParams(ctx.querystring).getAll(name);
-  if (values.length > 1) throw errors.invalidParam(`Query parameter ${name} given more than once`);
-  return values[0];
-}
-
 /**
  * The `preview_url` handler, to run after client authentication (which sets
  * `ctx.state.requester`). Guests are refused with 403
- * `M_GUEST_ACCESS_FORBIDDEN` (spec §1.5: guest access not allowed), a
+ * `M_GUEST_ACCESS_FORBIDDEN` (the endpoint is not among those guests may use,
+ * https://spec.matrix.org/v1.12/client-server-api/#guest-access), a
  * missing `url` is 400 `M_MISSING_PARAM`, a `ts` that is not a non-negative
  * integer is 400 `M_INVALID_PARAM`; previewer failures go through
  * `options.mapError`. A client that disconnects stops the wait (the
@@ -69,27 +62,21 @@ function queryParam(ctx: Context, name: string): string | undefined {
  *   createPreviewUrlHandler({ previewer, mapError: previewErrorToMatrixError }));
  * ```
  */
-export function createPreviewUrlHandler(options: PreviewUrlOptions): Middleware {
+export function createPreviewUrlHandler(options: PreviewUrlOptions): Middleware<MediaRouteState> {
   const { previewer } = options;
   if (typeof previewer?.preview !== 'function') throw new TypeError('createPreviewUrlHandler: previewer.preview must be a function');
   const mapError = options.mapError ?? defaultMapError;
   return async (ctx) => {
-    const requester = (ctx.state as { requester?: Requester }).requester;
-    // The authenticate middleware guarantees this; refuse rather than run unauthenticated.
-    if (!requester) throw errors.missingToken();
-    if (requester.isGuest) throw new MatrixError(ErrCode.GUEST_ACCESS_FORBIDDEN, 'Guest access not allowed');
-    const url = queryParam(ctx, 'url');
+    const requester = memberOf(ctx);
+    const query = new URLSearchParams(ctx.querystring);
+    const url = queryParam(query, 'url');
     if (url === undefined) throw errors.missingParam('Missing url parameter');
-    const rawTs = queryParam(ctx, 'ts');
-    if (rawTs !== undefined && !TS_PATTERN.test(rawTs)) throw errors.invalidParam('ts must be a non-negative integer (ms since epoch)');
+    // An int64 of milliseconds since the epoch; beyond 2^53 it could not be held exactly anyway.
+    const ts = nonNegativeIntParam(query, 'ts');
     const signal = abortSignalFor(ctx);
     let preview: Record<string, unknown>;
     try {
-      preview = await previewer.preview(url, {
-        requester,
-        signal,
-        ...(rawTs === undefined ? {} : { ts: Number(rawTs) }),
-      });
+      preview = await previewer.preview(url, { requester, signal, ...(ts === undefined ? {} : { ts }) });
     } catch (error) {
       // The client is gone: nobody reads the answer, so do not dress the abort up as a preview failure.
       if (signal.aborted) throw error;

@@ -16,7 +16,7 @@ import { createSqliteMetadataStore, type SqliteMetadataStore } from '@hsmedia/st
 import { listen, tmpdir, type TempDir } from '@hsmedia/test-fixtures';
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mountMediaRoutes, type FederationThumbnailProvider } from '../src/index.js';
+import { mountMediaRoutes, type FederationThumbnail, type FederationThumbnailProvider } from '../src/index.js';
 import { ALICE, startHarness, type Harness } from './harness.js';
 
 // ---------------------------------------------------------------------------
@@ -344,6 +344,20 @@ async function startFederationServer(options: { thumbnails?: FederationThumbnail
   };
 }
 
+/** A thumbnail held in memory, served like any media (the seam takes what sendMedia takes). */
+function bytesThumbnail(contentType: string, bytes: Uint8Array): FederationThumbnail {
+  return {
+    contentType,
+    contentDisposition: 'inline',
+    size: bytes.byteLength,
+    etag: null,
+    cachedSmall: () => bytes,
+    readSmall: async () => bytes,
+    open: async () => new Response(bytes).body!,
+    discard: () => undefined,
+  };
+}
+
 async function uploadTo(server: FederationServer, body: Uint8Array, contentType: string, filename?: string): Promise<string> {
   const query = filename === undefined ? '' : `?filename=${encodeURIComponent(filename)}`;
   const res = await fetch(`${server.url}/_matrix/media/v3/upload${query}`, {
@@ -465,7 +479,7 @@ describe('federation media router', () => {
     fed = await startFederationServer({
       thumbnails: async ({ media, query }) => {
         seen.push(`${media.record.mediaId} ${query.get('width')}x${query.get('height')}`);
-        return { contentType: 'image/jpeg', bytes: new TextEncoder().encode('jpeg!') };
+        return bytesThumbnail('image/jpeg', new TextEncoder().encode('jpeg!'));
       },
     });
     const id2 = await uploadTo(fed, randomBytes(100), 'image/png');
@@ -476,6 +490,39 @@ describe('federation media router', () => {
     expect(decoded.contentType).toBe('image/jpeg');
     expect(await new Response(decoded.stream).text()).toBe('jpeg!');
     expect(seen).toEqual([`${id2} 32x24`]);
+  });
+
+  it('thumbnail: a large one is streamed like a download, with the ETag, 304 and HEAD of downloads; the provider sees the origin', async () => {
+    const origins: (string | undefined)[] = [];
+    fed = await startFederationServer({
+      // Stands in a thumbnail larger than the in-memory limit: the stored media itself.
+      thumbnails: async ({ media, origin }) => {
+        origins.push(origin);
+        return media;
+      },
+    });
+    const large = randomBytes(1024 * KIB);
+    const id = await uploadTo(fed, large, 'image/png');
+    const url = `${fed.url}/_matrix/federation/v1/media/thumbnail/${id}?width=32&height=32`;
+    const res = await fetch(url, { headers: SIGNED });
+    expect(res.status).toBe(200);
+    expect(Number(res.headers.get('content-length'))).toBeGreaterThan(large.byteLength);
+    const etag = res.headers.get('etag');
+    expect(etag).toMatch(/^"[0-9a-f]{64}"$/);
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    const decoded = await decodeMultipart(res.headers.get('content-type')!, res.body!, { maxContentBytes: 2 << 20 });
+    if (decoded.kind !== 'content') throw new Error('expected content');
+    expect(decoded.contentType).toBe('image/png');
+    expect(decoded.contentDisposition).toBe('inline');
+    expect(Buffer.from(await new Response(decoded.stream).arrayBuffer()).equals(large)).toBe(true);
+
+    const again = await fetch(url, { headers: { ...SIGNED, 'If-None-Match': etag! } });
+    expect(again.status).toBe(304);
+    expect(await again.text()).toBe('');
+    const head = await fetch(url, { method: 'HEAD', headers: SIGNED });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(res.headers.get('content-length'));
+    expect(origins).toEqual(['other.example', 'other.example', 'other.example']);
   });
 
   it('wrong methods are 405 M_UNRECOGNIZED, unknown federation paths 404 M_UNRECOGNIZED', async () => {

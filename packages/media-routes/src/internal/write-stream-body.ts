@@ -1,6 +1,4 @@
 import type { ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Context } from 'koa';
 
 /**
@@ -15,15 +13,9 @@ import type { Context } from 'koa';
  * short. Resolves once the body is written (or abandoned); never rejects,
  * because by then the headers are gone and nothing else can be said.
  */
-export async function writeStreamBody(ctx: Context, body: ReadableStream<Uint8Array> | Readable): Promise<void> {
+export async function writeStreamBody(ctx: Context, body: ReadableStream<Uint8Array>): Promise<void> {
   ctx.respond = false;
-  const { res } = ctx;
-  if (body instanceof Readable) {
-    // pipeline destroys the file stream (closing its descriptor) when the client leaves.
-    await pipeline(body, res).catch(() => undefined);
-    return;
-  }
-  await pumpWebStream(body, res);
+  await pumpWebStream(body, ctx.res);
 }
 
 /** One `read()` → `write()` per chunk, waiting for `drain` only when the socket buffer is full. */

@@ -1,3 +1,8 @@
+/**
+ * The shared conformance suite of `BlobStore` adapters (past 450 lines: one
+ * `describe` per behaviour of the port, kept together so an adapter runs the
+ * whole contract with one call).
+ */
 import { Readable } from 'node:stream';
 import { type BlobStore, type ByteSource } from '@hsmedia/media-core';
 import { ContentTooLargeError } from '@hsmedia/errors';

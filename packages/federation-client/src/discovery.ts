@@ -1,5 +1,5 @@
 import type { SrvRecord } from 'node:dns';
-import type { Clock, Logger } from '@hsmedia/runtime';
+import { raceAbort, type Clock, type Logger } from '@hsmedia/runtime';
 import { parseServerName } from '@hsmedia/signing';
 import { FederationError, isFederationError } from './errors.js';
 import { firstHeader, readAll, type Transport } from './transport.js';
@@ -111,26 +111,6 @@ function orderSrv(records: readonly SrvRecord[], random: () => number): SrvRecor
     }
   }
   return ordered;
-}
-
-/** Waits for `promise`, or rejects with the abort reason as soon as `signal` fires. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 function bare(host: string): string {
@@ -285,7 +265,7 @@ export class ServerResolver {
     const cached = this.#wellKnown.get(host);
     if (cached !== undefined && cached.expiresAt > now) return cached.delegated;
     const running = this.#inFlight.get(host);
-    if (running !== undefined) return abortable(running, signal);
+    if (running !== undefined) return raceAbort(running, signal);
     // Shared by every concurrent caller, so no caller's signal cancels it; its own timeouts bound it.
     const lookup = (async () => {
       const result = await this.#fetchWellKnown(host);
@@ -300,7 +280,7 @@ export class ServerResolver {
       () => this.#inFlight.delete(host),
       () => this.#inFlight.delete(host),
     );
-    return abortable(lookup, signal);
+    return raceAbort(lookup, signal);
   }
 
   #remember(host: string, entry: WellKnownEntry): void {

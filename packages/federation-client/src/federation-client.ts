@@ -7,6 +7,7 @@ import type { AddressPolicy } from '@hsmedia/net-guard';
 import { signXMatrixRequest, type SigningKey } from '@hsmedia/signing';
 import { ServerResolver, type ResolvedServer, type SrvResolver } from './discovery.js';
 import { FederationError, isFederationError } from './errors.js';
+import { mapStreamErrors } from './internal/map-stream-errors.js';
 import { firstHeader, readAll, Transport, type Timeouts, type TransportRequest, type TransportResponse } from './transport.js';
 
 /** Options of {@link FederationClient}. */
@@ -163,10 +164,10 @@ function toRemoteMediaError(error: unknown, signal: AbortSignal | undefined): un
   if (error instanceof RemoteMediaError) return error;
   if (isFederationError(error)) {
     const failure: RemoteMediaFailure =
-      error.kind === 'remote_error'
+      error.code === 'remote_error'
         ? failureForStatus(error.remoteStatus ?? 502, error.remoteErrcode)
-        : error.kind === 'too_large' || error.kind === 'timeout' || error.kind === 'unreachable'
-          ? error.kind
+        : error.code === 'too_large' || error.code === 'timeout' || error.code === 'unreachable'
+          ? error.code
           : 'bad_response';
     return new RemoteMediaError(failure, error.message, {
       cause: error,
@@ -182,28 +183,6 @@ function toRemoteMediaError(error: unknown, signal: AbortSignal | undefined): un
   return new RemoteMediaError('bad_response', `Remote media fetch failed: ${(error as Error | null)?.message ?? String(error)}`, {
     cause: error,
   });
-}
-
-/** Re-emits `source`, turning its errors into `RemoteMediaError`s. */
-function mapStreamErrors(source: ReadableStream<Uint8Array>, signal: AbortSignal | undefined): ReadableStream<Uint8Array> {
-  const reader = source.getReader();
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        try {
-          const { done, value } = await reader.read();
-          if (done) controller.close();
-          else controller.enqueue(value);
-        } catch (error) {
-          controller.error(toRemoteMediaError(error, signal));
-        }
-      },
-      cancel(reason) {
-        return reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
 }
 
 function parseLength(text: string | undefined): number | null {
@@ -281,7 +260,7 @@ export class FederationClient implements RemoteMediaSource {
    * `destination`, parsed as JSON.
    *
    * @throws {FederationError} `remote_error` (with `remoteStatus`/`remoteErrcode`) for a non-2xx answer,
-   *   `bad_response` for a body that is not JSON, and the transport kinds.
+   *   `bad_response` for a body that is not JSON, and the transport codes.
    */
   async getJson(destination: string, path: string, options: GetJsonOptions = {}): Promise<unknown> {
     const maxBytes = options.maxBytes ?? 1024 * 1024;
@@ -439,7 +418,7 @@ export class FederationClient implements RemoteMediaSource {
       contentType: decoded.contentType ?? null,
       contentDisposition: decoded.contentDisposition ?? null,
       contentLength: parseLength(decoded.headers['content-length']),
-      body: mapStreamErrors(decoded.stream, signal),
+      body: mapStreamErrors(decoded.stream, (error) => toRemoteMediaError(error, signal)),
     };
   }
 
@@ -503,7 +482,7 @@ export class FederationClient implements RemoteMediaSource {
       contentType: firstHeader(res.headers, 'content-type') ?? null,
       contentDisposition: firstHeader(res.headers, 'content-disposition') ?? null,
       contentLength: res.contentLength,
-      body: mapStreamErrors(res.body, plan.signal),
+      body: mapStreamErrors(res.body, (error) => toRemoteMediaError(error, plan.signal)),
     };
   }
 
@@ -548,7 +527,7 @@ export class FederationClient implements RemoteMediaSource {
           tlsServerName: resolved.tlsServerName,
         });
       } catch (error) {
-        if (!isFederationError(error) || error.kind !== 'unreachable') throw error;
+        if (!isFederationError(error) || error.code !== 'unreachable') throw error;
         lastError = error;
         this.#logger.debug({ destination, target, err: error }, 'federation target unreachable');
       }

@@ -22,5 +22,5 @@ export {
   type ServerResolverOptions,
   type SrvResolver,
 } from './discovery.js';
-export { FederationError, isFederationError, type FederationErrorKind, type FederationErrorOptions } from './errors.js';
+export { FederationError, isFederationError, type FederationErrorCode, type FederationErrorOptions } from './errors.js';
 export { Transport, type Timeouts, type TransportOptions, type TransportRequest, type TransportResponse } from './transport.js';

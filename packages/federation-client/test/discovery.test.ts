@@ -218,13 +218,13 @@ describe('resolveServer: the spec cases (digest §9.11)', () => {
     client = makeClient(srvTable({ '_matrix-fed._tcp.example.org': [srv('.', 0)] }));
     const error = await failureOf(client.resolveServer('example.org'));
     expect(error).toBeInstanceOf(FederationError);
-    expect(error).toMatchObject({ kind: 'unreachable' });
+    expect(error).toMatchObject({ code: 'unreachable' });
   });
 
   it('refuses invalid server names', async () => {
     client = makeClient(srvTable({}));
     for (const name of ['', 'a b', 'example.org:0', 'example.org:99999', '[::1', '300.1.1.1']) {
-      expect(await failureOf(client.resolveServer(name))).toMatchObject({ kind: 'unreachable' });
+      expect(await failureOf(client.resolveServer(name))).toMatchObject({ code: 'unreachable' });
     }
   });
 

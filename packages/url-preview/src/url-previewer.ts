@@ -18,9 +18,9 @@
  */
 import type { LookupFunction } from 'node:net';
 import { TextDecoder } from 'node:util';
-import { createAddressPolicy, guardedLookup, type AddressPolicy } from '@hsmedia/net-guard';
+import { createAddressPolicy, GuardedHttpClient, type AddressPolicy } from '@hsmedia/net-guard';
 import { essenceOf, parseContentDisposition } from '@hsmedia/media-core';
-import { noopLogger, systemClock, type Clock, type Logger, type Requester } from '@hsmedia/runtime';
+import { noopLogger, raceAbort, systemClock, type Clock, type Logger, type Requester } from '@hsmedia/runtime';
 import { CHARSET_PRESCAN_BYTES, sniffHtmlEncoding } from './charset.js';
 import { PreviewConfigError, PreviewError, isPreviewError } from './errors.js';
 import { HtmlMetadataCollector } from './html-metadata.js';
@@ -168,7 +168,6 @@ const SENTINELS: Readonly<Record<'IPv4' | 'IPv6', readonly string[]>> = {
 
 interface Settings {
   readonly storeImage: StorePreviewImage;
-  readonly policy: AddressPolicy;
   readonly denyUrl: UrlDenyMatcher;
   readonly oEmbedFor: OEmbedMatcher;
   readonly oEmbedDiscovery: boolean;
@@ -257,13 +256,12 @@ function validate(options: UrlPreviewerOptions): Settings {
   };
   return {
     storeImage: options.storeImage,
-    policy,
     denyUrl,
     oEmbedFor,
     oEmbedDiscovery: options.oEmbed?.discovery ?? true,
     fetchContext: {
-      policy,
-      lookup: guardedLookup(policy, options.lookup === undefined ? {} : { lookup: options.lookup }),
+      // No keep-alive: every request opens (and checks) its own connection.
+      client: new GuardedHttpClient({ policy, ...(options.lookup === undefined ? {} : { lookup: options.lookup }) }),
       userAgent,
       acceptLanguage,
       checkUrl,
@@ -294,26 +292,6 @@ function normaliseUrl(raw: string): URL {
   if (url.username !== '' || url.password !== '') throw new PreviewError('invalid_url', 'URLs with credentials are not previewed');
   url.hash = '';
   return url;
-}
-
-/** Waits for `promise`, or rejects with the abort reason as soon as `signal` aborts. */
-function waitFor<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 function statusError(response: FetchedResponse): PreviewError {
@@ -372,7 +350,7 @@ export class HttpUrlPreviewer implements UrlPreviewer {
         (error: unknown) => this.#settle(key, started, { ok: false, error }),
       );
     }
-    return { ...(await waitFor(flight, options.signal)) };
+    return { ...(await raceAbort(flight, options.signal)) };
   }
 
   #settle(
@@ -405,7 +383,8 @@ export class HttpUrlPreviewer implements UrlPreviewer {
     }
 
     const signal = AbortSignal.timeout(this.#settings.timeoutMs);
-    const response = await guardedGet(this.#settings.fetchContext, url, ACCEPT_PAGE, signal);
+    // No byte cap here: HTML is read up to maxPageBytes and then dropped, an image up to maxImageBytes (#ingestImage).
+    const response = await guardedGet(this.#settings.fetchContext, url, { accept: ACCEPT_PAGE, maxBytes: Infinity, signal });
     try {
       if (response.status < 200 || response.status > 299) throw statusError(response);
       const type = essenceOf(response.contentType ?? '');
@@ -454,7 +433,8 @@ export class HttpUrlPreviewer implements UrlPreviewer {
     if (imageUrl === undefined) return { ...openGraph };
     const signal = AbortSignal.timeout(this.#settings.timeoutMs);
     try {
-      const response = await guardedGet(this.#settings.fetchContext, new URL(imageUrl), ACCEPT_IMAGE, signal);
+      // #ingestImage enforces maxImageBytes itself, with the message the user sees.
+      const response = await guardedGet(this.#settings.fetchContext, new URL(imageUrl), { accept: ACCEPT_IMAGE, maxBytes: Infinity, signal });
       try {
         if (response.status < 200 || response.status > 299) throw statusError(response);
         const image = await this.#ingestImage(response, signal, requester);
@@ -470,19 +450,14 @@ export class HttpUrlPreviewer implements UrlPreviewer {
 
   async #fetchOEmbed(endpoint: URL): Promise<ReturnType<typeof previewFromOEmbed>> {
     const signal = AbortSignal.timeout(this.#settings.timeoutMs);
-    const response = await guardedGet(this.#settings.fetchContext, endpoint, ACCEPT_OEMBED, signal);
+    const response = await guardedGet(this.#settings.fetchContext, endpoint, { accept: ACCEPT_OEMBED, maxBytes: MAX_OEMBED_BYTES, signal });
     try {
       if (response.status < 200 || response.status > 299) throw statusError(response);
       if (response.contentLength !== null && response.contentLength > MAX_OEMBED_BYTES) {
         throw new PreviewError('too_large', 'oEmbed response is too large');
       }
       const chunks: Uint8Array[] = [];
-      let total = 0;
-      for await (const chunk of response.body) {
-        total += chunk.byteLength;
-        if (total > MAX_OEMBED_BYTES) throw new PreviewError('too_large', 'oEmbed response is too large');
-        chunks.push(chunk);
-      }
+      for await (const chunk of response.body) chunks.push(chunk); // errors with too_large past MAX_OEMBED_BYTES
       let json: unknown;
       try {
         json = JSON.parse(new TextDecoder('utf-8').decode(Buffer.concat(chunks)));

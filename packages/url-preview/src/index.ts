@@ -20,7 +20,7 @@ export {
   PreviewConfigError,
   isPreviewError,
   previewErrorToMatrixError,
-  type PreviewErrorKind,
+  type PreviewErrorCode,
   type PreviewErrorOptions,
 } from './errors.js';
 export {

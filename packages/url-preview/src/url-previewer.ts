@@ -362,7 +362,7 @@ export class HttpUrlPreviewer implements UrlPreviewer {
     const now = this.#settings.clock.now();
     if (outcome.ok) {
       if (this.#settings.cacheTtlMs > 0) this.#cache.set(key, { ...outcome, expiresAt: now + this.#settings.cacheTtlMs });
-    } else if (isPreviewError(outcome.error) && outcome.error.kind !== 'internal' && this.#settings.errorCacheTtlMs > 0) {
+    } else if (isPreviewError(outcome.error) && outcome.error.code !== 'internal' && this.#settings.errorCacheTtlMs > 0) {
       // Failures of the site are cached briefly, so a broken link posted in a busy room is fetched once, not per client.
       this.#cache.set(key, { ...outcome, expiresAt: now + this.#settings.errorCacheTtlMs });
     }

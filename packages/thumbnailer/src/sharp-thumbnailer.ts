@@ -1,10 +1,10 @@
 import { availableParallelism } from 'node:os';
 import { essenceOf, type ByteSource, type GeneratedThumbnail, type ImageProbe, type ThumbnailGenerator, type ThumbnailSpec } from '@hsmedia/media-core';
-import { noopLogger, type Logger } from '@hsmedia/runtime';
+import { noopLogger, raceAbort, type Logger } from '@hsmedia/runtime';
 import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
 import { ThumbnailError } from './errors.js';
 import { thumbnailGeometry, type ThumbnailGeometry } from './geometry.js';
-import { raceAbort, readSource } from './internal/read-source.js';
+import { readSource } from './internal/read-source.js';
 import { Semaphore } from './internal/semaphore.js';
 import { isAnimatedPng, sniffFormat, type SourceFormat } from './internal/sniff.js';
 

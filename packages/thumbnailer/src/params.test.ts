@@ -83,7 +83,7 @@ describe('thumbnailSpecForRequest', () => {
 });
 
 describe('thumbnailErrorToMatrixError', () => {
-  it('maps kinds to the spec §1.3 answers', () => {
+  it('maps codes to the answers of the thumbnail endpoint', () => {
     const unsupported = thumbnailErrorToMatrixError(new ThumbnailError('unsupported', 'x'));
     expect([unsupported.httpStatus, unsupported.errcode, unsupported.message]).toEqual([
       400,
@@ -101,6 +101,6 @@ describe('thumbnailErrorToMatrixError', () => {
   it('ThumbnailError is recognised across copies by its brand', () => {
     const error = new ThumbnailError('corrupt', 'x');
     expect(error).toBeInstanceOf(ThumbnailError);
-    expect({ kind: 'corrupt' }).not.toBeInstanceOf(ThumbnailError);
+    expect({ code: 'corrupt' }).not.toBeInstanceOf(ThumbnailError);
   });
 });

@@ -27,7 +27,8 @@ export class ThumbnailError extends Error {
 }
 
 /**
- * The Matrix error a client sees for a {@link ThumbnailError} (spec §1.3):
+ * The Matrix error a client sees for a {@link ThumbnailError}
+ * (https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediathumbnailservernamemediaid):
  * `too_large` → `M_TOO_LARGE` 413 (502 when `remote`, the content came from another server);
  * anything else → 400 `M_UNKNOWN` "Cannot generate thumbnails for the requested content".
  */

@@ -14,7 +14,7 @@ function errcodeOf(fn: () => unknown): string | undefined {
 }
 
 describe('DEFAULT_THUMBNAIL_SIZES', () => {
-  it('is the spec §2.3 list, frozen', () => {
+  it('is the list the spec recommends, frozen', () => {
     expect(DEFAULT_THUMBNAIL_SIZES.map((s) => `${s.width}x${s.height} ${s.method}`)).toEqual([
       '32x32 crop',
       '96x96 crop',

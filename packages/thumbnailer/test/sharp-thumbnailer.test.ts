@@ -43,7 +43,7 @@ async function thumbnailError(promise: Promise<unknown>): Promise<ThumbnailError
   return error as ThumbnailError;
 }
 
-describe('SharpThumbnailer: geometry of real images (spec digest §9.13)', () => {
+describe('SharpThumbnailer: geometry of real images (the worked examples)', () => {
   it('1000x500 JPEG: the five recommended sizes', async () => {
     const source = await photoJpeg(1000, 500);
     const thumbs = await generate(source, 'image/jpeg', DEFAULT_THUMBNAIL_SIZES);
@@ -158,7 +158,7 @@ describe('SharpThumbnailer: output types', () => {
   });
 });
 
-describe('SharpThumbnailer: animation (MSC2705, spec §2.4)', () => {
+describe('SharpThumbnailer: animation (MSC2705, the animated parameter)', () => {
   for (const format of ['gif', 'webp'] as const) {
     it(`animated ${format}: animated=true gives animated WebP of every frame`, async () => {
       const source = await animated(format, 200, 100, 3);

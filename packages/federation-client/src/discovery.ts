@@ -4,7 +4,10 @@ import { parseServerName } from '@hsmedia/signing';
 import { FederationError, isFederationError } from './errors.js';
 import { firstHeader, readAll, type Transport } from './transport.js';
 
-/** Where and how to reach a server, as server discovery decided (spec S2S "Resolving server names"). */
+/**
+ * Where and how to reach a server, as server discovery decided
+ * (https://spec.matrix.org/v1.12/server-server-api/#resolving-server-names).
+ */
 export interface ResolvedServer {
   /** The server name asked for; X-Matrix `destination` always uses it, never the delegated name. */
   readonly serverName: string;
@@ -47,12 +50,15 @@ export interface ServerResolverOptions {
 
 const DEFAULT_PORT = 8448;
 const HOUR = 60 * 60 * 1000;
-/** Spec §5.1: cache successes 24 h unless the response says otherwise, never beyond 48 h. */
+/**
+ * Cache successes 24 h unless the response says otherwise, never beyond 48 h
+ * (https://spec.matrix.org/v1.12/server-server-api/#resolving-server-names).
+ */
 const WELL_KNOWN_DEFAULT_TTL = 24 * HOUR;
 const WELL_KNOWN_MAX_TTL = 48 * HOUR;
 /** An answer that says "no delegation" (non-200, bad JSON): cached for the spec's maximum for errors. */
 const WELL_KNOWN_INVALID_TTL = HOUR;
-/** Network-level failures back off exponentially from here, up to an hour (spec §5.1). */
+/** Network-level failures back off exponentially from here, up to an hour (same section). */
 const WELL_KNOWN_DOWN_BASE_TTL = 2 * 60 * 1000;
 const WELL_KNOWN_MAX_BYTES = 50 * 1024;
 const WELL_KNOWN_MAX_REDIRECTS = 5;
@@ -118,7 +124,7 @@ function bare(host: string): string {
 }
 
 /**
- * Server discovery (spec S2S "Resolving server names", digest §5.1): IP
+ * Server discovery (https://spec.matrix.org/v1.12/server-server-api/#resolving-server-names): IP
  * literals, explicit ports, `/.well-known/matrix/server` with its caching
  * rules, SRV `_matrix-fed._tcp` then the deprecated `_matrix._tcp`, and
  * port 8448. A `destinations` override wins over all of it.
@@ -291,7 +297,7 @@ export class ServerResolver {
     }
   }
 
-  /** Fetches and validates `/.well-known/matrix/server`, following redirects (spec §5.1 step 3). */
+  /** Fetches and validates `/.well-known/matrix/server`, following redirects (step 3 of resolving server names). */
   async #fetchWellKnown(host: string): Promise<WellKnownResult> {
     let url = new URL(this.#wellKnownUrl(host));
     const initialScheme = url.protocol;

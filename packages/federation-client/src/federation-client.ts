@@ -131,7 +131,7 @@ async function readRemoteError(res: TransportResponse): Promise<RemoteErrorInfo>
 
 /**
  * Whether a failed v1 request means "the remote does not know this
- * endpoint", so the legacy endpoint should be tried (digest §3.4 step 5).
+ * endpoint", so the legacy endpoint should be tried (https://spec.matrix.org/v1.12/server-server-api/#content-repository).
  * The spec names 404/405 `M_UNRECOGNIZED`; like Synapse we also accept
  * 404/405 with an empty or non-JSON body and 400 `M_UNRECOGNIZED`. A
  * `404 M_NOT_FOUND` is a real "not found" and never falls back.
@@ -245,7 +245,10 @@ export class FederationClient implements RemoteMediaSource {
     });
   }
 
-  /** Where requests for `serverName` go (spec S2S "Resolving server names"); cached as the spec says. */
+  /**
+   * Where requests for `serverName` go, cached as the spec says
+   * (https://spec.matrix.org/v1.12/server-server-api/#resolving-server-names).
+   */
   resolveServer(serverName: string, signal?: AbortSignal): Promise<ResolvedServer> {
     return this.#discovery.resolveServer(serverName, signal);
   }
@@ -281,7 +284,8 @@ export class FederationClient implements RemoteMediaSource {
   }
 
   /**
-   * Fetches `mxc://{serverName}/{mediaId}` from its server (digest §3.4):
+   * Fetches `mxc://{serverName}/{mediaId}` from its server
+   * (https://spec.matrix.org/v1.12/server-server-api/#get_matrixfederationv1mediadownloadmediaid):
    * the v1 federation endpoint, its multipart body decoded as it streams,
    * a `Location` part followed by an unsigned, SSRF-guarded GET, and the
    * legacy endpoint when the remote does not know v1.
@@ -314,13 +318,14 @@ export class FederationClient implements RemoteMediaSource {
 
   /**
    * Fetches a thumbnail of `mxc://{serverName}/{mediaId}` made by its server
-   * (digest §3.2, §3.4 step 7): a signed GET of
+   * (https://spec.matrix.org/v1.12/server-server-api/#get_matrixfederationv1mediathumbnailmediaid): a signed GET of
    * `/_matrix/federation/v1/media/thumbnail/{mediaId}?width=&height=&method=&animated=&timeout_ms=`,
    * decoded as `fetchMedia` decodes downloads (inline part or `Location`),
    * with the legacy `/_matrix/media/v3/thumbnail/{serverName}/{mediaId}`
    * (`allow_remote=false`, `allow_redirect=true`) when the remote does not know v1.
    *
-   * The answer must be an image of a thumbnail type (spec §2.4:
+   * The answer must be an image of a thumbnail type
+   * (https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediathumbnailservernamemediaid:
    * `image/jpeg`, `image/png`, `image/apng`, `image/gif`, `image/webp`);
    * anything else is refused as `bad_response` before its body is read.
    * `maxBytes` caps the thumbnail's bytes, as it caps media.
@@ -422,7 +427,10 @@ export class FederationClient implements RemoteMediaSource {
     };
   }
 
-  /** The deprecated `/_matrix/media/v3` endpoint, for servers predating v1 (digest §3.4 step 5). */
+  /**
+   * The deprecated `/_matrix/media/v3` endpoint, for servers predating v1
+   * (https://spec.matrix.org/v1.12/server-server-api/#content-repository).
+   */
   async #fetchLegacy(plan: FetchPlan): Promise<RemoteMedia> {
     const { serverName, maxBytes, timeoutMs, signal, what } = plan;
     const res = await this.#signedGet(serverName, plan.legacyPath, maxBytes, timeoutMs, signal);

@@ -1,6 +1,7 @@
 /**
  * The typed errors of this package, and the one place that turns them into
- * Matrix errors. The spec (§1.5, §6.1) documents only `429` for
+ * Matrix errors. The spec (https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediapreview_url)
+ * documents only `429` for
  * `preview_url`; the statuses below follow Synapse, which is what clients
  * already see in practice.
  */

@@ -1,6 +1,6 @@
 /**
  * The URL previewer behind `GET /_matrix/client/v1/media/preview_url`
- * (spec §1.5, §6). Pipeline, for one normalised URL:
+ * (https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediapreview_url). Pipeline, for one normalised URL:
  *
  * 1. Validate the URL (http/https, no credentials) and the operator's URL deny rules.
  * 2. Serve a cached result (or a recent failure); join a fetch already in flight.
@@ -46,7 +46,8 @@ export interface PreviewRequestOptions {
 }
 
 /**
- * Makes URL previews: the OpenGraph object of spec §6.1, with `og:image`
+ * Makes URL previews: the OpenGraph object of
+ * https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediapreview_url, with `og:image`
  * as an `mxc://` URI. Rejects with {@link PreviewError} (map it with
  * `previewErrorToMatrixError`) or the caller's abort reason.
  */
@@ -607,7 +608,8 @@ export class HttpUrlPreviewer implements UrlPreviewer {
  * unsafe settings with a {@link PreviewConfigError}: in particular an IP
  * range policy that lets a whole address family's private ranges through
  * (Synapse likewise refuses to start with previews and no
- * `url_preview_ip_range_blacklist`, spec digest §6.3).
+ * `url_preview_ip_range_blacklist`,
+ * https://element-hq.github.io/synapse/latest/usage/configuration/config_documentation.html#url_preview_ip_range_blacklist).
  *
  * @example
  * const previewer = createUrlPreviewer({

@@ -5,17 +5,15 @@
  * on every hop), OpenGraph and oEmbed extraction as pure functions, and the
  * preview image stored through an injected callback as `mxc://` media.
  */
-export {
-  createUrlPreviewer,
-  HttpUrlPreviewer,
-  type UrlPreviewer,
-  type UrlPreviewerOptions,
-  type PreviewRequestOptions,
-  type StorePreviewImage,
-  type StorePreviewImageOptions,
-  type StoredPreviewImage,
-  type OEmbedOptions,
-} from './url-previewer.js';
+export { createUrlPreviewer, HttpUrlPreviewer, type UrlPreviewer } from './url-previewer.js';
+export type {
+  UrlPreviewerOptions,
+  PreviewRequestOptions,
+  StorePreviewImage,
+  StorePreviewImageOptions,
+  StoredPreviewImage,
+  OEmbedOptions,
+} from './url-previewer-options.js';
 export {
   PreviewError,
   PreviewConfigError,

@@ -79,7 +79,8 @@ function guestForbidden(): MatrixError {
 
 /**
  * Middleware placed after {@link createClientAuth} on endpoints guests may not
- * use (`config`, `preview_url`, digest §1.0): 403 `M_GUEST_ACCESS_FORBIDDEN`.
+ * use (`config`, `preview_url`: not on the list of
+ * https://spec.matrix.org/v1.12/client-server-api/#guest-access): 403 `M_GUEST_ACCESS_FORBIDDEN`.
  */
 export function requireNonGuest(): Middleware<Partial<ClientAuthState>> {
   return async function requireNonGuestMiddleware(ctx, next) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ErrCode, MatrixError } from '@hsmedia/errors';
-import type { Requester } from '@hsmedia/runtime';
+import { raceAbort, type Requester } from '@hsmedia/runtime';
 import type { AccessTokenVerifier } from './verifier.js';
 
 /** Options for {@link WhoamiTokenVerifier}. */
@@ -88,22 +88,7 @@ export class WhoamiTokenVerifier implements AccessTokenVerifier {
       pending.then(forget, forget);
       this.#inFlight.set(key, pending);
     }
-    if (!signal) return pending;
-    signal.throwIfAborted();
-    return new Promise<Requester | null>((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      pending.then(
-        (value) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(value);
-        },
-        (err: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(err);
-        },
-      );
-    });
+    return raceAbort(pending, signal);
   }
 
   #remember(key: string, requester: Requester | null): void {

@@ -1,10 +1,13 @@
 import type { SrvRecord } from 'node:dns';
-import type { Clock, Logger } from '@hsmedia/runtime';
+import { raceAbort, type Clock, type Logger } from '@hsmedia/runtime';
 import { parseServerName } from '@hsmedia/signing';
 import { FederationError, isFederationError } from './errors.js';
 import { firstHeader, readAll, type Transport } from './transport.js';
 
-/** Where and how to reach a server, as server discovery decided (spec S2S "Resolving server names"). */
+/**
+ * Where and how to reach a server, as server discovery decided
+ * (https://spec.matrix.org/v1.12/server-server-api/#resolving-server-names).
+ */
 export interface ResolvedServer {
   /** The server name asked for; X-Matrix `destination` always uses it, never the delegated name. */
   readonly serverName: string;
@@ -47,12 +50,15 @@ export interface ServerResolverOptions {
 
 const DEFAULT_PORT = 8448;
 const HOUR = 60 * 60 * 1000;
-/** Spec §5.1: cache successes 24 h unless the response says otherwise, never beyond 48 h. */
+/**
+ * Cache successes 24 h unless the response says otherwise, never beyond 48 h
+ * (https://spec.matrix.org/v1.12/server-server-api/#resolving-server-names).
+ */
 const WELL_KNOWN_DEFAULT_TTL = 24 * HOUR;
 const WELL_KNOWN_MAX_TTL = 48 * HOUR;
 /** An answer that says "no delegation" (non-200, bad JSON): cached for the spec's maximum for errors. */
 const WELL_KNOWN_INVALID_TTL = HOUR;
-/** Network-level failures back off exponentially from here, up to an hour (spec §5.1). */
+/** Network-level failures back off exponentially from here, up to an hour (same section). */
 const WELL_KNOWN_DOWN_BASE_TTL = 2 * 60 * 1000;
 const WELL_KNOWN_MAX_BYTES = 50 * 1024;
 const WELL_KNOWN_MAX_REDIRECTS = 5;
@@ -113,32 +119,12 @@ function orderSrv(records: readonly SrvRecord[], random: () => number): SrvRecor
   return ordered;
 }
 
-/** Waits for `promise`, or rejects with the abort reason as soon as `signal` fires. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
 function bare(host: string): string {
   return host.startsWith('[') ? host.slice(1, -1) : host;
 }
 
 /**
- * Server discovery (spec S2S "Resolving server names", digest §5.1): IP
+ * Server discovery (https://spec.matrix.org/v1.12/server-server-api/#resolving-server-names): IP
  * literals, explicit ports, `/.well-known/matrix/server` with its caching
  * rules, SRV `_matrix-fed._tcp` then the deprecated `_matrix._tcp`, and
  * port 8448. A `destinations` override wins over all of it.
@@ -285,7 +271,7 @@ export class ServerResolver {
     const cached = this.#wellKnown.get(host);
     if (cached !== undefined && cached.expiresAt > now) return cached.delegated;
     const running = this.#inFlight.get(host);
-    if (running !== undefined) return abortable(running, signal);
+    if (running !== undefined) return raceAbort(running, signal);
     // Shared by every concurrent caller, so no caller's signal cancels it; its own timeouts bound it.
     const lookup = (async () => {
       const result = await this.#fetchWellKnown(host);
@@ -300,7 +286,7 @@ export class ServerResolver {
       () => this.#inFlight.delete(host),
       () => this.#inFlight.delete(host),
     );
-    return abortable(lookup, signal);
+    return raceAbort(lookup, signal);
   }
 
   #remember(host: string, entry: WellKnownEntry): void {
@@ -311,7 +297,7 @@ export class ServerResolver {
     }
   }
 
-  /** Fetches and validates `/.well-known/matrix/server`, following redirects (spec §5.1 step 3). */
+  /** Fetches and validates `/.well-known/matrix/server`, following redirects (step 3 of resolving server names). */
   async #fetchWellKnown(host: string): Promise<WellKnownResult> {
     let url = new URL(this.#wellKnownUrl(host));
     const initialScheme = url.protocol;

@@ -7,7 +7,7 @@
 const BRAND: symbol = Symbol.for('hsmedia.error.FederationError');
 
 /** What went wrong with a federation request. */
-export type FederationErrorKind =
+export type FederationErrorCode =
   /** Invalid server name, DNS failure, connection refused, TLS failure, or an address refused by the SSRF guard. */
   | 'unreachable'
   /** No connection within the connect timeout, or no bytes within the idle timeout. */
@@ -29,15 +29,16 @@ export interface FederationErrorOptions {
 /** A failed outbound federation request. `instanceof` works across duplicate installs. */
 export class FederationError extends Error {
   override readonly name: 'FederationError' = 'FederationError';
-  readonly kind: FederationErrorKind;
+  /** What went wrong; the one discriminator of every `@hsmedia` error is `code`. */
+  readonly code: FederationErrorCode;
   /** The remote's HTTP status, when it answered. */
   readonly remoteStatus: number | undefined;
   /** The remote's `errcode`, when it answered with a Matrix error. */
   readonly remoteErrcode: string | undefined;
 
-  constructor(kind: FederationErrorKind, message: string, options: FederationErrorOptions = {}) {
+  constructor(code: FederationErrorCode, message: string, options: FederationErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.kind = kind;
+    this.code = code;
     this.remoteStatus = options.remoteStatus;
     this.remoteErrcode = options.remoteErrcode;
     Object.defineProperty(this, BRAND, { value: true });

@@ -1,19 +1,20 @@
 /**
  * `@hsmedia/federation-client`: outbound Matrix federation for media.
  * Server discovery (well-known, SRV, port 8448), X-Matrix signed requests,
- * an SSRF-guarded `node:https` transport with timeouts and byte caps, and a
+ * an SSRF-guarded transport (net-guard's `GuardedHttpClient`) with timeouts
+ * and byte caps, and a
  * `RemoteMediaSource` that fetches media and thumbnails over the v1
  * federation media endpoints (multipart, `Location`) with the legacy fallback.
  */
 export {
   FederationClient,
-  isUnknownEndpoint,
   type FederationClientOptions,
   type FederationMediaRequest,
   type FederationThumbnailRequest,
   type GetJsonOptions,
   type KeyRingTransport,
 } from './federation-client.js';
+export { isUnknownEndpoint } from './remote-errors.js';
 export {
   ServerResolver,
   cachePeriodFromHeaders,
@@ -22,5 +23,5 @@ export {
   type ServerResolverOptions,
   type SrvResolver,
 } from './discovery.js';
-export { FederationError, isFederationError, type FederationErrorKind, type FederationErrorOptions } from './errors.js';
+export { FederationError, isFederationError, type FederationErrorCode, type FederationErrorOptions } from './errors.js';
 export { Transport, type Timeouts, type TransportOptions, type TransportRequest, type TransportResponse } from './transport.js';

@@ -70,7 +70,8 @@ afterEach(() => {
   wk.seen.length = 0;
 });
 
-describe('resolveServer: the spec cases (digest §9.11)', () => {
+// The cases of https://spec.matrix.org/v1.12/server-server-api/#resolving-server-names
+describe('resolveServer: the spec cases', () => {
   it('IP literal: that IP on 8448, Host is the server name, no SNI', async () => {
     client = makeClient(srvTable({}));
     expect(await client.resolveServer('192.0.2.10')).toEqual({
@@ -218,13 +219,13 @@ describe('resolveServer: the spec cases (digest §9.11)', () => {
     client = makeClient(srvTable({ '_matrix-fed._tcp.example.org': [srv('.', 0)] }));
     const error = await failureOf(client.resolveServer('example.org'));
     expect(error).toBeInstanceOf(FederationError);
-    expect(error).toMatchObject({ kind: 'unreachable' });
+    expect(error).toMatchObject({ code: 'unreachable' });
   });
 
   it('refuses invalid server names', async () => {
     client = makeClient(srvTable({}));
     for (const name of ['', 'a b', 'example.org:0', 'example.org:99999', '[::1', '300.1.1.1']) {
-      expect(await failureOf(client.resolveServer(name))).toMatchObject({ kind: 'unreachable' });
+      expect(await failureOf(client.resolveServer(name))).toMatchObject({ code: 'unreachable' });
     }
   });
 
@@ -250,7 +251,7 @@ describe('resolveServer: the spec cases (digest §9.11)', () => {
   });
 });
 
-describe('well-known caching (spec §5.1)', () => {
+describe('well-known caching (resolving server names, step 3)', () => {
   it('caches a success for 24 h by default', async () => {
     setWellKnown('example.org', 200, '{"m.server":"matrix.example.org:443"}');
     client = makeClient(srvTable({}));

@@ -423,12 +423,12 @@ describe('getJson', () => {
     client = makeClient();
     const error = await failureOf(client.getJson('remote.test', '/_matrix/federation/v1/nope'));
     expect(error).toBeInstanceOf(FederationError);
-    expect(error).toMatchObject({ kind: 'remote_error', remoteStatus: 404, remoteErrcode: 'M_UNRECOGNIZED' });
+    expect(error).toMatchObject({ code: 'remote_error', remoteStatus: 404, remoteErrcode: 'M_UNRECOGNIZED' });
   });
 
   it('refuses a response over maxBytes', async () => {
     remote.routes.set('/big', (_req, res) => json(res, 200, { pad: 'p'.repeat(5000) }));
     client = makeClient();
-    expect(await failureOf(client.getJson('remote.test', '/big', { maxBytes: 100 }))).toMatchObject({ kind: 'too_large' });
+    expect(await failureOf(client.getJson('remote.test', '/big', { maxBytes: 100 }))).toMatchObject({ code: 'too_large' });
   });
 });

@@ -79,7 +79,7 @@ export function json(res: ServerResponse, status: number, body: unknown): void {
 export const BOUNDARY = '6f1b0e0c3c5e4a5b9d2f7a8e1c4b3d2a';
 export const MULTIPART_TYPE = `multipart/mixed; boundary=${BOUNDARY}`;
 
-/** The digest's §9.8 inline vector (243 bytes). */
+/** The inline example answer of the federation download endpoint, after MSC3916 (243 bytes). */
 export const INLINE_BODY =
   `\r\n--${BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${BOUNDARY}\r\n` +
   `Content-Type: text/plain\r\nContent-Disposition: inline; filename=hello.txt\r\n\r\nHello, world!\n\r\n--${BOUNDARY}--\r\n`;

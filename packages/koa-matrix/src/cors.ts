@@ -2,7 +2,7 @@ import type { Middleware } from 'koa';
 
 /**
  * The CORS headers the client-server spec asks for on every response
- * (digest §1.0, "Web browser clients").
+ * (https://spec.matrix.org/v1.12/client-server-api/#web-browser-clients).
  */
 export const MATRIX_CORS_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'Access-Control-Allow-Origin': '*',

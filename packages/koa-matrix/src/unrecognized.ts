@@ -3,8 +3,8 @@ import type { Middleware } from 'koa';
 
 /**
  * Options for `@koa/router`'s `allowedMethods()` that make a wrong method on a
- * known path a `405 M_UNRECOGNIZED` (digest §1.0: servers fall back to legacy
- * endpoints on exactly this pair, so the errcode matters).
+ * known path a `405 M_UNRECOGNIZED` (https://spec.matrix.org/v1.12/client-server-api/#common-error-codes:
+ * servers fall back to legacy endpoints on exactly this pair, so the errcode matters).
  *
  * @example
  * ```ts

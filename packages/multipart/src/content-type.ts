@@ -2,7 +2,7 @@ import { MultipartParseError } from './errors.js';
 
 // RFC 9110 §5.6.2 token characters.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Boundaries we *write* go out unquoted (spec §3.3: Synapse splits on
+// Boundaries we *write* go out unquoted (Synapse's multipart reader splits on
 // "boundary=" and keeps any quotes), so they must be both RFC 2046 bchars
 // and an RFC 9110 token.
 const WRITABLE_BOUNDARY = /^[0-9A-Za-z'+_\-.]{1,70}$/;
@@ -12,7 +12,7 @@ const MAX_READ_BOUNDARY = 200;
 
 /**
  * Extracts the boundary from a `multipart/*` `Content-Type` header value
- * (RFC 2046 §5.1.1, spec §3.3). Tolerant: quoted or unquoted value, any
+ * (RFC 2046 §5.1.1). Tolerant: quoted or unquoted value, any
  * parameter order, other parameters, any case in names. Throws
  * {@link MultipartParseError} when the type is not multipart or the boundary
  * is missing, duplicated, empty, too long or not printable ASCII.

@@ -21,13 +21,13 @@ export interface DecodeOptions {
 
 /** Fields common to both results of {@link decodeMultipart}. */
 interface DecodedBase {
-  /** The first part's JSON object (spec §3.3: `{}` today; unknown keys must be ignored). */
+  /** The first part's JSON object (`{}` today; unknown keys must be ignored). */
   readonly metadata: Record<string, unknown>;
   /** The second part's headers, names lower-cased. */
   readonly headers: Readonly<Record<string, string>>;
 }
 
-/** The media bytes are inline in the second part (spec §3.3 form a). */
+/** The media bytes are inline in the second part (the first form of the federation download answer). */
 export interface DecodedContent extends DecodedBase {
   readonly kind: 'content';
   /** The part's `Content-Type`, if any. */
@@ -43,7 +43,7 @@ export interface DecodedContent extends DecodedBase {
   readonly stream: ReadableStream<Uint8Array>;
 }
 
-/** The second part redirects (spec §3.3 form b): fetch `location` without X-Matrix auth. */
+/** The second part redirects (the `Location` form): fetch `location` without X-Matrix auth. */
 export interface DecodedLocation extends DecodedBase {
   readonly kind: 'location';
   /** The absolute `http:`/`https:` URL of the `Location` header. */
@@ -73,7 +73,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 function parseMetadata(bytes: Buffer): Record<string, unknown> {
   let value: unknown;
   try {
-    // Trim: the MSC3916 example puts a blank line after the JSON (digest §9.8).
+    // Trim: the MSC3916 example puts a blank line after the JSON
+    // (https://github.com/matrix-org/matrix-spec-proposals/pull/3916).
     value = JSON.parse(utf8.decode(bytes).trim());
   } catch (cause) {
     throw new MultipartParseError('metadata part is not valid JSON', { cause });
@@ -98,7 +99,7 @@ function checkLocation(value: string): string {
 }
 
 /**
- * Decodes a federation media response body (spec §3.3, RFC 2046 §5.1) as
+ * Decodes a federation media response body (see the package doc; RFC 2046 §5.1) as
  * it streams in. Resolves once the media part's headers are read (for a
  * `Location` part: once the closing delimiter is read), so the caller can
  * start storing the bytes while they arrive.
@@ -135,7 +136,7 @@ export async function decodeMultipart(
     parser = new MultipartParser(reader, boundary, { maxHeaderBytes, maxHeaderLines }, signal);
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    // Preamble, then the JSON part (spec §3.3 part 1).
+    // Preamble, then the JSON part (part 1).
     if ((await parser.skipBody(maxPreambleBytes, 'preambleBytes')) !== 'part') {
       throw new MultipartParseError('body has no parts');
     }
@@ -150,7 +151,7 @@ export async function decodeMultipart(
     if (meta.kind !== 'part') throw new MultipartParseError('body has no media part');
     const metadata = parseMetadata(meta.bytes);
 
-    // The media part (spec §3.3 part 2).
+    // The media part (part 2).
     const headers = await parser.readHeaders();
     const location = headers['location'];
     if (location !== undefined) {

@@ -3,13 +3,19 @@ import { isWritableBoundary } from './content-type.js';
 import { MultipartTooLargeError, MultipartTruncatedError } from './errors.js';
 import { chunkReader, toBuffer, type ByteSource } from './internal/source.js';
 
-/** Inline media for the second part (spec §3.3 form a). */
+/** Inline media for the second part (the first form of the federation download answer). */
 export interface EncodeContent {
   /** The media bytes. Read only as fast as the body is consumed. */
   readonly stream: ByteSource;
-  /** The part's `Content-Type` value, as computed for C-S downloads (spec §1.10). */
+  /**
+   * The part's `Content-Type` value, as computed for client downloads
+   * (https://spec.matrix.org/v1.12/client-server-api/#serving-inline-content).
+   */
   readonly contentType: string;
-  /** The full `Content-Disposition` value (spec §1.11); written as given. */
+  /**
+   * The full `Content-Disposition` value
+   * (https://spec.matrix.org/v1.12/client-server-api/#serving-inline-content); written as given.
+   */
   readonly contentDisposition?: string;
   /**
    * Exact byte length of `stream`, when known. Enables
@@ -19,7 +25,7 @@ export interface EncodeContent {
   readonly contentLength?: number;
 }
 
-/** A redirect for the second part (spec §3.3 form b). */
+/** A redirect for the second part (the `Location` form). */
 export interface EncodeLocation {
   /** Absolute URL the requester fetches without X-Matrix auth. */
   readonly location: string;
@@ -62,8 +68,10 @@ function headerValue(name: string, value: string): string {
 }
 
 /**
- * Encodes a federation media response (spec §3.3) in the layout the most
- * widely deployed servers expect (Synapse, digest §8 item 6): unquoted
+ * Encodes a federation media response
+ * (https://spec.matrix.org/v1.12/server-server-api/#get_matrixfederationv1mediadownloadmediaid) in the layout
+ * the most widely deployed servers expect (Synapse's `_MultipartParserProtocol`,
+ * https://github.com/element-hq/synapse/blob/develop/synapse/http/client.py): unquoted
  * boundary as the last `Content-Type` parameter, first part with exactly one
  * header `Content-Type: application/json`, CRLF line ends, a leading CRLF,
  * `CRLF--b--CRLF` at the end and no epilogue. The content is streamed
@@ -99,7 +107,7 @@ export function encodeMultipart(options: EncodeOptions): EncodedMultipart {
   const tail = Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'latin1');
 
   if ('location' in content) {
-    // The Location part has an empty body (spec §3.3 form b).
+    // The Location part has an empty body.
     const whole = Buffer.concat([head, tail]);
     return {
       contentType,

@@ -3,7 +3,7 @@
  * encoder's framing checks) can raise is one of these three, so the HTTP
  * edge can map them without string matching: a peer's malformed body and a
  * truncated body are usually `502`, a body over the caller's limit is
- * `502 M_TOO_LARGE` (spec §3.4 step 6).
+ * `502 M_TOO_LARGE` (remote content too large, https://spec.matrix.org/v1.12/client-server-api/#content-repository).
  */
 
 /** Machine-readable kind of a {@link MultipartError}. */
@@ -53,7 +53,7 @@ export class MultipartError extends Error {
   }
 }
 
-/** The body does not follow RFC 2046 / spec §3.3 (bad header, wrong part count, non-object JSON, ...). */
+/** The body does not follow RFC 2046 / the federation media format (bad header, wrong part count, non-object JSON, ...). */
 export class MultipartParseError extends MultipartError {
   static override readonly code: 'MALFORMED' = 'MALFORMED';
   override readonly name: string = 'MultipartParseError';

@@ -1,7 +1,8 @@
 /**
  * `@hsmedia/multipart`: the `multipart/mixed` codec of Matrix federation
- * media responses (spec §3.3, MSC3916). Streaming both ways; tolerant when
- * reading, exact (Synapse-compatible) when writing.
+ * media responses
+ * (https://spec.matrix.org/v1.12/server-server-api/#get_matrixfederationv1mediadownloadmediaid).
+ * Streaming both ways; tolerant when reading, exact (Synapse-compatible) when writing.
  */
 export { decodeMultipart } from './decode.js';
 export type { DecodeOptions, DecodedContent, DecodedLocation, DecodedMultipart } from './decode.js';

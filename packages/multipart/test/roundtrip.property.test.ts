@@ -161,7 +161,7 @@ describe('decode(encode(x)) === x', () => {
             ...(disp === undefined ? {} : { contentDisposition: disp }),
           },
         });
-        // Synapse's formula (digest §3.3) for a 32-character boundary, with byte lengths.
+        // Synapse's Content-Length formula for a 32-character boundary, with byte lengths.
         const bytes = (s: string): number => Buffer.byteLength(s);
         const synapse =
           n + bytes(JSON.stringify(meta)) + bytes(`Content-Type: ${type}`) +

@@ -74,14 +74,15 @@ describe('shared multipart vectors', () => {
   });
 });
 
-// Digest §9.8: exact bytes for a fixed boundary.
+// The two answers of https://spec.matrix.org/v1.12/server-server-api/#get_matrixfederationv1mediadownloadmediaid
+// (after the MSC3916 examples), byte for byte, for a fixed boundary.
 const B98 = '6f1b0e0c3c5e4a5b9d2f7a8e1c4b3d2a';
 const INLINE_98 = `\r\n--${B98}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${B98}\r\nContent-Type: text/plain\r\nContent-Disposition: inline; filename=hello.txt\r\n\r\nHello, world!\n\r\n--${B98}--\r\n`;
 const LOCATION_98 = `\r\n--${B98}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${B98}\r\nLocation: https://cdn.example.org/ab/c1/2345.txt\r\n\r\n\r\n--${B98}--\r\n`;
 // The MSC3916 illustrative form: no leading CRLF, blank line after JSON, no closing `--`.
 const MSC_FORM = `--gc0p4Jq0M2Yt08jU534c0p\r\nContent-Type: application/json\r\n\r\n{}\r\n\r\n--gc0p4Jq0M2Yt08jU534c0p\r\nContent-Type: text/plain\r\n\r\nThis media is plain text. Maybe somebody used it as a paste bin.\r\n\r\n--gc0p4Jq0M2Yt08jU534c0p\r\n`;
 
-describe('digest §9.8 seed format', () => {
+describe('spec example format', () => {
   it('encodes the inline variant byte for byte (243 bytes)', async () => {
     const e = encodeMultipart({
       boundary: B98,

@@ -12,7 +12,8 @@ const spec: [string, string][] = [
   ['foobar', 'Zm9vYmFy'],
 ];
 
-describe('unpadded base64 (digest §9.12)', () => {
+// https://spec.matrix.org/v1.12/appendices/#unpadded-base64
+describe('unpadded base64', () => {
   it.each(spec)('%j encodes to %j and back', (plain, encoded) => {
     expect(encodeUnpaddedBase64(new TextEncoder().encode(plain))).toBe(encoded);
     expect(Buffer.from(decodeBase64(encoded)).toString()).toBe(plain);

@@ -7,7 +7,8 @@ import { CanonicalJsonError, isCanonicalJsonError } from './errors.js';
 
 const anotherJson = createRequire(import.meta.url)('another-json') as { stringify(value: unknown): string };
 
-describe('encodeCanonicalJson: spec vectors (digest §9.4)', () => {
+// https://spec.matrix.org/v1.12/appendices/#canonical-json (the examples)
+describe('encodeCanonicalJson: spec examples', () => {
   const cases: [string, string][] = [
     ['{}', '{}'],
     ['{ "one": 1, "two": "Two" }', '{"one":1,"two":"Two"}'],
@@ -28,7 +29,8 @@ describe('encodeCanonicalJson: spec vectors (digest §9.4)', () => {
   });
 });
 
-describe('encodeCanonicalJson: edge vectors (digest §9.5)', () => {
+// Edges of the grammar and of the integer range: https://spec.matrix.org/v1.12/appendices/#canonical-json
+describe('encodeCanonicalJson: edge vectors', () => {
   it('sorts keys by code point, not UTF-16 unit', () => {
     const value = { '\u{1F600}': 2, '\uFF61': 1 };
     expect(Buffer.from(canonicalJsonBytes(value)).toString('hex')).toBe('7b22efbda1223a312c22f09f9880223a327d');

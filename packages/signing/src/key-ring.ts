@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { raceAbort } from '@hsmedia/runtime';
 import { SignatureError } from './errors.js';
 import { BoundedMap } from './internal/bounded-map.js';
 import { readJsonLimited } from './internal/read-json.js';
@@ -142,7 +143,7 @@ export class KeyRing implements KeyResolver {
       flight = this.#refresh(serverName, keyId).finally(() => this.#inflight.delete(serverName));
       this.#inflight.set(serverName, flight);
     }
-    await (options.signal === undefined ? flight : raceAbort(flight, options.signal));
+    await raceAbort(flight, options.signal);
     const fresh = this.#fromMemory(serverName, keyId);
     if (fresh !== undefined) return fresh;
     const recorded = this.#failures.get(serverName);
@@ -267,22 +268,4 @@ export class KeyRing implements KeyResolver {
       cause: lastError,
     });
   }
-}
-
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
-      },
-    );
-  });
 }

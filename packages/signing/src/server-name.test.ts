@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { isValidServerName, parseServerName } from './server-name.js';
 
-describe('server name grammar (digest §5.0)', () => {
+// https://spec.matrix.org/v1.12/appendices/#server-name
+describe('server name grammar', () => {
   it.each([
     'matrix.org',
     'matrix.org:8888',

@@ -22,7 +22,8 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
   return undefined;
 }
 
-describe('signJson: spec vectors (digest §9.2)', () => {
+// https://spec.matrix.org/v1.12/appendices/#json-signing (cryptographic test vectors)
+describe('signJson: spec vectors', () => {
   it.each(vectors.spec_json_signing.map((v) => [JSON.stringify(v.input), v] as const))('%s', async (_name, v) => {
     const signed = signJson(v.input, 'domain', key);
     expect(signed.signatures).toEqual({ domain: { 'ed25519:1': v.sig } });
@@ -30,7 +31,9 @@ describe('signJson: spec vectors (digest §9.2)', () => {
     expect(v.input).not.toHaveProperty('signatures');
   });
 
-  it('reproduces the derived key server response (digest §9.6 D)', async () => {
+  // A https://spec.matrix.org/v1.12/server-server-api/#get_matrixkeyv2server answer signed with
+  // the test key of https://spec.matrix.org/v1.12/appendices/#signing-key
+  it('reproduces the key server response derived from the spec test key', async () => {
     const { signatures, ...unsigned } = vectors.derived_key_response;
     expect(signJson(unsigned, 'domain', key).signatures).toEqual(signatures);
     await verifyJsonSignatures(vectors.derived_key_response, 'domain', { 'ed25519:1': key.publicKey });

@@ -25,7 +25,8 @@ const code = (fn: () => unknown): unknown => {
 };
 
 describe('signing keys', () => {
-  it('derives the spec public key from the spec seed (digest §9.1)', () => {
+  // https://spec.matrix.org/v1.12/appendices/#signing-key
+  it('derives the spec public key from the spec seed', () => {
     const key = signingKeyFromSeed(vectors.seed_b64, '1');
     expect(key.keyId).toBe('ed25519:1');
     expect(key.publicKey).toBe(vectors.public_key_b64);

@@ -39,7 +39,9 @@ describe('verifyXMatrixRequest', () => {
     ).resolves.toEqual({ origin: 'domain', keyIds: ['ed25519:1'] });
   });
 
-  it('accepts the spec-derived vector (digest §9.6 A) without destination in the header', async () => {
+  // https://spec.matrix.org/v1.12/server-server-api/#request-authentication, signed with the test
+  // key of https://spec.matrix.org/v1.12/appendices/#signing-key
+  it('accepts the first derived X-Matrix vector without destination in the header', async () => {
     const keyResolver = await keyRingWith();
     const sig = 'KYzmQx5OsgMpJ9oVZxLWrpyU9xSVXSK8HrrgXr/ZthTApAioowL79XUwroajS/zJnBzLALwBctYoMMo8SMu0Cg';
     const authorization = `X-Matrix origin=domain,key=ed25519:1,sig=${sig}`;

@@ -19,7 +19,9 @@ import {
 const key = signingKeyFromSeed(vectors.seed_b64, '1');
 const anotherJson = createRequire(import.meta.url)('another-json') as { stringify(value: unknown): string };
 
-describe('signXMatrixRequest: derived vectors (digest §9.6)', () => {
+// X-Matrix (https://spec.matrix.org/v1.12/server-server-api/#request-authentication) signed with
+// the test key of https://spec.matrix.org/v1.12/appendices/#signing-key
+describe('signXMatrixRequest: derived vectors', () => {
   it.each(vectors.derived_x_matrix.map((v) => [v.canonical, v] as const))('%s', (_name, v) => {
     const object = JSON.parse(v.canonical) as { method: string; uri: string; origin: string; destination: string; content?: unknown };
     const header = signXMatrixRequest(object, key);
@@ -51,7 +53,7 @@ describe('signXMatrixRequest: derived vectors (digest §9.6)', () => {
       'notary.example',
       'ZgkPIIxGqZp834VjRaXjQJsdCXzmyiGbQiKze81SPycY50dLvk3YjHTDtPxGp0J87QVNXSErjr9HKlNOuJRpAQ',
     ],
-  ])('digest example %s', (uri, method, content, destination, sig) => {
+  ])('derived vector %s', (uri, method, content, destination, sig) => {
     const request = { method, uri, origin: 'domain', destination, ...(content === undefined ? {} : { content }) };
     expect(parseXMatrixHeader(signXMatrixRequest(request, key)).sig).toBe(sig);
   });
@@ -69,7 +71,8 @@ describe('signXMatrixRequest: derived vectors (digest §9.6)', () => {
   });
 });
 
-describe('parseXMatrixHeader: parser cases (digest §9.7)', () => {
+// The Authorization header grammar of https://spec.matrix.org/v1.12/server-server-api/#request-authentication
+describe('parseXMatrixHeader: parser cases', () => {
   it.each([
     [
       'X-Matrix origin="domain",destination="remote.example",key="ed25519:1",sig="abc/def+g"',

@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 
-/** The spec and derived signing vectors, as data (copied from the spec digest). */
+/**
+ * The spec's signing test vectors (https://spec.matrix.org/v1.12/appendices/#cryptographic-test-vectors) and
+ * vectors derived from its test key (X-Matrix headers, a key server response), as data.
+ */
 export interface SigningVectors {
   seed_b64: string;
   server_name: string;

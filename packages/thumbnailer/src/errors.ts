@@ -8,15 +8,16 @@ const BRAND: symbol = Symbol.for('hsmedia.error.ThumbnailError');
  * - `too_large`: over the byte, pixel or time budget (decompression bombs land here).
  * - `corrupt`: looks like a supported image but does not decode.
  */
-export type ThumbnailErrorKind = 'unsupported' | 'too_large' | 'corrupt';
+export type ThumbnailErrorCode = 'unsupported' | 'too_large' | 'corrupt';
 
 /** A source that cannot be thumbnailed. Never a crash: every failure of the generator is one of these or an abort. */
 export class ThumbnailError extends Error {
   override readonly name: 'ThumbnailError' = 'ThumbnailError';
-  readonly kind: ThumbnailErrorKind;
-  constructor(kind: ThumbnailErrorKind, message: string, options: { cause?: unknown } = {}) {
+  /** Why; the one discriminator of every `@hsmedia` error is `code`. */
+  readonly code: ThumbnailErrorCode;
+  constructor(code: ThumbnailErrorCode, message: string, options: { cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.kind = kind;
+    this.code = code;
     Object.defineProperty(this, BRAND, { value: true });
   }
   /** `instanceof` that also recognises errors from another copy of this package. */
@@ -26,13 +27,15 @@ export class ThumbnailError extends Error {
 }
 
 /**
- * The Matrix error a client sees for a {@link ThumbnailError} (spec §1.3):
+ * The Matrix error a client sees for a {@link ThumbnailError}
+ * (https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediathumbnailservernamemediaid):
  * `too_large` → `M_TOO_LARGE` 413 (502 when `remote`, the content came from another server);
  * anything else → 400 `M_UNKNOWN` "Cannot generate thumbnails for the requested content".
  */
 export function thumbnailErrorToMatrixError(error: ThumbnailError, options: { readonly remote?: boolean } = {}): MatrixError {
-  if (error.kind === 'too_large') {
-    return errors.tooLarge('The content is too large to thumbnail', options.remote === true ? 502 : 413);
+  if (error.code === 'too_large') {
+    const message = 'The content is too large to thumbnail';
+    return options.remote === true ? errors.remoteTooLarge(message) : errors.tooLarge(message);
   }
   return errors.cannotThumbnail();
 }

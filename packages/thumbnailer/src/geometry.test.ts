@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { thumbnailGeometry } from './geometry.js';
 
-describe('thumbnailGeometry: spec digest §9.13 examples', () => {
+// Worked examples of Synapse's integer maths under the rules of https://spec.matrix.org/v1.12/client-server-api/#thumbnails
+describe('thumbnailGeometry: worked examples', () => {
   it('1000x500 scale 320x240 → 320x160', () => {
     expect(thumbnailGeometry(1000, 500, { width: 320, height: 240, method: 'scale' })).toEqual({
       width: 320,

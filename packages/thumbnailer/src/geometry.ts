@@ -18,13 +18,13 @@ export interface ThumbnailGeometry {
   readonly resizeHeight: number;
   /** ...then this box is cut out of it (null: no crop). */
   readonly crop: CropBox | null;
-  /** The thumbnail is the source at its own size: the source is not larger than the request (spec §2.1). */
+  /** The thumbnail is the source at its own size: the source is not larger than the request (never upscale). */
   readonly original: boolean;
 }
 
 /**
- * Thumbnail geometry by Synapse's integer maths (spec §2.2, examples §9.13), with the spec's
- * "never upscale" rule (§2.1) on top:
+ * Thumbnail geometry by Synapse's integer maths for the crop and scale methods, with the spec's
+ * "never upscale" rule on top (https://spec.matrix.org/v1.12/client-server-api/#thumbnails):
  * - `scale`: the largest size with the source's aspect ratio that fits in `width`×`height`
  *   (`W*h < H*w` → `(W, max(W*h/w, 1))`, else `(max(H*w/h, 1), H)`); when that is not smaller
  *   than the source, the source itself.

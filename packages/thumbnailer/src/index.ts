@@ -1,4 +1,4 @@
-export { ThumbnailError, thumbnailErrorToMatrixError, type ThumbnailErrorKind } from './errors.js';
+export { ThumbnailError, thumbnailErrorToMatrixError, type ThumbnailErrorCode } from './errors.js';
 export { thumbnailGeometry, type ThumbnailGeometry, type CropBox } from './geometry.js';
 export { selectThumbnail, type StoredThumbnailInfo, type SelectThumbnailOptions } from './select.js';
 export {

@@ -14,7 +14,7 @@ function errcodeOf(fn: () => unknown): string | undefined {
 }
 
 describe('DEFAULT_THUMBNAIL_SIZES', () => {
-  it('is the spec §2.3 list, frozen', () => {
+  it('is the list the spec recommends, frozen', () => {
     expect(DEFAULT_THUMBNAIL_SIZES.map((s) => `${s.width}x${s.height} ${s.method}`)).toEqual([
       '32x32 crop',
       '96x96 crop',
@@ -83,7 +83,7 @@ describe('thumbnailSpecForRequest', () => {
 });
 
 describe('thumbnailErrorToMatrixError', () => {
-  it('maps kinds to the spec §1.3 answers', () => {
+  it('maps codes to the answers of the thumbnail endpoint', () => {
     const unsupported = thumbnailErrorToMatrixError(new ThumbnailError('unsupported', 'x'));
     expect([unsupported.httpStatus, unsupported.errcode, unsupported.message]).toEqual([
       400,
@@ -101,6 +101,6 @@ describe('thumbnailErrorToMatrixError', () => {
   it('ThumbnailError is recognised across copies by its brand', () => {
     const error = new ThumbnailError('corrupt', 'x');
     expect(error).toBeInstanceOf(ThumbnailError);
-    expect({ kind: 'corrupt' }).not.toBeInstanceOf(ThumbnailError);
+    expect({ code: 'corrupt' }).not.toBeInstanceOf(ThumbnailError);
   });
 });

@@ -1,7 +1,10 @@
 import { errors, type MatrixError } from '@hsmedia/errors';
 import type { ThumbnailMethod, ThumbnailSpec } from '@hsmedia/media-core';
 
-/** The sizes the spec recommends pre-generating (spec §2.3; Synapse's default `thumbnail_sizes`). Still images. */
+/**
+ * The sizes the spec recommends pre-generating (https://spec.matrix.org/v1.12/client-server-api/#thumbnails;
+ * Synapse's default `thumbnail_sizes`). Still images.
+ */
 export const DEFAULT_THUMBNAIL_SIZES: readonly ThumbnailSpec[] = Object.freeze([
   Object.freeze({ width: 32, height: 32, method: 'crop', animated: false }),
   Object.freeze({ width: 96, height: 96, method: 'crop', animated: false }),
@@ -20,12 +23,13 @@ export type ThumbnailQuery = URLSearchParams | Readonly<Record<string, string | 
 export interface ThumbnailRequestOptions {
   /** Largest accepted `width`/`height` (default {@link DEFAULT_MAX_THUMBNAIL_DIMENSION}). */
   readonly maxDimension?: number;
-  /** `animated` when the request does not say (spec §2.4: SHOULD NOT animate; default false). */
+  /** `animated` when the request does not say (the endpoint's default: false, no animation). */
   readonly defaultAnimated?: boolean;
 }
 
 /**
- * Validates the thumbnail query parameters of spec §1.3 and gives the requested spec.
+ * Validates the query parameters of https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediathumbnailservernamemediaid
+ * and gives the requested spec.
  * `width`/`height`: required positive integers up to `maxDimension` (missing → 400
  * `M_MISSING_PARAM`; malformed → 400 `M_INVALID_PARAM`); `method`: `crop` | `scale`, default
  * `scale` (as Synapse: the spec gives none); `animated` (or the unstable

@@ -20,7 +20,8 @@ export interface SelectThumbnailOptions {
 
 /**
  * Picks the stored thumbnail that best answers `request`, by Synapse's `_select_thumbnail`
- * (spec §2.3), or `undefined` when none of the request's method is usable.
+ * (https://spec.matrix.org/v1.12/client-server-api/#thumbnails), or `undefined` when none of the
+ * request's method is usable.
  *
  * Only thumbnails of the requested method are candidates. Those at least as large as the request
  * (on either side: a scaled one fits its box, so only one side reaches it) come first; the others only when there are none.
@@ -29,8 +30,9 @@ export interface SelectThumbnailOptions {
  * - scale: ranked by size difference;
  * then by animation match, type match and byte length; the earliest wins remaining ties.
  *
- * Animation (MSC2705, spec §2.4): `animated: false` MUST NOT get an animated thumbnail, so animated
- * ones are dropped then; with `animated: true` a still one is served only when it ranks better.
+ * Animation (the `animated` parameter of the thumbnail endpoint, MSC2705): `animated: false` MUST NOT
+ * get an animated thumbnail, so animated ones are dropped then; with `animated: true` a still one is
+ * served only when it ranks better.
  */
 export function selectThumbnail<T extends StoredThumbnailInfo>(
   stored: readonly T[],

@@ -1,10 +1,10 @@
 import { availableParallelism } from 'node:os';
 import { essenceOf, type ByteSource, type GeneratedThumbnail, type ImageProbe, type ThumbnailGenerator, type ThumbnailSpec } from '@hsmedia/media-core';
-import { noopLogger, type Logger } from '@hsmedia/runtime';
+import { noopLogger, raceAbort, type Logger } from '@hsmedia/runtime';
 import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
 import { ThumbnailError } from './errors.js';
 import { thumbnailGeometry, type ThumbnailGeometry } from './geometry.js';
-import { raceAbort, readSource } from './internal/read-source.js';
+import { readSource } from './internal/read-source.js';
 import { Semaphore } from './internal/semaphore.js';
 import { isAnimatedPng, sniffFormat, type SourceFormat } from './internal/sniff.js';
 
@@ -36,7 +36,7 @@ export interface GenerateOptions {
   readonly signal?: AbortSignal;
 }
 
-/** A generated thumbnail, and whether it is the source's own bytes (source no larger than asked, spec §2.1). */
+/** A generated thumbnail, and whether it is the source's own bytes (source no larger than asked: never upscale). */
 export interface SharpGeneratedThumbnail extends GeneratedThumbnail {
   readonly original: boolean;
 }
@@ -62,7 +62,7 @@ const DEFAULTS = {
   timeoutMs: 30_000,
 } as const;
 
-/** Formats whose original bytes may be served as a thumbnail (spec §2.4 content types). */
+/** Formats whose original bytes may be served as a thumbnail (the content types the thumbnail endpoint allows). */
 const PASS_THROUGH_TYPES: Readonly<Partial<Record<SourceFormat, string>>> = {
   jpeg: 'image/jpeg',
   png: 'image/png',
@@ -111,8 +111,8 @@ interface Encoded {
  * {@link ThumbnailGenerator} on sharp (libvips).
  *
  * Output: JPEG for opaque stills, PNG for stills with alpha, animated WebP when asked for and the
- * source is an animated GIF or WebP (spec §2.4); the source's own bytes when it is no larger than
- * the request and its type is a thumbnail type (spec §2.1). Geometry: {@link thumbnailGeometry}.
+ * source is an animated GIF or WebP (MSC2705); the source's own bytes when it is no larger than
+ * the request and its type is a thumbnail type (never upscale). Geometry: {@link thumbnailGeometry}.
  *
  * Safety: only JPEG, PNG, GIF, WebP and AVIF bytes reach the decoder (sniffed, whatever the declared
  * type); byte, pixel (from the header, before decoding), frame and time caps; EXIF orientation

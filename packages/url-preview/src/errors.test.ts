@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { isMatrixError } from '@hsmedia/errors';
-import { PreviewError, isPreviewError, previewErrorToMatrixError, type PreviewErrorKind } from './errors.js';
+import { PreviewError, isPreviewError, previewErrorToMatrixError, type PreviewErrorCode } from './errors.js';
 
 describe('previewErrorToMatrixError', () => {
-  it.each<[PreviewErrorKind, number, string]>([
+  it.each<[PreviewErrorCode, number, string]>([
     ['invalid_url', 400, 'M_INVALID_PARAM'],
     ['url_denied', 403, 'M_UNKNOWN'],
     ['address_blocked', 403, 'M_UNKNOWN'],
@@ -15,8 +15,8 @@ describe('previewErrorToMatrixError', () => {
     ['too_large', 502, 'M_TOO_LARGE'],
     ['unsupported_content_type', 502, 'M_UNKNOWN'],
     ['internal', 500, 'M_UNKNOWN'],
-  ])('%s → %i %s', (kind, status, errcode) => {
-    const matrix = previewErrorToMatrixError(new PreviewError(kind, 'message for the user'));
+  ])('%s → %i %s', (code, status, errcode) => {
+    const matrix = previewErrorToMatrixError(new PreviewError(code, 'message for the user'));
     expect(isMatrixError(matrix)).toBe(true);
     expect(matrix.httpStatus).toBe(status);
     expect(matrix.errcode).toBe(errcode);

@@ -1,6 +1,7 @@
 /**
  * The typed errors of this package, and the one place that turns them into
- * Matrix errors. The spec (§1.5, §6.1) documents only `429` for
+ * Matrix errors. The spec (https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediapreview_url)
+ * documents only `429` for
  * `preview_url`; the statuses below follow Synapse, which is what clients
  * already see in practice.
  */
@@ -9,8 +10,8 @@ import { ErrCode, MatrixError } from '@hsmedia/errors';
 const PREVIEW_BRAND: symbol = Symbol.for('hsmedia.error.PreviewError');
 const CONFIG_BRAND: symbol = Symbol.for('hsmedia.error.PreviewConfigError');
 
-/** Why a preview could not be made. Each kind has one row in {@link previewErrorToMatrixError}. */
-export type PreviewErrorKind =
+/** Why a preview could not be made. Each code has one row in {@link previewErrorToMatrixError}. */
+export type PreviewErrorCode =
   /** Not an absolute http(s) URL, carries credentials, or is too long. */
   | 'invalid_url'
   /** The URL (or a redirect target) matches an operator's URL deny rule. */
@@ -48,12 +49,13 @@ export interface PreviewErrorOptions {
  */
 export class PreviewError extends Error {
   override readonly name: 'PreviewError' = 'PreviewError';
-  readonly kind: PreviewErrorKind;
+  /** Why; the one discriminator of every `@hsmedia` error is `code`. */
+  readonly code: PreviewErrorCode;
   readonly upstreamStatus: number | undefined;
 
-  constructor(kind: PreviewErrorKind, message: string, options: PreviewErrorOptions = {}) {
+  constructor(code: PreviewErrorCode, message: string, options: PreviewErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.kind = kind;
+    this.code = code;
     this.upstreamStatus = options.upstreamStatus;
     Object.defineProperty(this, PREVIEW_BRAND, { value: true });
   }
@@ -87,8 +89,8 @@ export class PreviewConfigError extends Error {
   }
 }
 
-/** Status and errcode of each kind (Synapse's answers; see the README's table). */
-const MATRIX_ERROR_OF_KIND: Readonly<Record<PreviewErrorKind, { status: number; errcode: string; message: string }>> = {
+/** Status and errcode of each code (Synapse's answers; see the README's table). */
+const MATRIX_ERROR_OF_CODE: Readonly<Record<PreviewErrorCode, { status: number; errcode: string; message: string }>> = {
   invalid_url: { status: 400, errcode: ErrCode.INVALID_PARAM, message: 'Invalid URL' },
   url_denied: { status: 403, errcode: ErrCode.UNKNOWN, message: 'URL blocked' },
   address_blocked: { status: 403, errcode: ErrCode.UNKNOWN, message: 'IP address blocked' },
@@ -118,10 +120,10 @@ const MATRIX_ERROR_OF_KIND: Readonly<Record<PreviewErrorKind, { status: number; 
  */
 export function previewErrorToMatrixError(error: unknown): MatrixError {
   if (!isPreviewError(error)) {
-    const fallback = MATRIX_ERROR_OF_KIND.internal;
+    const fallback = MATRIX_ERROR_OF_CODE.internal;
     return new MatrixError(fallback.errcode, fallback.message, { httpStatus: fallback.status, cause: error });
   }
-  const row = MATRIX_ERROR_OF_KIND[error.kind];
-  const message = error.kind === 'internal' ? row.message : error.message;
+  const row = MATRIX_ERROR_OF_CODE[error.code];
+  const message = error.code === 'internal' ? row.message : error.message;
   return new MatrixError(row.errcode, message, { httpStatus: row.status, cause: error });
 }

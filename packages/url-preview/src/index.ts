@@ -1,26 +1,25 @@
 /**
- * `@hsmedia/url-preview`: URL previews for Matrix `preview_url` (spec §1.5,
- * §6). An SSRF-guarded fetcher (IP range policy from `@hsmedia/net-guard`
+ * `@hsmedia/url-preview`: URL previews for Matrix `preview_url`
+ * (https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediapreview_url).
+ * An SSRF-guarded fetcher (net-guard's `GuardedHttpClient`, IP range policy
  * on every hop), OpenGraph and oEmbed extraction as pure functions, and the
  * preview image stored through an injected callback as `mxc://` media.
  */
-export {
-  createUrlPreviewer,
-  HttpUrlPreviewer,
-  type UrlPreviewer,
-  type UrlPreviewerOptions,
-  type PreviewRequestOptions,
-  type StorePreviewImage,
-  type StorePreviewImageOptions,
-  type StoredPreviewImage,
-  type OEmbedOptions,
-} from './url-previewer.js';
+export { createUrlPreviewer, HttpUrlPreviewer, type UrlPreviewer } from './url-previewer.js';
+export type {
+  UrlPreviewerOptions,
+  PreviewRequestOptions,
+  StorePreviewImage,
+  StorePreviewImageOptions,
+  StoredPreviewImage,
+  OEmbedOptions,
+} from './url-previewer-options.js';
 export {
   PreviewError,
   PreviewConfigError,
   isPreviewError,
   previewErrorToMatrixError,
-  type PreviewErrorKind,
+  type PreviewErrorCode,
   type PreviewErrorOptions,
 } from './errors.js';
 export {

@@ -1,6 +1,7 @@
 /**
  * Pure functions from collected HTML metadata to the OpenGraph object of a
- * preview (spec §6.1: any OpenGraph property may appear; `og:image` is an
+ * preview (https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediapreview_url: any OpenGraph
+ * property may appear; `og:image` is an
  * `mxc://` URI the server fills in itself).
  */
 import { DESCRIPTION_META_KEYS, IMAGE_META_KEYS, type HtmlImage, type HtmlMetadata } from './html-metadata.js';

@@ -58,6 +58,6 @@ describe('createUrlPreviewer configuration', () => {
     const previewer = createUrlPreviewer({ storeImage, ipRangeAllowList: allow });
     allow.push('127.0.0.0/8');
     const error = await previewer.preview('http://127.0.0.2:9/', { requester }).catch((e: unknown) => e);
-    expect(isPreviewError(error) && error.kind).toBe('address_blocked');
+    expect(isPreviewError(error) && error.code).toBe('address_blocked');
   });
 });

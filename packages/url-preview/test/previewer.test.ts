@@ -163,14 +163,14 @@ describe('HTML pages', () => {
       res.write('<html><head><title>slow');
     });
     const error = await failure(previewer({ timeoutMs: 300 }).preview(`${site.origin}/slow`, { requester }));
-    expect(error.kind).toBe('timeout');
+    expect(error.code).toBe('timeout');
     expect(previewErrorToMatrixError(error).httpStatus).toBe(504);
   });
 
   it('times out on a server that never answers', async () => {
     site.route('/silent', () => {});
     const error = await failure(previewer({ timeoutMs: 300 }).preview(`${site.origin}/silent`, { requester }));
-    expect(error.kind).toBe('timeout');
+    expect(error.code).toBe('timeout');
   });
 
   it('leaves out an og:image that is a decompression bomb, without storing it', async () => {
@@ -316,19 +316,19 @@ describe('other content types', () => {
   it('refuses an image URL that is a decompression bomb or too many bytes', async () => {
     site.route('/bomb.png', bytes(pngHeader(100_000, 100_000), 'image/png'));
     const bomb = await failure(previewer().preview(`${site.origin}/bomb.png`, { requester }));
-    expect(bomb.kind).toBe('too_large');
+    expect(bomb.code).toBe('too_large');
     expect(previewErrorToMatrixError(bomb).toJSON()).toMatchObject({ errcode: 'M_TOO_LARGE' });
     expect(previewErrorToMatrixError(bomb).httpStatus).toBe(502);
     site.route('/big.png', bytes(IMAGE, 'image/png'));
     const big = await failure(previewer({ maxImageBytes: 10 }).preview(`${site.origin}/big.png`, { requester }));
-    expect(big.kind).toBe('too_large');
+    expect(big.code).toBe('too_large');
     expect(store.stored).toHaveLength(0);
   });
 
   it('refuses other content types with a clear Matrix error', async () => {
     site.route('/doc.pdf', bytes(new TextEncoder().encode('%PDF-1.4'), 'application/pdf'));
     const error = await failure(previewer().preview(`${site.origin}/doc.pdf`, { requester }));
-    expect(error.kind).toBe('unsupported_content_type');
+    expect(error.code).toBe('unsupported_content_type');
     const matrix = previewErrorToMatrixError(error);
     expect(matrix.httpStatus).toBe(502);
     expect(matrix.toJSON()).toEqual({
@@ -339,7 +339,7 @@ describe('other content types', () => {
 
   it('reports an error status of the site as 502', async () => {
     const error = await failure(previewer().preview(`${site.origin}/missing`, { requester }));
-    expect(error.kind).toBe('upstream_status');
+    expect(error.code).toBe('upstream_status');
     expect(error.upstreamStatus).toBe(404);
     expect(previewErrorToMatrixError(error).httpStatus).toBe(502);
   });
@@ -348,7 +348,7 @@ describe('other content types', () => {
     const port = site.port;
     await site.close();
     const error = await failure(previewer().preview(`http://127.0.0.1:${port}/`, { requester }));
-    expect(error.kind).toBe('unreachable');
+    expect(error.code).toBe('unreachable');
     site = await startSite('127.0.0.1');
   });
 });
@@ -371,15 +371,15 @@ describe('redirects', () => {
     site.route('/r3', redirect('/page'));
     site.route('/page', html('<title>x</title>'));
     const error = await failure(previewer({ maxRedirects: 2 }).preview(`${site.origin}/r1`, { requester }));
-    expect(error.kind).toBe('too_many_redirects');
+    expect(error.code).toBe('too_many_redirects');
     expect(site.hits('/page')).toBe(0);
   });
 
   it('refuses a redirect loop and a redirect to another scheme', async () => {
     site.route('/loop', redirect('/loop'));
-    expect((await failure(previewer().preview(`${site.origin}/loop`, { requester }))).kind).toBe('too_many_redirects');
+    expect((await failure(previewer().preview(`${site.origin}/loop`, { requester }))).code).toBe('too_many_redirects');
     site.route('/file', redirect('file:///etc/passwd'));
-    expect((await failure(previewer().preview(`${site.origin}/file`, { requester }))).kind).toBe('invalid_url');
+    expect((await failure(previewer().preview(`${site.origin}/file`, { requester }))).code).toBe('invalid_url');
   });
 });
 
@@ -389,11 +389,11 @@ describe('URL deny rules', () => {
     site.route('/private/x', html('<title>secret</title>'));
     const p = previewer({ urlDenyList: [{ path: '/private*' }, { url: '^https?://[^/]*\\.onion(/|$)' }] });
     const direct = await failure(p.preview(`${site.origin}/private/x`, { requester }));
-    expect(direct.kind).toBe('url_denied');
+    expect(direct.code).toBe('url_denied');
     expect(previewErrorToMatrixError(direct).httpStatus).toBe(403);
     const redirected = await failure(p.preview(`${site.origin}/to-private`, { requester }));
-    expect(redirected.kind).toBe('url_denied');
-    expect((await failure(p.preview('http://abc.onion/', { requester }))).kind).toBe('url_denied');
+    expect(redirected.code).toBe('url_denied');
+    expect((await failure(p.preview('http://abc.onion/', { requester }))).code).toBe('url_denied');
     expect(site.hits('/private/x')).toBe(0);
     expect(site.hits('/to-private')).toBe(1);
   });
@@ -404,7 +404,7 @@ describe('invalid URLs', () => {
     'refuses %j with 400 M_INVALID_PARAM',
     async (url) => {
       const error = await failure(previewer().preview(url, { requester }));
-      expect(error.kind).toBe('invalid_url');
+      expect(error.code).toBe('invalid_url');
       expect(previewErrorToMatrixError(error).toJSON()).toMatchObject({ errcode: 'M_INVALID_PARAM' });
       expect(site.connections).toBe(0);
     },
@@ -446,8 +446,8 @@ describe('caching and single flight', () => {
   it('caches failures briefly', async () => {
     const clock = manualClock();
     const p = previewer({ clock, errorCacheTtlMs: 5_000 });
-    expect((await failure(p.preview(`${site.origin}/gone`, { requester }))).kind).toBe('upstream_status');
-    expect((await failure(p.preview(`${site.origin}/gone`, { requester }))).kind).toBe('upstream_status');
+    expect((await failure(p.preview(`${site.origin}/gone`, { requester }))).code).toBe('upstream_status');
+    expect((await failure(p.preview(`${site.origin}/gone`, { requester }))).code).toBe('upstream_status');
     expect(site.hits('/gone')).toBe(1);
     clock.advance(5_001);
     site.route('/gone', html('<title>Back</title>'));

@@ -15,7 +15,7 @@ beforeAll(async () => {
   try {
     ipv6 = await startSite('::1');
   } catch {
-    ipv6 = undefined; // no IPv6 loopback here; the refusal is still asserted by its kind
+    ipv6 = undefined; // no IPv6 loopback here; the refusal is still asserted by its code
   }
   for (const site of [allowed, refused, ipv6]) site?.route('/', html('<title>reached</title>'));
 });
@@ -62,7 +62,7 @@ describe('with the default policy (no allow list)', () => {
   ])('refuses %s without connecting', async (_what, url) => {
     const before = connectionCounts();
     const error = await failure(previewer().preview(url(), { requester }));
-    expect(error.kind).toBe('address_blocked');
+    expect(error.code).toBe('address_blocked');
     expect(previewErrorToMatrixError(error).toJSON()).toMatchObject({ errcode: 'M_UNKNOWN' });
     expect(previewErrorToMatrixError(error).httpStatus).toBe(403);
     expect(connectionCounts()).toEqual(before);
@@ -72,7 +72,7 @@ describe('with the default policy (no allow list)', () => {
     const before = connectionCounts();
     const p = createUrlPreviewer({ storeImage: memoryImageStore().storeImage });
     const error = await failure(p.preview(`http://localhost:${allowed.port}/`, { requester }));
-    expect(error.kind).toBe('address_blocked');
+    expect(error.code).toBe('address_blocked');
     expect(connectionCounts()).toEqual(before);
     expect(allowed.requests).toHaveLength(0);
   });
@@ -81,14 +81,14 @@ describe('with the default policy (no allow list)', () => {
     const before = connectionCounts();
     for (const host of ['0.0.0.0', '[::]', '[::127.0.0.1]', '[::ffff:7f00:2]']) {
       const error = await failure(previewer().preview(`http://${host}:${allowed.port}/`, { requester }));
-      expect(error.kind).toBe('address_blocked');
+      expect(error.code).toBe('address_blocked');
     }
     expect(connectionCounts()).toEqual(before);
   });
 
   it('reports a name that does not resolve as a DNS failure (502)', async () => {
     const error = await failure(previewer().preview('http://nowhere.test/', { requester }));
-    expect(error.kind).toBe('dns_failure');
+    expect(error.code).toBe('dns_failure');
     expect(previewErrorToMatrixError(error).httpStatus).toBe(502);
   });
 });
@@ -110,7 +110,7 @@ describe('with an allow list for 127.0.0.1/32 only', () => {
     const beforeV6 = ipv6?.connections ?? 0;
     for (const path of ['/to-127-0-0-2', '/to-rebind', '/to-v6']) {
       const error = await failure(previewer().preview(`${allowed.origin}${path}`, { requester }));
-      expect(error.kind).toBe('address_blocked');
+      expect(error.code).toBe('address_blocked');
       expect(allowed.hits(path)).toBe(1);
     }
     expect(refused.connections).toBe(before);
@@ -142,7 +142,7 @@ describe('with an allow list for 127.0.0.1/32 only', () => {
       ipRangeDenyList: ['127.0.0.2/32'],
     });
     const before = refused.connections;
-    expect((await failure(p.preview(`http://127.0.0.2:${refused.port}/`, { requester }))).kind).toBe('address_blocked');
+    expect((await failure(p.preview(`http://127.0.0.2:${refused.port}/`, { requester }))).code).toBe('address_blocked');
     expect(refused.connections).toBe(before);
   });
 });

@@ -30,7 +30,9 @@ async function start(options: KeyServerOptions): Promise<Listening> {
 }
 
 describe('createKeyServer', () => {
-  it('serves the derived vector body exactly (digest §9.6 D)', async () => {
+  // https://spec.matrix.org/v1.12/server-server-api/#get_matrixkeyv2server, signed with the test key of
+  // https://spec.matrix.org/v1.12/appendices/#signing-key
+  it('serves the derived vector body exactly', async () => {
     const validUntil = vectors.derived_key_response.valid_until_ts;
     const { port } = await start({ serverName: 'domain', signingKey: specKey, validityMs: DAY, now: () => validUntil - DAY });
     const res = await rawRequest(port, { path: '/_matrix/key/v2/server' });
@@ -39,7 +41,7 @@ describe('createKeyServer', () => {
     expect(res.json).toEqual(vectors.derived_key_response);
   });
 
-  it('serves the spec digest body for valid_until_ts 1700000000000', async () => {
+  it('serves the spec test-key body for valid_until_ts 1700000000000', async () => {
     const { port } = await start({ serverName: 'domain', signingKey: specKey, validityMs: DAY, now: () => 1_700_000_000_000 - DAY });
     const res = await rawRequest(port, { path: '/_matrix/key/v2/server' });
     expect(res.json).toMatchObject({

@@ -26,7 +26,7 @@ function decodeHeaderValue(bytes: Buffer): string {
   }
 }
 
-// Headers whose repetition would make the part ambiguous (spec §3.3).
+// Headers whose repetition would make the part ambiguous (Content-Type, Content-Disposition, Location).
 const SINGLETON = new Set(['content-type', 'content-disposition', 'location', 'content-length']);
 
 /**
@@ -257,7 +257,7 @@ export class MultipartParser {
   /**
    * After the media part ended with a plain delimiter (no closing `--`),
    * accept only the end of the body (optionally after whitespace): that is
-   * the MSC3916 example's form (digest §9.8). Anything else is a third part.
+   * the MSC3916 example's form. Anything else is a third part.
    */
   async expectEnd(): Promise<void> {
     let seen = 0;

@@ -1,4 +1,5 @@
 import type { ByteSource } from '@hsmedia/media-core';
+import { raceAbort } from '@hsmedia/runtime';
 import { ThumbnailError } from '../errors.js';
 
 /**
@@ -19,6 +20,7 @@ export async function readSource(source: ByteSource, maxBytes: number, signal: A
     let finished = false;
     try {
       for (;;) {
+        signal.throwIfAborted(); // no new read once aborted: the pending one is settled by cancel() below
         const next = await raceAbort(reader.read(), signal);
         if (next.done) break;
         take(next.value);
@@ -32,6 +34,7 @@ export async function readSource(source: ByteSource, maxBytes: number, signal: A
     let finished = false;
     try {
       for (;;) {
+        signal.throwIfAborted(); // no new read once aborted
         const next = await raceAbort(iterator.next(), signal);
         if (next.done === true) break;
         take(next.value);
@@ -43,29 +46,4 @@ export async function readSource(source: ByteSource, maxBytes: number, signal: A
     }
   }
   return Buffer.concat(chunks, total);
-}
-
-/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
-export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      promise.catch(() => {});
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }

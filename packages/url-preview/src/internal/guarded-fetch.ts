@@ -1,15 +1,16 @@
 /**
- * Outbound GETs for previews on `node:http`/`node:https`, behind the SSRF
- * guard of `@hsmedia/net-guard` on every hop: IP-literal hosts are checked
- * before connecting, names through the guarded `lookup` (so the socket
- * connects to exactly the address that was checked: no DNS rebinding), and
- * the connected socket's remote address once more. Redirects are followed
- * here, one hop at a time, with every check repeated for each hop.
+ * Outbound GETs for previews on net-guard's `GuardedHttpClient`, so the SSRF
+ * guard runs on every hop: IP-literal hosts are checked before connecting,
+ * names through the guarded `lookup` (no DNS rebinding), and the connected
+ * socket's remote address once more. Redirects are followed here, one hop at
+ * a time, with the URL rules and every address check repeated for each hop.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { LookupFunction, Socket } from 'node:net';
-import { assertAddressAllowed, assertHostAllowed, ipLiteralOf, isBlockedAddressError, type AddressPolicy } from '@hsmedia/net-guard';
+import {
+  isBlockedAddressError,
+  isGuardedRequestError,
+  type GuardedHttpClient,
+  type GuardedResponse,
+} from '@hsmedia/net-guard';
 import { PreviewError, isPreviewError } from '../errors.js';
 
 /** A response whose body has not been read yet. */
@@ -30,9 +31,8 @@ export interface FetchedResponse {
 
 /** What every request needs. */
 export interface GuardedFetchContext {
-  readonly policy: AddressPolicy;
-  /** `guardedLookup(policy, …)`. */
-  readonly lookup: LookupFunction;
+  /** Guarded by the previewer's IP range policy; one fresh connection per request. */
+  readonly client: GuardedHttpClient;
   readonly userAgent: string;
   readonly acceptLanguage: string;
   /** Throws a {@link PreviewError} for a URL that may not be fetched (scheme, deny rules). */
@@ -40,12 +40,20 @@ export interface GuardedFetchContext {
   readonly maxRedirects: number;
 }
 
-const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
-
-function firstHeader(value: string | string[] | undefined): string | null {
-  const text = Array.isArray(value) ? value[0] : value;
-  return text === undefined ? null : text;
+/** Options of one {@link guardedGet}. */
+export interface GuardedGetOptions {
+  /** The `Accept` header. */
+  readonly accept: string;
+  /**
+   * Body bytes allowed (the body errors with `too_large` past it);
+   * `Number.POSITIVE_INFINITY` when the reader stops at its own limit.
+   */
+  readonly maxBytes: number;
+  /** The fetch's deadline (a `TimeoutError` abort is reported as `timeout`). */
+  readonly signal: AbortSignal;
 }
+
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
 /** Describes a URL for error messages shown to the user who asked for it. */
 function describe(url: URL): string {
@@ -65,6 +73,10 @@ export function toPreviewError(error: unknown, url: URL, signal: AbortSignal | u
   if (isBlockedAddressError(error)) {
     return new PreviewError('address_blocked', `IP address blocked: ${describe(url)}`, { cause: error });
   }
+  if (isGuardedRequestError(error) && (error.code === 'timeout' || error.code === 'too_large')) {
+    const message = error.code === 'timeout' ? `Timed out fetching ${describe(url)}` : `Requested file is too large: ${describe(url)}`;
+    return new PreviewError(error.code, message, { cause: error });
+  }
   const code = (error as { code?: unknown } | null)?.code;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NODATA' || code === 'EAI_FAIL') {
     return new PreviewError('dns_failure', `DNS resolution failure for ${url.hostname}`, { cause: error });
@@ -72,118 +84,56 @@ export function toPreviewError(error: unknown, url: URL, signal: AbortSignal | u
   return new PreviewError('unreachable', `Failed to download ${describe(url)}`, { cause: error });
 }
 
-/** One GET, no redirect handling. */
-function exchange(context: GuardedFetchContext, url: URL, accept: string, signal: AbortSignal): Promise<FetchedResponse> {
-  const isTls = url.protocol === 'https:';
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  try {
-    signal.throwIfAborted();
-    // net.connect skips `lookup` for IP literals, so they are checked here.
-    assertHostAllowed(context.policy, host);
-  } catch (error) {
-    return Promise.reject(toPreviewError(error, url, signal));
-  }
-  const options: https.RequestOptions = {
-    host,
-    port: url.port === '' ? (isTls ? 443 : 80) : Number(url.port),
-    method: 'GET',
-    path: `${url.pathname}${url.search}`,
-    headers: {
-      Host: url.host,
-      'User-Agent': context.userAgent,
-      Accept: accept,
-      'Accept-Language': context.acceptLanguage,
-      // No compression: the byte caps then bound what we decode too (no gzip bombs).
-      'Accept-Encoding': 'identity',
-    },
-    lookup: context.lookup,
-    // A fresh connection per request: the checks above run for every socket we use.
-    agent: false,
-    // SNI carries names only (RFC 6066 §3); for an IP literal the certificate is checked against the IP.
-    ...(isTls ? { servername: ipLiteralOf(host) === undefined ? host : '', rejectUnauthorized: true } : {}),
-  };
-
-  return new Promise<FetchedResponse>((resolve, reject) => {
-    const req = (isTls ? https : http).request(options);
-    let response: http.IncomingMessage | undefined;
-    let failure: unknown;
-    let settled = false;
-    const fail = (error: unknown): void => {
-      failure ??= error;
-      req.destroy();
-      response?.destroy();
-    };
-    const onAbort = (): void => fail(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    const cleanup = (): void => signal.removeEventListener('abort', onAbort);
-
-    req.on('socket', (socket: Socket) => {
-      const onConnected = (): void => {
-        // Second line of defence: the address the socket really reached.
-        try {
-          if (socket.remoteAddress !== undefined) assertAddressAllowed(context.policy, socket.remoteAddress, host);
-        } catch (error) {
-          fail(error);
+/** The body of `response` as an async iterable whose errors are {@link PreviewError}s; closes the response when done. */
+function previewBody(response: GuardedResponse, signal: AbortSignal): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator]: async function* () {
+      const reader = response.body.getReader();
+      try {
+        for (;;) {
+          const next = await reader.read();
+          if (next.done) return;
+          yield next.value;
         }
-      };
-      if (socket.connecting) socket.once('connect', onConnected);
-      else onConnected();
+      } catch (error) {
+        throw toPreviewError(error, response.url, signal);
+      } finally {
+        response.close();
+      }
+    },
+  };
+}
+
+/** One GET, no redirect handling. */
+async function exchange(context: GuardedFetchContext, url: URL, options: GuardedGetOptions): Promise<FetchedResponse> {
+  const { signal } = options;
+  let response: GuardedResponse;
+  try {
+    response = await context.client.request(url, {
+      headers: {
+        'User-Agent': context.userAgent,
+        Accept: options.accept,
+        'Accept-Language': context.acceptLanguage,
+        // No compression: the byte caps then bound what we decode too (no gzip bombs).
+        'Accept-Encoding': 'identity',
+      },
+      maxBodyBytes: options.maxBytes,
+      signal,
     });
-    req.on('error', (error) => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      reject(toPreviewError(failure ?? error, url, signal));
-    });
-    req.on('close', () => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      reject(toPreviewError(failure ?? new Error('connection closed'), url, signal));
-    });
-    req.on('response', (res) => {
-      settled = true;
-      response = res;
-      res.on('error', () => {}); // reported through the iterator
-      const lengthText = firstHeader(res.headers['content-length']);
-      const contentLength = lengthText !== null && /^\d{1,15}$/.test(lengthText) ? Number(lengthText) : null;
-      let closed = false;
-      const close = (): void => {
-        if (closed) return;
-        closed = true;
-        cleanup();
-        res.destroy();
-        req.destroy();
-      };
-      const body: AsyncIterable<Uint8Array> = {
-        [Symbol.asyncIterator]: async function* () {
-          try {
-            for await (const chunk of res as AsyncIterable<Buffer>) {
-              if (failure !== undefined) throw failure;
-              yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-            }
-            if (failure !== undefined) throw failure;
-            if (!res.complete) throw new Error('connection closed early');
-          } catch (error) {
-            throw toPreviewError(failure ?? error, url, signal);
-          } finally {
-            close();
-          }
-        },
-      };
-      resolve({
-        url,
-        status: res.statusCode ?? 0,
-        contentType: firstHeader(res.headers['content-type']),
-        contentLength,
-        contentDisposition: firstHeader(res.headers['content-disposition']),
-        location: firstHeader(res.headers['location']),
-        body,
-        close,
-      });
-    });
-    req.end();
-  });
+  } catch (error) {
+    throw toPreviewError(error, url, signal);
+  }
+  const header = (name: string): string | null => response.header(name) ?? null;
+  return {
+    url,
+    status: response.status,
+    contentType: header('content-type'),
+    contentLength: response.contentLength,
+    contentDisposition: header('content-disposition'),
+    location: header('location'),
+    body: previewBody(response, signal),
+    close: () => response.close(),
+  };
 }
 
 /**
@@ -193,16 +143,11 @@ function exchange(context: GuardedFetchContext, url: URL, accept: string, signal
  *
  * @throws {PreviewError} `too_many_redirects`, plus everything a hop can throw.
  */
-export async function guardedGet(
-  context: GuardedFetchContext,
-  start: URL,
-  accept: string,
-  signal: AbortSignal,
-): Promise<FetchedResponse> {
+export async function guardedGet(context: GuardedFetchContext, start: URL, options: GuardedGetOptions): Promise<FetchedResponse> {
   let url = start;
   for (let hop = 0; ; hop += 1) {
     context.checkUrl(url);
-    const response = await exchange(context, url, accept, signal);
+    const response = await exchange(context, url, options);
     if (!REDIRECT_STATUSES.has(response.status)) return response;
     response.close();
     if (hop >= context.maxRedirects) {

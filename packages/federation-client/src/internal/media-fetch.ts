@@ -1,0 +1,197 @@
+/**
+ * The paths of one remote media fetch: the v1 federation endpoint (multipart,
+ * inline bytes or a `Location` part), the legacy `/_matrix/media/v3` endpoint
+ * when the remote does not know v1, and unsigned GETs of `Location` and
+ * redirect targets; every failure as a `RemoteMediaError`.
+ */
+import { isValidMediaId, RemoteMediaError, type RemoteMedia } from '@hsmedia/media-core';
+import { decodeMultipart } from '@hsmedia/multipart';
+import type { Logger } from '@hsmedia/runtime';
+import { isUnknownEndpoint, readRemoteError, remoteError, toRemoteMediaError } from '../remote-errors.js';
+import { firstHeader, type Transport, type TransportResponse } from '../transport.js';
+import { mapStreamErrors } from './map-stream-errors.js';
+
+/** Room for multipart framing, the JSON part and headers on top of the media bytes. */
+const MULTIPART_OVERHEAD = 256 * 1024;
+
+/**
+ * One fetch of remote bytes (media or a thumbnail): where the v1 federation
+ * endpoint and its legacy counterpart are, and the caps. `fetchMedia` and
+ * `fetchThumbnail` differ only in these paths.
+ */
+export interface FetchPlan {
+  readonly serverName: string;
+  readonly mediaId: string;
+  readonly maxBytes: number;
+  readonly timeoutMs: number;
+  readonly signal: AbortSignal | undefined;
+  /** Signed request target on the v1 federation endpoint (query in a fixed order: the signature covers it). */
+  readonly v1Path: string;
+  /** Signed request target on the deprecated `/_matrix/media/v3` endpoint. */
+  readonly legacyPath: string;
+  /** `mxc://server/id`, with the thumbnail size for thumbnails: names the fetch in errors and logs. */
+  readonly what: string;
+}
+
+/** What the fetch paths need from `FederationClient`. */
+export interface MediaFetchContext {
+  /** A signed GET on a discovered server (X-Matrix, targets tried in turn). */
+  readonly signedGet: (
+    destination: string,
+    path: string,
+    maxBodyBytes: number,
+    remoteTimeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ) => Promise<TransportResponse>;
+  readonly transport: Transport;
+  readonly maxRedirects: number;
+  readonly idleMs: number;
+  readonly logger: Logger;
+}
+
+function parseLength(text: string | undefined): number | null {
+  return text !== undefined && /^\d{1,15}$/.test(text) ? Number(text) : null;
+}
+
+function isRedirect(status: number): boolean {
+  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
+}
+
+/**
+ * Runs a {@link FetchPlan}: v1 (or legacy only), every failure mapped to a
+ * `RemoteMediaError` and logged. `check` vets the answer before its body
+ * is read; when it throws, the body is cancelled.
+ */
+export async function fetchPlanned(
+  context: MediaFetchContext,
+  plan: FetchPlan,
+  legacyOnly: boolean,
+  failureLog: string,
+  check?: (media: RemoteMedia) => void,
+): Promise<RemoteMedia> {
+  const { serverName, mediaId, signal } = plan;
+  try {
+    if (!isValidMediaId(mediaId)) {
+      throw new RemoteMediaError('not_found', `Invalid media ID ${JSON.stringify(mediaId)}`);
+    }
+    const media = legacyOnly ? await fetchLegacy(context, plan) : await fetchV1(context, plan);
+    if (check !== undefined) {
+      try {
+        check(media);
+      } catch (error) {
+        await media.body.cancel().catch(() => undefined);
+        throw error;
+      }
+    }
+    return media;
+  } catch (error) {
+    const mapped = toRemoteMediaError(error, signal);
+    if (mapped instanceof RemoteMediaError) {
+      context.logger.info({ serverName, mediaId, what: plan.what, failure: mapped.code, remoteStatus: mapped.remoteStatus }, failureLog);
+    }
+    throw mapped;
+  }
+}
+
+async function fetchV1(context: MediaFetchContext, plan: FetchPlan): Promise<RemoteMedia> {
+  const { serverName, maxBytes, timeoutMs, signal, what } = plan;
+  const res = await context.signedGet(serverName, plan.v1Path, maxBytes + MULTIPART_OVERHEAD, timeoutMs, signal);
+  if (res.status !== 200) {
+    const info = await readRemoteError(res);
+    if (isUnknownEndpoint(info.status, info.errcode, info.isJson)) {
+      context.logger.debug({ serverName, status: info.status, errcode: info.errcode }, 'v1 media endpoint unknown; using legacy');
+      return fetchLegacy(context, plan);
+    }
+    throw remoteError(info, what);
+  }
+  const contentType = firstHeader(res.headers, 'content-type') ?? '';
+  if (!/^multipart\/mixed\s*(;|$)/i.test(contentType)) {
+    await res.body.cancel();
+    throw new RemoteMediaError('bad_response', `${what}: expected multipart/mixed, got ${JSON.stringify(contentType)}`);
+  }
+  if (res.contentLength !== null && res.contentLength > maxBytes + MULTIPART_OVERHEAD) {
+    await res.body.cancel();
+    throw new RemoteMediaError('too_large', `${what}: ${res.contentLength} bytes exceeds the limit of ${maxBytes}`);
+  }
+  const decoded = await decodeMultipart(contentType, res.body, {
+    maxContentBytes: maxBytes,
+    ...(signal === undefined ? {} : { signal }),
+  });
+  if (decoded.kind === 'location') {
+    // Spec §3.3: a plain GET without X-Matrix; type and disposition come from that response.
+    return fetchUnsigned(context, new URL(decoded.location), plan, context.maxRedirects);
+  }
+  return {
+    contentType: decoded.contentType ?? null,
+    contentDisposition: decoded.contentDisposition ?? null,
+    contentLength: parseLength(decoded.headers['content-length']),
+    body: mapStreamErrors(decoded.stream, (error) => toRemoteMediaError(error, signal)),
+  };
+}
+
+/**
+ * The deprecated `/_matrix/media/v3` endpoint, for servers predating v1
+ * (https://spec.matrix.org/v1.12/server-server-api/#content-repository).
+ */
+async function fetchLegacy(context: MediaFetchContext, plan: FetchPlan): Promise<RemoteMedia> {
+  const { serverName, maxBytes, timeoutMs, signal, what } = plan;
+  const res = await context.signedGet(serverName, plan.legacyPath, maxBytes, timeoutMs, signal);
+  const location = firstHeader(res.headers, 'location');
+  if (isRedirect(res.status) && location !== undefined) {
+    await res.body.cancel();
+    // Redirects from the legacy endpoint go to a CDN: absolute URLs only.
+    if (!URL.canParse(location)) {
+      throw new RemoteMediaError('bad_response', `${what}: legacy redirect to a relative URL`);
+    }
+    if (context.maxRedirects <= 0) {
+      throw new RemoteMediaError('bad_response', `${what}: legacy endpoint redirects, redirects disabled`);
+    }
+    return fetchUnsigned(context, new URL(location), plan, context.maxRedirects - 1);
+  }
+  return mediaFromPlainResponse(res, plan, `${what} (legacy)`);
+}
+
+/** An unsigned GET of a `Location` or redirect target, following a few redirects. */
+async function fetchUnsigned(context: MediaFetchContext, url: URL, plan: FetchPlan, redirectsLeft: number): Promise<RemoteMedia> {
+  const { maxBytes, signal } = plan;
+  const what = `${plan.what} via ${url.protocol}//${url.host}`;
+  for (let left = redirectsLeft; ; left--) {
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new RemoteMediaError('bad_response', `${what}: redirect to a non-http(s) URL`);
+    }
+    if (url.username !== '' || url.password !== '') {
+      throw new RemoteMediaError('bad_response', `${what}: redirect URL carries credentials`);
+    }
+    const res = await context.transport.request({
+      url,
+      maxBodyBytes: maxBytes,
+      headersTimeoutMs: Math.max(context.idleMs, plan.timeoutMs),
+      ...(signal === undefined ? {} : { signal }),
+    });
+    const location = firstHeader(res.headers, 'location');
+    if (isRedirect(res.status) && location !== undefined) {
+      await res.body.cancel();
+      if (left <= 0) throw new RemoteMediaError('bad_response', `${what}: too many redirects`);
+      url = new URL(location, url);
+      continue;
+    }
+    return mediaFromPlainResponse(res, plan, what);
+  }
+}
+
+/** A non-multipart media response (legacy endpoint, `Location` target). */
+async function mediaFromPlainResponse(res: TransportResponse, plan: FetchPlan, what: string): Promise<RemoteMedia> {
+  if (res.status !== 200) {
+    throw remoteError(await readRemoteError(res), what);
+  }
+  if (res.contentLength !== null && res.contentLength > plan.maxBytes) {
+    await res.body.cancel();
+    throw new RemoteMediaError('too_large', `${what}: ${res.contentLength} bytes exceeds the limit of ${plan.maxBytes}`);
+  }
+  return {
+    contentType: firstHeader(res.headers, 'content-type') ?? null,
+    contentDisposition: firstHeader(res.headers, 'content-disposition') ?? null,
+    contentLength: res.contentLength,
+    body: mapStreamErrors(res.body, (error) => toRemoteMediaError(error, plan.signal)),
+  };
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// @hsmedia/thumbnailer: time to generate the five sizes the spec recommends (spec §2.3: 32x32 and
+// @hsmedia/thumbnailer: time to generate the five sizes the spec recommends (https://spec.matrix.org/v1.12/client-server-api/#thumbnails: 32x32 and
 // 96x96 crop, 320x240, 640x480 and 800x600 scale) from one 4000x3000 JPEG (noise over a gradient,
 // quality 90, made here with sharp). Median of N runs after warm-up.
 // Reference: the best published peer figure is ~295 ms (libvips).

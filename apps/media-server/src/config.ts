@@ -277,7 +277,7 @@ const thumbnailsSchema = z
     sizes: z
       .array(thumbnailSizeSchema)
       .default(() => DEFAULT_THUMBNAIL_SIZES.map((size) => ({ ...size })))
-      .meta({ description: 'Sizes generated once per image, off the request path. Default: the five of spec §2.3.' }),
+      .meta({ description: 'Sizes generated once per image, off the request path. Default: the five sizes the spec recommends (client-server API, Thumbnails).' }),
     max_source_size: byteSize
       .refine((value) => (parseByteSize(value) ?? 0) > 0, { error: 'Must be more than 0' })
       .default(THUMBNAILS_DEFAULTS.max_source_size)
@@ -302,7 +302,7 @@ const thumbnailsSchema = z
           "Thumbnail requests for uncached remote media ask the remote's federation thumbnail endpoint first instead of fetching the original.",
       }),
   })
-  .meta({ description: 'Thumbnails (spec §2): pre-generated sizes, dynamic sizes, limits.' });
+  .meta({ description: 'Thumbnails (client-server API, Thumbnails): pre-generated sizes, dynamic sizes, limits.' });
 
 /**
  * The YAML config file, as written by operators (snake_case keys, units as

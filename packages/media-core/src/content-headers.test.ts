@@ -9,7 +9,7 @@ import {
   parseContentDisposition,
 } from './content-headers.js';
 
-describe('Content-Disposition for downloads (digest §9.9)', () => {
+describe('Content-Disposition for downloads (spec v1.12, MSC2702)', () => {
   it.each([
     ['image/png', 'cat.png', 'inline; filename=cat.png'],
     ['text/html', 'page.html', 'attachment; filename=page.html'],

@@ -1,6 +1,6 @@
 /**
  * Content-Type and Content-Disposition rules for served media
- * (spec v1.12, MSC2701/MSC2702; digest §1.10, §1.11, §9.9).
+ * (spec v1.12, MSC2701/MSC2702; https://spec.matrix.org/v1.12/client-server-api/#content-repository).
  */
 
 /** Types the spec allows to be served `inline` (compared on type/subtype only). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatMxcUri, generateId, isValidMediaId, isValidServerName, parseMxcUri, splitServerName } from './ids.js';
 
-describe('mxc URIs (digest §9.14)', () => {
+describe('mxc URIs (client-server API, Matrix Content URIs)', () => {
   it.each([
     ['mxc://matrix.org/ascERGshawAWawugaAcauga', { serverName: 'matrix.org', mediaId: 'ascERGshawAWawugaAcauga' }],
     ['mxc://matrix.org:8448/abc-DEF_123', { serverName: 'matrix.org:8448', mediaId: 'abc-DEF_123' }],

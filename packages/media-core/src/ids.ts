@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 
 /**
- * Identifier rules from the spec's content repository section (digest §1.0, §5.0, §9.14).
+ * Identifier rules of the spec's content repository (https://spec.matrix.org/v1.12/client-server-api/#content-repository) and
+ * of server names (https://spec.matrix.org/v1.12/appendices/#server-name).
  * Everything here is pure and allocation-light: it runs on every request.
  */
 

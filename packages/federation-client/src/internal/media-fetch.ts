@@ -118,7 +118,7 @@ async function fetchV1(context: MediaFetchContext, plan: FetchPlan): Promise<Rem
     ...(signal === undefined ? {} : { signal }),
   });
   if (decoded.kind === 'location') {
-    // Spec §3.3: a plain GET without X-Matrix; type and disposition come from that response.
+    // https://spec.matrix.org/v1.12/server-server-api/#content-repository: a `Location` is a plain GET without X-Matrix; type and disposition come from that response.
     return fetchUnsigned(context, new URL(decoded.location), plan, context.maxRedirects);
   }
   return {

@@ -24,7 +24,7 @@ export interface RemoteMedia {
 }
 
 /**
- * A request for a thumbnail of another server's media (spec §3.2,
+ * A request for a thumbnail of another server's media (https://spec.matrix.org/v1.12/server-server-api/#content-repository,
  * `GET /_matrix/federation/v1/media/thumbnail/{mediaId}`). `maxBytes` caps
  * the thumbnail's bytes.
  */
@@ -36,8 +36,8 @@ export interface RemoteThumbnailRequest extends RemoteMediaRequest {
 }
 
 /**
- * The types a remote thumbnail may have (spec §2.4: the thumbnail response's
- * `Content-Type` enum; §3.2 says the federation part SHOULD use them). A
+ * The types a remote thumbnail may have (the client thumbnail response's
+ * `Content-Type` enum, https://spec.matrix.org/v1.12/client-server-api/#thumbnails; the federation thumbnail part SHOULD use them). A
  * remote thumbnail of any other type is refused.
  */
 export const REMOTE_THUMBNAIL_CONTENT_TYPES: readonly string[] = Object.freeze([

@@ -1,6 +1,6 @@
 import type { ByteSource } from './blob-store.js';
 
-/** `crop` fills the box exactly; `scale` fits inside it keeping the aspect ratio (spec §2). */
+/** `crop` fills the box exactly; `scale` fits inside it keeping the aspect ratio (https://spec.matrix.org/v1.12/client-server-api/#thumbnails). */
 export type ThumbnailMethod = 'crop' | 'scale';
 
 /** A requested or pre-generated thumbnail size. */

@@ -3,7 +3,7 @@ import type { TableNames } from '../internal/table-names.js';
 import type { StoreMigration } from './types.js';
 
 /**
- * `thumbnails`: one row per stored thumbnail of a media item (spec §2.3),
+ * `thumbnails`: one row per stored thumbnail of a media item (https://spec.matrix.org/v1.12/client-server-api/#thumbnails),
  * keyed by what selection compares (real size, method, animation, type).
  * The bytes are a blob of the blob store; each row owns its blob.
  */

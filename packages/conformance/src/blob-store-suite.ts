@@ -6,7 +6,8 @@
 import { Readable } from 'node:stream';
 import { type BlobStore, type ByteSource } from '@hsmedia/media-core';
 import { ContentTooLargeError } from '@hsmedia/errors';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { describeWithSubject } from './internal/subject-lifecycle.js';
 import {
   asyncIterableOf,
   chunksOf,
@@ -90,22 +91,7 @@ function endlessSource(chunkSize: number, capBytes: number, onChunk?: (pulledByt
  * ```
  */
 export function describeBlobStore(name: string, factory: BlobStoreFactory): void {
-  describe(`BlobStore conformance: ${name}`, () => {
-    let subject: BlobStoreSubject | undefined;
-    const store = (): BlobStore => {
-      if (!subject) throw new Error('conformance: the factory did not run');
-      return subject.store;
-    };
-
-    beforeEach(async () => {
-      subject = await factory();
-    });
-    afterEach(async () => {
-      const current = subject;
-      subject = undefined;
-      await current?.cleanup();
-    });
-
+  describeWithSubject<BlobStore>(`BlobStore conformance: ${name}`, factory, (store) => {
     async function roundTrip(bytes: Uint8Array, source: ByteSource): Promise<string> {
       const stored = await store().put(source);
       expect(stored.blobId).toMatch(BLOB_ID_RE);

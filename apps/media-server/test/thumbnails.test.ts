@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
@@ -417,6 +418,27 @@ describe('determinism and federation', () => {
         expect((await bytesOf(remote)).equals(first)).toBe(true);
       }
     }
+  });
+
+  it('an opaque PNG (Complement large.png) gets the same image/png thumbnail on the client and federation endpoints', async () => {
+    // Mirrors Complement's TestFederationThumbnail: Synapse maps PNG sources to PNG thumbnails.
+    const largePng = await readFile(new URL('../../../packages/thumbnailer/test/fixtures/large.png', import.meta.url));
+    expect((await sharp(largePng).metadata()).hasAlpha).toBe(false);
+    const id = await upload(a, largePng, 'image/png');
+    const query = 'width=32&height=32&method=scale';
+    const client = await thumbnail(a, 'a.test', id, query);
+    expect([client.status, client.headers.get('content-type')]).toEqual([200, 'image/png']);
+    const clientBytes = await bytesOf(client);
+    expect((await sharp(clientBytes).metadata()).format).toBe('png');
+
+    const uri = `/_matrix/federation/v1/media/thumbnail/${id}?${query}`;
+    const authorization = signXMatrixRequest({ method: 'GET', uri, origin: 'b.test', destination: 'a.test' }, b.signingKey);
+    const federation = await fetch(`${a.url}${uri}`, { headers: { Authorization: authorization } });
+    expect(federation.status).toBe(200);
+    const parts = await decodeMultipart(federation.headers.get('content-type')!, federation.body!, { maxContentBytes: 1 << 20 });
+    if (parts.kind !== 'content') throw new Error('expected inline content');
+    expect(parts.contentType).toBe('image/png');
+    expect(Buffer.from(await new Response(parts.stream).arrayBuffer()).equals(clientBytes)).toBe(true);
   });
 
   it('refuses unsigned federation thumbnail requests', async () => {

@@ -31,8 +31,12 @@ export interface FederationClientOptions {
   readonly destinations?: Readonly<Record<string, string>>;
   /** Extra trusted CA certificates (PEM text), added to Node's default roots. Verification stays on. */
   readonly ca?: string | Buffer | readonly (string | Buffer)[];
-  /** Connect and idle timeouts. Default 10 s and 30 s. */
-  readonly timeouts?: Partial<Timeouts>;
+  /**
+   * Timeouts: `connectMs` and `idleMs` of every request (default 10 s and 30 s), and the overall
+   * deadline and minimum rate of remote media fetches (`totalMs`, default 120 s;
+   * `minBytesPerSecond`, default 4096 over windows of `rateWindowMs`, default 10 s).
+   */
+  readonly timeouts?: Partial<FederationTimeouts>;
   /** Most redirects followed for a `Location` part or a legacy 307/308. Default 3. */
   readonly maxRedirects?: number;
   /** SRV lookups. Default: a `dns.promises.Resolver`. */
@@ -71,7 +75,42 @@ export interface GetJsonOptions {
   readonly signal?: AbortSignal;
 }
 
-const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 10_000, idleMs: 30_000 };
+/** {@link FederationClientOptions.timeouts}. */
+export interface FederationTimeouts extends Timeouts {
+  /**
+   * Overall deadline of one `fetchMedia`/`fetchThumbnail`, in ms: server discovery, every request
+   * (fallback, `Location`, redirects), the remote's wait for an async upload (`timeout_ms`) and
+   * the whole body. Past it the fetch fails with `RemoteMediaError` `timeout`, body included.
+   * Default 120 000; 0: no deadline.
+   */
+  readonly totalMs: number;
+  /**
+   * Least bytes per second a remote media response body must bring, measured over windows of
+   * `rateWindowMs` of waiting for the remote (time our own reader is slow does not count). A
+   * slower body fails with `RemoteMediaError` `timeout`. Default 4096; 0 disables the check.
+   */
+  readonly minBytesPerSecond: number;
+  /** The window of the rate check, in ms. Default 10 000: a short stall is fine, a drip is not. */
+  readonly rateWindowMs: number;
+}
+
+const DEFAULT_TIMEOUTS: FederationTimeouts = {
+  connectMs: 10_000,
+  idleMs: 30_000,
+  totalMs: 120_000,
+  minBytesPerSecond: 4096,
+  rateWindowMs: 10_000,
+};
+
+function checkTimeouts(timeouts: FederationTimeouts): FederationTimeouts {
+  for (const [name, value] of Object.entries(timeouts)) {
+    const min = name === 'totalMs' || name === 'minBytesPerSecond' ? 0 : 1;
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new RangeError(`FederationClient: timeouts.${name} must be an integer of at least ${min}, got ${String(value)}`);
+    }
+  }
+  return timeouts;
+}
 
 /** What `KeyRing` from `@hsmedia/signing` needs to fetch keys through this client. */
 export interface KeyRingTransport {
@@ -106,7 +145,7 @@ export class FederationClient implements RemoteMediaSource {
   readonly #fetchContext: MediaFetchContext;
 
   constructor(options: FederationClientOptions) {
-    const timeouts: Timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    const timeouts = checkTimeouts({ ...DEFAULT_TIMEOUTS, ...options.timeouts });
     const ca = options.ca === undefined ? undefined : Array.isArray(options.ca) ? options.ca : [options.ca];
     this.#serverName = options.serverName;
     this.#key = options.signingKey;
@@ -114,7 +153,7 @@ export class FederationClient implements RemoteMediaSource {
     this.#idleMs = timeouts.idleMs;
     this.#transport = new Transport({
       addressPolicy: options.addressPolicy,
-      timeouts,
+      timeouts: { connectMs: timeouts.connectMs, idleMs: timeouts.idleMs },
       userAgent: options.userAgent ?? 'hsmedia-federation-client',
       ...(ca === undefined ? {} : { ca: ca as readonly (string | Buffer)[] }),
       ...(options.lookup === undefined ? {} : { lookup: options.lookup }),
@@ -134,6 +173,7 @@ export class FederationClient implements RemoteMediaSource {
       transport: this.#transport,
       maxRedirects: options.maxRedirects ?? 3,
       idleMs: this.#idleMs,
+      limits: { totalMs: timeouts.totalMs, minBytesPerSecond: timeouts.minBytesPerSecond, rateWindowMs: timeouts.rateWindowMs },
       logger: this.#logger,
     };
   }

@@ -11,6 +11,7 @@ export {
   type FederationClientOptions,
   type FederationMediaRequest,
   type FederationThumbnailRequest,
+  type FederationTimeouts,
   type GetJsonOptions,
   type KeyRingTransport,
 } from './federation-client.js';

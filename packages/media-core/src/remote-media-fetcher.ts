@@ -6,7 +6,7 @@ import { LiveMediaHandle } from './live-media-handle.js';
 import { newMediaRecord } from './media-record.js';
 import type { MediaCatalog } from './media-catalog.js';
 import type { MediaRecord, RemoteMediaSource } from './ports/index.js';
-import { remoteFailureToMatrixError } from './remote-errors.js';
+import { logRemoteFailure, remoteFailureToMatrixError } from './remote-errors.js';
 import { RemoteTee } from './remote-tee.js';
 import type { TimeoutPolicy } from './timeout-policy.js';
 
@@ -134,7 +134,8 @@ export class RemoteMediaFetcher {
       try {
         return await this.#run(serverName, mediaId, timeoutMs, legacyOnly, settleStarted);
       } catch (err) {
-        const mapped = remoteFailureToMatrixError(err, this.#catalog.logger, { serverName, mediaId });
+        logRemoteFailure(err, this.#catalog.logger, { serverName, mediaId });
+        const mapped = remoteFailureToMatrixError(err);
         failStarted(mapped);
         if (!this.#shutdown.signal.aborted && this.#failureTtlMs > 0) {
           this.#failures.set(`${serverName}/${mediaId}`, mapped, 1, this.#catalog.clock.now() + this.#failureTtlMs);
@@ -175,6 +176,7 @@ export class RemoteMediaFetcher {
     });
     const tee: RemoteTee = new RemoteTee(media.body, {
       maxBytes,
+      declaredLength: media.contentLength,
       liveBufferBytes: LIVE_BUFFER_BYTES,
       storeBufferBytes: STORE_BUFFER_BYTES,
       windowBytes: LIVE_WINDOW_BYTES,
@@ -186,7 +188,7 @@ export class RemoteMediaFetcher {
     } catch (err) {
       // The live reader must see a failure, not a clean end: its response is aborted. The
       // remote body is cancelled even when the store failed before reading any of it.
-      tee.cancel(remoteFailureToMatrixError(err, catalog.logger, { serverName, mediaId }));
+      tee.cancel(remoteFailureToMatrixError(err));
       throw err;
     }
     tee.close();

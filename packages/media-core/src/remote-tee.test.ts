@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ContentTooLargeError } from '@hsmedia/errors';
+import { RemoteMediaError } from './errors.js';
 import { RemoteTee, type RemoteTeeOptions } from './remote-tee.js';
 
 /** A remote body the test drives, recording whether it was cancelled. */
@@ -122,5 +123,73 @@ describe('RemoteTee', () => {
     await source.next();
     await source.return(undefined);
     expect(remote.cancelled()).not.toBeUndefined();
+  });
+
+  describe('declared length (a response carries exactly its Content-Length)', () => {
+    /** Reads the live side, keeping what arrived before it ended or failed. */
+    async function readLive(live: ReadableStream<Uint8Array>): Promise<{ bytes: number; error: unknown }> {
+      let bytes = 0;
+      try {
+        for await (const chunk of live) bytes += chunk.byteLength;
+        return { bytes, error: undefined };
+      } catch (error) {
+        return { bytes, error };
+      }
+    }
+
+    it('a body of exactly the declared length goes to both sides', async () => {
+      const remote = scriptedBody();
+      const { tee: t } = tee(remote.body, { declaredLength: 120 });
+      const live = readLive(t.live);
+      const stored = collect(t.source());
+      remote.push(60);
+      remote.push(60);
+      remote.end();
+      expect(await stored).toBe(120);
+      expect(await live).toEqual({ bytes: 120, error: undefined });
+    });
+
+    it('more than declared: bad_response, no byte past it anywhere, the live reader never complete', async () => {
+      const remote = scriptedBody();
+      const { tee: t } = tee(remote.body, { declaredLength: 120 });
+      const live = readLive(t.live);
+      const stored = collect(t.source());
+      remote.push(60);
+      remote.push(60); // completes the declared length: held back from the live reader
+      remote.push(1);
+      const error = await stored.then(() => undefined, (reason: unknown) => reason);
+      expect(error).toBeInstanceOf(RemoteMediaError);
+      expect((error as RemoteMediaError).code).toBe('bad_response');
+      t.cancel(error);
+      const seen = await live;
+      expect(seen.bytes).toBeLessThan(120);
+      expect(seen.error).toBe(error);
+      expect(remote.cancelled()).toBe(error);
+    });
+
+    it('a chunk that overshoots the declared length is never passed on', async () => {
+      const remote = scriptedBody();
+      const { tee: t } = tee(remote.body, { declaredLength: 100 });
+      const live = readLive(t.live);
+      const stored = collect(t.source());
+      remote.push(60);
+      remote.push(60);
+      await expect(stored).rejects.toMatchObject({ code: 'bad_response' });
+      t.cancel(new Error('aborted'));
+      expect((await live).bytes).toBe(60);
+    });
+
+    it('fewer than declared, then a clean end: bad_response, the live reader errors', async () => {
+      const remote = scriptedBody();
+      const { tee: t } = tee(remote.body, { declaredLength: 200 });
+      const live = readLive(t.live);
+      const stored = collect(t.source());
+      remote.push(60);
+      remote.push(60);
+      remote.end();
+      await expect(stored).rejects.toMatchObject({ code: 'bad_response' });
+      t.cancel(new Error('aborted'));
+      expect(await live).toMatchObject({ bytes: 120, error: new Error('aborted') });
+    });
   });
 });

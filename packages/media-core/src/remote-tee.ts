@@ -3,11 +3,20 @@
  * store and, at the same time, to the first client that asked for it.
  */
 import { ContentTooLargeError } from '@hsmedia/errors';
+import { RemoteMediaError } from './errors.js';
 
 /** Options of {@link RemoteTee}. */
 export interface RemoteTeeOptions {
   /** Most bytes accepted from the remote; more errors the source with `ContentTooLargeError`. */
   readonly maxBytes: number;
+  /**
+   * The length the remote declared (the live response's `Content-Length`), or null. A body that
+   * ends short of it or goes past it is a remote failure (`RemoteMediaError` `bad_response`): no
+   * byte past it reaches either consumer, and the chunk that completes it reaches the live reader
+   * only once the body has really ended there, so a live response is aborted, never complete
+   * with bytes the cache refused (RFC 9110 §8.6: a message must carry exactly its Content-Length).
+   */
+  readonly declaredLength?: number | null;
   /** Bytes queued for the live reader before reading from the remote waits for it. */
   readonly liveBufferBytes: number;
   /** Bytes queued for the blob writer before reading from the remote waits for it. */
@@ -46,6 +55,8 @@ export class RemoteTee {
   #wakeSource: (() => void) | null = null;
   #windowReached = false;
   #received = 0;
+  /** The chunk that completed `declaredLength`, kept from the live reader until the body ends. */
+  #heldForLive: Uint8Array | null = null;
 
   constructor(body: ReadableStream<Uint8Array>, options: RemoteTeeOptions) {
     this.#body = body;
@@ -160,6 +171,8 @@ export class RemoteTee {
         const { done, value } = await reader.read();
         if (this.#abandoned) return;
         if (done) {
+          this.#checkEnd();
+          if (this.#heldForLive !== null) this.#enqueueLive(this.#heldForLive);
           this.#ended = true;
           // Every byte arrived within the limit: the live reader is done now, not after
           // the store's fsync and rename (which only decide whether the cache keeps it).
@@ -169,7 +182,12 @@ export class RemoteTee {
         this.#received += value.byteLength;
         // Enforced here, so neither consumer ever sees a byte past the limit.
         if (this.#received > this.#options.maxBytes) throw new ContentTooLargeError(this.#options.maxBytes);
-        this.#enqueueLive(value);
+        const declared = this.#options.declaredLength ?? null;
+        if (declared !== null && this.#received > declared) {
+          throw new RemoteMediaError('bad_response', `Remote body is longer than its declared ${declared} bytes`);
+        }
+        if (declared !== null && this.#received === declared) this.#heldForLive = value;
+        else this.#enqueueLive(value);
         this.#storeQueue.push(value);
         this.#storeQueued += value.byteLength;
         this.#wakeSourceNow();
@@ -186,6 +204,14 @@ export class RemoteTee {
     } finally {
       reader.releaseLock();
       this.#wakeSourceNow();
+    }
+  }
+
+  /** A body that ends short of its declared length is cut short, not complete. */
+  #checkEnd(): void {
+    const declared = this.#options.declaredLength ?? null;
+    if (declared !== null && this.#received !== declared) {
+      throw new RemoteMediaError('bad_response', `Remote body ended after ${this.#received} of its declared ${declared} bytes`);
     }
   }
 

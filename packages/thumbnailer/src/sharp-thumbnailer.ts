@@ -6,6 +6,7 @@ import { ThumbnailError } from './errors.js';
 import { thumbnailGeometry, type ThumbnailGeometry } from './geometry.js';
 import { readSource } from './internal/read-source.js';
 import { Semaphore } from './internal/semaphore.js';
+import { DECODER_NAME, PASS_THROUGH_TYPES, stillOutputOf } from './internal/formats.js';
 import { isAnimatedPng, sniffFormat, type SourceFormat } from './internal/sniff.js';
 
 /** Options of {@link SharpThumbnailer}. */
@@ -62,23 +63,6 @@ const DEFAULTS = {
   timeoutMs: 30_000,
 } as const;
 
-/** Formats whose original bytes may be served as a thumbnail (the content types the thumbnail endpoint allows). */
-const PASS_THROUGH_TYPES: Readonly<Partial<Record<SourceFormat, string>>> = {
-  jpeg: 'image/jpeg',
-  png: 'image/png',
-  gif: 'image/gif',
-  webp: 'image/webp',
-};
-
-/** What libvips calls each sniffed format. */
-const DECODER_NAME: Readonly<Record<SourceFormat, string>> = {
-  jpeg: 'jpeg',
-  png: 'png',
-  gif: 'gif',
-  webp: 'webp',
-  avif: 'heif',
-};
-
 interface SourceInfo extends ImageProbe {
   readonly sniffed: SourceFormat;
   /** Size after EXIF orientation. */
@@ -110,8 +94,9 @@ interface Encoded {
 /**
  * {@link ThumbnailGenerator} on sharp (libvips).
  *
- * Output: JPEG for opaque stills, PNG for stills with alpha, animated WebP when asked for and the
- * source is an animated GIF or WebP (MSC2705); the source's own bytes when it is no larger than
+ * Output (stills, by the format the bytes really are, as Synapse maps them): JPEG from JPEG and
+ * WebP, PNG from PNG and GIF, and by alpha (PNG with, JPEG without) for the rest (AVIF); animated
+ * WebP when asked for and the source is an animated GIF or WebP (MSC2705); the source's own bytes when it is no larger than
  * the request and its type is a thumbnail type (never upscale). Geometry: {@link thumbnailGeometry}.
  *
  * Safety: only JPEG, PNG, GIF, WebP and AVIF bytes reach the decoder (sniffed, whatever the declared
@@ -361,7 +346,10 @@ export class SharpThumbnailer implements ThumbnailGenerator {
     }
     if (geometry.crop !== null) pipeline = pipeline.extract(geometry.crop);
     // Fixed encoder settings: same source and spec, same bytes. No metadata is written.
-    const png = info.hasAlpha;
+    const png = stillOutputOf(info.sniffed, info.hasAlpha) === 'png';
+    // JPEG has no alpha (a transparent WebP): composed on white rather than on whatever colour the
+    // transparent pixels happen to hold.
+    if (!png && raw.channels % 2 === 0) pipeline = pipeline.flatten({ background: '#ffffff' });
     pipeline = png
       ? pipeline.png({ compressionLevel: 6, adaptiveFiltering: false, palette: false, progressive: false })
       : pipeline.jpeg({

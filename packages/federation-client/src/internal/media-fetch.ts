@@ -9,6 +9,8 @@ import { decodeMultipart } from '@hsmedia/multipart';
 import type { Logger } from '@hsmedia/runtime';
 import { isUnknownEndpoint, readRemoteError, remoteError, toRemoteMediaError } from '../remote-errors.js';
 import { firstHeader, type Transport, type TransportResponse } from '../transport.js';
+import { exactLength } from './exact-length.js';
+import { FetchWatch, type FetchLimits } from './fetch-watch.js';
 import { mapStreamErrors } from './map-stream-errors.js';
 
 /** Room for multipart framing, the JSON part and headers on top of the media bytes. */
@@ -46,7 +48,15 @@ export interface MediaFetchContext {
   readonly transport: Transport;
   readonly maxRedirects: number;
   readonly idleMs: number;
+  /** The overall deadline and minimum rate of every fetch. */
+  readonly limits: FetchLimits;
   readonly logger: Logger;
+}
+
+/** A plan being run: its signal also fires on the fetch's deadline and rate checks. */
+interface RunningPlan extends FetchPlan {
+  readonly signal: AbortSignal;
+  readonly watch: FetchWatch;
 }
 
 function parseLength(text: string | undefined): number | null {
@@ -61,6 +71,10 @@ function isRedirect(status: number): boolean {
  * Runs a {@link FetchPlan}: v1 (or legacy only), every failure mapped to a
  * `RemoteMediaError` and logged. `check` vets the answer before its body
  * is read; when it throws, the body is cancelled.
+ *
+ * The whole fetch, body included, is under the deadline and the rate check of
+ * `context.limits` (`RemoteMediaError` `timeout`), and the body must carry exactly the
+ * length the remote declared for it (`bad_response`).
  */
 export async function fetchPlanned(
   context: MediaFetchContext,
@@ -69,12 +83,19 @@ export async function fetchPlanned(
   failureLog: string,
   check?: (media: RemoteMedia) => void,
 ): Promise<RemoteMedia> {
-  const { serverName, mediaId, signal } = plan;
+  const { serverName, mediaId } = plan;
+  const watch = new FetchWatch(context.limits, plan.what, plan.signal);
+  const running: RunningPlan = { ...plan, signal: watch.signal, watch };
   try {
     if (!isValidMediaId(mediaId)) {
       throw new RemoteMediaError('not_found', `Invalid media ID ${JSON.stringify(mediaId)}`);
     }
-    const media = legacyOnly ? await fetchLegacy(context, plan) : await fetchV1(context, plan);
+    const answer = legacyOnly ? await fetchLegacy(context, running) : await fetchV1(context, running);
+    const body = answer.contentLength === null ? answer.body : exactLength(answer.body, answer.contentLength, plan.what);
+    const media: RemoteMedia = {
+      ...answer,
+      body: mapStreamErrors(body, (error) => toRemoteMediaError(error, running.signal), () => watch.end()),
+    };
     if (check !== undefined) {
       try {
         check(media);
@@ -85,17 +106,31 @@ export async function fetchPlanned(
     }
     return media;
   } catch (error) {
-    const mapped = toRemoteMediaError(error, signal);
+    watch.end();
+    const mapped = toRemoteMediaError(error, running.signal);
     if (mapped instanceof RemoteMediaError) {
-      context.logger.info({ serverName, mediaId, what: plan.what, failure: mapped.code, remoteStatus: mapped.remoteStatus }, failureLog);
+      // Any remote (or any user asking for unreachable media) can cause these at will: one line, no stack.
+      context.logger.warn(
+        {
+          serverName,
+          mediaId,
+          what: plan.what,
+          failure: mapped.code,
+          ...(mapped.remoteStatus === undefined ? {} : { remoteStatus: mapped.remoteStatus }),
+          ...(mapped.remoteErrcode === undefined ? {} : { remoteErrcode: mapped.remoteErrcode }),
+          reason: mapped.message,
+        },
+        failureLog,
+      );
     }
     throw mapped;
   }
 }
 
-async function fetchV1(context: MediaFetchContext, plan: FetchPlan): Promise<RemoteMedia> {
+/** A remote answer whose body errors are not mapped yet (`fetchPlanned` maps them once). */
+async function fetchV1(context: MediaFetchContext, plan: RunningPlan): Promise<RemoteMedia> {
   const { serverName, maxBytes, timeoutMs, signal, what } = plan;
-  const res = await context.signedGet(serverName, plan.v1Path, maxBytes + MULTIPART_OVERHEAD, timeoutMs, signal);
+  const res = plan.watch.response(await context.signedGet(serverName, plan.v1Path, maxBytes + MULTIPART_OVERHEAD, timeoutMs, signal));
   if (res.status !== 200) {
     const info = await readRemoteError(res);
     if (isUnknownEndpoint(info.status, info.errcode, info.isJson)) {
@@ -115,7 +150,7 @@ async function fetchV1(context: MediaFetchContext, plan: FetchPlan): Promise<Rem
   }
   const decoded = await decodeMultipart(contentType, res.body, {
     maxContentBytes: maxBytes,
-    ...(signal === undefined ? {} : { signal }),
+    signal,
   });
   if (decoded.kind === 'location') {
     // https://spec.matrix.org/v1.12/server-server-api/#content-repository: a `Location` is a plain GET without X-Matrix; type and disposition come from that response.
@@ -125,7 +160,7 @@ async function fetchV1(context: MediaFetchContext, plan: FetchPlan): Promise<Rem
     contentType: decoded.contentType ?? null,
     contentDisposition: decoded.contentDisposition ?? null,
     contentLength: parseLength(decoded.headers['content-length']),
-    body: mapStreamErrors(decoded.stream, (error) => toRemoteMediaError(error, signal)),
+    body: decoded.stream,
   };
 }
 
@@ -133,9 +168,9 @@ async function fetchV1(context: MediaFetchContext, plan: FetchPlan): Promise<Rem
  * The deprecated `/_matrix/media/v3` endpoint, for servers predating v1
  * (https://spec.matrix.org/v1.12/server-server-api/#content-repository).
  */
-async function fetchLegacy(context: MediaFetchContext, plan: FetchPlan): Promise<RemoteMedia> {
+async function fetchLegacy(context: MediaFetchContext, plan: RunningPlan): Promise<RemoteMedia> {
   const { serverName, maxBytes, timeoutMs, signal, what } = plan;
-  const res = await context.signedGet(serverName, plan.legacyPath, maxBytes, timeoutMs, signal);
+  const res = plan.watch.response(await context.signedGet(serverName, plan.legacyPath, maxBytes, timeoutMs, signal));
   const location = firstHeader(res.headers, 'location');
   if (isRedirect(res.status) && location !== undefined) {
     await res.body.cancel();
@@ -152,7 +187,7 @@ async function fetchLegacy(context: MediaFetchContext, plan: FetchPlan): Promise
 }
 
 /** An unsigned GET of a `Location` or redirect target, following a few redirects. */
-async function fetchUnsigned(context: MediaFetchContext, url: URL, plan: FetchPlan, redirectsLeft: number): Promise<RemoteMedia> {
+async function fetchUnsigned(context: MediaFetchContext, url: URL, plan: RunningPlan, redirectsLeft: number): Promise<RemoteMedia> {
   const { maxBytes, signal } = plan;
   const what = `${plan.what} via ${url.protocol}//${url.host}`;
   for (let left = redirectsLeft; ; left--) {
@@ -162,12 +197,9 @@ async function fetchUnsigned(context: MediaFetchContext, url: URL, plan: FetchPl
     if (url.username !== '' || url.password !== '') {
       throw new RemoteMediaError('bad_response', `${what}: redirect URL carries credentials`);
     }
-    const res = await context.transport.request({
-      url,
-      maxBodyBytes: maxBytes,
-      headersTimeoutMs: Math.max(context.idleMs, plan.timeoutMs),
-      ...(signal === undefined ? {} : { signal }),
-    });
+    const res = plan.watch.response(
+      await context.transport.request({ url, maxBodyBytes: maxBytes, headersTimeoutMs: Math.max(context.idleMs, plan.timeoutMs), signal }),
+    );
     const location = firstHeader(res.headers, 'location');
     if (isRedirect(res.status) && location !== undefined) {
       await res.body.cancel();
@@ -180,7 +212,7 @@ async function fetchUnsigned(context: MediaFetchContext, url: URL, plan: FetchPl
 }
 
 /** A non-multipart media response (legacy endpoint, `Location` target). */
-async function mediaFromPlainResponse(res: TransportResponse, plan: FetchPlan, what: string): Promise<RemoteMedia> {
+async function mediaFromPlainResponse(res: TransportResponse, plan: RunningPlan, what: string): Promise<RemoteMedia> {
   if (res.status !== 200) {
     throw remoteError(await readRemoteError(res), what);
   }
@@ -192,6 +224,6 @@ async function mediaFromPlainResponse(res: TransportResponse, plan: FetchPlan, w
     contentType: firstHeader(res.headers, 'content-type') ?? null,
     contentDisposition: firstHeader(res.headers, 'content-disposition') ?? null,
     contentLength: res.contentLength,
-    body: mapStreamErrors(res.body, (error) => toRemoteMediaError(error, plan.signal)),
+    body: res.body,
   };
 }

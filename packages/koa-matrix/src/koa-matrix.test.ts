@@ -98,6 +98,18 @@ describe('matrixErrors', () => {
     expect(JSON.stringify(logger.entries[0]!.obj)).not.toContain('SECRET');
   });
 
+  it('logs a gateway answer it was given (a remote failed) as one warn line without a stack', async () => {
+    const logger = recordingLogger();
+    const url = await serve(appWith(() => {
+      throw errors.remoteTimeout();
+    }, logger));
+    const res = await fetch(`${url}/x`);
+    expect(res.status).toBe(504);
+    expect(logger.entries).toEqual([
+      { level: 'warn', obj: { method: 'GET', path: '/x', status: 504, errcode: 'M_UNKNOWN', error: 'Timed out fetching remote media' }, msg: 'upstream failed' },
+    ]);
+  });
+
   it('maps ctx.throw statuses to Matrix errcodes', async () => {
     const url = await serve(appWith((ctx) => ctx.throw(413, 'Way too big')));
     const res = await fetch(`${url}/x`);

@@ -123,6 +123,10 @@ export function matrixErrors(options: MatrixErrorsOptions = {}): Middleware {
       const where = { method: ctx.method, path: ctx.path };
       if (isClientDisconnect(err)) {
         logger.debug({ ...where, err }, 'client disconnected');
+      } else if (matrixError.httpStatus >= 502 && matrixError.httpStatus <= 504 && isMatrixError(err)) {
+        // A gateway answer we chose (a remote server failed or was slow): expected, and any client can
+        // cause one, so one warn line without a stack rather than an error that floods alerting.
+        logger.warn({ ...where, status: matrixError.httpStatus, errcode: matrixError.errcode, error: matrixError.message }, 'upstream failed');
       } else if (matrixError.httpStatus >= 500) {
         logger.error({ ...where, err }, 'request failed');
       }

@@ -99,7 +99,8 @@ export class RemoteThumbnails {
     const maxBytes = this.#maxBytes;
     const log = { serverName, mediaId, width: spec.width, height: spec.height, method: spec.method, animated: spec.animated };
     const fallBack = (reason: string, err?: unknown): null => {
-      this.#logger.info({ ...log, err, reason }, 'remote thumbnail unusable; thumbnailing the original instead');
+      // Any remote can cause this at will: one line, no stack.
+      this.#logger.info({ ...log, reason, ...(err instanceof Error ? { error: err.message } : {}) }, 'remote thumbnail unusable; thumbnailing the original instead');
       if (!signal.aborted) this.#misses.set(key, 'fallback', 1, catalog.clock.now() + REMOTE_MISS_TTL_MS);
       return null;
     };

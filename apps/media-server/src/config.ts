@@ -4,6 +4,8 @@ import { isValidServerName } from '@hsmedia/media-core';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
+import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { parseAddressRange } from './http-edge.js';
 import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits.js';
 import { adminsSchema, metricsSchema, resolveMetrics, resolveRetention, retentionSchema, type MetricsConfig } from './operations-config.js';
 import type { RetentionPolicy } from './retention.js';
@@ -43,6 +45,8 @@ const DEFAULTS = {
   federation_connect_timeout_ms: 10_000,
   federation_request_timeout_ms: 30_000,
   federation_failure_cache_ms: 30_000,
+  federation_fetch_deadline: '2m',
+  federation_min_download_rate: '4K',
 } as const;
 
 const SIZE_HINT = 'Expected a size such as 1048576, "512K", "50M", "100MiB" or "1G"';
@@ -61,6 +65,11 @@ const byteSize = z
     { error: SIZE_HINT },
   )
   .meta({ description: 'Bytes as an integer, or a string with a binary unit: K/KB/KiB = 1024, M = 1024², G = 1024³, T = 1024⁴.' });
+
+const DURATION_HINT = 'Expected milliseconds, or a number with a unit (ms, s, m, h, d, w) such as "90s" or "2m"';
+const positiveDuration = z
+  .union([z.number().int().positive(), z.string().regex(DURATION_PATTERN, { error: DURATION_HINT })], { error: DURATION_HINT })
+  .refine((value) => (parseDuration(value) ?? 0) > 0, { error: 'Must be a positive duration' });
 
 /**
  * Requires exactly one of `keys` to be present. Runs even when the branches
@@ -193,6 +202,12 @@ const federationSchema = z
       .nonnegative()
       .default(DEFAULTS.federation_failure_cache_ms)
       .meta({ description: 'How long a failed remote fetch is remembered per media item; 0 disables.' }),
+    fetch_deadline: positiveDuration
+      .default(DEFAULTS.federation_fetch_deadline)
+      .meta({ description: 'Longest a whole remote fetch (discovery, headers and body) may take, however steadily it trickles.' }),
+    min_download_rate: byteSize
+      .default(DEFAULTS.federation_min_download_rate)
+      .meta({ description: 'Bytes per second a remote body must average once started (a slower remote is cut); 0 disables.' }),
     trusted_key_servers: z
       .array(
         z.strictObject({
@@ -319,8 +334,15 @@ const configFileSchema = z
       .strictObject({
         host: z.string().min(1).default(DEFAULTS.host).meta({ description: 'Address to bind.' }),
         port: z.number().int().min(0).max(65535).default(DEFAULTS.port).meta({ description: 'TCP port (0 picks a free one).' }),
+        trusted_proxies: z
+          .array(z.string().refine((value) => parseAddressRange(value) !== undefined, { error: 'Expected an IP address or CIDR such as "10.0.0.0/8"' }))
+          .default([])
+          .meta({
+            description:
+              'Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs). The client IP (per-IP limits of legacy downloads) is the nearest hop not listed. Default none: X-Forwarded-For is ignored.',
+          }),
       })
-      .default({ host: DEFAULTS.host, port: DEFAULTS.port }),
+      .default({ host: DEFAULTS.host, port: DEFAULTS.port, trusted_proxies: [] }),
     database: databaseSchema,
     media_store: mediaStoreSchema,
     signing_key_path: z
@@ -332,11 +354,12 @@ const configFileSchema = z
     auth: authSchema,
     legacy_media: z
       .strictObject({
-        freeze: z.boolean().default(false).meta({
-          description: 'Store new uploads as authenticated-only: never served on /_matrix/media/v3/*.',
+        freeze: z.boolean().default(true).meta({
+          description:
+            'Store new uploads (and newly cached remote media) as authenticated-only: never served on /_matrix/media/v3/*. Media stored before stays reachable there. false opts out.',
         }),
       })
-      .default({ freeze: false }),
+      .default({ freeze: true }),
     log_level: z.enum(LOG_LEVELS).default(DEFAULTS.log_level),
     media_cache: z
       .strictObject({
@@ -376,7 +399,12 @@ export type AuthConfig =
 /** The resolved configuration `startServer` runs with: absolute paths, sizes in bytes. */
 export interface MediaServerConfig {
   readonly serverName: string;
-  readonly listen: { readonly host: string; readonly port: number };
+  readonly listen: {
+    readonly host: string;
+    readonly port: number;
+    /** Proxies whose `X-Forwarded-For` hops are believed (addresses or CIDRs); empty: the socket address is the client. */
+    readonly trustedProxies: readonly string[];
+  };
   readonly database: DatabaseConfig;
   readonly mediaStore: { readonly kind: 'filesystem'; readonly path: string };
   readonly signingKeyPath: string;
@@ -410,6 +438,10 @@ export interface FederationConfig {
   readonly connectTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly failureCacheMs: number;
+  /** `fetch_deadline`: the most a whole remote fetch may take. */
+  readonly fetchDeadlineMs: number;
+  /** `min_download_rate`: bytes per second a remote body must average; 0 disables. */
+  readonly minDownloadBytesPerSecond: number;
   readonly trustedKeyServers: readonly { readonly serverName: string; readonly verifyKeys: Readonly<Record<string, string>> }[];
   readonly denyOrigins: readonly string[];
 }
@@ -459,7 +491,7 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
   const filesystem = file.media_store.filesystem as { path: string };
   return {
     serverName: file.server_name,
-    listen: { host: file.listen.host, port: file.listen.port },
+    listen: { host: file.listen.host, port: file.listen.port, trustedProxies: [...file.listen.trusted_proxies] },
     database: postgres !== undefined ? resolvePostgresDatabase(postgres) : { kind: 'sqlite', path: at((sqlite as { path: string }).path) },
     mediaStore: { kind: 'filesystem', path: at(filesystem.path) },
     signingKeyPath,
@@ -480,6 +512,8 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
       connectTimeoutMs: file.federation.connect_timeout_ms,
       requestTimeoutMs: file.federation.request_timeout_ms,
       failureCacheMs: file.federation.failure_cache_ms,
+      fetchDeadlineMs: parseDuration(file.federation.fetch_deadline)!,
+      minDownloadBytesPerSecond: bytes(file.federation.min_download_rate),
       trustedKeyServers: file.federation.trusted_key_servers.map((notary) => ({
         serverName: notary.server_name,
         verifyKeys: { ...notary.verify_keys },

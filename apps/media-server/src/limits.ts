@@ -28,6 +28,7 @@ export const LIMITS_DEFAULTS = {
   unused_expiration: '24h',
   pending_cleanup_interval: '5m',
   max_timeout_ms: 60_000,
+  upload_idle_timeout: '60s',
 } as const;
 
 const DURATION_RE = /^\s*(\d{1,15})\s*(ms|s|m|h|d|w)\s*$/i;
@@ -82,6 +83,7 @@ export interface LimitsFile {
   readonly unused_expiration: number | string;
   readonly pending_cleanup_interval: number | string;
   readonly max_timeout_ms: number;
+  readonly upload_idle_timeout: number | string;
 }
 
 /** One quota entry as written in the file. */
@@ -127,6 +129,9 @@ export const limitsSchema: z.ZodType<LimitsFile, unknown> = z
       .nonnegative()
       .default(LIMITS_DEFAULTS.max_timeout_ms)
       .meta({ description: 'Cap on timeout_ms of downloads waiting for an async upload (default wait 20 s, or this when lower).' }),
+    upload_idle_timeout: positiveDuration
+      .default(LIMITS_DEFAULTS.upload_idle_timeout)
+      .meta({ description: 'Longest silence while a request body (an upload) is arriving; then the connection is closed and nothing is kept.' }),
   })
   .meta({ description: 'Rate limits (in memory, per instance) and async upload limits.' });
 
@@ -187,6 +192,8 @@ export interface LimitsConfig {
   /** How often the job deleting expired, never-uploaded `/create` records runs. */
   readonly pendingCleanupIntervalMs: number;
   readonly maxTimeoutMs: number;
+  /** Longest silence while a request body is arriving (`upload_idle_timeout`). */
+  readonly uploadIdleTimeoutMs: number;
 }
 
 /** The resolved `quotas:` section, in `MediaService`'s terms; undefined when no limit is set. */
@@ -207,6 +214,7 @@ export function resolveLimitsConfig(file: LimitsFile): LimitsConfig {
     unusedExpirationMs: parseDurationMs(file.unused_expiration)!,
     pendingCleanupIntervalMs: parseDurationMs(file.pending_cleanup_interval)!,
     maxTimeoutMs: file.max_timeout_ms,
+    uploadIdleTimeoutMs: parseDurationMs(file.upload_idle_timeout)!,
   };
 }
 

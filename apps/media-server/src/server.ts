@@ -21,6 +21,7 @@ import { loadOrCreateAdminToken } from './admin-token.js';
 import { asyncUploadOptionsOf, createRateLimits, federationAuthWithRateLimit } from './limits.js';
 import type { MediaServerConfig } from './config.js';
 import { createDrainer } from './drain.js';
+import { applyBodyIdleTimeout, handleExpectContinue, TrustedProxies, trustedProxyAddress } from './http-edge.js';
 import { createLogger } from './logger.js';
 import { requestLog } from './request-log.js';
 import { loadOrCreateSigningKey, type ServerSigningKey, type SigningKeyCodec } from './signing-key-file.js';
@@ -167,12 +168,22 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     // Every outbound connection (federation, well-known, Location, key fetches) goes through this policy.
     const addressPolicy = createAddressPolicy({ allow: [...federation.ipRangeAllowlist], deny: [...federation.ipRangeDenylist] });
     const ca = federation.caFile === undefined ? undefined : await readFile(federation.caFile, 'utf8');
+    // federation.fetch_deadline and federation.min_download_rate: the whole-fetch deadline and the
+    // minimum average body rate of remote fetches, so a remote that drips its headers or body cannot
+    // hold a fetch (and every client waiting on it) for minutes. A variable, not a literal, so it
+    // type-checks against federation-client versions whose Timeouts lack the two fields.
+    const timeouts = {
+      connectMs: federation.connectTimeoutMs,
+      idleMs: federation.requestTimeoutMs,
+      totalMs: federation.fetchDeadlineMs,
+      minBytesPerSecond: federation.minDownloadBytesPerSecond,
+    };
     const federationClient = (open.federationClient = new FederationClient({
       serverName: config.serverName,
       signingKey,
       addressPolicy,
       destinations: federation.destinations,
-      timeouts: { connectMs: federation.connectTimeoutMs, idleMs: federation.requestTimeoutMs },
+      timeouts,
       logger: logger.child({ component: 'federation' }),
       ...(ca === undefined ? {} : { ca }),
     }));
@@ -224,10 +235,17 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     // The listener is attached below: `app.callback()` snapshots the middleware composed so far.
     const httpServer = createHttpServer({ requestTimeout: REQUEST_TIMEOUT_MS });
     const drainer = createDrainer(httpServer);
+    const trustedProxies = new TrustedProxies(config.listen.trustedProxies);
+    // Before Koa: a stalled body is cut, and an oversized one is refused before it is invited.
+    const edgeLogger = logger.child({ component: 'http' });
+    httpServer.on('request', (req, res) => applyBodyIdleTimeout(req, res, config.limits.uploadIdleTimeoutMs, edgeLogger));
+    handleExpectContinue(httpServer, config.maxUploadBytes);
     // First, so every request is counted and timed to its last byte.
     app.use(metrics.middleware());
     app.use(requestLog(logger));
     app.use(drainer.middleware);
+    // Before anything keyed by the client address (the per-IP limit of legacy downloads).
+    if (trustedProxies.enabled) app.use(trustedProxyAddress(trustedProxies));
     // Keys of other servers: fetched through the federation client (discovery, SSRF guard), cached in the metadata store.
     const keyRing = new KeyRing({
       ...federationClient.keyRingOptions(),

@@ -140,6 +140,23 @@ describe('command line', () => {
     expect(result.stdout).toContain('configuration OK');
   });
 
+  it('runs as `npx hsmedia-server` from the repository root, as the README documents', async () => {
+    // npm links a bin into node_modules/.bin at install time only when its file exists, and `npm ci`
+    // runs before the first build: so the bin is a committed launcher, never a file under dist/.
+    const manifest = JSON.parse(await readFile(join(repoRoot, 'apps/media-server/package.json'), 'utf8')) as { bin: Record<string, string> };
+    const bin = manifest.bin['hsmedia-server']!;
+    expect(bin).not.toMatch(/dist\//);
+    const tracked = await promisify(execFile)('git', ['ls-files', '--error-unmatch', join('apps/media-server', bin)], { cwd: repoRoot });
+    expect(tracked.stdout.trim()).toBe('apps/media-server/bin/hsmedia-server.js');
+    const readme = await readFile(join(repoRoot, 'apps/media-server/README.md'), 'utf8');
+    expect(readme).toMatch(/^npx hsmedia-server\b/m);
+    // The documented command, from the root; --no-install makes a missing link fail here instead of
+    // quietly asking the registry (which is what the bug looked like).
+    const sample = fileURLToPath(new URL('../config.sample.yaml', import.meta.url));
+    const result = await promisify(execFile)('npx', ['--no-install', 'hsmedia-server', 'check-config', '--config', sample], { cwd: repoRoot });
+    expect(result.stdout).toContain('configuration OK');
+  });
+
   it('generate-key creates the key file once; migrate creates the database', async () => {
     const path = await writeConfig(BASE);
     const first = await runToExit(['generate-key', '--config', path], dir.path);

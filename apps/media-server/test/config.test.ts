@@ -45,13 +45,13 @@ describe('parseConfig', () => {
       ok: true,
       config: {
         serverName: 'localhost',
-        listen: { host: '127.0.0.1', port: 8008 },
+        listen: { host: '127.0.0.1', port: 8008, trustedProxies: [] },
         database: { kind: 'sqlite', path: '/srv/hs/data/media.db' },
         mediaStore: { kind: 'filesystem', path: '/srv/hs/data/media' },
         signingKeyPath: '/srv/hs/data/signing.key',
         maxUploadBytes: 50 * 1024 * 1024,
         auth: { kind: 'generated', userId: '@admin:localhost', tokenPath: '/srv/hs/data/admin-token' },
-        legacyMedia: { freeze: false },
+        legacyMedia: { freeze: true },
         logLevel: 'info',
         mediaCache: { maxBytes: 64 * 1024 * 1024, maxItemBytes: 64 * 1024 },
         shutdownTimeoutMs: 10_000,
@@ -64,6 +64,8 @@ describe('parseConfig', () => {
           connectTimeoutMs: 10_000,
           requestTimeoutMs: 30_000,
           failureCacheMs: 30_000,
+          fetchDeadlineMs: 120_000,
+          minDownloadBytesPerSecond: 4096,
           trustedKeyServers: [],
           denyOrigins: [],
         },
@@ -76,6 +78,7 @@ describe('parseConfig', () => {
           unusedExpirationMs: 86_400_000,
           pendingCleanupIntervalMs: 300_000,
           maxTimeoutMs: 60_000,
+          uploadIdleTimeoutMs: 60_000,
         },
         quotas: undefined,
         admins: ['@admin:localhost'],
@@ -362,6 +365,8 @@ describe('federation config', () => {
           ca_file: 'ca.pem',
           max_download_size: '20M',
           request_timeout_ms: 5000,
+          fetch_deadline: '90s',
+          min_download_rate: '16K',
           trusted_key_servers: [{ server_name: 'matrix.org', verify_keys: { 'ed25519:auto': 'Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw' } }],
           deny_origins: ['evil.test'],
         },
@@ -378,9 +383,21 @@ describe('federation config', () => {
       connectTimeoutMs: 10_000,
       requestTimeoutMs: 5000,
       failureCacheMs: 30_000,
+      fetchDeadlineMs: 90_000,
+      minDownloadBytesPerSecond: 16 * 1024,
       trustedKeyServers: [{ serverName: 'matrix.org', verifyKeys: { 'ed25519:auto': 'Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw' } }],
       denyOrigins: ['evil.test'],
     });
+  });
+
+  it('accepts min_download_rate 0 (off) and refuses a zero or malformed fetch_deadline, keyed', () => {
+    const off = parseConfig({ federation: { min_download_rate: 0 } }, '/srv');
+    expect(off.ok && off.config.federation.minDownloadBytesPerSecond).toBe(0);
+    const bad = parseConfig({ federation: { fetch_deadline: 0, min_download_rate: 'fast' } }, '/srv');
+    expect(bad.ok).toBe(false);
+    const problems = bad.ok ? [] : bad.errors;
+    expect(problems.some((line) => line.startsWith('federation.fetch_deadline: '))).toBe(true);
+    expect(problems.some((line) => line.startsWith('federation.min_download_rate: '))).toBe(true);
   });
 
   it('defaults max_download_size to max_upload_size', () => {

@@ -52,6 +52,8 @@ async function startPeer(name: string, port: number, destinations: Record<string
     log_level: 'info',
     auth: { tokens: { [token]: `@alice:${name}` } },
     federation: { destinations, ip_range_allowlist: ['127.0.0.1/32'], max_download_size: '4M', failure_cache_ms: 0 },
+    // Other servers may still use the legacy download endpoint (tested below): opt out of the default freeze.
+    legacy_media: { freeze: false },
   };
   const path = join(dir.path, `${name}.yaml`);
   await writeFile(path, stringify(config));

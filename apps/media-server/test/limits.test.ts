@@ -48,6 +48,7 @@ describe('limits and quotas config', () => {
       unusedExpirationMs: 24 * 60 * 60 * 1000,
       pendingCleanupIntervalMs: 5 * 60 * 1000,
       maxTimeoutMs: 60_000,
+      uploadIdleTimeoutMs: 60_000,
     });
     expect(config.quotas).toBeUndefined();
   });

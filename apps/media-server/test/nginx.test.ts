@@ -2,7 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer as createNetServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -14,6 +14,8 @@ import { tempDir, testConfig } from './helpers.js';
 const appDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SAMPLE = join(appDir, 'deploy', 'nginx.conf');
 const TOKEN = { Authorization: 'Bearer alice_token' };
+/** Per-IP budget of legacy downloads (and per-user of authenticated ones: the tests below download twice as alice). */
+const LEGACY_BURST = 3;
 
 /**
  * nginx from Debian's packages, installed when absent. An install that is
@@ -73,7 +75,14 @@ beforeAll(async () => {
   const binary = ensureNginx();
   dir = await tempDir('hsmedia-nginx-');
   media = await startServer(
-    testConfig(dir.path, { log_level: 'silent', auth: { tokens: { alice_token: '@alice:localhost' } }, max_upload_size: '50M' }),
+    testConfig(dir.path, {
+      log_level: 'silent',
+      auth: { tokens: { alice_token: '@alice:localhost' } },
+      max_upload_size: '50M',
+      // As the recipe says: believe X-Forwarded-For from nginx (and only nginx).
+      listen: { host: '127.0.0.1', port: 0, trusted_proxies: ['127.0.0.1/32'] },
+      limits: { download: { per_second: 0.001, burst: LEGACY_BURST } },
+    }),
   );
   homeserver = createServer((req, res) => {
     homeserverPaths.push(req.url ?? '');
@@ -220,5 +229,39 @@ describe('the sample nginx config in front of the server', () => {
     });
     expect(res.status).toBe(413);
     await res.arrayBuffer();
+  });
+});
+
+/** A legacy download through nginx from the loopback source address `from` (a distinct client as nginx sees it). */
+function legacyDownloadFrom(from: string, forwardedFor?: string): Promise<number> {
+  const { hostname, port } = new URL(nginxUrl);
+  return new Promise((resolveStatus, reject) => {
+    const req = request(
+      {
+        host: hostname,
+        port,
+        path: '/_matrix/media/v3/download/localhost/doesNotExist',
+        localAddress: from,
+        agent: false,
+        headers: forwardedFor === undefined ? {} : { 'X-Forwarded-For': forwardedFor },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolveStatus(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('the client address behind the sample nginx config (listen.trusted_proxies)', () => {
+  it('gives each client its own per-IP bucket on legacy downloads, and a forged X-Forwarded-For does not escape it', async () => {
+    for (let i = 0; i < LEGACY_BURST; i++) expect(await legacyDownloadFrom('127.0.0.2')).toBe(404);
+    expect(await legacyDownloadFrom('127.0.0.2')).toBe(429);
+    // nginx appends the real peer (127.0.0.2) after whatever the client wrote: that hop is the client.
+    expect(await legacyDownloadFrom('127.0.0.2', '127.0.0.50')).toBe(429);
+    // Another client, through the same nginx: its own bucket.
+    expect(await legacyDownloadFrom('127.0.0.3')).toBe(404);
   });
 });

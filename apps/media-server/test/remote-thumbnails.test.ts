@@ -82,7 +82,8 @@ beforeAll(async () => {
   const proxyPort = await startProxy(portA);
   const direct = { 'a.test': `http://127.0.0.1:${portA}`, 'b.test': `http://127.0.0.1:${portB}`, 'c.test': `http://127.0.0.1:${portC}` };
   const viaProxy = { ...direct, 'a.test': `http://127.0.0.1:${proxyPort}` };
-  a = await startServer(peerConfig('a.test', portA, direct));
+  // a.test also answers the legacy thumbnail endpoint (the fallback tested below): opt out of the default freeze.
+  a = await startServer(peerConfig('a.test', portA, direct, { legacy_media: { freeze: false } }));
   b = await startServer(peerConfig('b.test', portB, viaProxy));
   c = await startServer(peerConfig('c.test', portC, viaProxy, { thumbnails: { remote_thumbnail_first: false } }));
   storesB = await openStores(b.config);

@@ -43,8 +43,9 @@ beforeAll(async () => {
   dir = await tempDir('hsmedia-thumbnails-');
   const [portA, portB] = [await freePort(), await freePort()];
   const destinations = { 'a.test': `http://127.0.0.1:${portA}`, 'b.test': `http://127.0.0.1:${portB}` };
-  a = await startServer(peerConfig('a.test', portA, destinations, { thumbnails: { dynamic: true, max_concurrent: 2 } }));
-  b = await startServer(peerConfig('b.test', portB, destinations, { legacy_media: { freeze: true } }));
+  // a.test serves the legacy endpoints (the freeze is on by default); b.test keeps the default freeze.
+  a = await startServer(peerConfig('a.test', portA, destinations, { thumbnails: { dynamic: true, max_concurrent: 2 }, legacy_media: { freeze: false } }));
+  b = await startServer(peerConfig('b.test', portB, destinations, {}));
   storesA = await openStores(a.config);
 }, 60_000);
 

@@ -226,3 +226,62 @@ describe('WhoamiTokenVerifier', () => {
     expect(() => new WhoamiTokenVerifier({ homeserverUrl: 'http://127.0.0.1', positiveTtlMs: -1 })).toThrow(TypeError);
   });
 });
+
+/**
+ * A homeserver with one application service (`as_token`, namespace `@bridged_*`): whoami with
+ * `user_id` answers as that user when the service may act as them, else 403 M_FORBIDDEN
+ * (https://spec.matrix.org/v1.12/application-service-api/#identity-assertion).
+ */
+function appserviceWhoami(req: IncomingMessage, res: ServerResponse): void {
+  const url = new URL(req.url ?? '/', 'http://hs.test');
+  res.setHeader('Content-Type', 'application/json');
+  if (url.pathname !== '/_matrix/client/v3/account/whoami' || req.headers.authorization !== 'Bearer as_token') {
+    res.writeHead(401).end(JSON.stringify({ errcode: 'M_UNKNOWN_TOKEN', error: 'Unknown token' }));
+    return;
+  }
+  const asserted = url.searchParams.get('user_id');
+  if (asserted === null) {
+    res.end(JSON.stringify({ user_id: '@bridge:hs.test' }));
+  } else if (/^@bridged_[a-z]+:hs\.test$/.test(asserted)) {
+    res.end(JSON.stringify({ user_id: asserted }));
+  } else {
+    res.writeHead(403).end(JSON.stringify({ errcode: 'M_FORBIDDEN', error: 'Application service cannot masquerade as this user' }));
+  }
+}
+
+describe('application service identity assertion (user_id)', () => {
+  it('passes user_id on to whoami and acts as the user the homeserver answers with, cached per user', async () => {
+    const hs = await fakeHomeserver(appserviceWhoami);
+    const url = await authApp({ verifier: new WhoamiTokenVerifier({ homeserverUrl: hs.url }) });
+    const headers = { Authorization: 'Bearer as_token' };
+    const asSender = await fetch(url, { headers });
+    expect(await asSender.json()).toEqual({ userId: '@bridge:hs.test', isGuest: false });
+    const bridged = await fetch(`${url}/?user_id=${encodeURIComponent('@bridged_alice:hs.test')}`, { headers });
+    expect(await bridged.json()).toEqual({ userId: '@bridged_alice:hs.test', isGuest: false });
+    const other = await fetch(`${url}/?user_id=${encodeURIComponent('@bridged_bob:hs.test')}`, { headers });
+    expect(await other.json()).toEqual({ userId: '@bridged_bob:hs.test', isGuest: false });
+    // Again, from the cache: one whoami per (token, user).
+    await (await fetch(`${url}/?user_id=${encodeURIComponent('@bridged_alice:hs.test')}`, { headers })).arrayBuffer();
+    expect(hs.calls).toEqual([
+      'GET /_matrix/client/v3/account/whoami Bearer as_token',
+      'GET /_matrix/client/v3/account/whoami?user_id=%40bridged_alice%3Ahs.test Bearer as_token',
+      'GET /_matrix/client/v3/account/whoami?user_id=%40bridged_bob%3Ahs.test Bearer as_token',
+    ]);
+  });
+
+  it('403 M_FORBIDDEN when the homeserver refuses the assertion; 400 M_INVALID_PARAM for user_id twice', async () => {
+    const hs = await fakeHomeserver(appserviceWhoami);
+    const url = await authApp({ verifier: new WhoamiTokenVerifier({ homeserverUrl: hs.url }) });
+    const headers = { Authorization: 'Bearer as_token' };
+    const refused = await fetch(`${url}/?user_id=${encodeURIComponent('@alice:hs.test')}`, { headers });
+    expect([refused.status, ((await refused.json()) as { errcode: string }).errcode]).toEqual([403, 'M_FORBIDDEN']);
+    const twice = await fetch(`${url}/?user_id=%40bridged_a%3Ahs.test&user_id=%40bridged_b%3Ahs.test`, { headers });
+    expect([twice.status, ((await twice.json()) as { errcode: string }).errcode]).toEqual([400, 'M_INVALID_PARAM']);
+  });
+
+  it('a static token table ignores user_id, as a homeserver does for a user token', async () => {
+    const url = await authApp({ verifier });
+    const res = await fetch(`${url}/?user_id=${encodeURIComponent('@mallory:example.org')}`, { headers: { Authorization: 'Bearer alice_token' } });
+    expect(await res.json()).toEqual({ userId: '@alice:example.org', isGuest: false });
+  });
+});

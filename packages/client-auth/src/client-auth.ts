@@ -44,10 +44,27 @@ export function accessTokenFrom(ctx: Context, allowQueryToken: boolean = true): 
 }
 
 /**
+ * The `user_id` query parameter of an application service acting as one of
+ * its users (https://spec.matrix.org/v1.12/application-service-api/#identity-assertion),
+ * or undefined. Given twice it is 400 `M_INVALID_PARAM`: which user acts must never be a guess.
+ */
+export function assertedUserIdFrom(ctx: Context): string | undefined {
+  if (ctx.querystring === '') return undefined;
+  const values = new URLSearchParams(ctx.querystring).getAll('user_id');
+  if (values.length > 1) throw errors.invalidParam('Query parameter user_id given more than once');
+  return values[0] === '' ? undefined : values[0];
+}
+
+/**
  * Koa middleware that requires a valid access token and sets
  * `ctx.state.requester`. Put it first on every authenticated route, so the
  * token is checked before anything else about the request (even a malformed
  * media ID answers 401 to an anonymous caller).
+ *
+ * A `user_id` query parameter (an application service's identity assertion)
+ * goes to the verifier, so a bridged user's uploads count as theirs (quota,
+ * ownership, rate limits); `WhoamiTokenVerifier` asks the homeserver, which
+ * decides whether the service may act as that user.
  *
  * Errors: 401 `M_MISSING_TOKEN` (no token), 401 `M_UNKNOWN_TOKEN` (unknown token),
  * 403 `M_GUEST_ACCESS_FORBIDDEN` (`forbidGuests`), and whatever the verifier throws.
@@ -65,7 +82,8 @@ export function createClientAuth(options: ClientAuthOptions): Middleware<ClientA
   return async function clientAuth(ctx, next) {
     const token = accessTokenFrom(ctx, allowQueryToken);
     if (token === null) throw errors.missingToken();
-    const requester = await verifier.verify(token);
+    const userId = assertedUserIdFrom(ctx);
+    const requester = await (userId === undefined ? verifier.verify(token) : verifier.verify(token, undefined, { userId }));
     if (requester === null) throw errors.unknownToken();
     if (forbidGuests && requester.isGuest) throw guestForbidden();
     ctx.state.requester = requester;

@@ -6,6 +6,8 @@ export type StaticTokenEntry = string | { readonly userId: string; readonly devi
 
 /**
  * A fixed token → user table, for tests, demos and single-user deployments.
+ * Its tokens are users' tokens, not application services': a `user_id`
+ * query parameter is ignored, as a homeserver ignores it on a user's token.
  *
  * @example
  * ```ts

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { ErrCode, MatrixError } from '@hsmedia/errors';
+import { ErrCode, MatrixError, errors } from '@hsmedia/errors';
 import { raceAbort, type Requester } from '@hsmedia/runtime';
-import type { AccessTokenVerifier } from './verifier.js';
+import type { AccessTokenVerifier, VerifyOptions } from './verifier.js';
 
 /** Options for {@link WhoamiTokenVerifier}. */
 export interface WhoamiTokenVerifierOptions {
@@ -37,6 +37,13 @@ interface CacheEntry {
  * are not cached: 502 `M_UNKNOWN` when the homeserver errs or answers
  * nonsense, 504 `M_UNKNOWN` when it is too slow.
  * A logged-out token keeps working for at most `positiveTtlMs`.
+ *
+ * An application service's identity assertion (`options.userId`, the
+ * request's `user_id`) is passed on as whoami's own `user_id` parameter
+ * (https://spec.matrix.org/v1.12/application-service-api/#identity-assertion),
+ * and the user the homeserver answers with is the requester; the answer is
+ * cached per token and user. A homeserver refusing the assertion (403) is
+ * 403 `M_FORBIDDEN`, not cached.
  */
 export class WhoamiTokenVerifier implements AccessTokenVerifier {
   readonly #whoamiUrl: string;
@@ -68,8 +75,12 @@ export class WhoamiTokenVerifier implements AccessTokenVerifier {
     this.#now = options.now ?? Date.now;
   }
 
-  async verify(token: string, signal?: AbortSignal): Promise<Requester | null> {
-    const key = createHash('sha256').update(token).digest('base64url');
+  async verify(token: string, signal?: AbortSignal, options?: VerifyOptions): Promise<Requester | null> {
+    const asserted = options?.userId;
+    const hash = createHash('sha256').update(token);
+    // A NUL cannot occur in a token sent as a header, so token and user never run together.
+    if (asserted !== undefined) hash.update('\0').update(asserted);
+    const key = hash.digest('base64url');
     const cached = this.#cache.get(key);
     if (cached) {
       if (cached.expiresAt > this.#now()) return cached.requester;
@@ -78,7 +89,7 @@ export class WhoamiTokenVerifier implements AccessTokenVerifier {
     let pending = this.#inFlight.get(key);
     if (!pending) {
       // Shared by every caller, so one caller's abort must not cancel it; the timeout bounds it.
-      pending = this.#ask(token).then(
+      pending = this.#ask(token, asserted).then(
         (requester) => {
           this.#remember(key, requester);
           return requester;
@@ -103,10 +114,11 @@ export class WhoamiTokenVerifier implements AccessTokenVerifier {
     this.#cache.set(key, { requester, expiresAt: this.#now() + ttl });
   }
 
-  async #ask(token: string): Promise<Requester | null> {
+  async #ask(token: string, asserted: string | undefined): Promise<Requester | null> {
+    const url = asserted === undefined ? this.#whoamiUrl : `${this.#whoamiUrl}?user_id=${encodeURIComponent(asserted)}`;
     let res: Response;
     try {
-      res = await this.#fetch(this.#whoamiUrl, {
+      res = await this.#fetch(url, {
         method: 'GET',
         headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
         redirect: 'error',
@@ -123,6 +135,11 @@ export class WhoamiTokenVerifier implements AccessTokenVerifier {
     if (res.status === 401) {
       await res.body?.cancel();
       return null;
+    }
+    if (res.status === 403 && asserted !== undefined) {
+      // The service may not act as this user (outside its namespace, or not registered).
+      await res.body?.cancel();
+      throw errors.forbidden('The homeserver refused to let this token act as the user in user_id');
     }
     if (res.status !== 200) {
       await res.body?.cancel();

@@ -43,6 +43,19 @@ describe('server names (appendix grammar)', () => {
     'invalid: %j',
     (name) => expect(isValidServerName(name)).toBe(false),
   );
+  // Synapse's parse_and_validate_server_name: labels of [A-Za-z0-9-] joined by single dots.
+  it.each(['..', '.', 'a..b', '.a', 'a.', '...', 'a.b.', '%2E%2E', '..:80', 'a_b.org', 'a b.org', 'a.b/c'])(
+    'not a DNS name: %j',
+    (name) => expect(isValidServerName(name)).toBe(false),
+  );
+  it.each(['1.2.3.999', '1.2', '999', '[1:2]', '[:::]', '[1::2::3]', '[12345::1]', '[::1]:0', '[::1]:'])(
+    'not an IP literal: %j',
+    (name) => expect(isValidServerName(name)).toBe(false),
+  );
+  it.each(['x-1.example.org', 'EXAMPLE.org:1', '[::ffff:1.2.3.4]', '[2001:db8::1]:8448', '255.255.255.255:65535', `${'a'.repeat(63)}.org`, 'a'])(
+    'valid: %s',
+    (name) => expect(isValidServerName(name)).toBe(true),
+  );
   it('splits host and port', () => {
     expect(splitServerName('[::1]:8448')).toEqual({ host: '[::1]', port: 8448 });
     expect(splitServerName('example.org')).toEqual({ host: 'example.org', port: undefined });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 
 /**
  * Identifier rules of the spec's content repository (https://spec.matrix.org/v1.12/client-server-api/#content-repository) and
@@ -14,16 +15,38 @@ export function isValidMediaId(mediaId: string): boolean {
   return MEDIA_ID_RE.test(mediaId);
 }
 
-// Server name grammar (appendices, "Server name"):
+// Server name grammar (https://spec.matrix.org/v1.12/appendices/#server-name):
 //   server_name = hostname [ ":" port ]; hostname = IPv4address / "[" IPv6address "]" / dns-name
 //   dns-name = 1*255dns-char; dns-char = DIGIT / ALPHA / "-" / "."; port = 1*5DIGIT
+// The spec's dns-name admits `..`, `.` and `a..b`, which are no host at all: a path such as
+// `/download/../x` would name a "server" called `..`. Like Synapse (`parse_and_validate_server_name`,
+// its VALID_HOST_REGEX) a DNS name here is labels of letters, digits and hyphens joined by single dots.
 const IPV4_RE = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const DNS_NAME_RE = /^[A-Za-z0-9.-]{1,255}$/;
-const IPV6_BODY_RE = /^[0-9A-Fa-f:.]{2,45}$/;
+const DNS_NAME_RE = /^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$/;
+const ALL_DIGITS_RE = /^[\d.]+$/;
+const MAX_DNS_NAME = 255;
 
-/** Splits `host[:port]`; returns null when the shape is wrong. */
+/** A bracketed IPv6 literal by RFC 4291 section 2.2 (`[::1]`, `[1234:5678::abcd]`, `[::ffff:1.2.3.4]`). */
+function isIpv6Literal(host: string): boolean {
+  return host.length > 2 && host.startsWith('[') && host.endsWith(']') && isIPv6(host.slice(1, -1));
+}
+
+/** An IPv4 literal or a DNS name of single-dot-separated labels (`[A-Za-z0-9-]+`). */
+function isHostName(host: string): boolean {
+  if (IPV4_RE.test(host)) return true;
+  if (host.length > MAX_DNS_NAME || !DNS_NAME_RE.test(host)) return false;
+  // `1.2.3.999` or `1.2` is a bad IP literal, not a DNS name.
+  return !ALL_DIGITS_RE.test(host);
+}
+
+/**
+ * Splits `host[:port]`; returns null when `serverName` is not a valid server
+ * name: the host is an IPv4 literal, a bracketed IPv6 literal or a DNS name of
+ * letters, digits and hyphens in labels separated by single dots; the port is
+ * 1 to 65535.
+ */
 export function splitServerName(serverName: string): { host: string; port: number | undefined } | null {
-  if (serverName.length === 0 || serverName.length > 255 + 6) return null;
+  if (serverName.length === 0 || serverName.length > MAX_DNS_NAME + 6) return null;
   let host: string;
   let portText: string | undefined;
   if (serverName.startsWith('[')) {
@@ -35,12 +58,12 @@ export function splitServerName(serverName: string): { host: string; port: numbe
       if (!rest.startsWith(':')) return null;
       portText = rest.slice(1);
     }
-    if (!IPV6_BODY_RE.test(host.slice(1, -1)) || !host.includes(':')) return null;
+    if (!isIpv6Literal(host)) return null;
   } else {
     const colon = serverName.lastIndexOf(':');
     host = colon >= 0 ? serverName.slice(0, colon) : serverName;
     portText = colon >= 0 ? serverName.slice(colon + 1) : undefined;
-    if (!IPV4_RE.test(host) && !DNS_NAME_RE.test(host)) return null;
+    if (!isHostName(host)) return null;
   }
   let port: number | undefined;
   if (portText !== undefined) {

@@ -168,22 +168,19 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     // Every outbound connection (federation, well-known, Location, key fetches) goes through this policy.
     const addressPolicy = createAddressPolicy({ allow: [...federation.ipRangeAllowlist], deny: [...federation.ipRangeDenylist] });
     const ca = federation.caFile === undefined ? undefined : await readFile(federation.caFile, 'utf8');
-    // federation.fetch_deadline and federation.min_download_rate: the whole-fetch deadline and the
-    // minimum average body rate of remote fetches, so a remote that drips its headers or body cannot
-    // hold a fetch (and every client waiting on it) for minutes. A variable, not a literal, so it
-    // type-checks against federation-client versions whose Timeouts lack the two fields.
-    const timeouts = {
-      connectMs: federation.connectTimeoutMs,
-      idleMs: federation.requestTimeoutMs,
-      totalMs: federation.fetchDeadlineMs,
-      minBytesPerSecond: federation.minDownloadBytesPerSecond,
-    };
     const federationClient = (open.federationClient = new FederationClient({
       serverName: config.serverName,
       signingKey,
       addressPolicy,
       destinations: federation.destinations,
-      timeouts,
+      // fetch_deadline and min_download_rate: a remote that drips its headers or body cannot hold a
+      // fetch (and every client waiting on it) for minutes.
+      timeouts: {
+        connectMs: federation.connectTimeoutMs,
+        idleMs: federation.requestTimeoutMs,
+        totalMs: federation.fetchDeadlineMs,
+        minBytesPerSecond: federation.minDownloadBytesPerSecond,
+      },
       logger: logger.child({ component: 'federation' }),
       ...(ca === undefined ? {} : { ca }),
     }));

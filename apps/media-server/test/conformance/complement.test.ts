@@ -13,6 +13,7 @@ import { decodeMultipart } from '@hsmedia/multipart';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  answerError,
   answerMultipart,
   clientDownloadPath,
   federationGet,
@@ -149,6 +150,16 @@ describe('TestAsyncUpload', () => {
     const body = await matrixError(res);
     expect(body.errcode).toBe('M_NOT_YET_UPLOADED');
     expect(body.error).toEqual(expect.any(String));
+  });
+
+  // The same subtest seen through federation (not in Complement, whose async test uses one server):
+  // the origin answers 504 M_NOT_YET_UPLOADED and our client gets it as the origin meant it,
+  // with the same status and errcode (https://spec.matrix.org/v1.12/client-server-api/#get_matrixclientv1mediadownloadservernamemediaid).
+  it('Not yet uploaded (media of another server)', async () => {
+    d.peer.onFederationDownload('pendingRemote', (_req, res) => answerError(res, 504, 'M_NOT_YET_UPLOADED'));
+    const res = await get(d.hs2, `/_matrix/client/v1/media/download/${d.peer.name}/pendingRemote`);
+    expect(res.status).toBe(504);
+    expect((await matrixError(res)).errcode).toBe('M_NOT_YET_UPLOADED');
   });
 
   it('Upload media', async () => {

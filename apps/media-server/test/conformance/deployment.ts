@@ -264,3 +264,17 @@ export function federationGet(peer: ScriptedPeer, hs: Homeserver, uri: string): 
 export async function matrixError(res: Response): Promise<{ errcode?: string; error?: string }> {
   return (await res.json()) as { errcode?: string; error?: string };
 }
+
+/**
+ * Polls `probe` until it gives a value (a cached remote item's row is written once its body is
+ * complete, which can be just after the client has read the last byte). Fails after 20 s.
+ */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -11,7 +11,7 @@
 import { createSqliteMetadataStore, type SqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runRetention } from '../../src/retention.js';
-import { answerMultipart, get, splitMxc, startDeployment, uploadContent, type Deployment } from './deployment.js';
+import { answerMultipart, eventually, get, splitMxc, startDeployment, uploadContent, type Deployment } from './deployment.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 let d: Deployment;
@@ -41,6 +41,8 @@ async function remote(): Promise<string> {
   const res = await get(d.hs1, `/_matrix/client/v1/media/download/${d.peer.name}/${id}`);
   expect(res.status).toBe(200);
   await res.arrayBuffer();
+  // The cache row is written once the body is complete: wait for it before touching it.
+  await eventually(`cached row of ${id}`, async () => ((await exists(d.peer.name, id)) ? true : undefined));
   return id;
 }
 

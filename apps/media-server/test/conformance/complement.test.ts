@@ -8,6 +8,7 @@
  * (`runtime.SkipIf(t, runtime.Synapse)`); they run here against `hs3`, which opted out of the
  * legacy freeze, and the freeze itself is checked in synapse-media.test.ts.
  */
+import { createServer } from 'node:http';
 import { parseContentDisposition } from '@hsmedia/media-core';
 import { decodeMultipart } from '@hsmedia/multipart';
 import sharp from 'sharp';
@@ -430,7 +431,6 @@ describe('TestFederationThumbnail', () => {
 // matrix-org/complement tests/csapi/url_preview_test.go TestUrlPreview ("sytest: Test URL preview")
 describe('TestUrlPreview', () => {
   it('previews an OpenGraph page, its og:image stored as local media', async () => {
-    const { createServer } = await import('node:http');
     const page = `<html prefix="og: http://ogp.me/ns#"><head><title>The Rock (1996)</title>
 <meta property="og:title" content="The Rock" />
 <meta property="og:type" content="video.movie" />

@@ -1,3 +1,8 @@
+/**
+ * The config file: its zod schema, defaults, validation messages and resolution into the runtime
+ * config. (Past 450 lines on purpose: the schema and the type it yields stay in one module, since
+ * isolatedDeclarations would otherwise need the inferred zod types written out by hand.)
+ */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isValidServerName } from '@hsmedia/media-core';

@@ -15,6 +15,9 @@ export const MEDIA_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.f
   'X-Content-Type-Options': 'nosniff',
   // Spec v1.4: media is embedded cross-origin by web clients (same section as the policy).
   'Cross-Origin-Resource-Policy': 'cross-origin',
+  // Media is user content: keep it out of search engines, as Synapse does (its media repository
+  // sends the same value since 1.76).
+  'X-Robots-Tag': 'noindex, nofollow, noarchive, noimageindex',
 });
 
 const SECURITY_HEADER_ENTRIES: readonly (readonly [string, string])[] = Object.entries(MEDIA_SECURITY_HEADERS);

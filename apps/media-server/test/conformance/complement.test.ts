@@ -277,8 +277,8 @@ describe('TestMediaFilenames', () => {
   });
 
   it('Can download with Unicode file name over federation', async () => {
-    // hs3 (unfrozen) fetches hs1's media over federation and serves it on the deprecated endpoint.
-    const uri = await uploadContent(d.hs1, fixtures.matrixPng, unicodeFileName, 'image/png');
+    // hs3 (unfrozen) fetches hs4's media (unfrozen too) over federation and serves it on the deprecated endpoint.
+    const uri = await uploadContent(d.hs4, fixtures.matrixPng, unicodeFileName, 'image/png');
     expect((await downloadForFilename(d.hs3, uri, '', false)).filename).toBe(unicodeFileName);
   });
 
@@ -290,7 +290,7 @@ describe('TestMediaFilenames', () => {
   // Complement runs the Content-Disposition subtests on Synapse and conduwuit only ("not part of the
   // Matrix spec"); since spec v1.12 the inline allow-list is, and we follow it on every endpoint.
   it('Will serve safe media types as inline', async () => {
-    const uri = await uploadContent(d.hs1, fixtures.matrixPng, '', 'image/png');
+    const uri = await uploadContent(d.hs4, fixtures.matrixPng, '', 'image/png');
     expect((await downloadForFilename(d.hs3, uri, '', false)).isAttachment).toBe(false);
   });
 
@@ -300,7 +300,7 @@ describe('TestMediaFilenames', () => {
   });
 
   it('Will serve safe media types with parameters as inline', async () => {
-    const uri = await uploadContent(d.hs1, fixtures.matrixPng, '', 'Text/Plain; charset=utf-8');
+    const uri = await uploadContent(d.hs4, fixtures.matrixPng, '', 'Text/Plain; charset=utf-8');
     expect((await downloadForFilename(d.hs3, uri, '', false)).isAttachment).toBe(false);
   });
 
@@ -310,7 +310,7 @@ describe('TestMediaFilenames', () => {
   });
 
   it('Will serve unsafe media types as attachments', async () => {
-    const uri = await uploadContent(d.hs1, fixtures.matrixSvg, '', 'image/svg');
+    const uri = await uploadContent(d.hs4, fixtures.matrixSvg, '', 'image/svg');
     expect((await downloadForFilename(d.hs3, uri, '', false)).isAttachment).toBe(true);
   });
 
@@ -395,7 +395,7 @@ describe('TestLocalPngThumbnail', () => {
 // matrix-org/complement tests/media_thumbnail_test.go TestRemotePngThumbnail ("sytest: Remote media can be thumbnailed")
 describe('TestRemotePngThumbnail', () => {
   it('test /_matrix/media/v3 endpoint', async () => {
-    const uri = await uploadContent(d.hs1, fixtures.largePng, 'test.png', 'image/png');
+    const uri = await uploadContent(d.hs4, fixtures.largePng, 'test.png', 'image/png');
     await fetchAndValidateThumbnail(d.hs3, uri, false);
   });
 

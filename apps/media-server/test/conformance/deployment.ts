@@ -3,9 +3,11 @@
  *
  * - `hs1`, `hs2`: two media servers with the embedded defaults (whatever a fresh install gets,
  *   the legacy freeze included), federated with each other, as Complement's `Deploy(t, 2)`.
- * - `hs3`: a server that opted out of the legacy freeze (`legacy_media.freeze: false`), for the
- *   Complement subtests that use the deprecated unauthenticated `/_matrix/media/v3/*` endpoints
- *   (Complement skips those on Synapse because Synapse freezes them by default, as we now do).
+ * - `hs3`, `hs4`: two servers that opted out of the legacy freeze (`legacy_media.freeze: false`),
+ *   for the Complement subtests that use the deprecated unauthenticated `/_matrix/media/v3/*`
+ *   endpoints (Complement skips those on Synapse because Synapse freezes them by default, as we
+ *   now do). A legacy request for remote media goes to the origin's legacy endpoint (as Synapse
+ *   does), so "over federation" on those endpoints needs an unfrozen origin too: `hs4`.
  * - `remote.test`: a scripted homeserver (Complement's `federation.NewServer`, Synapse's mocked
  *   federation client): it publishes a signing key, answers media requests from per-test
  *   handlers and records every request target it received.
@@ -64,6 +66,7 @@ export interface Deployment {
   readonly hs1: Homeserver;
   readonly hs2: Homeserver;
   readonly hs3: Homeserver;
+  readonly hs4: Homeserver;
   readonly peer: ScriptedPeer;
   close(): Promise<void>;
 }
@@ -161,17 +164,17 @@ async function startPeer(): Promise<{ peer: ScriptedPeer; close(): Promise<void>
 }
 
 /**
- * Starts hs1, hs2, hs3 and the scripted peer. `hs1` also serves URL previews (for Complement's
+ * Starts hs1 to hs4 and the scripted peer. `hs1` also serves URL previews (for Complement's
  * `TestUrlPreview`) with loopback opened, as Complement's web server is a local one.
  */
 export async function startDeployment(): Promise<Deployment> {
   const dir = await tempDir('hsmedia-conformance-');
   const { peer, close: closePeer } = await startPeer();
-  const names = ['hs1', 'hs2', 'hs3'] as const;
-  const ports = [await freePort(), await freePort(), await freePort()];
+  const names = ['hs1', 'hs2', 'hs3', 'hs4'] as const;
+  const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
   const destinations: Record<string, string> = { [PEER_NAME]: peer.url };
   names.forEach((name, i) => (destinations[name] = `http://127.0.0.1:${ports[i]}`));
-  const users = { hs1: 'alice', hs2: 'bob', hs3: 'charlie' } as const;
+  const users = { hs1: 'alice', hs2: 'bob', hs3: 'charlie', hs4: 'dave' } as const;
   const started: Homeserver[] = [];
   try {
     for (const [i, name] of names.entries()) {
@@ -189,7 +192,7 @@ export async function startDeployment(): Promise<Deployment> {
           // Synapse) is capped here so the 504 comes after 1 s; the answer is the same.
           limits: { max_timeout_ms: 1000 },
           ...(name === 'hs1' ? { url_preview: { enabled: true, ip_range_allowlist: ['127.0.0.1/32'] } } : {}),
-          ...(name === 'hs3' ? { legacy_media: { freeze: false } } : {}),
+          ...(name === 'hs3' || name === 'hs4' ? { legacy_media: { freeze: false } } : {}),
         }),
       );
       started.push({ name, url: server.url, token, userId, server });
@@ -200,11 +203,12 @@ export async function startDeployment(): Promise<Deployment> {
     await dir.cleanup();
     throw error;
   }
-  const [hs1, hs2, hs3] = started as [Homeserver, Homeserver, Homeserver];
+  const [hs1, hs2, hs3, hs4] = started as [Homeserver, Homeserver, Homeserver, Homeserver];
   return {
     hs1,
     hs2,
     hs3,
+    hs4,
     peer,
     async close() {
       for (const hs of started) await hs.server.close();

@@ -194,14 +194,13 @@ describe('MediaRepoTests', () => {
       });
 
       it('test_x_robots_tag_header', async () => {
-        // Synapse adds `X-Robots-Tag: noindex, nofollow, noarchive, noimageindex`; we do not send
-        // it yet (an open difference, README Compatibility; our media needs an access token unless
-        // the legacy freeze is turned off). What we do send: the spec's media security headers.
+        // The same X-Robots-Tag as Synapse, beside the spec's media security headers.
         const id = remoteMedia(image(), { contentType: image().contentType, contentDisposition: `attachment; filename=out${image().extension}` });
         const res = await get(d.hs2, `/_matrix/client/v1/media/download/remote.test/${id}`);
         expect(res.status).toBe(200);
         expect(res.headers.get('content-security-policy')).toContain('sandbox');
         expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+        expect(res.headers.get('x-robots-tag')).toBe('noindex, nofollow, noarchive, noimageindex');
       });
 
       it('test_cross_origin_resource_policy_header', async () => {

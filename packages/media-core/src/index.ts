@@ -57,6 +57,13 @@ export {
   type MediaCandidate,
   type MediaAdmission,
 } from './ports/index.js';
+export {
+  allowAllPolicy,
+  allOfPolicies,
+  ServerDenyListPolicy,
+  type ServerDenyListPolicyOptions,
+} from './access-policies.js';
+export { HttpAccessPolicy, type HttpAccessPolicyOptions } from './http-access-policy.js';
 export { hasJobLeases, type JobLeases } from './job-leases.js';
 export { MediaService, type MediaServiceOptions, type GetMediaOptions } from './media-service.js';
 export type { MediaHandle, ThumbnailHandle, ByteRange } from './media-handle.js';

@@ -1,5 +1,6 @@
 import { errors } from '@hsmedia/errors';
 import type { Clock, Logger, Requester, SignalSource } from '@hsmedia/runtime';
+import { normaliseServerName } from './access-policies.js';
 import { isValidMediaId, isValidServerName } from './ids.js';
 import { LiveMediaHandle } from './live-media-handle.js';
 import { MediaAccessRules, type AccessRequest } from './media-access.js';
@@ -88,6 +89,12 @@ export interface MediaServiceOptions {
   readonly accessPolicy?: MediaAccessPolicy;
   /** The stage between "bytes stored" and "media visible" (e.g. a virus scanner); none admits everything. */
   readonly admission?: MediaAdmission;
+  /**
+   * Servers whose media is never fetched (Synapse's
+   * `prevent_media_downloads_from`): an uncached item of theirs is 404
+   * without contacting them, media already cached is still served.
+   */
+  readonly preventDownloadsFrom?: readonly string[];
 }
 
 /** Options for {@link MediaService.getMedia}. */
@@ -162,6 +169,7 @@ export class MediaService {
   readonly #remote: RemoteMediaFetcher | undefined;
   readonly #access: MediaAccessRules;
   readonly #timeouts: TimeoutPolicy;
+  readonly #noFetchFrom: ReadonlySet<string>;
   #closed = false;
 
   constructor(options: MediaServiceOptions) {
@@ -171,6 +179,7 @@ export class MediaService {
     if (!options.blobs || !options.metadata) throw new TypeError('MediaService: blobs and metadata are required');
     this.serverName = options.serverName;
     const freezeLegacy = options.freezeLegacy ?? false;
+    this.#noFetchFrom = new Set((options.preventDownloadsFrom ?? []).map(normaliseServerName));
     this.#access = new MediaAccessRules({ freezeLegacy, freezeExemptions: options.freezeExemptions, policy: options.accessPolicy });
     this.#timeouts = new TimeoutPolicy({
       maxMs: requireInteger('maxTimeoutMs', options.maxTimeoutMs ?? 60_000, true),
@@ -234,6 +243,11 @@ export class MediaService {
     return serverName === this.serverName;
   }
 
+  /** False when `serverName` is one whose media is never fetched (`preventDownloadsFrom`). */
+  mayFetchFrom(serverName: string): boolean {
+    return !this.#noFetchFrom.has(normaliseServerName(serverName));
+  }
+
   /** Downloads and thumbnail requests in this process now waiting for a pending async upload (metrics). */
   get uploadWaiters(): number {
     return this.#uploads.waiting;
@@ -273,6 +287,8 @@ export class MediaService {
     if (record === null) {
       if (this.isLocal(serverName) || options.localOnly === true) throw errors.notFound('Media not found');
       if (this.#remote === undefined || options.allowRemote === false) throw errors.notFound('Media not found');
+      // Synapse answers 404 for a server in prevent_media_downloads_from, and contacts nothing.
+      if (!this.mayFetchFrom(serverName)) throw errors.notFound('Media not found');
       // Cached while frozen means authenticated-only: no point fetching for a legacy request.
       if (options.legacy === true && this.#access.freezeLegacy) throw errors.notFound('Media not found');
       const fetched = await this.#remote.fetch(serverName, mediaId, options);

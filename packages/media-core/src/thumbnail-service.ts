@@ -234,6 +234,8 @@ export class ThumbnailService {
     return (
       this.#remote !== undefined &&
       !this.#catalog.isLocal(serverName) &&
+      // A server we never fetch from is not asked for thumbnails either: getMedia answers 404.
+      this.#media.mayFetchFrom(serverName) &&
       isValidMediaId(mediaId) &&
       options.legacy !== true &&
       options.allowRemote !== false

@@ -23,6 +23,7 @@ import {
   type UrlPreviewConfig,
 } from './url-preview.js';
 import { DEFAULT_MAX_THUMBNAIL_DIMENSION, DEFAULT_THUMBNAIL_SIZES } from '@hsmedia/thumbnailer';
+import type { AccessPolicyConfig } from './access-policy.js';
 import { THUMBNAILS_DEFAULTS, resolveThumbnailsConfig, type ThumbnailsConfig } from './thumbnails.js';
 
 /** The log levels pino knows, most to least verbose, plus `silent`. */
@@ -226,6 +227,38 @@ const federationSchema = z
   })
   .meta({ description: 'Serving our media to other servers and fetching theirs.' });
 
+const nonNegativeDuration = z
+  .union([z.number().int().nonnegative(), z.string().regex(DURATION_PATTERN, { error: DURATION_HINT })], { error: DURATION_HINT })
+  .refine((value) => parseDuration(value) !== undefined, { error: 'Duration is too long' });
+
+/** `access_policy`: who media is served to and whose media is fetched (the MSC3911 direction; see access-policy.ts). */
+const accessPolicySchema = z
+  .strictObject({
+    deny_serving_to: z
+      .array(serverNameSchema)
+      .default([])
+      .meta({ description: 'Servers refused (403 M_FORBIDDEN) when they ask for our media over federation.' }),
+    prevent_downloads_from: z
+      .array(serverNameSchema)
+      .default([])
+      .meta({
+        description:
+          "Servers whose media is never fetched (Synapse's prevent_media_downloads_from): uncached media of theirs is 404 without contacting them; media already cached is still served.",
+      }),
+    http: z
+      .strictObject({
+        url: z.url({ protocol: /^https?$/, error: 'Expected an http:// or https:// URL' }).meta({
+          description: 'Asked with POST {user_id | origin, legacy, mxc, purpose} before media is served; answers {allow, errcode?, error?}.',
+        }),
+        cache_ttl: nonNegativeDuration.default('1m').meta({ description: 'How long an answer is reused per user or server, media and purpose; 0 asks every time.' }),
+        timeout: positiveDuration.default('5s').meta({ description: 'Longest wait for an answer; slower is refused (504), never served.' }),
+        token: z.string().min(1).optional().meta({ description: 'Sent as Authorization: Bearer, so the endpoint knows who asks.' }),
+      })
+      .optional()
+      .meta({ description: 'An HTTP endpoint that decides per request (fails closed: down or nonsense is 502, slow is 504).' }),
+  })
+  .meta({ description: 'Access policy: applied after quarantine and the legacy freeze, on every download and thumbnail.' });
+
 /** One `url_preview.url_denylist` rule: a URL is refused when every component it names matches. */
 const urlDenyRuleSchema = z
   .strictObject({
@@ -386,6 +419,7 @@ const configFileSchema = z
     retention: retentionSchema.default(() => retentionSchema.parse({})),
     metrics: metricsSchema.default(() => metricsSchema.parse({})),
     thumbnails: thumbnailsSchema.default(() => thumbnailsSchema.parse({})),
+    access_policy: accessPolicySchema.default(() => accessPolicySchema.parse({})),
   })
   .meta({ title: 'hsmedia-server configuration' });
 
@@ -430,6 +464,7 @@ export interface MediaServerConfig {
   readonly retention: RetentionPolicy;
   readonly metrics: MetricsConfig;
   readonly thumbnails: ThumbnailsConfig;
+  readonly accessPolicy: AccessPolicyConfig;
 }
 
 /** Outbound and inbound federation settings (`federation:` in the file). */
@@ -532,6 +567,19 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
     retention: resolveRetention(file.retention),
     metrics: resolveMetrics(file.metrics),
     thumbnails: resolveThumbnailsConfig(file.thumbnails),
+    accessPolicy: {
+      denyServingTo: [...file.access_policy.deny_serving_to],
+      preventDownloadsFrom: [...file.access_policy.prevent_downloads_from],
+      http:
+        file.access_policy.http === undefined
+          ? undefined
+          : {
+              url: file.access_policy.http.url,
+              cacheTtlMs: parseDuration(file.access_policy.http.cache_ttl)!,
+              timeoutMs: parseDuration(file.access_policy.http.timeout)!,
+              token: file.access_policy.http.token,
+            },
+    },
   };
 }
 

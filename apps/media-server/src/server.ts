@@ -17,6 +17,7 @@ import { createKeyServer, createXMatrixAuth, KEY_SERVER_PATH } from '@hsmedia/xm
 import { Router } from '@koa/router';
 import Koa from 'koa';
 import type { DestinationStream, Logger as PinoLogger } from 'pino';
+import { createAccessPolicy } from './access-policy.js';
 import { loadOrCreateAdminToken } from './admin-token.js';
 import { asyncUploadOptionsOf, createRateLimits, federationAuthWithRateLimit } from './limits.js';
 import type { MediaServerConfig } from './config.js';
@@ -192,6 +193,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
 
     const metrics = new MediaMetrics();
     const remote = metrics.instrumentRemoteSource(federationClient);
+    // access_policy: deny list and HTTP endpoint, asked after quarantine and the freeze; undefined allows all.
+    const accessPolicy = createAccessPolicy(config.accessPolicy, logger.child({ component: 'access-policy' }));
     const media = (open.media = new MediaService({
       serverName: config.serverName,
       blobs: stores.blobs,
@@ -204,6 +207,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       remoteFailureTtlMs: federation.failureCacheMs,
       ...asyncUploadOptionsOf(config.limits),
       ...(config.quotas === undefined ? {} : { quotas: config.quotas }),
+      ...(accessPolicy === undefined ? {} : { accessPolicy }),
+      preventDownloadsFrom: config.accessPolicy.preventDownloadsFrom,
       logger: logger.child({ component: 'media' }),
       cache: {
         // max_bytes 0 turns the blob cache off; MediaService spells that as a 0 item size.

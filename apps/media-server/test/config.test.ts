@@ -45,6 +45,7 @@ describe('parseConfig', () => {
       ok: true,
       config: {
         serverName: 'localhost',
+        accessPolicy: { denyServingTo: [], preventDownloadsFrom: [], http: undefined },
         listen: { host: '127.0.0.1', port: 8008, trustedProxies: [] },
         database: { kind: 'sqlite', path: '/srv/hs/data/media.db' },
         mediaStore: { kind: 'filesystem', path: '/srv/hs/data/media' },
@@ -327,6 +328,7 @@ describe('configJsonSchema', () => {
     expect(schema.additionalProperties).toBe(false);
     expect(Object.keys(schema.properties).sort()).toEqual(
       [
+        'access_policy',
         'admins',
         'auth',
         'database',

@@ -1,7 +1,13 @@
 import { join } from 'node:path';
 import { StaticTokenVerifier, createClientAuth } from '@hsmedia/client-auth';
 import { errors } from '@hsmedia/errors';
-import { MediaService, TokenBucketRateLimiter } from '@hsmedia/media-core';
+import {
+  MediaService,
+  TokenBucketRateLimiter,
+  type MediaServiceOptions,
+  type RemoteMedia,
+  type RemoteMediaSource,
+} from '@hsmedia/media-core';
 import { FsBlobStore } from '@hsmedia/store-fs';
 import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { binaryBytes, listen, tmpdir } from '@hsmedia/test-fixtures';
@@ -16,11 +22,15 @@ afterEach(async () => {
 });
 
 /** A media server with byte budgets; federation requests name their origin in a test header. */
-async function start(rateLimits: MediaRateLimits, federationBytes?: TokenBucketRateLimiter): Promise<string> {
+async function start(
+  rateLimits: MediaRateLimits,
+  federationBytes?: TokenBucketRateLimiter,
+  service: Partial<MediaServiceOptions> = {},
+): Promise<string> {
   const dir = await tmpdir('hsmedia-byte-limits-');
   const blobs = new FsBlobStore({ root: join(dir.path, 'blobs'), fsync: false });
   const metadata = await createSqliteMetadataStore({ path: join(dir.path, 'media.sqlite') });
-  const media = new MediaService({ serverName: SERVER_NAME, blobs, metadata, maxUploadBytes: 1 << 20 });
+  const media = new MediaService({ serverName: SERVER_NAME, blobs, metadata, maxUploadBytes: 1 << 20, ...service });
   const app = new Koa();
   app.silent = true;
   const verifier = new StaticTokenVerifier({ alice_token: '@alice:media.test', bob_token: '@bob:media.test' });
@@ -61,6 +71,34 @@ async function expectByteLimited(res: Response): Promise<number> {
   }
   expect(res.headers.get('retry-after')).toBe(String(Math.max(1, Math.ceil((body['retry_after_ms'] as number) / 1000))));
   return body['retry_after_ms'] as number;
+}
+
+/** Remote bodies go live for their first client past media-core's 64 KiB window: this one is 100 000 bytes. */
+const REMOTE_SIZE = 100_000;
+
+/**
+ * A remote that answers every media ID with {@link REMOTE_SIZE} bytes in
+ * two pulled chunks (so the first client reads it live), declaring the
+ * length or not (chunked).
+ */
+function remoteOf(declared: boolean): RemoteMediaSource {
+  return {
+    async fetchMedia(): Promise<RemoteMedia> {
+      const chunks = [binaryBytes(70_000, 1), binaryBytes(REMOTE_SIZE - 70_000, 2)];
+      return {
+        contentType: 'application/octet-stream',
+        contentDisposition: null,
+        contentLength: declared ? REMOTE_SIZE : null,
+        body: new ReadableStream({
+          pull(controller) {
+            const next = chunks.shift();
+            if (next === undefined) controller.close();
+            else controller.enqueue(next);
+          },
+        }),
+      };
+    },
+  };
 }
 
 const clientUrl = (url: string, mediaId: string): string => `${url}/_matrix/client/v1/media/download/${SERVER_NAME}/${mediaId}`;
@@ -153,5 +191,35 @@ describe('download byte budgets', () => {
     // An unauthenticated request is refused before any budget is touched.
     await expectError(await fetch(federation), 401, 'M_UNKNOWN');
     expect(federationBytes.size).toBe(2);
+  });
+
+  it('charges a live remote download the length its origin declared', async () => {
+    const clock = new ManualClock();
+    const downloadBytes = new TokenBucketRateLimiter({ perSecond: 10_000, burst: 150_000, clock });
+    const url = await start({ downloadBytes }, undefined, { remote: remoteOf(true) });
+    const remoteUrl = `${url}/_matrix/client/v1/media/download/other.example/declared`;
+    const live = await fetch(remoteUrl, { headers: ALICE });
+    expect(live.status).toBe(200);
+    // The first client reads the remote body as it arrives: no ETag yet.
+    expect(live.headers.get('etag')).toBeNull();
+    expect((await live.arrayBuffer()).byteLength).toBe(REMOTE_SIZE);
+    // 50 000 left, 100 000 wanted: 50 000 bytes at 10 000/s.
+    expect(await expectByteLimited(await fetch(remoteUrl, { headers: ALICE }))).toBe(5000);
+  });
+
+  it('does not charge a live remote body of unknown length; the stored copy is charged afterwards', async () => {
+    const clock = new ManualClock();
+    const downloadBytes = new TokenBucketRateLimiter({ perSecond: 10_000, burst: 150_000, clock });
+    const url = await start({ downloadBytes }, undefined, { remote: remoteOf(false) });
+    const remoteUrl = `${url}/_matrix/client/v1/media/download/other.example/chunked`;
+    const live = await fetch(remoteUrl, { headers: ALICE });
+    expect(live.status).toBe(200);
+    expect(live.headers.get('etag')).toBeNull();
+    expect((await live.arrayBuffer()).byteLength).toBe(REMOTE_SIZE);
+    const stored = await fetch(remoteUrl, { headers: ALICE });
+    expect(stored.status).toBe(200);
+    expect(stored.headers.get('etag')).not.toBeNull();
+    await stored.arrayBuffer();
+    expect(await expectByteLimited(await fetch(remoteUrl, { headers: ALICE }))).toBe(5000);
   });
 });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Clock } from '@hsmedia/runtime';
+import sharp from 'sharp';
 import { signXMatrixRequest } from '@hsmedia/signing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type StartedServer } from '../src/server.js';
@@ -19,8 +20,8 @@ class ManualClock implements Clock {
 }
 
 const BUCKET = { bytes_per_second: 10, burst_bytes: 1000 };
-const TOKENS = { alice_token: '@alice:a.test', bob_token: '@bob:a.test', carol_token: '@carol:a.test' };
-const bearer = (user: 'alice' | 'bob' | 'carol'): Record<string, string> => ({ Authorization: `Bearer ${user}_token` });
+const TOKENS = { alice_token: '@alice:a.test', bob_token: '@bob:a.test', carol_token: '@carol:a.test', dave_token: '@dave:a.test' };
+const bearer = (user: 'alice' | 'bob' | 'carol' | 'dave'): Record<string, string> => ({ Authorization: `Bearer ${user}_token` });
 
 let dir: { path: string; cleanup(): Promise<void> };
 let a: StartedServer;
@@ -70,11 +71,11 @@ afterAll(async () => {
   await dir?.cleanup();
 });
 
-async function upload(size: number): Promise<string> {
+async function upload(size: number, body: Uint8Array = randomBytes(size), contentType = 'application/octet-stream'): Promise<string> {
   const res = await fetch(`${a.url}/_matrix/media/v3/upload`, {
     method: 'POST',
-    headers: { ...bearer('alice'), 'Content-Type': 'application/octet-stream' },
-    body: randomBytes(size),
+    headers: { ...bearer('alice'), 'Content-Type': contentType },
+    body,
   });
   expect(res.status).toBe(200);
   return ((await res.json()) as { content_uri: string }).content_uri.split('/').pop()!;
@@ -115,6 +116,21 @@ describe('limits.download_bytes in a running server', () => {
     // 900 bytes left: the whole file lacks exactly the 100 the range took.
     expect(await expectLimited(await client(mediaId, { headers: bearer('carol') }))).toBe(10_000);
     await expectServed(await client(mediaId, { headers: { ...bearer('carol'), Range: 'bytes=100-999' } }), 206, 900);
+  });
+
+  it('client: a thumbnail is charged the bytes it sends, from the same budget', async () => {
+    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 40, b: 90 } } }).png().toBuffer();
+    const imageId = await upload(png.byteLength, png, 'image/png');
+    const thumb = await fetch(`${a.url}/_matrix/client/v1/media/thumbnail/a.test/${imageId}?width=32&height=32&method=scale`, {
+      headers: bearer('dave'),
+    });
+    expect(thumb.status).toBe(200);
+    const thumbBytes = (await thumb.arrayBuffer()).byteLength;
+    expect(thumbBytes).toBeGreaterThan(0);
+    expect(thumbBytes).toBeLessThan(1000);
+    // The whole bucket is wanted for the file, and the thumbnail's bytes are missing: they refill at 10 bytes/s.
+    const mediaId = await upload(1000);
+    expect(await expectLimited(await client(mediaId, { headers: bearer('dave') }))).toBe(thumbBytes * 100);
   });
 
   it('legacy: charged per client IP (behind a trusted proxy), another IP is unaffected', async () => {

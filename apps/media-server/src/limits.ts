@@ -4,6 +4,10 @@
  * server on federation endpoints), the async upload settings and per-user
  * upload quotas of `MediaService`.
  *
+ * Download byte budgets (`limits.download_bytes`) are token buckets whose
+ * tokens are bytes: per user on client endpoints, per client IP on the
+ * unauthenticated legacy endpoints, per verified origin on federation.
+ *
  * Rate limits live in the memory of each process: with several instances
  * behind a load balancer, each keeps its own buckets, so a client can get up
  * to N times the configured rate across N instances.
@@ -16,6 +20,7 @@ import {
   type UploadQuotaOptions,
 } from '@hsmedia/media-core';
 import { originKey, rateLimit, type MediaRateLimits } from '@hsmedia/media-routes';
+import type { Clock } from '@hsmedia/runtime';
 import type { Middleware } from 'koa';
 import { z } from 'zod';
 import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
@@ -67,6 +72,48 @@ const rateSchema = z
   .nullable()
   .meta({ description: 'A token bucket; null turns the limit off.' });
 
+const positiveByteSize = byteSize.refine((value) => (typeof value === 'number' ? value : (parseByteSize(value) ?? 1)) > 0, {
+  error: 'Must be more than 0 bytes',
+});
+
+const byteRateSchema = z
+  .strictObject({
+    bytes_per_second: positiveByteSize.meta({ description: 'Sustained bytes per second (the refill), e.g. "87K" as Synapse.' }),
+    burst_bytes: positiveByteSize.meta({
+      description: 'Bucket size in bytes: sent at once after a quiet period, e.g. "500M". A larger file passes on a full bucket and empties it.',
+    }),
+  })
+  .nullable()
+  .meta({ description: 'A token bucket over bytes; null (the default) turns the limit off.' });
+
+/** A `limits.download_bytes` bucket as written in the file. */
+export interface ByteRateFile {
+  readonly bytes_per_second: number | string;
+  readonly burst_bytes: number | string;
+}
+
+/** `limits.download_bytes` after validation and defaults. */
+export interface DownloadBytesFile {
+  readonly client: ByteRateFile | null;
+  readonly legacy: ByteRateFile | null;
+  readonly federation: ByteRateFile | null;
+}
+
+const downloadBytesSchema = z
+  .strictObject({
+    client: byteRateSchema.default(null).meta({ description: 'Client downloads and thumbnails, per user.' }),
+    legacy: byteRateSchema
+      .default(null)
+      .meta({ description: 'Unauthenticated legacy downloads and thumbnails (/_matrix/media/*), per client IP.' }),
+    federation: byteRateSchema
+      .default(null)
+      .meta({ description: 'Federation downloads and thumbnails, per verified X-Matrix origin server.' }),
+  })
+  .meta({
+    description:
+      'Download limits in bytes (token buckets, as Synapse remote_media_download_per_second / _burst_count): each answer is charged the bytes it sends (a range its length) before sending; over the budget, 429 M_LIMIT_EXCEEDED with retry_after_ms. Default off.',
+  });
+
 /** A `limits:` bucket as written in the file. */
 export interface RateFile {
   readonly per_second: number;
@@ -79,6 +126,7 @@ export interface LimitsFile {
   readonly upload: RateFile | null;
   readonly download: RateFile | null;
   readonly federation: RateFile | null;
+  readonly download_bytes: DownloadBytesFile;
   readonly max_pending_uploads: number;
   readonly unused_expiration: number | string;
   readonly pending_cleanup_interval: number | string;
@@ -111,6 +159,7 @@ export const limitsSchema: z.ZodType<LimitsFile, unknown> = z
       .default(null)
       .meta({ description: 'Client downloads per user (legacy unauthenticated downloads per client IP). Default off.' }),
     federation: rateSchema.default(null).meta({ description: 'Federation media requests, per origin server. Default off.' }),
+    download_bytes: downloadBytesSchema.default({ client: null, legacy: null, federation: null }),
     max_pending_uploads: z
       .number()
       .int()
@@ -187,6 +236,12 @@ export interface LimitsConfig {
   readonly upload: RateConfig | null;
   readonly download: RateConfig | null;
   readonly federation: RateConfig | null;
+  /** Download byte budgets (`download_bytes`): tokens are bytes. */
+  readonly downloadBytes: {
+    readonly client: RateConfig | null;
+    readonly legacy: RateConfig | null;
+    readonly federation: RateConfig | null;
+  };
   readonly maxPendingUploads: number;
   readonly unusedExpirationMs: number;
   /** How often the job deleting expired, never-uploaded `/create` records runs. */
@@ -203,6 +258,12 @@ function rateOf(rate: RateFile | null): RateConfig | null {
   return rate === null ? null : { perSecond: rate.per_second, burst: rate.burst };
 }
 
+function byteRateOf(rate: ByteRateFile | null): RateConfig | null {
+  if (rate === null) return null;
+  const bytes = (value: number | string): number => (typeof value === 'number' ? value : parseByteSize(value)!);
+  return { perSecond: bytes(rate.bytes_per_second), burst: bytes(rate.burst_bytes) };
+}
+
 /** Turns the validated `limits:` section into {@link LimitsConfig}. */
 export function resolveLimitsConfig(file: LimitsFile): LimitsConfig {
   return {
@@ -210,6 +271,11 @@ export function resolveLimitsConfig(file: LimitsFile): LimitsConfig {
     upload: rateOf(file.upload),
     download: rateOf(file.download),
     federation: rateOf(file.federation),
+    downloadBytes: {
+      client: byteRateOf(file.download_bytes.client),
+      legacy: byteRateOf(file.download_bytes.legacy),
+      federation: byteRateOf(file.download_bytes.federation),
+    },
     maxPendingUploads: file.max_pending_uploads,
     unusedExpirationMs: parseDurationMs(file.unused_expiration)!,
     pendingCleanupIntervalMs: parseDurationMs(file.pending_cleanup_interval)!,
@@ -252,23 +318,28 @@ export function asyncUploadOptionsOf(limits: LimitsConfig): { asyncUploads: Asyn
 export interface ServerRateLimits {
   readonly client: MediaRateLimits;
   readonly federation: RateLimiter | undefined;
+  /** The federation download byte budget, per origin (`FederationMediaRouterOptions.downloadBytes`). */
+  readonly federationBytes: RateLimiter | undefined;
 }
 
-/** Builds one in-memory token bucket per configured limit. */
-export function createRateLimits(limits: LimitsConfig): ServerRateLimits {
+/** Builds one in-memory token bucket per configured limit (`clock`: the buckets' time, for tests). */
+export function createRateLimits(limits: LimitsConfig, clock?: Clock): ServerRateLimits {
   const bucket = (rate: RateConfig | null): RateLimiter | undefined =>
-    rate === null ? undefined : new TokenBucketRateLimiter({ perSecond: rate.perSecond, burst: rate.burst });
+    rate === null
+      ? undefined
+      : new TokenBucketRateLimiter({ perSecond: rate.perSecond, burst: rate.burst, ...(clock === undefined ? {} : { clock }) });
+  const client: { -readonly [K in keyof MediaRateLimits]: MediaRateLimits[K] } = {};
   const create = bucket(limits.create);
   const upload = bucket(limits.upload);
   const download = bucket(limits.download);
-  return {
-    client: {
-      ...(create === undefined ? {} : { create }),
-      ...(upload === undefined ? {} : { upload }),
-      ...(download === undefined ? {} : { download }),
-    },
-    federation: bucket(limits.federation),
-  };
+  const downloadBytes = bucket(limits.downloadBytes.client);
+  const legacyDownloadBytes = bucket(limits.downloadBytes.legacy);
+  if (create !== undefined) client.create = create;
+  if (upload !== undefined) client.upload = upload;
+  if (download !== undefined) client.download = download;
+  if (downloadBytes !== undefined) client.downloadBytes = downloadBytes;
+  if (legacyDownloadBytes !== undefined) client.legacyDownloadBytes = legacyDownloadBytes;
+  return { client, federation: bucket(limits.federation), federationBytes: bucket(limits.downloadBytes.federation) };
 }
 
 /**

@@ -12,6 +12,7 @@ import { abortSignalFor } from '@hsmedia/koa-matrix';
 import { MediaService, type ThumbnailService } from '@hsmedia/media-core';
 import { mountMediaRoutes } from '@hsmedia/media-routes';
 import { createAddressPolicy } from '@hsmedia/net-guard';
+import type { Clock } from '@hsmedia/runtime';
 import { KeyRing } from '@hsmedia/signing';
 import { createKeyServer, createXMatrixAuth, KEY_SERVER_PATH } from '@hsmedia/xmatrix-auth';
 import { Router } from '@koa/router';
@@ -42,6 +43,8 @@ export interface ServerOptions {
   readonly logDestination?: DestinationStream;
   /** Reads and writes the signing key file; default the built-in Synapse-format codec. */
   readonly signingKeyCodec?: SigningKeyCodec;
+  /** The time of the rate limiters' token buckets; default the system clock (tests move one by hand). */
+  readonly rateLimitClock?: Clock;
 }
 
 /** The admin token of standalone mode without a token table. */
@@ -257,7 +260,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     const keyServer = new Router();
     keyServer.all(KEY_SERVER_PATH, createKeyServer({ serverName: config.serverName, signingKey }));
     // Errors, CORS, security headers, the media routers and the M_UNRECOGNIZED catch-all.
-    const rateLimits = createRateLimits(config.limits);
+    const rateLimits = createRateLimits(config.limits, options.rateLimitClock);
     // One client authentication (one token cache) for the media and the admin routes.
     const authenticate = createClientAuth({ verifier: verifierFor(config, adminToken) });
     const operations = (open.operations = createOperations(config, {
@@ -277,6 +280,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       // In-memory token buckets, per instance: per user on client endpoints, per verified origin on federation.
       rateLimits: rateLimits.client,
       federation: {
+        // Bytes per verified origin (limits.download_bytes.federation), charged before each answer's headers.
+        ...(rateLimits.federationBytes === undefined ? {} : { downloadBytes: rateLimits.federationBytes }),
         authenticate: federationAuthWithRateLimit(
           createXMatrixAuth({
             serverName: config.serverName,

@@ -75,6 +75,7 @@ describe('parseConfig', () => {
           upload: null,
           download: null,
           federation: null,
+          downloadBytes: { client: null, legacy: null, federation: null },
           maxPendingUploads: 5,
           unusedExpirationMs: 86_400_000,
           pendingCleanupIntervalMs: 300_000,

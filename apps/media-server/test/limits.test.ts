@@ -44,6 +44,7 @@ describe('limits and quotas config', () => {
       upload: null,
       download: null,
       federation: null,
+      downloadBytes: { client: null, legacy: null, federation: null },
       maxPendingUploads: 5,
       unusedExpirationMs: 24 * 60 * 60 * 1000,
       pendingCleanupIntervalMs: 5 * 60 * 1000,
@@ -51,6 +52,17 @@ describe('limits and quotas config', () => {
       uploadIdleTimeoutMs: 60_000,
     });
     expect(config.quotas).toBeUndefined();
+  });
+
+  it('resolves download byte budgets with sizes', () => {
+    const config = testConfig('/tmp', {
+      limits: { download_bytes: { client: { bytes_per_second: '1M', burst_bytes: '100M' }, federation: { bytes_per_second: 89_088, burst_bytes: '500M' } } },
+    });
+    expect(config.limits.downloadBytes).toEqual({
+      client: { perSecond: 1024 ** 2, burst: 100 * 1024 ** 2 },
+      legacy: null,
+      federation: { perSecond: 89_088, burst: 500 * 1024 ** 2 },
+    });
   });
 
   it('resolves units and per-user quota entries', () => {
@@ -80,6 +92,11 @@ describe('limits and quotas config', () => {
     [{ limits: { upload: { per_second: 1 } } }, 'limits.upload.burst'],
     [{ limits: { upload: { per_second: 0, burst: 1 } } }, 'limits.upload.per_second'],
     [{ limits: { surprise: 1 } }, 'limits'],
+    [{ limits: { download_bytes: { client: { bytes_per_second: '1M' } } } }, 'limits.download_bytes.client.burst_bytes'],
+    [{ limits: { download_bytes: { legacy: { bytes_per_second: 0, burst_bytes: '1M' } } } }, 'limits.download_bytes.legacy.bytes_per_second'],
+    [{ limits: { download_bytes: { federation: { bytes_per_second: '1M', burst_bytes: 'lots' } } } }, 'limits.download_bytes.federation.burst_bytes'],
+    [{ limits: { download_bytes: { federation: { bytes_per_second: '1M', burst_bytes: '0K' } } } }, 'limits.download_bytes.federation.burst_bytes'],
+    [{ limits: { download_bytes: { users: null } } }, 'limits.download_bytes'],
     [{ limits: { unused_expiration: 'soon' } }, 'limits.unused_expiration'],
     [{ limits: { pending_cleanup_interval: 0 } }, 'limits.pending_cleanup_interval'],
     [{ limits: { pending_cleanup_interval: 'hourly' } }, 'limits.pending_cleanup_interval'],

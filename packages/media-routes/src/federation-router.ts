@@ -1,6 +1,6 @@
 import { errors } from '@hsmedia/errors';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
-import { contentDispositionFor, type MediaHandle, type MediaService } from '@hsmedia/media-core';
+import { contentDispositionFor, type MediaHandle, type MediaService, type RateLimiter } from '@hsmedia/media-core';
 import type { SignalSource } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
 import type { Middleware } from 'koa';
@@ -13,6 +13,7 @@ import {
   type MediaHandler,
   type MediaRouteState,
 } from './route-context.js';
+import { byteRateLimit, originKey } from './rate-limit.js';
 import type { SendableMedia } from './send-media.js';
 
 /**
@@ -56,6 +57,13 @@ export interface FederationMediaRouterOptions {
   readonly thumbnails?: FederationThumbnailProvider;
   /** Cache-Control max-age of served media, in seconds. Default 86 400. */
   readonly maxAgeSeconds?: number;
+  /**
+   * Bytes of downloads and thumbnails per verified origin server
+   * (`ctx.state.origin`, so a forged header spends no other server's budget):
+   * each answer costs its content's size, paid before any media header (429
+   * `M_LIMIT_EXCEEDED` with `retry_after_ms` otherwise). Its tokens are bytes.
+   */
+  readonly downloadBytes?: RateLimiter;
 }
 
 /**
@@ -89,13 +97,15 @@ export function createFederationMediaRouter(options: FederationMediaRouterOption
     throw new TypeError('createFederationMediaRouter: maxAgeSeconds must be >= 0');
   }
   const cacheControl = `private, max-age=${maxAge}`;
+  const chargeBytes =
+    options.downloadBytes === undefined ? undefined : byteRateLimit({ limiter: options.downloadBytes, key: originKey });
 
   const localMedia = (ctx: MediaContext<{ mediaId: string }>, query: URLSearchParams): Promise<MediaHandle> =>
     media.getMedia(media.serverName, ctx.params.mediaId, federationLookup(ctx, nonNegativeIntParam(query, 'timeout_ms')));
 
   const download: MediaHandler<{ mediaId: string }> = async (ctx) => {
     const handle = await localMedia(ctx, new URLSearchParams(ctx.querystring));
-    await sendMultipartMedia(ctx, handle, { cacheControl, contentDisposition: handle.contentDisposition });
+    await sendMultipartMedia(ctx, handle, { cacheControl, contentDisposition: handle.contentDisposition, chargeBytes });
   };
 
   const thumbnail: MediaHandler<{ mediaId: string }> = async (ctx) => {
@@ -106,6 +116,7 @@ export function createFederationMediaRouter(options: FederationMediaRouterOption
     const thumb = await thumbnails({ media: handle, query, origin: ctx.state.origin, signal: () => abortSignalFor(ctx) });
     await sendMultipartMedia(ctx, thumb, {
       cacheControl,
+      chargeBytes,
       // The part names no file, as it always has (the client endpoint says `thumbnail.<ext>`).
       contentDisposition: contentDispositionFor(thumb.contentType, null),
     });

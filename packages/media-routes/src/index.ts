@@ -8,7 +8,16 @@ export {
   type MediaRateLimits,
 } from './media-routers.js';
 export { addAsyncUploadRoutes, type AsyncUploadRoutesOptions } from './async-upload-routes.js';
-export { rateLimit, requesterKey, originKey, clientIpKey, type RateLimitOptions } from './rate-limit.js';
+export {
+  rateLimit,
+  byteRateLimit,
+  requesterKey,
+  originKey,
+  clientIpKey,
+  type RateLimitOptions,
+  type ByteRateLimitOptions,
+  type ByteCharge,
+} from './rate-limit.js';
 export {
   createFederationMediaRouter,
   type FederationMediaRouterOptions,

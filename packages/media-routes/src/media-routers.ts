@@ -9,7 +9,7 @@ import { fileNameParam, lookupQuery } from './internal/query-params.js';
 import { withUploadRequest } from './internal/upload-request.js';
 import { mediaSecurityHeaders } from './media-headers.js';
 import { createPreviewUrlHandler, type PreviewUrlOptions } from './preview-routes.js';
-import { clientIpKey, rateLimit, requesterKey } from './rate-limit.js';
+import { byteRateLimit, clientIpKey, rateLimit, requesterKey, type ByteCharge } from './rate-limit.js';
 import {
   ALL_METHODS,
   clientLookup,
@@ -64,6 +64,14 @@ export interface MediaRateLimits {
   readonly download?: RateLimiter;
   /** `POST /_matrix/media/v1/create`. */
   readonly create?: RateLimiter;
+  /**
+   * Bytes of client downloads and thumbnails, per user: each answer costs the
+   * bytes it sends (a range its length), paid before any media header (see
+   * `byteRateLimit`). Its tokens are bytes.
+   */
+  readonly downloadBytes?: RateLimiter;
+  /** Bytes of the unauthenticated legacy downloads and thumbnails, per client IP (`ctx.ip`). */
+  readonly legacyDownloadBytes?: RateLimiter;
 }
 
 /** The routers {@link createMediaRouters} builds. */
@@ -102,9 +110,15 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
   const privateCache = `private, max-age=${maxAge}`;
   const publicCache = `public, max-age=${maxAge}`;
 
+  const limits = options.rateLimits ?? {};
+  const bytesOf = (limiter: RateLimiter | undefined, key: (ctx: Context) => string | undefined): { chargeBytes?: ByteCharge } =>
+    limiter === undefined ? {} : { chargeBytes: byteRateLimit({ limiter, key }) };
+  const clientBytes = bytesOf(limits.downloadBytes, requesterKey);
+  const legacyBytes = bytesOf(limits.legacyDownloadBytes, clientIpKey);
+
   // Shared by every answer without a `/{fileName}` (no per-request options object on the hot path).
-  const privateSend: SendMediaOptions = { cacheControl: privateCache };
-  const publicSend: SendMediaOptions = { cacheControl: publicCache };
+  const privateSend: SendMediaOptions = { cacheControl: privateCache, ...clientBytes };
+  const publicSend: SendMediaOptions = { cacheControl: publicCache, ...legacyBytes };
 
   const config: MediaHandler = (ctx) => {
     memberOf(ctx);
@@ -121,7 +135,7 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
       const fileName = fileNameParam(ctx.params.fileName);
       const lookup = clientLookup(ctx, legacyRoute, lookupQuery(ctx.querystring, legacyRoute));
       const handle = await media.getMedia(serverName, mediaId, lookup);
-      await sendMedia(ctx, handle, fileName === undefined ? send : { cacheControl: send.cacheControl, fileName });
+      await sendMedia(ctx, handle, fileName === undefined ? send : { ...send, fileName });
     };
   };
 
@@ -133,7 +147,6 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
     ctx.body = { content_uri: contentUri };
   };
 
-  const limits = options.rateLimits ?? {};
   const limit = (limiter: RateLimiter | undefined, key: (ctx: Context) => string | undefined): Middleware[] =>
     limiter === undefined ? [] : [rateLimit({ limiter, key })];
   const uploadLimit = limit(limits.upload, requesterKey);
@@ -174,6 +187,8 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
     maxAgeSeconds: maxAge,
     clientBefore: downloadLimit,
     legacyBefore: legacyDownloadLimit,
+    clientSend: privateSend,
+    legacySend: publicSend,
   });
   return { client, legacy };
 }

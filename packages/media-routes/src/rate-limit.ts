@@ -70,3 +70,44 @@ export function hasUnreadBody(ctx: Context): boolean {
   const declared = ctx.req.headers['transfer-encoding'] !== undefined || (ctx.request.length ?? 0) > 0;
   return declared && !ctx.req.readableEnded;
 }
+
+/**
+ * Charges the bytes an answer is about to send to a budget, before any
+ * header of the media is written; throws 429 `M_LIMIT_EXCEEDED` (with
+ * `retry_after_ms` and `Retry-After`) when the budget cannot pay. Made by
+ * {@link byteRateLimit}.
+ */
+export type ByteCharge = (ctx: Context, bytes: number) => void;
+
+/** Options for {@link byteRateLimit}. */
+export interface ByteRateLimitOptions {
+  /** A budget in bytes, e.g. `new TokenBucketRateLimiter({ perSecond: 1 << 20, burst: 100 << 20 })`. */
+  readonly limiter: RateLimiter;
+  /** The bucket the bytes are drawn from ({@link requesterKey}, {@link clientIpKey}, {@link originKey}); undefined: unlimited. */
+  readonly key: (ctx: Context) => string | undefined;
+}
+
+/**
+ * A download budget in bytes (as Synapse's `remote_media_download_per_second`
+ * and matrix-media-repo's download buckets), on top of the request-count
+ * limits of {@link rateLimit}: each answer costs the bytes of media it sends
+ * (the range's length for a 206). With a token bucket, a download larger
+ * than the burst is let through when the bucket is full and empties it, so
+ * no file is ever unreachable; the next one waits for the refill.
+ *
+ * @example
+ * ```ts
+ * const bytes = new TokenBucketRateLimiter({ perSecond: 1 << 20, burst: 64 << 20 });
+ * createMediaRouters({ media, authenticate, rateLimits: { downloadBytes: bytes } });
+ * ```
+ */
+export function byteRateLimit(options: ByteRateLimitOptions): ByteCharge {
+  const { limiter, key } = options;
+  return (ctx, bytes) => {
+    if (bytes <= 0) return;
+    const bucket = key(ctx);
+    if (bucket === undefined) return;
+    const decision = limiter.take(bucket, bytes);
+    if (!decision.allowed) throw errors.limitExceeded(decision.retryAfterMs);
+  };
+}

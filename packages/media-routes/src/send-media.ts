@@ -5,6 +5,7 @@ import type { Context } from 'koa';
 import { answerConditional } from './http-range.js';
 import { writeStreamBody } from './internal/write-stream-body.js';
 import { writeMediaHeaders } from './media-headers.js';
+import type { ByteCharge } from './rate-limit.js';
 
 /**
  * What sending needs of a media item: a `MediaHandle` or a `ThumbnailHandle`
@@ -30,6 +31,32 @@ export interface SendMediaOptions {
    * from memory never makes one.
    */
   readonly signal?: SignalSource | undefined;
+  /**
+   * A download budget in bytes ({@link byteRateLimit}): charged the bytes a
+   * GET will send (the range's length for a 206) before any header of the
+   * media is written, so a refusal is a clean 429 without the media's
+   * Cache-Control or ETag. HEAD and 304 cost nothing.
+   */
+  readonly chargeBytes?: ByteCharge | undefined;
+}
+
+/**
+ * Charges `bytes` to the budget of `options`, discarding `media` when it
+ * cannot pay (nobody will read it) before the 429 propagates.
+ */
+export function chargeBeforeSend(
+  ctx: Context,
+  media: { discard(): void },
+  bytes: number,
+  charge: ByteCharge | undefined,
+): void {
+  if (charge === undefined || ctx.method !== 'GET') return;
+  try {
+    charge(ctx, bytes);
+  } catch (error) {
+    media.discard();
+    throw error;
+  }
 }
 
 /** The signal of a read: the caller's, else the request's own (made now, when a read needs it). */
@@ -43,27 +70,31 @@ export function readSignal(ctx: Context, source: SignalSource | undefined): Abor
  * (the handle's, or for the `/{fileName}` segment), the security and
  * caching headers, a strong ETag with 304s, single byte ranges (206/416)
  * and HEAD. Small media comes from memory as a Buffer; large media streams.
+ * With `options.chargeBytes`, the bytes are paid for before any media header.
  */
 export async function sendMedia(ctx: Context, handle: SendableMedia, options: SendMediaOptions): Promise<void> {
-  const { size, etag, contentType } = handle;
-  const { res } = ctx;
-  writeMediaHeaders(res, options.cacheControl, etag);
-  res.setHeader('Content-Type', contentType);
-  res.setHeader(
-    'Content-Disposition',
-    options.fileName === undefined ? handle.contentDisposition : contentDispositionFor(contentType, options.fileName),
-  );
+  const { size, etag } = handle;
   if (etag === null || size === null) {
+    // A live remote body: charged what the remote declared. An undeclared length (chunked) cannot be
+    // charged before sending and a refusal mid-body would only cut the answer; the item is being cached,
+    // so every later download of it is charged its stored size.
+    chargeBeforeSend(ctx, handle, size ?? 0, options.chargeBytes);
+    writeContentHeaders(ctx, handle, options);
     await sendLive(ctx, handle, size, options);
     return;
   }
-  res.setHeader('Accept-Ranges', 'bytes');
+  // Decided before any header is written: a 429 from the byte budget must not carry the media's
+  // Cache-Control (a client cache would keep the refusal for max-age).
   const range = answerConditional(ctx, handle, etag, size, true);
+  const start = range?.kind === 'partial' ? range.start : 0;
+  const end = range?.kind === 'partial' ? range.end : size - 1;
+  const length = Math.max(0, end - start + 1);
+  if (range !== undefined) chargeBeforeSend(ctx, handle, length, options.chargeBytes);
+  writeContentHeaders(ctx, handle, options);
+  const { res } = ctx;
+  res.setHeader('Accept-Ranges', 'bytes');
   if (range === undefined) return;
 
-  const start = range.kind === 'partial' ? range.start : 0;
-  const end = range.kind === 'partial' ? range.end : size - 1;
-  const length = Math.max(0, end - start + 1);
   if (range.kind === 'partial') {
     ctx.status = 206;
     res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
@@ -90,6 +121,18 @@ export async function sendMedia(ctx: Context, handle: SendableMedia, options: Se
   const body = await handle.open(range.kind === 'partial' ? range : undefined, readSignal(ctx, options.signal));
   ctx.length = length;
   await writeStreamBody(ctx, body);
+}
+
+/** Content-Type, Content-Disposition and the media headers of every answer about `handle` (a 304 included). */
+function writeContentHeaders(ctx: Context, handle: SendableMedia, options: SendMediaOptions): void {
+  const { res } = ctx;
+  const { contentType } = handle;
+  writeMediaHeaders(res, options.cacheControl, handle.etag);
+  res.setHeader('Content-Type', contentType);
+  res.setHeader(
+    'Content-Disposition',
+    options.fileName === undefined ? handle.contentDisposition : contentDispositionFor(contentType, options.fileName),
+  );
 }
 
 /**

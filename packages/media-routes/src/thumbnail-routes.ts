@@ -28,6 +28,10 @@ export interface ThumbnailRoutesOptions {
   readonly clientBefore?: readonly Middleware[];
   /** Middleware run first on the legacy routes (e.g. the per-IP download rate limit). */
   readonly legacyBefore?: readonly Middleware[];
+  /** How client thumbnails are sent (e.g. with the per-user byte budget); default private caching of `maxAgeSeconds`. */
+  readonly clientSend?: SendMediaOptions;
+  /** How legacy thumbnails are sent (e.g. with the per-IP byte budget); default public caching of `maxAgeSeconds`. */
+  readonly legacySend?: SendMediaOptions;
 }
 
 /**
@@ -46,8 +50,8 @@ export interface ThumbnailRoutesOptions {
 export function addThumbnailRoutes(client: Router, legacy: Router, options: ThumbnailRoutesOptions): void {
   const { media, thumbnails, authenticate } = options;
   // Shared by every answer (no per-request options object).
-  const privateSend: SendMediaOptions = { cacheControl: `private, max-age=${options.maxAgeSeconds}` };
-  const publicSend: SendMediaOptions = { cacheControl: `public, max-age=${options.maxAgeSeconds}` };
+  const privateSend: SendMediaOptions = options.clientSend ?? { cacheControl: `private, max-age=${options.maxAgeSeconds}` };
+  const publicSend: SendMediaOptions = options.legacySend ?? { cacheControl: `public, max-age=${options.maxAgeSeconds}` };
 
   const handler = (legacyRoute: boolean): MediaHandler<MediaPathParams> => {
     if (thumbnails === undefined) {

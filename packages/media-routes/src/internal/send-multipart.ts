@@ -3,7 +3,8 @@ import type { SignalSource } from '@hsmedia/runtime';
 import type { Context } from 'koa';
 import { answerConditional } from '../http-range.js';
 import { writeMediaHeaders } from '../media-headers.js';
-import { readSignal, type SendableMedia } from '../send-media.js';
+import type { ByteCharge } from '../rate-limit.js';
+import { chargeBeforeSend, readSignal, type SendableMedia } from '../send-media.js';
 import { writeStreamBody } from './write-stream-body.js';
 
 /** Options of {@link sendMultipartMedia}. */
@@ -12,6 +13,8 @@ export interface MultipartSendOptions {
   /** The content part's Content-Disposition. */
   readonly contentDisposition: string;
   readonly signal?: SignalSource | undefined;
+  /** The origin's download budget in bytes, charged the content's size before any header is written. */
+  readonly chargeBytes?: ByteCharge | undefined;
 }
 
 /** The bytes of small media as the content part's source. */
@@ -46,9 +49,15 @@ function frame(media: SendableMedia, stream: ReadableStream<Uint8Array>, length:
 export async function sendMultipartMedia(ctx: Context, media: SendableMedia, options: MultipartSendOptions): Promise<void> {
   const { etag, size } = media;
   const { res } = ctx;
-  writeMediaHeaders(res, options.cacheControl, etag);
   // Local media and thumbnails are stored, so they have their validators; anything else is sent whole.
-  if (etag !== null && size !== null && answerConditional(ctx, media, etag, size, false) === undefined) return;
+  if (etag !== null && size !== null && answerConditional(ctx, media, etag, size, false) === undefined) {
+    writeMediaHeaders(res, options.cacheControl, etag);
+    return;
+  }
+  // The content's bytes (the framing is not media), paid before any header so a 429 carries none of
+  // the media's. Federation serves stored media only, so the size is known.
+  chargeBeforeSend(ctx, media, size ?? 0, options.chargeBytes);
+  writeMediaHeaders(res, options.cacheControl, etag);
   ctx.status = 200;
   if (ctx.method !== 'GET') {
     // HEAD: the framing's headers (its length counts the content) and no body; the content is never read.

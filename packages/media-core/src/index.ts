@@ -56,6 +56,13 @@ export {
   type MediaAccessPolicy,
   type MediaCandidate,
   type MediaAdmission,
+  type BlockedHash,
+  type BlockedHashPage,
+  type BlockedHashes,
+  hasBlockedHashes,
+  SHA256_HEX_RE,
+  checkBlockedHash,
+  checkBlockedHashPage,
 } from './ports/index.js';
 export { hasJobLeases, type JobLeases } from './job-leases.js';
 export { MediaService, type MediaServiceOptions, type GetMediaOptions } from './media-service.js';
@@ -82,4 +89,6 @@ export {
   type UserMediaPage,
   type LocalMediaDeletion,
   type EvictionResult,
+  type QuarantineContext,
 } from './media-admin.js';
+export type { BlockedHashGate } from './blocked-hash-gate.js';

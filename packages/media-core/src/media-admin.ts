@@ -1,8 +1,11 @@
 import { isValidMediaId, isValidServerName } from './ids.js';
 import type { MediaService } from './media-service.js';
 import { type Logger } from '@hsmedia/runtime';
+import type { BlockedHashGate } from './blocked-hash-gate.js';
 import type { MediaCatalog } from './media-catalog.js';
 import {
+  type BlockedHash,
+  type BlockedHashPage,
   type MediaListOptions,
   type MediaQueries,
   type MediaQuery,
@@ -48,6 +51,13 @@ export interface EvictionResult {
 }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
+
+/** Who quarantines and why: kept with the content hashes a quarantine blocks. */
+export interface QuarantineContext {
+  /** The acting admin (a Matrix user ID) or tool. */
+  readonly by?: string | undefined;
+  readonly reason?: string | undefined;
+}
 
 /**
  * Moderation and housekeeping over the ports: quarantine (by media, by
@@ -103,15 +113,26 @@ export class MediaAdmin {
    * Quarantines (or releases) one item; true when it exists, false also when
    * it is protected and `quarantined` is true (protected media is never
    * quarantined, as in Synapse; releasing it always works).
+   *
+   * Quarantining also puts the item's content hash on the blocked-hash list
+   * (when the store has one), so the same bytes are refused when uploaded or
+   * fetched again and not served under any other ID. Releasing an item
+   * takes its hash off the list once no other item with that hash is still
+   * quarantined (a hash blocked for other copies stays blocked: release by
+   * hash with {@link quarantineByHash} to clear it).
    */
-  async setQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
+  async setQuarantined(serverName: string, mediaId: string, quarantined: boolean, context: QuarantineContext = {}): Promise<boolean> {
     if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
-    if (quarantined && (await this.#catalog.records.getMedia(serverName, mediaId))?.protected === true) {
+    const record = await this.#catalog.records.getMedia(serverName, mediaId);
+    if (quarantined && record?.protected === true) {
       this.#logger.info({ serverName, mediaId }, 'protected media not quarantined');
       return false;
     }
+    // The hash is blocked before the flag is set: a crash in between leaves the content refused, not served.
+    if (quarantined && record?.sha256) await this.#block(record.sha256, context);
     const found = await this.#catalog.setQuarantined(serverName, mediaId, quarantined);
     if (found) this.#logger.info({ serverName, mediaId, quarantined }, 'media quarantine changed');
+    if (!quarantined && record?.sha256) await this.#unblockWhenUnused(record.sha256);
     return found;
   }
 
@@ -129,21 +150,58 @@ export class MediaAdmin {
     return found;
   }
 
-  /** Quarantines (or releases) every upload of `userId` (protected media is never quarantined this way); how many changed. */
-  quarantineUserMedia(userId: string, quarantined: boolean): Promise<number> {
-    return this.#setQuarantinedWhere({ userId }, quarantined);
+  /**
+   * Quarantines (or releases) every upload of `userId` (protected media is
+   * never quarantined this way); how many changed. Quarantining blocks each
+   * item's hash, as {@link setQuarantined} does.
+   */
+  quarantineUserMedia(userId: string, quarantined: boolean, context: QuarantineContext = {}): Promise<number> {
+    return this.#setQuarantinedWhere({ userId }, quarantined, context);
   }
 
   /**
    * Quarantines (or releases) every item whose bytes hash to `sha256`
-   * (lower- or upper-case hex), local or remote: a re-upload of the same
-   * file is caught too; protected items are skipped. How many changed; 0
-   * for a malformed hash.
+   * (lower- or upper-case hex), local or remote; protected items are
+   * skipped. Quarantining puts the hash on the blocked-hash list (even when
+   * no item has it yet), so the same bytes uploaded or fetched later are
+   * refused; releasing takes it off. How many items changed; 0 for a
+   * malformed hash.
    */
-  quarantineByHash(sha256: string, quarantined: boolean): Promise<number> {
+  async quarantineByHash(sha256: string, quarantined: boolean, context: QuarantineContext = {}): Promise<number> {
     const hash = sha256.toLowerCase();
-    if (!SHA256_RE.test(hash)) return Promise.resolve(0);
-    return this.#setQuarantinedWhere({ sha256: hash }, quarantined);
+    if (!SHA256_RE.test(hash)) return 0;
+    if (quarantined) await this.#block(hash, context);
+    else if ((await this.#catalog.blockedHashes?.unblock(hash)) === true) this.#logger.info({ sha256: hash }, 'hash unblocked');
+    return this.#setQuarantinedWhere({ sha256: hash }, quarantined, context);
+  }
+
+  /**
+   * Puts a hash (lower- or upper-case hex) on the blocked-hash list without
+   * changing any record: those bytes are refused when uploaded or fetched and
+   * not served (protected media excepted). True when newly blocked. Throws
+   * `TypeError` for a malformed hash or when the store keeps no list.
+   */
+  async blockHash(entry: { readonly sha256: string; readonly reason?: string | null; readonly blockedBy?: string | null; readonly blockedAt?: number }): Promise<boolean> {
+    const blocked = await this.#gate().block({
+      sha256: entry.sha256.toLowerCase(),
+      reason: entry.reason ?? null,
+      blockedBy: entry.blockedBy ?? null,
+      blockedAt: entry.blockedAt ?? this.#catalog.clock.now(),
+    });
+    if (blocked) this.#logger.info({ sha256: entry.sha256.toLowerCase(), blockedBy: entry.blockedBy ?? null }, 'hash blocked');
+    return blocked;
+  }
+
+  /** Takes a hash off the list (records keep their quarantine flags); true when it was on it. */
+  async unblockHash(sha256: string): Promise<boolean> {
+    const unblocked = await this.#gate().unblock(sha256.toLowerCase());
+    if (unblocked) this.#logger.info({ sha256: sha256.toLowerCase() }, 'hash unblocked');
+    return unblocked;
+  }
+
+  /** A page of the blocked-hash list, ordered by hash; [] when the store keeps no list. */
+  listBlockedHashes(page: BlockedHashPage): Promise<BlockedHash[]> {
+    return this.#catalog.blockedHashes?.store.listBlockedHashes(page) ?? Promise.resolve([]);
   }
 
   /**
@@ -234,7 +292,28 @@ export class MediaAdmin {
     return this.#queries.mediaUsageByUser(query);
   }
 
-  async #setQuarantinedWhere(query: MediaQuery, quarantined: boolean): Promise<number> {
+  #gate(): BlockedHashGate {
+    const gate = this.#catalog.blockedHashes;
+    if (gate === undefined) throw new TypeError('MediaAdmin: the metadata store keeps no blocked-hash list');
+    return gate;
+  }
+
+  async #block(sha256: string, context: QuarantineContext): Promise<void> {
+    const gate = this.#catalog.blockedHashes;
+    if (gate === undefined) return;
+    const entry = { sha256, reason: context.reason ?? null, blockedBy: context.by ?? null, blockedAt: this.#catalog.clock.now() };
+    if (await gate.block(entry)) this.#logger.info({ sha256, blockedBy: entry.blockedBy }, 'hash blocked');
+  }
+
+  /** Takes `sha256` off the list unless an item with those bytes is still quarantined. */
+  async #unblockWhenUnused(sha256: string): Promise<void> {
+    const gate = this.#catalog.blockedHashes;
+    if (gate === undefined) return;
+    if ((await this.#queries.listMedia({ sha256, quarantined: true }, { limit: 1 })).length > 0) return;
+    if (await gate.unblock(sha256)) this.#logger.info({ sha256 }, 'hash unblocked');
+  }
+
+  async #setQuarantinedWhere(query: MediaQuery, quarantined: boolean, context: QuarantineContext): Promise<number> {
     let changed = 0;
     // Protected media is exempt from bulk quarantine; releasing covers it too (it may predate the protection).
     const selection: MediaQuery = quarantined ? { ...query, quarantined: false, protected: false } : { ...query, quarantined: true };
@@ -243,7 +322,7 @@ export class MediaAdmin {
       const batch = await this.#queries.listMedia(selection, { limit: this.#batchSize });
       let progress = 0;
       for (const record of batch) {
-        if (await this.setQuarantined(record.serverName, record.mediaId, quarantined)) progress++;
+        if (await this.setQuarantined(record.serverName, record.mediaId, quarantined, context)) progress++;
       }
       changed += progress;
       if (batch.length < this.#batchSize || progress === 0) return changed;

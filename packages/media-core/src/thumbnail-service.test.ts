@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { errors, isMatrixError, type MatrixError } from '@hsmedia/errors';
 import type { Requester } from '@hsmedia/runtime';
 import { describe, expect, it } from 'vitest';
@@ -330,6 +331,15 @@ describe('ThumbnailService: remote thumbnails first', () => {
     expect((await matrixError(thumbnails.getThumbnail(REMOTE, 'remoteMedia04', crop32))).httpStatus).toBe(403);
     expect(kinds).toEqual(['remote_thumbnail']);
     expect(await metadata.listThumbnails(REMOTE, 'remoteMedia04')).toEqual([]);
+    expect(blobs.blobCount).toBe(0);
+  });
+
+  it('does not cache a remote thumbnail whose bytes are on the blocked-hash list (404, nothing kept)', async () => {
+    const { remote, thumbnails, admin, metadata, blobs } = remoteSetup();
+    remote.thumbnail = () => ({ type: 'image/png', bytes: enc('blocked thumbnail') });
+    await admin.blockHash({ sha256: createHash('sha256').update('blocked thumbnail').digest('hex') });
+    expect((await matrixError(thumbnails.getThumbnail(REMOTE, 'remoteMedia06', crop32))).errcode).toBe('M_NOT_FOUND');
+    expect(await metadata.listThumbnails(REMOTE, 'remoteMedia06')).toEqual([]);
     expect(blobs.blobCount).toBe(0);
   });
 

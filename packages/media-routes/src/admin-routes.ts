@@ -183,18 +183,18 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   ] as const) {
     router.post<MediaRouteState, PathParams<MediaKey>>(`${synapse}/media/${action}/:serverName/:mediaId`, ...guard, async (ctx) => {
       const { serverName, mediaId } = mediaKey(ctx.params);
-      // Synapse answers {} whether or not the media exists.
-      await admin.setQuarantined(serverName, mediaId, quarantined);
+      // Synapse answers {} whether or not the media exists. The acting admin is kept with the hash a quarantine blocks.
+      await admin.setQuarantined(serverName, mediaId, quarantined, { by: requesterOf(ctx).userId });
       ctx.body = {};
     });
     router.post<MediaRouteState, PathParams<UserKey>>(`${synapse}/user/:userId/media/${action}`, ...guard, async (ctx) => {
-      const count = await admin.quarantineUserMedia(userIdParam(ctx.params), quarantined);
+      const count = await admin.quarantineUserMedia(userIdParam(ctx.params), quarantined, { by: requesterOf(ctx).userId });
       ctx.body = { [quarantined ? 'num_quarantined' : 'num_unquarantined']: count };
     });
     router.post<MediaRouteState, PathParams<{ sha256: string }>>(`${HSMEDIA_ADMIN_PREFIX}/media/${action}_by_hash/:sha256`, ...guard, async (ctx) => {
       const { sha256 } = ctx.params;
       if (!SHA256_RE.test(sha256)) throw errors.invalidParam('Expected a SHA-256 as 64 hex digits');
-      const count = await admin.quarantineByHash(sha256, quarantined);
+      const count = await admin.quarantineByHash(sha256, quarantined, { by: requesterOf(ctx).userId });
       ctx.body = { [quarantined ? 'num_quarantined' : 'num_unquarantined']: count };
     });
   }

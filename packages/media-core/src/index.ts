@@ -90,5 +90,6 @@ export {
   type LocalMediaDeletion,
   type EvictionResult,
   type QuarantineContext,
+  type BulkDeletionScope,
 } from './media-admin.js';
 export type { BlockedHashGate } from './blocked-hash-gate.js';

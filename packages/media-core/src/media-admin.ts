@@ -32,8 +32,21 @@ export interface UserMediaPage {
   readonly total: number;
 }
 
+/**
+ * What a bulk deletion (purge, retention, deletion by date, size or user)
+ * may delete besides ordinary media. Quarantined media is kept by default so
+ * a quarantine stays in force (and visible to moderators) until released;
+ * protected media is kept because an admin chose to keep it.
+ */
+export interface BulkDeletionScope {
+  /** Delete quarantined media too. Default false. */
+  readonly includeQuarantined?: boolean | undefined;
+  /** Delete protected media too. Default false. */
+  readonly includeProtected?: boolean | undefined;
+}
+
 /** Which local media {@link MediaAdmin.deleteLocalMedia} deletes (every given condition must hold). */
-export interface LocalMediaDeletion {
+export interface LocalMediaDeletion extends BulkDeletionScope {
   /** Last used (accessed, else uploaded) before this time, ms since epoch. */
   readonly lastUsedBefore?: number;
   /** Created before this time. */
@@ -51,6 +64,19 @@ export interface EvictionResult {
 }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
+
+/** `query` narrowed to what a bulk deletion in `scope` may delete. */
+function scoped(query: MediaQuery, scope: BulkDeletionScope): MediaQuery {
+  return {
+    ...query,
+    ...(scope.includeQuarantined === true ? {} : { quarantined: false }),
+    ...(scope.includeProtected === true ? {} : { protected: false }),
+  };
+}
+
+function inScope(record: MediaRecord, scope: BulkDeletionScope): boolean {
+  return (scope.includeQuarantined === true || !record.quarantined) && (scope.includeProtected === true || record.protected !== true);
+}
 
 /** Who quarantines and why: kept with the content hashes a quarantine blocks. */
 export interface QuarantineContext {
@@ -224,9 +250,13 @@ export class MediaAdmin {
     return { media, total: summary.count };
   }
 
-  /** Deletes the page of `userId`'s uploads that {@link listUserMedia} would list; the IDs deleted. */
-  async deleteUserMedia(userId: string, page: MediaListOptions): Promise<string[]> {
-    const records = await this.#queries.listMedia({ userId }, page);
+  /**
+   * Deletes the page of `userId`'s uploads that {@link listUserMedia} would
+   * list, without the quarantined and protected ones unless `scope` includes
+   * them (they are skipped, so the page may delete fewer); the IDs deleted.
+   */
+  async deleteUserMedia(userId: string, page: MediaListOptions, scope: BulkDeletionScope = {}): Promise<string[]> {
+    const records = (await this.#queries.listMedia({ userId }, page)).filter((record) => inScope(record, scope));
     const deleted: string[] = [];
     for (const record of records) {
       if (await this.deleteMedia(record.serverName, record.mediaId)) deleted.push(record.mediaId);
@@ -234,35 +264,44 @@ export class MediaAdmin {
     return deleted;
   }
 
-  /** Deletes local media matching every given condition (none given: nothing); the IDs deleted. */
+  /**
+   * Deletes local media matching every given condition (none given:
+   * nothing), quarantined and protected media only when `selection`
+   * includes them; the IDs deleted.
+   */
   async deleteLocalMedia(selection: LocalMediaDeletion): Promise<string[]> {
-    const query: MediaQuery = {
-      serverName: this.serverName,
+    const conditions: MediaQuery = {
       ...(selection.lastUsedBefore === undefined ? {} : { lastUsedBefore: selection.lastUsedBefore }),
       ...(selection.createdBefore === undefined ? {} : { createdBefore: selection.createdBefore }),
       ...(selection.sizeGreaterThan === undefined ? {} : { sizeGreaterThan: selection.sizeGreaterThan }),
     };
-    if (Object.keys(query).length === 1) return [];
-    return (await this.#deleteWhere(query)).map((record) => record.mediaId);
+    if (Object.keys(conditions).length === 0) return [];
+    return (await this.#deleteWhere(scoped({ serverName: this.serverName, ...conditions }, selection))).map((record) => record.mediaId);
   }
 
-  /** Deletes cached remote media last used before `before` (ms since epoch); how many. */
-  async purgeRemoteCache(before: number, createdBefore?: number): Promise<number> {
+  /**
+   * Deletes cached remote media last used before `before` (ms since epoch),
+   * quarantined and protected media only when `scope` includes them
+   * (Synapse keeps quarantined media out of its purges too); how many.
+   */
+  async purgeRemoteCache(before: number, createdBefore?: number, scope: BulkDeletionScope = {}): Promise<number> {
     const query: MediaQuery = {
       notServerName: this.serverName,
       lastUsedBefore: before,
       ...(createdBefore === undefined ? {} : { createdBefore }),
     };
-    return (await this.#deleteWhere(query)).length;
+    return (await this.#deleteWhere(scoped(query, scope))).length;
   }
 
   /**
    * Keeps the cached remote media within `maxBytes`: deletes the least
-   * recently used items until the rest fits.
+   * recently used items until the rest fits. Quarantined and protected media
+   * count towards the budget but are deleted only when `scope` includes them,
+   * so the rest may stay above `maxBytes`.
    */
-  async evictRemoteCache(maxBytes: number): Promise<EvictionResult> {
-    const query: MediaQuery = { notServerName: this.serverName };
-    let remainingBytes = (await this.#queries.summarizeMedia(query)).totalBytes;
+  async evictRemoteCache(maxBytes: number, scope: BulkDeletionScope = {}): Promise<EvictionResult> {
+    let remainingBytes = (await this.#queries.summarizeMedia({ notServerName: this.serverName })).totalBytes;
+    const query = scoped({ notServerName: this.serverName }, scope);
     let deleted = 0;
     let freedBytes = 0;
     let skipped = 0;

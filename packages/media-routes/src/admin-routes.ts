@@ -1,5 +1,5 @@
 import { errors } from '@hsmedia/errors';
-import { isValidMediaId, isValidServerName, type MediaAdmin, type MediaListOptions, type MediaOrder, type MediaRecord, type MediaUsageQuery } from '@hsmedia/media-core';
+import { isValidMediaId, isValidServerName, type BulkDeletionScope, type MediaAdmin, type MediaListOptions, type MediaOrder, type MediaRecord, type MediaUsageQuery } from '@hsmedia/media-core';
 import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
 import type { Middleware } from 'koa';
@@ -101,6 +101,18 @@ function userIdParam(params: UserKey): string {
 /** Synapse's `quarantined_by` names who quarantined; we only know whether. */
 function quarantinedBy(record: MediaRecord): string | null {
   return record.quarantined ? 'unknown' : null;
+}
+
+/**
+ * Whether a bulk deletion also deletes quarantined and protected media:
+ * off unless asked, under the names of Synapse's storage arguments
+ * (`include_quarantined_media`, `include_protected_media`).
+ */
+function deletionScope(query: URLSearchParams): BulkDeletionScope {
+  return {
+    includeQuarantined: booleanParam(query, 'include_quarantined_media', false),
+    includeProtected: booleanParam(query, 'include_protected_media', false),
+  };
 }
 
 /** An item of Synapse's `GET /users/{userId}/media` list. */
@@ -233,6 +245,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     const deleted = await admin.deleteLocalMedia({
       lastUsedBefore: before,
       ...(sizeGreaterThan > 0 ? { sizeGreaterThan } : {}),
+      ...deletionScope(query),
     });
     ctx.body = { deleted_media: deleted, total: deleted.length };
   };
@@ -252,12 +265,14 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   });
 
   router.delete<MediaRouteState, PathParams<UserKey>>(`${synapse}/users/:userId/media`, ...guard, async (ctx) => {
-    const deleted = await admin.deleteUserMedia(userIdParam(ctx.params), listOptions(queryOf(ctx)));
+    const query = queryOf(ctx);
+    const deleted = await admin.deleteUserMedia(userIdParam(ctx.params), listOptions(query), deletionScope(query));
     ctx.body = { deleted_media: deleted, total: deleted.length };
   });
 
   router.post(`${synapse}/purge_media_cache`, ...guard, async (ctx) => {
-    ctx.body = { deleted: await admin.purgeRemoteCache(timestamp(queryOf(ctx), 'before_ts')) };
+    const query = queryOf(ctx);
+    ctx.body = { deleted: await admin.purgeRemoteCache(timestamp(query, 'before_ts'), undefined, deletionScope(query)) };
   });
 
   router.get(`${synapse}/statistics/users/media`, ...guard, async (ctx) => {

@@ -446,6 +446,32 @@ describe('admin API: deletion', () => {
     const missing = await api('POST', '/_synapse/admin/v1/purge_media_cache');
     expect([missing.status, (await json(missing))['errcode']]).toEqual([400, 'M_MISSING_PARAM']);
   });
+
+  it('keeps quarantined and protected media out of purges and bulk deletes unless include_quarantined_media / include_protected_media', async () => {
+    h = await start();
+    const stored = await h.blobs.put(bytesOf('remote quarantined'));
+    await h.metadata.insertMedia({
+      serverName: 'remote.example', mediaId: 'quarantined', blobId: stored.blobId, contentType: 'text/plain', uploadName: null,
+      size: stored.size, sha256: stored.sha256, userId: null, createdAt: T0 - 50 * DAY, uploadedAt: T0 - 50 * DAY, expiresAt: null,
+      authenticated: false, quarantined: true, lastAccessAt: T0 - 40 * DAY,
+    });
+    const purge = (extra: string) => api('POST', `/_synapse/admin/v1/purge_media_cache?before_ts=${T0 - 30 * DAY}${extra}`);
+    expect(await json(await purge(''))).toEqual({ deleted: 0 });
+    const bad = await purge('&include_quarantined_media=yes');
+    expect([bad.status, (await json(bad))['errcode']]).toEqual([400, 'M_INVALID_PARAM']);
+    expect(await json(await purge('&include_quarantined_media=true'))).toEqual({ deleted: 1 });
+
+    const quarantined = await upload('quarantined upload');
+    const kept = await upload('protected upload');
+    const ordinary = await upload('ordinary upload');
+    expect((await api('POST', `/_synapse/admin/v1/media/quarantine/${SERVER}/${quarantined}`)).status).toBe(200);
+    expect((await api('POST', `/_synapse/admin/v1/media/protect/${kept}`)).status).toBe(200);
+    const deleteOld = (extra: string) => api('POST', `/_synapse/admin/v1/media/delete?before_ts=${T0 + 1}${extra}`);
+    expect(await json(await deleteOld(''))).toEqual({ deleted_media: [ordinary], total: 1 });
+    expect(await json(await api('DELETE', '/_synapse/admin/v1/users/@alice:media.test/media'))).toEqual({ deleted_media: [], total: 0 });
+    expect(await json(await deleteOld('&include_protected_media=true'))).toEqual({ deleted_media: [kept], total: 1 });
+    expect(await json(await api('DELETE', '/_synapse/admin/v1/users/@alice:media.test/media?include_quarantined_media=true'))).toEqual({ deleted_media: [quarantined], total: 1 });
+  });
 });
 
 describe('admin API: statistics', () => {

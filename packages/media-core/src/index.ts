@@ -91,5 +91,6 @@ export {
   type EvictionResult,
   type QuarantineContext,
   type BulkDeletionScope,
+  type HashBlock,
 } from './media-admin.js';
 export type { BlockedHashGate } from './blocked-hash-gate.js';

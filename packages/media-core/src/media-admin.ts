@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { isValidMediaId, isValidServerName } from './ids.js';
 import type { MediaService } from './media-service.js';
 import { type Logger } from '@hsmedia/runtime';
 import type { BlockedHashGate } from './blocked-hash-gate.js';
 import type { MediaCatalog } from './media-catalog.js';
 import {
+  type BlobStore,
   type BlockedHash,
   type BlockedHashPage,
   type MediaListOptions,
@@ -78,6 +80,23 @@ function inScope(record: MediaRecord, scope: BulkDeletionScope): boolean {
   return (scope.includeQuarantined === true || !record.quarantined) && (scope.includeProtected === true || record.protected !== true);
 }
 
+/** SHA-256 of a stored blob (a thumbnail row keeps none); null when it is gone. */
+async function hashBlob(blobs: BlobStore, blobId: string): Promise<string | null> {
+  const stream = await blobs.open(blobId);
+  if (stream === null) return null;
+  const hash = createHash('sha256');
+  for await (const chunk of stream) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+/** An entry for {@link MediaAdmin.blockHash}: `blockedAt` defaults to now. */
+export interface HashBlock {
+  readonly sha256: string;
+  readonly reason?: string | null;
+  readonly blockedBy?: string | null;
+  readonly blockedAt?: number;
+}
+
 /** Who quarantines and why: kept with the content hashes a quarantine blocks. */
 export interface QuarantineContext {
   /** The acting admin (a Matrix user ID) or tool. */
@@ -150,6 +169,7 @@ export class MediaAdmin {
   async setQuarantined(serverName: string, mediaId: string, quarantined: boolean, context: QuarantineContext = {}): Promise<boolean> {
     if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
     const record = await this.#catalog.records.getMedia(serverName, mediaId);
+    if (record === null && quarantined && !this.#catalog.isLocal(serverName)) return this.#quarantineThumbnailsOnly(serverName, mediaId, context);
     if (quarantined && record?.protected === true) {
       this.#logger.info({ serverName, mediaId }, 'protected media not quarantined');
       return false;
@@ -207,7 +227,7 @@ export class MediaAdmin {
    * not served (protected media excepted). True when newly blocked. Throws
    * `TypeError` for a malformed hash or when the store keeps no list.
    */
-  async blockHash(entry: { readonly sha256: string; readonly reason?: string | null; readonly blockedBy?: string | null; readonly blockedAt?: number }): Promise<boolean> {
+  async blockHash(entry: HashBlock): Promise<boolean> {
     const blocked = await this.#gate().block({
       sha256: entry.sha256.toLowerCase(),
       reason: entry.reason ?? null,
@@ -342,6 +362,27 @@ export class MediaAdmin {
     if (gate === undefined) return;
     const entry = { sha256, reason: context.reason ?? null, blockedBy: context.by ?? null, blockedAt: this.#catalog.clock.now() };
     if (await gate.block(entry)) this.#logger.info({ sha256, blockedBy: entry.blockedBy }, 'hash blocked');
+  }
+
+  /**
+   * Remote media known only through thumbnails the remote made (no media
+   * row): their hashes are blocked and the rows and blobs deleted, so they
+   * stop being served and the same bytes are not cached again (the next
+   * request fetches them and is refused, 404). True when there were any.
+   */
+  async #quarantineThumbnailsOnly(serverName: string, mediaId: string, context: QuarantineContext): Promise<boolean> {
+    const rows = await this.#catalog.thumbnails.listThumbnails(serverName, mediaId);
+    if (rows.length === 0) return false;
+    if (this.#catalog.blockedHashes === undefined) {
+      this.#logger.warn({ serverName, mediaId }, 'no blocked-hash list: thumbnails of unknown remote media deleted, not blocked');
+    }
+    for (const row of rows) {
+      const sha256 = this.#catalog.blockedHashes === undefined ? null : await hashBlob(this.#catalog.blobs, row.blobId);
+      if (sha256 !== null) await this.#block(sha256, context);
+    }
+    await this.#catalog.deleteThumbnails(serverName, mediaId);
+    this.#logger.info({ serverName, mediaId, thumbnails: rows.length }, 'thumbnail-only remote media quarantined');
+    return true;
   }
 
   /** Takes `sha256` off the list unless an item with those bytes is still quarantined. */

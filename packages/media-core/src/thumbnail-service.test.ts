@@ -343,6 +343,23 @@ describe('ThumbnailService: remote thumbnails first', () => {
     expect(blobs.blobCount).toBe(0);
   });
 
+  it('quarantining remote media known only through its thumbnails stops serving them and keeps them from being cached again', async () => {
+    const { remote, thumbnails, admin, metadata, blobs } = remoteSetup();
+    remote.thumbnail = () => ({ type: 'image/png', bytes: enc('remote thumbnail of bad media') });
+    expect((await thumbnails.getThumbnail(REMOTE, 'remoteMedia07', crop32)).fromRemote).toBe(true);
+    expect(await metadata.getMedia(REMOTE, 'remoteMedia07')).toBeNull();
+    expect(await admin.setQuarantined(REMOTE, 'remoteMedia07', true, { by: '@admin:example.org' })).toBe(true);
+    expect(await metadata.listThumbnails(REMOTE, 'remoteMedia07')).toEqual([]);
+    expect(blobs.blobCount).toBe(0);
+    // The remote still answers the same bytes: refused, not cached, not served.
+    expect((await matrixError(thumbnails.getThumbnail(REMOTE, 'remoteMedia07', crop32))).errcode).toBe('M_NOT_FOUND');
+    expect(await metadata.listThumbnails(REMOTE, 'remoteMedia07')).toEqual([]);
+    expect(blobs.blobCount).toBe(0);
+    expect(remote.thumbnailFetches).toBe(2);
+    // Unknown remote media without thumbnails stays "not found" (Synapse answers {} either way).
+    expect(await admin.setQuarantined(REMOTE, 'remoteMedia08', true)).toBe(false);
+  });
+
   it('never asks the remote for a legacy request', async () => {
     const { remote, thumbnails } = remoteSetup();
     remote.media.set('remoteMedia05', { type: 'image/png', bytes: enc('original') });

@@ -360,6 +360,22 @@ describe('retention', () => {
     expect(await metadataOf().getMedia('localhost', goneId)).toBeNull();
     expect(await metadataOf().getMedia('localhost', keptId)).not.toBeNull();
   });
+
+  it('keeps quarantined and protected media: a quarantine outlives retention', async () => {
+    await start();
+    metadataHandle = await createSqliteMetadataStore({ path: server!.config.database.kind === 'sqlite' ? server!.config.database.path : '' });
+    const quarantinedId = await uploadText('quarantined, old');
+    const protectedId = await uploadText('protected, old');
+    const ordinaryId = await uploadText('ordinary, old');
+    const admin = server!.operations.admin;
+    expect(await admin.setQuarantined('localhost', quarantinedId, true)).toBe(true);
+    expect(await admin.setProtected('localhost', protectedId, true)).toBe(true);
+    const result = await runRetention(admin, { intervalMs: 1000, localMaxAgeMs: DAY, localMaxIdleMs: DAY }, { now: () => Date.now() + 15 * DAY });
+    expect(result.localAge + result.localIdle).toBe(1);
+    expect(await metadataOf().getMedia('localhost', ordinaryId)).toBeNull();
+    expect(await metadataOf().getMedia('localhost', quarantinedId)).not.toBeNull();
+    expect(await metadataOf().getMedia('localhost', protectedId)).not.toBeNull();
+  });
 });
 
 describe('operations config', () => {

@@ -5,6 +5,7 @@ export {
   describeThumbnailIndex,
   describeMediaQueries,
   describeJobLeases,
+  describeBlockedHashes,
   describeServerKeyStore,
 } from './port-suites.js';
 export {

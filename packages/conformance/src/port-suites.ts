@@ -1,5 +1,6 @@
-import type { JobLeases, MediaQueries, MediaRecordStore, ThumbnailIndex } from '@hsmedia/media-core';
+import type { BlockedHashes, JobLeases, MediaQueries, MediaRecordStore, ThumbnailIndex } from '@hsmedia/media-core';
 import type { ServerKeyStore } from '@hsmedia/signing';
+import { describeBlockedHashCases } from './blocked-hash-cases.js';
 import { describeWithSubject } from './internal/subject-lifecycle.js';
 import { describeJobLeaseCases } from './job-lease-cases.js';
 import { describeMediaQueryCases, describeQuarantineFlagCases } from './media-query-cases.js';
@@ -85,4 +86,14 @@ export function describeJobLeases(name: string, factory: PortFactory<JobLeases>)
  */
 export function describeServerKeyStore(name: string, factory: PortFactory<ServerKeyStore>): void {
   describeWithSubject(`ServerKeyStore conformance: ${name}`, factory, (store) => describeServerKeyCases(() => store()));
+}
+
+/**
+ * The conformance suite of the `BlockedHashes` capability: exact round trips
+ * (text, user IDs, times up to 2^53-1), first entry kept, one winner among
+ * concurrent blocks of a hash, keyset paging in hash order, malformed hashes
+ * never blocked, malformed entries and pages refused with `TypeError`.
+ */
+export function describeBlockedHashes(name: string, factory: PortFactory<BlockedHashes>): void {
+  describeWithSubject(`BlockedHashes conformance: ${name}`, factory, (store) => describeBlockedHashCases(() => store()));
 }

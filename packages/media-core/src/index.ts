@@ -56,6 +56,13 @@ export {
   type MediaAccessPolicy,
   type MediaCandidate,
   type MediaAdmission,
+  type BlockedHash,
+  type BlockedHashPage,
+  type BlockedHashes,
+  hasBlockedHashes,
+  SHA256_HEX_RE,
+  checkBlockedHash,
+  checkBlockedHashPage,
 } from './ports/index.js';
 export {
   allowAllPolicy,
@@ -89,4 +96,8 @@ export {
   type UserMediaPage,
   type LocalMediaDeletion,
   type EvictionResult,
+  type QuarantineContext,
+  type BulkDeletionScope,
+  type HashBlock,
 } from './media-admin.js';
+export type { BlockedHashGate } from './blocked-hash-gate.js';

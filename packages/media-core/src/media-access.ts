@@ -11,6 +11,8 @@ export interface MediaAccessRulesOptions {
   readonly freezeExemptions?: readonly string[] | undefined;
   /** The operator's policy, asked after the built-in rules. */
   readonly policy?: MediaAccessPolicy | undefined;
+  /** Whether a content hash is on the blocked-hash list (cached by the catalog); none: no list. */
+  readonly isHashBlocked?: ((sha256: string) => boolean | Promise<boolean>) | undefined;
 }
 
 /** Who asks, as a lookup carries it. */
@@ -22,7 +24,8 @@ export interface AccessRequest {
 
 /**
  * The check before any byte is served: quarantined media is not served
- * (404, as Synapse answers), media stored while the legacy endpoints were
+ * (404, as Synapse answers), nor media whose bytes are on the blocked-hash
+ * list unless it is protected (the list is quarantine by content), media stored while the legacy endpoints were
  * frozen is not served on them (spec v1.11, "Content repository": the
  * freeze; SSO icons exempt), then the operator's {@link MediaAccessPolicy}.
  */
@@ -30,6 +33,7 @@ export class MediaAccessRules {
   readonly #freezeLegacy: boolean;
   readonly #exemptions: ReadonlySet<string>;
   readonly #policy: MediaAccessPolicy | undefined;
+  readonly #isHashBlocked: ((sha256: string) => boolean | Promise<boolean>) | undefined;
 
   constructor(options: MediaAccessRulesOptions) {
     this.#freezeLegacy = options.freezeLegacy;
@@ -41,6 +45,7 @@ export class MediaAccessRules {
     }
     this.#exemptions = exemptions;
     this.#policy = options.policy;
+    this.#isHashBlocked = options.isHashBlocked;
   }
 
   get freezeLegacy(): boolean {
@@ -54,6 +59,17 @@ export class MediaAccessRules {
     if (legacy && record.authenticated && !this.#exemptions.has(`${record.serverName}/${record.mediaId}`)) {
       throw errors.notFound('Media not found');
     }
+    // Protected media is exempt from quarantine, by hash too (Synapse's `safe_from_quarantine`).
+    const blocked = record.sha256 === null || record.protected === true ? false : (this.#isHashBlocked?.(record.sha256) ?? false);
+    if (blocked === true) throw errors.notFound('Media not found');
+    if (blocked === false) return this.#askPolicy(record, legacy, request, purpose);
+    return blocked.then((isBlocked) => {
+      if (isBlocked) throw errors.notFound('Media not found');
+      return this.#askPolicy(record, legacy, request, purpose);
+    });
+  }
+
+  #askPolicy(record: MediaRecord, legacy: boolean, request: AccessRequest, purpose: 'download' | 'thumbnail'): void | Promise<void> {
     if (this.#policy === undefined) return;
     return this.#policy.check(record, { requester: request.requester, origin: request.origin, legacy, purpose });
   }

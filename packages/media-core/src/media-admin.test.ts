@@ -147,6 +147,35 @@ describe('MediaAdmin', () => {
     expect(await admin.deleteLocalMedia({ sizeGreaterThan: 10 })).toHaveLength(1);
   });
 
+  it('purges and evicts quarantined and protected remote media only when asked explicitly', async () => {
+    const { admin, cacheRemote, metadata } = setup();
+    await cacheRemote('quarantined1', 'bad remote', 1_000);
+    await cacheRemote('protected001', 'kept remote', 1_000);
+    await cacheRemote('ordinary0001', 'ordinary', 1_000);
+    expect(await admin.setQuarantined(REMOTE, 'quarantined1', true)).toBe(true);
+    expect(await admin.setProtected(REMOTE, 'protected001', true)).toBe(true);
+    expect(await admin.purgeRemoteCache(2_000_000)).toBe(1);
+    expect(await metadata.getMedia(REMOTE, 'ordinary0001')).toBeNull();
+    expect(await admin.evictRemoteCache(0)).toEqual({ deleted: 0, freedBytes: 0, remainingBytes: 21 });
+    expect(await admin.purgeRemoteCache(2_000_000, undefined, { includeQuarantined: true })).toBe(1);
+    expect(await metadata.getMedia(REMOTE, 'quarantined1')).toBeNull();
+    expect(await admin.evictRemoteCache(0, { includeProtected: true })).toEqual({ deleted: 1, freedBytes: 11, remainingBytes: 0 });
+  });
+
+  it('deletes local media by date, size or user without quarantined and protected items unless asked', async () => {
+    const { admin, upload, metadata } = setup();
+    const quarantined = await upload('quarantined');
+    const isProtected = await upload('protected!!');
+    const ordinary = await upload('ordinary!!!');
+    expect(await admin.setQuarantined(SERVER, quarantined, true)).toBe(true);
+    expect(await admin.setProtected(SERVER, isProtected, true)).toBe(true);
+    expect(await admin.deleteLocalMedia({ sizeGreaterThan: 1 })).toEqual([ordinary]);
+    expect(await admin.deleteUserMedia(alice.userId, { limit: 10 })).toEqual([]);
+    expect(await admin.deleteUserMedia(alice.userId, { limit: 10 }, { includeProtected: true })).toEqual([isProtected]);
+    expect(await admin.deleteLocalMedia({ sizeGreaterThan: 1, includeQuarantined: true })).toEqual([quarantined]);
+    expect((await metadata.summarizeMedia({})).count).toBe(0);
+  });
+
   it('reports usage by user', async () => {
     const { admin, upload } = setup();
     await upload('12');

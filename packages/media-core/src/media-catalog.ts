@@ -1,10 +1,11 @@
 import { errors, type MatrixError } from '@hsmedia/errors';
 import { noopLogger, systemClock, type Clock, type Logger } from '@hsmedia/runtime';
 import { BlobCache } from './blob-cache.js';
+import { BlockedHashGate } from './blocked-hash-gate.js';
 import { DEFAULT_CONTENT_TYPE, normaliseUploadContentType } from './content-headers.js';
 import { WeightedLru } from './internal/weighted-lru.js';
 import type { ThumbnailHandle } from './media-handle.js';
-import type { BlobStore, MediaAdmission, MediaCandidate, MediaRecord, MediaRecordStore, StoredBlob, StoredThumbnail, ThumbnailIndex } from './ports/index.js';
+import type { BlobStore, BlockedHashes, MediaAdmission, MediaCandidate, MediaRecord, MediaRecordStore, StoredBlob, StoredThumbnail, ThumbnailIndex } from './ports/index.js';
 import { StoredMediaHandle, type BlobReader } from './stored-media-handle.js';
 
 /** In-memory cache sizes of the {@link MediaCatalog}. */
@@ -34,6 +35,13 @@ export interface MediaCatalogOptions {
   readonly cache?: MediaCacheOptions | undefined;
   /** The stage between "bytes stored" and "media visible"; none admits everything. */
   readonly admission?: MediaAdmission | undefined;
+  /**
+   * The blocked-hash list: blocked bytes are refused at admission (before
+   * `admission`) and records with a blocked hash are not served. None: no list.
+   */
+  readonly blockedHashes?: BlockedHashes | undefined;
+  /** How long an answer of the list is trusted, in ms (another instance's block bites within it). Default 10 000. */
+  readonly blockedHashTtlMs?: number | undefined;
   /** Access times are batched and written at most this often (ms). Default 60 000; 0 disables tracking. */
   readonly touchIntervalMs?: number | undefined;
   /** Called on every in-memory cache lookup (metrics). Must not throw. */
@@ -78,6 +86,8 @@ export class MediaCatalog {
   readonly thumbnails: ThumbnailIndex;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** The blocked-hash list and its cached answers; undefined when the store has none. */
+  readonly blockedHashes: BlockedHashGate | undefined;
   readonly #recordCache: WeightedLru<string, MediaRecord>;
   readonly #recordTtlMs: number;
   readonly #handles = new WeakMap<MediaRecord, StoredMediaHandle>();
@@ -99,6 +109,10 @@ export class MediaCatalog {
     this.logger = options.logger ?? noopLogger;
     this.clock = options.clock ?? systemClock;
     this.#admission = options.admission;
+    this.blockedHashes =
+      options.blockedHashes === undefined
+        ? undefined
+        : new BlockedHashGate(options.blockedHashes, this.clock, nonNegative('blockedHashTtlMs', options.blockedHashTtlMs ?? 10_000));
     this.#onCacheLookup = options.onCacheLookup;
     const cache = options.cache ?? {};
     this.#recordCache = new WeightedLru(nonNegative('cache.maxRecords', cache.maxRecords ?? 10_000));
@@ -150,10 +164,12 @@ export class MediaCatalog {
 
   /**
    * Runs the admission stage on stored bytes that are about to become
-   * visible. Throws (a `MatrixError`) when they are refused; the caller then
-   * deletes the blob and writes no record.
+   * visible: the blocked-hash list first, then the configured stage. Throws
+   * (a `MatrixError`) when they are refused; the caller then deletes the
+   * blob and writes no record.
    */
   async admit(candidate: MediaCandidate, signal?: AbortSignal): Promise<void> {
+    await this.blockedHashes?.admit(candidate);
     await this.#admission?.admit(candidate, signal);
   }
 

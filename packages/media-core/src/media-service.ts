@@ -14,15 +14,17 @@ import {
   type UploadRequest,
   type UploadResult,
 } from './media-uploads.js';
-import type {
-  BlobStore,
-  MediaAccessPolicy,
-  MediaAdmission,
-  MediaQueries,
-  MediaRecord,
-  MediaRecordStore,
-  RemoteMediaSource,
-  ThumbnailIndex,
+import {
+  hasBlockedHashes,
+  type BlobStore,
+  type BlockedHashes,
+  type MediaAccessPolicy,
+  type MediaAdmission,
+  type MediaQueries,
+  type MediaRecord,
+  type MediaRecordStore,
+  type RemoteMediaSource,
+  type ThumbnailIndex,
 } from './ports/index.js';
 import { RemoteMediaFetcher } from './remote-media-fetcher.js';
 import { TimeoutPolicy } from './timeout-policy.js';
@@ -95,6 +97,14 @@ export interface MediaServiceOptions {
    * without contacting them, media already cached is still served.
    */
   readonly preventDownloadsFrom?: readonly string[];
+  /**
+   * The blocked-hash list (quarantine by content: refused at upload and
+   * remote fetch, never served). Default: the metadata store, when it
+   * implements `BlockedHashes` (the SQL and in-memory stores do).
+   */
+  readonly blockedHashes?: BlockedHashes;
+  /** How long an answer of the blocked-hash list is trusted, in ms: another instance's block bites within it. Default 10 000. */
+  readonly blockedHashTtlMs?: number;
 }
 
 /** Options for {@link MediaService.getMedia}. */
@@ -180,7 +190,6 @@ export class MediaService {
     this.serverName = options.serverName;
     const freezeLegacy = options.freezeLegacy ?? false;
     this.#noFetchFrom = new Set((options.preventDownloadsFrom ?? []).map(normaliseServerName));
-    this.#access = new MediaAccessRules({ freezeLegacy, freezeExemptions: options.freezeExemptions, policy: options.accessPolicy });
     this.#timeouts = new TimeoutPolicy({
       maxMs: requireInteger('maxTimeoutMs', options.maxTimeoutMs ?? 60_000, true),
       defaultMs: requireInteger('defaultTimeoutMs', options.defaultTimeoutMs ?? 20_000, true),
@@ -195,10 +204,19 @@ export class MediaService {
       thumbnails: options.metadata,
       cache: options.cache,
       admission: options.admission,
+      blockedHashes: options.blockedHashes ?? (hasBlockedHashes(options.metadata) ? options.metadata : undefined),
+      blockedHashTtlMs: options.blockedHashTtlMs,
       touchIntervalMs: options.touchIntervalMs,
       onCacheLookup: options.onCacheLookup,
       logger: options.logger,
       clock: options.clock,
+    });
+    const gate = this.catalog.blockedHashes;
+    this.#access = new MediaAccessRules({
+      freezeLegacy,
+      freezeExemptions: options.freezeExemptions,
+      policy: options.accessPolicy,
+      isHashBlocked: gate === undefined ? undefined : (sha256) => gate.isBlocked(sha256),
     });
     this.#uploads = new MediaUploads({
       catalog: this.catalog,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { errors, isMatrixError, type MatrixError } from '@hsmedia/errors';
 import type { Requester } from '@hsmedia/runtime';
 import { describe, expect, it } from 'vitest';
@@ -331,6 +332,32 @@ describe('ThumbnailService: remote thumbnails first', () => {
     expect(kinds).toEqual(['remote_thumbnail']);
     expect(await metadata.listThumbnails(REMOTE, 'remoteMedia04')).toEqual([]);
     expect(blobs.blobCount).toBe(0);
+  });
+
+  it('does not cache a remote thumbnail whose bytes are on the blocked-hash list (404, nothing kept)', async () => {
+    const { remote, thumbnails, admin, metadata, blobs } = remoteSetup();
+    remote.thumbnail = () => ({ type: 'image/png', bytes: enc('blocked thumbnail') });
+    await admin.blockHash({ sha256: createHash('sha256').update('blocked thumbnail').digest('hex') });
+    expect((await matrixError(thumbnails.getThumbnail(REMOTE, 'remoteMedia06', crop32))).errcode).toBe('M_NOT_FOUND');
+    expect(await metadata.listThumbnails(REMOTE, 'remoteMedia06')).toEqual([]);
+    expect(blobs.blobCount).toBe(0);
+  });
+
+  it('quarantining remote media known only through its thumbnails stops serving them and keeps them from being cached again', async () => {
+    const { remote, thumbnails, admin, metadata, blobs } = remoteSetup();
+    remote.thumbnail = () => ({ type: 'image/png', bytes: enc('remote thumbnail of bad media') });
+    expect((await thumbnails.getThumbnail(REMOTE, 'remoteMedia07', crop32)).fromRemote).toBe(true);
+    expect(await metadata.getMedia(REMOTE, 'remoteMedia07')).toBeNull();
+    expect(await admin.setQuarantined(REMOTE, 'remoteMedia07', true, { by: '@admin:example.org' })).toBe(true);
+    expect(await metadata.listThumbnails(REMOTE, 'remoteMedia07')).toEqual([]);
+    expect(blobs.blobCount).toBe(0);
+    // The remote still answers the same bytes: refused, not cached, not served.
+    expect((await matrixError(thumbnails.getThumbnail(REMOTE, 'remoteMedia07', crop32))).errcode).toBe('M_NOT_FOUND');
+    expect(await metadata.listThumbnails(REMOTE, 'remoteMedia07')).toEqual([]);
+    expect(blobs.blobCount).toBe(0);
+    expect(remote.thumbnailFetches).toBe(2);
+    // Unknown remote media without thumbnails stays "not found" (Synapse answers {} either way).
+    expect(await admin.setQuarantined(REMOTE, 'remoteMedia08', true)).toBe(false);
   });
 
   it('never asks the remote for a legacy request', async () => {

@@ -1,5 +1,5 @@
 import { errors } from '@hsmedia/errors';
-import { isValidMediaId, isValidServerName, type MediaAdmin, type MediaListOptions, type MediaOrder, type MediaRecord, type MediaUsageQuery } from '@hsmedia/media-core';
+import { isValidMediaId, isValidServerName, type BulkDeletionScope, type MediaAdmin, type MediaListOptions, type MediaOrder, type MediaRecord, type MediaUsageQuery } from '@hsmedia/media-core';
 import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
 import type { Middleware } from 'koa';
@@ -103,6 +103,18 @@ function quarantinedBy(record: MediaRecord): string | null {
   return record.quarantined ? 'unknown' : null;
 }
 
+/**
+ * Whether a bulk deletion also deletes quarantined and protected media:
+ * off unless asked, under the names of Synapse's storage arguments
+ * (`include_quarantined_media`, `include_protected_media`).
+ */
+function deletionScope(query: URLSearchParams): BulkDeletionScope {
+  return {
+    includeQuarantined: booleanParam(query, 'include_quarantined_media', false),
+    includeProtected: booleanParam(query, 'include_protected_media', false),
+  };
+}
+
 /** An item of Synapse's `GET /users/{userId}/media` list. */
 function userMediaItem(record: MediaRecord): Record<string, unknown> {
   return {
@@ -183,18 +195,18 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   ] as const) {
     router.post<MediaRouteState, PathParams<MediaKey>>(`${synapse}/media/${action}/:serverName/:mediaId`, ...guard, async (ctx) => {
       const { serverName, mediaId } = mediaKey(ctx.params);
-      // Synapse answers {} whether or not the media exists.
-      await admin.setQuarantined(serverName, mediaId, quarantined);
+      // Synapse answers {} whether or not the media exists. The acting admin is kept with the hash a quarantine blocks.
+      await admin.setQuarantined(serverName, mediaId, quarantined, { by: requesterOf(ctx).userId });
       ctx.body = {};
     });
     router.post<MediaRouteState, PathParams<UserKey>>(`${synapse}/user/:userId/media/${action}`, ...guard, async (ctx) => {
-      const count = await admin.quarantineUserMedia(userIdParam(ctx.params), quarantined);
+      const count = await admin.quarantineUserMedia(userIdParam(ctx.params), quarantined, { by: requesterOf(ctx).userId });
       ctx.body = { [quarantined ? 'num_quarantined' : 'num_unquarantined']: count };
     });
     router.post<MediaRouteState, PathParams<{ sha256: string }>>(`${HSMEDIA_ADMIN_PREFIX}/media/${action}_by_hash/:sha256`, ...guard, async (ctx) => {
       const { sha256 } = ctx.params;
       if (!SHA256_RE.test(sha256)) throw errors.invalidParam('Expected a SHA-256 as 64 hex digits');
-      const count = await admin.quarantineByHash(sha256, quarantined);
+      const count = await admin.quarantineByHash(sha256, quarantined, { by: requesterOf(ctx).userId });
       ctx.body = { [quarantined ? 'num_quarantined' : 'num_unquarantined']: count };
     });
   }
@@ -233,6 +245,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     const deleted = await admin.deleteLocalMedia({
       lastUsedBefore: before,
       ...(sizeGreaterThan > 0 ? { sizeGreaterThan } : {}),
+      ...deletionScope(query),
     });
     ctx.body = { deleted_media: deleted, total: deleted.length };
   };
@@ -252,12 +265,14 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   });
 
   router.delete<MediaRouteState, PathParams<UserKey>>(`${synapse}/users/:userId/media`, ...guard, async (ctx) => {
-    const deleted = await admin.deleteUserMedia(userIdParam(ctx.params), listOptions(queryOf(ctx)));
+    const query = queryOf(ctx);
+    const deleted = await admin.deleteUserMedia(userIdParam(ctx.params), listOptions(query), deletionScope(query));
     ctx.body = { deleted_media: deleted, total: deleted.length };
   });
 
   router.post(`${synapse}/purge_media_cache`, ...guard, async (ctx) => {
-    ctx.body = { deleted: await admin.purgeRemoteCache(timestamp(queryOf(ctx), 'before_ts')) };
+    const query = queryOf(ctx);
+    ctx.body = { deleted: await admin.purgeRemoteCache(timestamp(query, 'before_ts'), undefined, deletionScope(query)) };
   });
 
   router.get(`${synapse}/statistics/users/media`, ...guard, async (ctx) => {

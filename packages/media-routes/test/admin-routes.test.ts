@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { access } from 'node:fs/promises';
+import { access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StaticTokenVerifier, createClientAuth } from '@hsmedia/client-auth';
 import { errors } from '@hsmedia/errors';
@@ -87,6 +87,12 @@ async function upload(body: string, headers: Record<string, string> = ALICE): Pr
   const res = await fetch(`${h!.url}/_matrix/media/v3/upload`, { method: 'POST', headers: { ...headers, 'Content-Type': 'text/plain' }, body });
   expect(res.status).toBe(200);
   return ((await res.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+}
+
+/** Files under the blob store's root (staging files included): what a refused upload must not leave behind. */
+async function blobFiles(): Promise<number> {
+  const entries = await readdir(join(h!.dir.path, 'blobs'), { recursive: true, withFileTypes: true });
+  return entries.filter((entry) => entry.isFile()).length;
 }
 
 function api(method: string, path: string, headers: Record<string, string> = ADMIN): Promise<Response> {
@@ -203,13 +209,15 @@ describe('admin API: quarantine', () => {
     expect(await servedStatuses(first)).toEqual(ALL_GONE);
     expect(await servedStatuses(second)).toEqual(ALL_GONE);
     expect(await servedStatuses(different)).toEqual(ALL_OK);
-    // A re-upload of the same file is caught by quarantining the hash again.
-    const third = await upload('the same bytes');
-    expect(await json(await api('POST', `/_hsmedia/admin/v1/media/quarantine_by_hash/${hash}`))).toEqual({ num_quarantined: 1 });
-    expect(await servedStatuses(third)).toEqual(ALL_GONE);
+    // The hash is blocked: a re-upload of the same file is refused and nothing of it is kept.
+    const before = [(await h!.metadata.summarizeMedia({})).count, await blobFiles()];
+    const refused = await fetch(`${h!.url}/_matrix/media/v3/upload`, { method: 'POST', headers: { ...ALICE, 'Content-Type': 'text/plain' }, body: 'the same bytes' });
+    expect([refused.status, (await json(refused))['errcode']]).toEqual([403, 'M_FORBIDDEN']);
+    expect([(await h!.metadata.summarizeMedia({})).count, await blobFiles()]).toEqual(before);
     const released = await api('POST', `/_hsmedia/admin/v1/media/unquarantine_by_hash/${hash}`);
-    expect(await json(released)).toEqual({ num_unquarantined: 3 });
+    expect(await json(released)).toEqual({ num_unquarantined: 2 });
     expect(await servedStatuses(first)).toEqual(ALL_OK);
+    expect(await servedStatuses(await upload('the same bytes'))).toEqual(ALL_OK);
     for (const bad of ['abc', 'g'.repeat(64), 'a'.repeat(65)]) {
       const refused = await api('POST', `/_hsmedia/admin/v1/media/quarantine_by_hash/${bad}`);
       expect([bad, refused.status, (await json(refused))['errcode']]).toEqual([bad, 400, 'M_INVALID_PARAM']);
@@ -437,6 +445,32 @@ describe('admin API: deletion', () => {
     expect(await servedStatuses(local)).toEqual(ALL_OK);
     const missing = await api('POST', '/_synapse/admin/v1/purge_media_cache');
     expect([missing.status, (await json(missing))['errcode']]).toEqual([400, 'M_MISSING_PARAM']);
+  });
+
+  it('keeps quarantined and protected media out of purges and bulk deletes unless include_quarantined_media / include_protected_media', async () => {
+    h = await start();
+    const stored = await h.blobs.put(bytesOf('remote quarantined'));
+    await h.metadata.insertMedia({
+      serverName: 'remote.example', mediaId: 'quarantined', blobId: stored.blobId, contentType: 'text/plain', uploadName: null,
+      size: stored.size, sha256: stored.sha256, userId: null, createdAt: T0 - 50 * DAY, uploadedAt: T0 - 50 * DAY, expiresAt: null,
+      authenticated: false, quarantined: true, lastAccessAt: T0 - 40 * DAY,
+    });
+    const purge = (extra: string) => api('POST', `/_synapse/admin/v1/purge_media_cache?before_ts=${T0 - 30 * DAY}${extra}`);
+    expect(await json(await purge(''))).toEqual({ deleted: 0 });
+    const bad = await purge('&include_quarantined_media=yes');
+    expect([bad.status, (await json(bad))['errcode']]).toEqual([400, 'M_INVALID_PARAM']);
+    expect(await json(await purge('&include_quarantined_media=true'))).toEqual({ deleted: 1 });
+
+    const quarantined = await upload('quarantined upload');
+    const kept = await upload('protected upload');
+    const ordinary = await upload('ordinary upload');
+    expect((await api('POST', `/_synapse/admin/v1/media/quarantine/${SERVER}/${quarantined}`)).status).toBe(200);
+    expect((await api('POST', `/_synapse/admin/v1/media/protect/${kept}`)).status).toBe(200);
+    const deleteOld = (extra: string) => api('POST', `/_synapse/admin/v1/media/delete?before_ts=${T0 + 1}${extra}`);
+    expect(await json(await deleteOld(''))).toEqual({ deleted_media: [ordinary], total: 1 });
+    expect(await json(await api('DELETE', '/_synapse/admin/v1/users/@alice:media.test/media'))).toEqual({ deleted_media: [], total: 0 });
+    expect(await json(await deleteOld('&include_protected_media=true'))).toEqual({ deleted_media: [kept], total: 1 });
+    expect(await json(await api('DELETE', '/_synapse/admin/v1/users/@alice:media.test/media?include_quarantined_media=true'))).toEqual({ deleted_media: [quarantined], total: 1 });
   });
 });
 

@@ -1,4 +1,4 @@
-import type { MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail } from '@hsmedia/media-core';
+import type { BlockedHash, BlockedHashes, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail } from '@hsmedia/media-core';
 import type { ServerKeyStore, StoredServerKey } from '@hsmedia/signing';
 import type { Knex } from 'knex';
 import {
@@ -11,6 +11,7 @@ import {
   type MediaRow,
   type ServerKeyRow,
 } from './internal/rows.js';
+import { blockHash, isHashBlocked, listBlockedHashes, unblockHash } from './internal/blocked-hashes.js';
 import { releaseLease, tryAcquireLease } from './internal/leases.js';
 import { listMedia, mediaUsageByUser, setMediaProtected, setMediaQuarantined, summarizeMedia } from './internal/media-queries.js';
 import { tableNamesFor, type TableNames } from './internal/table-names.js';
@@ -48,7 +49,7 @@ const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
  * Database errors propagate unchanged (the HTTP edge renders them as 500
  * `M_UNKNOWN`); this class never puts caller data into error messages.
  */
-export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases {
+export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes {
   /** The knex instance the store queries. */
   readonly knex: Knex;
   readonly #tables: TableNames;
@@ -272,6 +273,26 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
   /** Releases the lease if `holder` holds it; true when it did. */
   releaseLease(name: string, holder: string): Promise<boolean> {
     return releaseLease(this.knex, this.#tables.jobLeases, name, holder);
+  }
+
+  /** Adds a hash to the blocked-hash list; false when it is listed already (the first entry is kept). Throws `TypeError` for a malformed entry. */
+  blockHash(entry: BlockedHash): Promise<boolean> {
+    return blockHash(this.knex, this.#tables.blockedHashes, entry);
+  }
+
+  /** Removes a hash from the list; true when it was listed. */
+  unblockHash(sha256: string): Promise<boolean> {
+    return unblockHash(this.knex, this.#tables.blockedHashes, sha256);
+  }
+
+  /** Whether a hash is listed (a malformed one never is). */
+  isHashBlocked(sha256: string): Promise<boolean> {
+    return isHashBlocked(this.knex, this.#tables.blockedHashes, sha256);
+  }
+
+  /** A page of the list, ordered by hash. Throws `TypeError` for a malformed page. */
+  listBlockedHashes(page: BlockedHashPage): Promise<BlockedHash[]> {
+    return listBlockedHashes(this.knex, this.#tables.blockedHashes, page);
   }
 
   /** Destroys the knex instance when `destroyKnexOnClose` was set; idempotent. */

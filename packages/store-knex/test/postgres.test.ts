@@ -57,6 +57,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
       [schema],
     )) as { rows: { tablename: string }[] };
     expect(result.rows.map((row) => row.tablename)).toEqual([
+      'blocked_hashes',
       'hsmedia_migrations',
       'hsmedia_migrations_lock',
       'job_leases',
@@ -68,7 +69,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
       schema,
     ])) as { rows: { indexname: string }[] };
     expect(indexes.rows.map((row) => row.indexname)).toEqual(
-      expect.arrayContaining(['media_blob_id_idx', 'media_last_access_at_idx', 'media_pkey', 'media_user_id_idx', 'server_keys_pkey']),
+      expect.arrayContaining(['blocked_hashes_pkey', 'media_blob_id_idx', 'media_last_access_at_idx', 'media_pkey', 'media_user_id_idx', 'server_keys_pkey']),
     );
     await db.dispose();
   });

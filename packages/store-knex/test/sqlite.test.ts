@@ -76,6 +76,7 @@ describe('KnexMetadataStore on SQLite: schema', () => {
     const tables = (await db.knex('sqlite_master').select('name').orderBy('name')) as { name: string }[];
     const names = tables.map((row) => row.name).filter((name) => !name.startsWith('sqlite_'));
     expect(names).toEqual([
+      'hs_blocked_hashes',
       'hs_hsmedia_migrations',
       'hs_hsmedia_migrations_lock',
       'hs_hsmedia_migrations_mutex',

@@ -1,6 +1,9 @@
 import { systemClock, type Clock } from '@hsmedia/runtime';
 import type { JobLeases } from '../job-leases.js';
 import type {
+  BlockedHash,
+  BlockedHashes,
+  BlockedHashPage,
   MediaCompletion,
   MediaListOptions,
   MediaMetadataStore,
@@ -12,6 +15,7 @@ import type {
   MediaUsageQuery,
   StoredThumbnail,
 } from '../ports/index.js';
+import { BlockedHashTable } from './blocked-hash-table.js';
 import { LeaseTable } from './lease-table.js';
 import { MediaTable } from './media-table.js';
 import { ServerKeyTable, type MemoryServerKey } from './server-key-table.js';
@@ -26,7 +30,7 @@ export interface MemoryMetadataStoreOptions {
 /**
  * Every metadata port in process memory: `MediaRecordStore`,
  * `ThumbnailIndex`, `MediaQueries` (so a `MediaMetadataStore`), `JobLeases`,
- * and the `ServerKeyStore` of `@hsmedia/signing`. It passes the same
+ * `BlockedHashes`, * and the `ServerKeyStore` of `@hsmedia/signing`. It passes the same
  * `@hsmedia/conformance` suites as the SQL stores. Everything is lost on
  * restart and nothing is shared between processes, so it suits tests, demos
  * and examples, not production.
@@ -49,11 +53,12 @@ export interface MemoryMetadataStoreOptions {
  * });
  * ```
  */
-export class MemoryMetadataStore implements MediaMetadataStore, JobLeases {
+export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, BlockedHashes {
   readonly #clock: Clock;
   readonly #media = new MediaTable();
   readonly #thumbnails = new ThumbnailTable();
   readonly #leases = new LeaseTable();
+  readonly #blockedHashes = new BlockedHashTable();
   readonly #serverKeys = new ServerKeyTable();
   #closed = false;
 
@@ -189,6 +194,32 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases {
   async releaseLease(name: string, holder: string): Promise<boolean> {
     this.#open();
     return this.#leases.release(name, holder);
+  }
+
+  // BlockedHashes
+
+  /** Adds an entry; false when the hash is already blocked (the first entry is kept). */
+  async blockHash(entry: BlockedHash): Promise<boolean> {
+    this.#open();
+    return this.#blockedHashes.block(entry);
+  }
+
+  /** Removes an entry; true when it existed. */
+  async unblockHash(sha256: string): Promise<boolean> {
+    this.#open();
+    return this.#blockedHashes.unblock(sha256);
+  }
+
+  /** Whether the hash is blocked. */
+  async isHashBlocked(sha256: string): Promise<boolean> {
+    this.#open();
+    return this.#blockedHashes.has(sha256);
+  }
+
+  /** A page of the list, ordered by hash. */
+  async listBlockedHashes(page: BlockedHashPage): Promise<BlockedHash[]> {
+    this.#open();
+    return this.#blockedHashes.list(page);
   }
 
   // ServerKeyStore (@hsmedia/signing)

@@ -25,3 +25,12 @@ export {
 } from './remote-media.js';
 export type { ThumbnailMethod, ThumbnailSpec, GeneratedThumbnail, ImageProbe, ThumbnailGenerator } from './thumbnails.js';
 export type { MediaAccess, MediaAccessPolicy, MediaCandidate, MediaAdmission } from './media-gates.js';
+export {
+  type BlockedHash,
+  type BlockedHashPage,
+  type BlockedHashes,
+  SHA256_HEX_RE,
+  hasBlockedHashes,
+  checkBlockedHash,
+  checkBlockedHashPage,
+} from './blocked-hashes.js';

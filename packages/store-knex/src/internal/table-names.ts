@@ -6,6 +6,8 @@ export interface TableNames {
   readonly thumbnails: string;
   /** Named expiring leases (migration 0004). */
   readonly jobLeases: string;
+  /** The blocked-hash list (migration 0007). */
+  readonly blockedHashes: string;
   /** knex's migration bookkeeping; knex adds `_lock` for its lock table. */
   readonly migrations: string;
 }
@@ -27,6 +29,7 @@ export function tableNamesFor(tablePrefix = ''): TableNames {
     serverKeys: `${tablePrefix}server_keys`,
     thumbnails: `${tablePrefix}thumbnails`,
     jobLeases: `${tablePrefix}job_leases`,
+    blockedHashes: `${tablePrefix}blocked_hashes`,
     // Not knex's default `knex_migrations`: a host application sharing the database
     // may run its own knex migrations, and knex refuses to run when the table lists
     // migrations its source does not know.

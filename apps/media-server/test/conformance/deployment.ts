@@ -168,6 +168,19 @@ async function startPeer(): Promise<{ peer: ScriptedPeer; close(): Promise<void>
  * `TestUrlPreview`) with loopback opened, as Complement's web server is a local one.
  */
 export async function startDeployment(): Promise<Deployment> {
+  // The ports are chosen before the servers start (each must know the others' addresses), so on a
+  // busy machine another socket can take one in between (an outgoing connection's ephemeral port,
+  // say). startOnce cleans up after itself, so such a start is simply tried again on new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce();
+    } catch (error) {
+      if (attempt >= 5 || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    }
+  }
+}
+
+async function startOnce(): Promise<Deployment> {
   const dir = await tempDir('hsmedia-conformance-');
   const { peer, close: closePeer } = await startPeer();
   const names = ['hs1', 'hs2', 'hs3', 'hs4'] as const;

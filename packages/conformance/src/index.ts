@@ -6,6 +6,7 @@ export {
   describeMediaQueries,
   describeJobLeases,
   describeBlockedHashes,
+  describeAdminAuditLog,
   describeServerKeyStore,
 } from './port-suites.js';
 export {

@@ -1,6 +1,7 @@
-import { hasBlockedHashes, hasJobLeases, type BlockedHashes, type JobLeases, type MediaMetadataStore } from '@hsmedia/media-core';
+import { hasAdminAuditLog, hasBlockedHashes, hasJobLeases, type AdminAuditLog, type BlockedHashes, type JobLeases, type MediaMetadataStore } from '@hsmedia/media-core';
 import type { ServerKeyStore } from '@hsmedia/signing';
 import type { TestContext } from 'vitest';
+import { describeAdminAuditCases } from './admin-audit-cases.js';
 import { describeBlockedHashCases } from './blocked-hash-cases.js';
 import { describeWithSubject } from './internal/subject-lifecycle.js';
 import { describeJobLeaseCases } from './job-lease-cases.js';
@@ -11,7 +12,7 @@ import { describeThumbnailCases } from './thumbnail-cases.js';
 
 /**
  * What a {@link MetadataStoreFactory} hands to each test. A store that also
- * implements `JobLeases`, `BlockedHashes` or `@hsmedia/signing`'s `ServerKeyStore` (the SQL
+ * implements `JobLeases`, `BlockedHashes`, `AdminAuditLog` or `@hsmedia/signing`'s `ServerKeyStore` (the SQL
  * stores and the in-memory one do) is checked for those too.
  */
 export type MetadataStoreSubject = PortSubject<MediaMetadataStore>;
@@ -40,7 +41,7 @@ function optional<T>(store: () => MediaMetadataStore, has: (store: MediaMetadata
  * The shared conformance suite for a whole {@link MediaMetadataStore}: every
  * case of {@link describeMediaRecordStore}, {@link describeThumbnailIndex} and
  * {@link describeMediaQueries} on one store, plus those of
- * {@link describeJobLeases}, {@link describeBlockedHashes} and {@link describeServerKeyStore} when the store
+ * {@link describeJobLeases}, {@link describeBlockedHashes}, {@link describeAdminAuditLog} and {@link describeServerKeyStore} when the store
  * implements them (skipped otherwise). Call it once per adapter from a vitest
  * file; `factory` runs before every test and `cleanup` (which should close
  * the store) after it.
@@ -58,6 +59,7 @@ export function describeMetadataStore(name: string, factory: MetadataStoreFactor
   describeWithSubject(`MediaMetadataStore conformance: ${name}`, factory, (store) => {
     describeJobLeaseCases(optional<JobLeases>(store, hasJobLeases, 'JobLeases'));
     describeBlockedHashCases(optional<BlockedHashes>(store, hasBlockedHashes, 'BlockedHashes'));
+    describeAdminAuditCases(optional<AdminAuditLog>(store, hasAdminAuditLog, 'AdminAuditLog'));
     mediaQueriesCases(store);
     describeThumbnailCases(store);
     mediaRecordStoreCases(store);

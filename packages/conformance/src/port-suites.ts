@@ -1,5 +1,6 @@
-import type { BlockedHashes, JobLeases, MediaQueries, MediaRecordStore, ThumbnailIndex } from '@hsmedia/media-core';
+import type { AdminAuditLog, BlockedHashes, JobLeases, MediaQueries, MediaRecordStore, ThumbnailIndex } from '@hsmedia/media-core';
 import type { ServerKeyStore } from '@hsmedia/signing';
+import { describeAdminAuditCases } from './admin-audit-cases.js';
 import { describeBlockedHashCases } from './blocked-hash-cases.js';
 import { describeWithSubject } from './internal/subject-lifecycle.js';
 import { describeJobLeaseCases } from './job-lease-cases.js';
@@ -96,4 +97,14 @@ export function describeServerKeyStore(name: string, factory: PortFactory<Server
  */
 export function describeBlockedHashes(name: string, factory: PortFactory<BlockedHashes>): void {
   describeWithSubject(`BlockedHashes conformance: ${name}`, factory, (store) => describeBlockedHashCases(() => store()));
+}
+
+/**
+ * The conformance suite of the `AdminAuditLog` capability: exact round trips
+ * (text, user IDs, times up to 2^53-1), increasing IDs, newest-first keyset
+ * paging, exact filters by action and target, distinct IDs under concurrent
+ * records, malformed entries and queries refused with `TypeError`.
+ */
+export function describeAdminAuditLog(name: string, factory: PortFactory<AdminAuditLog>): void {
+  describeWithSubject(`AdminAuditLog conformance: ${name}`, factory, (store) => describeAdminAuditCases(() => store()));
 }

@@ -63,6 +63,16 @@ export {
   SHA256_HEX_RE,
   checkBlockedHash,
   checkBlockedHashPage,
+  ADMIN_ACTIONS,
+  type AdminAction,
+  type AdminActionName,
+  type AdminActionQuery,
+  type AdminAuditLog,
+  type RecordedAdminAction,
+  hasAdminAuditLog,
+  isAdminActionName,
+  checkAdminAction,
+  checkAdminActionQuery,
 } from './ports/index.js';
 export {
   allowAllPolicy,
@@ -100,4 +110,5 @@ export {
   type BulkDeletionScope,
   type HashBlock,
 } from './media-admin.js';
+export type { AdminContext } from './admin-audit-trail.js';
 export type { BlockedHashGate } from './blocked-hash-gate.js';

@@ -1,11 +1,14 @@
-import { createHash } from 'node:crypto';
 import { isValidMediaId, isValidServerName } from './ids.js';
 import type { MediaService } from './media-service.js';
 import { type Logger } from '@hsmedia/runtime';
-import type { BlockedHashGate } from './blocked-hash-gate.js';
+import { AdminAuditTrail, type AdminContext } from './admin-audit-trail.js';
 import type { MediaCatalog } from './media-catalog.js';
+import { QuarantineHashes } from './quarantine-hashes.js';
 import {
-  type BlobStore,
+  hasAdminAuditLog,
+  type AdminAction,
+  type AdminActionQuery,
+  type AdminAuditLog,
   type BlockedHash,
   type BlockedHashPage,
   type MediaListOptions,
@@ -14,6 +17,7 @@ import {
   type MediaRecord,
   type MediaUsagePage,
   type MediaUsageQuery,
+  type RecordedAdminAction,
 } from './ports/index.js';
 
 /** Options for {@link MediaAdmin}. */
@@ -26,6 +30,10 @@ export interface MediaAdminOptions {
   readonly logger?: Logger;
   /** Records changed per store query in bulk operations. Default 500. */
   readonly batchSize?: number;
+  /** Where every mutation is recorded. Default: `queries` when it implements `AdminAuditLog`; null: nowhere. */
+  readonly audit?: AdminAuditLog | null;
+  /** Called with each recorded action (for metrics). */
+  readonly onAction?: (entry: AdminAction) => void;
 }
 
 /** A page of one user's media and how many they have in all. */
@@ -80,15 +88,6 @@ function inScope(record: MediaRecord, scope: BulkDeletionScope): boolean {
   return (scope.includeQuarantined === true || !record.quarantined) && (scope.includeProtected === true || record.protected !== true);
 }
 
-/** SHA-256 of a stored blob (a thumbnail row keeps none); null when it is gone. */
-async function hashBlob(blobs: BlobStore, blobId: string): Promise<string | null> {
-  const stream = await blobs.open(blobId);
-  if (stream === null) return null;
-  const hash = createHash('sha256');
-  for await (const chunk of stream) hash.update(chunk);
-  return hash.digest('hex');
-}
-
 /** An entry for {@link MediaAdmin.blockHash}: `blockedAt` defaults to now. */
 export interface HashBlock {
   readonly sha256: string;
@@ -97,12 +96,8 @@ export interface HashBlock {
   readonly blockedAt?: number;
 }
 
-/** Who quarantines and why: kept with the content hashes a quarantine blocks. */
-export interface QuarantineContext {
-  /** The acting admin (a Matrix user ID) or tool. */
-  readonly by?: string | undefined;
-  readonly reason?: string | undefined;
-}
+/** Who quarantines and why: kept in the audit log and with the content hashes a quarantine blocks. */
+export type QuarantineContext = AdminContext;
 
 /**
  * (Just past 300 lines: one method per admin operation of Synapse's media
@@ -120,7 +115,10 @@ export interface QuarantineContext {
  * must bite faster everywhere.
  *
  * Methods take already validated server names and media IDs: invalid ones
- * simply match nothing.
+ * simply match nothing. Every mutation is recorded in the audit log (when
+ * the store keeps one) with the `AdminContext` given: bulk ones as one entry
+ * (target a user ID, hash, `local_media` or `remote_cache`), and bulk
+ * deletions without an actor (retention) only when they deleted anything.
  *
  * @example
  * ```ts
@@ -134,6 +132,8 @@ export class MediaAdmin {
   readonly #queries: MediaQueries;
   readonly #logger: Logger;
   readonly #batchSize: number;
+  readonly #audit: AdminAuditTrail;
+  readonly #hashes: QuarantineHashes;
 
   constructor(options: MediaAdminOptions) {
     if (!options.media || !options.queries) throw new TypeError('MediaAdmin: media and queries are required');
@@ -145,6 +145,9 @@ export class MediaAdmin {
       throw new TypeError('MediaAdmin: batchSize must be an integer from 1 to 10000');
     }
     this.#batchSize = batchSize;
+    const log = options.audit === undefined ? (hasAdminAuditLog(options.queries) ? options.queries : undefined) : (options.audit ?? undefined);
+    this.#hashes = new QuarantineHashes(this.#catalog, this.#queries, this.#logger);
+    this.#audit = new AdminAuditTrail(log, this.#catalog.clock, this.#logger, options.onAction);
   }
 
   /** This server's name (local media is media of this origin). */
@@ -170,19 +173,25 @@ export class MediaAdmin {
    * quarantined (a hash blocked for other copies stays blocked: release by
    * hash with {@link quarantineByHash} to clear it).
    */
-  async setQuarantined(serverName: string, mediaId: string, quarantined: boolean, context: QuarantineContext = {}): Promise<boolean> {
+  async setQuarantined(serverName: string, mediaId: string, quarantined: boolean, context: AdminContext = {}): Promise<boolean> {
     if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
+    const found = await this.#setOneQuarantined(serverName, mediaId, quarantined, context);
+    await this.#audit.record(quarantined ? 'quarantine' : 'unquarantine', `mxc://${serverName}/${mediaId}`, context);
+    return found;
+  }
+
+  async #setOneQuarantined(serverName: string, mediaId: string, quarantined: boolean, context: AdminContext): Promise<boolean> {
     const record = await this.#catalog.records.getMedia(serverName, mediaId);
-    if (record === null && quarantined && !this.#catalog.isLocal(serverName)) return this.#quarantineThumbnailsOnly(serverName, mediaId, context);
+    if (record === null && quarantined && !this.#catalog.isLocal(serverName)) return this.#hashes.quarantineThumbnailsOnly(serverName, mediaId, context);
     if (quarantined && record?.protected === true) {
       this.#logger.info({ serverName, mediaId }, 'protected media not quarantined');
       return false;
     }
     // The hash is blocked before the flag is set: a crash in between leaves the content refused, not served.
-    if (quarantined && record?.sha256) await this.#block(record.sha256, context);
+    if (quarantined && record?.sha256) await this.#hashes.block(record.sha256, context);
     const found = await this.#catalog.setQuarantined(serverName, mediaId, quarantined);
     if (found) this.#logger.info({ serverName, mediaId, quarantined }, 'media quarantine changed');
-    if (!quarantined && record?.sha256) await this.#unblockWhenUnused(record.sha256);
+    if (!quarantined && record?.sha256) await this.#hashes.unblockWhenUnused(record.sha256);
     return found;
   }
 
@@ -193,10 +202,11 @@ export class MediaAdmin {
    * sticker packs and other shared media). Protecting does not release an
    * item already quarantined. True when it exists.
    */
-  async setProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
+  async setProtected(serverName: string, mediaId: string, isProtected: boolean, context: AdminContext = {}): Promise<boolean> {
     if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
     const found = await this.#catalog.setProtected(serverName, mediaId, isProtected);
     if (found) this.#logger.info({ serverName, mediaId, protected: isProtected }, 'media protection changed');
+    await this.#audit.record(isProtected ? 'protect' : 'unprotect', `mxc://${serverName}/${mediaId}`, context);
     return found;
   }
 
@@ -205,8 +215,10 @@ export class MediaAdmin {
    * never quarantined this way); how many changed. Quarantining blocks each
    * item's hash, as {@link setQuarantined} does.
    */
-  quarantineUserMedia(userId: string, quarantined: boolean, context: QuarantineContext = {}): Promise<number> {
-    return this.#setQuarantinedWhere({ userId }, quarantined, context);
+  async quarantineUserMedia(userId: string, quarantined: boolean, context: AdminContext = {}): Promise<number> {
+    const changed = await this.#setQuarantinedWhere({ userId }, quarantined, context);
+    await this.#audit.record(quarantined ? 'quarantine' : 'unquarantine', userId, context);
+    return changed;
   }
 
   /**
@@ -217,12 +229,14 @@ export class MediaAdmin {
    * refused; releasing takes it off. How many items changed; 0 for a
    * malformed hash.
    */
-  async quarantineByHash(sha256: string, quarantined: boolean, context: QuarantineContext = {}): Promise<number> {
+  async quarantineByHash(sha256: string, quarantined: boolean, context: AdminContext = {}): Promise<number> {
     const hash = sha256.toLowerCase();
     if (!SHA256_RE.test(hash)) return 0;
-    if (quarantined) await this.#block(hash, context);
+    if (quarantined) await this.#hashes.block(hash, context);
     else if ((await this.#catalog.blockedHashes?.unblock(hash)) === true) this.#logger.info({ sha256: hash }, 'hash unblocked');
-    return this.#setQuarantinedWhere({ sha256: hash }, quarantined, context);
+    const changed = await this.#setQuarantinedWhere({ sha256: hash }, quarantined, context);
+    await this.#audit.record(quarantined ? 'quarantine' : 'unquarantine', hash, context);
+    return changed;
   }
 
   /**
@@ -232,20 +246,22 @@ export class MediaAdmin {
    * `TypeError` for a malformed hash or when the store keeps no list.
    */
   async blockHash(entry: HashBlock): Promise<boolean> {
-    const blocked = await this.#gate().block({
+    const blocked = await this.#hashes.gate().block({
       sha256: entry.sha256.toLowerCase(),
       reason: entry.reason ?? null,
       blockedBy: entry.blockedBy ?? null,
       blockedAt: entry.blockedAt ?? this.#catalog.clock.now(),
     });
     if (blocked) this.#logger.info({ sha256: entry.sha256.toLowerCase(), blockedBy: entry.blockedBy ?? null }, 'hash blocked');
+    await this.#audit.record('block_hash', entry.sha256.toLowerCase(), { by: entry.blockedBy ?? undefined, reason: entry.reason ?? undefined });
     return blocked;
   }
 
   /** Takes a hash off the list (records keep their quarantine flags); true when it was on it. */
-  async unblockHash(sha256: string): Promise<boolean> {
-    const unblocked = await this.#gate().unblock(sha256.toLowerCase());
+  async unblockHash(sha256: string, context: AdminContext = {}): Promise<boolean> {
+    const unblocked = await this.#hashes.gate().unblock(sha256.toLowerCase());
     if (unblocked) this.#logger.info({ sha256: sha256.toLowerCase() }, 'hash unblocked');
+    await this.#audit.record('unblock_hash', sha256.toLowerCase(), context);
     return unblocked;
   }
 
@@ -254,12 +270,23 @@ export class MediaAdmin {
     return this.#catalog.blockedHashes?.store.listBlockedHashes(page) ?? Promise.resolve([]);
   }
 
+  /** A page of the audit log, newest first; [] when the store keeps none. Throws `TypeError` for a malformed query. */
+  listAdminActions(query: AdminActionQuery): Promise<RecordedAdminAction[]> {
+    return this.#audit.log?.listAdminActions(query) ?? Promise.resolve([]);
+  }
+
   /**
    * Deletes an item: its thumbnails (rows and blobs), its row, and its blob
    * when no other record uses it. True when the item existed.
    */
-  async deleteMedia(serverName: string, mediaId: string): Promise<boolean> {
+  async deleteMedia(serverName: string, mediaId: string, context: AdminContext = {}): Promise<boolean> {
     if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
+    const deleted = await this.#deleteOne(serverName, mediaId);
+    if (deleted) await this.#audit.record('delete', `mxc://${serverName}/${mediaId}`, context);
+    return deleted;
+  }
+
+  async #deleteOne(serverName: string, mediaId: string): Promise<boolean> {
     const deleted = await this.#catalog.delete(serverName, mediaId);
     if (deleted) this.#logger.info({ serverName, mediaId }, 'media deleted');
     return deleted;
@@ -279,12 +306,13 @@ export class MediaAdmin {
    * list, without the quarantined and protected ones unless `scope` includes
    * them (they are skipped, so the page may delete fewer); the IDs deleted.
    */
-  async deleteUserMedia(userId: string, page: MediaListOptions, scope: BulkDeletionScope = {}): Promise<string[]> {
+  async deleteUserMedia(userId: string, page: MediaListOptions, scope: BulkDeletionScope = {}, context: AdminContext = {}): Promise<string[]> {
     const records = (await this.#queries.listMedia({ userId }, page)).filter((record) => inScope(record, scope));
     const deleted: string[] = [];
     for (const record of records) {
-      if (await this.deleteMedia(record.serverName, record.mediaId)) deleted.push(record.mediaId);
+      if (isValidMediaId(record.mediaId) && (await this.#deleteOne(record.serverName, record.mediaId))) deleted.push(record.mediaId);
     }
+    await this.#recordPurge(userId, deleted.length, context);
     return deleted;
   }
 
@@ -293,14 +321,16 @@ export class MediaAdmin {
    * nothing), quarantined and protected media only when `selection`
    * includes them; the IDs deleted.
    */
-  async deleteLocalMedia(selection: LocalMediaDeletion): Promise<string[]> {
+  async deleteLocalMedia(selection: LocalMediaDeletion, context: AdminContext = {}): Promise<string[]> {
     const conditions: MediaQuery = {
       ...(selection.lastUsedBefore === undefined ? {} : { lastUsedBefore: selection.lastUsedBefore }),
       ...(selection.createdBefore === undefined ? {} : { createdBefore: selection.createdBefore }),
       ...(selection.sizeGreaterThan === undefined ? {} : { sizeGreaterThan: selection.sizeGreaterThan }),
     };
     if (Object.keys(conditions).length === 0) return [];
-    return (await this.#deleteWhere(scoped({ serverName: this.serverName, ...conditions }, selection))).map((record) => record.mediaId);
+    const deleted = (await this.#deleteWhere(scoped({ serverName: this.serverName, ...conditions }, selection))).map((record) => record.mediaId);
+    await this.#recordPurge('local_media', deleted.length, context);
+    return deleted;
   }
 
   /**
@@ -308,13 +338,15 @@ export class MediaAdmin {
    * quarantined and protected media only when `scope` includes them
    * (Synapse keeps quarantined media out of its purges too); how many.
    */
-  async purgeRemoteCache(before: number, createdBefore?: number, scope: BulkDeletionScope = {}): Promise<number> {
+  async purgeRemoteCache(before: number, createdBefore?: number, scope: BulkDeletionScope = {}, context: AdminContext = {}): Promise<number> {
     const query: MediaQuery = {
       notServerName: this.serverName,
       lastUsedBefore: before,
       ...(createdBefore === undefined ? {} : { createdBefore }),
     };
-    return (await this.#deleteWhere(scoped(query, scope))).length;
+    const deleted = (await this.#deleteWhere(scoped(query, scope))).length;
+    await this.#recordPurge('remote_cache', deleted, context);
+    return deleted;
   }
 
   /**
@@ -323,7 +355,7 @@ export class MediaAdmin {
    * count towards the budget but are deleted only when `scope` includes them,
    * so the rest may stay above `maxBytes`.
    */
-  async evictRemoteCache(maxBytes: number, scope: BulkDeletionScope = {}): Promise<EvictionResult> {
+  async evictRemoteCache(maxBytes: number, scope: BulkDeletionScope = {}, context: AdminContext = {}): Promise<EvictionResult> {
     let remainingBytes = (await this.#queries.summarizeMedia({ notServerName: this.serverName })).totalBytes;
     const query = scoped({ notServerName: this.serverName }, scope);
     let deleted = 0;
@@ -347,6 +379,7 @@ export class MediaAdmin {
         }
       }
     }
+    await this.#recordPurge('remote_cache', deleted, context);
     return { deleted, freedBytes, remainingBytes: Math.max(0, remainingBytes) };
   }
 
@@ -355,49 +388,12 @@ export class MediaAdmin {
     return this.#queries.mediaUsageByUser(query);
   }
 
-  #gate(): BlockedHashGate {
-    const gate = this.#catalog.blockedHashes;
-    if (gate === undefined) throw new TypeError('MediaAdmin: the metadata store keeps no blocked-hash list');
-    return gate;
+  /** Records a bulk deletion: always when an admin acted, otherwise (retention) only when it deleted anything. */
+  async #recordPurge(target: string, deleted: number, context: AdminContext): Promise<void> {
+    if (deleted > 0 || context.by !== undefined) await this.#audit.record('purge', target, context);
   }
 
-  async #block(sha256: string, context: QuarantineContext): Promise<void> {
-    const gate = this.#catalog.blockedHashes;
-    if (gate === undefined) return;
-    const entry = { sha256, reason: context.reason ?? null, blockedBy: context.by ?? null, blockedAt: this.#catalog.clock.now() };
-    if (await gate.block(entry)) this.#logger.info({ sha256, blockedBy: entry.blockedBy }, 'hash blocked');
-  }
-
-  /**
-   * Remote media known only through thumbnails the remote made (no media
-   * row): their hashes are blocked and the rows and blobs deleted, so they
-   * stop being served and the same bytes are not cached again (the next
-   * request fetches them and is refused, 404). True when there were any.
-   */
-  async #quarantineThumbnailsOnly(serverName: string, mediaId: string, context: QuarantineContext): Promise<boolean> {
-    const rows = await this.#catalog.thumbnails.listThumbnails(serverName, mediaId);
-    if (rows.length === 0) return false;
-    if (this.#catalog.blockedHashes === undefined) {
-      this.#logger.warn({ serverName, mediaId }, 'no blocked-hash list: thumbnails of unknown remote media deleted, not blocked');
-    }
-    for (const row of rows) {
-      const sha256 = this.#catalog.blockedHashes === undefined ? null : await hashBlob(this.#catalog.blobs, row.blobId);
-      if (sha256 !== null) await this.#block(sha256, context);
-    }
-    await this.#catalog.deleteThumbnails(serverName, mediaId);
-    this.#logger.info({ serverName, mediaId, thumbnails: rows.length }, 'thumbnail-only remote media quarantined');
-    return true;
-  }
-
-  /** Takes `sha256` off the list unless an item with those bytes is still quarantined. */
-  async #unblockWhenUnused(sha256: string): Promise<void> {
-    const gate = this.#catalog.blockedHashes;
-    if (gate === undefined) return;
-    if ((await this.#queries.listMedia({ sha256, quarantined: true }, { limit: 1 })).length > 0) return;
-    if (await gate.unblock(sha256)) this.#logger.info({ sha256 }, 'hash unblocked');
-  }
-
-  async #setQuarantinedWhere(query: MediaQuery, quarantined: boolean, context: QuarantineContext): Promise<number> {
+  async #setQuarantinedWhere(query: MediaQuery, quarantined: boolean, context: AdminContext): Promise<number> {
     let changed = 0;
     // Protected media is exempt from bulk quarantine; releasing covers it too (it may predate the protection).
     const selection: MediaQuery = quarantined ? { ...query, quarantined: false, protected: false } : { ...query, quarantined: true };
@@ -406,7 +402,7 @@ export class MediaAdmin {
       const batch = await this.#queries.listMedia(selection, { limit: this.#batchSize });
       let progress = 0;
       for (const record of batch) {
-        if (await this.setQuarantined(record.serverName, record.mediaId, quarantined, context)) progress++;
+        if (isValidMediaId(record.mediaId) && (await this.#setOneQuarantined(record.serverName, record.mediaId, quarantined, context))) progress++;
       }
       changed += progress;
       if (batch.length < this.#batchSize || progress === 0) return changed;
@@ -429,7 +425,7 @@ export class MediaAdmin {
   /** Deletes one item of a bulk operation; a failure is logged and skipped, not fatal to the rest. */
   async #deleteQuietly(record: MediaRecord): Promise<boolean> {
     try {
-      return await this.deleteMedia(record.serverName, record.mediaId);
+      return isValidMediaId(record.mediaId) && (await this.#deleteOne(record.serverName, record.mediaId));
     } catch (err) {
       this.#logger.error({ err, serverName: record.serverName, mediaId: record.mediaId }, 'could not delete media');
       return false;

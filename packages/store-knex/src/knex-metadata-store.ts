@@ -1,4 +1,4 @@
-import type { BlockedHash, BlockedHashes, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail } from '@hsmedia/media-core';
+import type { AdminAction, AdminActionQuery, AdminAuditLog, RecordedAdminAction, BlockedHash, BlockedHashes, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail } from '@hsmedia/media-core';
 import type { ServerKeyStore, StoredServerKey } from '@hsmedia/signing';
 import type { Knex } from 'knex';
 import {
@@ -11,6 +11,7 @@ import {
   type MediaRow,
   type ServerKeyRow,
 } from './internal/rows.js';
+import { listAdminActions, recordAdminAction } from './internal/admin-audit.js';
 import { blockHash, isHashBlocked, listBlockedHashes, unblockHash } from './internal/blocked-hashes.js';
 import { releaseLease, tryAcquireLease } from './internal/leases.js';
 import { listMedia, mediaUsageByUser, setMediaProtected, setMediaQuarantined, summarizeMedia } from './internal/media-queries.js';
@@ -49,7 +50,7 @@ const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
  * Database errors propagate unchanged (the HTTP edge renders them as 500
  * `M_UNKNOWN`); this class never puts caller data into error messages.
  */
-export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes {
+export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes, AdminAuditLog {
   /** The knex instance the store queries. */
   readonly knex: Knex;
   readonly #tables: TableNames;
@@ -293,6 +294,16 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
   /** A page of the list, ordered by hash. Throws `TypeError` for a malformed page. */
   listBlockedHashes(page: BlockedHashPage): Promise<BlockedHash[]> {
     return listBlockedHashes(this.knex, this.#tables.blockedHashes, page);
+  }
+
+  /** Appends an entry to the admin audit log; the stored one with its ID. Throws `TypeError` for a malformed entry. */
+  recordAdminAction(entry: AdminAction): Promise<RecordedAdminAction> {
+    return recordAdminAction(this.knex, this.#tables.adminAudit, entry);
+  }
+
+  /** A page of the audit log, newest first. Throws `TypeError` for a malformed query. */
+  listAdminActions(query: AdminActionQuery): Promise<RecordedAdminAction[]> {
+    return listAdminActions(this.knex, this.#tables.adminAudit, query);
   }
 
   /** Destroys the knex instance when `destroyKnexOnClose` was set; idempotent. */

@@ -57,6 +57,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
       [schema],
     )) as { rows: { tablename: string }[] };
     expect(result.rows.map((row) => row.tablename)).toEqual([
+      'admin_audit',
       'blocked_hashes',
       'hsmedia_migrations',
       'hsmedia_migrations_lock',
@@ -69,7 +70,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
       schema,
     ])) as { rows: { indexname: string }[] };
     expect(indexes.rows.map((row) => row.indexname)).toEqual(
-      expect.arrayContaining(['blocked_hashes_pkey', 'media_blob_id_idx', 'media_last_access_at_idx', 'media_pkey', 'media_user_id_idx', 'server_keys_pkey']),
+      expect.arrayContaining(['admin_audit_pkey', 'admin_audit_target_idx', 'blocked_hashes_pkey', 'media_blob_id_idx', 'media_last_access_at_idx', 'media_pkey', 'media_user_id_idx', 'server_keys_pkey']),
     );
     await db.dispose();
   });

@@ -76,6 +76,9 @@ describe('KnexMetadataStore on SQLite: schema', () => {
     const tables = (await db.knex('sqlite_master').select('name').orderBy('name')) as { name: string }[];
     const names = tables.map((row) => row.name).filter((name) => !name.startsWith('sqlite_'));
     expect(names).toEqual([
+      'hs_admin_audit',
+      'hs_admin_audit_action_idx',
+      'hs_admin_audit_target_idx',
       'hs_blocked_hashes',
       'hs_hsmedia_migrations',
       'hs_hsmedia_migrations_lock',

@@ -1,6 +1,10 @@
 import { systemClock, type Clock } from '@hsmedia/runtime';
 import type { JobLeases } from '../job-leases.js';
 import type {
+  AdminAction,
+  AdminActionQuery,
+  AdminAuditLog,
+  RecordedAdminAction,
   BlockedHash,
   BlockedHashes,
   BlockedHashPage,
@@ -15,6 +19,7 @@ import type {
   MediaUsageQuery,
   StoredThumbnail,
 } from '../ports/index.js';
+import { AuditTable } from './audit-table.js';
 import { BlockedHashTable } from './blocked-hash-table.js';
 import { LeaseTable } from './lease-table.js';
 import { MediaTable } from './media-table.js';
@@ -30,7 +35,7 @@ export interface MemoryMetadataStoreOptions {
 /**
  * Every metadata port in process memory: `MediaRecordStore`,
  * `ThumbnailIndex`, `MediaQueries` (so a `MediaMetadataStore`), `JobLeases`,
- * `BlockedHashes`, * and the `ServerKeyStore` of `@hsmedia/signing`. It passes the same
+ * `BlockedHashes`, `AdminAuditLog` and the `ServerKeyStore` of `@hsmedia/signing`. It passes the same
  * `@hsmedia/conformance` suites as the SQL stores. Everything is lost on
  * restart and nothing is shared between processes, so it suits tests, demos
  * and examples, not production.
@@ -53,12 +58,13 @@ export interface MemoryMetadataStoreOptions {
  * });
  * ```
  */
-export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, BlockedHashes {
+export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, BlockedHashes, AdminAuditLog {
   readonly #clock: Clock;
   readonly #media = new MediaTable();
   readonly #thumbnails = new ThumbnailTable();
   readonly #leases = new LeaseTable();
   readonly #blockedHashes = new BlockedHashTable();
+  readonly #audit = new AuditTable();
   readonly #serverKeys = new ServerKeyTable();
   #closed = false;
 
@@ -220,6 +226,20 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
   async listBlockedHashes(page: BlockedHashPage): Promise<BlockedHash[]> {
     this.#open();
     return this.#blockedHashes.list(page);
+  }
+
+  // AdminAuditLog
+
+  /** Appends an entry to the audit log; the stored one with its ID. */
+  async recordAdminAction(entry: AdminAction): Promise<RecordedAdminAction> {
+    this.#open();
+    return this.#audit.record(entry);
+  }
+
+  /** A page of the audit log, newest first. */
+  async listAdminActions(query: AdminActionQuery): Promise<RecordedAdminAction[]> {
+    this.#open();
+    return this.#audit.list(query);
   }
 
   // ServerKeyStore (@hsmedia/signing)

@@ -34,3 +34,15 @@ export {
   checkBlockedHash,
   checkBlockedHashPage,
 } from './blocked-hashes.js';
+export {
+  ADMIN_ACTIONS,
+  type AdminAction,
+  type AdminActionName,
+  type AdminActionQuery,
+  type AdminAuditLog,
+  type RecordedAdminAction,
+  hasAdminAuditLog,
+  isAdminActionName,
+  checkAdminAction,
+  checkAdminActionQuery,
+} from './admin-audit.js';

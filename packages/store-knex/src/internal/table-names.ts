@@ -8,6 +8,8 @@ export interface TableNames {
   readonly jobLeases: string;
   /** The blocked-hash list (migration 0007). */
   readonly blockedHashes: string;
+  /** The admin audit log (migration 0008). */
+  readonly adminAudit: string;
   /** knex's migration bookkeeping; knex adds `_lock` for its lock table. */
   readonly migrations: string;
 }
@@ -30,6 +32,7 @@ export function tableNamesFor(tablePrefix = ''): TableNames {
     thumbnails: `${tablePrefix}thumbnails`,
     jobLeases: `${tablePrefix}job_leases`,
     blockedHashes: `${tablePrefix}blocked_hashes`,
+    adminAudit: `${tablePrefix}admin_audit`,
     // Not knex's default `knex_migrations`: a host application sharing the database
     // may run its own knex migrations, and knex refuses to run when the table lists
     // migrations its source does not know.

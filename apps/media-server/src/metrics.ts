@@ -56,6 +56,7 @@ export class MediaMetrics {
   readonly cacheLookups: Counter<'cache' | 'result'>;
   readonly thumbnailDuration: Histogram<'outcome'>;
   readonly retentionDeleted: Counter<'rule'>;
+  readonly adminActions: Counter<'action'>;
   readonly thumbnailJobs: Gauge<'state'>;
   readonly uploadWaiters: Gauge;
   // Per-request increments, summed here and added when the counters are read (see PendingIncrements).
@@ -132,6 +133,12 @@ export class MediaMetrics {
       name: 'hsmedia_retention_deleted_total',
       help: 'Media deleted by the retention job, by rule.',
       labelNames: ['rule'],
+      registers,
+    });
+    this.adminActions = new Counter({
+      name: 'hsmedia_admin_actions_total',
+      help: 'Admin actions recorded in the audit log (quarantine, protect, delete, purge, hash blocks...), by action.',
+      labelNames: ['action'],
       registers,
     });
     // Queue depths are read when scraped, so they never drift from the queues they describe.

@@ -48,7 +48,7 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
   const { media, stores, metrics, logger } = deps;
   const clock = deps.clock ?? systemClock;
   metrics.watchUploadWaiters(() => media.uploadWaiters);
-  const admin = new MediaAdmin({ media, queries: stores.metadata, logger });
+  const admin = new MediaAdmin({ media, queries: stores.metadata, logger, onAction: (entry) => metrics.adminActions.inc({ action: entry.action }) });
   const admins = new Set(config.admins);
   const health = createHealthCheck({ metadata: stores.metadata, blobs: stores.blobs });
   const adminRouter = createAdminRouter({

@@ -77,6 +77,27 @@ describe('admin API in the server', () => {
     const result = parseConfig({ server_name: 'example.org' }, '/tmp');
     expect(result.ok && result.config.admins).toEqual(['@admin:example.org']);
   });
+
+  it('records admin actions in the audit log (SQLite store) and counts them by action in the metrics', async () => {
+    await start({ metrics: { enabled: true, listen: { host: '127.0.0.1', port: 0 } } });
+    const id = await uploadText('audit me');
+    const admin = { Authorization: 'Bearer admin_token' };
+    for (const action of ['quarantine', 'unquarantine', 'quarantine']) {
+      const res = await fetch(`${server!.url}/_synapse/admin/v1/media/${action}/localhost/${id}?reason=report`, { method: 'POST', headers: admin });
+      expect(res.status).toBe(200);
+    }
+    const text = await scrape();
+    expect(sample(text, 'hsmedia_admin_actions_total', { action: 'quarantine' })).toBe(2);
+    expect(sample(text, 'hsmedia_admin_actions_total', { action: 'unquarantine' })).toBe(1);
+    const res = await fetch(`${server!.url}/_hsmedia/admin/v1/audit?action=quarantine`, { headers: admin });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { actions: { actor: string; target: string; reason: string }[] };
+    expect(body.actions).toHaveLength(2);
+    expect(body.actions[0]).toMatchObject({ actor: '@admin:localhost', target: `mxc://localhost/${id}`, reason: 'report' });
+    const refused = await fetch(`${server!.url}/_hsmedia/admin/v1/audit`, { headers: { Authorization: 'Bearer alice_token' } });
+    expect(refused.status).toBe(403);
+    await refused.arrayBuffer();
+  });
 });
 
 describe('quarantine and thumbnails in the server', () => {

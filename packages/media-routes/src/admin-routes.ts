@@ -1,10 +1,11 @@
 import { errors } from '@hsmedia/errors';
-import { isValidMediaId, isValidServerName, type BulkDeletionScope, type MediaAdmin, type MediaListOptions, type MediaOrder, type MediaRecord, type MediaUsageQuery } from '@hsmedia/media-core';
+import { isValidMediaId, isValidServerName, type AdminContext, type BulkDeletionScope, type MediaAdmin, type MediaListOptions, type MediaOrder, type MediaRecord, type MediaUsageQuery } from '@hsmedia/media-core';
 import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
+import { adminContext, auditQuery } from './internal/admin-inputs.js';
 import { booleanParam, nonNegativeIntParam, queryParam } from './internal/query-params.js';
-import { ALL_METHODS, requesterOf, type MediaHandler, type MediaRouteState, type PathParams } from './route-context.js';
+import { ALL_METHODS, requesterOf, type MediaStateContext, type MediaHandler, type MediaRouteState, type PathParams } from './route-context.js';
 
 /** Options for {@link createAdminRouter}. */
 export interface AdminRouterOptions {
@@ -17,7 +18,7 @@ export interface AdminRouterOptions {
 
 /** Synapse's admin API prefix: operators' existing tools call these paths. */
 export const SYNAPSE_ADMIN_PREFIX = '/_synapse/admin/v1';
-/** Our own admin endpoints, for what Synapse has no path for (quarantine by content hash). */
+/** Our own admin endpoints, for what Synapse has no path for (quarantine by content hash, the audit log). */
 export const HSMEDIA_ADMIN_PREFIX = '/_hsmedia/admin/v1';
 
 const DEFAULT_PAGE = 100;
@@ -157,8 +158,14 @@ function listOptions(query: URLSearchParams): MediaListOptions {
  * media) exempts an item from every quarantine (by ID, user or hash); a
  * quarantine request then answers `{}` and changes nothing, as in Synapse.
  *
+ * Every mutation accepts a `reason` (query parameter, or `{"reason": ...}` as
+ * a JSON body; at most 1000 characters) and is recorded with the acting admin
+ * in the audit log, read with `GET /_hsmedia/admin/v1/audit` (newest first;
+ * `limit`, `from` = the `next_token` of the previous page, `action`, `target`).
+ *
  * Errors: 400 `M_INVALID_PARAM` (malformed server name, user ID, hash,
- * paging or timestamp; deleting remote media by ID), 400 `M_MISSING_PARAM`
+ * paging, timestamp, reason or audit filter; deleting remote media by ID),
+ * 400 `M_NOT_JSON` (a body that is not a JSON object), 400 `M_MISSING_PARAM`
  * (`before_ts`), 404 `M_NOT_FOUND` (unknown media), 405 `M_UNRECOGNIZED`
  * (wrong method).
  *
@@ -178,6 +185,8 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     await next();
   };
   const guard = [authenticate, requireAdmin] as const;
+  // Read after the path parameters are checked and before anything changes: a bad reason changes nothing.
+  const context = (ctx: MediaStateContext & Context): Promise<AdminContext> => adminContext(ctx, requesterOf(ctx).userId, queryOf(ctx));
 
   const router = new Router<MediaRouteState>({ methods: ALL_METHODS });
   const synapse = SYNAPSE_ADMIN_PREFIX;
@@ -196,17 +205,18 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     router.post<MediaRouteState, PathParams<MediaKey>>(`${synapse}/media/${action}/:serverName/:mediaId`, ...guard, async (ctx) => {
       const { serverName, mediaId } = mediaKey(ctx.params);
       // Synapse answers {} whether or not the media exists. The acting admin is kept with the hash a quarantine blocks.
-      await admin.setQuarantined(serverName, mediaId, quarantined, { by: requesterOf(ctx).userId });
+      await admin.setQuarantined(serverName, mediaId, quarantined, await context(ctx));
       ctx.body = {};
     });
     router.post<MediaRouteState, PathParams<UserKey>>(`${synapse}/user/:userId/media/${action}`, ...guard, async (ctx) => {
-      const count = await admin.quarantineUserMedia(userIdParam(ctx.params), quarantined, { by: requesterOf(ctx).userId });
+      const userId = userIdParam(ctx.params);
+      const count = await admin.quarantineUserMedia(userId, quarantined, await context(ctx));
       ctx.body = { [quarantined ? 'num_quarantined' : 'num_unquarantined']: count };
     });
     router.post<MediaRouteState, PathParams<{ sha256: string }>>(`${HSMEDIA_ADMIN_PREFIX}/media/${action}_by_hash/:sha256`, ...guard, async (ctx) => {
       const { sha256 } = ctx.params;
       if (!SHA256_RE.test(sha256)) throw errors.invalidParam('Expected a SHA-256 as 64 hex digits');
-      const count = await admin.quarantineByHash(sha256, quarantined, { by: requesterOf(ctx).userId });
+      const count = await admin.quarantineByHash(sha256, quarantined, await context(ctx));
       ctx.body = { [quarantined ? 'num_quarantined' : 'num_unquarantined']: count };
     });
   }
@@ -220,7 +230,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     router.post<MediaRouteState, PathParams<{ mediaId: string }>>(`${synapse}/media/${action}/:mediaId`, ...guard, async (ctx) => {
       const { mediaId } = ctx.params;
       if (!isValidMediaId(mediaId)) throw errors.notFound('Media not found');
-      await admin.setProtected(admin.serverName, mediaId, isProtected);
+      await admin.setProtected(admin.serverName, mediaId, isProtected, await context(ctx));
       ctx.body = {};
     });
   }
@@ -228,7 +238,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   router.delete<MediaRouteState, PathParams<MediaKey>>(`${synapse}/media/:serverName/:mediaId`, ...guard, async (ctx) => {
     const { serverName, mediaId } = mediaKey(ctx.params);
     if (serverName !== admin.serverName) throw errors.invalidParam('Can only delete local media');
-    if (!(await admin.deleteMedia(serverName, mediaId))) throw errors.notFound('Media not found');
+    if (!(await admin.deleteMedia(serverName, mediaId, await context(ctx)))) throw errors.notFound('Media not found');
     ctx.body = { deleted_media: [mediaId], total: 1 };
   });
 
@@ -242,11 +252,8 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     const sizeGreaterThan = nonNegativeIntParam(query, 'size_gt', 0);
     // Accepted for compatibility; we do not know which media are avatars, so nothing is kept for it.
     booleanParam(query, 'keep_profiles', true);
-    const deleted = await admin.deleteLocalMedia({
-      lastUsedBefore: before,
-      ...(sizeGreaterThan > 0 ? { sizeGreaterThan } : {}),
-      ...deletionScope(query),
-    });
+    const scope = deletionScope(query);
+    const deleted = await admin.deleteLocalMedia({ lastUsedBefore: before, ...(sizeGreaterThan > 0 ? { sizeGreaterThan } : {}), ...scope }, await context(ctx));
     ctx.body = { deleted_media: deleted, total: deleted.length };
   };
   router.post(`${synapse}/media/delete`, ...guard, deleteOld);
@@ -266,13 +273,28 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
 
   router.delete<MediaRouteState, PathParams<UserKey>>(`${synapse}/users/:userId/media`, ...guard, async (ctx) => {
     const query = queryOf(ctx);
-    const deleted = await admin.deleteUserMedia(userIdParam(ctx.params), listOptions(query), deletionScope(query));
+    const userId = userIdParam(ctx.params);
+    const options = listOptions(query);
+    const scope = deletionScope(query);
+    const deleted = await admin.deleteUserMedia(userId, options, scope, await context(ctx));
     ctx.body = { deleted_media: deleted, total: deleted.length };
   });
 
   router.post(`${synapse}/purge_media_cache`, ...guard, async (ctx) => {
     const query = queryOf(ctx);
-    ctx.body = { deleted: await admin.purgeRemoteCache(timestamp(query, 'before_ts'), undefined, deletionScope(query)) };
+    const before = timestamp(query, 'before_ts');
+    const scope = deletionScope(query);
+    ctx.body = { deleted: await admin.purgeRemoteCache(before, undefined, scope, await context(ctx)) };
+  });
+
+  router.get(`${HSMEDIA_ADMIN_PREFIX}/audit`, ...guard, async (ctx) => {
+    const query = auditQuery(queryOf(ctx), MAX_PAGE, DEFAULT_PAGE);
+    const entries = await admin.listAdminActions(query);
+    ctx.body = {
+      actions: entries.map((entry) => ({ id: entry.id, action: entry.action, actor: entry.actor, target: entry.target, reason: entry.reason, ts: entry.at })),
+      // Newest first: the next page holds the entries older than the last one here.
+      ...(entries.length === query.limit ? { next_token: entries.at(-1)!.id } : {}),
+    };
   });
 
   router.get(`${synapse}/statistics/users/media`, ...guard, async (ctx) => {

@@ -145,6 +145,7 @@ describe('admin API: access', () => {
     ['GET', '/_synapse/admin/v1/statistics/users/media'],
     ['POST', `/_hsmedia/admin/v1/media/quarantine_by_hash/${'a'.repeat(64)}`],
     ['POST', `/_hsmedia/admin/v1/media/unquarantine_by_hash/${'a'.repeat(64)}`],
+    ['GET', '/_hsmedia/admin/v1/audit?action=quarantine'],
   ];
 
   it('refuses non-admins (403 M_FORBIDDEN), guests (403) and missing tokens (401) on every route, before any parameter is read', async () => {
@@ -505,5 +506,96 @@ describe('admin API: statistics', () => {
     expect([unknown.status, (await json(unknown))['errcode']]).toEqual([404, 'M_NOT_FOUND']);
     const bad = await api('GET', '/_synapse/admin/v1/media/bad%20name/nope');
     expect([bad.status, (await json(bad))['errcode']]).toEqual([400, 'M_INVALID_PARAM']);
+  });
+});
+
+describe('admin API: audit log', () => {
+  interface AuditEntry {
+    id: number;
+    action: string;
+    actor: string | null;
+    target: string;
+    reason: string | null;
+    ts: number;
+  }
+  async function audit(query = ''): Promise<{ actions: AuditEntry[]; next_token?: number }> {
+    const res = await api('GET', `/_hsmedia/admin/v1/audit${query}`);
+    expect(res.status).toBe(200);
+    return (await res.json()) as { actions: AuditEntry[]; next_token?: number };
+  }
+
+  it('records each admin action with the admin, the target, the reason (query or JSON body) and the time', async () => {
+    h = await start();
+    const id = await upload('audited');
+    const sha = createHash('sha256').update('audited').digest('hex');
+    expect((await api('POST', `/_synapse/admin/v1/media/protect/${id}?reason=sticker+pack`)).status).toBe(200);
+    expect((await api('POST', `/_synapse/admin/v1/media/unprotect/${id}`)).status).toBe(200);
+    const quarantine = await fetch(`${h.url}/_synapse/admin/v1/media/quarantine/${SERVER}/${id}`, {
+      method: 'POST',
+      headers: { ...ADMIN, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ reason: 'report #7 ✓' }),
+    });
+    expect(quarantine.status).toBe(200);
+    expect((await api('POST', `/_hsmedia/admin/v1/media/unquarantine_by_hash/${sha}?reason=appeal`)).status).toBe(200);
+    expect((await api('POST', '/_synapse/admin/v1/user/@alice:media.test/media/quarantine?reason=spam')).status).toBe(200);
+    expect((await api('DELETE', `/_synapse/admin/v1/media/${SERVER}/${id}?reason=gone`)).status).toBe(200);
+    expect((await api('POST', `/_synapse/admin/v1/purge_media_cache?before_ts=${T0}&reason=space`)).status).toBe(200);
+    const { actions, next_token } = await audit();
+    expect(next_token).toBeUndefined();
+    expect(actions.map(({ action, actor, target, reason, ts }) => ({ action, actor, target, reason, ts })).reverse()).toEqual(
+      [
+        ['protect', `mxc://${SERVER}/${id}`, 'sticker pack'],
+        ['unprotect', `mxc://${SERVER}/${id}`, null],
+        ['quarantine', `mxc://${SERVER}/${id}`, 'report #7 ✓'],
+        ['unquarantine', sha, 'appeal'],
+        ['quarantine', '@alice:media.test', 'spam'],
+        ['delete', `mxc://${SERVER}/${id}`, 'gone'],
+        ['purge', 'remote_cache', 'space'],
+      ].map(([action, target, reason]) => ({ action, actor: '@admin:media.test', target, reason, ts: T0 })),
+    );
+  });
+
+  it('filters by action and by target, and pages newest first with limit and from', async () => {
+    h = await start();
+    const a = await upload('a');
+    const b = await upload('b');
+    for (const id of [a, b, a]) expect((await api('POST', `/_synapse/admin/v1/media/quarantine/${SERVER}/${id}`)).status).toBe(200);
+    expect((await api('POST', `/_synapse/admin/v1/media/unquarantine/${SERVER}/${a}`)).status).toBe(200);
+    const ofA = await audit(`?target=${encodeURIComponent(`mxc://${SERVER}/${a}`)}`);
+    expect(ofA.actions.map((entry) => entry.action)).toEqual(['unquarantine', 'quarantine', 'quarantine']);
+    const quarantines = await audit('?action=quarantine');
+    expect(quarantines.actions.map((entry) => entry.target)).toEqual([a, b, a].reverse().map((id) => `mxc://${SERVER}/${id}`));
+    const first = await audit('?limit=3');
+    expect(first.actions).toHaveLength(3);
+    expect(first.next_token).toBe(first.actions[2]!.id);
+    const second = await audit(`?limit=3&from=${first.next_token}`);
+    expect(second.actions.map((entry) => entry.target)).toEqual([`mxc://${SERVER}/${a}`]);
+    expect(second.next_token).toBeUndefined();
+    expect([...first.actions, ...second.actions].map((entry) => entry.id)).toEqual(
+      [...first.actions, ...second.actions].map((entry) => entry.id).sort((x, y) => y - x),
+    );
+  });
+
+  it('refuses a bad reason or filter with 400 and changes nothing', async () => {
+    h = await start();
+    const id = await upload('kept');
+    const tooLong = await api('POST', `/_synapse/admin/v1/media/quarantine/${SERVER}/${id}?reason=${'x'.repeat(1001)}`);
+    expect([tooLong.status, (await json(tooLong))['errcode']]).toEqual([400, 'M_INVALID_PARAM']);
+    const both = await fetch(`${h.url}/_synapse/admin/v1/media/quarantine/${SERVER}/${id}?reason=a`, {
+      method: 'POST',
+      headers: { ...ADMIN, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ reason: 'b' }),
+    });
+    expect([both.status, (await json(both))['errcode']]).toEqual([400, 'M_INVALID_PARAM']);
+    const notString = await fetch(`${h.url}/_synapse/admin/v1/media/protect/${id}`, { method: 'POST', headers: ADMIN, body: '{"reason": 5}' });
+    expect([notString.status, (await json(notString))['errcode']]).toEqual([400, 'M_INVALID_PARAM']);
+    const notJson = await fetch(`${h.url}/_synapse/admin/v1/media/protect/${id}`, { method: 'POST', headers: ADMIN, body: 'reason' });
+    expect([notJson.status, (await json(notJson))['errcode']]).toEqual([400, 'M_NOT_JSON']);
+    for (const query of ['?action=nope', '?limit=0', '?limit=1001', '?from=0', '?from=x', `?target=${'x'.repeat(513)}`, '?action=purge&action=delete']) {
+      const res = await api('GET', `/_hsmedia/admin/v1/audit${query}`);
+      expect([query, res.status, (await json(res))['errcode']]).toEqual([query, 400, 'M_INVALID_PARAM']);
+    }
+    expect(await servedStatuses(id)).toEqual(ALL_OK);
+    expect((await audit()).actions).toEqual([]);
   });
 });

@@ -1,11 +1,11 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { startServer, type StartedServer } from '../src/server.js';
-import { LogSink, tempDir, testConfig } from './helpers.js';
+import { freePort, LogSink, tempDir, testConfig } from './helpers.js';
 
 // a.test asks a real policy endpoint on 127.0.0.1 (cache 1 minute, timeout 300 ms) and refuses to
 // serve c.test; b.test and c.test fetch a.test's media over federation. d.test refuses to fetch from
@@ -27,14 +27,6 @@ const logA = new LogSink();
 const asked: Record<string, unknown>[] = [];
 const behaviours = new Map<string, Behaviour>();
 const tripped: string[] = [];
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));

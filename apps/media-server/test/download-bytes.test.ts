@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Clock } from '@hsmedia/runtime';
 import sharp from 'sharp';
 import { signXMatrixRequest } from '@hsmedia/signing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type StartedServer } from '../src/server.js';
-import { tempDir, testConfig } from './helpers.js';
+import { freePort, tempDir, testConfig } from './helpers.js';
 
 // a.test limits download bytes (limits.download_bytes) in every scope: 1000-byte buckets refilled at
 // 10 bytes/s on a clock the test moves by hand. b.test and c.test are real servers on 127.0.0.1 whose
@@ -28,14 +27,6 @@ let a: StartedServer;
 let b: StartedServer;
 let c: StartedServer;
 const clock = new ManualClock();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 beforeAll(async () => {
   dir = await tempDir('hsmedia-download-bytes-');

@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -12,7 +11,7 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliProcess } from './cli-process.js';
 import { startServer } from '../src/server.js';
-import { tempDir, testConfig } from './helpers.js';
+import { freePort, tempDir, testConfig } from './helpers.js';
 
 // Two real server processes, a.test and b.test on 127.0.0.1, wired to each
 // other with federation.destinations. Federation requests are counted in the
@@ -30,14 +29,6 @@ interface Peer {
 let dir: { path: string; cleanup(): Promise<void> };
 let a: Peer;
 let b: Peer;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function startPeer(name: string, port: number, destinations: Record<string, string>): Promise<Peer> {
   const token = `${name}_token`;

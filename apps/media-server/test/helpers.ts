@@ -1,9 +1,22 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type MediaServerConfig } from '../src/config.js';
+
+/**
+ * A port on 127.0.0.1 that was free a moment ago, for servers that must know each other's
+ * addresses before they start. Another socket may take it in between on a busy machine: callers
+ * that start several servers retry on `EADDRINUSE`.
+ */
+export async function freePort(): Promise<number> {
+  const probe = createNetServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
 
 /** A fresh temp directory; `cleanup()` removes it. */
 export async function tempDir(prefix = 'hsmedia-server-'): Promise<{ path: string; cleanup(): Promise<void> }> {

@@ -1,11 +1,11 @@
 import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type StartedServer } from '../src/server.js';
 import { openStores, type OpenStores } from '../src/stores.js';
-import { tempDir, testConfig } from './helpers.js';
+import { freePort, tempDir, testConfig } from './helpers.js';
 
 // a.test holds the media; b.test (remote_thumbnail_first, the default) and c.test (off)
 // reach a.test through a counting proxy on 127.0.0.1 that can also answer a.test's
@@ -26,14 +26,6 @@ let proxy: Server;
 /** Paths (with query) of the requests that reached a.test through the proxy. */
 const seen: string[] = [];
 let mode: ProxyMode = 'pass';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function peerConfig(name: string, port: number, destinations: Record<string, string>, extra: Record<string, unknown> = {}) {
   return testConfig(join(dir.path, name), {

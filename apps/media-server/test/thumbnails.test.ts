@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { decodeMultipart } from '@hsmedia/multipart';
@@ -8,7 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type StartedServer } from '../src/server.js';
 import { openStores, type OpenStores } from '../src/stores.js';
-import { tempDir, testConfig } from './helpers.js';
+import { freePort, tempDir, testConfig } from './helpers.js';
 
 // Two in-process servers on 127.0.0.1 wired together by federation.destinations:
 // a.test with dynamic thumbnails, b.test with the pre-generated sizes only and the
@@ -19,14 +18,6 @@ let dir: { path: string; cleanup(): Promise<void> };
 let a: StartedServer;
 let b: StartedServer;
 let storesA: OpenStores;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function peerConfig(name: string, port: number, destinations: Record<string, string>, extra: Record<string, unknown>) {
   return testConfig(join(dir.path, name), {

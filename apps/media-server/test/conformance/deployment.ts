@@ -17,11 +17,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { buildServerKeysResponse, generateSigningKey, signXMatrixRequest, type SigningKey } from '@hsmedia/signing';
 import { startServer, type StartedServer } from '../../src/server.js';
-import { tempDir, testConfig } from '../helpers.js';
+import { freePort, tempDir, testConfig } from '../helpers.js';
 
 /** Complement's `internal/data` images (see fixtures/): the same inputs peers are checked with. */
 export const fixtures: { readonly matrixPng: Buffer; readonly largePng: Buffer; readonly matrixSvg: Buffer } = {
@@ -72,14 +72,6 @@ export interface Deployment {
 }
 
 const PEER_NAME = 'remote.test';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Writes a spec `multipart/mixed` federation media answer: `{}` metadata, then the bytes. */
 export function answerMultipart(

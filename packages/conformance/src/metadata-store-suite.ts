@@ -1,4 +1,4 @@
-import { hasAdminAuditLog, hasBlockedHashes, hasJobLeases, type AdminAuditLog, type BlockedHashes, type JobLeases, type MediaMetadataStore } from '@hsmedia/media-core';
+import { hasAdminAuditLog, hasBlockedHashes, hasJobLeases, hasMediaScanStates, type AdminAuditLog, type BlockedHashes, type JobLeases, type MediaMetadataStore, type MediaScanStates } from '@hsmedia/media-core';
 import type { ServerKeyStore } from '@hsmedia/signing';
 import type { TestContext } from 'vitest';
 import { describeAdminAuditCases } from './admin-audit-cases.js';
@@ -7,12 +7,13 @@ import { describeWithSubject } from './internal/subject-lifecycle.js';
 import { describeJobLeaseCases } from './job-lease-cases.js';
 import type { PortFactory, PortSubject } from './port-subject.js';
 import { mediaQueriesCases, mediaRecordStoreCases } from './port-suites.js';
+import { describeScanStateCases } from './scan-state-cases.js';
 import { describeServerKeyCases } from './server-key-cases.js';
 import { describeThumbnailCases } from './thumbnail-cases.js';
 
 /**
  * What a {@link MetadataStoreFactory} hands to each test. A store that also
- * implements `JobLeases`, `BlockedHashes`, `AdminAuditLog` or `@hsmedia/signing`'s `ServerKeyStore` (the SQL
+ * implements `JobLeases`, `BlockedHashes`, `AdminAuditLog`, `MediaScanStates` or `@hsmedia/signing`'s `ServerKeyStore` (the SQL
  * stores and the in-memory one do) is checked for those too.
  */
 export type MetadataStoreSubject = PortSubject<MediaMetadataStore>;
@@ -60,6 +61,7 @@ export function describeMetadataStore(name: string, factory: MetadataStoreFactor
     describeJobLeaseCases(optional<JobLeases>(store, hasJobLeases, 'JobLeases'));
     describeBlockedHashCases(optional<BlockedHashes>(store, hasBlockedHashes, 'BlockedHashes'));
     describeAdminAuditCases(optional<AdminAuditLog>(store, hasAdminAuditLog, 'AdminAuditLog'));
+    describeScanStateCases(optional<MediaMetadataStore & MediaScanStates>(store, hasMediaScanStates, 'MediaScanStates'));
     mediaQueriesCases(store);
     describeThumbnailCases(store);
     mediaRecordStoreCases(store);

@@ -73,6 +73,14 @@ export {
   isAdminActionName,
   checkAdminAction,
   checkAdminActionQuery,
+  MEDIA_SCAN_STATES,
+  type MediaScanState,
+  type MediaScanStates,
+  type MediaScanner,
+  type ScanRequest,
+  type ScanVerdict,
+  hasMediaScanStates,
+  isMediaScanState,
 } from './ports/index.js';
 export {
   allowAllPolicy,

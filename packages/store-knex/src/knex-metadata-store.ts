@@ -1,4 +1,4 @@
-import type { AdminAction, AdminActionQuery, AdminAuditLog, RecordedAdminAction, BlockedHash, BlockedHashes, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail } from '@hsmedia/media-core';
+import type { AdminAction, AdminActionQuery, AdminAuditLog, RecordedAdminAction, BlockedHash, BlockedHashes, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail, MediaScanState, MediaScanStates } from '@hsmedia/media-core';
 import type { ServerKeyStore, StoredServerKey } from '@hsmedia/signing';
 import type { Knex } from 'knex';
 import {
@@ -14,7 +14,7 @@ import {
 import { listAdminActions, recordAdminAction } from './internal/admin-audit.js';
 import { blockHash, isHashBlocked, listBlockedHashes, unblockHash } from './internal/blocked-hashes.js';
 import { releaseLease, tryAcquireLease } from './internal/leases.js';
-import { listMedia, mediaUsageByUser, setMediaProtected, setMediaQuarantined, summarizeMedia } from './internal/media-queries.js';
+import { listMedia, mediaUsageByUser, setMediaProtected, setMediaQuarantined, setMediaScanState, summarizeMedia } from './internal/media-queries.js';
 import { tableNamesFor, type TableNames } from './internal/table-names.js';
 import { deleteThumbnails, insertThumbnail, isThumbnailBlob, listThumbnails } from './internal/thumbnails.js';
 import {
@@ -50,7 +50,7 @@ const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
  * Database errors propagate unchanged (the HTTP edge renders them as 500
  * `M_UNKNOWN`); this class never puts caller data into error messages.
  */
-export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes, AdminAuditLog {
+export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates {
   /** The knex instance the store queries. */
   readonly knex: Knex;
   readonly #tables: TableNames;
@@ -123,6 +123,7 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
         size: completion.size,
         sha256: completion.sha256,
         uploaded_at: completion.uploadedAt,
+        ...(completion.scanState === undefined ? {} : { scan_state: completion.scanState }),
       })
       .where({ server_name: serverName, media_id: mediaId })
       .whereNull('blob_id');
@@ -159,6 +160,11 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
 
   setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
     return setMediaQuarantined(this.knex, this.#tables.media, serverName, mediaId, quarantined);
+  }
+
+  /** Throws `TypeError` for an unknown state. */
+  setMediaScanState(serverName: string, mediaId: string, state: MediaScanState, onlyFrom?: readonly MediaScanState[]): Promise<boolean> {
+    return setMediaScanState(this.knex, this.#tables.media, serverName, mediaId, state, onlyFrom);
   }
 
   setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {

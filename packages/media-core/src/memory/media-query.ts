@@ -31,6 +31,7 @@ export function matchesMediaQuery(record: MediaRecord, query: MediaQuery): boole
   if (query.createdBefore !== undefined && !(record.createdAt < query.createdBefore)) return false;
   if (query.lastUsedBefore !== undefined && !(lastUsedAt(record) < query.lastUsedBefore)) return false;
   if (query.sizeGreaterThan !== undefined && !(record.size !== null && record.size > query.sizeGreaterThan)) return false;
+  if (query.scanState !== undefined && record.scanState !== query.scanState) return false;
   return true;
 }
 

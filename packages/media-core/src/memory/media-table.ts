@@ -17,8 +17,8 @@ export function mediaKey(serverName: string, mediaId: string): string {
 
 /**
  * A copy of exactly the {@link MediaRecord} fields, as a database row would
- * hold them: no extra properties, and no `protected` field unless it is true
- * (stores leave it out of unprotected records).
+ * hold them: no extra properties, no `protected` field unless it is true
+ * (stores leave it out of unprotected records), no `scanState` unless set.
  */
 function copyRecord(record: MediaRecord): MediaRecord {
   const copy: MediaRecord = {
@@ -37,7 +37,8 @@ function copyRecord(record: MediaRecord): MediaRecord {
     quarantined: record.quarantined,
     lastAccessAt: record.lastAccessAt,
   };
-  return record.protected === true ? { ...copy, protected: true } : copy;
+  const withScan = record.scanState === undefined ? copy : { ...copy, scanState: record.scanState };
+  return record.protected === true ? { ...withScan, protected: true } : withScan;
 }
 
 /**
@@ -66,8 +67,9 @@ export class MediaTable {
     const record = this.#rows.get(key);
     // Only a pending record (created, no bytes yet) can be completed, and only once.
     if (record === undefined || record.blobId !== null) return false;
-    const { blobId, contentType, uploadName, size, sha256, uploadedAt } = completion;
-    this.#rows.set(key, { ...record, blobId, contentType, uploadName, size, sha256, uploadedAt });
+    const { blobId, contentType, uploadName, size, sha256, uploadedAt, scanState } = completion;
+    const completed = { ...record, blobId, contentType, uploadName, size, sha256, uploadedAt };
+    this.#rows.set(key, scanState === undefined ? completed : { ...completed, scanState });
     return true;
   }
 

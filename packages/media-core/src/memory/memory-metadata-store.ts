@@ -17,8 +17,11 @@ import type {
   MediaUsage,
   MediaUsagePage,
   MediaUsageQuery,
+  MediaScanState,
+  MediaScanStates,
   StoredThumbnail,
 } from '../ports/index.js';
+import { MEDIA_SCAN_STATES, isMediaScanState } from '../ports/index.js';
 import { AuditTable } from './audit-table.js';
 import { BlockedHashTable } from './blocked-hash-table.js';
 import { LeaseTable } from './lease-table.js';
@@ -58,7 +61,7 @@ export interface MemoryMetadataStoreOptions {
  * });
  * ```
  */
-export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, BlockedHashes, AdminAuditLog {
+export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates {
   readonly #clock: Clock;
   readonly #media = new MediaTable();
   readonly #thumbnails = new ThumbnailTable();
@@ -119,6 +122,16 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
   async setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
     this.#open();
     return this.#media.update(serverName, mediaId, (record) => ({ ...record, quarantined }));
+  }
+
+  /** Sets the scan state (only from one of `onlyFrom`, when given); true when the record exists (and was changed). */
+  async setMediaScanState(serverName: string, mediaId: string, state: MediaScanState, onlyFrom?: readonly MediaScanState[]): Promise<boolean> {
+    this.#open();
+    if (!isMediaScanState(state)) throw new TypeError(`scanState must be one of ${MEDIA_SCAN_STATES.join(', ')}`);
+    const current = this.#media.get(serverName, mediaId);
+    if (current === null) return false;
+    if (onlyFrom !== undefined && (current.scanState === undefined || !onlyFrom.includes(current.scanState))) return false;
+    return this.#media.update(serverName, mediaId, (record) => ({ ...record, scanState: state }));
   }
 
   /** Sets or clears the protection flag (an unprotected record has no `protected` field); true when the record exists. */

@@ -14,6 +14,7 @@ export const ADMIN_ACTIONS = [
   'purge',
   'block_hash',
   'unblock_hash',
+  'rescan',
 ] as const;
 
 export type AdminActionName = (typeof ADMIN_ACTIONS)[number];

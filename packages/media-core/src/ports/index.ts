@@ -46,3 +46,13 @@ export {
   checkAdminAction,
   checkAdminActionQuery,
 } from './admin-audit.js';
+export {
+  MEDIA_SCAN_STATES,
+  type MediaScanState,
+  type MediaScanStates,
+  type MediaScanner,
+  type ScanRequest,
+  type ScanVerdict,
+  hasMediaScanStates,
+  isMediaScanState,
+} from './media-scanning.js';

@@ -1,3 +1,4 @@
+import type { MediaScanState } from './media-scanning.js';
 import type { ThumbnailMethod } from './thumbnails.js';
 
 /**
@@ -32,6 +33,11 @@ export interface MediaRecord {
    */
   readonly protected?: boolean;
   readonly lastAccessAt: number | null;
+  /**
+   * Where the virus scan of its bytes stands; only `clean` media is served.
+   * Absent: stored while scanning was off, served as before.
+   */
+  readonly scanState?: MediaScanState;
 }
 
 /** The fields that {@link MediaRecordStore.completeMedia} fills in. */
@@ -42,6 +48,8 @@ export interface MediaCompletion {
   readonly size: number;
   readonly sha256: string;
   readonly uploadedAt: number;
+  /** The scan state to set with the bytes (`pending` when scanning is on); absent leaves it unchanged. */
+  readonly scanState?: MediaScanState;
 }
 
 /** What {@link MediaQueries.getUserUsage} counts. */
@@ -93,6 +101,8 @@ export interface MediaQuery {
   readonly lastUsedBefore?: number;
   /** Only records whose size is known and larger than this many bytes. */
   readonly sizeGreaterThan?: number;
+  /** Only records in this scan state (`MediaRecord.scanState`). */
+  readonly scanState?: MediaScanState;
 }
 
 /** Sort keys of {@link MediaQueries.listMedia}; ties are broken by `(serverName, mediaId)`. */

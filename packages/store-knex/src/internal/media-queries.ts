@@ -1,4 +1,5 @@
 import type {
+  MediaScanState,
   MediaListOptions,
   MediaQuery,
   MediaRecord,
@@ -9,7 +10,7 @@ import type {
 } from '@hsmedia/media-core';
 import type { Knex } from 'knex';
 import { MEDIA_COLUMNS, mediaRowToRecord, type MediaRow } from './rows.js';
-import { checkInteger, isStorableKey } from './validate.js';
+import { checkInteger, checkScanState, isStorableKey } from './validate.js';
 
 /**
  * The admin and retention queries of `KnexMetadataStore` (listing, summing,
@@ -80,6 +81,10 @@ function applyMediaQuery(builder: Knex.QueryBuilder, knex: Knex, query: MediaQue
   if (query.createdBefore !== undefined) builder.where('created_at', '<', query.createdBefore);
   if (query.lastUsedBefore !== undefined) builder.where(knex.raw(`${LAST_USED_SQL} < ?`, [query.lastUsedBefore]));
   if (query.sizeGreaterThan !== undefined) builder.where('size', '>', query.sizeGreaterThan);
+  if (query.scanState !== undefined) {
+    checkScanState(query.scanState);
+    builder.where('scan_state', query.scanState);
+  }
   return builder;
 }
 
@@ -199,4 +204,23 @@ export async function setMediaQuarantined(
   if (!isStorableKey(serverName) || !isStorableKey(mediaId)) return false;
   const changed = await knex(table).update({ quarantined }).where({ server_name: serverName, media_id: mediaId });
   return changed > 0;
+}
+
+/** See `MediaScanStates.setMediaScanState`. */
+export async function setMediaScanState(
+  knex: Knex,
+  table: string,
+  serverName: string,
+  mediaId: string,
+  state: MediaScanState,
+  onlyFrom?: readonly MediaScanState[],
+): Promise<boolean> {
+  checkScanState(state);
+  for (const from of onlyFrom ?? []) checkScanState(from);
+  if (!isStorableKey(serverName) || !isStorableKey(mediaId)) return false;
+  if (onlyFrom !== undefined && onlyFrom.length === 0) return false;
+  const builder = knex(table).update({ scan_state: state }).where({ server_name: serverName, media_id: mediaId });
+  // The condition makes the write a compare-and-set: another instance's verdict is never overwritten.
+  if (onlyFrom !== undefined) builder.whereIn('scan_state', [...onlyFrom]);
+  return (await builder) > 0;
 }

@@ -1,4 +1,4 @@
-import type { MediaRecord } from '@hsmedia/media-core';
+import { isMediaScanState, type MediaRecord } from '@hsmedia/media-core';
 import type { StoredServerKey } from '@hsmedia/signing';
 
 /**
@@ -26,6 +26,8 @@ export interface MediaRow {
   last_access_at: DbInteger | null;
   /** Added by migration 0006; absent only in rows written without it (defaults to false). */
   safe_from_quarantine?: DbBoolean;
+  /** Added by migration 0009; null for media stored while scanning was off. */
+  scan_state?: string | null;
 }
 
 /** A `server_keys` row as read from the database. */
@@ -54,6 +56,7 @@ export const MEDIA_COLUMNS: readonly (keyof MediaRow)[] = [
   'quarantined',
   'last_access_at',
   'safe_from_quarantine',
+  'scan_state',
 ];
 
 export const SERVER_KEY_COLUMNS: readonly (keyof ServerKeyRow)[] = [
@@ -95,6 +98,8 @@ export function mediaRowToRecord(row: MediaRow): MediaRecord {
     // Left out when false, as MediaRecord.protected says.
     ...(row.safe_from_quarantine !== undefined && toBoolean(row.safe_from_quarantine) ? { protected: true } : {}),
     lastAccessAt: toNumberOrNull(row.last_access_at),
+    // Left out when null, as MediaRecord.scanState says.
+    ...(row.scan_state !== undefined && isMediaScanState(row.scan_state) ? { scanState: row.scan_state } : {}),
   };
 }
 
@@ -115,6 +120,7 @@ export function mediaRecordToRow(record: MediaRecord): MediaRow {
     quarantined: record.quarantined,
     last_access_at: record.lastAccessAt,
     safe_from_quarantine: record.protected === true,
+    scan_state: record.scanState ?? null,
   };
 }
 

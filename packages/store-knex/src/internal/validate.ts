@@ -1,4 +1,4 @@
-import type { MediaCompletion, MediaRecord } from '@hsmedia/media-core';
+import { MEDIA_SCAN_STATES, isMediaScanState, type MediaCompletion, type MediaRecord } from '@hsmedia/media-core';
 import type { StoredServerKey } from '@hsmedia/signing';
 
 /**
@@ -67,6 +67,7 @@ export function checkMediaRecord(record: MediaRecord): void {
   checkBoolean('quarantined', record.quarantined);
   if (record.protected !== undefined) checkBoolean('protected', record.protected);
   checkOptionalInteger('lastAccessAt', record.lastAccessAt);
+  if (record.scanState !== undefined) checkScanState(record.scanState);
 }
 
 export function checkMediaCompletion(completion: MediaCompletion): void {
@@ -77,6 +78,7 @@ export function checkMediaCompletion(completion: MediaCompletion): void {
   checkInteger('size', completion.size);
   checkText('sha256', completion.sha256);
   checkInteger('uploadedAt', completion.uploadedAt);
+  if (completion.scanState !== undefined) checkScanState(completion.scanState);
 }
 
 export function checkServerKey(key: StoredServerKey): void {
@@ -86,4 +88,9 @@ export function checkServerKey(key: StoredServerKey): void {
   checkText('publicKey', key.publicKey);
   checkInteger('validUntilTs', key.validUntilTs);
   checkInteger('fetchedAt', key.fetchedAt);
+}
+
+/** Throws `TypeError` unless `state` is a `MediaScanState`. */
+export function checkScanState(state: unknown): void {
+  if (!isMediaScanState(state)) throw new TypeError(`scanState must be one of ${MEDIA_SCAN_STATES.join(', ')}`);
 }

@@ -91,6 +91,7 @@ export {
 export { HttpAccessPolicy, type HttpAccessPolicyOptions } from './http-access-policy.js';
 export { hasJobLeases, type JobLeases } from './job-leases.js';
 export { MediaService, type MediaServiceOptions, type GetMediaOptions } from './media-service.js';
+export type { MediaServiceScanningOptions } from './scanning-setup.js';
 export type { MediaHandle, ThumbnailHandle, ByteRange } from './media-handle.js';
 export { MediaCatalog, type MediaCacheOptions } from './media-catalog.js';
 export type { AsyncUploadOptions, CreatedMedia, PendingUploadRequest, UploadRequest, UploadResult } from './media-uploads.js';
@@ -120,3 +121,5 @@ export {
 } from './media-admin.js';
 export type { AdminContext } from './admin-audit-trail.js';
 export type { BlockedHashGate } from './blocked-hash-gate.js';
+export { MediaScanStage, SCANNER_ACTOR, type MediaScanningOptions, type ScanFailurePolicy, type ScanOutcome, type ScanResult } from './media-scan-stage.js';
+export { SignatureWatch, type SignatureWatchOptions } from './signature-watch.js';

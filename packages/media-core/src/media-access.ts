@@ -23,8 +23,8 @@ export interface AccessRequest {
 }
 
 /**
- * The check before any byte is served: quarantined media is not served
- * (404, as Synapse answers), nor media whose bytes are on the blocked-hash
+ * The check before any byte is served: quarantined and infected media is not served
+ * (404, as Synapse answers), nor media without a clean virus scan (504 `M_NOT_YET_UPLOADED`), nor media whose bytes are on the blocked-hash
  * list unless it is protected (the list is quarantine by content), media stored while the legacy endpoints were
  * frozen is not served on them (spec v1.11, "Content repository": the
  * freeze; SSO icons exempt), then the operator's {@link MediaAccessPolicy}.
@@ -54,7 +54,9 @@ export class MediaAccessRules {
 
   /** Throws the `MatrixError` that refuses `record` to this request; a synchronous answer when no policy must be asked. */
   check(record: MediaRecord, request: AccessRequest, purpose: 'download' | 'thumbnail'): void | Promise<void> {
-    if (record.quarantined) throw errors.notFound('Media not found');
+    if (record.quarantined || record.scanState === 'infected') throw errors.notFound('Media not found');
+    // Never served before a clean verdict: a waiting reader was given its timeout_ms already.
+    if (record.scanState !== undefined && record.scanState !== 'clean') throw errors.notYetUploaded();
     const legacy = request.legacy === true;
     if (legacy && record.authenticated && !this.#exemptions.has(`${record.serverName}/${record.mediaId}`)) {
       throw errors.notFound('Media not found');

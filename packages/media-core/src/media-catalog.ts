@@ -46,6 +46,8 @@ export interface MediaCatalogOptions {
   readonly touchIntervalMs?: number | undefined;
   /** Called on every in-memory cache lookup (metrics). Must not throw. */
   readonly onCacheLookup?: ((cache: 'record' | 'blob', hit: boolean) => void) | undefined;
+  /** New media is stored `pending` a virus scan and served only once `clean` (see `MediaScanStage`). Default false. */
+  readonly scanNewMedia?: boolean | undefined;
   readonly logger?: Logger | undefined;
   readonly clock?: Clock | undefined;
 }
@@ -88,6 +90,8 @@ export class MediaCatalog {
   readonly clock: Clock;
   /** The blocked-hash list and its cached answers; undefined when the store has none. */
   readonly blockedHashes: BlockedHashGate | undefined;
+  /** The scan state new media is stored with: `pending` when scanning is on, else none. */
+  readonly newScanState: 'pending' | undefined;
   readonly #recordCache: WeightedLru<string, MediaRecord>;
   readonly #recordTtlMs: number;
   readonly #handles = new WeakMap<MediaRecord, StoredMediaHandle>();
@@ -109,6 +113,7 @@ export class MediaCatalog {
     this.logger = options.logger ?? noopLogger;
     this.clock = options.clock ?? systemClock;
     this.#admission = options.admission;
+    this.newScanState = options.scanNewMedia === true ? 'pending' : undefined;
     this.blockedHashes =
       options.blockedHashes === undefined
         ? undefined
@@ -205,6 +210,7 @@ export class MediaCatalog {
       size: completed.size!,
       sha256: completed.sha256!,
       uploadedAt: completed.uploadedAt!,
+      ...(completed.scanState === undefined ? {} : { scanState: completed.scanState }),
     });
     if (!done) return false;
     this.invalidate(serverName, mediaId);

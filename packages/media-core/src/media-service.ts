@@ -26,7 +26,10 @@ import {
   type RemoteMediaSource,
   type ThumbnailIndex,
 } from './ports/index.js';
+import type { MediaScanStage } from './media-scan-stage.js';
 import { RemoteMediaFetcher } from './remote-media-fetcher.js';
+import { setUpScanning, type MediaServiceScanningOptions } from './scanning-setup.js';
+import type { SignatureWatch } from './signature-watch.js';
 import { TimeoutPolicy } from './timeout-policy.js';
 import type { UploadQuotaOptions } from './upload-quota.js';
 
@@ -105,6 +108,12 @@ export interface MediaServiceOptions {
   readonly blockedHashes?: BlockedHashes;
   /** How long an answer of the blocked-hash list is trusted, in ms: another instance's block bites within it. Default 10 000. */
   readonly blockedHashTtlMs?: number;
+  /**
+   * The virus-scan stage: new uploads, async uploads and remote media are
+   * stored `pending`, scanned, and served only once clean (readers wait as
+   * for an async upload). None: no scanning.
+   */
+  readonly scanning?: MediaServiceScanningOptions;
 }
 
 /** Options for {@link MediaService.getMedia}. */
@@ -180,6 +189,9 @@ export class MediaService {
   readonly #access: MediaAccessRules;
   readonly #timeouts: TimeoutPolicy;
   readonly #noFetchFrom: ReadonlySet<string>;
+  /** The virus-scan stage; undefined when scanning is off. */
+  readonly scanning: MediaScanStage | undefined;
+  readonly #signatureWatch: SignatureWatch | undefined;
   #closed = false;
 
   constructor(options: MediaServiceOptions) {
@@ -208,9 +220,13 @@ export class MediaService {
       blockedHashTtlMs: options.blockedHashTtlMs,
       touchIntervalMs: options.touchIntervalMs,
       onCacheLookup: options.onCacheLookup,
+      scanNewMedia: options.scanning !== undefined,
       logger: options.logger,
       clock: options.clock,
     });
+    const scan = options.scanning === undefined ? undefined : setUpScanning(this.catalog, options.metadata, options.scanning, options.pendingPollMs ?? 500);
+    this.scanning = scan?.stage;
+    this.#signatureWatch = scan?.watch;
     const gate = this.catalog.blockedHashes;
     this.#access = new MediaAccessRules({
       freezeLegacy,
@@ -239,6 +255,11 @@ export class MediaService {
             freezeLegacy,
             timeouts: this.#timeouts,
           });
+  }
+
+  /** Signature-update rescans, when scanning and `rescanOnUpdate` are on (tests and the server's admin use it). */
+  get signatureWatch(): SignatureWatch | undefined {
+    return this.#signatureWatch;
   }
 
   /** The `timeout_ms` policy every wait follows (the thumbnail service uses it for remote thumbnails). */
@@ -309,7 +330,8 @@ export class MediaService {
       if (!this.mayFetchFrom(serverName)) throw errors.notFound('Media not found');
       // Cached while frozen means authenticated-only: no point fetching for a legacy request.
       if (options.legacy === true && this.#access.freezeLegacy) throw errors.notFound('Media not found');
-      const fetched = await this.#remote.fetch(serverName, mediaId, options);
+      // Scanned media is never streamed live: the first reader waits for the verdict like the rest.
+      const fetched = await this.#remote.fetch(serverName, mediaId, this.scanning === undefined ? options : { ...options, allowLive: false });
       if (fetched instanceof LiveMediaHandle) {
         try {
           await this.#access.check(fetched.record, options, options.purpose ?? 'download');
@@ -325,6 +347,9 @@ export class MediaService {
       throw errors.notFound('Media not found');
     }
     if (record.blobId === null) record = await this.#uploads.waitUntilUploaded(record, options);
+    if (this.scanning !== undefined && record.scanState !== undefined && record.scanState !== 'clean') {
+      record = await this.scanning.waitForVerdict(record, { timeoutMs: this.#timeouts.waitMs(options.timeoutMs), signal: options.signal });
+    }
     const verdict = this.#access.check(record, options, options.purpose ?? 'download');
     if (verdict !== undefined) await verdict;
     catalog.noteAccess(serverName, mediaId);
@@ -354,6 +379,8 @@ export class MediaService {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#signatureWatch?.close();
+    this.scanning?.close();
     await this.catalog.flushAccessTimes();
     await this.#remote?.close();
     await this.catalog.close();

@@ -196,6 +196,7 @@ export class MediaUploads {
         size: stored.size,
         sha256: stored.sha256,
         uploadedAt: catalog.clock.now(),
+        ...this.#scanFields(),
       };
       // MSC2246 lets an upload that started before the expiry finish: no second expiry check.
       if (!(await this.#underQuota(requester.userId, stored.size, () => catalog.publishCompletion(completed)))) {
@@ -280,6 +281,7 @@ export class MediaUploads {
           size: stored.size,
           sha256: stored.sha256,
           uploadedAt: now,
+          ...this.#scanFields(),
         }),
       (r) => this.#catalog.publish(r),
       mediaId,
@@ -324,6 +326,12 @@ export class MediaUploads {
       await quotas.check(this.#queries, userId, size, this.#catalog.clock.now());
       return commit();
     });
+  }
+
+  /** The scan state of new bytes: `pending` while scanning is on (nothing is served before a verdict). */
+  #scanFields(): Pick<MediaRecord, 'scanState'> {
+    const state = this.#catalog.newScanState;
+    return state === undefined ? {} : { scanState: state };
   }
 
   #tooLarge(): MatrixError {

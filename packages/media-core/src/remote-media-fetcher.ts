@@ -192,7 +192,8 @@ export class RemoteMediaFetcher {
       throw err;
     }
     tee.close();
-    const record: MediaRecord = { ...pendingRecord, blobId: stored.blobId, size: stored.size, sha256: stored.sha256, uploadedAt: catalog.clock.now() };
+    const stateOnArrival = catalog.newScanState === undefined ? {} : { scanState: catalog.newScanState };
+    const record: MediaRecord = { ...pendingRecord, blobId: stored.blobId, size: stored.size, sha256: stored.sha256, uploadedAt: catalog.clock.now(), ...stateOnArrival };
     try {
       await catalog.admit({ kind: 'remote', serverName, mediaId, blobId: stored.blobId, size: stored.size, sha256: stored.sha256, contentType, userId: null }, signal);
       if (await catalog.publish(record)) return record;

@@ -25,6 +25,7 @@ import {
 import { DEFAULT_MAX_THUMBNAIL_DIMENSION, DEFAULT_THUMBNAIL_SIZES } from '@hsmedia/thumbnailer';
 import type { AccessPolicyConfig } from './access-policy.js';
 import { THUMBNAILS_DEFAULTS, resolveThumbnailsConfig, type ThumbnailsConfig } from './thumbnails.js';
+import type { ScanningConfig } from './scanning.js';
 
 /** The log levels pino knows, most to least verbose, plus `silent`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -259,6 +260,32 @@ const accessPolicySchema = z
   })
   .meta({ description: 'Access policy: applied after quarantine and the legacy freeze, on every download and thumbnail.' });
 
+const scanPolicy = z.enum(['fail_closed', 'serve']);
+
+/** `scanning`: the virus scan with clamd between "stored" and "visible" (off when absent; see scanning.ts). */
+const scanningSchema = z
+  .strictObject({
+    clamd: z
+      .union([
+        z.strictObject({ socket: z.string().min(1).meta({ description: "clamd's LocalSocket (e.g. /run/clamav/clamd.ctl)." }) }),
+        z.strictObject({
+          host: z.enum(['127.0.0.1', '::1', 'localhost']).default('127.0.0.1').meta({ description: 'Loopback only: clamd has no authentication.' }),
+          port: z.number().int().min(1).max(65535).meta({ description: "clamd's TCPSocket." }),
+        }),
+      ])
+      .meta({ description: 'Where clamd listens: { socket } or { host, port }.' }),
+    max_size: byteSize.optional().meta({ description: 'Largest media scanned; larger follows on_oversize. Default: no limit of ours (clamd\'s StreamMaxLength applies).' }),
+    on_oversize: scanPolicy.default('fail_closed').meta({ description: 'fail_closed: never served; serve: served unscanned (logged, counted).' }),
+    on_error: scanPolicy.default('fail_closed').meta({ description: 'clamd down, slow or garbled. fail_closed: not served, retried later; serve: served unscanned (logged, counted).' }),
+    timeout: positiveDuration.default('60s').meta({ description: 'Longest scan of one item.' }),
+    concurrency: z.number().int().min(1).max(64).default(2).meta({ description: 'Scans at once per instance.' }),
+    retry_interval: positiveDuration.default('1m').meta({ description: 'How often failed scans are retried.' }),
+    rescan_on_update: z.boolean().default(true).meta({ description: 'Rescan clean media when clamd reports a new signature version (VERSION).' }),
+    version_poll_interval: positiveDuration.default('5m').meta({ description: 'How often clamd is asked for its VERSION.' }),
+    rescans_per_second: z.number().int().min(1).default(10).meta({ description: 'Rate limit of rescans after a signature update.' }),
+  })
+  .meta({ description: 'Virus scanning: media is served only after clamd finds it clean; readers wait (timeout_ms, then 504 M_NOT_YET_UPLOADED).' });
+
 /** One `url_preview.url_denylist` rule: a URL is refused when every component it names matches. */
 const urlDenyRuleSchema = z
   .strictObject({
@@ -420,6 +447,7 @@ const configFileSchema = z
     metrics: metricsSchema.default(() => metricsSchema.parse({})),
     thumbnails: thumbnailsSchema.default(() => thumbnailsSchema.parse({})),
     access_policy: accessPolicySchema.default(() => accessPolicySchema.parse({})),
+    scanning: scanningSchema.optional(),
   })
   .meta({ title: 'hsmedia-server configuration' });
 
@@ -465,6 +493,8 @@ export interface MediaServerConfig {
   readonly metrics: MetricsConfig;
   readonly thumbnails: ThumbnailsConfig;
   readonly accessPolicy: AccessPolicyConfig;
+  /** Virus scanning (`scanning:`); undefined when off. */
+  readonly scanning: ScanningConfig | undefined;
 }
 
 /** Outbound and inbound federation settings (`federation:` in the file). */
@@ -580,6 +610,21 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
               token: file.access_policy.http.token,
             },
     },
+    scanning:
+      file.scanning === undefined
+        ? undefined
+        : {
+            clamd: 'socket' in file.scanning.clamd ? { socket: at(file.scanning.clamd.socket) } : { host: file.scanning.clamd.host, port: file.scanning.clamd.port },
+            maxBytes: file.scanning.max_size === undefined ? undefined : bytes(file.scanning.max_size),
+            onOversize: file.scanning.on_oversize,
+            onError: file.scanning.on_error,
+            timeoutMs: parseDuration(file.scanning.timeout)!,
+            concurrency: file.scanning.concurrency,
+            retryIntervalMs: parseDuration(file.scanning.retry_interval)!,
+            rescanOnUpdate: file.scanning.rescan_on_update,
+            versionPollMs: parseDuration(file.scanning.version_poll_interval)!,
+            rescansPerSecond: file.scanning.rescans_per_second,
+          },
   };
 }
 

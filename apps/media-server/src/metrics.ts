@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { RemoteMediaError } from '@hsmedia/media-core';
-import type { RemoteMedia, RemoteMediaRequest, RemoteMediaSource, RemoteThumbnailRequest, ThumbnailGenerator } from '@hsmedia/media-core';
+import type { RemoteMedia, RemoteMediaRequest, RemoteMediaSource, RemoteThumbnailRequest, ScanOutcome, ThumbnailGenerator } from '@hsmedia/media-core';
 import type { Logger } from '@hsmedia/runtime';
 import type { Context, Middleware } from 'koa';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -57,6 +57,9 @@ export class MediaMetrics {
   readonly thumbnailDuration: Histogram<'outcome'>;
   readonly retentionDeleted: Counter<'rule'>;
   readonly adminActions: Counter<'action'>;
+  readonly scans: Counter<'verdict'>;
+  readonly scanDuration: Histogram<'verdict'>;
+  readonly scanQueue: Gauge;
   readonly thumbnailJobs: Gauge<'state'>;
   readonly uploadWaiters: Gauge;
   // Per-request increments, summed here and added when the counters are read (see PendingIncrements).
@@ -68,6 +71,8 @@ export class MediaMetrics {
   #thumbnailLoad: (() => { readonly running: number; readonly waiting: number }) | undefined;
   /** Read at scrape time: requests waiting for pending uploads (set by {@link watchUploadWaiters}). */
   #uploadWaiterCount: (() => number) | undefined;
+  /** Read at scrape time: media queued for or in a virus scan (set by {@link watchScanQueue}). */
+  #scanQueueDepth: (() => number) | undefined;
 
   constructor(options: { readonly defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -140,6 +145,28 @@ export class MediaMetrics {
       help: 'Admin actions recorded in the audit log (quarantine, protect, delete, purge, hash blocks...), by action.',
       labelNames: ['action'],
       registers,
+    });
+    this.scans = new Counter({
+      name: 'hsmedia_scans_total',
+      help: 'Virus scans finished, by verdict (clean, infected, failed, oversize, served_unscanned).',
+      labelNames: ['verdict'],
+      registers,
+    });
+    this.scanDuration = new Histogram({
+      name: 'hsmedia_scan_duration_seconds',
+      help: 'Time of one virus scan (reading the blob and clamd), by verdict.',
+      labelNames: ['verdict'],
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    const scanQueueDepth = (): number => this.#scanQueueDepth?.() ?? 0;
+    this.scanQueue = new Gauge({
+      name: 'hsmedia_scan_queue_depth',
+      help: 'Media queued for or in a virus scan in this process.',
+      registers,
+      collect() {
+        this.set(scanQueueDepth());
+      },
     });
     // Queue depths are read when scraped, so they never drift from the queues they describe.
     const thumbnailLoad = (): { readonly running: number; readonly waiting: number } | undefined => this.#thumbnailLoad?.();
@@ -239,6 +266,17 @@ export class MediaMetrics {
   watchUploadWaiters(count: () => number): void {
     this.#uploadWaiterCount = count;
   }
+
+  /** Reads the virus-scan queue depth at scrape time. */
+  watchScanQueue(depth: () => number): void {
+    this.#scanQueueDepth = depth;
+  }
+
+  /** Counts and times one finished virus scan (the scan stage's `onScan`). */
+  readonly onScan = (outcome: ScanOutcome, ms: number): void => {
+    this.scans.inc({ verdict: outcome });
+    this.scanDuration.observe({ verdict: outcome }, ms / 1000);
+  };
 
   /**
    * Times a thumbnail generator's work; when it reports its job slots

@@ -1,6 +1,6 @@
-import { MediaAdmin, type MediaService } from '@hsmedia/media-core';
+import { hasAdminAuditLog, MediaAdmin, type AdminAction, type MediaService } from '@hsmedia/media-core';
 import { systemClock, type Clock, type Logger, type Requester } from '@hsmedia/runtime';
-import { createAdminRouter } from '@hsmedia/media-routes';
+import { createAdminRouter, createScanAdminRouter } from '@hsmedia/media-routes';
 import type { Router } from '@koa/router';
 import type { Middleware } from 'koa';
 import type { JobScheduler } from './background-jobs.js';
@@ -56,6 +56,15 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
     authenticate: deps.authenticate,
     isAdmin: (requester: Requester) => admins.has(requester.userId),
   });
+  const scanning = media.scanning;
+  if (scanning !== undefined) metrics.watchScanQueue(() => scanning.queueDepth);
+  const auditLog = hasAdminAuditLog(stores.metadata) ? stores.metadata : undefined;
+  const recordAction = async (entry: AdminAction): Promise<void> => {
+    await auditLog?.recordAdminAction(entry);
+    metrics.adminActions.inc({ action: entry.action });
+  };
+  // POST /_hsmedia/admin/v1/media/{serverName}/{mediaId}/rescan, beside the other admin routes.
+  const scanRouters = scanning === undefined ? [] : [createScanAdminRouter({ scanning, authenticate: deps.authenticate, isAdmin: (requester: Requester) => admins.has(requester.userId), recordAction, now: () => clock.now() })];
   const retention = (): Promise<RetentionResult> => runRetention(admin, config.retention, clock, metrics);
   if (hasRetentionRules(config.retention)) {
     deps.scheduler.schedule('retention', config.retention.intervalMs, async () => ({ ...(await retention()) }));
@@ -66,7 +75,7 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
     admin,
     metrics,
     health,
-    routers: [adminRouter, createHealthRouter(health)],
+    routers: [adminRouter, ...scanRouters, createHealthRouter(health)],
     runRetention: retention,
     metricsUrl: () => metricsServer?.url,
     listen() {

@@ -34,6 +34,7 @@ import { createThumbnails } from './thumbnails.js';
 import { createVersionsRouter } from './versions.js';
 import { MediaMetrics } from './metrics.js';
 import { createOperations, type Operations } from './operations.js';
+import { scanningOptionsOf } from './scanning.js';
 
 /** Options for {@link createServer} and {@link startServer}; all optional. */
 export interface ServerOptions {
@@ -212,6 +213,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       ...(config.quotas === undefined ? {} : { quotas: config.quotas }),
       ...(accessPolicy === undefined ? {} : { accessPolicy }),
       preventDownloadsFrom: config.accessPolicy.preventDownloadsFrom,
+      // scanning: clamd between "stored" and "visible"; off when the section is absent.
+      ...(config.scanning === undefined ? {} : { scanning: scanningOptionsOf(config.scanning, metrics.onScan) }),
       logger: logger.child({ component: 'media' }),
       cache: {
         // max_bytes 0 turns the blob cache off; MediaService spells that as a 0 item size.

@@ -46,3 +46,4 @@ export {
   HSMEDIA_ADMIN_PREFIX,
   type AdminRouterOptions,
 } from './admin-routes.js';
+export { createScanAdminRouter, type ScanAdminRouterOptions } from './scan-admin-routes.js';

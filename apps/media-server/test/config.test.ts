@@ -349,6 +349,7 @@ describe('configJsonSchema', () => {
         'signing_key_path',
         'url_preview',
         'thumbnails',
+        'scanning',
       ].sort(),
     );
     expect(schema.properties['listen']?.additionalProperties).toBe(false);

@@ -386,3 +386,35 @@ describe('scanner faults fail closed', () => {
     expect((await status(served, allowed, 30_000)).status).toBe(200);
   }, 120_000);
 });
+
+describe('the scanning config section', () => {
+  it('is off when absent, resolves defaults, and refuses a non-loopback clamd, both targets, or bad policies', async () => {
+    const { parseConfig } = await import('../src/config.js');
+    const dir = '/tmp/hsmedia-scan-config';
+    const off = parseConfig({}, dir);
+    expect(off.ok && off.config.scanning).toBeUndefined();
+    const on = parseConfig({ scanning: { clamd: { socket: 'clamd.sock' }, max_size: '10M' } }, dir);
+    expect(on.ok && on.config.scanning).toEqual({
+      clamd: { socket: join(dir, 'clamd.sock') },
+      maxBytes: 10 * 1024 * 1024,
+      onOversize: 'fail_closed',
+      onError: 'fail_closed',
+      timeoutMs: 60_000,
+      concurrency: 2,
+      retryIntervalMs: 60_000,
+      rescanOnUpdate: true,
+      versionPollMs: 300_000,
+      rescansPerSecond: 10,
+    });
+    for (const scanning of [
+      { clamd: { host: '10.1.2.3', port: 3310 } },
+      { clamd: { socket: '/x', port: 3310 } },
+      { clamd: { host: '127.0.0.1' } },
+      { clamd: { socket: '/x' }, on_error: 'ignore' },
+      { clamd: { socket: '/x' }, timeout: 0 },
+      {},
+    ]) {
+      expect(parseConfig({ scanning }, dir).ok, JSON.stringify(scanning)).toBe(false);
+    }
+  });
+});

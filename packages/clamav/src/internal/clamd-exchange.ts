@@ -100,8 +100,12 @@ export function exchange(options: ExchangeOptions): Promise<string> {
       for await (const chunk of body) {
         if (settled || socket.destroyed) return;
         if (chunk.byteLength === 0) continue;
+        // Header and chunk in one writev: half the syscalls of two writes.
+        socket.cork();
         socket.write(frameHeader(chunk.byteLength));
-        if (!socket.write(chunk)) await drained();
+        const more = socket.write(chunk);
+        socket.uncork();
+        if (!more) await drained();
       }
       if (!settled && !socket.destroyed) socket.write(TERMINATOR);
     };

@@ -82,8 +82,12 @@ describe('the scan stage', () => {
     const waiting = media.getMedia('example.org', mediaId, { timeoutMs: 60_000 });
     expect(media.scanning?.queueDepth).toBe(1);
     scanner.release();
+    const announced: string[] = [];
+    media.onMediaStored((record) => announced.push(`${record.mediaId}:${record.scanState}`));
     const handle = await waiting;
     expect(handle.record.scanState).toBe('clean');
+    // Announced (e.g. to the thumbnailer) only once clean, never while pending.
+    expect(announced).toEqual([`${mediaId}:clean`]);
     await media.close();
   });
 

@@ -97,6 +97,7 @@ export class MediaScanStage {
   readonly #waiters = new UploadWaiters();
   readonly #closing = new AbortController();
   readonly #retryTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #cleanListeners = new Set<(record: MediaRecord) => void>();
   #running = 0;
   #retrying = false;
 
@@ -131,6 +132,16 @@ export class MediaScanStage {
   /** Items queued or being scanned in this process (metrics). */
   get queueDepth(): number {
     return this.#queue.size + this.#running;
+  }
+
+  /**
+   * Calls `listener` with each record that just became clean (its first
+   * clean verdict), e.g. to thumbnail it only once its bytes are vouched for.
+   * Returns an unsubscribe function.
+   */
+  onClean(listener: (record: MediaRecord) => void): () => void {
+    this.#cleanListeners.add(listener);
+    return () => void this.#cleanListeners.delete(listener);
   }
 
   /** Queues a scan of an item (once, however often it is queued before it runs). */
@@ -251,6 +262,7 @@ export class MediaScanStage {
     this.#catalog.invalidate(serverName, mediaId);
     this.#waiters.notify(`${serverName}/${mediaId}`);
     this.#onScan?.(unscannedServed ? 'served_unscanned' : (state as ScanOutcome), performance.now() - started);
+    if (written && state === 'clean' && record.scanState !== 'clean') this.#emitClean({ ...record, scanState: 'clean' });
     this.#catalog.logger.info({ serverName, mediaId, state, signature, ms: Math.round(performance.now() - started) }, 'media scanned');
     return { state, signature };
   }
@@ -268,6 +280,16 @@ export class MediaScanStage {
       if (this.#scanner.isSizeLimitError?.(err) === true) return { kind: 'oversize' };
       this.#catalog.logger.warn({ err, serverName: record.serverName, mediaId: record.mediaId }, 'virus scan failed');
       return { kind: 'failed' };
+    }
+  }
+
+  #emitClean(record: MediaRecord): void {
+    for (const listener of this.#cleanListeners) {
+      try {
+        listener(record);
+      } catch (err) {
+        this.#catalog.logger.error({ err, mediaId: record.mediaId }, 'media-clean listener failed');
+      }
     }
   }
 

@@ -272,9 +272,22 @@ export class MediaService {
     return { 'm.upload.size': this.#uploads.maxUploadBytes };
   }
 
-  /** Calls `listener` with every record whose bytes were just stored; see `MediaCatalog.onStored`. */
+  /**
+   * Calls `listener` with every record whose bytes were just stored; see
+   * `MediaCatalog.onStored`. With scanning on, media is announced once it is
+   * clean, so nothing (thumbnailing included) reads bytes the scanner has not vouched for.
+   */
   onMediaStored(listener: (record: MediaRecord) => void): () => void {
-    return this.catalog.onStored(listener);
+    const scanning = this.scanning;
+    if (scanning === undefined) return this.catalog.onStored(listener);
+    const offStored = this.catalog.onStored((record) => {
+      if (record.scanState !== 'pending') listener(record);
+    });
+    const offClean = scanning.onClean(listener);
+    return () => {
+      offStored();
+      offClean();
+    };
   }
 
   /** True when `serverName` is this server. */

@@ -23,6 +23,11 @@ export interface ClamdCallOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
+function isUnreadStream(source: ScanSource): source is ReadableStream<Uint8Array> {
+  const stream = source as Partial<ReadableStream<Uint8Array>>;
+  return typeof stream.cancel === 'function' && stream.locked === false;
+}
+
 function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;
   return isIP(host) === 4 && host.startsWith('127.');
@@ -66,14 +71,19 @@ export class ClamdClient {
 
   /** Streams `source` to clamd (`zINSTREAM`) and gives its verdict. */
   async scan(source: ScanSource, options: ClamdCallOptions = {}): Promise<ClamdVerdict> {
-    const reply = await exchange({
-      target: this.#target,
-      command: 'zINSTREAM\0',
-      body: boundedChunks(source, this.#chunkBytes),
-      timeoutMs: this.#timeoutMs,
-      signal: options.signal,
-    });
-    return parseScanReply(reply);
+    try {
+      const reply = await exchange({
+        target: this.#target,
+        command: 'zINSTREAM\0',
+        body: boundedChunks(source, this.#chunkBytes),
+        timeoutMs: this.#timeoutMs,
+        signal: options.signal,
+      });
+      return parseScanReply(reply);
+    } finally {
+      // Not read at all (clamd unreachable): cancel a WHATWG stream so its source (a file) is released.
+      if (isUnreadStream(source)) await source.cancel().catch(() => undefined);
+    }
   }
 
   /** clamd's version line (`ClamAV <engine>/<database version>/<date>`): it changes when signatures are reloaded. */

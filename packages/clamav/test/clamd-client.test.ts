@@ -91,6 +91,16 @@ describe('ClamdClient faults', () => {
     const client = new ClamdClient({ socket: join(clamd.dir, 'nobody.sock') });
     expect(await errorCode(client.scan(chunksOf('x')))).toBe('connect');
     expect(await errorCode(client.ping())).toBe('connect');
+    // The unread source is cancelled, so what it holds (an open file) is released.
+    let cancelled = false;
+    const stream = new ReadableStream<Uint8Array>({
+      pull: (controller) => controller.enqueue(new Uint8Array(1)),
+      cancel: () => {
+        cancelled = true;
+      },
+    });
+    expect(await errorCode(client.scan(stream))).toBe('connect');
+    expect(cancelled).toBe(true);
   });
 
   it('says protocol for garbage, closed for a silent hang-up, timeout for silence', async () => {

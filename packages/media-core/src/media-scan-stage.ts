@@ -3,7 +3,7 @@ import { signalOf, type SignalSource } from '@hsmedia/runtime';
 import { formatMxcUri } from './ids.js';
 import type { JobLeases } from './job-leases.js';
 import type { MediaCatalog } from './media-catalog.js';
-import type { AdminAuditLog, MediaQueries, MediaRecord, MediaScanState, MediaScanStates, MediaScanner } from './ports/index.js';
+import type { AdminAuditLog, MediaQueries, MediaRecord, MediaScanState, MediaScanStates, MediaScanner, ScanVerdict } from './ports/index.js';
 import { UploadWaiters } from './upload-waiters.js';
 
 /** What to do with media the scanner cannot vouch for. */
@@ -237,6 +237,8 @@ export class MediaScanStage {
     const started = performance.now();
     const { serverName, mediaId } = record;
     const outcome = await this.#verdictOf(record);
+    // Shutting down: the aborted scan is no verdict; the item stays as it was, for the next start.
+    if (this.#closing.signal.aborted) return { state: record.scanState ?? 'pending' };
     let state: MediaScanState;
     let signature: string | undefined;
     switch (outcome.kind) {
@@ -274,7 +276,13 @@ export class MediaScanStage {
     try {
       const bytes = await this.#catalog.blobs.open(record.blobId!, { signal });
       if (bytes === null) throw new Error(`blob ${record.blobId} of the media is missing`);
-      const verdict = await this.#scanner.scan({ bytes, size, signal });
+      let verdict: ScanVerdict;
+      try {
+        verdict = await this.#scanner.scan({ bytes, size, signal });
+      } finally {
+        // A scanner that failed before reading (clamd unreachable) leaves the stream unread: release its file.
+        if (!bytes.locked) await bytes.cancel().catch(() => undefined);
+      }
       return verdict.verdict === 'clean' ? { kind: 'clean' } : { kind: 'infected', signature: verdict.signature };
     } catch (err) {
       if (this.#scanner.isSizeLimitError?.(err) === true) return { kind: 'oversize' };

@@ -387,6 +387,84 @@ describe('scanner faults fail closed', () => {
   }, 120_000);
 });
 
+/**
+ * A clamd that speaks the protocol (INSTREAM frames, VERSION) and finds everything clean, with a
+ * version the test changes, counting scans: for the rescan after a signature update.
+ */
+async function versionedClamd(): Promise<{ port: number; scans: () => number; setVersion(v: string): void; close(): Promise<void> }> {
+  let version = 'ClamAV 1.4.6/1/Mon Dec  7 00:00:00 2026';
+  let scans = 0;
+  const fake = await fakeClamd((socket) => {
+    let buffer = Buffer.alloc(0);
+    let command: string | undefined;
+    socket.on('data', (data: Buffer) => {
+      buffer = Buffer.concat([buffer, data]);
+      if (command === undefined) {
+        const nul = buffer.indexOf(0);
+        if (nul === -1) return;
+        command = buffer.subarray(0, nul).toString('latin1');
+        buffer = buffer.subarray(nul + 1);
+        if (command === 'zVERSION') socket.end(`${version}\0`);
+        else if (command === 'zPING') socket.end('PONG\0');
+      }
+      if (command !== 'zINSTREAM') return;
+      // Skip whole frames; a zero-length frame ends the stream.
+      while (buffer.length >= 4) {
+        const length = buffer.readUInt32BE(0);
+        if (length === 0) {
+          scans++;
+          socket.end('stream: OK\0');
+          return;
+        }
+        if (buffer.length < 4 + length) return;
+        buffer = buffer.subarray(4 + length);
+      }
+    });
+  });
+  return { port: fake.port, scans: () => scans, setVersion: (v) => (version = v), close: fake.close };
+}
+
+describe('rescan after a signature update', () => {
+  it('rescans clean media when clamd reports a new VERSION', async () => {
+    const fake = await versionedClamd();
+    const dir = await tempDir('hsmedia-scan-update-');
+    const server = await startServer(
+      testConfig(dir.path, {
+        server_name: SERVER_NAME,
+        auth: { tokens: { [TOKEN]: `@alice:${SERVER_NAME}` } },
+        log_level: 'warn',
+        scanning: { clamd: { port: fake.port }, version_poll_interval: '200ms', rescans_per_second: 100 },
+      }),
+      { logDestination: { write: () => undefined } },
+    );
+    try {
+      const first = await uploadTo(server.url, Buffer.from('one'), 'text/plain');
+      const second = await uploadTo(server.url, Buffer.from('two'), 'text/plain');
+      for (const mediaId of [first, second]) {
+        const response = await fetch(`${server.url}/_matrix/client/v1/media/download/${SERVER_NAME}/${mediaId}?timeout_ms=30000`, { headers: AUTH });
+        expect(response.status).toBe(200);
+        await response.arrayBuffer();
+      }
+      expect(fake.scans()).toBe(2);
+      fake.setVersion('ClamAV 1.4.6/2/Tue Dec  8 00:00:00 2026');
+      // The watch asks VERSION every 200 ms; both clean items are scanned again.
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (fake.scans() >= 4) {
+            clearInterval(check);
+            resolve();
+          }
+        }, 50);
+      });
+      expect(fake.scans()).toBe(4);
+    } finally {
+      await server.close();
+      await fake.close();
+      await dir.cleanup();
+    }
+  }, 60_000);
+});
+
 describe('the scanning config section', () => {
   it('is off when absent, resolves defaults, and refuses a non-loopback clamd, both targets, or bad policies', async () => {
     const { parseConfig } = await import('../src/config.js');

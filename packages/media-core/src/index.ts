@@ -84,6 +84,7 @@ export { HttpAccessPolicy, type HttpAccessPolicyOptions } from './http-access-po
 export { hasJobLeases, type JobLeases } from './job-leases.js';
 export { MediaService, type MediaServiceOptions, type GetMediaOptions } from './media-service.js';
 export type { MediaHandle, ThumbnailHandle, ByteRange } from './media-handle.js';
+export { offerFileBody, takeFileBody, type FileBody, type PositionalFile } from './file-body.js';
 export { MediaCatalog, type MediaCacheOptions } from './media-catalog.js';
 export type { AsyncUploadOptions, CreatedMedia, PendingUploadRequest, UploadRequest, UploadResult } from './media-uploads.js';
 export { TimeoutPolicy, type TimeoutPolicyOptions } from './timeout-policy.js';

@@ -5,7 +5,8 @@
  * loads each for --seconds, and the top self-time functions of each profile
  * are printed with the server's CPU seconds per GiB.
  *
- * Usage: node bench/profile.mjs [--mib 32] [--connections 4] [--seconds 8] [--range] [--gc] [--top 25]
+ * Usage: node bench/profile.mjs [--mib 32] [--connections 4] [--seconds 8] [--range] [--gc] [--top 25] [--upload MIB]
+ * (--upload MIB profiles one upload of MIB to each server instead of downloads.)
  * Needs wrk and a build. Profiles are kept in the printed directory.
  */
 import { execFileSync } from 'node:child_process';
@@ -16,7 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readCpuSeconds } from './lib/process-stats.mjs';
 import { startBaselineServer, startReferenceServer } from './lib/servers.mjs';
-import { uploadBuffer } from './lib/upload.mjs';
+import { uploadBuffer, uploadGenerated } from './lib/upload.mjs';
 
 const MIB = 1024 * 1024;
 const { values: options } = parseArgs({
@@ -27,6 +28,7 @@ const { values: options } = parseArgs({
     range: { type: 'boolean', default: false },
     gc: { type: 'boolean', default: false },
     top: { type: 'string', default: '25' },
+    upload: { type: 'string', default: '0' },
   },
 });
 
@@ -69,17 +71,25 @@ for (const [name, target, url] of [
   ['reference', reference, `${reference.url}/_matrix/client/v1/media/download/${server}/${id}`],
   ['baseline', baseline, `${baseline.url}/media/file.bin`],
 ]) {
-  const args = ['-t', '1', '-c', options.connections, '-d', `${options.seconds}s`];
-  for (const [key, value] of Object.entries(headers)) args.push('-H', `${key}: ${value}`);
   const before = readCpuSeconds(target.pid);
   // V8 profile timestamps are CLOCK_MONOTONIC microseconds, like hrtime: samples outside this window are dropped.
   const from = Number(process.hrtime.bigint() / 1000n);
-  const output = execFileSync('wrk', [...args, url], { encoding: 'utf8' });
+  let gib;
+  if (Number(options.upload) > 0) {
+    const uploadUrl = name === 'reference' ? `${target.url}/_matrix/media/v3/upload?filename=u.bin` : `${target.url}/upload`;
+    await uploadGenerated({ url: uploadUrl, headers: { Authorization: headers.Authorization }, totalBytes: Number(options.upload) * MIB });
+    gib = Number(options.upload) / 1024;
+  } else {
+    const args = ['-t', '1', '-c', options.connections, '-d', `${options.seconds}s`];
+    for (const [key, value] of Object.entries(headers)) args.push('-H', `${key}: ${value}`);
+    const output = execFileSync('wrk', [...args, url], { encoding: 'utf8' });
+    const read = /([\d.]+)([KMG]B) read/.exec(output);
+    gib = Number(read[1]) * { KB: 1 / 1024 / 1024, MB: 1 / 1024, GB: 1 }[read[2]];
+  }
   const to = Number(process.hrtime.bigint() / 1000n);
   const cpu = readCpuSeconds(target.pid) - before;
-  const read = /([\d.]+)([KMG]B) read/.exec(output);
-  const gib = (Number(read[1]) * { KB: 1 / 1024 / 1024, MB: 1 / 1024, GB: 1 }[read[2]]);
-  results[name] = { from, to, gib, cpu, cpuPerGiB: cpu / gib, mibPerSec: (gib * 1024) / Number(options.seconds) };
+  const seconds = (to - from) / 1e6;
+  results[name] = { from, to, gib, cpu, cpuPerGiB: cpu / gib, mibPerSec: (gib * 1024) / seconds };
 }
 await reference.stop();
 await baseline.stop();

@@ -74,7 +74,7 @@ export function stopChild(child, graceMs = 5000) {
  * files under `dataDir` and a static token table.
  * @returns {Promise<{ url: string, pid: number, serverName: string, stop: () => Promise<void> }>}
  */
-export async function startReferenceServer({ dataDir, token, userId, serverName, logFile, maxUploadSize = '2G', nodeArgs = [], logLevel = 'warn' }) {
+export async function startReferenceServer({ dataDir, token, userId, serverName, logFile, maxUploadSize = '2G', nodeArgs = [], logLevel = 'warn', extraConfig = {} }) {
   if (!existsSync(REFERENCE_CLI)) {
     throw new Error(`${path.relative(process.cwd(), REFERENCE_CLI)} is missing: run \`npm run build\` first (npm run bench does)`);
   }
@@ -94,6 +94,7 @@ export async function startReferenceServer({ dataDir, token, userId, serverName,
         auth: { tokens: { [token]: userId } },
         // Per-request log lines at `info` would measure stdout, not the server.
         log_level: logLevel,
+        ...extraConfig,
       },
       null,
       2,
@@ -112,7 +113,7 @@ export async function startReferenceServer({ dataDir, token, userId, serverName,
     await stopChild(child);
     throw error;
   }
-  return { url, pid: child.pid, serverName, stop: () => stopChild(child) };
+  return { url, pid: child.pid, serverName, signingKeyPath: path.join(dataDir, 'signing.key'), stop: () => stopChild(child) };
 }
 
 /**

@@ -1,11 +1,14 @@
 /**
- * The baseline: the least a correct media server does, on bare `node:http`.
- * GET /media/<name> checks the bearer token and pipes the file from disk
- * (a new fs.createReadStream per request); POST /upload pipes the body to a
- * new file. Run as a child process:
+ * The baseline ("plain pipe"): the least a correct media server does, on bare
+ * `node:http`. GET /media/<name> checks the bearer token and pipes the file
+ * (or the one `Range: bytes=a-b` asked for) from disk with a new
+ * `fs.createReadStream(file, { start, end })` per request; POST /upload pipes
+ * the body to a new file while computing its SHA-256 (the server hashes
+ * uploads, so the fair peer does too). Run as a child process:
  *   node baseline-server.mjs <files-dir> <upload-dir> <token>
  * It prints `listening <port>` on stdout once it accepts connections on 127.0.0.1.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import path from 'node:path';
@@ -37,16 +40,31 @@ const server = createServer((req, res) => {
       res.end('{"errcode":"M_NOT_FOUND","error":"Not found"}');
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': entry.size });
-    pipeline(createReadStream(entry.file), res).catch(() => res.destroy());
+    const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    let start = 0;
+    let end = entry.size - 1;
+    if (range) {
+      start = Number(range[1]);
+      end = Math.min(entry.size - 1, Number(range[2]));
+      res.writeHead(206, {
+        'content-type': 'application/octet-stream',
+        'content-length': end - start + 1,
+        'content-range': `bytes ${start}-${end}/${entry.size}`,
+      });
+    } else {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': entry.size });
+    }
+    pipeline(createReadStream(entry.file, { start, end }), res).catch(() => res.destroy());
     return;
   }
   if (req.method === 'POST' && req.url === '/upload') {
     const target = path.join(uploadDir, `upload-${process.pid}-${uploads++}`);
+    const hash = createHash('sha256');
+    req.on('data', (chunk) => hash.update(chunk));
     pipeline(req, createWriteStream(target)).then(
       () => {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ stored: path.basename(target) }));
+        res.end(JSON.stringify({ stored: path.basename(target), sha256: hash.digest('hex') }));
       },
       () => res.destroy(),
     );

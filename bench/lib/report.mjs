@@ -1,106 +1,101 @@
-/** Turns raw bench results into rows (with targets) and plain-text tables. */
+/** Turns raw bench results into rows (with issue 22's targets) and a plain-text table. */
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 
-/** The issue's targets: ratio to the baseline for downloads, absolute growth for the upload. */
+/** Issue 22's targets: against the plain pipe in the same run, medians of the rounds. */
 export const TARGETS = {
-  smallFileRequestsRatio: 1.0,
-  largeFileThroughputRatio: 0.9,
-  uploadRssGrowthMiB: 100,
+  throughputRatio: 0.95,
+  cpuPerGiBRatio: 1.1,
+  /** Federation of the 32 MiB file against the client download of it, at 2 connections. */
+  federationToClientRatio: 0.95,
 };
 
 function fixed(value, digits) {
   return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
 }
 
+function median(values) {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Per-round figures of one server: throughput (MiB/s or req/s) and CPU s/GiB (µs/request for small files). */
+function figures(rounds, small) {
+  const rate = median(rounds.map((round) => (small ? round.requestsPerSec : round.bytesPerSec / MIB)));
+  const cpu = median(
+    rounds.map((round) => {
+      if (round.cpuSeconds === null) return Number.NaN;
+      return small ? (round.cpuSeconds / round.requests) * 1e6 : round.cpuSeconds / ((round.bytesPerSec * round.seconds) / GIB);
+    }),
+  );
+  return { rate, cpu };
+}
+
 /**
- * @returns {{ rows: Array<{ measurement: string, unit: string, reference: number, baseline: number,
- *   ratio: number | null, target: string, pass: boolean | null }>, cpuRows: object[], text: string }}
+ * @returns {{ rows: object[], text: string }} one row per case: medians of both servers, the two
+ *   ratios, and `pass` (null when the case has no target).
  */
-export function formatReport({ upload, downloads, uploadBytes }) {
+export function formatReport({ downloads, upload }) {
   const rows = [];
-  for (const row of downloads) {
-    const small = row.metric === 'req/s';
-    const value = (result) => (small ? result.requestsPerSec : result.bytesPerSec / MIB);
-    const reference = value(row.reference);
-    const baseline = value(row.baseline);
-    const ratio = reference / baseline;
-    const wanted = small ? TARGETS.smallFileRequestsRatio : TARGETS.largeFileThroughputRatio;
-    rows.push({
-      measurement: `GET ${row.file}, ${row.connections} connections`,
-      unit: row.metric,
-      reference,
-      baseline,
-      ratio,
-      target: `≥ ${wanted.toFixed(1)}×`,
-      pass: ratio >= wanted,
-    });
+  const all = upload === null ? downloads : [...downloads, upload];
+  for (const result of all) {
+    const small = result.metric === 'req/s';
+    const reference = figures(result.reference, small);
+    const baseline = figures(result.baseline, small);
+    const row = {
+      measurement: result.label,
+      connections: result.connections,
+      unit: result.metric,
+      cpuUnit: small ? 'CPU µs/req' : 'CPU s/GiB',
+      reference: reference.rate,
+      baseline: baseline.rate,
+      ratio: reference.rate / baseline.rate,
+      referenceCpu: reference.cpu,
+      baselineCpu: baseline.cpu,
+      cpuRatio: reference.cpu / baseline.cpu,
+      toClient: null,
+    };
+    row.pass = row.ratio >= TARGETS.throughputRatio && !(row.cpuRatio > TARGETS.cpuPerGiBRatio);
+    rows.push(row);
   }
-  const uploadLabel = `${Math.round(uploadBytes / MIB)} MiB`;
-  rows.push({
-    measurement: `POST ${uploadLabel} upload`,
-    unit: 'MiB/s',
-    reference: upload.reference.mibPerSec,
-    baseline: upload.baseline.mibPerSec,
-    ratio: upload.reference.mibPerSec / upload.baseline.mibPerSec,
-    target: '—',
-    pass: null,
-  });
-  rows.push({
-    measurement: `${uploadLabel} upload: peak RSS growth`,
-    unit: 'MiB',
-    reference: upload.reference.peakGrowthBytes / MIB,
-    baseline: upload.baseline.peakGrowthBytes / MIB,
-    ratio: null,
-    target: `< ${TARGETS.uploadRssGrowthMiB} MiB`,
-    pass: upload.reference.peakGrowthBytes / MIB < TARGETS.uploadRssGrowthMiB,
-  });
+  // Federation against the client download of the same file, same connections, same run.
+  for (const row of rows) {
+    if (!row.measurement.startsWith('federation GET ')) continue;
+    const client = rows.find((other) => other.measurement === row.measurement.slice('federation '.length) && other.connections === row.connections);
+    if (client === undefined) continue;
+    row.toClient = row.reference / client.reference;
+    if (row.connections === 2 && row.measurement.endsWith(' 32 MiB')) row.pass &&= row.toClient >= TARGETS.federationToClientRatio;
+  }
 
   const text = table(
-    ['measurement', 'unit', 'hsmedia', 'baseline', 'ratio', 'target', 'result'],
+    ['case', 'conns', 'unit', 'hsmedia', 'plain pipe', 'ratio', 'CPU unit', 'hsmedia', 'plain pipe', 'ratio', 'fed/client', 'result'],
     rows.map((row) => [
       row.measurement,
+      String(row.connections),
       row.unit,
       fixed(row.reference, row.unit === 'req/s' ? 0 : 1),
       fixed(row.baseline, row.unit === 'req/s' ? 0 : 1),
-      row.ratio === null ? '—' : `${fixed(row.ratio, 2)}×`,
-      row.target,
-      row.pass === null ? '' : row.pass ? 'ok' : 'MISSED',
+      `${fixed(row.ratio, 2)}×`,
+      row.cpuUnit,
+      fixed(row.referenceCpu, 3),
+      fixed(row.baselineCpu, 3),
+      `${fixed(row.cpuRatio, 2)}×`,
+      row.toClient === null ? '' : `${fixed(row.toClient, 2)}×`,
+      row.pass ? 'ok' : 'MISSED',
     ]),
   );
-
-  // Server CPU per unit of work: steadier than throughput when the machine is shared.
-  const cpuRows = [];
-  for (const row of downloads) {
-    const small = row.metric === 'req/s';
-    const per = (result) =>
-      result.cpuSeconds === null ? Number.NaN : small ? (result.cpuSeconds / result.requests) * 1e6 : result.cpuSeconds / (result.bytes / GIB);
-    cpuRows.push({
-      measurement: `GET ${row.file}, ${row.connections} connections`,
-      unit: small ? 'CPU µs/request' : 'CPU s/GiB',
-      reference: per(row.reference),
-      baseline: per(row.baseline),
-    });
-  }
-  const uploadCpu = (result) => (result.cpuSeconds === null ? Number.NaN : result.cpuSeconds / (uploadBytes / GIB));
-  cpuRows.push({
-    measurement: `POST ${uploadLabel} upload`,
-    unit: 'CPU s/GiB',
-    reference: uploadCpu(upload.reference),
-    baseline: uploadCpu(upload.baseline),
-  });
-  const cpuText = table(
-    ['server CPU', 'unit', 'hsmedia', 'baseline', 'ratio'],
-    cpuRows.map((row) => [
-      row.measurement,
-      row.unit,
-      fixed(row.reference, 2),
-      fixed(row.baseline, 2),
-      `${fixed(row.reference / row.baseline, 2)}×`,
-    ]),
-  );
-  return { rows, cpuRows, text: `${text}\n\n${cpuText}` };
+  const uploadMemory =
+    upload === null
+      ? ''
+      : `\nupload peak RSS growth (largest of the rounds): hsmedia ${fixed(Math.max(...upload.reference.map((round) => round.peakGrowthBytes)) / MIB, 1)} MiB, ` +
+        `plain pipe ${fixed(Math.max(...upload.baseline.map((round) => round.peakGrowthBytes)) / MIB, 1)} MiB`;
+  const legend =
+    `\ntargets: ratio ≥ ${TARGETS.throughputRatio}× and CPU ratio ≤ ${TARGETS.cpuPerGiBRatio}× the plain pipe; ` +
+    `federation 32 MiB at 2 connections ≥ ${TARGETS.federationToClientRatio}× the client download (fed/client). Medians of the rounds.`;
+  return { rows, text: `${text}${uploadMemory}${legend}` };
 }
 
 function table(header, cells) {

@@ -74,7 +74,7 @@ export function stopChild(child, graceMs = 5000) {
  * files under `dataDir` and a static token table.
  * @returns {Promise<{ url: string, pid: number, serverName: string, stop: () => Promise<void> }>}
  */
-export async function startReferenceServer({ dataDir, token, userId, serverName, logFile, maxUploadSize = '2G' }) {
+export async function startReferenceServer({ dataDir, token, userId, serverName, logFile, maxUploadSize = '2G', nodeArgs = [], logLevel = 'warn', extraConfig = {} }) {
   if (!existsSync(REFERENCE_CLI)) {
     throw new Error(`${path.relative(process.cwd(), REFERENCE_CLI)} is missing: run \`npm run build\` first (npm run bench does)`);
   }
@@ -93,14 +93,15 @@ export async function startReferenceServer({ dataDir, token, userId, serverName,
         max_upload_size: maxUploadSize,
         auth: { tokens: { [token]: userId } },
         // Per-request log lines at `info` would measure stdout, not the server.
-        log_level: 'warn',
+        log_level: logLevel,
+        ...extraConfig,
       },
       null,
       2,
     ),
   );
   const log = createWriteStream(logFile);
-  const child = spawn(process.execPath, [REFERENCE_CLI, 'start', '--config', configFile], {
+  const child = spawn(process.execPath, [...nodeArgs, REFERENCE_CLI, 'start', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.pipe(log);
@@ -112,7 +113,7 @@ export async function startReferenceServer({ dataDir, token, userId, serverName,
     await stopChild(child);
     throw error;
   }
-  return { url, pid: child.pid, serverName, stop: () => stopChild(child) };
+  return { url, pid: child.pid, serverName, signingKeyPath: path.join(dataDir, 'signing.key'), stop: () => stopChild(child) };
 }
 
 /**
@@ -120,9 +121,9 @@ export async function startReferenceServer({ dataDir, token, userId, serverName,
  * at `/media/<name>` and accepting `POST /upload` into `uploadDir`.
  * @returns {Promise<{ url: string, pid: number, stop: () => Promise<void> }>}
  */
-export async function startBaselineServer({ filesDir, uploadDir, token, logFile }) {
+export async function startBaselineServer({ filesDir, uploadDir, token, logFile, nodeArgs = [] }) {
   const log = createWriteStream(logFile);
-  const child = spawn(process.execPath, [path.join(HERE, 'baseline-server.mjs'), filesDir, uploadDir, token], {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(HERE, 'baseline-server.mjs'), filesDir, uploadDir, token], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stderr.pipe(log);

@@ -93,6 +93,7 @@ export { hasJobLeases, type JobLeases } from './job-leases.js';
 export { MediaService, type MediaServiceOptions, type GetMediaOptions } from './media-service.js';
 export type { MediaServiceScanningOptions } from './scanning-setup.js';
 export type { MediaHandle, ThumbnailHandle, ByteRange } from './media-handle.js';
+export { offerFileBody, takeFileBody, type FileBody, type PositionalFile } from './file-body.js';
 export { MediaCatalog, type MediaCacheOptions } from './media-catalog.js';
 export type { AsyncUploadOptions, CreatedMedia, PendingUploadRequest, UploadRequest, UploadResult } from './media-uploads.js';
 export { TimeoutPolicy, type TimeoutPolicyOptions } from './timeout-policy.js';

@@ -184,7 +184,7 @@ export class RemoteMediaFetcher {
     });
     let stored;
     try {
-      stored = await catalog.blobs.put(tee.source(), { maxBytes, signal });
+      stored = await catalog.blobs.put(tee.source(), { maxBytes, signal, offloadHashing: true });
     } catch (err) {
       // The live reader must see a failure, not a clean end: its response is aborted. The
       // remote body is cancelled even when the store failed before reading any of it.

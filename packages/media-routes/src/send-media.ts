@@ -120,7 +120,7 @@ export async function sendMedia(ctx: Context, handle: SendableMedia, options: Se
   }
   const body = await handle.open(range.kind === 'partial' ? range : undefined, readSignal(ctx, options.signal));
   ctx.length = length;
-  await writeStreamBody(ctx, body);
+  await writeStreamBody(ctx, body, length);
 }
 
 /** Content-Type, Content-Disposition and the media headers of every answer about `handle` (a 304 included). */
@@ -150,5 +150,5 @@ async function sendLive(ctx: Context, handle: SendableMedia, size: number | null
   }
   const body = await handle.open(undefined, readSignal(ctx, options.signal));
   if (size !== null) ctx.length = size;
-  await writeStreamBody(ctx, body);
+  await writeStreamBody(ctx, body, size);
 }

@@ -67,17 +67,31 @@ function headerValue(name: string, value: string): string {
   return value;
 }
 
+/** Input of {@link multipartFrame}: {@link EncodeOptions} without the content's bytes. */
+export interface MultipartFrameOptions {
+  readonly metadata?: Readonly<Record<string, unknown>>;
+  readonly content: Pick<EncodeContent, 'contentType' | 'contentDisposition'> | EncodeLocation;
+  readonly boundary?: string;
+}
+
+/** The framing of a content part, for a writer that sends the content itself: see {@link multipartFrame}. */
+export interface MultipartFrame {
+  /** The exact response `Content-Type`: `multipart/mixed; boundary=<b>`. */
+  readonly contentType: string;
+  readonly boundary: string;
+  /** Everything before the content's bytes: the metadata part and the content part's headers. */
+  readonly head: Buffer;
+  /** Everything after them: the closing delimiter. */
+  readonly tail: Buffer;
+}
+
 /**
- * Encodes a federation media response
- * (https://spec.matrix.org/v1.12/server-server-api/#get_matrixfederationv1mediadownloadmediaid) in the layout
- * the most widely deployed servers expect (Synapse's `_MultipartParserProtocol`,
- * https://github.com/element-hq/synapse/blob/develop/synapse/http/client.py): unquoted
- * boundary as the last `Content-Type` parameter, first part with exactly one
- * header `Content-Type: application/json`, CRLF line ends, a leading CRLF,
- * `CRLF--b--CRLF` at the end and no epilogue. The content is streamed
- * through without copies.
+ * The bytes {@link encodeMultipart} writes around the content, for a server
+ * that writes the content itself (straight from a file, say): the answer is
+ * `head`, exactly the content's bytes, then `tail`, byte for byte what
+ * `encodeMultipart` would have produced.
  */
-export function encodeMultipart(options: EncodeOptions): EncodedMultipart {
+export function multipartFrame(options: MultipartFrameOptions): MultipartFrame {
   const boundary = options.boundary ?? randomBytes(16).toString('hex');
   if (!isWritableBoundary(boundary)) {
     throw new TypeError("encodeMultipart: boundary must be 1-70 characters of [0-9A-Za-z'+_.-]");
@@ -87,9 +101,7 @@ export function encodeMultipart(options: EncodeOptions): EncodedMultipart {
     throw new TypeError('encodeMultipart: metadata must be a JSON object');
   }
   const json = JSON.stringify(metadata);
-  const { content, signal } = options;
-  const contentType = `multipart/mixed; boundary=${boundary}`;
-
+  const { content } = options;
   let partHeaders: string;
   if ('location' in content) {
     partHeaders = `Location: ${headerValue('location', content.location)}${CRLF}`;
@@ -105,6 +117,22 @@ export function encodeMultipart(options: EncodeOptions): EncodedMultipart {
     'utf8',
   );
   const tail = Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'latin1');
+  return { contentType: `multipart/mixed; boundary=${boundary}`, boundary, head, tail };
+}
+
+/**
+ * Encodes a federation media response
+ * (https://spec.matrix.org/v1.12/server-server-api/#get_matrixfederationv1mediadownloadmediaid) in the layout
+ * the most widely deployed servers expect (Synapse's `_MultipartParserProtocol`,
+ * https://github.com/element-hq/synapse/blob/develop/synapse/http/client.py): unquoted
+ * boundary as the last `Content-Type` parameter, first part with exactly one
+ * header `Content-Type: application/json`, CRLF line ends, a leading CRLF,
+ * `CRLF--b--CRLF` at the end and no epilogue. The content is streamed
+ * through without copies.
+ */
+export function encodeMultipart(options: EncodeOptions): EncodedMultipart {
+  const { contentType, boundary, head, tail } = multipartFrame(options);
+  const { content, signal } = options;
 
   if ('location' in content) {
     // The Location part has an empty body.

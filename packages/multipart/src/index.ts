@@ -6,8 +6,8 @@
  */
 export { decodeMultipart } from './decode.js';
 export type { DecodeOptions, DecodedContent, DecodedLocation, DecodedMultipart } from './decode.js';
-export { encodeMultipart } from './encode.js';
-export type { EncodeContent, EncodeLocation, EncodeOptions, EncodedMultipart } from './encode.js';
+export { encodeMultipart, multipartFrame } from './encode.js';
+export type { EncodeContent, EncodeLocation, EncodeOptions, EncodedMultipart, MultipartFrame, MultipartFrameOptions } from './encode.js';
 export { parseBoundary, isWritableBoundary } from './content-type.js';
 export {
   MultipartError,

@@ -186,7 +186,7 @@ export class FsBlobStore implements BlobStore {
    * and the source is closed.
    */
   async put(source: ByteSource, options: BlobPutOptions = {}): Promise<StoredBlob> {
-    const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
+    const { maxBytes = Number.POSITIVE_INFINITY, signal, offloadHashing = false } = options;
     try {
       if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
         throw new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
@@ -213,7 +213,9 @@ export class FsBlobStore implements BlobStore {
       await mkdir(dirname(stagingPath), { recursive: true });
       // 'wx': fail rather than share a file if a name ever repeats.
       handle = await open(stagingPath, 'wx');
-      const hash = new Sha256Hasher();
+      // Inline unless the caller's thread is busy with the same bytes: the worker costs a copy and a
+      // message per MiB (docs/byte-path.md).
+      const hash = new Sha256Hasher(offloadHashing);
       hasher = hash;
       let size = 0;
       piping = true;
@@ -233,7 +235,7 @@ export class FsBlobStore implements BlobStore {
         writeAllTo(handle),
         signal ? { signal } : {},
       );
-      // Hashed on a worker while the file syncs.
+      // When offloaded, the worker finishes hashing while the file syncs.
       const digest = hash.digest();
       digest.catch(() => undefined);
       if (this.#fsync) await handle.sync();

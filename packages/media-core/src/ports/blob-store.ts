@@ -10,6 +10,13 @@ export interface BlobPutOptions {
   /** Refuse (with {@link ContentTooLargeError}) once more than this many bytes arrive. */
   readonly maxBytes?: number;
   readonly signal?: AbortSignal;
+  /**
+   * A hint that this thread has other work on the same bytes (a remote body
+   * relayed live to a client while it is stored), so a store that can hash or
+   * copy elsewhere (a worker thread) should, at some extra CPU per byte.
+   * Absent or false (uploads): do the least work in all.
+   */
+  readonly offloadHashing?: boolean;
 }
 
 /** What {@link BlobStore.put} stored. */

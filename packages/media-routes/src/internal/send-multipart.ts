@@ -1,10 +1,12 @@
-import { encodeMultipart, type EncodedMultipart } from '@hsmedia/multipart';
+import { takeFileBody } from '@hsmedia/media-core';
+import { encodeMultipart, multipartFrame, type EncodedMultipart } from '@hsmedia/multipart';
 import type { SignalSource } from '@hsmedia/runtime';
 import type { Context } from 'koa';
 import { answerConditional } from '../http-range.js';
 import { writeMediaHeaders } from '../media-headers.js';
 import type { ByteCharge } from '../rate-limit.js';
 import { chargeBeforeSend, readSignal, type SendableMedia } from '../send-media.js';
+import { writeFileBody } from './write-file-body.js';
 import { writeStreamBody } from './write-stream-body.js';
 
 /** Options of {@link sendMultipartMedia}. */
@@ -69,11 +71,28 @@ export async function sendMultipartMedia(ctx: Context, media: SendableMedia, opt
     return;
   }
   const small = media.cachedSmall?.() ?? (await media.readSmall(readSignal(ctx, options.signal)));
-  const encoded =
-    small !== null
-      ? frame(media, bytesSource(small), small.byteLength, options.contentDisposition)
-      : frame(media, await media.open(undefined, readSignal(ctx, options.signal)), size, options.contentDisposition);
+  if (small !== null) {
+    const encoded = frame(media, bytesSource(small), small.byteLength, options.contentDisposition);
+    res.setHeader('Content-Type', encoded.contentType);
+    if (encoded.contentLength !== undefined) ctx.length = encoded.contentLength;
+    await writeStreamBody(ctx, encoded.body, null);
+    return;
+  }
+  const stream = await media.open(undefined, readSignal(ctx, options.signal));
+  const file = size === null ? undefined : takeFileBody(stream);
+  if (file !== undefined && size !== null) {
+    // A stored file: the same writer as a download, between the framing's head and tail.
+    const framing = multipartFrame({
+      content: { contentType: media.contentType, contentDisposition: options.contentDisposition },
+    });
+    res.setHeader('Content-Type', framing.contentType);
+    ctx.length = framing.head.byteLength + size + framing.tail.byteLength;
+    ctx.respond = false;
+    await writeFileBody(res, file, size, framing);
+    return;
+  }
+  const encoded = frame(media, stream, size, options.contentDisposition);
   res.setHeader('Content-Type', encoded.contentType);
   if (encoded.contentLength !== undefined) ctx.length = encoded.contentLength;
-  await writeStreamBody(ctx, encoded.body);
+  await writeStreamBody(ctx, encoded.body, null);
 }

@@ -1,7 +1,15 @@
 import type { ServerResponse } from 'node:http';
+import { takeFileBody } from '@hsmedia/media-core';
 import type { Context } from 'koa';
+import { writeFileBody } from './write-file-body.js';
 
 /**
+ * The one byte path of every answer with a body (downloads whole and ranged,
+ * thumbnails, the remote relay; multipart answers frame the same file
+ * writer). A body backed by a file (`takeFileBody`) is written by
+ * {@link writeFileBody} with reused buffers; any other body (bytes from
+ * memory, a remote still arriving) is pumped from its Web stream.
+ *
  * Streams a media body straight into the Node response, bypassing Koa's
  * `respond()`: Koa wraps a Web stream in `Readable.from()`, an async
  * generator and a Node stream per response, which costs more CPU per byte
@@ -13,9 +21,11 @@ import type { Context } from 'koa';
  * short. Resolves once the body is written (or abandoned); never rejects,
  * because by then the headers are gone and nothing else can be said.
  */
-export async function writeStreamBody(ctx: Context, body: ReadableStream<Uint8Array>): Promise<void> {
+export async function writeStreamBody(ctx: Context, body: ReadableStream<Uint8Array>, length: number | null): Promise<void> {
   ctx.respond = false;
-  await pumpWebStream(body, ctx.res);
+  const file = takeFileBody(body);
+  if (file !== undefined) await writeFileBody(ctx.res, file, length);
+  else await pumpWebStream(body, ctx.res);
 }
 
 /** One `read()` → `write()` per chunk, waiting for `drain` only when the socket buffer is full. */

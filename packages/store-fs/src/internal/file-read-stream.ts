@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import { offerFileBody } from '@hsmedia/media-core';
 
 /**
  * Bytes per read. Larger reads mean fewer pulls through the Web-stream
@@ -12,8 +13,10 @@ const READ_CHUNK_BYTES = 256 * 1024;
  * The handle is owned by the stream: it is closed at the end, on error, on
  * `cancel()` and when `signal` aborts, whichever comes first.
  *
- * Hand-made rather than `Readable.toWeb(createReadStream())`: one `read()`
- * per pull with no Node-stream layer in between is measurably faster.
+ * Until the first read, a server may take the file itself instead
+ * (`takeFileBody` of media-core) and write it with reused buffers; the stream
+ * then ends and the handle is the taker's to close. So nothing is read ahead
+ * (`highWaterMark: 0`): a read before anyone asks would rule that out.
  */
 export function fileReadStream(
   handle: FileHandle,
@@ -24,6 +27,8 @@ export function fileReadStream(
   let position = start;
   let remaining = end - start + 1;
   let closing: Promise<void> | undefined;
+  let taken = false;
+  let started = false;
   const release = (): Promise<void> => {
     // close() waits for an in-flight read, so this is safe to call from any callback.
     closing ??= handle.close().catch(() => undefined);
@@ -33,10 +38,12 @@ export function fileReadStream(
   const detach = (): void => {
     if (onAbort) signal?.removeEventListener('abort', onAbort);
   };
+  let streamController: ReadableStreamDefaultController<Uint8Array> | undefined;
 
-  return new ReadableStream<Uint8Array>(
+  const stream = new ReadableStream<Uint8Array>(
     {
       start(controller) {
+        streamController = controller;
         if (!signal) return;
         onAbort = () => {
           controller.error(signal.reason);
@@ -45,7 +52,8 @@ export function fileReadStream(
         signal.addEventListener('abort', onAbort, { once: true });
       },
       async pull(controller) {
-        if (closing) return;
+        started = true;
+        if (closing || taken) return;
         try {
           if (remaining <= 0) {
             detach();
@@ -74,10 +82,23 @@ export function fileReadStream(
       },
       async cancel() {
         detach();
-        await release();
+        if (!taken) await release();
       },
     },
-    // One chunk of read-ahead: the next disk read overlaps the consumer's write.
-    { highWaterMark: 1 },
+    { highWaterMark: 0 },
   );
+  offerFileBody(stream, () => {
+    if (started || closing || taken || signal?.aborted === true) return undefined;
+    taken = true;
+    detach();
+    streamController?.close();
+    return {
+      file: handle,
+      start,
+      end,
+      signal,
+      close: release,
+    };
+  });
+  return stream;
 }

@@ -103,7 +103,7 @@ const MAX_FREE_BATCHES = 8;
  * give up.
  */
 export class Sha256Hasher {
-  #inline: Hash | null = null;
+  #inline: Hash | null;
   /** Chunks held (not copied) until the threshold decides between inline and worker. */
   #held: Uint8Array[] = [];
   #heldBytes = 0;
@@ -115,6 +115,14 @@ export class Sha256Hasher {
   #failure: { readonly error: unknown } | null = null;
   #wake: (() => void) | null = null;
   #digest: { resolve: (hex: string) => void; reject: (error: unknown) => void } | null = null;
+
+  /**
+   * With `offload` false, hashes inline on this thread from the first byte:
+   * the least CPU per GiB (no copy into batches, no messages; docs/byte-path.md).
+   */
+  constructor(offload = true) {
+    this.#inline = offload ? null : createHash('sha256');
+  }
 
   /** Adds `chunk`. The caller must not modify it until the returned promise (if any) settles or the hash ends. */
   update(chunk: Uint8Array): Promise<void> | undefined {

@@ -6,6 +6,8 @@
  */
 export { decodeMultipart } from './decode.js';
 export type { DecodeOptions, DecodedContent, DecodedLocation, DecodedMultipart } from './decode.js';
+export { MultipartPushDecoder } from './push-decoder.js';
+export type { MultipartHead, MultipartPushHandler, PushDecoderLimits } from './push-decoder.js';
 export { encodeMultipart } from './encode.js';
 export type { EncodeContent, EncodeLocation, EncodeOptions, EncodedMultipart } from './encode.js';
 export { parseBoundary, isWritableBoundary } from './content-type.js';

@@ -134,9 +134,8 @@ export async function decodeMultipart(
       }
     };
     while (head === undefined) await feed();
+    // Once the media part's headers are read, every failure belongs to the content stream.
     const found: MultipartHead = head;
-    // Failed in the chunk that completed the head, before any media byte.
-    if (deferred !== undefined && pieces.length === 0) throw deferred.error;
     if (found.location !== undefined) {
       signal?.removeEventListener('abort', onAbort);
       await reader.cancel();

@@ -62,6 +62,7 @@ function configYaml(name, port, destinations) {
     `signing_key_path: ${path.join(work, name, 'signing.key')}`,
     'max_upload_size: 1G',
     'log_level: warn',
+    'workers: 1',
     'auth:',
     '  tokens:',
     `    bench_token: "@bench:${name}"`,

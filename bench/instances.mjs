@@ -59,6 +59,7 @@ async function startServer(name, database, mediaDir) {
       signing_key_path: path.join(work, `${name}.key`),
       auth: { tokens: { [TOKEN]: `@bench:${SERVER_NAME}` } },
       log_level: 'warn',
+      workers: 1,
     }),
   );
   const log = createWriteStream(path.join(work, `${name}.log`));

@@ -5,6 +5,10 @@
 //
 //   npx tsc -b packages/multipart && node --expose-gc bench/multipart.mjs [MiB=256] [runs=5]
 //
+// Then the push cores side by side (issue 17): MultipartPushDecoder against
+// multipasta and @remix-run/multipart-parser on the same body and chunks,
+// target >= 1x both.
+//
 // Note on the in-memory decode ratio: the pass-through baseline never touches
 // the bytes (it moves chunk references: ~2 us of stream machinery per 64 KiB
 // chunk on this 2-core machine), while the decoder must look for the
@@ -23,7 +27,9 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { decodeMultipart, encodeMultipart } from '../packages/multipart/dist/index.js';
+import { MultipartParser as RemixParser } from '@remix-run/multipart-parser';
+import * as Multipasta from 'multipasta';
+import { decodeMultipart, encodeMultipart, MultipartPushDecoder } from '../packages/multipart/dist/index.js';
 
 const MIB = 2 ** 20;
 const CHUNK = 64 * 1024;
@@ -168,6 +174,86 @@ for (let run = 0; run < RUNS + 1; run++) {
 
 const rssPeakInMemory = rssPeak;
 
+// The push cores side by side on the same in-memory body, chunk by chunk, no
+// streams: @hsmedia/multipart's MultipartPushDecoder, multipasta and
+// @remix-run/multipart-parser (root devDependencies, for this bench only).
+// remix refuses a body that starts with CRLF (as Synapse and our encoder
+// write it): it gets the same body without those 2 bytes. remix yields a
+// part only once it is complete, keeping its content chunks (views of the
+// input) until then; the others hand media on as it is found.
+const PUSH_LIMITS = { maxContentBytes: TOTAL, maxMetadataBytes: 65536, maxHeaderBytes: 16384, maxHeaderLines: 32, maxPreambleBytes: 16384 };
+const pushCases = {
+  'push hsmedia': () => {
+    let n = 0;
+    const decoder = new MultipartPushDecoder(BOUNDARY, PUSH_LIMITS, {
+      onHead() {},
+      onContent(piece) {
+        n += piece.length;
+      },
+      onEnd() {},
+    });
+    for (const chunk of bodyChunks()) decoder.push(chunk);
+    decoder.end();
+    return n;
+  },
+  'push multipasta': () => {
+    let n = 0;
+    let media = false;
+    let failure;
+    const parser = Multipasta.make({
+      headers: { 'content-type': `multipart/mixed; boundary=${BOUNDARY}` },
+      isFile: () => true,
+      onFile: (info) => {
+        media = info.contentType === 'application/octet-stream';
+        return (chunk) => {
+          if (chunk !== null && media) n += chunk.length;
+        };
+      },
+      onField: () => {},
+      onError: (error) => (failure = error),
+      onDone: () => {},
+    });
+    for (const chunk of bodyChunks()) parser.write(chunk);
+    parser.end();
+    if (failure !== undefined) throw new Error(`multipasta: ${JSON.stringify(failure)}`);
+    return n;
+  },
+  'push remix': () => {
+    let n = 0;
+    const parser = new RemixParser(BOUNDARY, { maxFileSize: TOTAL, maxTotalSize: 2 * TOTAL, maxHeaderSize: 16384 });
+    let first = true;
+    for (const chunk of bodyChunks()) {
+      for (const part of parser.write(first ? chunk.subarray(2) : chunk)) {
+        if (part.headers['content-type'] === 'application/octet-stream') for (const piece of part.content) n += piece.length;
+      }
+      first = false;
+    }
+    parser.finish();
+    return n;
+  },
+};
+for (const name of Object.keys(pushCases)) {
+  times[name] = [];
+  cpuTimes[name] = [];
+  expectBytes[name] = TOTAL;
+}
+for (let run = 0; run < RUNS + 1; run++) {
+  for (const [name, fn] of Object.entries(pushCases)) {
+    globalThis.gc?.();
+    const c0 = mainThreadCpuNs?.();
+    const t0 = process.hrtime.bigint();
+    const n = fn();
+    const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = mainThreadCpuNs === undefined ? undefined : (mainThreadCpuNs() - c0) / 1e9;
+    if (n !== expectBytes[name]) throw new Error(`${name}: ${n} bytes, expected ${expectBytes[name]}`);
+    if (run > 0) {
+      times[name].push(dt);
+      if (cpu !== undefined) cpuTimes[name].push(cpu);
+    }
+    sampleRss();
+  }
+}
+
 // Context: the same over loopback HTTP (server and client in this process),
 // where a real federation fetch spends its time. Decode: the server sends the
 // multipart body, the client drains the fetch body (baseline) or decodes it.
@@ -239,6 +325,26 @@ for (const dir of ['decode', 'encode']) {
   }
   console.log(`${dir.padEnd(11)}  per 64 KiB chunk, medians: ${wall}${cpu}`);
 }
+const pushRate = (name) => TOTAL / MIB / median(times[name]);
+const cpuPerGiB = (name) => (cpuTimes[name].length > 0 ? `${((median(cpuTimes[name]) / TOTAL) * 2 ** 30 * 1e3).toFixed(1)} ms CPU/GiB` : '');
+console.log(`push cores, same ${TOTAL / MIB} MiB body in ${CHUNK / 1024} KiB chunks, in memory (median of ${RUNS}):`);
+for (const name of Object.keys(pushCases)) {
+  console.log(`${name.padEnd(16)} ${pushRate(name).toFixed(0).padStart(7)} MiB/s   ${cpuPerGiB(name)}`);
+}
+// Main-thread CPU time is the verdict where Linux gives it: on a shared
+// machine wall time also counts the time this process sat descheduled.
+const useCpu = cpuTimes['push hsmedia'].length > 0;
+const speed = (name) => (useCpu ? 1 / median(cpuTimes[name]) : pushRate(name));
+const vsMultipasta = speed('push hsmedia') / speed('push multipasta');
+const vsRemix = speed('push hsmedia') / speed('push remix');
+console.log(
+  `push hsmedia / multipasta ${vsMultipasta.toFixed(2)}x, / remix ${vsRemix.toFixed(2)}x (${useCpu ? 'bytes per main-thread CPU second' : 'wall MiB/s'}; ` +
+    `wall: ${(pushRate('push hsmedia') / pushRate('push multipasta')).toFixed(2)}x, ${(pushRate('push hsmedia') / pushRate('push remix')).toFixed(2)}x)  ` +
+    `${vsMultipasta >= 1 && vsRemix >= 1 ? 'OK (fastest)' : 'BELOW TARGET (>= 1x both)'}`,
+);
+console.log(
+  `streaming decodeMultipart (Web stream out) / multipasta push ${(mibps('decode') / pushRate('push multipasta')).toFixed(2)}x, / remix push ${(mibps('decode') / pushRate('push remix')).toFixed(2)}x`,
+);
 console.log(`memory  peak RSS during the in-memory runs ${(rssPeakInMemory / MIB).toFixed(1)} MiB (start ${(rssStart / MIB).toFixed(1)} MiB)`);
 console.log(
   `memory  RSS at start ${(rssStart / MIB).toFixed(1)} MiB, peak RSS ${(rssPeak / MIB).toFixed(1)} MiB (process maxRSS ${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MiB) for ${(((RUNS + 1) * 4 * TOTAL + (HTTP_RUNS + 1) * 4 * TOTAL) / MIB).toFixed(0)} MiB streamed`,

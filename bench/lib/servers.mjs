@@ -94,6 +94,8 @@ export async function startReferenceServer({ dataDir, token, userId, serverName,
         auth: { tokens: { [token]: userId } },
         // Per-request log lines at `info` would measure stdout, not the server.
         log_level: logLevel,
+        // One process, like the single-process baseline; bench/workers.mjs measures more.
+        workers: 1,
         ...extraConfig,
       },
       null,

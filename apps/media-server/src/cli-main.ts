@@ -6,6 +6,7 @@ import { describeDatabase } from './database.js';
 import { openStores } from './stores.js';
 import { loadOrCreateSigningKey } from './signing-key-file.js';
 import { startServer, type StartedServer } from './server.js';
+import { runSupervisor } from './supervisor.js';
 
 /** Where the CLI writes; tests pass in-memory sinks. */
 export interface CliIo {
@@ -208,6 +209,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   if (invocation.kind !== 'run' || invocation.command !== 'start') return runCommand(argv, io);
   const config = await resolveConfig(invocation.configPath, io);
   if (config === null) return EXIT.FAILURE;
+  if (config.workers > 1) {
+    return runSupervisor({ config, configPath: invocation.configPath, stderr: io.stderr, adminTokenBanner });
+  }
 
   let started: StartedServer;
   try {

@@ -4,6 +4,7 @@
  * isolatedDeclarations would otherwise need the inferred zod types written out by hand.)
  */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { isValidServerName } from '@hsmedia/media-core';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
@@ -445,6 +446,13 @@ const configFileSchema = z
     admins: adminsSchema,
     retention: retentionSchema.default(() => retentionSchema.parse({})),
     metrics: metricsSchema.default(() => metricsSchema.parse({})),
+    workers: z
+      .union([z.number().int().min(1).max(256), z.literal('auto')])
+      .default('auto')
+      .meta({
+        description:
+          'Server processes sharing the listen port (node:cluster), supervised by the main process; `auto`: one per core. 1 runs a single process.',
+      }),
     thumbnails: thumbnailsSchema.default(() => thumbnailsSchema.parse({})),
     access_policy: accessPolicySchema.default(() => accessPolicySchema.parse({})),
     scanning: scanningSchema.optional(),
@@ -491,6 +499,8 @@ export interface MediaServerConfig {
   readonly admins: readonly string[];
   readonly retention: RetentionPolicy;
   readonly metrics: MetricsConfig;
+  /** Server processes `hsmedia-server start` runs (`workers:`; `auto` resolved to the core count). */
+  readonly workers: number;
   readonly thumbnails: ThumbnailsConfig;
   readonly accessPolicy: AccessPolicyConfig;
   /** Virus scanning (`scanning:`); undefined when off. */
@@ -596,6 +606,7 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
     admins: [...new Set([...file.admins, ...(auth.kind === 'generated' ? [auth.userId] : [])])],
     retention: resolveRetention(file.retention),
     metrics: resolveMetrics(file.metrics),
+    workers: file.workers === 'auto' ? availableParallelism() : file.workers,
     thumbnails: resolveThumbnailsConfig(file.thumbnails),
     accessPolicy: {
       denyServingTo: [...file.access_policy.deny_serving_to],

@@ -60,13 +60,19 @@ export interface Maintenance {
  * Expired `/create` records are deleted every `limits.pending_cleanup_interval`
  * the same way (the `job:pending-cleanup` lease).
  */
-export async function startMaintenance(config: MediaServerConfig, stores: OpenStores, logger: Logger): Promise<Maintenance> {
+export async function startMaintenance(
+  config: MediaServerConfig,
+  stores: OpenStores,
+  logger: Logger,
+  // A cluster worker shares the media directory with its siblings even on SQLite.
+  options: { readonly sharedMediaDirectory?: boolean } = {},
+): Promise<Maintenance> {
   const scheduler = createJobScheduler(stores.metadata, logger);
   const root = config.mediaStore.path;
   const sweep = async (): Promise<Record<string, unknown>> => ({ removed: await sweepStaleStaging(root, STALE_STAGING_MS) });
   let stagingFilesRemoved = 0;
   try {
-    if (config.database.kind === 'sqlite') {
+    if (config.database.kind === 'sqlite' && options.sharedMediaDirectory !== true) {
       stagingFilesRemoved = await stores.blobs.cleanupStaging();
     } else {
       await scheduler.runOnce('staging-sweep', STAGING_SWEEP_INTERVAL_MS, async () => {

@@ -322,11 +322,17 @@ function routeOf(ctx: Context): string {
   return typeof matched === 'string' ? matched : 'unmatched';
 }
 
+/** What the metrics listener serves: one server's {@link MediaMetrics}, or a cluster's aggregate. */
+export interface MetricsSource {
+  scrape(): Promise<string>;
+  readonly registry: { readonly contentType: string };
+}
+
 /** Options for {@link startMetricsServer}. */
 export interface MetricsServerOptions {
   readonly host: string;
   readonly port: number;
-  readonly metrics: MediaMetrics;
+  readonly metrics: MetricsSource;
   /** Also answer `GET /health` here. */
   readonly health?: () => Promise<HealthReport>;
   readonly logger?: Logger;

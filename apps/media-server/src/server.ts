@@ -46,6 +46,12 @@ export interface ServerOptions {
   readonly signingKeyCodec?: SigningKeyCodec;
   /** The time of the rate limiters' token buckets; default the system clock (tests move one by hand). */
   readonly rateLimitClock?: Clock;
+  /**
+   * Other processes write to the same media directory (a cluster worker):
+   * only stale staging files are swept at start, under the job lease, even
+   * on SQLite. Default false.
+   */
+  readonly sharedMediaDirectory?: boolean;
 }
 
 /** The admin token of standalone mode without a token table. */
@@ -192,7 +198,9 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
 
     const stores = (open.stores = await openStores(config, logger.child({ component: 'database' })));
     // Staging clean-up at start and periodic jobs, one instance at a time when the database is shared.
-    const maintenance = (open.maintenance = await startMaintenance(config, stores, logger.child({ component: 'jobs' })));
+    const maintenance = (open.maintenance = await startMaintenance(config, stores, logger.child({ component: 'jobs' }), {
+      sharedMediaDirectory: options.sharedMediaDirectory ?? false,
+    }));
     const { stagingFilesRemoved } = maintenance;
 
     const metrics = new MediaMetrics();

@@ -42,7 +42,8 @@ function spawnServer(configPath: string): CliProcess {
   return cli;
 }
 
-const BASE = 'listen:\n  host: 127.0.0.1\n  port: 0\n';
+// One process: these tests count per-process behaviour (start-up clean-up, drain); supervisor.test.ts covers workers > 1.
+const BASE = 'workers: 1\nlisten:\n  host: 127.0.0.1\n  port: 0\n';
 const STATIC_AUTH = 'auth:\n  tokens:\n    alice_token: "@alice:localhost"\n';
 
 /** Starts an upload of `total` bytes, sends `sent` of them and keeps the request open. */

@@ -1,5 +1,5 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,6 +86,7 @@ describe('parseConfig', () => {
         admins: ['@admin:localhost'],
         retention: { intervalMs: 3_600_000 },
         metrics: { enabled: false, listen: { host: '127.0.0.1', port: 9102 } },
+        workers: availableParallelism(),
         urlPreview: {
           enabled: false,
           ipRangeDenylist: [...DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST],
@@ -350,6 +351,7 @@ describe('configJsonSchema', () => {
         'url_preview',
         'thumbnails',
         'scanning',
+        'workers',
       ].sort(),
     );
     expect(schema.properties['listen']?.additionalProperties).toBe(false);
@@ -433,5 +435,20 @@ describe('federation config', () => {
         'federation.surprise: Unknown key',
       ]),
     );
+  });
+});
+
+describe('workers', () => {
+  it('defaults to one per core, takes a count, and refuses 0, fractions and other words', () => {
+    const parse = (workers: unknown) => parseConfig(workers === undefined ? {} : { workers }, '/srv');
+    expect(parse(undefined)).toMatchObject({ ok: true, config: { workers: availableParallelism() } });
+    expect(parse('auto')).toMatchObject({ ok: true, config: { workers: availableParallelism() } });
+    expect(parse(3)).toMatchObject({ ok: true, config: { workers: 3 } });
+    expect(parse(1)).toMatchObject({ ok: true, config: { workers: 1 } });
+    for (const bad of [0, 1.5, -1, 'all', '2']) {
+      const result = parse(bad);
+      expect(result.ok).toBe(false);
+      if (!result.ok) expect(result.errors.join('\n')).toMatch(/^workers:/m);
+    }
   });
 });

@@ -41,6 +41,8 @@ async function startPeer(name: string, port: number, destinations: Record<string
     signing_key_path: join(base, 'signing.key'),
     max_upload_size: '8M',
     log_level: 'info',
+    // One process: single-flight is per process, and these tests count remote fetches.
+    workers: 1,
     auth: { tokens: { [token]: `@alice:${name}` } },
     federation: { destinations, ip_range_allowlist: ['127.0.0.1/32'], max_download_size: '4M', failure_cache_ms: 0 },
     // Other servers may still use the legacy download endpoint (tested below): opt out of the default freeze.

@@ -103,6 +103,8 @@ describe.skipIf(env.unavailable !== undefined)('several instances on one Postgre
       media_store: { filesystem: { path: join(dir.path, 'shared-media') } },
       signing_key_path: join(dir.path, name, 'signing.key'),
       log_level: 'info',
+      // One process per instance: these tests count per-instance fetches and lease holders.
+      workers: 1,
       auth: { tokens: { [TOKEN]: `@alice:${SERVER_NAME}` } },
       federation: { destinations: { [REMOTE]: remote.url }, ip_range_allowlist: ['127.0.0.1/32'], failure_cache_ms: 0 },
     };

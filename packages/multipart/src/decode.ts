@@ -1,7 +1,6 @@
 import { parseBoundary } from './content-type.js';
-import { MultipartParseError, MultipartTooLargeError } from './errors.js';
-import { MultipartParser } from './internal/parser.js';
-import { chunkReader, type ByteSource } from './internal/source.js';
+import { chunkReader, type ByteSource, type ChunkReader } from './internal/source.js';
+import { MultipartPushDecoder, type MultipartHead, type PushDecoderLimits } from './push-decoder.js';
 
 /** Limits and cancellation for {@link decodeMultipart}. */
 export interface DecodeOptions {
@@ -68,36 +67,6 @@ function limit(name: string, value: number | undefined, fallback: number): numbe
   return v;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function parseMetadata(bytes: Buffer): Record<string, unknown> {
-  let value: unknown;
-  try {
-    // Trim: the MSC3916 example puts a blank line after the JSON
-    // (https://github.com/matrix-org/matrix-spec-proposals/pull/3916).
-    value = JSON.parse(utf8.decode(bytes).trim());
-  } catch (cause) {
-    throw new MultipartParseError('metadata part is not valid JSON', { cause });
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new MultipartParseError('metadata part is not a JSON object');
-  }
-  return value as Record<string, unknown>;
-}
-
-function checkLocation(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new MultipartParseError('Location header is not an absolute URL');
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new MultipartParseError('Location header is not an http(s) URL');
-  }
-  return value;
-}
-
 /**
  * Decodes a federation media response body (see the package doc; RFC 2046 §5.1) as
  * it streams in. Resolves once the media part's headers are read (for a
@@ -119,109 +88,126 @@ export async function decodeMultipart(
   body: ByteSource,
   options: DecodeOptions,
 ): Promise<DecodedMultipart> {
-  const maxContentBytes = limit('maxContentBytes', options.maxContentBytes, Number.NaN);
-  const maxMetadataBytes = limit('maxMetadataBytes', options.maxMetadataBytes, DEFAULTS.maxMetadataBytes);
-  const maxHeaderBytes = limit('maxHeaderBytes', options.maxHeaderBytes, DEFAULTS.maxHeaderBytes);
-  const maxHeaderLines = limit('maxHeaderLines', options.maxHeaderLines, DEFAULTS.maxHeaderLines);
-  const maxPreambleBytes = limit('maxPreambleBytes', options.maxPreambleBytes, DEFAULTS.maxPreambleBytes);
+  const limits: PushDecoderLimits = {
+    maxContentBytes: limit('maxContentBytes', options.maxContentBytes, Number.NaN),
+    maxMetadataBytes: limit('maxMetadataBytes', options.maxMetadataBytes, DEFAULTS.maxMetadataBytes),
+    maxHeaderBytes: limit('maxHeaderBytes', options.maxHeaderBytes, DEFAULTS.maxHeaderBytes),
+    maxHeaderLines: limit('maxHeaderLines', options.maxHeaderLines, DEFAULTS.maxHeaderLines),
+    maxPreambleBytes: limit('maxPreambleBytes', options.maxPreambleBytes, DEFAULTS.maxPreambleBytes),
+  };
   const { signal } = options;
   const reader = chunkReader(body);
-  let parser: MultipartParser | undefined;
   const onAbort = (): void => {
     void reader.cancel(signal?.reason);
   };
+  // What the push core found during the last push, for the stream to take.
+  let head: MultipartHead | undefined;
+  const pieces: Buffer[] = [];
+  let ended = false;
+  let deferred: { error: unknown } | undefined;
   try {
     signal?.throwIfAborted();
     const boundary = parseBoundary(contentType);
-    parser = new MultipartParser(reader, boundary, { maxHeaderBytes, maxHeaderLines }, signal);
+    const decoder = new MultipartPushDecoder(boundary, limits, {
+      onHead: (found) => {
+        head = found;
+      },
+      onContent: (piece) => {
+        pieces.push(piece);
+      },
+      onEnd: () => {
+        ended = true;
+      },
+    });
     signal?.addEventListener('abort', onAbort, { once: true });
-
-    // Preamble, then the JSON part (part 1).
-    if ((await parser.skipBody(maxPreambleBytes, 'preambleBytes')) !== 'part') {
-      throw new MultipartParseError('body has no parts');
-    }
-    const h1 = await parser.readHeaders();
-    const jsonType = h1['content-type'];
-    // Synapse requires exactly `application/json`; we accept parameters and,
-    // like MMR, an untyped part.
-    if (jsonType !== undefined && jsonType.split(';')[0]!.trim().toLowerCase() !== 'application/json') {
-      throw new MultipartParseError('first part is not application/json');
-    }
-    const meta = await parser.collectBody(maxMetadataBytes, 'metadataBytes');
-    if (meta.kind !== 'part') throw new MultipartParseError('body has no media part');
-    const metadata = parseMetadata(meta.bytes);
-
-    // The media part (part 2).
-    const headers = await parser.readHeaders();
-    const location = headers['location'];
-    if (location !== undefined) {
-      const url = checkLocation(location);
-      // Its body SHOULD be empty and is ignored, but must still be framed.
-      const kind = await parser.skipBody(maxMetadataBytes, 'metadataBytes');
-      if (kind === 'part') await parser.expectEnd();
+    // Reads one chunk into the decoder. A failure after media pieces of the
+    // same chunk is held back until the stream has delivered them.
+    const feed = async (): Promise<void> => {
+      const r = await reader.read();
+      signal?.throwIfAborted();
+      try {
+        if (r.done) decoder.end();
+        else decoder.push(r.value as Uint8Array);
+      } catch (error) {
+        if (head === undefined) throw error;
+        deferred = { error };
+      }
+    };
+    while (head === undefined) await feed();
+    // Once the media part's headers are read, every failure belongs to the content stream.
+    const found: MultipartHead = head;
+    if (found.location !== undefined) {
       signal?.removeEventListener('abort', onAbort);
-      await parser.release();
-      return { kind: 'location', metadata, headers, location: url };
+      await reader.cancel();
+      return { kind: 'location', metadata: found.metadata, headers: found.headers, location: found.location };
     }
-    const declared = headers['content-length'];
-    if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > maxContentBytes) {
-      throw new MultipartTooLargeError('contentBytes', maxContentBytes);
-    }
+    const cleanup = (): void => signal?.removeEventListener('abort', onAbort);
     return {
       kind: 'content',
-      metadata,
-      headers,
-      contentType: headers['content-type'],
-      contentDisposition: headers['content-disposition'],
-      stream: contentStream(parser, maxContentBytes, signal, () => signal?.removeEventListener('abort', onAbort)),
+      metadata: found.metadata,
+      headers: found.headers,
+      contentType: found.headers['content-type'],
+      contentDisposition: found.headers['content-disposition'],
+      stream: contentStream({ pieces, isEnded: () => ended, failure: () => deferred, feed, reader, signal, cleanup }),
     };
   } catch (err) {
     signal?.removeEventListener('abort', onAbort);
     const reason = signal?.aborted === true ? signal.reason : err;
-    await (parser?.release(reason) ?? reader.cancel(reason));
+    await reader.cancel(reason);
     throw reason;
   }
 }
 
-function contentStream(
-  parser: MultipartParser,
-  max: number,
-  signal: AbortSignal | undefined,
-  cleanup: () => void,
-): ReadableStream<Uint8Array> {
-  let total = 0;
+interface ContentSource {
+  /** Media pieces the decoder produced and the stream has not enqueued yet. */
+  readonly pieces: Buffer[];
+  isEnded(): boolean;
+  /** A decoding failure held back behind {@link pieces}. */
+  failure(): { error: unknown } | undefined;
+  /** Reads one more source chunk into the decoder. */
+  feed(): Promise<void>;
+  readonly reader: ChunkReader;
+  readonly signal: AbortSignal | undefined;
+  readonly cleanup: () => void;
+}
+
+function contentStream(source: ContentSource): ReadableStream<Uint8Array> {
+  const { pieces, reader, signal, cleanup } = source;
+  let next = 0;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
         try {
           signal?.throwIfAborted();
-          // Hot path: one source read (no wrapper promise) and one
-          // synchronous scan per chunk, the chunk enqueued as it is.
-          let r = parser.step();
-          while (r === undefined) {
-            parser.accept(await parser.read());
-            r = parser.step();
+          // Hot path: one source read and one synchronous push per chunk,
+          // the chunk enqueued as it is. Only read when the consumer reads
+          // (back-pressure); a chunk holding only a delimiter yields nothing.
+          while (next === pieces.length && !source.isEnded() && source.failure() === undefined) {
+            next = 0;
+            pieces.length = 0;
+            await source.feed();
           }
-          if (typeof r !== 'string') {
-            total += r.length;
-            if (total > max) throw new MultipartTooLargeError('contentBytes', max);
-            controller.enqueue(r);
+          if (next < pieces.length) {
+            controller.enqueue(pieces[next++]!);
             return;
           }
-          if (r === 'part') await parser.expectEnd();
+          const failure = source.failure();
+          if (failure !== undefined) throw failure.error;
           cleanup();
           controller.close();
-          await parser.release();
+          await reader.cancel();
         } catch (err) {
           cleanup();
           const reason = signal?.aborted === true ? signal.reason : err;
+          pieces.length = 0;
           controller.error(reason);
-          await parser.release(reason);
+          await reader.cancel(reason);
         }
       },
       async cancel(reason) {
         cleanup();
-        await parser.release(reason);
+        pieces.length = 0;
+        await reader.cancel(reason);
       },
     },
     // Read from the body only when the consumer reads (backpressure).

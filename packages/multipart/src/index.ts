@@ -8,6 +8,8 @@ export { decodeMultipart } from './decode.js';
 export type { DecodeOptions, DecodedContent, DecodedLocation, DecodedMultipart } from './decode.js';
 export { encodeMultipart, multipartFrame } from './encode.js';
 export type { EncodeContent, EncodeLocation, EncodeOptions, EncodedMultipart, MultipartFrame, MultipartFrameOptions } from './encode.js';
+export { MultipartPushDecoder } from './push-decoder.js';
+export type { MultipartHead, MultipartPushHandler, PushDecoderLimits } from './push-decoder.js';
 export { parseBoundary, isWritableBoundary } from './content-type.js';
 export {
   MultipartError,

@@ -37,6 +37,14 @@ export interface KnexMetadataStoreOptions {
    * created the knex instance (and may share its pool) owns it.
    */
   readonly destroyKnexOnClose?: boolean;
+  /**
+   * Decides whether a failed read runs once more (see `retryRead` in the
+   * README). Called with the error of a read's first attempt; return true to
+   * run that read again, once. Only reads (no side effects) consult it:
+   * writes reject on the first failure, since the database may have applied
+   * them before the connection died. Default: never retry.
+   */
+  readonly retryRead?: (error: unknown) => boolean;
 }
 
 const MEDIA_KEY = ['server_name', 'media_id'] as const;
@@ -48,7 +56,12 @@ const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
  * without an explicit transaction.
  *
  * Database errors propagate unchanged (the HTTP edge renders them as 500
- * `M_UNKNOWN`); this class never puts caller data into error messages.
+ * `M_UNKNOWN`), except that a read runs once more when `retryRead` asks for
+ * it; this class never puts caller data into error messages.
+ *
+ * Past 300 lines because it is the one adapter of every port method to knex;
+ * the queries of each concern live in `internal/` and each method is a line
+ * or two of glue.
  */
 export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates {
   /** The knex instance the store queries. */
@@ -58,6 +71,7 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
   readonly #destroyKnexOnClose: boolean;
   #closed: Promise<void> | undefined;
   #getMediaSql: string | undefined;
+  readonly #retryRead: ((error: unknown) => boolean) | undefined;
 
   /** Throws `TypeError` for a missing `knex` or an invalid `tablePrefix`. */
   constructor(options: KnexMetadataStoreOptions) {
@@ -68,6 +82,19 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
     this.#tablePrefix = options.tablePrefix ?? '';
     this.#tables = tableNamesFor(this.#tablePrefix);
     this.#destroyKnexOnClose = options.destroyKnexOnClose ?? false;
+    this.#retryRead = options.retryRead;
+  }
+
+  /** Runs a read, and once more when `retryRead` says its failure is worth it. */
+  async #read<T>(run: () => Promise<T>): Promise<T> {
+    const retryRead = this.#retryRead;
+    if (retryRead === undefined) return run();
+    try {
+      return await run();
+    } catch (error) {
+      if (!retryRead(error)) throw error;
+      return run();
+    }
   }
 
   /** Creates or upgrades the schema (see {@link runMigrations}). */
@@ -78,7 +105,11 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
   // Hot path (every download): one primary-key lookup. The SQL is compiled once
   // (with `?` placeholders, which knex.raw binds per dialect): building the
   // query anew each call costs about a fifth of the lookup rate on SQLite.
-  async getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
+  getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
+    return this.#read(() => this.#getMedia(serverName, mediaId));
+  }
+
+  async #getMedia(serverName: string, mediaId: string): Promise<MediaRecord | null> {
     // A key no backend can store cannot exist; answering here also keeps
     // PostgreSQL from raising on NUL characters.
     if (!isStorableKey(serverName) || !isStorableKey(mediaId)) return null;
@@ -151,11 +182,11 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
 
   /** Throws `TypeError` for a malformed query or page (see `MediaQuery`, `MediaListOptions`). */
   listMedia(query: MediaQuery, options: MediaListOptions): Promise<MediaRecord[]> {
-    return listMedia(this.knex, this.#tables.media, query, options);
+    return this.#read(() => listMedia(this.knex, this.#tables.media, query, options));
   }
 
   summarizeMedia(query: MediaQuery): Promise<MediaSummary> {
-    return summarizeMedia(this.knex, this.#tables.media, query);
+    return this.#read(() => summarizeMedia(this.knex, this.#tables.media, query));
   }
 
   setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
@@ -172,10 +203,14 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
   }
 
   mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
-    return mediaUsageByUser(this.knex, this.#tables.media, query);
+    return this.#read(() => mediaUsageByUser(this.knex, this.#tables.media, query));
   }
 
-  async isBlobReferenced(blobId: string): Promise<boolean> {
+  isBlobReferenced(blobId: string): Promise<boolean> {
+    return this.#read(() => this.#isBlobReferenced(blobId));
+  }
+
+  async #isBlobReferenced(blobId: string): Promise<boolean> {
     if (!isStorableKey(blobId)) return false;
     const row: unknown = await this.knex(this.#tables.media)
       .select('media_id')
@@ -185,7 +220,7 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
   }
 
   listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {
-    return listThumbnails(this.knex, this.#tables.thumbnails, serverName, mediaId);
+    return this.#read(() => listThumbnails(this.knex, this.#tables.thumbnails, serverName, mediaId));
   }
 
   /** Throws `TypeError` for a thumbnail no backend can store faithfully. */
@@ -197,7 +232,11 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
     return deleteThumbnails(this.knex, this.#tables.thumbnails, serverName, mediaId);
   }
 
-  async getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
+  getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
+    return this.#read(() => this.#getUserUsage(userId, sinceMs));
+  }
+
+  async #getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
     checkInteger('sinceMs', sinceMs);
     if (!isStorableKey(userId)) return { bytes: 0, files: 0 };
     // Served by the user_id index; only this user's rows are summed.
@@ -213,7 +252,11 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
     return { bytes: Number(rows[0]?.bytes ?? 0), files: Number(rows[0]?.files ?? 0) };
   }
 
-  async countPendingMedia(userId: string, now: number): Promise<number> {
+  countPendingMedia(userId: string, now: number): Promise<number> {
+    return this.#read(() => this.#countPendingMedia(userId, now));
+  }
+
+  async #countPendingMedia(userId: string, now: number): Promise<number> {
     checkInteger('now', now);
     if (!isStorableKey(userId)) return 0;
     const rows = (await this.knex(this.#tables.media)
@@ -241,7 +284,11 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
       .delete();
   }
 
-  async getServerKeys(serverName: string): Promise<StoredServerKey[]> {
+  getServerKeys(serverName: string): Promise<StoredServerKey[]> {
+    return this.#read(() => this.#getServerKeys(serverName));
+  }
+
+  async #getServerKeys(serverName: string): Promise<StoredServerKey[]> {
     if (!isStorableKey(serverName)) return [];
     const rows = (await this.knex(this.#tables.serverKeys)
       .select(SERVER_KEY_COLUMNS)
@@ -294,12 +341,12 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
 
   /** Whether a hash is listed (a malformed one never is). */
   isHashBlocked(sha256: string): Promise<boolean> {
-    return isHashBlocked(this.knex, this.#tables.blockedHashes, sha256);
+    return this.#read(() => isHashBlocked(this.knex, this.#tables.blockedHashes, sha256));
   }
 
   /** A page of the list, ordered by hash. Throws `TypeError` for a malformed page. */
   listBlockedHashes(page: BlockedHashPage): Promise<BlockedHash[]> {
-    return listBlockedHashes(this.knex, this.#tables.blockedHashes, page);
+    return this.#read(() => listBlockedHashes(this.knex, this.#tables.blockedHashes, page));
   }
 
   /** Appends an entry to the admin audit log; the stored one with its ID. Throws `TypeError` for a malformed entry. */
@@ -309,7 +356,7 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
 
   /** A page of the audit log, newest first. Throws `TypeError` for a malformed query. */
   listAdminActions(query: AdminActionQuery): Promise<RecordedAdminAction[]> {
-    return listAdminActions(this.knex, this.#tables.adminAudit, query);
+    return this.#read(() => listAdminActions(this.knex, this.#tables.adminAudit, query));
   }
 
   /** Destroys the knex instance when `destroyKnexOnClose` was set; idempotent. */

@@ -128,3 +128,98 @@ describe('KnexMetadataStore on SQLite: schema', () => {
     await owned.dispose();
   });
 });
+
+describe('KnexMetadataStore retryRead', () => {
+  let db: KnexTestDatabase;
+  beforeEach(async () => {
+    db = await openSqliteDatabase();
+  });
+  afterEach(async () => {
+    await db.dispose();
+  });
+
+  const record = {
+    serverName: 'example.org',
+    mediaId: 'retried',
+    blobId: 'blob_r',
+    contentType: 'text/plain',
+    uploadName: null,
+    size: 3,
+    sha256: 'a'.repeat(64),
+    userId: '@alice:example.org',
+    createdAt: 1_700_000_000_000,
+    uploadedAt: 1_700_000_000_000,
+    expiresAt: null,
+    authenticated: true,
+    quarantined: false,
+    lastAccessAt: null,
+  };
+
+  // The media table is renamed away so statements on it fail for real; the
+  // knex 'query' event counts the statements each call sends.
+  async function storeWithMissingTable() {
+    const consulted: unknown[] = [];
+    const store = new KnexMetadataStore({
+      knex: db.knex,
+      retryRead: (error) => {
+        consulted.push(error);
+        return true;
+      },
+    });
+    await store.migrate();
+    await store.insertMedia(record);
+    await db.knex.schema.renameTable('media', 'media_away');
+    let statements = 0;
+    db.knex.on('query', () => {
+      statements += 1;
+    });
+    return {
+      store,
+      consulted,
+      /** Statements sent since the last call. */
+      sent(): number {
+        const n = statements;
+        statements = 0;
+        return n;
+      },
+    };
+  }
+
+  it('a failed read runs once more when the policy says so, and only once', async () => {
+    const { store, consulted, sent } = await storeWithMissingTable();
+    await expect(store.getMedia(record.serverName, record.mediaId)).rejects.toThrow(/no such table/);
+    expect(sent()).toBe(2);
+    expect(consulted).toHaveLength(1);
+    expect(String(consulted[0])).toMatch(/no such table/);
+    await expect(store.getUserUsage(record.userId, 0)).rejects.toThrow(/no such table/);
+    expect(sent()).toBe(2);
+    await expect(store.listMedia({}, { limit: 10 })).rejects.toThrow(/no such table/);
+    expect(sent()).toBe(2);
+    await db.knex.schema.renameTable('media_away', 'media');
+    sent();
+    expect(await store.getMedia(record.serverName, record.mediaId)).toMatchObject({ mediaId: 'retried' });
+    expect(sent()).toBe(1);
+    expect(consulted).toHaveLength(3);
+  });
+
+  it('writes never consult the policy; a read it declines rejects after one attempt', async () => {
+    const { store, consulted, sent } = await storeWithMissingTable();
+    await expect(store.insertMedia({ ...record, mediaId: 'other' })).rejects.toThrow(/no such table/);
+    await expect(store.touchMedia(record.serverName, record.mediaId, 5)).rejects.toThrow(/no such table/);
+    await expect(store.deleteMedia(record.serverName, record.mediaId)).rejects.toThrow(/no such table/);
+    expect(sent()).toBe(3);
+    expect(consulted).toHaveLength(0);
+
+    const declined: unknown[] = [];
+    const declining = new KnexMetadataStore({
+      knex: db.knex,
+      retryRead: (error) => {
+        declined.push(error);
+        return false;
+      },
+    });
+    await expect(declining.getMedia(record.serverName, record.mediaId)).rejects.toThrow(/no such table/);
+    expect(sent()).toBe(1);
+    expect(declined).toHaveLength(1);
+  });
+});

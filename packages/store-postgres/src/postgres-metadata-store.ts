@@ -7,6 +7,7 @@ import {
   checkSchemaName,
   checkUrl,
 } from './internal/options.js';
+import { ConnectionGenerations, isConnectionLost } from './internal/connection-loss.js';
 
 /** Options for {@link createPostgresMetadataStore}. */
 export interface PostgresMetadataStoreOptions {
@@ -125,7 +126,10 @@ export class PostgresMetadataStore extends KnexMetadataStore {
  * the process) and dead connections are discarded when next acquired. While
  * the database is down, calls reject (connection refused, or after
  * `acquireConnectionTimeoutMs`); once it is back, new connections are opened
- * on demand: the store recovers without being recreated.
+ * on demand: the store recovers without being recreated. A read whose
+ * connection was terminated under it (SQLSTATE 57P01/57P02, a reset socket)
+ * runs once more on a connection opened after the failure; writes are never
+ * retried (the database may have applied them).
  *
  * Throws `TypeError` for invalid options (never echoing the URL); a database
  * that is unreachable or fails to migrate rejects, and nothing stays open.
@@ -152,6 +156,7 @@ export async function createPostgresMetadataStore(
   const searchPath = options.searchPath === undefined ? undefined : checkSchemaName(options.searchPath);
   const applicationName = checkApplicationName(options.applicationName ?? DEFAULT_APPLICATION_NAME);
 
+  const generations = new ConnectionGenerations();
   const config: Knex.Config = {
     client: 'pg',
     connection: {
@@ -169,12 +174,14 @@ export async function createPostgresMetadataStore(
       min: poolMin,
       max: poolMax,
       afterCreate(connection: PgConnection, done: (error: Error | null, connection: unknown) => void) {
+        generations.stamp(connection);
         // An integer from checkNonNegativeInteger, so inlining is safe (SET takes no parameters).
         connection.query(`set statement_timeout = ${statementTimeoutMs}`).then(
           () => done(null, connection),
           (error: unknown) => done(error as Error, connection),
         );
       },
+      validate: (connection: PgConnection) => generations.isCurrent(connection),
     },
   };
   if (searchPath !== undefined) config.searchPath = [searchPath];
@@ -188,6 +195,13 @@ export async function createPostgresMetadataStore(
       debug: () => undefined,
     };
   }
+  // A read that failed because its connection died runs once more, on a
+  // connection opened after the failure (see ConnectionGenerations).
+  const retryRead = (error: unknown): boolean => {
+    if (!isConnectionLost(error)) return false;
+    generations.retireAll();
+    return true;
+  };
   const knex = knexFactory(config);
 
   let store: PostgresMetadataStore;
@@ -195,6 +209,7 @@ export async function createPostgresMetadataStore(
     store = new PostgresMetadataStore({
       knex,
       destroyKnexOnClose: true,
+      retryRead,
       ...(options.tablePrefix !== undefined ? { tablePrefix: options.tablePrefix } : {}),
     });
     if (options.migrate ?? true) await store.migrate();

@@ -1,5 +1,4 @@
-import { MultipartParseError, MultipartTooLargeError, MultipartTruncatedError, type MultipartLimit } from '../errors.js';
-import { toBuffer, type ChunkReader, type ReadResult } from './source.js';
+import { MultipartParseError, MultipartTooLargeError, MultipartTruncatedError } from '../errors.js';
 import { CR, LF, needles, scanInto, scanOut, type DelimiterKind, type Needles, type ScanOut } from './scan.js';
 
 /** Limits the parser enforces, all resolved to numbers. */
@@ -30,8 +29,10 @@ function decodeHeaderValue(bytes: Buffer): string {
 const SINGLETON = new Set(['content-type', 'content-disposition', 'location', 'content-length']);
 
 /**
- * Streaming multipart/mixed reader over a {@link ChunkReader}. Holds at most
- * one input chunk plus a bounded tail; every read is caller-driven.
+ * The synchronous core of the multipart/mixed reader: chunks are pushed in
+ * ({@link push}, {@link endOfInput}) and each method answers from what is
+ * buffered, or `undefined` when it needs more input. Holds at most one
+ * input chunk plus a bounded tail.
  */
 export class MultipartParser {
   private buf: Buffer = Buffer.alloc(0);
@@ -43,54 +44,41 @@ export class MultipartParser {
   private readonly n: Needles;
   private readonly out: ScanOut = scanOut();
   private readonly holdLimit: number;
-  private readonly reader: ChunkReader;
   private readonly limits: ParserLimits;
-  private readonly signal: AbortSignal | undefined;
+  // readHeaders state, kept across calls that run out of input.
+  private headers: Record<string, string> | undefined;
+  private headerBytes = 0;
+  private headerLines = 0;
+  private lastHeader: string | undefined;
+  private trailerBytes = 0;
 
-  constructor(reader: ChunkReader, boundary: string, limits: ParserLimits, signal: AbortSignal | undefined) {
-    this.reader = reader;
+  constructor(boundary: string, limits: ParserLimits) {
     this.limits = limits;
-    this.signal = signal;
     this.n = needles(boundary);
     this.holdLimit = this.n.pattern.length + 1 + MAX_PADDING + 2;
   }
 
-  /** Reads one more chunk, keeping unconsumed bytes. False at end of body. */
-  async fill(): Promise<boolean> {
-    const more = this.pending;
-    if (more !== undefined) {
-      this.pending = undefined;
-      this.take(more, false);
-      return true;
-    }
-    for (;;) {
-      if (this.eof) return false;
-      if (this.accept(await this.reader.read())) return true;
-    }
+  /** Whether the end of input was signalled. */
+  get ended(): boolean {
+    return this.eof;
   }
 
-  /**
-   * The source's next read, unwrapped: with {@link accept} it is
-   * {@link fill} without an extra promise per chunk (the decoder's hot
-   * path). Only call it when {@link step} returned `undefined`.
-   */
-  read(): Promise<ReadResult> {
-    return this.reader.read();
+  /** Adds one input chunk (a view, not copied unless a tail is held back). */
+  push(chunk: Buffer): void {
+    if (chunk.length > 0) this.take(chunk, true);
   }
 
-  /**
-   * Takes one read result (see {@link read}) into the buffer, keeping
-   * unconsumed bytes. False if it added nothing (end of body or an empty chunk).
-   */
-  accept(r: ReadResult): boolean {
-    this.signal?.throwIfAborted();
-    if (r.done) {
-      this.eof = true;
-      return false;
-    }
-    const chunk = toBuffer(r.value);
-    if (chunk.length === 0) return false;
-    this.take(chunk, true);
+  /** No more input will come. */
+  endOfInput(): void {
+    this.eof = true;
+  }
+
+  /** Moves a kept-aside chunk rest into the buffer; false when there is none (more input is needed). */
+  private more(): boolean {
+    const rest = this.pending;
+    if (rest === undefined) return false;
+    this.pending = undefined;
+    this.take(rest, false);
     return true;
   }
 
@@ -168,49 +156,16 @@ export class MultipartParser {
     }
   }
 
-  /** {@link step}, reading from the source as needed. */
-  async next(): Promise<Buffer | DelimiterKind> {
-    for (;;) {
-      const r = this.step();
-      if (r !== undefined) return r;
-      await this.fill();
-    }
-  }
-
-  /** Consumes a body, counting it against `max`; returns the delimiter kind. */
-  async skipBody(max: number, limit: MultipartLimit): Promise<DelimiterKind> {
-    let total = 0;
-    for (;;) {
-      const r = await this.next();
-      if (typeof r === 'string') return r;
-      total += r.length;
-      if (total > max) throw new MultipartTooLargeError(limit, max);
-    }
-  }
-
-  /** Collects a (small) body, counting it against `max`. */
-  async collectBody(max: number, limit: MultipartLimit): Promise<{ bytes: Buffer; kind: DelimiterKind }> {
-    const parts: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const r = await this.next();
-      if (typeof r === 'string') return { bytes: Buffer.concat(parts, total), kind: r };
-      total += r.length;
-      if (total > max) throw new MultipartTooLargeError(limit, max);
-      parts.push(r);
-    }
-  }
-
   /**
    * Reads a part's header block (RFC 2046 §5.1.1 / RFC 5322 fields). Names
    * are lower-cased; CRLF or bare LF line ends; obsolete folding is
    * unfolded. Enforces the header byte and line limits while reading.
    */
-  async readHeaders(): Promise<Record<string, string>> {
-    const headers: Record<string, string> = Object.create(null) as Record<string, string>;
-    let consumed = 0;
-    let lines = 0;
-    let last: string | undefined;
+  readHeaders(): Record<string, string> | undefined {
+    const headers: Record<string, string> = (this.headers ??= Object.create(null) as Record<string, string>);
+    let consumed = this.headerBytes;
+    let lines = this.headerLines;
+    let last = this.lastHeader;
     const { maxHeaderBytes, maxHeaderLines } = this.limits;
     for (;;) {
       const lf = this.buf.indexOf(LF, this.pos);
@@ -218,8 +173,12 @@ export class MultipartParser {
         if (consumed + (this.buf.length - this.pos) > maxHeaderBytes) {
           throw new MultipartTooLargeError('headerBytes', maxHeaderBytes);
         }
-        if (!(await this.fill())) throw new MultipartTruncatedError('body ended inside part headers');
-        continue;
+        if (this.more()) continue;
+        if (this.eof) throw new MultipartTruncatedError('body ended inside part headers');
+        this.headerBytes = consumed;
+        this.headerLines = lines;
+        this.lastHeader = last;
+        return undefined;
       }
       consumed += lf + 1 - this.pos;
       if (consumed > maxHeaderBytes) throw new MultipartTooLargeError('headerBytes', maxHeaderBytes);
@@ -251,16 +210,20 @@ export class MultipartParser {
       last = name;
     }
     this.atStart = true;
+    this.headers = undefined;
+    this.headerBytes = 0;
+    this.headerLines = 0;
+    this.lastHeader = undefined;
     return headers;
   }
 
   /**
    * After the media part ended with a plain delimiter (no closing `--`),
    * accept only the end of the body (optionally after whitespace): that is
-   * the MSC3916 example's form. Anything else is a third part.
+   * the MSC3916 example's form. Anything else is a third part. True once the
+   * input ended; false while more input is needed.
    */
-  async expectEnd(): Promise<void> {
-    let seen = 0;
+  skipTrailer(): boolean {
     for (;;) {
       for (let k = this.pos; k < this.buf.length; k++) {
         const c = this.buf[k];
@@ -268,19 +231,18 @@ export class MultipartParser {
           throw new MultipartParseError('body has more than two parts');
         }
       }
-      seen += this.buf.length - this.pos;
+      this.trailerBytes += this.buf.length - this.pos;
       this.pos = this.buf.length;
-      if (seen > MAX_TRAILING_WHITESPACE) throw new MultipartParseError('body has more than two parts');
-      if (!(await this.fill())) return;
+      if (this.trailerBytes > MAX_TRAILING_WHITESPACE) throw new MultipartParseError('body has more than two parts');
+      if (!this.more()) return this.eof;
     }
   }
 
-  /** Stops reading the source (after the closing delimiter, on error, or on cancel). */
-  release(reason?: unknown): Promise<void> {
+  /** Drops everything buffered (after the end, on error, or on cancel). */
+  clear(): void {
     this.eof = true;
     this.pending = undefined;
     this.buf = Buffer.alloc(0);
     this.pos = 0;
-    return this.reader.cancel(reason);
   }
 }

@@ -1,0 +1,227 @@
+import { execFile } from 'node:child_process';
+import { request, Agent } from 'node:http';
+import { readdir, writeFile } from 'node:fs/promises';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CliProcess } from './cli-process.js';
+import { tempDir, upload } from './helpers.js';
+
+// `workers: 2` runs a supervisor and two server processes (node:cluster): real processes throughout.
+const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+const TOKEN = 'alice_token';
+
+beforeAll(async () => {
+  await promisify(execFile)('npx', ['tsc', '-b', 'apps/media-server'], { cwd: repoRoot });
+}, 240_000);
+
+let dir: { path: string; cleanup(): Promise<void> };
+const processes: CliProcess[] = [];
+beforeEach(async () => {
+  dir = await tempDir('hsmedia-supervisor-');
+});
+afterEach(async () => {
+  for (const cli of processes.splice(0)) {
+    if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
+    await cli.exited;
+  }
+  await dir.cleanup();
+});
+
+async function startCluster(extra = ''): Promise<{ cli: CliProcess; url: string; metricsUrl: string }> {
+  const path = join(dir.path, 'config.yaml');
+  await writeFile(
+    path,
+    [
+      'workers: 2',
+      'listen: { host: 127.0.0.1, port: 0 }',
+      'log_level: info',
+      `auth: { tokens: { ${TOKEN}: "@alice:localhost" } }`,
+      'metrics: { enabled: true, listen: { host: 127.0.0.1, port: 0 } }',
+      extra,
+    ].join('\n'),
+  );
+  const cli = new CliProcess(['--config', path], dir.path);
+  processes.push(cli);
+  const ready = await cli.waitFor(() => cli.logLines().find((line) => line['msg'] === 'all workers listening'), 'all workers listening');
+  const metrics = cli.logLines().find((line) => line['msg'] === 'metrics listening');
+  return { cli, url: String(ready['url']), metricsUrl: String(metrics?.['url']) };
+}
+
+function workerPids(cli: CliProcess): number[] {
+  return cli
+    .logLines()
+    .filter((line) => line['msg'] === 'worker started')
+    .map((line) => Number(line['pid']));
+}
+
+async function uploadText(url: string, body: string): Promise<string> {
+  const response = await upload(url, TOKEN, body);
+  expect(response.status).toBe(200);
+  const { content_uri: contentUri } = (await response.json()) as { content_uri: string };
+  return contentUri.replace('mxc://', '');
+}
+
+/** `GET` on a fresh connection each time, so the supervisor hands requests to the workers in turn. */
+function getOnce(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { Authorization: `Bearer ${TOKEN}`, Connection: 'close' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('hsmedia-server with workers: 2', () => {
+  it('replaces a worker killed mid-load; clients lose at most the requests it held; metrics sum every worker', async () => {
+    const { cli, url, metricsUrl } = await startCluster();
+    const [firstPid, secondPid] = workerPids(cli);
+    expect(firstPid).toBeGreaterThan(0);
+    expect(secondPid).toBeGreaterThan(0);
+    expect(firstPid).not.toBe(secondPid);
+    const id = await uploadText(url, 'hello workers');
+    const downloadUrl = `${url}/_matrix/client/v1/media/download/${id}`;
+
+    // Metrics: N downloads on fresh connections go to both workers; the listener reports their sum.
+    const before = await requestCount(metricsUrl);
+    for (let i = 0; i < 20; i++) expect((await getOnce(downloadUrl)).status).toBe(200);
+    expect((await requestCount(metricsUrl)) - before).toBe(20);
+
+    // Load: `concurrency` loops with one request in flight each, on keep-alive connections.
+    const concurrency = 8;
+    const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+    const state = { stop: false, ok: 0, failed: 0 };
+    const loops = Array.from({ length: concurrency }, async () => {
+      while (!state.stop) {
+        try {
+          const status = await new Promise<number>((resolve, reject) => {
+            const req = request(downloadUrl, { agent, headers: { Authorization: `Bearer ${TOKEN}` } }, (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+              res.on('error', reject);
+            });
+            req.on('error', reject);
+            req.end();
+          });
+          if (status === 200) state.ok += 1;
+          else state.failed += 1;
+        } catch {
+          state.failed += 1;
+        }
+      }
+    });
+    await pollUntil(() => state.ok >= 200, 'the load to run');
+
+    process.kill(firstPid!, 'SIGKILL');
+    await cli.waitFor(() => workerPids(cli).length === 3, 'a replacement worker');
+    const replacement = workerPids(cli)[2]!;
+    expect([firstPid, secondPid]).not.toContain(replacement);
+    await cli.waitFor(
+      () => cli.logLines().filter((line) => String(line['msg']).startsWith('listening on')).length === 3,
+      'the replacement to listen',
+    );
+    const okAtRestart = state.ok;
+    await pollUntil(() => state.ok >= okAtRestart + 200, 'the load to go on');
+    state.stop = true;
+    await Promise.all(loops);
+    agent.destroy();
+
+    // Each loop holds one request at a time: the killed worker held at most `concurrency`.
+    expect(state.failed).toBeLessThanOrEqual(concurrency);
+    expect(cli.logLines()).toContainEqual(
+      expect.objectContaining({ msg: 'worker died; restarting it', pid: firstPid, signal: 'SIGKILL' }),
+    );
+    // The replacement serves: fresh connections alternate between the two live workers.
+    for (let i = 0; i < 6; i++) expect((await getOnce(downloadUrl)).body).toBe('hello workers');
+  });
+
+  it('SIGTERM drains every worker: in-flight uploads on each finish, then all exit 0', async () => {
+    const { cli, url } = await startCluster('shutdown_timeout_ms: 60000');
+    const uploads = Array.from({ length: 4 }, () => partialUpload(url, 64 * 1024, 1024));
+    // Every upload has reached a worker (its staging file exists) before the signal.
+    await pollUntil(async () => (await stagingCount(dir.path)) === 4, 'four uploads streaming');
+    cli.child.kill('SIGTERM');
+    await cli.waitFor(
+      () => cli.logLines().filter((line) => line['msg'] === 'shutting down' && line['reason'] === 'supervisor').length === 2,
+      'both workers to start draining',
+    );
+    for (const each of uploads) each.rest();
+    const results = await Promise.all(uploads.map((each) => each.response));
+    for (const result of results) expect(result).toMatchObject({ status: 200 });
+    const { code } = await cli.exited;
+    expect(code).toBe(0);
+    const stopped = cli.logLines().filter((line) => line['msg'] === 'worker stopped');
+    expect(stopped).toHaveLength(2);
+    for (const line of stopped) expect(line['code']).toBe(0);
+    expect(cli.logLines().filter((line) => line['msg'] === 'in-flight requests finished' && line['drained'] === true)).toHaveLength(2);
+    expect(cli.logLines().filter((line) => line['msg'] === 'worker died; restarting it')).toEqual([]);
+  });
+
+  it('refuses to start (exit 1) when the workers cannot listen, without a restart loop', async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (blocker.address() as AddressInfo).port;
+      const path = join(dir.path, 'config.yaml');
+      await writeFile(path, `workers: 2\nlisten: { host: 127.0.0.1, port: ${port} }\nauth: { tokens: { ${TOKEN}: "@alice:localhost" } }\n`);
+      const cli = new CliProcess(['--config', path], dir.path);
+      processes.push(cli);
+      const { code } = await cli.exited;
+      expect(code).toBe(1);
+      expect(cli.stderr).toContain('cannot start');
+      expect(cli.logLines().filter((line) => line['msg'] === 'worker died; restarting it')).toEqual([]);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+});
+
+async function pollUntil(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function requestCount(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('hsmedia_http_requests_total{') && line.includes('/media/download/') && line.includes('status="200"')) {
+      sum += Number(line.split(' ').pop());
+    }
+  }
+  return sum;
+}
+
+async function stagingCount(root: string): Promise<number> {
+  try {
+    return (await readdir(join(root, 'data', 'media', 'staging'))).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** Starts an upload of `total` bytes, sends `sent` of them and keeps the request open. */
+function partialUpload(url: string, total: number, sent: number) {
+  const req = request(`${url}/_matrix/media/v3/upload?filename=slow.bin`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/octet-stream', 'Content-Length': total },
+  });
+  const response = new Promise<{ status: number } | { error: Error }>((resolve) => {
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    req.on('error', (error) => resolve({ error }));
+  });
+  req.write(Buffer.alloc(sent, 0x61));
+  return { response, rest: () => req.end(Buffer.alloc(total - sent, 0x62)) };
+}

@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+/**
+ * Authenticated 1 KiB downloads per second of the reference server with
+ * `workers: 1` (one process) against `workers: N` (a supervisor and N server
+ * processes on one port, node:cluster), same SQLite database and media
+ * directory, same load, measured in interleaved rounds (1, N, 1, N, ...) so
+ * that other work on the machine hits both. Reports the ratio and the CPU per
+ * request of all the server's processes (supervisor + workers).
+ *
+ *   npx tsc -b apps/media-server && node bench/workers.mjs [--workers 2] [--duration 8] [--rounds 2] [--connections 64] [--tool wrk|autocannon]
+ *
+ * The load generator runs on the same machine: wrk takes its share of the
+ * cores too, so the ratio is bounded by what is left for the server.
+ * Bounded: about 2 × rounds × (duration + warm-up) s plus start-up.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { measureGetLoad, pickLoadTool } from './lib/load.mjs';
+import { readCpuSeconds } from './lib/process-stats.mjs';
+import { freePort, REFERENCE_CLI, stopChild } from './lib/servers.mjs';
+
+const { values } = parseArgs({
+  options: {
+    workers: { type: 'string', default: String(availableParallelism()) },
+    duration: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '64' },
+    tool: { type: 'string' },
+  },
+});
+const workers = Number(values.workers);
+const durationSec = Number(values.duration);
+const rounds = Number(values.rounds);
+const warmupSec = Number(values.warmup);
+const connections = Number(values.connections);
+const tool = pickLoadTool(values.tool);
+const TOKEN = 'bench_token';
+const SERVER_NAME = 'bench.test';
+const headers = { authorization: `Bearer ${TOKEN}` };
+
+if (!existsSync(REFERENCE_CLI)) {
+  console.error('apps/media-server/dist/cli.js is missing: run `npx tsc -b apps/media-server` first');
+  process.exit(1);
+}
+
+const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-bench-workers-'));
+const children = [];
+
+/** The pids of a process and its children (the cluster's workers). */
+function processTree(pid) {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return [pid, ...children];
+  } catch {
+    return [pid];
+  }
+}
+
+const treeCpuSeconds = (pids) => pids.reduce((sum, pid) => sum + (readCpuSeconds(pid) ?? 0), 0);
+
+async function startServer(name, workerCount) {
+  const port = await freePort();
+  const configFile = path.join(work, `${name}.json`);
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      server_name: SERVER_NAME,
+      listen: { host: '127.0.0.1', port },
+      // One database and media directory for both setups: the same media is served by both.
+      database: { sqlite: { path: path.join(work, 'media.db') } },
+      media_store: { filesystem: { path: path.join(work, 'media') } },
+      signing_key_path: path.join(work, 'signing.key'),
+      auth: { tokens: { [TOKEN]: `@bench:${SERVER_NAME}` } },
+      log_level: 'warn',
+      workers: workerCount,
+    }),
+  );
+  const log = createWriteStream(path.join(work, `${name}.log`));
+  const child = spawn(process.execPath, [REFERENCE_CLI, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fetch(`${url}/_matrix/client/versions`);
+      break;
+    } catch {
+      if (attempt > 600 || child.exitCode !== null) throw new Error(`${name} did not start; see ${work}/${name}.log`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  // With workers, the port accepts once the first worker listens: wait for all of them.
+  for (let attempt = 0; processTree(child.pid).length < 1 + (workerCount > 1 ? workerCount : 0); attempt++) {
+    if (attempt > 600) throw new Error(`${name}: workers did not start`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // Workers log nothing at `warn` once ready: wait until start-up work (loading modules,
+  // migrations) is over, i.e. the processes sit idle for half a second.
+  const pids = processTree(child.pid);
+  for (let attempt = 0, before = treeCpuSeconds(pids); attempt < 120; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const now = treeCpuSeconds(pids);
+    if (now - before < 0.05) break;
+    before = now;
+  }
+  return { url, child, workers: workerCount };
+}
+
+async function uploadOne(server) {
+  const response = await fetch(`${server.url}/_matrix/media/v3/upload?filename=one-kib.bin`, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/octet-stream' },
+    body: randomBytes(1024),
+  });
+  if (response.status !== 200) throw new Error(`upload failed: ${response.status} ${await response.text()}`);
+  const { content_uri: uri } = await response.json();
+  return uri.slice(`mxc://${SERVER_NAME}/`.length);
+}
+
+const totals = { one: { requests: 0, seconds: 0, cpu: 0 }, many: { requests: 0, seconds: 0, cpu: 0 } };
+const loadAtStart = loadavg()[0];
+try {
+  const single = await startServer('workers-1', 1);
+  const many = await startServer(`workers-${workers}`, workers);
+  const mediaId = await uploadOne(single);
+  const url = (server) => `${server.url}/_matrix/client/v1/media/download/${SERVER_NAME}/${mediaId}`;
+  // Both answer for the same media (shared database and directory): check before measuring.
+  for (const server of [single, many]) {
+    const response = await fetch(url(server), { headers });
+    if (response.status !== 200 || (await response.arrayBuffer()).byteLength !== 1024) throw new Error('download check failed');
+  }
+  for (let round = 0; round < rounds; round++) {
+    for (const [key, server] of [['one', single], ['many', many]]) {
+      const pids = processTree(server.child.pid);
+      const cpuBefore = treeCpuSeconds(pids);
+      const result = await measureGetLoad({ tool, url: url(server), headers, connections, durationSec, warmupSec });
+      totals[key].cpu += treeCpuSeconds(pids) - cpuBefore;
+      totals[key].requests += result.requests;
+      totals[key].seconds += result.seconds;
+    }
+  }
+} finally {
+  for (const child of children) await stopChild(child, 15_000);
+  rmSync(work, { recursive: true, force: true });
+}
+
+const rate = (t) => t.requests / t.seconds;
+const cpuPerRequestUs = (t) => (t.cpu / t.requests) * 1e6;
+console.log(
+  `\n1 KiB authenticated downloads, ${tool}, ${connections} connections, ${rounds} × ${durationSec} s per setup, ` +
+    `${availableParallelism()} cores, load average ${loadAtStart.toFixed(2)} → ${loadavg()[0].toFixed(2)}\n`,
+);
+console.log('setup          req/s   server CPU µs/req');
+console.log(`workers: 1   ${String(Math.round(rate(totals.one))).padStart(7)}   ${cpuPerRequestUs(totals.one).toFixed(1).padStart(8)}`);
+console.log(`workers: ${String(workers).padEnd(3)} ${String(Math.round(rate(totals.many))).padStart(7)}   ${cpuPerRequestUs(totals.many).toFixed(1).padStart(8)}`);
+const ratio = rate(totals.many) / rate(totals.one);
+console.log(`\nratio workers ${workers} / workers 1: ${ratio.toFixed(2)}x (target ≥ 1.7x with 2 workers on 2 cores)`);

@@ -53,6 +53,8 @@ export interface BulkDeletionScope {
   readonly includeQuarantined?: boolean | undefined;
   /** Delete protected media too. Default false. */
   readonly includeProtected?: boolean | undefined;
+  /** Delete profile media (avatars, {@link MediaRecord.profile}) too: Synapse's `keep_profiles=false`. Default false. */
+  readonly includeProfiles?: boolean | undefined;
 }
 
 /** Which local media {@link MediaAdmin.deleteLocalMedia} deletes (every given condition must hold). */
@@ -81,11 +83,16 @@ function scoped(query: MediaQuery, scope: BulkDeletionScope): MediaQuery {
     ...query,
     ...(scope.includeQuarantined === true ? {} : { quarantined: false }),
     ...(scope.includeProtected === true ? {} : { protected: false }),
+    ...(scope.includeProfiles === true ? {} : { profile: false }),
   };
 }
 
 function inScope(record: MediaRecord, scope: BulkDeletionScope): boolean {
-  return (scope.includeQuarantined === true || !record.quarantined) && (scope.includeProtected === true || record.protected !== true);
+  return (
+    (scope.includeQuarantined === true || !record.quarantined) &&
+    (scope.includeProtected === true || record.protected !== true) &&
+    (scope.includeProfiles === true || record.profile !== true)
+  );
 }
 
 /** An entry for {@link MediaAdmin.blockHash}: `blockedAt` defaults to now. */
@@ -211,6 +218,19 @@ export class MediaAdmin {
   }
 
   /**
+   * Flags (or unflags) one item as profile media (an avatar, as the
+   * homeserver knows): bulk deletions keep it unless asked to include
+   * profile media (Synapse's `keep_profiles`). True when it exists.
+   */
+  async setProfile(serverName: string, mediaId: string, isProfile: boolean, context: AdminContext = {}): Promise<boolean> {
+    if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
+    const found = await this.#catalog.setProfile(serverName, mediaId, isProfile);
+    if (found) this.#logger.info({ serverName, mediaId, profile: isProfile }, 'profile media flag changed');
+    await this.#audit.record(isProfile ? 'mark_profile' : 'unmark_profile', `mxc://${serverName}/${mediaId}`, context);
+    return found;
+  }
+
+  /**
    * Quarantines (or releases) every upload of `userId` (protected media is
    * never quarantined this way); how many changed. Quarantining blocks each
    * item's hash, as {@link setQuarantined} does.
@@ -255,6 +275,20 @@ export class MediaAdmin {
     if (blocked) this.#logger.info({ sha256: entry.sha256.toLowerCase(), blockedBy: entry.blockedBy ?? null }, 'hash blocked');
     await this.#audit.record('block_hash', entry.sha256.toLowerCase(), { by: entry.blockedBy ?? undefined, reason: entry.reason ?? undefined });
     return blocked;
+  }
+
+  /**
+   * Adds a shared hash list (entries as `toBlockedHashes` gives them) in one
+   * transaction: nothing is added when any entry is malformed (`TypeError`),
+   * hashes already listed keep their entry. Recorded once in the audit log
+   * (target `blocked_hashes`). Throws `TypeError` when the store keeps no list.
+   */
+  async importBlockedHashes(entries: readonly BlockedHash[], context: AdminContext = {}): Promise<{ imported: number; alreadyPresent: number }> {
+    const imported = await this.#hashes.gate().blockMany(entries);
+    const unique = new Set(entries.map((entry) => entry.sha256)).size;
+    this.#logger.info({ imported, alreadyPresent: unique - imported, by: context.by ?? null }, 'hash list imported');
+    await this.#audit.record('import_hashes', 'blocked_hashes', context);
+    return { imported, alreadyPresent: unique - imported };
   }
 
   /** Takes a hash off the list (records keep their quarantine flags); true when it was on it. */

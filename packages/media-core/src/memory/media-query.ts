@@ -28,6 +28,7 @@ export function matchesMediaQuery(record: MediaRecord, query: MediaQuery): boole
   if (query.sha256 !== undefined && record.sha256 !== query.sha256) return false;
   if (query.quarantined !== undefined && record.quarantined !== query.quarantined) return false;
   if (query.protected !== undefined && (record.protected === true) !== query.protected) return false;
+  if (query.profile !== undefined && (record.profile === true) !== query.profile) return false;
   if (query.createdBefore !== undefined && !(record.createdAt < query.createdBefore)) return false;
   if (query.lastUsedBefore !== undefined && !(lastUsedAt(record) < query.lastUsedBefore)) return false;
   if (query.sizeGreaterThan !== undefined && !(record.size !== null && record.size > query.sizeGreaterThan)) return false;

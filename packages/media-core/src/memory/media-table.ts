@@ -17,8 +17,8 @@ export function mediaKey(serverName: string, mediaId: string): string {
 
 /**
  * A copy of exactly the {@link MediaRecord} fields, as a database row would
- * hold them: no extra properties, and no `protected` field unless it is true
- * (stores leave it out of unprotected records).
+ * hold them: no extra properties, and no `protected` or `profile` field unless it
+ * is true (stores leave them out of records without the flag).
  */
 function copyRecord(record: MediaRecord): MediaRecord {
   const copy: MediaRecord = {
@@ -37,7 +37,7 @@ function copyRecord(record: MediaRecord): MediaRecord {
     quarantined: record.quarantined,
     lastAccessAt: record.lastAccessAt,
   };
-  return record.protected === true ? { ...copy, protected: true } : copy;
+  return { ...copy, ...(record.protected === true ? { protected: true } : {}), ...(record.profile === true ? { profile: true } : {}) };
 }
 
 /**

@@ -14,6 +14,9 @@ export const ADMIN_ACTIONS = [
   'purge',
   'block_hash',
   'unblock_hash',
+  'import_hashes',
+  'mark_profile',
+  'unmark_profile',
 ] as const;
 
 export type AdminActionName = (typeof ADMIN_ACTIONS)[number];

@@ -26,6 +26,7 @@ export interface MediaRow {
   last_access_at: DbInteger | null;
   /** Added by migration 0006; absent only in rows written without it (defaults to false). */
   safe_from_quarantine?: DbBoolean;
+  profile_media?: DbBoolean;
 }
 
 /** A `server_keys` row as read from the database. */
@@ -54,6 +55,7 @@ export const MEDIA_COLUMNS: readonly (keyof MediaRow)[] = [
   'quarantined',
   'last_access_at',
   'safe_from_quarantine',
+  'profile_media',
 ];
 
 export const SERVER_KEY_COLUMNS: readonly (keyof ServerKeyRow)[] = [
@@ -94,6 +96,7 @@ export function mediaRowToRecord(row: MediaRow): MediaRecord {
     quarantined: toBoolean(row.quarantined),
     // Left out when false, as MediaRecord.protected says.
     ...(row.safe_from_quarantine !== undefined && toBoolean(row.safe_from_quarantine) ? { protected: true } : {}),
+    ...(row.profile_media !== undefined && toBoolean(row.profile_media) ? { profile: true } : {}),
     lastAccessAt: toNumberOrNull(row.last_access_at),
   };
 }
@@ -115,6 +118,7 @@ export function mediaRecordToRow(record: MediaRecord): MediaRow {
     quarantined: record.quarantined,
     last_access_at: record.lastAccessAt,
     safe_from_quarantine: record.protected === true,
+    profile_media: record.profile === true,
   };
 }
 

@@ -4,6 +4,7 @@ import { type Logger } from '@hsmedia/runtime';
 import { AdminAuditTrail, type AdminContext } from './admin-audit-trail.js';
 import type { MediaCatalog } from './media-catalog.js';
 import { QuarantineHashes } from './quarantine-hashes.js';
+import { toBlockedHashes, type ImportedBlockedHash } from './blocked-hash-list-format.js';
 import {
   hasAdminAuditLog,
   type AdminAction,
@@ -278,12 +279,14 @@ export class MediaAdmin {
   }
 
   /**
-   * Adds a shared hash list (entries as `toBlockedHashes` gives them) in one
+   * Adds a shared hash list (as `parseBlockedHashCsv`/`parseBlockedHashJson`
+   * read it; who and when default to `context.by` and now) in one
    * transaction: nothing is added when any entry is malformed (`TypeError`),
    * hashes already listed keep their entry. Recorded once in the audit log
    * (target `blocked_hashes`). Throws `TypeError` when the store keeps no list.
    */
-  async importBlockedHashes(entries: readonly BlockedHash[], context: AdminContext = {}): Promise<{ imported: number; alreadyPresent: number }> {
+  async importBlockedHashes(list: readonly ImportedBlockedHash[], context: AdminContext = {}): Promise<{ imported: number; alreadyPresent: number }> {
+    const entries = toBlockedHashes(list, { blockedBy: context.by ?? null, blockedAt: this.#catalog.clock.now() });
     const imported = await this.#hashes.gate().blockMany(entries);
     const unique = new Set(entries.map((entry) => entry.sha256)).size;
     this.#logger.info({ imported, alreadyPresent: unique - imported, by: context.by ?? null }, 'hash list imported');

@@ -46,3 +46,8 @@ export {
   HSMEDIA_ADMIN_PREFIX,
   type AdminRouterOptions,
 } from './admin-routes.js';
+export {
+  addBlockedHashListRoutes,
+  DEFAULT_MAX_HASH_LIST_BYTES,
+  type BlockedHashListRoutesOptions,
+} from './admin-hash-list-routes.js';

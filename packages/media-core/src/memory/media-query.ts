@@ -58,12 +58,20 @@ function compareValues(a: string | number | null, b: string | number | null): nu
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** The flag conditions must be booleans, as the SQL stores insist (`TypeError`). */
+function checkFlagConditions(query: MediaQuery): void {
+  for (const flag of ['quarantined', 'protected', 'profile'] as const) {
+    if (query[flag] !== undefined && typeof query[flag] !== 'boolean') throw new TypeError(`${flag} must be a boolean`);
+  }
+}
+
 /** {@link MediaQueries.listMedia} over an array (copies of the records). */
 export function selectMediaRecords(
   records: Iterable<MediaRecord>,
   query: MediaQuery,
   options: MediaListOptions,
 ): MediaRecord[] {
+  checkFlagConditions(query);
   const orderBy = options.orderBy ?? 'created_at';
   const sign = options.direction === 'desc' ? -1 : 1;
   const offset = options.offset ?? 0;
@@ -82,6 +90,7 @@ export function selectMediaRecords(
 
 /** {@link MediaQueries.summarizeMedia} over an array. */
 export function summarizeMediaRecords(records: Iterable<MediaRecord>, query: MediaQuery): MediaSummary {
+  checkFlagConditions(query);
   let count = 0;
   let totalBytes = 0;
   for (const record of records) {

@@ -398,6 +398,26 @@ describe('retention', () => {
     expect(await metadataOf().getMedia('localhost', protectedId)).not.toBeNull();
   });
 
+  it('keeps quarantined and protected remote media through the idle, age and space rules (no refetch as unquarantined)', async () => {
+    await start();
+    metadataHandle = await createSqliteMetadataStore({ path: server!.config.database.kind === 'sqlite' ? server!.config.database.path : '' });
+    const now = 1_800_000_000_000;
+    const quarantined = await remoteCopy('quarantined', 100, now - 400 * DAY, now - 40 * DAY);
+    const kept = await remoteCopy('protected', 100, now - 400 * DAY, now - 40 * DAY);
+    const ordinary = await remoteCopy('ordinary', 100, now - 400 * DAY, now - 40 * DAY);
+    const admin = server!.operations.admin;
+    expect(await admin.setQuarantined('remote.example', 'quarantined', true)).toBe(true);
+    expect(await admin.setProtected('remote.example', 'protected', true)).toBe(true);
+    for (const rules of [{ remoteMaxIdleMs: 30 * DAY }, { remoteMaxAgeMs: 365 * DAY }, { remoteCacheMaxBytes: 0 }]) {
+      await runRetention(admin, { intervalMs: 1000, ...rules }, { now: () => now });
+    }
+    expect(await exists(ordinary)).toBe(false);
+    expect(await exists(kept)).toBe(true);
+    expect(await exists(quarantined)).toBe(true);
+    // Still known as quarantined: a request is refused from the record, never fetched again as new media.
+    expect((await metadataOf().getMedia('remote.example', 'quarantined'))?.quarantined).toBe(true);
+  });
+
   it('keeps profile media (avatars) out of every rule unless keep_profiles is off', async () => {
     await start();
     metadataHandle = await createSqliteMetadataStore({ path: server!.config.database.kind === 'sqlite' ? server!.config.database.path : '' });

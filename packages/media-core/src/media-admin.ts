@@ -4,6 +4,9 @@ import { type Logger } from '@hsmedia/runtime';
 import { AdminAuditTrail, type AdminContext } from './admin-audit-trail.js';
 import type { MediaCatalog } from './media-catalog.js';
 import { QuarantineHashes } from './quarantine-hashes.js';
+import { inScope, scoped, type BulkDeletionScope, type EvictionResult, type LocalMediaDeletion } from './bulk-deletion-scope.js';
+
+export type { BulkDeletionScope, EvictionResult, LocalMediaDeletion } from './bulk-deletion-scope.js';
 import { toBlockedHashes, type ImportedBlockedHash } from './blocked-hash-list-format.js';
 import {
   hasAdminAuditLog,
@@ -43,58 +46,7 @@ export interface UserMediaPage {
   readonly total: number;
 }
 
-/**
- * What a bulk deletion (purge, retention, deletion by date, size or user)
- * may delete besides ordinary media. Quarantined media is kept by default so
- * a quarantine stays in force (and visible to moderators) until released;
- * protected media is kept because an admin chose to keep it.
- */
-export interface BulkDeletionScope {
-  /** Delete quarantined media too. Default false. */
-  readonly includeQuarantined?: boolean | undefined;
-  /** Delete protected media too. Default false. */
-  readonly includeProtected?: boolean | undefined;
-  /** Delete profile media (avatars, {@link MediaRecord.profile}) too: Synapse's `keep_profiles=false`. Default false. */
-  readonly includeProfiles?: boolean | undefined;
-}
-
-/** Which local media {@link MediaAdmin.deleteLocalMedia} deletes (every given condition must hold). */
-export interface LocalMediaDeletion extends BulkDeletionScope {
-  /** Last used (accessed, else uploaded) before this time, ms since epoch. */
-  readonly lastUsedBefore?: number;
-  /** Created before this time. */
-  readonly createdBefore?: number;
-  /** Larger than this many bytes. */
-  readonly sizeGreaterThan?: number;
-}
-
-/** What {@link MediaAdmin.evictRemoteCache} did. */
-export interface EvictionResult {
-  readonly deleted: number;
-  readonly freedBytes: number;
-  /** Bytes of cached remote media left. */
-  readonly remainingBytes: number;
-}
-
 const SHA256_RE = /^[0-9a-f]{64}$/;
-
-/** `query` narrowed to what a bulk deletion in `scope` may delete. */
-function scoped(query: MediaQuery, scope: BulkDeletionScope): MediaQuery {
-  return {
-    ...query,
-    ...(scope.includeQuarantined === true ? {} : { quarantined: false }),
-    ...(scope.includeProtected === true ? {} : { protected: false }),
-    ...(scope.includeProfiles === true ? {} : { profile: false }),
-  };
-}
-
-function inScope(record: MediaRecord, scope: BulkDeletionScope): boolean {
-  return (
-    (scope.includeQuarantined === true || !record.quarantined) &&
-    (scope.includeProtected === true || record.protected !== true) &&
-    (scope.includeProfiles === true || record.profile !== true)
-  );
-}
 
 /** An entry for {@link MediaAdmin.blockHash}: `blockedAt` defaults to now. */
 export interface HashBlock {
@@ -108,9 +60,10 @@ export interface HashBlock {
 export type QuarantineContext = AdminContext;
 
 /**
- * (Just past 300 lines: one method per admin operation of Synapse's media
- * admin API, each a few lines over the catalog; splitting them would only
- * scatter that list.)
+ * (Past 300 lines: one method per admin operation of Synapse's media admin
+ * API and ours, each a few lines over the catalog, the audit trail and
+ * `QuarantineHashes`; splitting them would only scatter that list. What a
+ * bulk deletion may delete lives in `bulk-deletion-scope.ts`.)
  *
  * Moderation and housekeeping over the ports: quarantine (by media, by
  * uploader, by content hash), protection from bulk quarantine, deletion (bytes, thumbnails and row), remote

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configJsonSchema, defaultConfig, loadConfigFile, type MediaServerConfig } from './config.js';
 import { copyArgumentsOf, runSqliteToPostgres, type CopyArguments } from './commands/sqlite-to-postgres-command.js';
+import { hashesArgumentsOf, runHashesCommand, type HashesArguments } from './commands/hashes-command.js';
 import { describeDatabase } from './database.js';
 import { openStores } from './stores.js';
 import { loadOrCreateSigningKey } from './signing-key-file.js';
@@ -29,6 +30,12 @@ Commands:
                   Copy all metadata from SQLite to PostgreSQL (idempotent; counts
                   verified). --to and --schema default to database.postgres of
                   --config. Blobs stay in the media directory.
+  hashes export [--format json|csv] [--out FILE]
+                  Write the blocked-hash list (default JSON, to stdout).
+  hashes import FILE [--format json|csv] [--dry-run] [--reason TEXT]
+                  Add a shared hash list (format from the file name unless
+                  given). Every line is checked first: any malformed line is
+                  reported and nothing is imported. Listed hashes are kept.
   generate-key    Create the signing key file if missing; print its key ID and public key.
   config-schema   Print the JSON Schema of the config file.
 
@@ -40,7 +47,7 @@ Options:
   -v, --version       Show the version.
 `;
 
-const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'generate-key', 'config-schema'] as const;
+const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'hashes', 'generate-key', 'config-schema'] as const;
 type Command = (typeof COMMANDS)[number];
 
 function version(): string {
@@ -56,6 +63,8 @@ export type CliInvocation =
       readonly configPath: string | undefined;
       /** `--from`, `--to`, `--schema`, `--batch-size` of migrate-sqlite-to-postgres. */
       readonly copy?: CopyArguments;
+      /** The action and options of `hashes`. */
+      readonly hashes?: HashesArguments;
     }
   | { readonly kind: 'help' | 'version' }
   | { readonly kind: 'usage-error'; readonly message: string };
@@ -76,6 +85,10 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
         to: { type: 'string' },
         schema: { type: 'string' },
         'batch-size': { type: 'string' },
+        format: { type: 'string' },
+        out: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        reason: { type: 'string' },
       },
     });
   } catch (error) {
@@ -83,7 +96,7 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
   }
   if (parsed.values.help === true) return { kind: 'help' };
   if (parsed.values.version === true) return { kind: 'version' };
-  if (parsed.positionals.length > 1) {
+  if (parsed.positionals.length > 1 && parsed.positionals[0] !== 'hashes') {
     return { kind: 'usage-error', message: `Unexpected argument: ${parsed.positionals[1]}` };
   }
   const name = parsed.positionals[0] ?? 'start';
@@ -93,7 +106,15 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
   if (parsed.values.config === '') return { kind: 'usage-error', message: '--config needs a file name' };
   const copy = copyArgumentsOf(name, parsed.values);
   if (typeof copy === 'string') return { kind: 'usage-error', message: copy };
-  return { kind: 'run', command: name as Command, configPath: parsed.values.config, ...(copy === undefined ? {} : { copy }) };
+  const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), parsed.values);
+  if (typeof hashes === 'string') return { kind: 'usage-error', message: hashes };
+  return {
+    kind: 'run',
+    command: name as Command,
+    configPath: parsed.values.config,
+    ...(copy === undefined ? {} : { copy }),
+    ...(hashes === undefined ? {} : { hashes }),
+  };
 }
 
 async function resolveConfig(configPath: string | undefined, io: CliIo): Promise<MediaServerConfig | null> {
@@ -143,6 +164,8 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
       }
       case 'migrate-sqlite-to-postgres':
         return await runSqliteToPostgres(config, invocation.copy ?? {}, io);
+      case 'hashes':
+        return await runHashesCommand(config, invocation.hashes!, io);
       case 'generate-key': {
         const { key, created } = await loadOrCreateSigningKey(config.signingKeyPath);
         io.stdout.write(

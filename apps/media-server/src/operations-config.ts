@@ -47,6 +47,7 @@ export const retentionSchema: z.ZodObject<
     remote_media: z.ZodDefault<RulesSchema>;
     local_media: z.ZodDefault<RulesSchema>;
     remote_cache_max_size: z.ZodDefault<z.ZodNullable<DurationSchema>>;
+    keep_profiles: z.ZodDefault<z.ZodBoolean>;
   },
   z.core.$strict
 > = z
@@ -63,6 +64,10 @@ export const retentionSchema: z.ZodObject<
       .nullable()
       .default(null)
       .meta({ description: 'Space budget of the remote cache; over it, the least recently used remote media goes first. null: none.' }),
+    keep_profiles: z
+      .boolean()
+      .default(true)
+      .meta({ description: 'Keep profile media (avatars flagged by the homeserver or an admin) out of every rule, as Synapse keeps avatars.' }),
   })
   .meta({ description: 'Clean-up of the remote cache and of local media by last use, age and space.' });
 
@@ -103,6 +108,7 @@ export function resolveRetention(section: z.output<typeof retentionSchema>): Ret
   ];
   return {
     intervalMs: parseDuration(section.interval) ?? 3_600_000,
+    ...(section.keep_profiles ? {} : { keepProfiles: false }),
     ...Object.fromEntries(entries.filter(([, value]) => value !== undefined)),
   };
 }

@@ -16,6 +16,8 @@ export interface RetentionPolicy {
   readonly localMaxAgeMs?: number;
   /** Keep the remote cache within this many bytes, evicting the least recently used first. */
   readonly remoteCacheMaxBytes?: number;
+  /** Keep profile media (`MediaRecord.profile`) out of every rule. Default true. */
+  readonly keepProfiles?: boolean;
 }
 
 /** What one {@link runRetention} deleted, per rule. */
@@ -51,28 +53,30 @@ export async function runRetention(
   metrics?: MediaMetrics,
 ): Promise<RetentionResult> {
   const now = clock.now();
+  // Quarantined and protected media always stay (MediaAdmin's default scope); avatars unless keep_profiles is off.
+  const scope = { includeProfiles: policy.keepProfiles === false };
   const count = (rule: string, n: number): number => {
     if (n > 0) metrics?.retentionDeleted.inc({ rule }, n);
     return n;
   };
   const remoteIdle =
-    policy.remoteMaxIdleMs === undefined ? 0 : count('remote_idle', await admin.purgeRemoteCache(now - policy.remoteMaxIdleMs));
+    policy.remoteMaxIdleMs === undefined ? 0 : count('remote_idle', await admin.purgeRemoteCache(now - policy.remoteMaxIdleMs, undefined, scope));
   const remoteAge =
     policy.remoteMaxAgeMs === undefined
       ? 0
-      : count('remote_age', await admin.purgeRemoteCache(Number.MAX_SAFE_INTEGER, now - policy.remoteMaxAgeMs));
+      : count('remote_age', await admin.purgeRemoteCache(Number.MAX_SAFE_INTEGER, now - policy.remoteMaxAgeMs, scope));
   const localIdle =
     policy.localMaxIdleMs === undefined
       ? 0
-      : count('local_idle', (await admin.deleteLocalMedia({ lastUsedBefore: now - policy.localMaxIdleMs })).length);
+      : count('local_idle', (await admin.deleteLocalMedia({ lastUsedBefore: now - policy.localMaxIdleMs, ...scope })).length);
   const localAge =
     policy.localMaxAgeMs === undefined
       ? 0
-      : count('local_age', (await admin.deleteLocalMedia({ createdBefore: now - policy.localMaxAgeMs })).length);
+      : count('local_age', (await admin.deleteLocalMedia({ createdBefore: now - policy.localMaxAgeMs, ...scope })).length);
   let remoteEvicted = 0;
   let remoteEvictedBytes = 0;
   if (policy.remoteCacheMaxBytes !== undefined) {
-    const eviction = await admin.evictRemoteCache(policy.remoteCacheMaxBytes);
+    const eviction = await admin.evictRemoteCache(policy.remoteCacheMaxBytes, scope);
     remoteEvicted = count('remote_budget', eviction.deleted);
     remoteEvictedBytes = eviction.freedBytes;
   }

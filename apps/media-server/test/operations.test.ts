@@ -397,6 +397,46 @@ describe('retention', () => {
     expect(await metadataOf().getMedia('localhost', quarantinedId)).not.toBeNull();
     expect(await metadataOf().getMedia('localhost', protectedId)).not.toBeNull();
   });
+
+  it('keeps quarantined and protected remote media through the idle, age and space rules (no refetch as unquarantined)', async () => {
+    await start();
+    metadataHandle = await createSqliteMetadataStore({ path: server!.config.database.kind === 'sqlite' ? server!.config.database.path : '' });
+    const now = 1_800_000_000_000;
+    const quarantined = await remoteCopy('quarantined', 100, now - 400 * DAY, now - 40 * DAY);
+    const kept = await remoteCopy('protected', 100, now - 400 * DAY, now - 40 * DAY);
+    const ordinary = await remoteCopy('ordinary', 100, now - 400 * DAY, now - 40 * DAY);
+    const admin = server!.operations.admin;
+    expect(await admin.setQuarantined('remote.example', 'quarantined', true)).toBe(true);
+    expect(await admin.setProtected('remote.example', 'protected', true)).toBe(true);
+    for (const rules of [{ remoteMaxIdleMs: 30 * DAY }, { remoteMaxAgeMs: 365 * DAY }, { remoteCacheMaxBytes: 0 }]) {
+      await runRetention(admin, { intervalMs: 1000, ...rules }, { now: () => now });
+    }
+    expect(await exists(ordinary)).toBe(false);
+    expect(await exists(kept)).toBe(true);
+    expect(await exists(quarantined)).toBe(true);
+    // Still known as quarantined: a request is refused from the record, never fetched again as new media.
+    expect((await metadataOf().getMedia('remote.example', 'quarantined'))?.quarantined).toBe(true);
+  });
+
+  it('keeps profile media (avatars) out of every rule unless keep_profiles is off', async () => {
+    await start();
+    metadataHandle = await createSqliteMetadataStore({ path: server!.config.database.kind === 'sqlite' ? server!.config.database.path : '' });
+    const now = 1_800_000_000_000;
+    const avatarId = await uploadText('an avatar, old');
+    const remoteAvatar = await remoteCopy('avatar', 100, now - 400 * DAY, now - 40 * DAY);
+    const admin = server!.operations.admin;
+    expect(await admin.setProfile('localhost', avatarId, true)).toBe(true);
+    expect(await admin.setProfile('remote.example', 'avatar', true)).toBe(true);
+    const rules = { intervalMs: 1000, remoteMaxIdleMs: 30 * DAY, remoteMaxAgeMs: 365 * DAY, remoteCacheMaxBytes: 10, localMaxAgeMs: DAY, localMaxIdleMs: DAY };
+    const kept = await runRetention(admin, rules, { now: () => now });
+    expect(kept).toEqual({ remoteIdle: 0, remoteAge: 0, localIdle: 0, localAge: 0, remoteEvicted: 0, remoteEvictedBytes: 0 });
+    expect(await exists(remoteAvatar)).toBe(true);
+    expect(await metadataOf().getMedia('localhost', avatarId)).not.toBeNull();
+    const gone = await runRetention(admin, { ...rules, keepProfiles: false }, { now: () => now });
+    expect(gone.remoteIdle + gone.localAge + gone.localIdle).toBe(2);
+    expect(await exists(remoteAvatar)).toBe(false);
+    expect(await metadataOf().getMedia('localhost', avatarId)).toBeNull();
+  });
 });
 
 describe('operations config', () => {
@@ -422,6 +462,10 @@ describe('operations config', () => {
     expect(ok.ok && ok.config.metrics).toEqual({ enabled: true, listen: { host: '127.0.0.1', port: 9300 } });
     const defaults = parseConfig({}, '/tmp');
     expect(defaults.ok && defaults.config.retention).toEqual({ intervalMs: 3_600_000 });
+    const noProfiles = parseConfig({ retention: { keep_profiles: false } }, '/tmp');
+    expect(noProfiles.ok && noProfiles.config.retention).toEqual({ intervalMs: 3_600_000, keepProfiles: false });
+    const badProfiles = parseConfig({ retention: { keep_profiles: 'no' } }, '/tmp');
+    expect(!badProfiles.ok && badProfiles.errors.some((m) => m.startsWith('retention.keep_profiles:'))).toBe(true);
     expect(defaults.ok && defaults.config.metrics.enabled).toBe(false);
     const bad = parseConfig(
       { admins: ['admin'], retention: { interval: '5 parsecs', remote_media: { max_idle: '1.5d' }, extra: 1 }, metrics: { listen: { port: 70000 } } },

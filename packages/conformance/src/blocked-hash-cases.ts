@@ -50,6 +50,53 @@ export function describeBlockedHashCases(list: (context: TestContext) => Blocked
       expect(rest.map((row) => row.sha256)).toEqual([hash('3'), hash('a'), hash('f')]);
     });
 
+    it('imports many entries at once: new ones added, listed and repeated hashes keep their first entry', async (context) => {
+      const subject = list(context);
+      expect(await subject.blockHash(entry(hash('2'), { reason: 'kept' }))).toBe(true);
+      const many = Array.from({ length: 1_203 }, (_, index) => entry(index.toString(16).padStart(64, '0'), { reason: `r${index}`, blockedAt: index }));
+      const added = await subject.blockHashes([entry(hash('2'), { reason: 'ignored' }), entry(hash('1'), { reason: 'first' }), entry(hash('1'), { reason: 'repeat' }), ...many]);
+      expect(added).toBe(1 + many.length);
+      const all = await subject.listBlockedHashes({ limit: 10_000 });
+      expect(all).toHaveLength(2 + many.length);
+      expect(all.filter((row) => row.sha256 === hash('1') || row.sha256 === hash('2'))).toEqual([entry(hash('1'), { reason: 'first' }), entry(hash('2'), { reason: 'kept' })]);
+      expect(all.find((row) => row.sha256 === many[500]!.sha256)).toEqual(many[500]);
+      expect(await subject.blockHashes(many)).toBe(0);
+      expect(await subject.blockHashes([])).toBe(0);
+    });
+
+    it('imports nothing when any entry is malformed (all or nothing)', async (context) => {
+      const subject = list(context);
+      const good = Array.from({ length: 700 }, (_, index) => entry(index.toString(16).padStart(64, '0')));
+      await expect(subject.blockHashes([...good, entry('G'.repeat(64))])).rejects.toThrow(TypeError);
+      await expect(subject.blockHashes([entry(hash('a')), entry(hash('b'), { reason: 'x'.repeat(1001) })])).rejects.toThrow(TypeError);
+      expect(await subject.listBlockedHashes({ limit: 10 })).toEqual([]);
+      expect(await subject.isHashBlocked(good[0]!.sha256)).toBe(false);
+    });
+
+    it('searches by hash prefix or reason substring (ASCII case-insensitive, LIKE wildcards taken literally), with paging', async (context) => {
+      const subject = list(context);
+      await subject.blockHashes([
+        entry(hash('a'), { reason: 'Spam wave' }),
+        entry(`ab${hash('0').slice(2)}`, { reason: '100% sure_thing' }),
+        entry(hash('b'), { reason: null }),
+        entry(hash('c'), { reason: 'csam list' }),
+      ]);
+      const search = async (text: string, after?: string): Promise<string[]> =>
+        (await subject.listBlockedHashes({ limit: 10, search: text, ...(after === undefined ? {} : { after }) })).map((row) => row.sha256.slice(0, 2));
+      expect(await search('a')).toEqual(['aa', 'ab', 'cc']);
+      expect(await search('AB')).toEqual(['ab']);
+      expect(await search('SPAM')).toEqual(['aa']);
+      expect(await search('100%')).toEqual(['ab']);
+      expect(await search('0%')).toEqual(['ab']);
+      expect(await search('%')).toEqual(['ab']);
+      expect(await search('e_t')).toEqual(['ab']);
+      expect(await search('_')).toEqual(['ab']);
+      expect(await search('a', hash('a'))).toEqual(['ab', 'cc']);
+      expect(await search('zz')).toEqual([]);
+      await expect(subject.listBlockedHashes({ limit: 10, search: '' })).rejects.toThrow(TypeError);
+      await expect(subject.listBlockedHashes({ limit: 10, search: 'x'.repeat(256) })).rejects.toThrow(TypeError);
+    });
+
     it('answers "not blocked" for malformed hashes and refuses malformed entries and pages', async (context) => {
       const subject = list(context);
       expect(await subject.isHashBlocked('A'.repeat(64))).toBe(false);

@@ -8,6 +8,7 @@ import { describeMediaQueryCases, describeQuarantineFlagCases } from './media-qu
 import { describeMediaRecordCases } from './media-record-cases.js';
 import { describePendingExpiryCases } from './pending-expiry-cases.js';
 import type { PortFactory } from './port-subject.js';
+import { describeProfileCases, describeProfileQueryCases } from './profile-cases.js';
 import { describeProtectionCases, describeProtectionQueryCases } from './protection-cases.js';
 import { describeServerKeyCases } from './server-key-cases.js';
 import { describeThumbnailCases } from './thumbnail-cases.js';
@@ -20,6 +21,7 @@ export function mediaRecordStoreCases(store: () => MediaRecordStore): void {
   describePendingExpiryCases(store);
   describeQuarantineFlagCases(store);
   describeProtectionCases(store);
+  describeProfileCases(store);
 }
 
 /** Every case of {@link describeMediaQueries}, for a suite that provides the store. */
@@ -27,6 +29,7 @@ export function mediaQueriesCases(store: () => MediaRecordStore & MediaQueries):
   describeUsageCases(store);
   describeMediaQueryCases(store);
   describeProtectionQueryCases(store);
+  describeProfileQueryCases(store);
 }
 
 /**
@@ -34,7 +37,7 @@ export function mediaQueriesCases(store: () => MediaRecordStore & MediaQueries):
  * every `MediaRecord` field with its JS type (Unicode and SQL-looking names,
  * verbatim content types, sizes up to 2^53-1, timestamps, nulls, booleans),
  * insert-once and complete-once semantics, deletion, access touches, blob
- * references, the quarantine and protection flags, pending counts and the
+ * references, the quarantine, protection and profile flags, pending counts and the
  * expiry of pending records, and concurrent writers of one key (exactly one
  * wins). `factory` runs before every test and `cleanup` after it.
  *

@@ -52,6 +52,17 @@ export class BlockedHashGate {
     }
   }
 
+  /** Adds many entries, all or nothing (`BlockedHashes.blockHashes`); how many were new. */
+  async blockMany(entries: readonly BlockedHash[]): Promise<number> {
+    try {
+      return await this.store.blockHashes(entries);
+    } finally {
+      // Cheaper than forgetting each of up to 100 000 hashes; the answers are refilled on demand.
+      this.#generation++;
+      this.#answers.clear();
+    }
+  }
+
   async unblock(sha256: string): Promise<boolean> {
     try {
       return await this.store.unblockHash(sha256);

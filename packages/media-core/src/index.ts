@@ -63,6 +63,10 @@ export {
   SHA256_HEX_RE,
   checkBlockedHash,
   checkBlockedHashPage,
+  uniqueBlockedHashes,
+  matchesBlockedHashSearch,
+  MAX_BLOCKED_HASH_SEARCH,
+  MAX_BLOCKED_HASH_IMPORT,
   ADMIN_ACTIONS,
   type AdminAction,
   type AdminActionName,
@@ -124,3 +128,21 @@ export type { AdminContext } from './admin-audit-trail.js';
 export type { BlockedHashGate } from './blocked-hash-gate.js';
 export { MediaScanStage, SCANNER_ACTOR, type MediaScanningOptions, type ScanFailurePolicy, type ScanOutcome, type ScanResult } from './media-scan-stage.js';
 export { SignatureWatch, type SignatureWatchOptions } from './signature-watch.js';
+export {
+  BLOCKED_HASH_COLUMNS,
+  BLOCKED_HASH_CSV_HEADER,
+  MAX_REPORTED_LINE_ERRORS,
+  BlockedHashCsvReader,
+  blockedHashCsvLine,
+  blockedHashListChunks,
+  blockedHashListItem,
+  iterateBlockedHashes,
+  parseBlockedHashCsv,
+  parseBlockedHashJson,
+  toBlockedHashes,
+  type BlockedHashListFormat,
+  type BlockedHashListItem,
+  type HashListLineError,
+  type ImportedBlockedHash,
+  type ParsedHashList,
+} from './blocked-hash-list-format.js';

@@ -176,6 +176,63 @@ describe('MediaAdmin', () => {
     expect((await metadata.summarizeMedia({})).count).toBe(0);
   });
 
+  it('keeps profile media out of every bulk deletion unless includeProfiles, and records the flag changes', async () => {
+    const { admin, upload, cacheRemote, metadata } = setup();
+    const avatar = await upload('avatar bytes');
+    const other = await upload('other bytes!');
+    await cacheRemote('remoteavatar', 'remote avatar', 1_000);
+    expect(await admin.setProfile(SERVER, avatar, true, { by: '@admin:example.org', reason: 'avatar' })).toBe(true);
+    expect(await admin.setProfile(REMOTE, 'remoteavatar', true)).toBe(true);
+    expect(await admin.setProfile(SERVER, 'unknownid000', true)).toBe(false);
+    expect(await admin.setProfile('bad server!', 'x', true)).toBe(false);
+    expect((await admin.getMedia(SERVER, avatar))?.profile).toBe(true);
+    expect(await admin.deleteLocalMedia({ sizeGreaterThan: 1 })).toEqual([other]);
+    expect(await admin.deleteUserMedia(alice.userId, { limit: 10 })).toEqual([]);
+    expect(await admin.purgeRemoteCache(2_000_000)).toBe(0);
+    expect(await admin.evictRemoteCache(0)).toMatchObject({ deleted: 0 });
+    expect(await admin.deleteLocalMedia({ sizeGreaterThan: 1, includeProfiles: true })).toEqual([avatar]);
+    expect(await admin.evictRemoteCache(0, { includeProfiles: true })).toMatchObject({ deleted: 1 });
+    expect((await metadata.summarizeMedia({})).count).toBe(0);
+    const actions = await admin.listAdminActions({ limit: 10, action: 'mark_profile' });
+    expect(actions.map((entry) => [entry.actor, entry.target, entry.reason])).toEqual([
+      [null, 'mxc://example.org/unknownid000', null],
+      [null, `mxc://${REMOTE}/remoteavatar`, null],
+      ['@admin:example.org', `mxc://${SERVER}/${avatar}`, 'avatar'],
+    ]);
+  });
+
+  it('imports a hash list all or nothing: blocked bytes stop being served, the import is recorded once', async () => {
+    const { admin, upload, media } = setup();
+    const id = await upload('shared list bytes');
+    const sha = (await admin.getMedia(SERVER, id))!.sha256!;
+    await expect(
+      admin.importBlockedHashes([{ sha256: sha, reason: 'list', blockedBy: null, blockedAt: null }, { sha256: 'nothex', reason: null, blockedBy: null, blockedAt: null }]),
+    ).rejects.toThrow(TypeError);
+    expect(await status(media.getMedia(SERVER, id))).toBe(200);
+    const result = await admin.importBlockedHashes(
+      [
+        { sha256: sha, reason: 'list', blockedBy: null, blockedAt: null },
+        { sha256: sha, reason: 'again', blockedBy: null, blockedAt: null },
+        { sha256: 'e'.repeat(64), reason: null, blockedBy: 'friend.example', blockedAt: 5 },
+      ],
+      { by: '@admin:example.org', reason: 'shared list' },
+    );
+    expect(result).toEqual({ imported: 2, alreadyPresent: 0 });
+    expect(await status(media.getMedia(SERVER, id))).toBe(404);
+    expect(await admin.listBlockedHashes({ limit: 10 })).toEqual(
+      [
+        { sha256: sha, reason: 'list', blockedBy: '@admin:example.org', blockedAt: 1_000_000 },
+        { sha256: 'e'.repeat(64), reason: null, blockedBy: 'friend.example', blockedAt: 5 },
+      ].sort((a, b) => (a.sha256 < b.sha256 ? -1 : 1)),
+    );
+    expect(await admin.importBlockedHashes([{ sha256: sha, reason: null, blockedBy: null, blockedAt: null }])).toEqual({ imported: 0, alreadyPresent: 1 });
+    const actions = await admin.listAdminActions({ limit: 10, action: 'import_hashes' });
+    expect(actions.map((entry) => [entry.actor, entry.target, entry.reason])).toEqual([
+      [null, 'blocked_hashes', null],
+      ['@admin:example.org', 'blocked_hashes', 'shared list'],
+    ]);
+  });
+
   it('reports usage by user', async () => {
     const { admin, upload } = setup();
     await upload('12');

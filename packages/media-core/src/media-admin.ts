@@ -4,6 +4,10 @@ import { type Logger } from '@hsmedia/runtime';
 import { AdminAuditTrail, type AdminContext } from './admin-audit-trail.js';
 import type { MediaCatalog } from './media-catalog.js';
 import { QuarantineHashes } from './quarantine-hashes.js';
+import { inScope, scoped, type BulkDeletionScope, type EvictionResult, type LocalMediaDeletion } from './bulk-deletion-scope.js';
+
+export type { BulkDeletionScope, EvictionResult, LocalMediaDeletion } from './bulk-deletion-scope.js';
+import { toBlockedHashes, type ImportedBlockedHash } from './blocked-hash-list-format.js';
 import {
   hasAdminAuditLog,
   type AdminAction,
@@ -42,51 +46,7 @@ export interface UserMediaPage {
   readonly total: number;
 }
 
-/**
- * What a bulk deletion (purge, retention, deletion by date, size or user)
- * may delete besides ordinary media. Quarantined media is kept by default so
- * a quarantine stays in force (and visible to moderators) until released;
- * protected media is kept because an admin chose to keep it.
- */
-export interface BulkDeletionScope {
-  /** Delete quarantined media too. Default false. */
-  readonly includeQuarantined?: boolean | undefined;
-  /** Delete protected media too. Default false. */
-  readonly includeProtected?: boolean | undefined;
-}
-
-/** Which local media {@link MediaAdmin.deleteLocalMedia} deletes (every given condition must hold). */
-export interface LocalMediaDeletion extends BulkDeletionScope {
-  /** Last used (accessed, else uploaded) before this time, ms since epoch. */
-  readonly lastUsedBefore?: number;
-  /** Created before this time. */
-  readonly createdBefore?: number;
-  /** Larger than this many bytes. */
-  readonly sizeGreaterThan?: number;
-}
-
-/** What {@link MediaAdmin.evictRemoteCache} did. */
-export interface EvictionResult {
-  readonly deleted: number;
-  readonly freedBytes: number;
-  /** Bytes of cached remote media left. */
-  readonly remainingBytes: number;
-}
-
 const SHA256_RE = /^[0-9a-f]{64}$/;
-
-/** `query` narrowed to what a bulk deletion in `scope` may delete. */
-function scoped(query: MediaQuery, scope: BulkDeletionScope): MediaQuery {
-  return {
-    ...query,
-    ...(scope.includeQuarantined === true ? {} : { quarantined: false }),
-    ...(scope.includeProtected === true ? {} : { protected: false }),
-  };
-}
-
-function inScope(record: MediaRecord, scope: BulkDeletionScope): boolean {
-  return (scope.includeQuarantined === true || !record.quarantined) && (scope.includeProtected === true || record.protected !== true);
-}
 
 /** An entry for {@link MediaAdmin.blockHash}: `blockedAt` defaults to now. */
 export interface HashBlock {
@@ -100,9 +60,10 @@ export interface HashBlock {
 export type QuarantineContext = AdminContext;
 
 /**
- * (Just past 300 lines: one method per admin operation of Synapse's media
- * admin API, each a few lines over the catalog; splitting them would only
- * scatter that list.)
+ * (Past 300 lines: one method per admin operation of Synapse's media admin
+ * API and ours, each a few lines over the catalog, the audit trail and
+ * `QuarantineHashes`; splitting them would only scatter that list. What a
+ * bulk deletion may delete lives in `bulk-deletion-scope.ts`.)
  *
  * Moderation and housekeeping over the ports: quarantine (by media, by
  * uploader, by content hash), protection from bulk quarantine, deletion (bytes, thumbnails and row), remote
@@ -211,6 +172,19 @@ export class MediaAdmin {
   }
 
   /**
+   * Flags (or unflags) one item as profile media (an avatar, as the
+   * homeserver knows): bulk deletions keep it unless asked to include
+   * profile media (Synapse's `keep_profiles`). True when it exists.
+   */
+  async setProfile(serverName: string, mediaId: string, isProfile: boolean, context: AdminContext = {}): Promise<boolean> {
+    if (!isValidServerName(serverName) || !isValidMediaId(mediaId)) return false;
+    const found = await this.#catalog.setProfile(serverName, mediaId, isProfile);
+    if (found) this.#logger.info({ serverName, mediaId, profile: isProfile }, 'profile media flag changed');
+    await this.#audit.record(isProfile ? 'mark_profile' : 'unmark_profile', `mxc://${serverName}/${mediaId}`, context);
+    return found;
+  }
+
+  /**
    * Quarantines (or releases) every upload of `userId` (protected media is
    * never quarantined this way); how many changed. Quarantining blocks each
    * item's hash, as {@link setQuarantined} does.
@@ -255,6 +229,22 @@ export class MediaAdmin {
     if (blocked) this.#logger.info({ sha256: entry.sha256.toLowerCase(), blockedBy: entry.blockedBy ?? null }, 'hash blocked');
     await this.#audit.record('block_hash', entry.sha256.toLowerCase(), { by: entry.blockedBy ?? undefined, reason: entry.reason ?? undefined });
     return blocked;
+  }
+
+  /**
+   * Adds a shared hash list (as `parseBlockedHashCsv`/`parseBlockedHashJson`
+   * read it; who and when default to `context.by` and now) in one
+   * transaction: nothing is added when any entry is malformed (`TypeError`),
+   * hashes already listed keep their entry. Recorded once in the audit log
+   * (target `blocked_hashes`). Throws `TypeError` when the store keeps no list.
+   */
+  async importBlockedHashes(list: readonly ImportedBlockedHash[], context: AdminContext = {}): Promise<{ imported: number; alreadyPresent: number }> {
+    const entries = toBlockedHashes(list, { blockedBy: context.by ?? null, blockedAt: this.#catalog.clock.now() });
+    const imported = await this.#hashes.gate().blockMany(entries);
+    const unique = new Set(entries.map((entry) => entry.sha256)).size;
+    this.#logger.info({ imported, alreadyPresent: unique - imported, by: context.by ?? null }, 'hash list imported');
+    await this.#audit.record('import_hashes', 'blocked_hashes', context);
+    return { imported, alreadyPresent: unique - imported };
   }
 
   /** Takes a hash off the list (records keep their quarantine flags); true when it was on it. */

@@ -318,6 +318,13 @@ export class MediaCatalog {
     return changed;
   }
 
+  /** Sets or clears the profile-media flag; true when the record exists. */
+  async setProfile(serverName: string, mediaId: string, isProfile: boolean): Promise<boolean> {
+    const changed = await this.records.setMediaProfile(serverName, mediaId, isProfile);
+    this.invalidate(serverName, mediaId);
+    return changed;
+  }
+
   /**
    * Deletes a media item: the record first, then its thumbnails (rows and
    * blobs), then its blob when no other record uses it, and every cached

@@ -3,6 +3,7 @@ import { isValidMediaId, isValidServerName, type AdminContext, type BulkDeletion
 import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
+import { addBlockedHashListRoutes } from './admin-hash-list-routes.js';
 import { adminContext, auditQuery } from './internal/admin-inputs.js';
 import { booleanParam, nonNegativeIntParam, queryParam } from './internal/query-params.js';
 import { ALL_METHODS, requesterOf, type MediaStateContext, type MediaHandler, type MediaRouteState, type PathParams } from './route-context.js';
@@ -14,6 +15,8 @@ export interface AdminRouterOptions {
   readonly authenticate: Middleware;
   /** Whether an authenticated requester is a server admin (e.g. a configured list of user IDs). */
   readonly isAdmin: (requester: Requester) => boolean | Promise<boolean>;
+  /** Largest body of `POST /_hsmedia/admin/v1/blocked_hashes/import`, in bytes. Default 16 MiB. */
+  readonly maxHashListBytes?: number | undefined;
 }
 
 /** Synapse's admin API prefix: operators' existing tools call these paths. */
@@ -105,14 +108,16 @@ function quarantinedBy(record: MediaRecord): string | null {
 }
 
 /**
- * Whether a bulk deletion also deletes quarantined and protected media:
- * off unless asked, under the names of Synapse's storage arguments
- * (`include_quarantined_media`, `include_protected_media`).
+ * Whether a bulk deletion also deletes quarantined, protected and profile
+ * media: off unless asked, under the names of Synapse's arguments
+ * (`include_quarantined_media`, `include_protected_media`, `keep_profiles=false`).
  */
 function deletionScope(query: URLSearchParams): BulkDeletionScope {
   return {
     includeQuarantined: booleanParam(query, 'include_quarantined_media', false),
     includeProtected: booleanParam(query, 'include_protected_media', false),
+    // Synapse's keep_profiles (default true) on its delete-by-date endpoint; here on every bulk deletion.
+    includeProfiles: !booleanParam(query, 'keep_profiles', true),
   };
 }
 
@@ -137,6 +142,7 @@ function mediaInfo(record: MediaRecord): Record<string, unknown> {
     user_id: record.userId,
     ...userMediaItem(record),
     quarantined: record.quarantined,
+    profile: record.profile === true,
     authenticated: record.authenticated,
     sha256: record.sha256,
   };
@@ -157,6 +163,14 @@ function listOptions(query: URLSearchParams): MediaListOptions {
  * Protection (`POST /media/protect/{mediaId}`, `/unprotect/{mediaId}`, local
  * media) exempts an item from every quarantine (by ID, user or hash); a
  * quarantine request then answers `{}` and changes nothing, as in Synapse.
+ *
+ * Profile media (`POST`/`DELETE /_hsmedia/admin/v1/media/{serverName}/{mediaId}/profile`,
+ * 404 for unknown media) is kept by bulk deletions (delete by date or size,
+ * a user's media, `purge_media_cache`) unless `keep_profiles=false`, as
+ * Synapse's `keep_profiles`; quarantined and protected media unless
+ * `include_quarantined_media`/`include_protected_media`. The blocked-hash
+ * list (list, search, export, import, block, unblock) is under
+ * `/_hsmedia/admin/v1/blocked_hashes` (`addBlockedHashListRoutes`).
  *
  * Every mutation accepts a `reason` (query parameter, or `{"reason": ...}` as
  * a JSON body; at most 1000 characters) and is recorded with the acting admin
@@ -190,6 +204,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
 
   const router = new Router<MediaRouteState>({ methods: ALL_METHODS });
   const synapse = SYNAPSE_ADMIN_PREFIX;
+  addBlockedHashListRoutes(router, { admin, guard, context, maxImportBytes: options.maxHashListBytes });
 
   router.get<MediaRouteState, PathParams<MediaKey>>(`${synapse}/media/:serverName/:mediaId`, ...guard, async (ctx) => {
     const { serverName, mediaId } = mediaKey(ctx.params);
@@ -235,6 +250,18 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     });
   }
 
+  // Profile media (avatars, as the homeserver knows): kept by bulk deletions unless keep_profiles=false.
+  router.post<MediaRouteState, PathParams<MediaKey>>(`${HSMEDIA_ADMIN_PREFIX}/media/:serverName/:mediaId/profile`, ...guard, async (ctx) => {
+    const { serverName, mediaId } = mediaKey(ctx.params);
+    if (!(await admin.setProfile(serverName, mediaId, true, await context(ctx)))) throw errors.notFound('Media not found');
+    ctx.body = {};
+  });
+  router.delete<MediaRouteState, PathParams<MediaKey>>(`${HSMEDIA_ADMIN_PREFIX}/media/:serverName/:mediaId/profile`, ...guard, async (ctx) => {
+    const { serverName, mediaId } = mediaKey(ctx.params);
+    if (!(await admin.setProfile(serverName, mediaId, false, await context(ctx)))) throw errors.notFound('Media not found');
+    ctx.body = {};
+  });
+
   router.delete<MediaRouteState, PathParams<MediaKey>>(`${synapse}/media/:serverName/:mediaId`, ...guard, async (ctx) => {
     const { serverName, mediaId } = mediaKey(ctx.params);
     if (serverName !== admin.serverName) throw errors.invalidParam('Can only delete local media');
@@ -250,8 +277,6 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     const query = queryOf(ctx);
     const before = timestamp(query, 'before_ts');
     const sizeGreaterThan = nonNegativeIntParam(query, 'size_gt', 0);
-    // Accepted for compatibility; we do not know which media are avatars, so nothing is kept for it.
-    booleanParam(query, 'keep_profiles', true);
     const scope = deletionScope(query);
     const deleted = await admin.deleteLocalMedia({ lastUsedBefore: before, ...(sizeGreaterThan > 0 ? { sizeGreaterThan } : {}), ...scope }, await context(ctx));
     ctx.body = { deleted_media: deleted, total: deleted.length };

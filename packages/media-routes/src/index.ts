@@ -47,3 +47,8 @@ export {
   type AdminRouterOptions,
 } from './admin-routes.js';
 export { createScanAdminRouter, type ScanAdminRouterOptions } from './scan-admin-routes.js';
+export {
+  addBlockedHashListRoutes,
+  DEFAULT_MAX_HASH_LIST_BYTES,
+  type BlockedHashListRoutesOptions,
+} from './admin-hash-list-routes.js';

@@ -12,9 +12,9 @@ import {
   type ServerKeyRow,
 } from './internal/rows.js';
 import { listAdminActions, recordAdminAction } from './internal/admin-audit.js';
-import { blockHash, isHashBlocked, listBlockedHashes, unblockHash } from './internal/blocked-hashes.js';
+import { blockHash, blockHashes, isHashBlocked, listBlockedHashes, unblockHash } from './internal/blocked-hashes.js';
 import { releaseLease, tryAcquireLease } from './internal/leases.js';
-import { listMedia, mediaUsageByUser, setMediaProtected, setMediaQuarantined, setMediaScanState, summarizeMedia } from './internal/media-queries.js';
+import { listMedia, mediaUsageByUser, setMediaProfile, setMediaProtected, setMediaQuarantined, setMediaScanState, summarizeMedia } from './internal/media-queries.js';
 import { tableNamesFor, type TableNames } from './internal/table-names.js';
 import { deleteThumbnails, insertThumbnail, isThumbnailBlob, listThumbnails } from './internal/thumbnails.js';
 import {
@@ -202,6 +202,10 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
     return setMediaProtected(this.knex, this.#tables.media, serverName, mediaId, isProtected);
   }
 
+  setMediaProfile(serverName: string, mediaId: string, isProfile: boolean): Promise<boolean> {
+    return setMediaProfile(this.knex, this.#tables.media, serverName, mediaId, isProfile);
+  }
+
   mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {
     return this.#read(() => mediaUsageByUser(this.knex, this.#tables.media, query));
   }
@@ -332,6 +336,11 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
   /** Adds a hash to the blocked-hash list; false when it is listed already (the first entry is kept). Throws `TypeError` for a malformed entry. */
   blockHash(entry: BlockedHash): Promise<boolean> {
     return blockHash(this.knex, this.#tables.blockedHashes, entry);
+  }
+
+  /** Adds many hashes in one transaction (all or nothing); how many were new. Throws `TypeError` naming a malformed entry. */
+  blockHashes(entries: readonly BlockedHash[]): Promise<number> {
+    return blockHashes(this.knex, this.#tables.blockedHashes, entries);
   }
 
   /** Removes a hash from the list; true when it was listed. */

@@ -1,4 +1,12 @@
-import { checkBlockedHash, checkBlockedHashPage, SHA256_HEX_RE, type BlockedHash, type BlockedHashPage } from '../ports/index.js';
+import {
+  checkBlockedHash,
+  checkBlockedHashPage,
+  matchesBlockedHashSearch,
+  SHA256_HEX_RE,
+  uniqueBlockedHashes,
+  type BlockedHash,
+  type BlockedHashPage,
+} from '../ports/index.js';
 
 /**
  * The blocked-hash list of `MemoryMetadataStore`, with the same argument
@@ -14,6 +22,17 @@ export class BlockedHashTable {
     return true;
   }
 
+  /** Checks every entry first (a bad one writes nothing), then adds the new ones; how many were new. */
+  blockMany(entries: readonly BlockedHash[]): number {
+    let added = 0;
+    for (const entry of uniqueBlockedHashes(entries)) {
+      if (this.#entries.has(entry.sha256)) continue;
+      this.#entries.set(entry.sha256, entry);
+      added++;
+    }
+    return added;
+  }
+
   unblock(sha256: string): boolean {
     return typeof sha256 === 'string' && this.#entries.delete(sha256);
   }
@@ -25,8 +44,9 @@ export class BlockedHashTable {
   list(page: BlockedHashPage): BlockedHash[] {
     checkBlockedHashPage(page);
     const after = page.after;
-    return [...this.#entries.keys()]
-      .filter((sha256) => after === undefined || sha256 > after)
+    return [...this.#entries.values()]
+      .filter((entry) => (after === undefined || entry.sha256 > after) && matchesBlockedHashSearch(entry, page.search))
+      .map((entry) => entry.sha256)
       .sort()
       .slice(0, page.limit)
       .map((sha256) => ({ ...this.#entries.get(sha256)! }));

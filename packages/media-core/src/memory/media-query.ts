@@ -28,6 +28,7 @@ export function matchesMediaQuery(record: MediaRecord, query: MediaQuery): boole
   if (query.sha256 !== undefined && record.sha256 !== query.sha256) return false;
   if (query.quarantined !== undefined && record.quarantined !== query.quarantined) return false;
   if (query.protected !== undefined && (record.protected === true) !== query.protected) return false;
+  if (query.profile !== undefined && (record.profile === true) !== query.profile) return false;
   if (query.createdBefore !== undefined && !(record.createdAt < query.createdBefore)) return false;
   if (query.lastUsedBefore !== undefined && !(lastUsedAt(record) < query.lastUsedBefore)) return false;
   if (query.sizeGreaterThan !== undefined && !(record.size !== null && record.size > query.sizeGreaterThan)) return false;
@@ -58,12 +59,20 @@ function compareValues(a: string | number | null, b: string | number | null): nu
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** The flag conditions must be booleans, as the SQL stores insist (`TypeError`). */
+function checkFlagConditions(query: MediaQuery): void {
+  for (const flag of ['quarantined', 'protected', 'profile'] as const) {
+    if (query[flag] !== undefined && typeof query[flag] !== 'boolean') throw new TypeError(`${flag} must be a boolean`);
+  }
+}
+
 /** {@link MediaQueries.listMedia} over an array (copies of the records). */
 export function selectMediaRecords(
   records: Iterable<MediaRecord>,
   query: MediaQuery,
   options: MediaListOptions,
 ): MediaRecord[] {
+  checkFlagConditions(query);
   const orderBy = options.orderBy ?? 'created_at';
   const sign = options.direction === 'desc' ? -1 : 1;
   const offset = options.offset ?? 0;
@@ -82,6 +91,7 @@ export function selectMediaRecords(
 
 /** {@link MediaQueries.summarizeMedia} over an array. */
 export function summarizeMediaRecords(records: Iterable<MediaRecord>, query: MediaQuery): MediaSummary {
+  checkFlagConditions(query);
   let count = 0;
   let totalBytes = 0;
   for (const record of records) {

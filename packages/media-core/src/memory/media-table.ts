@@ -17,8 +17,8 @@ export function mediaKey(serverName: string, mediaId: string): string {
 
 /**
  * A copy of exactly the {@link MediaRecord} fields, as a database row would
- * hold them: no extra properties, no `protected` field unless it is true
- * (stores leave it out of unprotected records), no `scanState` unless set.
+ * hold them: no extra properties, no `protected` or `profile` field unless it
+ * is true (stores leave them out of records without the flag), no `scanState` unless set.
  */
 function copyRecord(record: MediaRecord): MediaRecord {
   const copy: MediaRecord = {
@@ -38,7 +38,7 @@ function copyRecord(record: MediaRecord): MediaRecord {
     lastAccessAt: record.lastAccessAt,
   };
   const withScan = record.scanState === undefined ? copy : { ...copy, scanState: record.scanState };
-  return record.protected === true ? { ...withScan, protected: true } : withScan;
+  return { ...withScan, ...(record.protected === true ? { protected: true } : {}), ...(record.profile === true ? { profile: true } : {}) };
 }
 
 /**

@@ -143,6 +143,16 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
     });
   }
 
+  /** Sets or clears the profile-media flag (a record without it has no `profile` field); true when the record exists. */
+  async setMediaProfile(serverName: string, mediaId: string, isProfile: boolean): Promise<boolean> {
+    this.#open();
+    if (typeof isProfile !== 'boolean') throw new TypeError('profile must be a boolean');
+    return this.#media.update(serverName, mediaId, (record) => {
+      const { profile: _wasProfile, ...rest } = record;
+      return isProfile ? { ...rest, profile: true } : rest;
+    });
+  }
+
   /** Pending (`blobId` null), unexpired records of `userId` at `now`. */
   async countPendingMedia(userId: string, now: number): Promise<number> {
     this.#open();
@@ -221,6 +231,12 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
   async blockHash(entry: BlockedHash): Promise<boolean> {
     this.#open();
     return this.#blockedHashes.block(entry);
+  }
+
+  /** Adds many entries, all or nothing; how many were new. */
+  async blockHashes(entries: readonly BlockedHash[]): Promise<number> {
+    this.#open();
+    return this.#blockedHashes.blockMany(entries);
   }
 
   /** Removes an entry; true when it existed. */

@@ -15,6 +15,9 @@ export const ADMIN_ACTIONS = [
   'block_hash',
   'unblock_hash',
   'rescan',
+  'import_hashes',
+  'mark_profile',
+  'unmark_profile',
 ] as const;
 
 export type AdminActionName = (typeof ADMIN_ACTIONS)[number];

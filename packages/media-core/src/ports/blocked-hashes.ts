@@ -24,7 +24,18 @@ export interface BlockedHashPage {
   readonly limit: number;
   /** Only entries whose `sha256` sorts after this one (the last of the previous page). */
   readonly after?: string | undefined;
+  /**
+   * Only entries whose `sha256` starts with this text (lower-case hex) or
+   * whose reason contains it (ASCII case-insensitive); 1 to 255 characters.
+   */
+  readonly search?: string | undefined;
 }
+
+/** Longest {@link BlockedHashPage.search}. */
+export const MAX_BLOCKED_HASH_SEARCH = 255;
+
+/** Most entries one {@link BlockedHashes.blockHashes} call takes. */
+export const MAX_BLOCKED_HASH_IMPORT = 100_000;
 
 /**
  * The blocked-hash list. An optional capability of a `MediaMetadataStore`
@@ -35,6 +46,13 @@ export interface BlockedHashPage {
 export interface BlockedHashes {
   /** Adds an entry; false (the first entry kept unchanged) when the hash is already blocked. */
   blockHash(entry: BlockedHash): Promise<boolean>;
+  /**
+   * Adds many entries at once, all or nothing (one transaction): every entry
+   * is checked before anything is written, a hash already listed keeps its
+   * first entry, and a hash given twice counts once (its first entry). How
+   * many were newly added. At most {@link MAX_BLOCKED_HASH_IMPORT} entries.
+   */
+  blockHashes(entries: readonly BlockedHash[]): Promise<number>;
   /** Removes an entry; true when it existed. */
   unblockHash(sha256: string): Promise<boolean>;
   /** Whether the hash is on the list. */
@@ -51,6 +69,7 @@ export function hasBlockedHashes<T extends object>(store: T): store is T & Block
   const candidate = store as Partial<BlockedHashes>;
   return (
     typeof candidate.blockHash === 'function' &&
+    typeof candidate.blockHashes === 'function' &&
     typeof candidate.unblockHash === 'function' &&
     typeof candidate.isHashBlocked === 'function' &&
     typeof candidate.listBlockedHashes === 'function'
@@ -75,4 +94,38 @@ export function checkBlockedHashPage(page: BlockedHashPage): void {
   if (page.after !== undefined && (typeof page.after !== 'string' || !SHA256_HEX_RE.test(page.after))) {
     throw new TypeError('after must be 64 lower-case hex characters');
   }
+  if (page.search !== undefined && (typeof page.search !== 'string' || page.search === '' || page.search.length > MAX_BLOCKED_HASH_SEARCH || page.search.includes('\0'))) {
+    throw new TypeError(`search must be 1 to ${MAX_BLOCKED_HASH_SEARCH} characters without NUL`);
+  }
+}
+
+/**
+ * Checks every entry of a bulk import (`TypeError` naming the first bad
+ * one's index) and gives them without repeated hashes, first entry kept.
+ */
+export function uniqueBlockedHashes(entries: readonly BlockedHash[]): BlockedHash[] {
+  if (!Array.isArray(entries)) throw new TypeError('entries must be an array');
+  if (entries.length > MAX_BLOCKED_HASH_IMPORT) throw new TypeError(`at most ${MAX_BLOCKED_HASH_IMPORT} entries at once`);
+  const unique = new Map<string, BlockedHash>();
+  entries.forEach((entry, index) => {
+    try {
+      checkBlockedHash(entry);
+    } catch (err) {
+      throw new TypeError(`entry ${index}: ${(err as Error).message}`);
+    }
+    if (!unique.has(entry.sha256)) unique.set(entry.sha256, { sha256: entry.sha256, reason: entry.reason, blockedBy: entry.blockedBy, blockedAt: entry.blockedAt });
+  });
+  return [...unique.values()];
+}
+
+/** Whether `entry` matches {@link BlockedHashPage.search} (the in-memory form of the SQL condition). */
+export function matchesBlockedHashSearch(entry: BlockedHash, search: string | undefined): boolean {
+  if (search === undefined) return true;
+  if (entry.sha256.startsWith(asciiLower(search))) return true;
+  return entry.reason !== null && asciiLower(entry.reason).includes(asciiLower(search));
+}
+
+/** Lower-cases ASCII letters only, as SQL `lower()` does on SQLite. */
+function asciiLower(text: string): string {
+  return text.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
 }

@@ -33,6 +33,10 @@ export {
   hasBlockedHashes,
   checkBlockedHash,
   checkBlockedHashPage,
+  uniqueBlockedHashes,
+  matchesBlockedHashSearch,
+  MAX_BLOCKED_HASH_SEARCH,
+  MAX_BLOCKED_HASH_IMPORT,
 } from './blocked-hashes.js';
 export {
   ADMIN_ACTIONS,

@@ -32,6 +32,13 @@ export interface MediaRecord {
    * leave it out of records that are not protected.
    */
   readonly protected?: boolean;
+  /**
+   * Profile media (an avatar) as the homeserver or an admin flagged it:
+   * kept by purges, retention and bulk deletions unless they are asked to
+   * include it (Synapse's `keep_profiles`). Absent means false; stores leave
+   * it out of records that are not flagged.
+   */
+  readonly profile?: boolean;
   readonly lastAccessAt: number | null;
   /**
    * Where the virus scan of its bytes stands; only `clean` media is served.
@@ -92,6 +99,8 @@ export interface MediaQuery {
   readonly quarantined?: boolean;
   /** Only protected (true) or unprotected (false) records; see {@link MediaRecord.protected}. */
   readonly protected?: boolean;
+  /** Only profile (true) or other (false) records; see {@link MediaRecord.profile}. */
+  readonly profile?: boolean;
   /** Only records created before this time (ms since epoch, exclusive). */
   readonly createdBefore?: number;
   /**
@@ -174,6 +183,8 @@ export interface MediaRecordStore {
   setMediaQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean>;
   /** Sets or clears the protection flag ({@link MediaRecord.protected}); true when the record exists. */
   setMediaProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean>;
+  /** Sets or clears the profile-media flag ({@link MediaRecord.profile}); true when the record exists. */
+  setMediaProfile(serverName: string, mediaId: string, isProfile: boolean): Promise<boolean>;
   /**
    * How many of `userId`'s records are pending (`blobId` null) and not
    * expired at `now` (`expiresAt` null or later than `now`). For the cap on

@@ -10,7 +10,8 @@ const MAX_REASON_LENGTH = 1000;
 const MAX_BODY_BYTES = 16 * 1024;
 const MAX_TARGET_LENGTH = 512;
 
-function checkReason(reason: unknown): string {
+/** A `reason` as kept (string, at most 1000 characters, no NUL), else 400 `M_INVALID_PARAM`. */
+export function checkReason(reason: unknown): string {
   if (typeof reason !== 'string' || reason.length > MAX_REASON_LENGTH || reason.includes('\0')) {
     throw errors.invalidParam(`reason must be a string of at most ${MAX_REASON_LENGTH} characters`);
   }

@@ -66,6 +66,9 @@ function applyMediaQuery(builder: Knex.QueryBuilder, knex: Knex, query: MediaQue
   if (query.protected !== undefined && typeof query.protected !== 'boolean') {
     throw new TypeError('protected must be a boolean');
   }
+  if (query.profile !== undefined && typeof query.profile !== 'boolean') {
+    throw new TypeError('profile must be a boolean');
+  }
   if (query.serverName !== undefined) {
     if (!isStorableKey(query.serverName)) return null;
     builder.where('server_name', query.serverName);
@@ -78,6 +81,7 @@ function applyMediaQuery(builder: Knex.QueryBuilder, knex: Knex, query: MediaQue
   if (query.sha256 !== undefined) builder.where('sha256', query.sha256);
   if (query.quarantined !== undefined) builder.where('quarantined', query.quarantined);
   if (query.protected !== undefined) builder.where('safe_from_quarantine', query.protected);
+  if (query.profile !== undefined) builder.where('profile_media', query.profile);
   if (query.createdBefore !== undefined) builder.where('created_at', '<', query.createdBefore);
   if (query.lastUsedBefore !== undefined) builder.where(knex.raw(`${LAST_USED_SQL} < ?`, [query.lastUsedBefore]));
   if (query.sizeGreaterThan !== undefined) builder.where('size', '>', query.sizeGreaterThan);
@@ -189,6 +193,14 @@ export async function setMediaProtected(
   if (typeof isProtected !== 'boolean') throw new TypeError('protected must be a boolean');
   if (!isStorableKey(serverName) || !isStorableKey(mediaId)) return false;
   const changed = await knex(table).update({ safe_from_quarantine: isProtected }).where({ server_name: serverName, media_id: mediaId });
+  return changed > 0;
+}
+
+/** See `MediaMetadataStore.setMediaProfile`. */
+export async function setMediaProfile(knex: Knex, table: string, serverName: string, mediaId: string, isProfile: boolean): Promise<boolean> {
+  if (typeof isProfile !== 'boolean') throw new TypeError('profile must be a boolean');
+  if (!isStorableKey(serverName) || !isStorableKey(mediaId)) return false;
+  const changed = await knex(table).update({ profile_media: isProfile }).where({ server_name: serverName, media_id: mediaId });
   return changed > 0;
 }
 

@@ -28,6 +28,7 @@ export interface MediaRow {
   safe_from_quarantine?: DbBoolean;
   /** Added by migration 0009; null for media stored while scanning was off. */
   scan_state?: string | null;
+  profile_media?: DbBoolean;
 }
 
 /** A `server_keys` row as read from the database. */
@@ -57,6 +58,7 @@ export const MEDIA_COLUMNS: readonly (keyof MediaRow)[] = [
   'last_access_at',
   'safe_from_quarantine',
   'scan_state',
+  'profile_media',
 ];
 
 export const SERVER_KEY_COLUMNS: readonly (keyof ServerKeyRow)[] = [
@@ -97,6 +99,7 @@ export function mediaRowToRecord(row: MediaRow): MediaRecord {
     quarantined: toBoolean(row.quarantined),
     // Left out when false, as MediaRecord.protected says.
     ...(row.safe_from_quarantine !== undefined && toBoolean(row.safe_from_quarantine) ? { protected: true } : {}),
+    ...(row.profile_media !== undefined && toBoolean(row.profile_media) ? { profile: true } : {}),
     lastAccessAt: toNumberOrNull(row.last_access_at),
     // Left out when null, as MediaRecord.scanState says.
     ...(row.scan_state !== undefined && isMediaScanState(row.scan_state) ? { scanState: row.scan_state } : {}),
@@ -121,6 +124,7 @@ export function mediaRecordToRow(record: MediaRecord): MediaRow {
     last_access_at: record.lastAccessAt,
     safe_from_quarantine: record.protected === true,
     scan_state: record.scanState ?? null,
+    profile_media: record.profile === true,
   };
 }
 

@@ -66,6 +66,7 @@ export function checkMediaRecord(record: MediaRecord): void {
   checkBoolean('authenticated', record.authenticated);
   checkBoolean('quarantined', record.quarantined);
   if (record.protected !== undefined) checkBoolean('protected', record.protected);
+  if (record.profile !== undefined) checkBoolean('profile', record.profile);
   checkOptionalInteger('lastAccessAt', record.lastAccessAt);
   if (record.scanState !== undefined) checkScanState(record.scanState);
 }

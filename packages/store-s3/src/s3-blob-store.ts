@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -160,8 +161,13 @@ export class S3BlobStore implements BlobStore {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       this.#writing.delete(key);
-      // Releases the source when S3 gave up before reading it all.
-      body.destroy();
+      // Releases the source when S3 gave up before reading it all, and waits until it is closed
+      // (a read in flight finishes first), so that a rejected put never leaves the source open.
+      if (!body.closed) {
+        const closed = once(body, 'close').catch(() => undefined);
+        body.destroy();
+        await closed;
+      }
     }
     if (tally.failure !== null) {
       await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => undefined);

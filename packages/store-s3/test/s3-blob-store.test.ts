@@ -160,6 +160,46 @@ describe('S3BlobStore on Ceph RGW', () => {
       down.destroy();
     });
 
+    it('gateway stopped mid-upload: unavailable, the source is closed, no object once it is back', async () => {
+      const store = new S3BlobStore({
+        client: createS3Client({
+          endpoint: rgw.endpoint,
+          forcePathStyle: true,
+          accessKeyId: rgw.accessKeyId,
+          secretAccessKey: rgw.secretAccessKey,
+          requestTimeoutMs: 2_000,
+          maxAttempts: 2,
+        }),
+        bucket,
+        prefix: `mid-${randomBytes(3).toString('hex')}/`,
+        partSize: 5 * MiB,
+        queueSize: 1,
+      });
+      let closed = false;
+      let stopped: Promise<void> | undefined;
+      async function* source(): AsyncGenerator<Uint8Array> {
+        try {
+          for (let sent = 0; sent < 64 * MiB; sent += MiB) {
+            // After two parts are on their way, take the gateway away.
+            if (sent === 11 * MiB) stopped = rgw.stopGateway();
+            if (stopped !== undefined) await stopped;
+            yield randomBytes(MiB);
+          }
+        } finally {
+          closed = true;
+        }
+      }
+      try {
+        await expect(store.put(source())).rejects.toMatchObject({ name: 'S3StoreError', code: expect.stringMatching(/^(unavailable|timeout)$/) });
+        expect(closed).toBe(true);
+      } finally {
+        await stopped;
+        await rgw.startGateway();
+      }
+      // Whatever the gateway kept of the unfinished upload is a multipart upload (never an object).
+      expect(await keysUnder(store.prefix)).toEqual([]);
+    }, 120_000);
+
     it('a hung gateway: timeout within the request timeout, then recovery', async () => {
       const impatient = createS3Client({
         endpoint: rgw.endpoint,

@@ -219,6 +219,7 @@ const KEY_EXPORTS = {
   '@hsmedia/media-core': ['parseMxcUri', 'contentDispositionFor'],
   '@hsmedia/media-core/memory': ['MemoryMetadataStore', 'MemoryBlobStore'],
   '@hsmedia/store-fs': ['FsBlobStore'],
+  '@hsmedia/store-s3': ['S3BlobStore', 'createS3Client', 'S3StoreError'],
   '@hsmedia/store-sqlite': ['createSqliteMetadataStore'],
   '@hsmedia/client-auth': ['createClientAuth', 'StaticTokenVerifier', 'WhoamiTokenVerifier'],
   '@hsmedia/media-routes': ['createMediaRouters', 'mountMediaRoutes'],

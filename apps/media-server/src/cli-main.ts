@@ -193,7 +193,7 @@ function describeConfig(config: MediaServerConfig): string {
     `server_name: ${config.serverName}`,
     `listen: http://${config.listen.host}:${config.listen.port}`,
     `database: ${describeDatabase(config.database)}`,
-    `media_store: filesystem ${config.mediaStore.path}`,
+    `media_store: ${config.mediaStore.kind === 's3' ? `s3 bucket ${config.mediaStore.bucket} at ${config.mediaStore.endpoint ?? 'AWS'}` : `filesystem ${config.mediaStore.path}`}`,
     `signing_key_path: ${config.signingKeyPath}`,
     `max_upload_size: ${config.maxUploadBytes} bytes`,
     `auth: ${auth}`,

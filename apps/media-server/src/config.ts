@@ -138,13 +138,35 @@ const databaseSchema = z
   .default({ sqlite: { path: DEFAULTS.sqlite_path } })
   .meta({ description: 'Where media metadata lives. Exactly one backend.' });
 
+const s3MediaStoreSchema = z
+  .strictObject({
+    endpoint: z.url({ protocol: /^https?$/ }).optional().meta({ description: 'Service URL, e.g. http://127.0.0.1:7480; absent: AWS S3.' }),
+    region: z.string().min(1).default('us-east-1').meta({ description: 'Signing region.' }),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'Expected an S3 bucket name' }),
+    prefix: z
+      .string()
+      .regex(/^(?:[A-Za-z0-9!_.*'()-]+\/?)*$/, { error: 'Expected safe S3 key characters, no leading or doubled "/"' })
+      .default('')
+      .meta({ description: 'Key prefix, so that several deployments can share a bucket.' }),
+    force_path_style: z.boolean().default(false).meta({ description: 'host/bucket/key URLs (Ceph RGW, MinIO, Garage).' }),
+    access_key_id: z.string().min(1).optional().meta({ description: 'Default: AWS_ACCESS_KEY_ID (the AWS SDK default chain).' }),
+    secret_access_key: z.string().min(1).optional().meta({ description: 'Default: AWS_SECRET_ACCESS_KEY.' }),
+    request_timeout_ms: z.number().int().positive().default(30_000).meta({ description: 'A request silent this long fails (503).' }),
+  })
+  .refine((s3) => (s3.access_key_id === undefined) === (s3.secret_access_key === undefined), {
+    error: 'Give access_key_id and secret_access_key together (or neither, to read the AWS environment variables)',
+    path: ['secret_access_key'],
+  })
+  .meta({ description: 'S3-compatible object storage: several instances share the bucket, no shared directory needed.' });
+
 const mediaStoreSchema = z
   .strictObject({
     filesystem: z
       .strictObject({ path: z.string().min(1).default(DEFAULTS.media_path).meta({ description: 'Directory for media files.' }) })
       .optional(),
+    s3: s3MediaStoreSchema.optional(),
   })
-  .refine(...exactlyOne(['filesystem']))
+  .refine(...exactlyOne(['filesystem', 's3']))
   .default({ filesystem: { path: DEFAULTS.media_path } })
   .meta({ description: 'Where media bytes live. Exactly one backend.' });
 
@@ -471,6 +493,22 @@ export type AuthConfig =
   /** Beside a homeserver: ask its whoami endpoint. */
   | { readonly kind: 'homeserver'; readonly homeserverUrl: string };
 
+/** Where media bytes live (`media_store`). */
+export type MediaStoreConfig =
+  | { readonly kind: 'filesystem'; readonly path: string }
+  | {
+      readonly kind: 's3';
+      readonly endpoint: string | undefined;
+      readonly region: string;
+      readonly bucket: string;
+      readonly prefix: string;
+      readonly forcePathStyle: boolean;
+      /** Both or neither; neither: the AWS SDK's default chain (`AWS_ACCESS_KEY_ID`, …). */
+      readonly accessKeyId: string | undefined;
+      readonly secretAccessKey: string | undefined;
+      readonly requestTimeoutMs: number;
+    };
+
 /** The resolved configuration `startServer` runs with: absolute paths, sizes in bytes. */
 export interface MediaServerConfig {
   readonly serverName: string;
@@ -481,7 +519,7 @@ export interface MediaServerConfig {
     readonly trustedProxies: readonly string[];
   };
   readonly database: DatabaseConfig;
-  readonly mediaStore: { readonly kind: 'filesystem'; readonly path: string };
+  readonly mediaStore: MediaStoreConfig;
   readonly signingKeyPath: string;
   readonly maxUploadBytes: number;
   readonly auth: AuthConfig;
@@ -568,12 +606,25 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
   }
   // Both are present: the schema requires exactly one backend of each.
   const { sqlite, postgres } = file.database;
-  const filesystem = file.media_store.filesystem as { path: string };
+  const { filesystem, s3 } = file.media_store;
   return {
     serverName: file.server_name,
     listen: { host: file.listen.host, port: file.listen.port, trustedProxies: [...file.listen.trusted_proxies] },
     database: postgres !== undefined ? resolvePostgresDatabase(postgres) : { kind: 'sqlite', path: at((sqlite as { path: string }).path) },
-    mediaStore: { kind: 'filesystem', path: at(filesystem.path) },
+    mediaStore:
+      s3 !== undefined
+        ? {
+            kind: 's3',
+            endpoint: s3.endpoint,
+            region: s3.region,
+            bucket: s3.bucket,
+            prefix: s3.prefix,
+            forcePathStyle: s3.force_path_style,
+            accessKeyId: s3.access_key_id,
+            secretAccessKey: s3.secret_access_key,
+            requestTimeoutMs: s3.request_timeout_ms,
+          }
+        : { kind: 'filesystem', path: at((filesystem as { path: string }).path) },
     signingKeyPath,
     maxUploadBytes: bytes(file.max_upload_size),
     auth,

@@ -68,15 +68,18 @@ export async function startMaintenance(
   options: { readonly sharedMediaDirectory?: boolean } = {},
 ): Promise<Maintenance> {
   const scheduler = createJobScheduler(stores.metadata, logger);
-  const root = config.mediaStore.path;
-  const sweep = async (): Promise<Record<string, unknown>> => ({ removed: await sweepStaleStaging(root, STALE_STAGING_MS) });
+  const mediaStore = config.mediaStore;
+  // An S3 store's clean-up only aborts stale multipart uploads, so it is safe with other instances running.
+  const sweepStale = (): Promise<number> =>
+    mediaStore.kind === 's3' ? stores.blobs.cleanupStaging() : sweepStaleStaging(mediaStore.path, STALE_STAGING_MS);
+  const sweep = async (): Promise<Record<string, unknown>> => ({ removed: await sweepStale() });
   let stagingFilesRemoved = 0;
   try {
     if (config.database.kind === 'sqlite' && options.sharedMediaDirectory !== true) {
       stagingFilesRemoved = await stores.blobs.cleanupStaging();
     } else {
       await scheduler.runOnce('staging-sweep', STAGING_SWEEP_INTERVAL_MS, async () => {
-        stagingFilesRemoved = await sweepStaleStaging(root, STALE_STAGING_MS);
+        stagingFilesRemoved = await sweepStale();
         return { removed: stagingFilesRemoved };
       });
     }

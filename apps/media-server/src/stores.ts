@@ -3,24 +3,40 @@ import type { BlobStore, MediaMetadataStore } from '@hsmedia/media-core';
 import type { ServerKeyStore } from '@hsmedia/signing';
 import type { MediaServerConfig } from './config.js';
 import { openMetadataStore, type DatabaseLog } from './database.js';
+import { openS3MediaStore } from './s3-media-store.js';
 
 /** The stores of one server, opened from config. */
 export interface OpenStores {
   readonly blobs: BlobStore;
   /** Media rows and thumbnails, and the server keys that `KeyRing` caches (`@hsmedia/signing`). */
   readonly metadata: MediaMetadataStore & ServerKeyStore;
-  /** Closes the metadata store (the blob store holds no open resources). */
+  /** Closes the metadata store (and the S3 client's connections). */
   close(): Promise<void>;
 }
 
 /**
  * Opens the configured stores: the metadata database is created and
  * migrated to the current schema (SQLite or PostgreSQL, see `database.ts`),
- * the blob directory is created on first write. `log` receives the
+ * the blob directory is created on first write (an S3 bucket is probed with
+ * a write and a delete: a start-up failure names `media_store.s3`). `log` receives the
  * PostgreSQL pool's connection warnings.
  */
 export async function openStores(config: MediaServerConfig, log?: DatabaseLog): Promise<OpenStores> {
   const metadata = await openMetadataStore(config.database, log);
+  if (config.mediaStore.kind === 's3') {
+    const s3 = await openS3MediaStore(config.mediaStore).catch(async (error: unknown) => {
+      await metadata.close();
+      throw error;
+    });
+    return {
+      blobs: s3.blobs,
+      metadata,
+      close: async () => {
+        s3.close();
+        await metadata.close();
+      },
+    };
+  }
   const blobs = new FsBlobStore({ root: config.mediaStore.path });
   return {
     blobs,

@@ -299,7 +299,7 @@ describe('config files', () => {
     const file = join(dir, 'c.yaml');
     await writeFile(file, 'media_store:\n  filesystem:\n    path: store\n');
     const result = await loadConfigFile(file);
-    expect(result.ok && result.config.mediaStore.path).toBe(join(dir, 'store'));
+    expect(result.ok && result.config.mediaStore).toEqual({ kind: 'filesystem', path: join(dir, 'store') });
   });
 
   it('reports a missing file', async () => {

@@ -274,7 +274,7 @@ describe('health', () => {
 
   it('answers 503 naming storage when the media directory is unusable, and 200 again once it is back', async () => {
     await start();
-    const mediaPath = server!.config.mediaStore.path;
+    const mediaPath = (server!.config.mediaStore as { path: string }).path;
     await rm(mediaPath, { recursive: true, force: true });
     // A file where the directory should be: unusable even for root.
     await writeFile(mediaPath, 'not a directory');
@@ -318,7 +318,7 @@ describe('retention', () => {
     return record;
   }
   function storesOf(): { blobs: FsBlobStore; metadata: MediaMetadataStore } {
-    return { blobs: new FsBlobStore({ root: server!.config.mediaStore.path }), metadata: metadataOf() };
+    return { blobs: new FsBlobStore({ root: (server!.config.mediaStore as { path: string }).path }), metadata: metadataOf() };
   }
   let metadataHandle: MediaMetadataStore | undefined;
   function metadataOf(): MediaMetadataStore {

@@ -97,7 +97,7 @@ const download = (mediaId: string): Promise<RawAnswer> => rawGet(`/_matrix/clien
 
 /** Files under the media store (blobs and staging files alike). */
 async function storedFiles(): Promise<string[]> {
-  const entries = await readdir(b.config.mediaStore.path, { recursive: true, withFileTypes: true }).catch(() => []);
+  const entries = await readdir((b.config.mediaStore as { path: string }).path, { recursive: true, withFileTypes: true }).catch(() => []);
   return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
 }
 

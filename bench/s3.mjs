@@ -1,0 +1,207 @@
+#!/usr/bin/env node
+/**
+ * The reference server on S3 (a real Ceph RADOS Gateway started by scripts/ceph/start-rgw.sh):
+ *   - a 32 MiB authenticated download proxied from S3 through hsmedia vs a direct presigned GET of
+ *     the same object from the gateway (target ≥ 0.9×), in interleaved rounds;
+ *   - a 1 GiB upload streamed to S3 (multipart): peak RSS growth of the server (target < 100 MiB),
+ *     with server CPU per GiB.
+ *
+ *   npm run build && node bench/s3.mjs [--duration 10] [--rounds 2] [--warmup 2] [--connections 4,1]
+ *                                      [--upload-mib 1024] [--tool wrk|autocannon]
+ *
+ * Writes JSON to .bench-out/s3-latest.json. Bounded: about connections × (duration + warm-up) × 2
+ * plus the upload and a ~10 s cluster start.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { measureGetLoad, pickLoadTool } from './lib/load.mjs';
+import { readCpuSeconds, readMemory, sampleMemory } from './lib/process-stats.mjs';
+import { freePort, REFERENCE_CLI, stopChild } from './lib/servers.mjs';
+import { uploadBuffer, uploadGenerated } from './lib/upload.mjs';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const MIB = 1024 * 1024;
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '4,1' },
+    'upload-mib': { type: 'string', default: '1024' },
+    tool: { type: 'string', default: 'auto' },
+  },
+});
+const roundCount = Math.max(1, Number(values.rounds));
+const roundSec = Math.max(1, Math.round(Number(values.duration) / roundCount));
+const warmupSec = Number(values.warmup);
+const uploadBytes = Number(values['upload-mib']) * MIB;
+const tool = pickLoadTool(values.tool);
+const TOKEN = `bench_${randomBytes(8).toString('hex')}`;
+const SERVER_NAME = 'bench.localhost';
+const headers = { authorization: `Bearer ${TOKEN}` };
+const log = (message) => process.stderr.write(`bench/s3: ${message}\n`);
+
+if (!existsSync(REFERENCE_CLI)) {
+  log('apps/media-server/dist/cli.js is missing: run `npm run build` first');
+  process.exit(1);
+}
+
+const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-bench-s3-'));
+const rgwDir = path.join(work, 'rgw');
+let server;
+const loadStart = loadavg()[0];
+try {
+  log('starting Ceph RGW');
+  const envText = execFileSync('bash', [path.join(REPO_ROOT, 'scripts/ceph/start-rgw.sh'), rgwDir], {
+    encoding: 'utf8',
+    env: { ...process.env, RGW_MEMSTORE_BYTES: String(uploadBytes + 512 * MIB) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const rgw = Object.fromEntries(envText.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+  const rgwPid = Number(readFileSync(path.join(rgwDir, 'run/client.rgw.a.pid'), 'utf8'));
+  const s3 = new S3Client({
+    endpoint: rgw.RGW_ENDPOINT,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: rgw.RGW_ACCESS_KEY, secretAccessKey: rgw.RGW_SECRET_KEY },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  const bucket = 'bench';
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+
+  const port = await freePort();
+  const dataDir = path.join(work, 'server');
+  mkdirSync(dataDir);
+  const configFile = path.join(dataDir, 'config.yaml');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      server_name: SERVER_NAME,
+      listen: { host: '127.0.0.1', port },
+      database: { sqlite: { path: path.join(dataDir, 'media.db') } },
+      media_store: {
+        s3: { endpoint: rgw.RGW_ENDPOINT, bucket, prefix: 'media/', force_path_style: true, access_key_id: rgw.RGW_ACCESS_KEY, secret_access_key: rgw.RGW_SECRET_KEY },
+      },
+      signing_key_path: path.join(dataDir, 'signing.key'),
+      max_upload_size: '2G',
+      auth: { tokens: { [TOKEN]: `@bench:${SERVER_NAME}` } },
+      // The in-memory cache of small media stays at its default; 32 MiB is far above its item size.
+      log_level: 'warn',
+    }),
+  );
+  const child = spawn(process.execPath, [REFERENCE_CLI, 'start', '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
+  const serverLog = createWriteStream(path.join(work, 'server.log'));
+  child.stdout.pipe(serverLog);
+  child.stderr.pipe(serverLog);
+  server = child;
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    const ok = await fetch(`${url}/_matrix/client/versions`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (i > 600 || child.exitCode !== null) throw new Error(`server did not start; see ${work}/server.log`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+
+  // 1 GiB upload first, so the download load does not set the high-water mark.
+  log(`uploading ${uploadBytes / MIB} MiB`);
+  await uploadGenerated({ url: `${url}/_matrix/media/v3/upload`, headers, totalBytes: 16 * MIB }); // warm-up
+  const before = readMemory(child.pid);
+  const cpuBefore = readCpuSeconds(child.pid);
+  const sampler = sampleMemory(child.pid);
+  const upload = await uploadGenerated({ url: `${url}/_matrix/media/v3/upload`, headers, totalBytes: uploadBytes });
+  const memory = sampler.stop();
+  const cpuAfter = readCpuSeconds(child.pid);
+  if (upload.status !== 200) throw new Error(`1 GiB upload answered ${upload.status}: ${upload.body}`);
+  const peak = Math.max(memory.peakRssBytes, memory.hwmBytes ?? 0);
+  const uploadResult = {
+    bytes: uploadBytes,
+    seconds: upload.seconds,
+    mibPerSec: uploadBytes / MIB / upload.seconds,
+    rssBeforeMiB: before.rssBytes / MIB,
+    peakRssGrowthMiB: (peak - before.rssBytes) / MIB,
+    serverCpuSecondsPerGiB: cpuBefore === null ? null : ((cpuAfter - cpuBefore) / uploadBytes) * 1024 * MIB,
+  };
+  log(`upload: ${uploadResult.mibPerSec.toFixed(1)} MiB/s, peak RSS growth ${uploadResult.peakRssGrowthMiB.toFixed(1)} MiB`);
+
+  // The 32 MiB object: uploaded through hsmedia, then found in the bucket for the direct URL.
+  const prefix = `media/`;
+  const keysBefore = new Set(((await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key));
+  const bytes = randomBytes(32 * MIB);
+  const uploaded = await uploadBuffer({ url: `${url}/_matrix/media/v3/upload`, headers, bytes });
+  const mediaId = uploaded.content_uri.split('/').pop();
+  const newKeys = ((await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key).filter((k) => !keysBefore.has(k));
+  if (newKeys.length !== 1) throw new Error(`expected one new object, found ${newKeys.length}`);
+  const direct = await getSignedUrl(s3, new GetObjectCommand({ Bucket: bucket, Key: newKeys[0] }), { expiresIn: 3600 });
+  const proxied = `${url}/_matrix/client/v1/media/download/${SERVER_NAME}/${mediaId}`;
+  for (const [label, target, h] of [['proxied', proxied, headers], ['direct', direct, {}]]) {
+    const response = await fetch(target, { headers: h });
+    const got = Buffer.from(await response.arrayBuffer());
+    if (response.status !== 200 || !got.equals(bytes)) throw new Error(`${label} download: ${response.status}, ${got.length} bytes, not the uploaded ones`);
+  }
+
+  const downloads = [];
+  for (const connections of values.connections.split(',').map(Number)) {
+    const totals = { proxied: { bytes: 0, seconds: 0, cpu: 0, rgwCpu: 0 }, direct: { bytes: 0, seconds: 0, cpu: 0, rgwCpu: 0 } };
+    for (let round = 0; round < roundCount; round++) {
+      for (const [label, target, h] of [['proxied', proxied, headers], ['direct', direct, {}]]) {
+        const rgwBefore = readCpuSeconds(rgwPid);
+        const result = await measureGetLoad({ tool, url: target, headers: h, connections, durationSec: roundSec, warmupSec: round === 0 ? warmupSec : 0, pid: child.pid });
+        const rgwAfter = readCpuSeconds(rgwPid);
+        totals[label].bytes += result.bytesPerSec * result.seconds;
+        totals[label].seconds += result.seconds;
+        totals[label].cpu += label === 'proxied' ? (result.cpuSeconds ?? 0) : 0;
+        totals[label].rgwCpu += rgwAfter - rgwBefore;
+      }
+    }
+    const mibps = (t) => t.bytes / MIB / t.seconds;
+    const entry = {
+      connections,
+      proxiedMiBps: mibps(totals.proxied),
+      directMiBps: mibps(totals.direct),
+      ratio: mibps(totals.proxied) / mibps(totals.direct),
+      hsmediaCpuSecondsPerGiB: (totals.proxied.cpu / totals.proxied.bytes) * 1024 * MIB,
+      rgwCpuSecondsPerGiBProxied: (totals.proxied.rgwCpu / totals.proxied.bytes) * 1024 * MIB,
+      rgwCpuSecondsPerGiBDirect: (totals.direct.rgwCpu / totals.direct.bytes) * 1024 * MIB,
+    };
+    downloads.push(entry);
+    log(`32 MiB x ${connections} connections: proxied ${entry.proxiedMiBps.toFixed(1)} MiB/s, direct ${entry.directMiBps.toFixed(1)} MiB/s, ratio ${entry.ratio.toFixed(2)}`);
+  }
+  s3.destroy();
+
+  const lines = [
+    `| measurement | hsmedia | baseline | ratio | target |`,
+    `| --- | --- | --- | --- | --- |`,
+    ...downloads.map(
+      (d) => `| 32 MiB download from S3, ${d.connections} conn., MiB/s | ${d.proxiedMiBps.toFixed(1)} (proxied) | ${d.directMiBps.toFixed(1)} (presigned GET) | ${d.ratio.toFixed(2)}× | ≥ 0.9× |`,
+    ),
+    `| ${uploadBytes / MIB} MiB upload to S3, peak RSS growth | ${uploadResult.peakRssGrowthMiB.toFixed(1)} MiB | — | — | < 100 MiB |`,
+    '',
+    `| server CPU | value |`,
+    `| --- | --- |`,
+    ...downloads.map((d) => `| hsmedia, proxied 32 MiB download (${d.connections} conn.) | ${d.hsmediaCpuSecondsPerGiB.toFixed(2)} s/GiB (radosgw ${d.rgwCpuSecondsPerGiBProxied.toFixed(2)} s/GiB; direct ${d.rgwCpuSecondsPerGiBDirect.toFixed(2)} s/GiB) |`),
+    `| hsmedia, upload to S3 | ${uploadResult.serverCpuSecondsPerGiB?.toFixed(2)} s/GiB at ${uploadResult.mibPerSec.toFixed(1)} MiB/s |`,
+    '',
+    `tool ${tool}; load average ${loadStart.toFixed(1)} at start, ${loadavg()[0].toFixed(1)} at end (2 cores shared)`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  mkdirSync(path.join(REPO_ROOT, '.bench-out'), { recursive: true });
+  writeFileSync(
+    path.join(REPO_ROOT, '.bench-out', 's3-latest.json'),
+    JSON.stringify({ date: new Date().toISOString(), tool, loadavg: { start: loadStart, end: loadavg()[0] }, upload: uploadResult, downloads }, null, 2),
+  );
+} finally {
+  if (server) await stopChild(server);
+  execFileSync('bash', [path.join(REPO_ROOT, 'scripts/ceph/stop-rgw.sh'), rgwDir, '--keep']);
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,3 @@
+export { S3BlobStore, type S3BlobStoreOptions } from './s3-blob-store.js';
+export { createS3Client, type S3ConnectionOptions } from './s3-client.js';
+export { S3StoreError, toS3StoreError, type S3StoreFailure } from './s3-store-error.js';

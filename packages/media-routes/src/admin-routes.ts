@@ -12,8 +12,11 @@ export interface AdminRouterOptions {
   readonly admin: MediaAdmin;
   /** The same client authentication as the media routers: sets `ctx.state.requester` or throws 401. */
   readonly authenticate: Middleware;
-  /** Whether an authenticated requester is a server admin (e.g. a configured list of user IDs). */
-  readonly isAdmin: (requester: Requester) => boolean | Promise<boolean>;
+  /**
+   * Whether an authenticated requester is a server admin (e.g. a configured list of user IDs). The
+   * request is passed too, for checks that ask the homeserver with the caller's own token.
+   */
+  readonly isAdmin: (requester: Requester, ctx: Context) => boolean | Promise<boolean>;
 }
 
 /** Synapse's admin API prefix: operators' existing tools call these paths. */
@@ -180,7 +183,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
 
   const requireAdmin: Middleware<MediaRouteState> = async (ctx, next) => {
     const requester = requesterOf(ctx);
-    if (requester.isGuest || !(await isAdmin(requester))) throw errors.forbidden('You are not a server admin');
+    if (requester.isGuest || !(await isAdmin(requester, ctx))) throw errors.forbidden('You are not a server admin');
     ctx.set('Cache-Control', 'no-store');
     await next();
   };

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { configJsonSchema, defaultConfig, loadConfigFile, type MediaServerConfig } from './config.js';
+import { resolve } from 'node:path';
+import { configJsonSchema, defaultConfig, loadConfigFile, parseConfig, type MediaServerConfig } from './config.js';
 import { copyArgumentsOf, runSqliteToPostgres, type CopyArguments } from './commands/sqlite-to-postgres-command.js';
 import { hashesArgumentsOf, runHashesCommand, type HashesArguments } from './commands/hashes-command.js';
 import { describeDatabase } from './database.js';
 import { openStores } from './stores.js';
-import { loadOrCreateSigningKey } from './signing-key-file.js';
+import { loadSigningKeyFor } from './homeserver-key.js';
 import { startServer, type StartedServer } from './server.js';
 import { runSupervisor } from './supervisor.js';
 
@@ -43,6 +44,11 @@ Options:
   -c, --config FILE   YAML config file. Without it: embedded defaults
                       (SQLite and files under ./data, server name localhost,
                       listening on 127.0.0.1:8008).
+  --synapse-config FILE
+                      Synapse's homeserver.yaml: server_name, signing_key_path,
+                      max_upload_size, URL previews and media_store_path are
+                      read from it unless the config file sets them
+                      (overrides synapse.config_path).
   -h, --help          Show this help.
   -v, --version       Show the version.
 `;
@@ -61,6 +67,8 @@ export type CliInvocation =
       readonly kind: 'run';
       readonly command: Command;
       readonly configPath: string | undefined;
+      /** `--synapse-config`, as given. */
+      readonly synapseConfigPath?: string;
       /** `--from`, `--to`, `--schema`, `--batch-size` of migrate-sqlite-to-postgres. */
       readonly copy?: CopyArguments;
       /** The action and options of `hashes`. */
@@ -79,6 +87,7 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
       strict: true,
       options: {
         config: { type: 'string', short: 'c' },
+        'synapse-config': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
         from: { type: 'string' },
@@ -104,6 +113,8 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
     return { kind: 'usage-error', message: `Unknown command: ${name}` };
   }
   if (parsed.values.config === '') return { kind: 'usage-error', message: '--config needs a file name' };
+  const synapseConfig = parsed.values['synapse-config'];
+  if (synapseConfig === '') return { kind: 'usage-error', message: '--synapse-config needs a file name' };
   const copy = copyArgumentsOf(name, parsed.values);
   if (typeof copy === 'string') return { kind: 'usage-error', message: copy };
   const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), parsed.values);
@@ -112,14 +123,16 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
     kind: 'run',
     command: name as Command,
     configPath: parsed.values.config,
+    ...(synapseConfig === undefined ? {} : { synapseConfigPath: synapseConfig }),
     ...(copy === undefined ? {} : { copy }),
     ...(hashes === undefined ? {} : { hashes }),
   };
 }
 
-async function resolveConfig(configPath: string | undefined, io: CliIo): Promise<MediaServerConfig | null> {
-  if (configPath === undefined) return defaultConfig(io.cwd);
-  const result = await loadConfigFile(configPath);
+async function resolveConfig(configPath: string | undefined, io: CliIo, synapseConfigPath?: string): Promise<MediaServerConfig | null> {
+  const options = synapseConfigPath === undefined ? {} : { synapseConfigPath: resolve(io.cwd, synapseConfigPath) };
+  if (configPath === undefined && synapseConfigPath === undefined) return defaultConfig(io.cwd);
+  const result = configPath === undefined ? parseConfig({}, io.cwd, options) : await loadConfigFile(configPath, options);
   if (result.ok) return result.config;
   io.stderr.write(`hsmedia-server: invalid configuration (${result.errors.length} problem${result.errors.length === 1 ? '' : 's'}):\n`);
   for (const line of result.errors) io.stderr.write(`  ${line}\n`);
@@ -149,7 +162,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     io.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
     return EXIT.OK;
   }
-  const config = await resolveConfig(invocation.configPath, io);
+  const config = await resolveConfig(invocation.configPath, io, invocation.synapseConfigPath);
   if (config === null) return EXIT.FAILURE;
   try {
     switch (invocation.command) {
@@ -167,7 +180,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
       case 'hashes':
         return await runHashesCommand(config, invocation.hashes!, io);
       case 'generate-key': {
-        const { key, created } = await loadOrCreateSigningKey(config.signingKeyPath);
+        const { key, created } = await loadSigningKeyFor(config);
         io.stdout.write(
           `${created ? 'created' : 'kept existing'} ${config.signingKeyPath}\nkey_id: ${key.keyId}\npublic_key: ${key.publicKey}\n`,
         );
@@ -230,7 +243,7 @@ export function adminTokenBanner(url: string, userId: string, token: string, tok
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const invocation = parseCommandLine(argv);
   if (invocation.kind !== 'run' || invocation.command !== 'start') return runCommand(argv, io);
-  const config = await resolveConfig(invocation.configPath, io);
+  const config = await resolveConfig(invocation.configPath, io, invocation.synapseConfigPath);
   if (config === null) return EXIT.FAILURE;
   if (config.workers > 1) {
     return runSupervisor({ config, configPath: invocation.configPath, stderr: io.stderr, adminTokenBanner });

@@ -27,6 +27,8 @@ import { DEFAULT_MAX_THUMBNAIL_DIMENSION, DEFAULT_THUMBNAIL_SIZES } from '@hsmed
 import type { AccessPolicyConfig } from './access-policy.js';
 import { THUMBNAILS_DEFAULTS, resolveThumbnailsConfig, type ThumbnailsConfig } from './thumbnails.js';
 import type { ScanningConfig } from './scanning.js';
+import { homeserverAuthOptions, onlyWithHomeserver, resolveHomeserverAuthExtras, type HomeserverAuthExtras } from './homeserver-auth-config.js';
+import { synapseSectionSchema, withSynapseSettings } from './synapse-config.js';
 
 /** The log levels pino knows, most to least verbose, plus `silent`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -186,8 +188,10 @@ const authSchema = z
       .url({ protocol: /^https?$/, error: 'Expected an http:// or https:// URL' })
       .optional()
       .meta({ description: "Homeserver mode: check tokens with this homeserver's /_matrix/client/v3/account/whoami." }),
+    ...homeserverAuthOptions,
   })
   .refine(...exactlyOne(['tokens', 'homeserver_url']))
+  .refine(...onlyWithHomeserver)
   .optional()
   .meta({ description: 'How access tokens are checked. Leave out for a generated admin token.' });
 
@@ -437,7 +441,7 @@ const configFileSchema = z
       .string()
       .min(1)
       .default(DEFAULTS.signing_key_path)
-      .meta({ description: "Synapse-format signing key file; created when missing. Share the homeserver's file." }),
+      .meta({ description: "Synapse-format signing key file; created when missing, except in homeserver mode: there it must be the homeserver's own key file." }),
     max_upload_size: byteSize.default(DEFAULTS.max_upload_size),
     auth: authSchema,
     legacy_media: z
@@ -466,6 +470,7 @@ const configFileSchema = z
     quotas: quotasSchema.default(() => quotasSchema.parse({})),
     url_preview: urlPreviewSchema.default(() => urlPreviewSchema.parse({})),
     admins: adminsSchema,
+    synapse: synapseSectionSchema,
     retention: retentionSchema.default(() => retentionSchema.parse({})),
     metrics: metricsSchema.default(() => metricsSchema.parse({})),
     workers: z
@@ -490,8 +495,8 @@ export type AuthConfig =
   | { readonly kind: 'tokens'; readonly tokens: Readonly<Record<string, string>> }
   /** Standalone: one admin token, generated on first start and kept in `tokenPath`. */
   | { readonly kind: 'generated'; readonly userId: string; readonly tokenPath: string }
-  /** Beside a homeserver: ask its whoami endpoint. */
-  | { readonly kind: 'homeserver'; readonly homeserverUrl: string };
+  /** Beside a homeserver: ask its whoami endpoint (and, with `homeserverAdmins`, its admin API). */
+  | ({ readonly kind: 'homeserver'; readonly homeserverUrl: string } & HomeserverAuthExtras);
 
 /** Where media bytes live (`media_store`). */
 export type MediaStoreConfig =
@@ -569,6 +574,12 @@ export type ConfigResult =
   | { readonly ok: true; readonly config: MediaServerConfig }
   | { readonly ok: false; readonly errors: readonly string[] };
 
+/** What the command line adds to a config file. */
+export interface ConfigLoadOptions {
+  /** `--synapse-config`: an absolute path to Synapse's homeserver.yaml, overriding `synapse.config_path`. */
+  readonly synapseConfigPath?: string;
+}
+
 /** The file holding the generated admin token: beside the signing key, which is just as secret. */
 export const ADMIN_TOKEN_FILE_NAME = 'admin-token';
 
@@ -580,11 +591,14 @@ export const ADMIN_TOKEN_FILE_NAME = 'admin-token';
  *
  * Every problem is reported, each as `key.path: message`.
  */
-export function parseConfig(document: unknown, baseDir: string): ConfigResult {
-  const input = document ?? {};
+export function parseConfig(document: unknown, baseDir: string, options: ConfigLoadOptions = {}): ConfigResult {
+  // `synapse.config_path`: settings read from Synapse's homeserver.yaml fill what the file leaves out.
+  const merged = withSynapseSettings(document ?? {}, baseDir, options.synapseConfigPath);
+  if (!merged.ok) return merged;
+  const input = merged.document;
   const result = configFileSchema.safeParse(input, { error: describeIssue });
   if (!result.success) {
-    return { ok: false, errors: result.error.issues.flatMap(formatIssue) };
+    return { ok: false, errors: merged.annotate(result.error.issues.flatMap(formatIssue)) };
   }
   return { ok: true, config: resolveConfigFile(result.data, baseDir) };
 }
@@ -596,7 +610,9 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
   const signingKeyPath = at(file.signing_key_path);
   let auth: AuthConfig;
   if (file.auth?.tokens !== undefined) auth = { kind: 'tokens', tokens: { ...file.auth.tokens } };
-  else if (file.auth?.homeserver_url !== undefined) auth = { kind: 'homeserver', homeserverUrl: file.auth.homeserver_url };
+  else if (file.auth?.homeserver_url !== undefined) {
+    auth = { kind: 'homeserver', homeserverUrl: file.auth.homeserver_url, ...resolveHomeserverAuthExtras(file.auth) };
+  }
   else {
     auth = {
       kind: 'generated',
@@ -695,7 +711,7 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
  * schema problems all come back in `errors`; nothing throws except I/O
  * errors other than "not found".
  */
-export async function loadConfigFile(path: string): Promise<ConfigResult> {
+export async function loadConfigFile(path: string, options: ConfigLoadOptions = {}): Promise<ConfigResult> {
   const absolute = resolve(path);
   let text: string;
   try {
@@ -706,11 +722,11 @@ export async function loadConfigFile(path: string): Promise<ConfigResult> {
     if (code === 'EACCES') return { ok: false, errors: [`${absolute}: permission denied`] };
     throw error;
   }
-  return parseConfigText(text, dirname(absolute), absolute);
+  return parseConfigText(text, dirname(absolute), absolute, options);
 }
 
 /** Parses YAML text and validates it (see {@link parseConfig}). */
-export function parseConfigText(text: string, baseDir: string, fileName: string = 'config'): ConfigResult {
+export function parseConfigText(text: string, baseDir: string, fileName: string = 'config', options: ConfigLoadOptions = {}): ConfigResult {
   let document: unknown;
   try {
     document = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
@@ -723,7 +739,7 @@ export function parseConfigText(text: string, baseDir: string, fileName: string 
   if (document !== null && document !== undefined && (typeof document !== 'object' || Array.isArray(document))) {
     return { ok: false, errors: [`${fileName}: expected a mapping of keys at the top level`] };
   }
-  return parseConfig(document, baseDir);
+  return parseConfig(document, baseDir, options);
 }
 
 /** The embedded defaults: everything under `./data` of `cwd`. */

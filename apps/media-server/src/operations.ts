@@ -2,7 +2,7 @@ import { hasAdminAuditLog, MediaAdmin, type AdminAction, type MediaService } fro
 import { systemClock, type Clock, type Logger, type Requester } from '@hsmedia/runtime';
 import { createAdminRouter, createScanAdminRouter } from '@hsmedia/media-routes';
 import type { Router } from '@koa/router';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { JobScheduler } from './background-jobs.js';
 import type { MediaServerConfig } from './config.js';
 import { createHealthCheck, createHealthRouter, type HealthReport } from './health.js';
@@ -21,6 +21,8 @@ export interface OperationsDeps {
   readonly scheduler: JobScheduler;
   readonly logger: Logger;
   readonly clock?: Clock;
+  /** `auth.homeserver_admins`: asks the homeserver whether a requester not in `admins` is a server admin. */
+  readonly homeserverAdmins?: (requester: Requester, ctx: Context) => Promise<boolean>;
 }
 
 /** The operations side of a server: admin API, health, metrics listener, retention. */
@@ -54,7 +56,8 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
   const adminRouter = createAdminRouter({
     admin,
     authenticate: deps.authenticate,
-    isAdmin: (requester: Requester) => admins.has(requester.userId),
+    // The `admins` list first; then, with auth.homeserver_admins, the homeserver (asked with the caller's token).
+    isAdmin: (requester: Requester, ctx) => admins.has(requester.userId) || (deps.homeserverAdmins?.(requester, ctx) ?? false),
   });
   const scanning = media.scanning;
   if (scanning !== undefined) metrics.watchScanQueue(() => scanning.queueDepth);

@@ -26,7 +26,9 @@ import { createDrainer } from './drain.js';
 import { applyBodyIdleTimeout, handleExpectContinue, TrustedProxies, trustedProxyAddress } from './http-edge.js';
 import { createLogger } from './logger.js';
 import { requestLog } from './request-log.js';
-import { loadOrCreateSigningKey, type ServerSigningKey, type SigningKeyCodec } from './signing-key-file.js';
+import type { ServerSigningKey, SigningKeyCodec } from './signing-key-file.js';
+import { checkPublishedKey, loadSigningKeyFor } from './homeserver-key.js';
+import { homeserverAdminsOf } from './homeserver-admins.js';
 import { startMaintenance, type Maintenance } from './maintenance.js';
 import { openStores, type OpenStores } from './stores.js';
 import { createUrlPreviewRoute } from './url-preview.js';
@@ -138,6 +140,11 @@ async function closeParts(parts: OpenParts): Promise<void> {
   await parts.stores?.close();
 }
 
+/** `{ [key]: value }`, or nothing for undefined (exactOptionalPropertyTypes). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
+}
+
 function urlOf(address: AddressInfo): string {
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return `http://${host}:${address.port}`;
@@ -157,11 +164,13 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       ...(options.logDestination === undefined ? {} : { destination: options.logDestination }),
     });
 
-  const { key: signingKey, created: keyCreated } = await loadOrCreateSigningKey(
-    config.signingKeyPath,
-    options.signingKeyCodec,
-  );
+  // Beside a homeserver the key must be the homeserver's: never created, and checked against what it publishes.
+  const { key: signingKey, created: keyCreated } = await loadSigningKeyFor(config, options.signingKeyCodec);
   if (keyCreated) logger.info({ path: config.signingKeyPath, key_id: signingKey.keyId }, 'created signing key');
+  if (config.auth.kind === 'homeserver' && !config.auth.keyPublishedElsewhere) {
+    await checkPublishedKey({ homeserverUrl: config.auth.homeserverUrl, serverName: config.serverName, key: signingKey, keyPath: config.signingKeyPath });
+    logger.info({ key_id: signingKey.keyId, homeserver: config.auth.homeserverUrl }, 'the homeserver publishes our signing key');
+  }
 
   let adminToken: GeneratedAdminToken | undefined;
   if (config.auth.kind === 'generated') {
@@ -281,6 +290,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       authenticate,
       scheduler: maintenance.scheduler,
       logger: logger.child({ component: 'operations' }),
+      ...optional('homeserverAdmins', homeserverAdminsOf(config)),
     }));
     mountMediaRoutes(app, {
       media,

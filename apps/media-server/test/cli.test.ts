@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CliProcess, runToExit } from './cli-process.js';
-import { download, fakeHomeserver, tempDir, upload } from './helpers.js';
+import { download, fakeHomeserver, homeserverKeyFile, tempDir, upload } from './helpers.js';
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -199,7 +199,8 @@ describe('running server', () => {
   });
 
   it('checks tokens with the homeserver in whoami mode', async () => {
-    const homeserver = await fakeHomeserver({ hs_token: '@bob:localhost' });
+    const key = await homeserverKeyFile(dir.path);
+    const homeserver = await fakeHomeserver({ hs_token: '@bob:localhost' }, { serverName: 'localhost', key });
     try {
       const cli = spawnServer(await writeConfig(`${BASE}auth:\n  homeserver_url: ${homeserver.url}\n`));
       const url = await cli.listening();

@@ -230,7 +230,12 @@ describe('parseConfig', () => {
 
   it('takes a homeserver URL for whoami delegation', () => {
     const result = parseConfig({ auth: { homeserver_url: 'http://127.0.0.1:8008' } }, '/srv');
-    expect(result.ok && result.config.auth).toEqual({ kind: 'homeserver', homeserverUrl: 'http://127.0.0.1:8008' });
+    expect(result.ok && result.config.auth).toEqual({
+      kind: 'homeserver',
+      homeserverUrl: 'http://127.0.0.1:8008',
+      homeserverAdmins: false,
+      keyPublishedElsewhere: false,
+    });
   });
 
   it('makes the two auth modes exclusive, and requires one when auth is given', () => {
@@ -348,6 +353,7 @@ describe('configJsonSchema', () => {
         'server_name',
         'shutdown_timeout_ms',
         'signing_key_path',
+        'synapse',
         'url_preview',
         'thumbnails',
         'scanning',

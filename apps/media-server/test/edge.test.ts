@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TrustedProxies } from '../src/http-edge.js';
 import { startServer, type StartedServer } from '../src/server.js';
-import { LogSink, tempDir, testConfig } from './helpers.js';
+import { homeserverKeyFile, LogSink, tempDir, testConfig } from './helpers.js';
 
 const TOKENS = { alice_token: '@alice:localhost' };
 const ALICE = { Authorization: 'Bearer alice_token' };
@@ -310,8 +310,9 @@ async function appserviceHomeserver(): Promise<{ url: string; asked: string[] }>
 describe('application services acting as bridged users (user_id)', () => {
   it('uploads as the bridged user: their quota, their ownership in the admin listing', async () => {
     const homeserver = await appserviceHomeserver();
+    await homeserverKeyFile(dir.path);
     const server = await start({
-      auth: { homeserver_url: homeserver.url },
+      auth: { homeserver_url: homeserver.url, key_published_elsewhere: true },
       admins: ['@admin:localhost'],
       quotas: { default: { max_files: 1 } },
     });

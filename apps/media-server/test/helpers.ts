@@ -1,8 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { formatSigningKeyFile, generateSigningKey, type SigningKey } from '@hsmedia/signing';
 import { parseConfig, type MediaServerConfig } from '../src/config.js';
 
 /**
@@ -22,6 +23,28 @@ export async function freePort(): Promise<number> {
 export async function tempDir(prefix = 'hsmedia-server-'): Promise<{ path: string; cleanup(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** What a homeserver publishes at `/_matrix/key/v2/server`. */
+export interface PublishedKey {
+  readonly serverName: string;
+  readonly key: SigningKey;
+}
+
+/** A `/_matrix/key/v2/server` answer (unsigned: hsmedia's start-up check compares keys only). */
+export function publishedKeys({ serverName, key }: PublishedKey): Record<string, unknown> {
+  return { server_name: serverName, valid_until_ts: Date.now() + 3_600_000, verify_keys: { [key.keyId]: { key: key.publicKey } }, old_verify_keys: {} };
+}
+
+/**
+ * Writes a new key where the homeserver-mode config of `dir` looks for it (the default
+ * `./data/signing.key`), as the homeserver would have: homeserver mode never creates one.
+ */
+export async function homeserverKeyFile(dir: string, path: string = join(dir, 'data', 'signing.key')): Promise<SigningKey> {
+  const key = generateSigningKey();
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, formatSigningKeyFile(key), { mode: 0o600 });
+  return key;
 }
 
 /** A valid config for `dir` on 127.0.0.1:0; `document` overrides (YAML-shaped) keys. */
@@ -48,10 +71,15 @@ export class LogSink {
  */
 export async function fakeHomeserver(
   tokens: Record<string, string>,
+  publish?: PublishedKey,
 ): Promise<{ url: string; calls: () => number; close(): Promise<void> }> {
   let calls = 0;
   const server: Server = createServer((req, res) => {
     res.setHeader('Content-Type', 'application/json');
+    if (publish !== undefined && req.url === '/_matrix/key/v2/server') {
+      res.end(JSON.stringify(publishedKeys(publish)));
+      return;
+    }
     if (req.url !== '/_matrix/client/v3/account/whoami') {
       res.statusCode = 404;
       res.end(JSON.stringify({ errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' }));

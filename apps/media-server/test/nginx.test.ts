@@ -1,6 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,35 +9,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type StartedServer } from '../src/server.js';
 import { tempDir, testConfig } from './helpers.js';
+import { ensureNginx } from './nginx-binary.js';
 
 const appDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SAMPLE = join(appDir, 'deploy', 'nginx.conf');
 const TOKEN = { Authorization: 'Bearer alice_token' };
 /** Per-IP budget of legacy downloads (and per-user of authenticated ones: the tests below download twice as alice). */
 const LEGACY_BURST = 3;
-
-/**
- * nginx from Debian's packages, installed when absent. An install that is
- * impossible fails the suite with a message saying so: never a silent skip.
- */
-function ensureNginx(): string {
-  const find = (): string | undefined => ['/usr/sbin/nginx', '/usr/bin/nginx'].find((path) => existsSync(path));
-  let nginx = find();
-  if (nginx !== undefined) return nginx;
-  try {
-    execFileSync('apt-get', ['update'], { stdio: 'ignore', timeout: 300_000 });
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'nginx-light'], {
-      stdio: 'ignore',
-      timeout: 300_000,
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  } catch (err) {
-    throw new Error(`nginx is not installed and "apt-get install nginx-light" failed (${(err as Error).message}); install nginx to run the reverse-proxy test`);
-  }
-  nginx = find();
-  if (nginx === undefined) throw new Error('apt-get installed nginx-light but no nginx binary was found');
-  return nginx;
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startServer, type StartedServer } from '../src/server.js';
 import { SUPPORTED_SPEC_VERSIONS } from '../src/versions.js';
-import { download, fakeHomeserver, LogSink, tempDir, testConfig, upload } from './helpers.js';
+import { download, fakeHomeserver, homeserverKeyFile, LogSink, tempDir, testConfig, upload } from './helpers.js';
 
 let dir: { path: string; cleanup(): Promise<void> };
 const running: StartedServer[] = [];
@@ -77,7 +77,8 @@ describe('standalone mode with a token table', () => {
 
 describe('homeserver mode (whoami delegation)', () => {
   it('accepts tokens the homeserver knows and refuses the others', async () => {
-    const homeserver = await fakeHomeserver({ hs_token: '@bob:localhost' });
+    const key = await homeserverKeyFile(dir.path);
+    const homeserver = await fakeHomeserver({ hs_token: '@bob:localhost' }, { serverName: 'localhost', key });
     try {
       const server = await start({ auth: { homeserver_url: homeserver.url } });
       const uploaded = await upload(server.url, 'hs_token', 'from bob');
@@ -95,7 +96,8 @@ describe('homeserver mode (whoami delegation)', () => {
   });
 
   it('leaves /_matrix/client/versions to the homeserver', async () => {
-    const homeserver = await fakeHomeserver({});
+    const key = await homeserverKeyFile(dir.path);
+    const homeserver = await fakeHomeserver({}, { serverName: 'localhost', key });
     try {
       const server = await start({ auth: { homeserver_url: homeserver.url } });
       const response = await fetch(`${server.url}/_matrix/client/versions`);

@@ -8,7 +8,7 @@ import { runCli, runCommand } from '../src/cli-main.js';
 import { parseConfig } from '../src/config.js';
 import { startServer, type StartedServer } from '../src/server.js';
 import { DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST, UrlPreviewConfigError } from '../src/url-preview.js';
-import { download, LogSink, tempDir, testConfig } from './helpers.js';
+import { download, homeserverKeyFile, LogSink, tempDir, testConfig } from './helpers.js';
 
 /** A 1x1 PNG. */
 const PNG = Buffer.from(
@@ -171,7 +171,8 @@ describe('preview_url on the reference server', () => {
       }
       res.end(JSON.stringify({ user_id: '@guest:localhost', device_id: 'GUEST', is_guest: true }));
     });
-    const server = await start({ auth: { homeserver_url: homeserver.origin }, url_preview: LOOPBACK_ONLY });
+    await homeserverKeyFile(dir.path);
+    const server = await start({ auth: { homeserver_url: homeserver.origin, key_published_elsewhere: true }, url_preview: LOOPBACK_ONLY });
     for (const path of [CLIENT, LEGACY]) {
       const response = await previewUrl(server, path, `${fixture.origin}/page`, { Authorization: 'Bearer guest_token' });
       expect(response.status).toBe(403);

@@ -9,3 +9,4 @@ export {
   type ClientAuthOptions,
   type ClientAuthState,
 } from './client-auth.js';
+export { HomeserverAdminCheck, type HomeserverAdminCheckOptions } from './homeserver-admin-check.js';

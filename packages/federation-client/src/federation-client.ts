@@ -175,6 +175,7 @@ export class FederationClient implements RemoteMediaSource {
       idleMs: this.#idleMs,
       limits: { totalMs: timeouts.totalMs, minBytesPerSecond: timeouts.minBytesPerSecond, rateWindowMs: timeouts.rateWindowMs },
       logger: this.#logger,
+      keyId: this.#key.keyId,
     };
   }
 
@@ -242,7 +243,7 @@ export class FederationClient implements RemoteMediaSource {
       v1Path: `/_matrix/federation/v1/media/download/${mediaId}?timeout_ms=${timeout}`,
       // `allow_remote=false` is a MUST: the remote must not fetch from elsewhere on our behalf.
       legacyPath:
-        `/_matrix/media/v3/download/${encodeURIComponent(serverName)}/${mediaId}` +
+        `/_matrix/media/v3/download/${legacyServerSegment(serverName)}/${mediaId}` +
         `?allow_remote=false&timeout_ms=${timeout}&allow_redirect=true`,
       what: `mxc://${serverName}/${mediaId}`,
     };
@@ -282,7 +283,7 @@ export class FederationClient implements RemoteMediaSource {
       signal: request.signal,
       v1Path: `/_matrix/federation/v1/media/thumbnail/${mediaId}?${size}&timeout_ms=${timeout}`,
       legacyPath:
-        `/_matrix/media/v3/thumbnail/${encodeURIComponent(serverName)}/${mediaId}` +
+        `/_matrix/media/v3/thumbnail/${legacyServerSegment(serverName)}/${mediaId}` +
         `?${size}&allow_remote=false&timeout_ms=${timeout}&allow_redirect=true`,
       what: `thumbnail ${width}x${height} ${method} of mxc://${serverName}/${mediaId}`,
     };
@@ -360,4 +361,13 @@ export class FederationClient implements RemoteMediaSource {
         fetchForKeyRing(url, init, (destination, path, options) => this.#federationRequest(destination, path, options)),
     };
   }
+}
+
+/**
+ * A server name as a path segment of the legacy `/_matrix/media/v3` paths. The `:` before a
+ * port is left as is: it is allowed in a path segment (RFC 3986 §3.3, `pchar`), and some servers
+ * do not decode `%3A` there. Anything else outside the server-name grammar is percent-encoded.
+ */
+function legacyServerSegment(serverName: string): string {
+  return encodeURIComponent(serverName).replace(/%3A/gi, ':').replace(/%5B/gi, '[').replace(/%5D/gi, ']');
 }

@@ -13,8 +13,11 @@ export interface AdminRouterOptions {
   readonly admin: MediaAdmin;
   /** The same client authentication as the media routers: sets `ctx.state.requester` or throws 401. */
   readonly authenticate: Middleware;
-  /** Whether an authenticated requester is a server admin (e.g. a configured list of user IDs). */
-  readonly isAdmin: (requester: Requester) => boolean | Promise<boolean>;
+  /**
+   * Whether an authenticated requester is a server admin (e.g. a configured list of user IDs). The
+   * request is passed too, for checks that ask the homeserver with the caller's own token.
+   */
+  readonly isAdmin: (requester: Requester, ctx: Context) => boolean | Promise<boolean>;
   /** Largest body of `POST /_hsmedia/admin/v1/blocked_hashes/import`, in bytes. Default 16 MiB. */
   readonly maxHashListBytes?: number | undefined;
 }
@@ -194,7 +197,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
 
   const requireAdmin: Middleware<MediaRouteState> = async (ctx, next) => {
     const requester = requesterOf(ctx);
-    if (requester.isGuest || !(await isAdmin(requester))) throw errors.forbidden('You are not a server admin');
+    if (requester.isGuest || !(await isAdmin(requester, ctx))) throw errors.forbidden('You are not a server admin');
     ctx.set('Cache-Control', 'no-store');
     await next();
   };

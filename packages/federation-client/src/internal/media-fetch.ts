@@ -51,6 +51,8 @@ export interface MediaFetchContext {
   /** The overall deadline and minimum rate of every fetch. */
   readonly limits: FetchLimits;
   readonly logger: Logger;
+  /** Our signing key's ID, named in the warning when a remote refuses our signature. */
+  readonly keyId?: string;
 }
 
 /** A plan being run: its signal also fires on the fetch's deadline and rate checks. */
@@ -122,9 +124,28 @@ export async function fetchPlanned(
         },
         failureLog,
       );
+      if (mapped.remoteStatus === 401) warnSignatureRefused(context, serverName);
     }
     throw mapped;
   }
+}
+
+/**
+ * A 401 to a signed request: the remote could not verify our X-Matrix signature
+ * (https://spec.matrix.org/v1.12/server-server-api/#request-authentication), most often because
+ * our key is not the one our homeserver publishes. Every fetch from every remote fails until fixed.
+ */
+function warnSignatureRefused(context: MediaFetchContext, serverName: string): void {
+  context.logger.warn(
+    {
+      serverName,
+      key_id: context.keyId,
+      hint:
+        `remotes fetch our public key from /_matrix/key/v2/server of our server name: check that it publishes ${context.keyId ?? 'our key'} ` +
+        '(signing_key_path must be the homeserver\'s own key file)',
+    },
+    'remote refused our request signature (401)',
+  );
 }
 
 /** A remote answer whose body errors are not mapped yet (`fetchPlanned` maps them once). */

@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto';
+import { ErrCode, MatrixError } from '@hsmedia/errors';
+import { raceAbort } from '@hsmedia/runtime';
+
+/** Options for {@link HomeserverAdminCheck}. */
+export interface HomeserverAdminCheckOptions {
+  /** Base URL of the homeserver, e.g. `http://127.0.0.1:8008`. */
+  readonly homeserverUrl: string;
+  /** The fetch to use (default: global fetch). */
+  readonly fetch?: typeof fetch;
+  /** How long "admin" is believed without asking again. Default 60 000 ms. */
+  readonly positiveTtlMs?: number;
+  /** How long "not an admin" is believed without asking again. Default 10 000 ms. */
+  readonly negativeTtlMs?: number;
+  /** Cache capacity (oldest entries are evicted first). Default 10 000. */
+  readonly maxEntries?: number;
+  /** Give up on the homeserver after this long (→ 504). Default 10 000 ms. */
+  readonly timeoutMs?: number;
+  /** Time source for the cache (tests). Default `Date.now`. */
+  readonly now?: () => number;
+}
+
+interface CacheEntry {
+  readonly admin: boolean;
+  readonly expiresAt: number;
+}
+
+/**
+ * Whether a user is a server admin of the homeserver, asked with the user's own access token.
+ * Synapse answers its admin API only to server admins, so
+ * `GET /_synapse/admin/v2/users/{userId}` tells: 200 is an admin; 401, 403 or 404 (an unknown
+ * token, a non-admin, a homeserver without that API) is not. Answers are cached per token and
+ * user (a SHA-256, not the token itself) for a short while, positive and negative; concurrent
+ * checks share one request. Anything else fails closed: 502 `M_UNKNOWN` (504 on a timeout),
+ * not cached, and no access.
+ */
+export class HomeserverAdminCheck {
+  readonly #base: string;
+  readonly #fetch: typeof fetch;
+  readonly #positiveTtlMs: number;
+  readonly #negativeTtlMs: number;
+  readonly #maxEntries: number;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #inFlight = new Map<string, Promise<boolean>>();
+
+  constructor(options: HomeserverAdminCheckOptions) {
+    let base: URL;
+    try {
+      base = new URL(options.homeserverUrl);
+    } catch {
+      throw new TypeError(`HomeserverAdminCheck: homeserverUrl is not a URL: ${options.homeserverUrl}`);
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError('HomeserverAdminCheck: homeserverUrl must be http(s)');
+    this.#base = base.href.endsWith('/') ? base.href : `${base.href}/`;
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#positiveTtlMs = nonNegative('positiveTtlMs', options.positiveTtlMs ?? 60_000);
+    this.#negativeTtlMs = nonNegative('negativeTtlMs', options.negativeTtlMs ?? 10_000);
+    this.#maxEntries = Math.max(1, nonNegative('maxEntries', options.maxEntries ?? 10_000));
+    this.#timeoutMs = Math.max(1, nonNegative('timeoutMs', options.timeoutMs ?? 10_000));
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Whether `userId`, authenticated by `token`, is a server admin of the homeserver. */
+  async isAdmin(userId: string, token: string, signal?: AbortSignal): Promise<boolean> {
+    // A NUL cannot occur in a token sent as a header, so token and user never run together.
+    const key = createHash('sha256').update(token).update('\0').update(userId).digest('base64url');
+    const cached = this.#cache.get(key);
+    if (cached) {
+      if (cached.expiresAt > this.#now()) return cached.admin;
+      this.#cache.delete(key);
+    }
+    let pending = this.#inFlight.get(key);
+    if (!pending) {
+      pending = this.#ask(userId, token).then((admin) => {
+        this.#remember(key, admin);
+        return admin;
+      });
+      const forget = (): void => void this.#inFlight.delete(key);
+      pending.then(forget, forget);
+      this.#inFlight.set(key, pending);
+    }
+    return raceAbort(pending, signal);
+  }
+
+  #remember(key: string, admin: boolean): void {
+    const ttl = admin ? this.#positiveTtlMs : this.#negativeTtlMs;
+    if (ttl <= 0) return;
+    while (this.#cache.size >= this.#maxEntries) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest === undefined) break;
+      this.#cache.delete(oldest);
+    }
+    this.#cache.set(key, { admin, expiresAt: this.#now() + ttl });
+  }
+
+  async #ask(userId: string, token: string): Promise<boolean> {
+    const url = new URL(`_synapse/admin/v2/users/${encodeURIComponent(userId)}`, this.#base).href;
+    let res: Response;
+    try {
+      res = await this.#fetch(url, {
+        method: 'GET',
+        headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
+        redirect: 'error',
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (err) {
+      const timedOut = (err as { name?: unknown }).name === 'TimeoutError';
+      throw new MatrixError(
+        ErrCode.UNKNOWN,
+        timedOut ? 'Timed out asking the homeserver whether you are a server admin' : 'Could not reach the homeserver to ask whether you are a server admin',
+        { httpStatus: timedOut ? 504 : 502, cause: err },
+      );
+    }
+    await res.body?.cancel();
+    if (res.status === 200) return true;
+    if (res.status === 401 || res.status === 403 || res.status === 404) return false;
+    throw new MatrixError(ErrCode.UNKNOWN, `Homeserver answered ${res.status} when asked whether you are a server admin`, { httpStatus: 502 });
+  }
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) throw new TypeError(`HomeserverAdminCheck: ${name} must be a non-negative number`);
+  return value;
+}

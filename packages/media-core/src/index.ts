@@ -73,6 +73,15 @@ export {
   isAdminActionName,
   checkAdminAction,
   checkAdminActionQuery,
+  type MediaBrowseFilter,
+  type MediaBrowseCursor,
+  type MediaBrowseOptions,
+  type OriginMediaUsage,
+  type MediaHistogramQuery,
+  type MediaHistogramBucket,
+  checkMediaBrowse,
+  checkMediaPageLimit,
+  checkMediaHistogramQuery,
 } from './ports/index.js';
 export {
   allowAllPolicy,

@@ -1,8 +1,10 @@
 import { MediaAdmin, type MediaService } from '@hsmedia/media-core';
 import { systemClock, type Clock, type Logger, type Requester } from '@hsmedia/runtime';
-import { createAdminRouter } from '@hsmedia/media-routes';
+import type { AdminConsole } from '@hsmedia/admin-console';
+import { createAdminConsoleRouter as createConsoleApiRouter, createAdminRouter } from '@hsmedia/media-routes';
 import type { Router } from '@koa/router';
 import type { Middleware } from 'koa';
+import { createAdminConsoleRouter } from './admin-console.js';
 import type { JobScheduler } from './background-jobs.js';
 import type { MediaServerConfig } from './config.js';
 import { createHealthCheck, createHealthRouter, type HealthReport } from './health.js';
@@ -21,6 +23,8 @@ export interface OperationsDeps {
   readonly scheduler: JobScheduler;
   readonly logger: Logger;
   readonly clock?: Clock;
+  /** The console's built files, loaded when `admin_console.enabled`. */
+  readonly adminConsole?: AdminConsole | undefined;
 }
 
 /** The operations side of a server: admin API, health, metrics listener, retention. */
@@ -56,6 +60,16 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
     authenticate: deps.authenticate,
     isAdmin: (requester: Requester) => admins.has(requester.userId),
   });
+  // The console's read-only API (media listing, storage statistics): admin API like the rest, always on.
+  const consoleApiRouter = createConsoleApiRouter({
+    serverName: config.serverName,
+    queries: stores.metadata,
+    authenticate: deps.authenticate,
+    isAdmin: (requester: Requester) => admins.has(requester.userId),
+    remoteCacheBudgetBytes: config.retention.remoteCacheMaxBytes,
+    now: () => clock.now(),
+  });
+  const consoleRouters = deps.adminConsole === undefined ? [] : [createAdminConsoleRouter(deps.adminConsole)];
   const retention = (): Promise<RetentionResult> => runRetention(admin, config.retention, clock, metrics);
   if (hasRetentionRules(config.retention)) {
     deps.scheduler.schedule('retention', config.retention.intervalMs, async () => ({ ...(await retention()) }));
@@ -66,7 +80,7 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
     admin,
     metrics,
     health,
-    routers: [adminRouter, createHealthRouter(health)],
+    routers: [adminRouter, consoleApiRouter, ...consoleRouters, createHealthRouter(health)],
     runRetention: retention,
     metricsUrl: () => metricsServer?.url,
     listen() {

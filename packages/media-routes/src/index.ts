@@ -46,3 +46,4 @@ export {
   HSMEDIA_ADMIN_PREFIX,
   type AdminRouterOptions,
 } from './admin-routes.js';
+export { createAdminConsoleRouter, type AdminConsoleRouterOptions } from './admin-console-routes.js';

@@ -26,7 +26,8 @@ function send(ctx: Context, file: AdminConsoleFile): void {
  * token: it asks for one and sends it with each API request.
  */
 export function createAdminConsoleRouter(adminConsole: AdminConsole): Router {
-  const router = new Router();
+  // strict: `/_hsmedia/admin` (redirected) and `/_hsmedia/admin/` (the page) are different routes.
+  const router = new Router({ strict: true });
   const base = ADMIN_CONSOLE_BASE_PATH;
   const page = adminConsole.file('');
   if (page === undefined) throw new Error('admin console: no page');

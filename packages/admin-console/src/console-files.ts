@@ -88,8 +88,8 @@ function extensionOf(name: string): string {
  *
  * @example
  * ```ts
- * const console = await loadAdminConsole();
- * const page = console.file('');
+ * const adminConsole = await loadAdminConsole();
+ * const page = adminConsole.file('');
  * // page.body, page.contentType ('text/html; charset=utf-8'), page.cacheControl ('no-cache')
  * ```
  */

@@ -53,6 +53,7 @@ function ensureChromium(): void {
  */
 interface PageGlobals {
   readonly document: {
+    readonly activeElement: { readonly tagName: string } | null;
     querySelectorAll(selector: string): { readonly length: number };
     querySelector(selector: string): { getAttribute(name: string): string | null; readonly textContent: string | null } | null;
   };
@@ -120,6 +121,8 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
       admins: [`@admin:${SERVER}`],
       retention: { remote_cache_max_size: '1M' },
       admin_console: { enabled: true },
+      // The seeded remote item never went through upload-time generation: make its thumbnail on request.
+      thumbnails: { dynamic: true },
     };
     const configPath = join(dir.path, 'config.yaml');
     await writeFile(configPath, JSON.stringify(config));
@@ -212,6 +215,7 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
     expect(await page.locator('a.card[data-media-id="remoteCat"] .badge.remote').textContent()).toBe('remote');
     // The PNG's thumbnail arrives as an object URL.
     await waitAttribute(`a.card[data-media-id="${media['png']}"] img`, 'src', /^blob:/);
+    await waitAttribute('a.card[data-media-id="remoteCat"] img', 'src', /^blob:/);
     // No thumbnail is asked of the HTML or SVG upload.
     expect(await page.locator(`a.card[data-media-id="${media['svg']}"] img`).count()).toBe(0);
     await shot('media');
@@ -246,7 +250,7 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
     await page.keyboard.press('Enter');
     await waitText('h1', 'alice-photo.png');
     // Focus moves to the new heading.
-    expect(await page.evaluate('document.activeElement?.tagName')).toBe('H1');
+    await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.activeElement?.tagName === 'H1');
     await waitAttribute('#preview-image', 'src', /^blob:/);
     await waitText('.meta-list', /[0-9a-f]{64}/);
     await shot('media-detail');

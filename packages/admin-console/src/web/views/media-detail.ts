@@ -97,13 +97,15 @@ export async function renderMediaDetail(view: HTMLElement, serverName: string, m
   if (media.pending || !mayHaveThumbnail(media.media_type)) {
     replace(preview, h('p', { class: 'help' }, 'No preview: the console shows thumbnails of images and videos only, never the original.'));
   } else {
+    // In the background: the view (and its focused heading) is ready before the thumbnail is.
     replace(preview, h('p', { class: 'help' }, 'Loading thumbnail…'));
-    const thumbnail = await fetchThumbnail(media.server_name, media.media_id, 320, 240);
-    replace(
-      preview,
-      'url' in thumbnail
-        ? h('img', { src: thumbnail.url, alt: `Thumbnail of ${media.upload_name ?? media.media_id}`, id: 'preview-image' })
-        : h('p', { class: 'problem', id: 'thumbnail-refused' }, `Thumbnail refused by the client API: ${thumbnail.refused}`),
+    void fetchThumbnail(media.server_name, media.media_id, 320, 240).then((thumbnail) =>
+      replace(
+        preview,
+        'url' in thumbnail
+          ? h('img', { src: thumbnail.url, alt: `Thumbnail of ${media.upload_name ?? media.media_id}`, id: 'preview-image' })
+          : h('p', { class: 'problem', id: 'thumbnail-refused' }, `Thumbnail refused by the client API: ${thumbnail.refused}`),
+      ),
     );
   }
 }

@@ -28,8 +28,22 @@ function explain(error: unknown): string {
 /** A download link for text the console fetched (an export): an object URL of plain data, never opened in the page. */
 async function exportLink(format: 'json' | 'csv', holder: HTMLElement): Promise<void> {
   try {
-    const response = await request(`${ADMIN}/blocked_hashes?format=${format}&limit=10000`);
-    const blob = new Blob([await response.arrayBuffer()], { type: format === 'csv' ? 'text/csv' : 'application/json' });
+    let blob: Blob;
+    if (format === 'csv') {
+      // Without a limit the server streams the whole list.
+      const response = await request(`${ADMIN}/blocked_hashes?format=csv`);
+      blob = new Blob([await response.arrayBuffer()], { type: 'text/csv' });
+    } else {
+      // JSON comes in pages (at most 1000 each): follow next_batch and save the export shape.
+      const hashes: BlockedHashEntry[] = [];
+      let from: string | undefined;
+      do {
+        const page: { hashes: BlockedHashEntry[]; next_batch?: string } = await requestJson(`${ADMIN}/blocked_hashes?limit=1000${from === undefined ? '' : `&from=${from}`}`);
+        hashes.push(...page.hashes);
+        from = page.next_batch;
+      } while (from !== undefined);
+      blob = new Blob([JSON.stringify({ hashes }, null, 1)], { type: 'application/json' });
+    }
     const link = h('a', { href: URL.createObjectURL(blob), download: `blocked-hashes.${format}`, id: `export-${format}-file` }, `Save blocked-hashes.${format}`);
     replace(holder, link);
     link.focus();
@@ -62,7 +76,7 @@ async function renderHashes(section: HTMLElement, q: string): Promise<void> {
   const importResult = h('p', { id: 'import-result', role: 'status' });
   const importForm = h('form', { id: 'import-form', 'aria-labelledby': 'import-title' },
     h('h3', { id: 'import-title' }, 'Import'),
-    h('label', { for: 'import-text' }, 'Hashes (CSV: sha256,reason per line; or a JSON list)'),
+    h('label', { for: 'import-text' }, 'Hashes: CSV (sha256[,reason[,blocked_by[,blocked_ts]]] per line, header optional) or JSON ({"hashes": [...]}, as exported)'),
     importText,
     h('p', { id: 'import-help', class: 'help' }, 'Or choose a file:'),
     h('label', { for: 'import-file' }, 'File'),

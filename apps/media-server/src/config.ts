@@ -13,7 +13,7 @@ import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { parseAddressRange } from './http-edge.js';
 import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits.js';
-import { adminsSchema, metricsSchema, resolveMetrics, resolveRetention, retentionSchema, type MetricsConfig } from './operations-config.js';
+import { adminConsoleSchema, adminsSchema, metricsSchema, resolveMetrics, resolveRetention, retentionSchema, type AdminConsoleConfig, type MetricsConfig } from './operations-config.js';
 import type { RetentionPolicy } from './retention.js';
 import { DEFAULT_APPLICATION_NAME, POSTGRES_DEFAULTS, resolvePostgresDatabase, type DatabaseConfig } from './database.js';
 import {
@@ -483,6 +483,7 @@ const configFileSchema = z
     thumbnails: thumbnailsSchema.default(() => thumbnailsSchema.parse({})),
     access_policy: accessPolicySchema.default(() => accessPolicySchema.parse({})),
     scanning: scanningSchema.optional(),
+    admin_console: adminConsoleSchema.default({ enabled: false }),
   })
   .meta({ title: 'hsmedia-server configuration' });
 
@@ -548,6 +549,8 @@ export interface MediaServerConfig {
   readonly accessPolicy: AccessPolicyConfig;
   /** Virus scanning (`scanning:`); undefined when off. */
   readonly scanning: ScanningConfig | undefined;
+  /** The browser console at `/_hsmedia/admin/` (`admin_console:`). */
+  readonly adminConsole: AdminConsoleConfig;
 }
 
 /** Outbound and inbound federation settings (`federation:` in the file). */
@@ -675,6 +678,7 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
     metrics: resolveMetrics(file.metrics),
     workers: file.workers === 'auto' ? availableParallelism() : file.workers,
     thumbnails: resolveThumbnailsConfig(file.thumbnails),
+    adminConsole: { enabled: file.admin_console.enabled },
     accessPolicy: {
       denyServingTo: [...file.access_policy.deny_serving_to],
       preventDownloadsFrom: [...file.access_policy.prevent_downloads_from],

@@ -117,3 +117,18 @@ export function resolveRetention(section: z.output<typeof retentionSchema>): Ret
 export function resolveMetrics(section: z.output<typeof metricsSchema>): MetricsConfig {
   return { enabled: section.enabled, listen: { host: section.listen.host, port: section.listen.port } };
 }
+
+/** `admin_console`: the browser console at /_hsmedia/admin/ (off by default). */
+export const adminConsoleSchema: z.ZodObject<{ enabled: z.ZodDefault<z.ZodBoolean> }, z.core.$strict> = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'Serve the moderation and operations console at /_hsmedia/admin/ (sign in with an admin access token).' }),
+  })
+  .meta({ description: 'The admin console in the browser.' });
+
+/** The resolved `admin_console` section. */
+export interface AdminConsoleConfig {
+  readonly enabled: boolean;
+}

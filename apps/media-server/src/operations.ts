@@ -1,8 +1,10 @@
 import { hasAdminAuditLog, MediaAdmin, type AdminAction, type MediaService } from '@hsmedia/media-core';
 import { systemClock, type Clock, type Logger, type Requester } from '@hsmedia/runtime';
-import { createAdminRouter, createScanAdminRouter } from '@hsmedia/media-routes';
+import type { AdminConsole } from '@hsmedia/admin-console';
+import { createAdminConsoleRouter as createConsoleApiRouter, createAdminRouter, createScanAdminRouter } from '@hsmedia/media-routes';
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
+import { createAdminConsoleRouter } from './admin-console.js';
 import type { JobScheduler } from './background-jobs.js';
 import type { MediaServerConfig } from './config.js';
 import { createHealthCheck, createHealthRouter, type HealthReport } from './health.js';
@@ -23,6 +25,8 @@ export interface OperationsDeps {
   readonly clock?: Clock;
   /** `auth.homeserver_admins`: asks the homeserver whether a requester not in `admins` is a server admin. */
   readonly homeserverAdmins?: (requester: Requester, ctx: Context) => Promise<boolean>;
+  /** The console's built files, loaded when `admin_console.enabled`. */
+  readonly adminConsole?: AdminConsole | undefined;
 }
 
 /** The operations side of a server: admin API, health, metrics listener, retention. */
@@ -52,12 +56,14 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
   metrics.watchUploadWaiters(() => media.uploadWaiters);
   const admin = new MediaAdmin({ media, queries: stores.metadata, logger, onAction: (entry) => metrics.adminActions.inc({ action: entry.action }) });
   const admins = new Set(config.admins);
+  // The `admins` list first; then, with auth.homeserver_admins, the homeserver (asked with the caller's token).
+  const isAdmin = (requester: Requester, ctx: Context): boolean | Promise<boolean> =>
+    admins.has(requester.userId) || (deps.homeserverAdmins?.(requester, ctx) ?? false);
   const health = createHealthCheck({ metadata: stores.metadata, blobs: stores.blobs });
   const adminRouter = createAdminRouter({
     admin,
     authenticate: deps.authenticate,
-    // The `admins` list first; then, with auth.homeserver_admins, the homeserver (asked with the caller's token).
-    isAdmin: (requester: Requester, ctx) => admins.has(requester.userId) || (deps.homeserverAdmins?.(requester, ctx) ?? false),
+    isAdmin,
   });
   const scanning = media.scanning;
   if (scanning !== undefined) metrics.watchScanQueue(() => scanning.queueDepth);
@@ -67,7 +73,17 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
     metrics.adminActions.inc({ action: entry.action });
   };
   // POST /_hsmedia/admin/v1/media/{serverName}/{mediaId}/rescan, beside the other admin routes.
-  const scanRouters = scanning === undefined ? [] : [createScanAdminRouter({ scanning, authenticate: deps.authenticate, isAdmin: (requester: Requester) => admins.has(requester.userId), recordAction, now: () => clock.now() })];
+  const scanRouters = scanning === undefined ? [] : [createScanAdminRouter({ scanning, authenticate: deps.authenticate, isAdmin, recordAction, now: () => clock.now() })];
+  // The console's read-only API (media listing, storage statistics): admin API like the rest, always on.
+  const consoleApiRouter = createConsoleApiRouter({
+    serverName: config.serverName,
+    queries: stores.metadata,
+    authenticate: deps.authenticate,
+    isAdmin,
+    remoteCacheBudgetBytes: config.retention.remoteCacheMaxBytes,
+    now: () => clock.now(),
+  });
+  const consoleRouters = deps.adminConsole === undefined ? [] : [createAdminConsoleRouter(deps.adminConsole)];
   const retention = (): Promise<RetentionResult> => runRetention(admin, config.retention, clock, metrics);
   if (hasRetentionRules(config.retention)) {
     deps.scheduler.schedule('retention', config.retention.intervalMs, async () => ({ ...(await retention()) }));
@@ -78,7 +94,7 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
     admin,
     metrics,
     health,
-    routers: [adminRouter, ...scanRouters, createHealthRouter(health)],
+    routers: [adminRouter, ...scanRouters, consoleApiRouter, ...consoleRouters, createHealthRouter(health)],
     runRetention: retention,
     metricsUrl: () => metricsServer?.url,
     listen() {

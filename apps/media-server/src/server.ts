@@ -7,6 +7,7 @@ import {
   WhoamiTokenVerifier,
   type AccessTokenVerifier,
 } from '@hsmedia/client-auth';
+import { loadAdminConsole } from '@hsmedia/admin-console';
 import { FederationClient } from '@hsmedia/federation-client';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
 import { MediaService, type ThumbnailService } from '@hsmedia/media-core';
@@ -283,7 +284,10 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     const rateLimits = createRateLimits(config.limits, options.rateLimitClock);
     // One client authentication (one token cache) for the media and the admin routes.
     const authenticate = createClientAuth({ verifier: verifierFor(config, adminToken) });
+    // admin_console: the built console, read once into memory (a few tens of kB).
+    const adminConsole = config.adminConsole.enabled ? await loadAdminConsole() : undefined;
     const operations = (open.operations = createOperations(config, {
+      adminConsole,
       media,
       stores,
       metrics,

@@ -4,6 +4,7 @@ import { describeAdminAuditCases } from './admin-audit-cases.js';
 import { describeBlockedHashCases } from './blocked-hash-cases.js';
 import { describeWithSubject } from './internal/subject-lifecycle.js';
 import { describeJobLeaseCases } from './job-lease-cases.js';
+import { describeMediaBrowseCases } from './media-browse-cases.js';
 import { describeMediaQueryCases, describeQuarantineFlagCases } from './media-query-cases.js';
 import { describeMediaRecordCases } from './media-record-cases.js';
 import { describePendingExpiryCases } from './pending-expiry-cases.js';
@@ -30,6 +31,7 @@ export function mediaQueriesCases(store: () => MediaRecordStore & MediaQueries):
   describeMediaQueryCases(store);
   describeProtectionQueryCases(store);
   describeProfileQueryCases(store);
+  describeMediaBrowseCases(store);
 }
 
 /**

@@ -85,6 +85,15 @@ export {
   type ScanVerdict,
   hasMediaScanStates,
   isMediaScanState,
+  type MediaBrowseFilter,
+  type MediaBrowseCursor,
+  type MediaBrowseOptions,
+  type OriginMediaUsage,
+  type MediaHistogramQuery,
+  type MediaHistogramBucket,
+  checkMediaBrowse,
+  checkMediaPageLimit,
+  checkMediaHistogramQuery,
 } from './ports/index.js';
 export {
   allowAllPolicy,

@@ -2,6 +2,7 @@ import { errors } from '@hsmedia/errors';
 import { isValidMediaId, isValidServerName, type AdminContext, type BulkDeletionScope, type MediaAdmin, type MediaListOptions, type MediaOrder, type MediaRecord, type MediaUsageQuery } from '@hsmedia/media-core';
 import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
+import { requireAdmin, type AdminCheck } from './internal/admin-guard.js';
 import type { Context, Middleware } from 'koa';
 import { addBlockedHashListRoutes } from './admin-hash-list-routes.js';
 import { adminContext, auditQuery } from './internal/admin-inputs.js';
@@ -17,7 +18,7 @@ export interface AdminRouterOptions {
    * Whether an authenticated requester is a server admin (e.g. a configured list of user IDs). The
    * request is passed too, for checks that ask the homeserver with the caller's own token.
    */
-  readonly isAdmin: (requester: Requester, ctx: Context) => boolean | Promise<boolean>;
+  readonly isAdmin: AdminCheck;
   /** Largest body of `POST /_hsmedia/admin/v1/blocked_hashes/import`, in bytes. Default 16 MiB. */
   readonly maxHashListBytes?: number | undefined;
 }
@@ -195,13 +196,7 @@ function listOptions(query: URLSearchParams): MediaListOptions {
 export function createAdminRouter(options: AdminRouterOptions): Router {
   const { admin, authenticate, isAdmin } = options;
 
-  const requireAdmin: Middleware<MediaRouteState> = async (ctx, next) => {
-    const requester = requesterOf(ctx);
-    if (requester.isGuest || !(await isAdmin(requester, ctx))) throw errors.forbidden('You are not a server admin');
-    ctx.set('Cache-Control', 'no-store');
-    await next();
-  };
-  const guard = [authenticate, requireAdmin] as const;
+  const guard = [authenticate, requireAdmin(isAdmin)] as const;
   // Read after the path parameters are checked and before anything changes: a bad reason changes nothing.
   const context = (ctx: MediaStateContext & Context): Promise<AdminContext> => adminContext(ctx, requesterOf(ctx).userId, queryOf(ctx));
 

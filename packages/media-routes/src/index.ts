@@ -52,3 +52,4 @@ export {
   DEFAULT_MAX_HASH_LIST_BYTES,
   type BlockedHashListRoutesOptions,
 } from './admin-hash-list-routes.js';
+export { createAdminConsoleRouter, type AdminConsoleRouterOptions } from './admin-console-routes.js';

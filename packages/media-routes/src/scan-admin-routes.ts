@@ -2,6 +2,7 @@ import { errors } from '@hsmedia/errors';
 import { formatMxcUri, isValidMediaId, isValidServerName, type AdminAction, type MediaScanStage } from '@hsmedia/media-core';
 import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
+import { requireAdmin, type AdminCheck } from './internal/admin-guard.js';
 import type { Middleware } from 'koa';
 import { HSMEDIA_ADMIN_PREFIX } from './admin-routes.js';
 import { adminContext } from './internal/admin-inputs.js';
@@ -14,7 +15,7 @@ export interface ScanAdminRouterOptions {
   /** The same client authentication as the media routers. */
   readonly authenticate: Middleware;
   /** Whether an authenticated requester is a server admin. */
-  readonly isAdmin: (requester: Requester) => boolean | Promise<boolean>;
+  readonly isAdmin: AdminCheck;
   /** Records a rescan in the audit log (`action: 'rescan'`); none: not recorded. */
   readonly recordAction?: ((entry: AdminAction) => Promise<void>) | undefined;
   /** Time of audit entries. Default `Date.now`. */
@@ -33,17 +34,11 @@ export interface ScanAdminRouterOptions {
 export function createScanAdminRouter(options: ScanAdminRouterOptions): Router {
   const { scanning, authenticate, isAdmin, recordAction } = options;
   const now = options.now ?? Date.now;
-  const requireAdmin: Middleware<MediaRouteState> = async (ctx, next) => {
-    const requester = requesterOf(ctx);
-    if (requester.isGuest || !(await isAdmin(requester))) throw errors.forbidden('You are not a server admin');
-    ctx.set('Cache-Control', 'no-store');
-    await next();
-  };
   const router = new Router<MediaRouteState>({ methods: ALL_METHODS });
   router.post<MediaRouteState, PathParams<{ serverName: string; mediaId: string }>>(
     `${HSMEDIA_ADMIN_PREFIX}/media/:serverName/:mediaId/rescan`,
     authenticate,
-    requireAdmin,
+    requireAdmin(isAdmin),
     async (ctx) => {
       const { serverName, mediaId } = ctx.params;
       if (!isValidServerName(serverName)) throw errors.invalidParam('Invalid server name');

@@ -1,3 +1,4 @@
+import type { MediaBrowseFilter, MediaBrowseOptions, MediaHistogramBucket, MediaHistogramQuery, OriginMediaUsage } from '@hsmedia/media-core';
 import type { AdminAction, AdminActionQuery, AdminAuditLog, RecordedAdminAction, BlockedHash, BlockedHashes, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail, MediaScanState, MediaScanStates } from '@hsmedia/media-core';
 import type { ServerKeyStore, StoredServerKey } from '@hsmedia/signing';
 import type { Knex } from 'knex';
@@ -12,6 +13,7 @@ import {
   type ServerKeyRow,
 } from './internal/rows.js';
 import { listAdminActions, recordAdminAction } from './internal/admin-audit.js';
+import { browseMedia, mediaCreationHistogram, mediaUsageByOrigin } from './internal/media-browse.js';
 import { blockHash, blockHashes, isHashBlocked, listBlockedHashes, unblockHash } from './internal/blocked-hashes.js';
 import { releaseLease, tryAcquireLease } from './internal/leases.js';
 import { listMedia, mediaUsageByUser, setMediaProfile, setMediaProtected, setMediaQuarantined, setMediaScanState, summarizeMedia } from './internal/media-queries.js';
@@ -204,6 +206,21 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
 
   setMediaProfile(serverName: string, mediaId: string, isProfile: boolean): Promise<boolean> {
     return setMediaProfile(this.knex, this.#tables.media, serverName, mediaId, isProfile);
+  }
+
+  /** Newest first after the cursor. Throws `TypeError` for a malformed filter or page. */
+  browseMedia(filter: MediaBrowseFilter, options: MediaBrowseOptions): Promise<MediaRecord[]> {
+    return this.#read(() => browseMedia(this.knex, this.#tables.media, filter, options));
+  }
+
+  /** Throws `TypeError` for a `limit` that is not an integer from 1 to 10000. */
+  mediaUsageByOrigin(limit: number): Promise<OriginMediaUsage[]> {
+    return this.#read(() => mediaUsageByOrigin(this.knex, this.#tables.media, limit));
+  }
+
+  /** Throws `TypeError` for a malformed query. */
+  mediaCreationHistogram(query: MediaHistogramQuery): Promise<MediaHistogramBucket[]> {
+    return this.#read(() => mediaCreationHistogram(this.knex, this.#tables.media, query));
   }
 
   mediaUsageByUser(query: MediaUsageQuery): Promise<MediaUsagePage> {

@@ -1,4 +1,10 @@
 import type {
+  MediaBrowseCursor,
+  MediaBrowseFilter,
+  MediaBrowseOptions,
+  MediaHistogramBucket,
+  MediaHistogramQuery,
+  OriginMediaUsage,
   MediaListOptions,
   MediaQuery,
   MediaRecord,
@@ -135,4 +141,66 @@ export function mediaUsageOfRecords(records: Iterable<MediaRecord>, query: Media
 /** Lower-cases ASCII letters only, as SQLite's `lower()` does. */
 function asciiLower(value: string): string {
   return value.replace(/[A-Z]/g, (c) => c.toLowerCase());
+}
+
+/** Whether `record` satisfies every condition of a {@link MediaBrowseFilter}. */
+function matchesBrowseFilter(record: MediaRecord, filter: MediaBrowseFilter): boolean {
+  if (filter.serverName !== undefined && record.serverName !== filter.serverName) return false;
+  if (filter.userId !== undefined && record.userId !== filter.userId) return false;
+  if (filter.contentTypePrefix !== undefined) {
+    if (record.contentType === null || !asciiLower(record.contentType).startsWith(asciiLower(filter.contentTypePrefix))) return false;
+  }
+  if (filter.minSize !== undefined && !(record.size !== null && record.size >= filter.minSize)) return false;
+  if (filter.maxSize !== undefined && !(record.size !== null && record.size <= filter.maxSize)) return false;
+  if (filter.createdFrom !== undefined && record.createdAt < filter.createdFrom) return false;
+  if (filter.createdUntil !== undefined && record.createdAt >= filter.createdUntil) return false;
+  if (filter.quarantined !== undefined && record.quarantined !== filter.quarantined) return false;
+  if (filter.protected !== undefined && (record.protected === true) !== filter.protected) return false;
+  return true;
+}
+
+/** The browse order, newest first: `createdAt`, `serverName`, `mediaId`, all descending. */
+function compareBrowseOrder(a: MediaBrowseCursor, b: MediaBrowseCursor): number {
+  return -(compareValues(a.createdAt, b.createdAt) || compareValues(a.serverName, b.serverName) || compareValues(a.mediaId, b.mediaId));
+}
+
+/** {@link MediaQueries.browseMedia} over an array (copies of the records). */
+export function browseMediaRecords(records: Iterable<MediaRecord>, filter: MediaBrowseFilter, options: MediaBrowseOptions): MediaRecord[] {
+  const { after } = options;
+  return [...records]
+    .filter((record) => matchesBrowseFilter(record, filter) && (after === undefined || compareBrowseOrder(record, after) > 0))
+    .sort(compareBrowseOrder)
+    .slice(0, options.limit)
+    .map((record) => ({ ...record }));
+}
+
+/** {@link MediaQueries.mediaUsageByOrigin} over an array. */
+export function mediaUsageByOriginOfRecords(records: Iterable<MediaRecord>, limit: number): OriginMediaUsage[] {
+  const byOrigin = new Map<string, { mediaCount: number; mediaLength: number }>();
+  for (const record of records) {
+    const usage = byOrigin.get(record.serverName) ?? { mediaCount: 0, mediaLength: 0 };
+    usage.mediaCount++;
+    usage.mediaLength += record.size ?? 0;
+    byOrigin.set(record.serverName, usage);
+  }
+  return [...byOrigin]
+    .map(([serverName, usage]) => ({ serverName, ...usage }))
+    .sort((a, b) => b.mediaLength - a.mediaLength || compareValues(a.serverName, b.serverName))
+    .slice(0, limit);
+}
+
+/** {@link MediaQueries.mediaCreationHistogram} over an array. */
+export function mediaHistogramOfRecords(records: Iterable<MediaRecord>, query: MediaHistogramQuery): MediaHistogramBucket[] {
+  const buckets = new Map<number, { mediaCount: number; mediaLength: number }>();
+  for (const record of records) {
+    if (record.createdAt < query.createdFrom || record.createdAt >= query.createdUntil) continue;
+    if (query.serverName !== undefined && record.serverName !== query.serverName) continue;
+    if (query.notServerName !== undefined && record.serverName === query.notServerName) continue;
+    const start = Math.floor(record.createdAt / query.intervalMs) * query.intervalMs;
+    const bucket = buckets.get(start) ?? { mediaCount: 0, mediaLength: 0 };
+    bucket.mediaCount++;
+    bucket.mediaLength += record.size ?? 0;
+    buckets.set(start, bucket);
+  }
+  return [...buckets].map(([start, bucket]) => ({ start, ...bucket })).sort((a, b) => a.start - b.start);
 }

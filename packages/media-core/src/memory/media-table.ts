@@ -1,4 +1,9 @@
 import type {
+  MediaBrowseFilter,
+  MediaBrowseOptions,
+  MediaHistogramBucket,
+  MediaHistogramQuery,
+  OriginMediaUsage,
   MediaCompletion,
   MediaListOptions,
   MediaQuery,
@@ -8,7 +13,14 @@ import type {
   MediaUsagePage,
   MediaUsageQuery,
 } from '../ports/index.js';
-import { mediaUsageOfRecords, selectMediaRecords, summarizeMediaRecords } from './media-query.js';
+import {
+  browseMediaRecords,
+  mediaHistogramOfRecords,
+  mediaUsageByOriginOfRecords,
+  mediaUsageOfRecords,
+  selectMediaRecords,
+  summarizeMediaRecords,
+} from './media-query.js';
 
 /** Collision-free key of a `(serverName, mediaId)` pair, whatever characters either holds. */
 export function mediaKey(serverName: string, mediaId: string): string {
@@ -121,6 +133,18 @@ export class MediaTable {
 
   summarize(query: MediaQuery): MediaSummary {
     return summarizeMediaRecords(this.#rows.values(), query);
+  }
+
+  browse(filter: MediaBrowseFilter, options: MediaBrowseOptions): MediaRecord[] {
+    return browseMediaRecords(this.#rows.values(), filter, options).map(copyRecord);
+  }
+
+  usageByOrigin(limit: number): OriginMediaUsage[] {
+    return mediaUsageByOriginOfRecords(this.#rows.values(), limit);
+  }
+
+  histogram(query: MediaHistogramQuery): MediaHistogramBucket[] {
+    return mediaHistogramOfRecords(this.#rows.values(), query);
   }
 
   usageByUser(query: MediaUsageQuery): MediaUsagePage {

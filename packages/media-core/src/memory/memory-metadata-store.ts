@@ -8,6 +8,11 @@ import type {
   BlockedHash,
   BlockedHashes,
   BlockedHashPage,
+  MediaBrowseFilter,
+  MediaBrowseOptions,
+  MediaHistogramBucket,
+  MediaHistogramQuery,
+  OriginMediaUsage,
   MediaCompletion,
   MediaListOptions,
   MediaMetadataStore,
@@ -22,6 +27,7 @@ import type {
   StoredThumbnail,
 } from '../ports/index.js';
 import { MEDIA_SCAN_STATES, isMediaScanState } from '../ports/index.js';
+import { checkMediaBrowse, checkMediaHistogramQuery, checkMediaPageLimit } from '../ports/index.js';
 import { AuditTable } from './audit-table.js';
 import { BlockedHashTable } from './blocked-hash-table.js';
 import { LeaseTable } from './lease-table.js';
@@ -209,6 +215,27 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
   async getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage> {
     this.#open();
     return this.#media.userUsage(userId, sinceMs);
+  }
+
+  /** Records a filter selects, newest first, after the cursor. Throws `TypeError` for a malformed filter or page. */
+  async browseMedia(filter: MediaBrowseFilter, options: MediaBrowseOptions): Promise<MediaRecord[]> {
+    this.#open();
+    checkMediaBrowse(filter, options);
+    return this.#media.browse(filter, options);
+  }
+
+  /** The origins storing the most bytes. Throws `TypeError` for a `limit` that is not a positive integer. */
+  async mediaUsageByOrigin(limit: number): Promise<OriginMediaUsage[]> {
+    this.#open();
+    checkMediaPageLimit(limit);
+    return this.#media.usageByOrigin(limit);
+  }
+
+  /** Stored media per creation interval. Throws `TypeError` for a malformed query. */
+  async mediaCreationHistogram(query: MediaHistogramQuery): Promise<MediaHistogramBucket[]> {
+    this.#open();
+    checkMediaHistogramQuery(query);
+    return this.#media.histogram(query);
   }
 
   // JobLeases

@@ -17,6 +17,17 @@ export type {
   MediaMetadataStore,
 } from './metadata-store.js';
 export {
+  type MediaBrowseFilter,
+  type MediaBrowseCursor,
+  type MediaBrowseOptions,
+  type OriginMediaUsage,
+  type MediaHistogramQuery,
+  type MediaHistogramBucket,
+  checkMediaBrowse,
+  checkMediaPageLimit,
+  checkMediaHistogramQuery,
+} from './media-browse.js';
+export {
   REMOTE_THUMBNAIL_CONTENT_TYPES,
   type RemoteMediaRequest,
   type RemoteMedia,

@@ -1,4 +1,5 @@
 import type { MediaScanState } from './media-scanning.js';
+import type { MediaBrowseFilter, MediaBrowseOptions, MediaHistogramBucket, MediaHistogramQuery, OriginMediaUsage } from './media-browse.js';
 import type { ThumbnailMethod } from './thumbnails.js';
 
 /**
@@ -233,6 +234,17 @@ export interface MediaQueries {
    * upload quotas; remote media has no user and never counts.
    */
   getUserUsage(userId: string, sinceMs: number): Promise<MediaUsage>;
+  /**
+   * Records a {@link MediaBrowseFilter} selects, newest first: by
+   * `createdAt`, then `serverName`, then `mediaId`, all descending; a page
+   * starts after `options.after` (keyset paging, stable while media arrives).
+   * For the admin console.
+   */
+  browseMedia(filter: MediaBrowseFilter, options: MediaBrowseOptions): Promise<MediaRecord[]>;
+  /** The `limit` origins storing the most bytes (ties by server name, ascending). */
+  mediaUsageByOrigin(limit: number): Promise<OriginMediaUsage[]>;
+  /** Count and bytes of stored media per creation interval; only non-empty intervals, oldest first. */
+  mediaCreationHistogram(query: MediaHistogramQuery): Promise<MediaHistogramBucket[]>;
 }
 
 /**

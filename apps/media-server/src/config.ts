@@ -475,7 +475,7 @@ const configFileSchema = z
     metrics: metricsSchema.default(() => metricsSchema.parse({})),
     workers: z
       .union([z.number().int().min(1).max(256), z.literal('auto')])
-      .default('auto')
+      .default(1)
       .meta({
         description:
           'Server processes sharing the listen port (node:cluster), supervised by the main process; `auto`: one per core. 1 runs a single process.',

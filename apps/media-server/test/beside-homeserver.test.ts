@@ -248,7 +248,7 @@ describe('synapse.config_path', () => {
     const { config } = result;
     expect(config.serverName).toBe('matrix.example.org');
     expect(config.signingKeyPath).toBe(join(dir.path, 'synapse', 'keys', 'matrix.example.org.signing.key'));
-    expect(config.mediaStore.path).toBe('/var/lib/matrix-synapse/media');
+    expect(config.mediaStore).toEqual({ kind: 'filesystem', path: '/var/lib/matrix-synapse/media' });
     expect(config.maxUploadBytes).toBe(100 * 1024 ** 2);
     expect(config.urlPreview).toMatchObject({
       enabled: true,
@@ -274,7 +274,7 @@ describe('synapse.config_path', () => {
     if (!result.ok) throw new Error(result.errors.join('\n'));
     expect(path).toBe(join(dir.path, 'synapse', 'homeserver.yaml'));
     expect(result.config.maxUploadBytes).toBe(10 * 1024 ** 2);
-    expect(result.config.mediaStore.path).toBe(join(dir.path, 'media'));
+    expect(result.config.mediaStore).toEqual({ kind: 'filesystem', path: join(dir.path, 'media') });
     expect(result.config.urlPreview.enabled).toBe(false);
     // What the file leaves out still comes from Synapse.
     expect(result.config.serverName).toBe('matrix.example.org');

@@ -445,9 +445,9 @@ describe('federation config', () => {
 });
 
 describe('workers', () => {
-  it('defaults to one per core, takes a count, and refuses 0, fractions and other words', () => {
+  it('defaults to one process, takes `auto` (one per core) or a count, and refuses 0, fractions and other words', () => {
     const parse = (workers: unknown) => parseConfig(workers === undefined ? {} : { workers }, '/srv');
-    expect(parse(undefined)).toMatchObject({ ok: true, config: { workers: availableParallelism() } });
+    expect(parse(undefined)).toMatchObject({ ok: true, config: { workers: 1 } });
     expect(parse('auto')).toMatchObject({ ok: true, config: { workers: availableParallelism() } });
     expect(parse(3)).toMatchObject({ ok: true, config: { workers: 3 } });
     expect(parse(1)).toMatchObject({ ok: true, config: { workers: 1 } });

@@ -10,13 +10,12 @@ import {
   type StoredThumbnail,
   type ThumbnailIndex,
 } from '@hsmedia/media-core';
-import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
 import { requireAdmin, type AdminCheck } from './internal/admin-guard.js';
 import type { Middleware } from 'koa';
 import { HSMEDIA_ADMIN_PREFIX } from './admin-routes.js';
 import { booleanParam, nonNegativeIntParam, queryParam } from './internal/query-params.js';
-import { ALL_METHODS, requesterOf, type MediaRouteState, type PathParams } from './route-context.js';
+import { ALL_METHODS, type MediaRouteState, type PathParams } from './route-context.js';
 
 /** Options for {@link createAdminConsoleRouter}. */
 export interface AdminConsoleRouterOptions {

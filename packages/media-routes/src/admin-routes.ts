@@ -1,6 +1,5 @@
 import { errors } from '@hsmedia/errors';
 import { isValidMediaId, isValidServerName, type AdminContext, type BulkDeletionScope, type MediaAdmin, type MediaListOptions, type MediaOrder, type MediaRecord, type MediaUsageQuery } from '@hsmedia/media-core';
-import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
 import { requireAdmin, type AdminCheck } from './internal/admin-guard.js';
 import type { Context, Middleware } from 'koa';

@@ -1,6 +1,5 @@
 import { errors } from '@hsmedia/errors';
 import { formatMxcUri, isValidMediaId, isValidServerName, type AdminAction, type MediaScanStage } from '@hsmedia/media-core';
-import type { Requester } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
 import { requireAdmin, type AdminCheck } from './internal/admin-guard.js';
 import type { Middleware } from 'koa';

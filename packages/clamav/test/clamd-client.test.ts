@@ -64,12 +64,15 @@ describe('ClamdClient against a real clamd', () => {
     await client.ping();
   });
 
-  it('turns clamd\'s StreamMaxLength into a size_limit error (oversize, not a failure)', async () => {
+  it('turns clamd\'s StreamMaxLength into an error, never a verdict (size_limit when its answer arrives first)', async () => {
     const client = new ClamdClient({ socket: clamd.socket });
     const big = new Uint8Array(3 * 1024 * 1024);
     const error = await client.scan(chunksOf(big)).catch((err: unknown) => err);
-    expect(error).toMatchObject({ code: 'size_limit' });
-    expect(new ClamdMediaScanner(client).isSizeLimitError(error)).toBe(true);
+    // clamd answers and hangs up while we still write: Node may drop the socket on EPIPE before the
+    // answer is read, so `closed` is possible too (a failure: retried, never served).
+    expect(['size_limit', 'closed']).toContain((error as { code?: string }).code);
+    expect(new ClamdMediaScanner(client).isSizeLimitError(error)).toBe((error as { code?: string }).code === 'size_limit');
+    expect(new ClamdMediaScanner(client).isSizeLimitError(new ClamdError('size_limit', 'x'))).toBe(true);
   });
 
   it('aborts on the caller\'s signal, and refuses a signal already aborted', async () => {

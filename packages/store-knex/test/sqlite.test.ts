@@ -88,6 +88,7 @@ describe('KnexMetadataStore on SQLite: schema', () => {
       'hs_media_blob_id_idx',
       'hs_media_created_at_idx',
       'hs_media_last_access_at_idx',
+      'hs_media_scan_state_idx',
       'hs_media_sha256_idx',
       'hs_media_user_id_idx',
       'hs_server_keys',

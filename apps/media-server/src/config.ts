@@ -49,6 +49,7 @@ const DEFAULTS = {
   signing_key_path: './data/signing.key',
   max_upload_size: '50M',
   log_level: 'info',
+  log_buffer_size: '16M',
   cache_max_bytes: '64M',
   cache_max_item_bytes: '64K',
   shutdown_timeout_ms: 10_000,
@@ -453,6 +454,16 @@ const configFileSchema = z
       })
       .default({ freeze: true }),
     log_level: z.enum(LOG_LEVELS).default(DEFAULTS.log_level),
+    log_buffer_size: byteSize
+      .refine((value) => (parseByteSize(value) ?? 0) >= 65_536, { error: 'Must be at least 64K' })
+      .default(DEFAULTS.log_buffer_size)
+      .meta({ description: 'Most log bytes waiting for a slow stdout; beyond, lines are dropped and counted (hsmedia_log_lines_dropped_total).' }),
+    access_log_sample_rate: z
+      .number()
+      .gt(0)
+      .max(1)
+      .default(1)
+      .meta({ description: 'Fraction of successful request lines (status below 400) written to the access log; errors and aborted requests always are.' }),
     media_cache: z
       .strictObject({
         max_bytes: byteSize.default(DEFAULTS.cache_max_bytes).meta({ description: 'In-memory cache budget; 0 disables.' }),
@@ -531,6 +542,10 @@ export interface MediaServerConfig {
   readonly auth: AuthConfig;
   readonly legacyMedia: { readonly freeze: boolean };
   readonly logLevel: LogLevel;
+  /** Bound of the log buffer (`log_buffer_size`). */
+  readonly logBufferBytes: number;
+  /** `access_log_sample_rate`: fraction of successful request lines written. */
+  readonly accessLogSampleRate: number;
   readonly mediaCache: { readonly maxBytes: number; readonly maxItemBytes: number };
   readonly shutdownTimeoutMs: number;
   readonly federation: FederationConfig;
@@ -649,6 +664,8 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
     auth,
     legacyMedia: { freeze: file.legacy_media.freeze },
     logLevel: file.log_level,
+    logBufferBytes: bytes(file.log_buffer_size),
+    accessLogSampleRate: file.access_log_sample_rate,
     mediaCache: { maxBytes: bytes(file.media_cache.max_bytes), maxItemBytes: bytes(file.media_cache.max_item_bytes) },
     shutdownTimeoutMs: file.shutdown_timeout_ms,
     federation: {

@@ -36,7 +36,7 @@ export {
 } from './signing-key-file.js';
 export { loadOrCreateAdminToken, AdminTokenFileError, type AdminToken } from './admin-token.js';
 export { createLogger, type CreateLoggerOptions } from './logger.js';
-export { requestLog, redactRequestTarget } from './request-log.js';
+export { requestLog, redactRequestTarget, type RequestLogOptions } from './request-log.js';
 export { createDrainer, type Drainer } from './drain.js';
 export { createVersionsRouter, SUPPORTED_SPEC_VERSIONS } from './versions.js';
 export { openStores, type OpenStores } from './stores.js';
@@ -57,3 +57,4 @@ export {
   type ThumbnailsDependencies,
   type ThumbnailsSection,
 } from './thumbnails.js';
+export { createLogDestination, flushLogger, DEFAULT_LOG_BUFFER_BYTES, type LogDestinationOptions, type FlushableDestination } from './logger.js';

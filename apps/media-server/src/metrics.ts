@@ -62,6 +62,8 @@ export class MediaMetrics {
   readonly scanQueue: Gauge;
   readonly thumbnailJobs: Gauge<'state'>;
   readonly uploadWaiters: Gauge;
+  /** Log lines dropped because the log buffer was full (stdout slow or blocked); see `log_buffer_size`. */
+  readonly logLinesDropped: Counter;
   // Per-request increments, summed here and added when the counters are read (see PendingIncrements).
   readonly #pendingRequests = new PendingIncrements<'method' | 'route' | 'status'>();
   readonly #pendingBytesIn = new PendingIncrements<'route'>();
@@ -73,6 +75,8 @@ export class MediaMetrics {
   #uploadWaiterCount: (() => number) | undefined;
   /** Read at scrape time: media queued for or in a virus scan (set by {@link watchScanQueue}). */
   #scanQueueDepth: (() => number) | undefined;
+  /** Read at scrape time: log lines dropped so far (set by {@link watchLogDrops}). */
+  #logDrops: (() => number) | undefined;
 
   constructor(options: { readonly defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -139,6 +143,19 @@ export class MediaMetrics {
       help: 'Media deleted by the retention job, by rule.',
       labelNames: ['rule'],
       registers,
+    });
+    const logDrops = (): number => this.#logDrops?.() ?? 0;
+    let logDropsCounted = 0;
+    this.logLinesDropped = new Counter({
+      name: 'hsmedia_log_lines_dropped_total',
+      help: 'Log lines dropped because the log buffer was full (stdout slow or blocked; log_buffer_size).',
+      registers,
+      collect() {
+        // The destination counts drops off the request path; the counter catches up when scraped.
+        const total = logDrops();
+        if (total > logDropsCounted) this.inc(total - logDropsCounted);
+        logDropsCounted = total;
+      },
     });
     this.adminActions = new Counter({
       name: 'hsmedia_admin_actions_total',
@@ -263,6 +280,11 @@ export class MediaMetrics {
   }
 
   /** Reports `count()` (e.g. `MediaService.uploadWaiters`) as `hsmedia_upload_waiters`. */
+  /** Reads the number of dropped log lines when scraped (the logger's destination counts them). */
+  watchLogDrops(count: () => number): void {
+    this.#logDrops = count;
+  }
+
   watchUploadWaiters(count: () => number): void {
     this.#uploadWaiterCount = count;
   }

@@ -1,4 +1,6 @@
-import type { Middleware } from 'koa';
+import type { ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Context, Middleware, Next } from 'koa';
 import type { Logger } from '@hsmedia/runtime';
 
 /**
@@ -29,46 +31,105 @@ export function redactRequestTarget(target: string): string {
   return `${path}?${params.join('&')}`;
 }
 
+/** Options for {@link requestLog}. */
+export interface RequestLogOptions {
+  /**
+   * Fraction (0 < rate ≤ 1) of successful lines (status below 400, response
+   * finished) written; errors and aborted requests are always written.
+   * Default 1: every line.
+   */
+  readonly successSampleRate?: number;
+  /** Random numbers in [0, 1) for sampling; default `Math.random` (tests pass their own). */
+  readonly random?: () => number;
+}
+
+/** What one request's line needs, kept on the response under a symbol: one object per request, no closures. */
+interface RequestLogState {
+  readonly ctx: Context;
+  readonly logger: Logger;
+  readonly sampleRate: number;
+  readonly random: () => number;
+  readonly started: number;
+  readonly write: ServerResponse['write'];
+  readonly end: ServerResponse['end'];
+  bytes: number;
+}
+
+const STATE: unique symbol = Symbol('hsmedia.requestLog');
+
+type LoggedResponse = ServerResponse & { [STATE]?: RequestLogState | undefined };
+
+function byteLengthOf(chunk: unknown, encoding: unknown): number {
+  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  return chunk instanceof Uint8Array ? chunk.byteLength : 0;
+}
+
+// Count what actually goes out, streamed or not (Content-Length is absent for streams). Shared
+// functions reading the state off `this`, so a request allocates no wrapper closures.
+function countedWrite(this: LoggedResponse, chunk: unknown, ...rest: unknown[]): boolean {
+  const state = this[STATE]!;
+  state.bytes += byteLengthOf(chunk, rest[0]);
+  return (state.write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+}
+
+function countedEnd(this: LoggedResponse, chunk?: unknown, ...rest: unknown[]): LoggedResponse {
+  const state = this[STATE]!;
+  if (typeof chunk !== 'function') state.bytes += byteLengthOf(chunk, rest[0]);
+  return (state.end as (...args: unknown[]) => LoggedResponse).call(this, chunk, ...rest);
+}
+
+function writeLine(this: LoggedResponse): void {
+  const state = this[STATE];
+  if (state === undefined) return;
+  this[STATE] = undefined;
+  const { ctx } = state;
+  const finished = this.writableFinished;
+  const status = finished ? this.statusCode : ctx.status;
+  // Sampling thins out successes only: every error and every aborted request is written.
+  if (state.sampleRate < 1 && finished && status < 400 && state.random() >= state.sampleRate) return;
+  const durationMs = performance.now() - state.started;
+  const requester = (ctx.state as { requester?: { userId?: unknown } }).requester;
+  const line: Record<string, unknown> = {
+    method: ctx.method,
+    path: redactRequestTarget(ctx.originalUrl),
+    status,
+    bytes: state.bytes,
+    duration_ms: Math.round(durationMs * 1000) / 1000,
+  };
+  if (typeof requester?.userId === 'string') line['user_id'] = requester.userId;
+  if (!finished) line['aborted'] = true;
+  state.logger.info(line, 'request');
+}
+
+function infoEnabled(logger: Logger): boolean {
+  const levels = logger as Partial<{ isLevelEnabled(level: string): boolean }>;
+  return typeof levels.isLevelEnabled !== 'function' || levels.isLevelEnabled('info');
+}
+
 /**
  * Logs one line per request when its response ends (or the client goes
  * away): method, path (tokens redacted), status, response body bytes,
  * duration in ms, and the user when client auth identified one. Put it
  * first, outside the error middleware, so the logged status is the one sent.
+ *
+ * Cheap on the request path: one small state object per request and shared
+ * functions (no closures, no extra promise); nothing at all when the logger
+ * does not write `info` lines. The lines go to the logger's own
+ * asynchronous, bounded destination (`createLogDestination`).
  */
-export function requestLog(logger: Logger): Middleware {
-  return async function requestLogMiddleware(ctx, next) {
-    const started = process.hrtime.bigint();
-    const { res } = ctx;
-    let bytes = 0;
-    // Count what actually goes out, streamed or not: Content-Length is absent for streams.
-    const write = res.write;
-    const end = res.end;
-    const count = (chunk: unknown, encoding?: unknown): void => {
-      if (typeof chunk === 'string') bytes += Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
-      else if (chunk instanceof Uint8Array) bytes += chunk.byteLength;
-    };
-    res.write = function countedWrite(this: typeof res, chunk: unknown, ...rest: unknown[]): boolean {
-      count(chunk, rest[0]);
-      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-    } as typeof res.write;
-    res.end = function countedEnd(this: typeof res, chunk?: unknown, ...rest: unknown[]): typeof res {
-      if (typeof chunk !== 'function') count(chunk, rest[0]);
-      return (end as (...args: unknown[]) => typeof res).call(this, chunk, ...rest);
-    } as typeof res.end;
-    res.once('close', () => {
-      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const requester = (ctx.state as { requester?: { userId?: unknown } }).requester;
-      const line: Record<string, unknown> = {
-        method: ctx.method,
-        path: redactRequestTarget(ctx.originalUrl),
-        status: res.writableFinished ? res.statusCode : ctx.status,
-        bytes,
-        duration_ms: Math.round(durationMs * 1000) / 1000,
-      };
-      if (typeof requester?.userId === 'string') line['user_id'] = requester.userId;
-      if (!res.writableFinished) line['aborted'] = true;
-      logger.info(line, 'request');
-    });
-    await next();
+export function requestLog(logger: Logger, options: RequestLogOptions = {}): Middleware {
+  const sampleRate = options.successSampleRate ?? 1;
+  if (!(sampleRate > 0 && sampleRate <= 1)) throw new TypeError('successSampleRate must be in (0, 1]');
+  const random = options.random ?? Math.random;
+  if (!infoEnabled(logger)) return function requestLogOff(_ctx: Context, next: Next): Promise<unknown> {
+    return next();
+  };
+  return function requestLogMiddleware(ctx: Context, next: Next): Promise<unknown> {
+    const res = ctx.res as LoggedResponse;
+    res[STATE] = { ctx, logger, sampleRate, random, started: performance.now(), write: res.write, end: res.end, bytes: 0 };
+    res.write = countedWrite as ServerResponse['write'];
+    res.end = countedEnd as ServerResponse['end'];
+    res.on('close', writeLine);
+    return next();
   };
 }

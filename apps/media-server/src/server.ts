@@ -25,7 +25,7 @@ import { asyncUploadOptionsOf, createRateLimits, federationAuthWithRateLimit } f
 import type { MediaServerConfig } from './config.js';
 import { createDrainer } from './drain.js';
 import { applyBodyIdleTimeout, handleExpectContinue, TrustedProxies, trustedProxyAddress } from './http-edge.js';
-import { createLogger } from './logger.js';
+import { createLogger, flushLogger } from './logger.js';
 import { requestLog } from './request-log.js';
 import type { ServerSigningKey, SigningKeyCodec } from './signing-key-file.js';
 import { checkPublishedKey, loadSigningKeyFor } from './homeserver-key.js';
@@ -56,6 +56,9 @@ export interface ServerOptions {
    */
   readonly sharedMediaDirectory?: boolean;
 }
+
+/** How long shutdown waits for the last log lines to be written. */
+const LOG_FLUSH_TIMEOUT_MS = 5_000;
 
 /** The admin token of standalone mode without a token table. */
 export interface GeneratedAdminToken {
@@ -158,10 +161,13 @@ function urlOf(address: AddressInfo): string {
  * and composes the Koa app. It does not listen; see {@link startServer}.
  */
 export async function createServer(config: MediaServerConfig, options: ServerOptions = {}): Promise<MediaServer> {
+  // Lines dropped by a full log buffer (stdout blocked), counted off the request path and read by the metrics.
+  let logLinesDropped = 0;
   const logger =
     options.logger ??
     createLogger({
       level: config.logLevel,
+      buffer: { maxBufferBytes: config.logBufferBytes, onDrop: (lines) => void (logLinesDropped += lines) },
       ...(options.logDestination === undefined ? {} : { destination: options.logDestination }),
     });
 
@@ -214,6 +220,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     const { stagingFilesRemoved } = maintenance;
 
     const metrics = new MediaMetrics();
+    metrics.watchLogDrops(() => logLinesDropped);
     const remote = metrics.instrumentRemoteSource(federationClient);
     // access_policy: deny list and HTTP endpoint, asked after quarantine and the freeze; undefined allows all.
     const accessPolicy = createAccessPolicy(config.accessPolicy, logger.child({ component: 'access-policy' }));
@@ -268,7 +275,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     handleExpectContinue(httpServer, config.maxUploadBytes);
     // First, so every request is counted and timed to its last byte.
     app.use(metrics.middleware());
-    app.use(requestLog(logger));
+    app.use(requestLog(logger, { successSampleRate: config.accessLogSampleRate }));
     app.use(drainer.middleware);
     // Before anything keyed by the client address (the per-IP limit of legacy downloads).
     if (trustedProxies.enabled) app.use(trustedProxyAddress(trustedProxies));
@@ -332,7 +339,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       );
       await closeParts(open);
       logger.info({}, 'stopped');
-      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      // Written out before the process exits; bounded, so a blocked stdout cannot hold the shutdown.
+      await flushLogger(logger, LOG_FLUSH_TIMEOUT_MS);
     };
 
     return {

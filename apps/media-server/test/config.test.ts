@@ -39,6 +39,20 @@ describe('parseByteSize', () => {
 });
 
 describe('parseConfig', () => {
+  it('reads the log buffer bound and the access log sample rate, refusing bad values with keyed messages', () => {
+    const ok = parseConfig({ log_buffer_size: '1M', access_log_sample_rate: 0.25 }, '/srv');
+    expect(ok.ok && [ok.config.logBufferBytes, ok.config.accessLogSampleRate]).toEqual([1024 * 1024, 0.25]);
+    for (const [document, key] of [
+      [{ log_buffer_size: '1K' }, 'log_buffer_size:'],
+      [{ log_buffer_size: 'lots' }, 'log_buffer_size:'],
+      [{ access_log_sample_rate: 0 }, 'access_log_sample_rate:'],
+      [{ access_log_sample_rate: 1.5 }, 'access_log_sample_rate:'],
+      [{ access_log_sample_rate: '1' }, 'access_log_sample_rate:'],
+    ] as const) {
+      expect([document, errorsOf(document).some((message) => message.startsWith(key))]).toEqual([document, true]);
+    }
+  });
+
   it('fills every default for an empty document, resolving paths against the base directory', () => {
     const result = parseConfig({}, '/srv/hs');
     expect(result).toEqual({
@@ -54,6 +68,8 @@ describe('parseConfig', () => {
         auth: { kind: 'generated', userId: '@admin:localhost', tokenPath: '/srv/hs/data/admin-token' },
         legacyMedia: { freeze: true },
         logLevel: 'info',
+        logBufferBytes: 16 * 1024 * 1024,
+        accessLogSampleRate: 1,
         mediaCache: { maxBytes: 64 * 1024 * 1024, maxItemBytes: 64 * 1024 },
         shutdownTimeoutMs: 10_000,
         federation: {
@@ -346,6 +362,8 @@ describe('configJsonSchema', () => {
         'limits',
         'listen',
         'log_level',
+        'log_buffer_size',
+        'access_log_sample_rate',
         'max_upload_size',
         'media_cache',
         'media_store',

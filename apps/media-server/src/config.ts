@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { parseAddressRange } from './http-edge.js';
+import { clusterSchema, resolveClusterConfig, type ClusterConfig } from './cluster-config.js';
 import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits.js';
 import { adminsSchema, metricsSchema, resolveMetrics, resolveRetention, retentionSchema, type MetricsConfig } from './operations-config.js';
 import type { RetentionPolicy } from './retention.js';
@@ -420,6 +421,7 @@ const configFileSchema = z
     metrics: metricsSchema.default(() => metricsSchema.parse({})),
     thumbnails: thumbnailsSchema.default(() => thumbnailsSchema.parse({})),
     access_policy: accessPolicySchema.default(() => accessPolicySchema.parse({})),
+    cluster: clusterSchema.default(() => clusterSchema.parse({})),
   })
   .meta({ title: 'hsmedia-server configuration' });
 
@@ -465,6 +467,8 @@ export interface MediaServerConfig {
   readonly metrics: MetricsConfig;
   readonly thumbnails: ThumbnailsConfig;
   readonly accessPolicy: AccessPolicyConfig;
+  /** How the processes of a deployment share limits and changes (`cluster:`). */
+  readonly cluster: ClusterConfig;
 }
 
 /** Outbound and inbound federation settings (`federation:` in the file). */
@@ -580,6 +584,7 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
               token: file.access_policy.http.token,
             },
     },
+    cluster: resolveClusterConfig(file.cluster),
   };
 }
 

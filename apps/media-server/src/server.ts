@@ -20,6 +20,7 @@ import Koa from 'koa';
 import type { DestinationStream, Logger as PinoLogger } from 'pino';
 import { createAccessPolicy } from './access-policy.js';
 import { loadOrCreateAdminToken } from './admin-token.js';
+import { openChangeFeed, type ClusterChanges } from './cluster.js';
 import { asyncUploadOptionsOf, createRateLimits, federationAuthWithRateLimit } from './limits.js';
 import type { MediaServerConfig } from './config.js';
 import { createDrainer } from './drain.js';
@@ -96,7 +97,8 @@ const REQUEST_TIMEOUT_MS = 30 * 60 * 1000;
 function verifierFor(config: MediaServerConfig, adminToken: GeneratedAdminToken | undefined): AccessTokenVerifier {
   switch (config.auth.kind) {
     case 'homeserver':
-      return new WhoamiTokenVerifier({ homeserverUrl: config.auth.homeserverUrl });
+      // cluster.token_cache_ttl: a token revoked on the homeserver keeps working this long (nothing announces revocations).
+      return new WhoamiTokenVerifier({ homeserverUrl: config.auth.homeserverUrl, positiveTtlMs: config.cluster.tokenCacheTtlMs });
     case 'tokens':
       return new StaticTokenVerifier(config.auth.tokens);
     case 'generated':
@@ -111,6 +113,7 @@ function verifierFor(config: MediaServerConfig, adminToken: GeneratedAdminToken 
 interface OpenParts {
   federationClient?: FederationClient;
   stores?: OpenStores;
+  changes?: ClusterChanges;
   maintenance?: Maintenance;
   media?: MediaService;
   thumbnails?: ThumbnailService | undefined;
@@ -128,6 +131,7 @@ async function closeParts(parts: OpenParts): Promise<void> {
   await parts.media?.close();
   parts.federationClient?.close();
   await parts.maintenance?.scheduler.close();
+  await parts.changes?.close();
   await parts.stores?.close();
 }
 
@@ -195,6 +199,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     const { stagingFilesRemoved } = maintenance;
 
     const metrics = new MediaMetrics();
+    // Quarantine, deletion, protection, blocked hashes, async completions: announced to every process (LISTEN/NOTIFY on PostgreSQL).
+    const changes = (open.changes = await openChangeFeed(config, stores, logger.child({ component: 'cluster' }), metrics.registry));
     const remote = metrics.instrumentRemoteSource(federationClient);
     // access_policy: deny list and HTTP endpoint, asked after quarantine and the freeze; undefined allows all.
     const accessPolicy = createAccessPolicy(config.accessPolicy, logger.child({ component: 'access-policy' }));
@@ -206,6 +212,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       freezeLegacy: config.legacyMedia.freeze,
       remote,
       onCacheLookup: metrics.onCacheLookup,
+      changes: changes.feed,
       maxRemoteBytes: federation.maxDownloadBytes,
       remoteFailureTtlMs: federation.failureCacheMs,
       ...asyncUploadOptionsOf(config.limits),

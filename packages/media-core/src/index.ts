@@ -73,6 +73,11 @@ export {
   isAdminActionName,
   checkAdminAction,
   checkAdminActionQuery,
+  type MediaChange,
+  type MediaChangeCause,
+  type MediaChangeFeed,
+  type MediaChangeListener,
+  parseMediaChange,
 } from './ports/index.js';
 export {
   allowAllPolicy,
@@ -85,6 +90,8 @@ export { hasJobLeases, type JobLeases } from './job-leases.js';
 export { MediaService, type MediaServiceOptions, type GetMediaOptions } from './media-service.js';
 export type { MediaHandle, ThumbnailHandle, ByteRange } from './media-handle.js';
 export { MediaCatalog, type MediaCacheOptions } from './media-catalog.js';
+export { InProcessMediaChangeFeed } from './media-change-feed.js';
+export { followMediaChanges, type MediaChangeTarget } from './media-change-sync.js';
 export type { AsyncUploadOptions, CreatedMedia, PendingUploadRequest, UploadRequest, UploadResult } from './media-uploads.js';
 export { TimeoutPolicy, type TimeoutPolicyOptions } from './timeout-policy.js';
 export {

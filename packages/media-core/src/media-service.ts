@@ -20,6 +20,7 @@ import {
   type BlockedHashes,
   type MediaAccessPolicy,
   type MediaAdmission,
+  type MediaChangeFeed,
   type MediaQueries,
   type MediaRecord,
   type MediaRecordStore,
@@ -105,6 +106,8 @@ export interface MediaServiceOptions {
   readonly blockedHashes?: BlockedHashes;
   /** How long an answer of the blocked-hash list is trusted, in ms: another instance's block bites within it. Default 10 000. */
   readonly blockedHashTtlMs?: number;
+  /** Changes shared with the other processes of a deployment (see `MediaCatalogOptions.changes`). */
+  readonly changes?: MediaChangeFeed;
 }
 
 /** Options for {@link MediaService.getMedia}. */
@@ -208,6 +211,7 @@ export class MediaService {
       blockedHashTtlMs: options.blockedHashTtlMs,
       touchIntervalMs: options.touchIntervalMs,
       onCacheLookup: options.onCacheLookup,
+      changes: options.changes,
       logger: options.logger,
       clock: options.clock,
     });

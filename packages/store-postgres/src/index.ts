@@ -9,3 +9,9 @@ export {
   type PostgresMetadataStoreOptions,
   type PostgresStoreLog,
 } from './postgres-metadata-store.js';
+export {
+  PostgresMediaChangeFeed,
+  mediaChangeChannel,
+  type PostgresMediaChangeFeedOptions,
+  type PostgresChangeFeedLog,
+} from './postgres-change-feed.js';

@@ -46,3 +46,10 @@ export {
   checkAdminAction,
   checkAdminActionQuery,
 } from './admin-audit.js';
+export {
+  type MediaChange,
+  type MediaChangeCause,
+  type MediaChangeFeed,
+  type MediaChangeListener,
+  parseMediaChange,
+} from './media-changes.js';

@@ -21,6 +21,7 @@ import type { DestinationStream, Logger as PinoLogger } from 'pino';
 import { createAccessPolicy } from './access-policy.js';
 import { loadOrCreateAdminToken } from './admin-token.js';
 import { openChangeFeed, type ClusterChanges } from './cluster.js';
+import { openSharedLimits, type SharedLimits } from './shared-limits.js';
 import { asyncUploadOptionsOf, createRateLimits, federationAuthWithRateLimit } from './limits.js';
 import type { MediaServerConfig } from './config.js';
 import { createDrainer } from './drain.js';
@@ -114,6 +115,7 @@ interface OpenParts {
   federationClient?: FederationClient;
   stores?: OpenStores;
   changes?: ClusterChanges;
+  sharedLimits?: SharedLimits | undefined;
   maintenance?: Maintenance;
   media?: MediaService;
   thumbnails?: ThumbnailService | undefined;
@@ -132,6 +134,7 @@ async function closeParts(parts: OpenParts): Promise<void> {
   parts.federationClient?.close();
   await parts.maintenance?.scheduler.close();
   await parts.changes?.close();
+  await parts.sharedLimits?.close();
   await parts.stores?.close();
 }
 
@@ -267,7 +270,9 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     const keyServer = new Router();
     keyServer.all(KEY_SERVER_PATH, createKeyServer({ serverName: config.serverName, signingKey }));
     // Errors, CORS, security headers, the media routers and the M_UNRECOGNIZED catch-all.
-    const rateLimits = createRateLimits(config.limits, options.rateLimitClock);
+    // cluster.shared_limits: one budget for every process (Redis or PostgreSQL), or this process's own.
+    const sharedLimits = (open.sharedLimits = await openSharedLimits(config, stores, logger.child({ component: 'limits' }), metrics.registry));
+    const rateLimits = createRateLimits(config.limits, options.rateLimitClock, sharedLimits);
     // One client authentication (one token cache) for the media and the admin routes.
     const authenticate = createClientAuth({ verifier: verifierFor(config, adminToken) });
     const operations = (open.operations = createOperations(config, {
@@ -284,7 +289,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       ...(thumbnails === undefined ? {} : { thumbnails }),
       authenticate,
       logger,
-      // In-memory token buckets, per instance: per user on client endpoints, per verified origin on federation.
+      // Token buckets per user on client endpoints, per verified origin on federation (shared per cluster.shared_limits).
       rateLimits: rateLimits.client,
       federation: {
         // Bytes per verified origin (limits.download_bytes.federation), charged before each answer's headers.

@@ -15,3 +15,4 @@ export {
   type PostgresMediaChangeFeedOptions,
   type PostgresChangeFeedLog,
 } from './postgres-change-feed.js';
+export { PostgresTokenBuckets, type PostgresTokenBucketsOptions, type TokenBucketRate } from './postgres-token-buckets.js';

@@ -5,12 +5,13 @@ import { mediaAdminIndexesMigration } from './0005_media_admin_indexes.js';
 import { mediaProtectionMigration } from './0006_media_protection.js';
 import { blockedHashesMigration } from './0007_blocked_hashes.js';
 import { adminAuditMigration } from './0008_admin_audit.js';
+import { clusterCoordinationMigration } from './0011_cluster_coordination.js';
 import type { StoreMigration } from './types.js';
 
 export type { StoreMigration } from './types.js';
 
 /** Every migration, oldest first. Append only. */
-export const migrations: readonly StoreMigration[] = Object.freeze([initialMigration, thumbnailsMigration, leasesMigration, mediaAdminIndexesMigration, mediaProtectionMigration, blockedHashesMigration, adminAuditMigration]);
+export const migrations: readonly StoreMigration[] = Object.freeze([initialMigration, thumbnailsMigration, leasesMigration, mediaAdminIndexesMigration, mediaProtectionMigration, blockedHashesMigration, adminAuditMigration, clusterCoordinationMigration]);
 
 /** Names of {@link migrations}, in order: what a fully migrated schema has recorded. */
 export const MIGRATION_NAMES: readonly string[] = Object.freeze(migrations.map((migration) => migration.name));

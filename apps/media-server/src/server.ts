@@ -9,7 +9,7 @@ import {
 } from '@hsmedia/client-auth';
 import { FederationClient } from '@hsmedia/federation-client';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
-import { MediaService, type ThumbnailService } from '@hsmedia/media-core';
+import { hasJobLeases, MediaService, type ThumbnailService } from '@hsmedia/media-core';
 import { mountMediaRoutes } from '@hsmedia/media-routes';
 import { createAddressPolicy } from '@hsmedia/net-guard';
 import type { Clock } from '@hsmedia/runtime';
@@ -216,6 +216,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       remote,
       onCacheLookup: metrics.onCacheLookup,
       changes: changes.feed,
+      // Several processes share PostgreSQL: one fetch of an uncached remote item per deployment.
+      ...(changes.postgres !== undefined && hasJobLeases(stores.metadata) ? { remoteFetchLeases: stores.metadata } : {}),
       maxRemoteBytes: federation.maxDownloadBytes,
       remoteFailureTtlMs: federation.failureCacheMs,
       ...asyncUploadOptionsOf(config.limits),

@@ -1,7 +1,7 @@
 import { errors } from '@hsmedia/errors';
 import type { Clock, Logger, Requester, SignalSource } from '@hsmedia/runtime';
 import { normaliseServerName } from './access-policies.js';
-import { isValidMediaId, isValidServerName } from './ids.js';
+import { generateId, isValidMediaId, isValidServerName } from './ids.js';
 import { LiveMediaHandle } from './live-media-handle.js';
 import { MediaAccessRules, type AccessRequest } from './media-access.js';
 import { MediaCatalog, type MediaCacheOptions } from './media-catalog.js';
@@ -27,6 +27,8 @@ import {
   type RemoteMediaSource,
   type ThumbnailIndex,
 } from './ports/index.js';
+import type { JobLeases } from './job-leases.js';
+import { DeploymentFetchLock } from './remote-fetch-lock.js';
 import { RemoteMediaFetcher } from './remote-media-fetcher.js';
 import { TimeoutPolicy } from './timeout-policy.js';
 import type { UploadQuotaOptions } from './upload-quota.js';
@@ -106,6 +108,12 @@ export interface MediaServiceOptions {
   readonly blockedHashes?: BlockedHashes;
   /** How long an answer of the blocked-hash list is trusted, in ms: another instance's block bites within it. Default 10 000. */
   readonly blockedHashTtlMs?: number;
+  /**
+   * Leases in the store the processes of a deployment share: with them, one
+   * uncached remote item is fetched once per deployment, not once per
+   * process (the others wait up to `timeout_ms` and serve the stored blob).
+   */
+  readonly remoteFetchLeases?: JobLeases;
   /** Changes shared with the other processes of a deployment (see `MediaCatalogOptions.changes`). */
   readonly changes?: MediaChangeFeed;
 }
@@ -242,6 +250,15 @@ export class MediaService {
             failureTtlMs: remoteFailureTtlMs,
             freezeLegacy,
             timeouts: this.#timeouts,
+            deploymentLock:
+              options.remoteFetchLeases === undefined
+                ? undefined
+                : new DeploymentFetchLock({
+                    leases: options.remoteFetchLeases,
+                    holder: `remote-fetcher-${generateId(16)}`,
+                    clock: this.catalog.clock,
+                    logger: this.catalog.logger,
+                  }),
           });
   }
 

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -42,6 +44,9 @@ describe.skipIf(env.unavailable !== undefined)('media changes between two instan
   let schema: string;
   let a: Instance;
   let b: Instance;
+  let pages: Server;
+  let pagesUrl = '';
+  const pageFetches = new Map<string, number>();
   const appName = `hsm-chg-${randomBytes(4).toString('hex')}`;
 
   async function startInstance(name: string): Promise<Instance> {
@@ -55,6 +60,7 @@ describe.skipIf(env.unavailable !== undefined)('media changes between two instan
       log_level: 'info',
       auth: { tokens: { [ADMIN_TOKEN]: `@admin:${SERVER_NAME}`, [USER_TOKEN]: `@alice:${SERVER_NAME}` } },
       admins: [`@admin:${SERVER_NAME}`],
+      url_preview: { enabled: true, ip_range_allowlist: ['127.0.0.1/32'] },
     };
     const path = join(dir.path, `${name}.yaml`);
     await writeFile(path, stringify(config));
@@ -65,6 +71,14 @@ describe.skipIf(env.unavailable !== undefined)('media changes between two instan
   beforeAll(async () => {
     dir = await tempDir('hsmedia-changes-');
     schema = await env.createSchema();
+    // A page server on 127.0.0.1 counting what previews fetch.
+    pages = createServer((req, res) => {
+      pageFetches.set(req.url ?? '', (pageFetches.get(req.url ?? '') ?? 0) + 1);
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(`<html><head><meta property="og:title" content="Page ${req.url}"></head><body>hi</body></html>`);
+    });
+    await new Promise<void>((resolve) => pages.listen(0, '127.0.0.1', resolve));
+    pagesUrl = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
     a = await startInstance('a');
     b = await startInstance('b');
   }, 60_000);
@@ -75,6 +89,8 @@ describe.skipIf(env.unavailable !== undefined)('media changes between two instan
       instance.cli.child.kill('SIGTERM');
       await instance.cli.exited;
     }
+    pages?.closeAllConnections();
+    await new Promise((resolve) => (pages === undefined ? resolve(undefined) : pages.close(resolve)));
     await env.dispose();
     await dir?.cleanup();
   });
@@ -154,4 +170,20 @@ describe.skipIf(env.unavailable !== undefined)('media changes between two instan
     await admin(a, 'POST', `/_synapse/admin/v1/media/unquarantine/${SERVER_NAME}/${mediaId}`);
     await within(PROPAGATION_BOUND_MS, 'unquarantine after reconnect seen on B', async () => (await downloadStatus(b, mediaId)) === 200);
   }, 60_000);
+
+  it('URL previews are shared: a page previewed on A is answered on B without fetching it again', async () => {
+    const path = `/article-${randomBytes(4).toString('hex')}`;
+    const preview = async (instance: Instance): Promise<Record<string, unknown>> => {
+      const response = await fetch(`${instance.url}/_matrix/client/v1/media/preview_url?url=${encodeURIComponent(pagesUrl + path)}`, { headers: USER });
+      expect(response.status).toBe(200);
+      return (await response.json()) as Record<string, unknown>;
+    };
+    expect(await preview(a)).toMatchObject({ 'og:title': `Page ${path}` });
+    expect(pageFetches.get(path)).toBe(1);
+    expect(await preview(b)).toMatchObject({ 'og:title': `Page ${path}` });
+    expect(await preview(a)).toMatchObject({ 'og:title': `Page ${path}` });
+    expect(pageFetches.get(path)).toBe(1);
+    const rows = (await env.admin.withSchema(schema).table('url_previews').where({ url: pagesUrl + path }).select('preview')) as { preview: string }[];
+    expect(rows).toHaveLength(1);
+  });
 });

@@ -68,8 +68,10 @@ function nonNegative(name: string, value: number): number {
 }
 
 /**
- * (Past 300 lines with its doc comments: the caches and the writes that must
- * invalidate them belong in one class, which is the point of it.)
+ * (Past 300 lines, and its file past 450, with its doc comments: the caches,
+ * the writes that must invalidate them and the announcements of those writes
+ * to other processes belong in one class, which is the point of it; applying
+ * other processes' changes lives in `media-change-sync.ts`.)
  *
  * The media records and what is cached of them: the only object that knows
  * both the stores and the caches, so every change to a record (publish,

@@ -12,7 +12,6 @@ import { PostgresMetadataStore, PostgresTokenBuckets, type TokenBucketRate } fro
 import { Gauge, type Registry } from 'prom-client';
 import type { MediaServerConfig } from './config.js';
 import type { RateConfig } from './limits.js';
-import { RedisTokenBuckets } from './redis-token-buckets.js';
 import type { OpenStores } from './stores.js';
 
 /** A store of token buckets shared by every process. */
@@ -136,6 +135,8 @@ export async function openSharedLimits(
   if (backend === 'memory') return undefined;
   const health = new SharedLimitsHealth(backend, logger, registry);
   if (backend === 'redis') {
+    // Loaded only when configured: ioredis costs every start (the CLI's --help included) otherwise.
+    const { RedisTokenBuckets } = await import('./redis-token-buckets.js');
     const redis = new RedisTokenBuckets({ url: cluster.redisUrl!, keyPrefix: `hsmedia:${config.serverName}:rl:` });
     if (!(await redis.connect(2_000))) health.failed(new Error('Redis did not answer at start'));
     logger.info({ backend, connected: !health.degraded }, 'rate limits shared through Redis');

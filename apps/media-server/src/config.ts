@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { parseAddressRange } from './http-edge.js';
+import { clusterSchema, resolveClusterConfig, type ClusterConfig } from './cluster-config.js';
 import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits.js';
 import { adminConsoleSchema, adminsSchema, metricsSchema, resolveMetrics, resolveRetention, retentionSchema, type AdminConsoleConfig, type MetricsConfig } from './operations-config.js';
 import type { RetentionPolicy } from './retention.js';
@@ -495,6 +496,7 @@ const configFileSchema = z
     access_policy: accessPolicySchema.default(() => accessPolicySchema.parse({})),
     scanning: scanningSchema.optional(),
     admin_console: adminConsoleSchema.default({ enabled: false }),
+    cluster: clusterSchema.default(() => clusterSchema.parse({})),
   })
   .meta({ title: 'hsmedia-server configuration' });
 
@@ -566,6 +568,8 @@ export interface MediaServerConfig {
   readonly scanning: ScanningConfig | undefined;
   /** The browser console at `/_hsmedia/admin/` (`admin_console:`). */
   readonly adminConsole: AdminConsoleConfig;
+  /** How the processes of a deployment share limits and changes (`cluster:`). */
+  readonly cluster: ClusterConfig;
 }
 
 /** Outbound and inbound federation settings (`federation:` in the file). */
@@ -724,6 +728,7 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
             versionPollMs: parseDuration(file.scanning.version_poll_interval)!,
             rescansPerSecond: file.scanning.rescans_per_second,
           },
+    cluster: resolveClusterConfig(file.cluster),
   };
 }
 

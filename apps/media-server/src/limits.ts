@@ -8,9 +8,9 @@
  * tokens are bytes: per user on client endpoints, per client IP on the
  * unauthenticated legacy endpoints, per verified origin on federation.
  *
- * Rate limits live in the memory of each process: with several instances
- * behind a load balancer, each keeps its own buckets, so a client can get up
- * to N times the configured rate across N instances.
+ * Rate limits are shared by every process of a deployment when
+ * `cluster.shared_limits` resolves to Redis or PostgreSQL (`shared-limits.ts`);
+ * in memory (one process, SQLite) each process keeps its own buckets.
  */
 import {
   TokenBucketRateLimiter,
@@ -21,6 +21,7 @@ import {
 } from '@hsmedia/media-core';
 import { originKey, rateLimit, type MediaRateLimits } from '@hsmedia/media-routes';
 import type { Clock } from '@hsmedia/runtime';
+import { SharedRateLimiter, type SharedLimits } from './shared-limits.js';
 import type { Middleware } from 'koa';
 import { z } from 'zod';
 import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
@@ -182,7 +183,7 @@ export const limitsSchema: z.ZodType<LimitsFile, unknown> = z
       .default(LIMITS_DEFAULTS.upload_idle_timeout)
       .meta({ description: 'Longest silence while a request body (an upload) is arriving; then the connection is closed and nothing is kept.' }),
   })
-  .meta({ description: 'Rate limits (in memory, per instance) and async upload limits.' });
+  .meta({ description: 'Rate limits (shared by every process per cluster.shared_limits) and async upload limits.' });
 
 const quotaLimitsSchema = z.strictObject({
   max_bytes: byteSize.nullable().optional().meta({ description: 'Bytes of media a user may hold in total.' }),
@@ -322,24 +323,33 @@ export interface ServerRateLimits {
   readonly federationBytes: RateLimiter | undefined;
 }
 
-/** Builds one in-memory token bucket per configured limit (`clock`: the buckets' time, for tests). */
-export function createRateLimits(limits: LimitsConfig, clock?: Clock): ServerRateLimits {
-  const bucket = (rate: RateConfig | null): RateLimiter | undefined =>
-    rate === null
-      ? undefined
-      : new TokenBucketRateLimiter({ perSecond: rate.perSecond, burst: rate.burst, ...(clock === undefined ? {} : { clock }) });
+/**
+ * Builds one token bucket per configured limit: in memory (`clock`: the
+ * buckets' time, for tests), or on `shared` buckets with an in-memory
+ * fallback while they fail.
+ */
+export function createRateLimits(limits: LimitsConfig, clock?: Clock, shared?: SharedLimits): ServerRateLimits {
+  const bucket = (name: string, rate: RateConfig | null): RateLimiter | undefined => {
+    if (rate === null) return undefined;
+    const local = new TokenBucketRateLimiter({ perSecond: rate.perSecond, burst: rate.burst, ...(clock === undefined ? {} : { clock }) });
+    return shared === undefined ? local : new SharedRateLimiter(name, rate, shared.buckets, shared.health, local);
+  };
   const client: { -readonly [K in keyof MediaRateLimits]: MediaRateLimits[K] } = {};
-  const create = bucket(limits.create);
-  const upload = bucket(limits.upload);
-  const download = bucket(limits.download);
-  const downloadBytes = bucket(limits.downloadBytes.client);
-  const legacyDownloadBytes = bucket(limits.downloadBytes.legacy);
+  const create = bucket('create', limits.create);
+  const upload = bucket('upload', limits.upload);
+  const download = bucket('download', limits.download);
+  const downloadBytes = bucket('download_bytes', limits.downloadBytes.client);
+  const legacyDownloadBytes = bucket('legacy_download_bytes', limits.downloadBytes.legacy);
   if (create !== undefined) client.create = create;
   if (upload !== undefined) client.upload = upload;
   if (download !== undefined) client.download = download;
   if (downloadBytes !== undefined) client.downloadBytes = downloadBytes;
   if (legacyDownloadBytes !== undefined) client.legacyDownloadBytes = legacyDownloadBytes;
-  return { client, federation: bucket(limits.federation), federationBytes: bucket(limits.downloadBytes.federation) };
+  return {
+    client,
+    federation: bucket('federation', limits.federation),
+    federationBytes: bucket('federation_bytes', limits.downloadBytes.federation),
+  };
 }
 
 /**

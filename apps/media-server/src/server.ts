@@ -10,7 +10,7 @@ import {
 import { loadAdminConsole } from '@hsmedia/admin-console';
 import { FederationClient } from '@hsmedia/federation-client';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
-import { MediaService, type ThumbnailService } from '@hsmedia/media-core';
+import { hasJobLeases, MediaService, type ThumbnailService } from '@hsmedia/media-core';
 import { mountMediaRoutes } from '@hsmedia/media-routes';
 import { createAddressPolicy } from '@hsmedia/net-guard';
 import type { Clock } from '@hsmedia/runtime';
@@ -21,6 +21,9 @@ import Koa from 'koa';
 import type { DestinationStream, Logger as PinoLogger } from 'pino';
 import { createAccessPolicy } from './access-policy.js';
 import { loadOrCreateAdminToken } from './admin-token.js';
+import { openChangeFeed, type ClusterChanges } from './cluster.js';
+import { openSharedLimits, type SharedLimits } from './shared-limits.js';
+import { PostgresMetadataStore, PostgresUrlPreviewCache } from '@hsmedia/store-postgres';
 import { asyncUploadOptionsOf, createRateLimits, federationAuthWithRateLimit } from './limits.js';
 import type { MediaServerConfig } from './config.js';
 import { createDrainer } from './drain.js';
@@ -109,7 +112,8 @@ const REQUEST_TIMEOUT_MS = 30 * 60 * 1000;
 function verifierFor(config: MediaServerConfig, adminToken: GeneratedAdminToken | undefined): AccessTokenVerifier {
   switch (config.auth.kind) {
     case 'homeserver':
-      return new WhoamiTokenVerifier({ homeserverUrl: config.auth.homeserverUrl });
+      // cluster.token_cache_ttl: a token revoked on the homeserver keeps working this long (nothing announces revocations).
+      return new WhoamiTokenVerifier({ homeserverUrl: config.auth.homeserverUrl, positiveTtlMs: config.cluster.tokenCacheTtlMs });
     case 'tokens':
       return new StaticTokenVerifier(config.auth.tokens);
     case 'generated':
@@ -124,6 +128,8 @@ function verifierFor(config: MediaServerConfig, adminToken: GeneratedAdminToken 
 interface OpenParts {
   federationClient?: FederationClient;
   stores?: OpenStores;
+  changes?: ClusterChanges;
+  sharedLimits?: SharedLimits | undefined;
   maintenance?: Maintenance;
   media?: MediaService;
   thumbnails?: ThumbnailService | undefined;
@@ -141,6 +147,8 @@ async function closeParts(parts: OpenParts): Promise<void> {
   await parts.media?.close();
   parts.federationClient?.close();
   await parts.maintenance?.scheduler.close();
+  await parts.changes?.close();
+  await parts.sharedLimits?.close();
   await parts.stores?.close();
 }
 
@@ -221,6 +229,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
 
     const metrics = new MediaMetrics();
     metrics.watchLogDrops(() => logLinesDropped);
+    // Quarantine, deletion, protection, blocked hashes, async completions: announced to every process (LISTEN/NOTIFY on PostgreSQL).
+    const changes = (open.changes = await openChangeFeed(config, stores, logger.child({ component: 'cluster' }), metrics.registry));
     const remote = metrics.instrumentRemoteSource(federationClient);
     // access_policy: deny list and HTTP endpoint, asked after quarantine and the freeze; undefined allows all.
     const accessPolicy = createAccessPolicy(config.accessPolicy, logger.child({ component: 'access-policy' }));
@@ -232,6 +242,9 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       freezeLegacy: config.legacyMedia.freeze,
       remote,
       onCacheLookup: metrics.onCacheLookup,
+      changes: changes.feed,
+      // Several processes share PostgreSQL: one fetch of an uncached remote item per deployment.
+      ...(changes.postgres !== undefined && hasJobLeases(stores.metadata) ? { remoteFetchLeases: stores.metadata } : {}),
       maxRemoteBytes: federation.maxDownloadBytes,
       remoteFailureTtlMs: federation.failureCacheMs,
       ...asyncUploadOptionsOf(config.limits),
@@ -262,6 +275,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       media,
       maxUploadBytes: config.maxUploadBytes,
       logger: logger.child({ component: 'url-preview' }),
+      // Several processes share PostgreSQL: a URL is fetched once per deployment within the cache time.
+      ...(stores.metadata instanceof PostgresMetadataStore ? { sharedCache: new PostgresUrlPreviewCache({ knex: stores.metadata.knex }) } : {}),
     });
 
     const app = new Koa();
@@ -288,7 +303,9 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     const keyServer = new Router();
     keyServer.all(KEY_SERVER_PATH, createKeyServer({ serverName: config.serverName, signingKey }));
     // Errors, CORS, security headers, the media routers and the M_UNRECOGNIZED catch-all.
-    const rateLimits = createRateLimits(config.limits, options.rateLimitClock);
+    // cluster.shared_limits: one budget for every process (Redis or PostgreSQL), or this process's own.
+    const sharedLimits = (open.sharedLimits = await openSharedLimits(config, stores, logger.child({ component: 'limits' }), metrics.registry));
+    const rateLimits = createRateLimits(config.limits, options.rateLimitClock, sharedLimits);
     // One client authentication (one token cache) for the media and the admin routes.
     const authenticate = createClientAuth({ verifier: verifierFor(config, adminToken) });
     // admin_console: the built console, read once into memory (a few tens of kB).
@@ -309,7 +326,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       ...(thumbnails === undefined ? {} : { thumbnails }),
       authenticate,
       logger,
-      // In-memory token buckets, per instance: per user on client endpoints, per verified origin on federation.
+      // Token buckets per user on client endpoints, per verified origin on federation (shared per cluster.shared_limits).
       rateLimits: rateLimits.client,
       federation: {
         // Bytes per verified origin (limits.download_bytes.federation), charged before each answer's headers.

@@ -13,6 +13,7 @@ import {
   createUrlPreviewer,
   previewErrorToMatrixError,
   type OEmbedProvider,
+  type SharedPreviewCache,
   type StorePreviewImage,
   type UrlDenyRule,
   type UrlPreviewerOptions,
@@ -182,7 +183,12 @@ function effectiveDenyList(config: UrlPreviewConfig): string[] {
 function previewerOptions(
   config: UrlPreviewConfig,
   storeImage: StorePreviewImage,
-  extra: { readonly providers?: readonly OEmbedProvider[]; readonly logger?: Logger; readonly maxUploadBytes?: number } = {},
+  extra: {
+    readonly providers?: readonly OEmbedProvider[];
+    readonly logger?: Logger;
+    readonly maxUploadBytes?: number;
+    readonly sharedCache?: SharedPreviewCache;
+  } = {},
 ): UrlPreviewerOptions {
   return {
     storeImage,
@@ -198,6 +204,7 @@ function previewerOptions(
     ...(config.acceptLanguage === undefined ? {} : { acceptLanguage: config.acceptLanguage }),
     oEmbed: { discovery: config.oEmbed.discovery, ...(extra.providers === undefined ? {} : { providers: extra.providers }) },
     ...(extra.logger === undefined ? {} : { logger: extra.logger }),
+    ...(extra.sharedCache === undefined ? {} : { sharedCache: extra.sharedCache }),
   };
 }
 
@@ -295,6 +302,8 @@ export interface UrlPreviewRouteContext {
   /** Preview images are uploads: capped at the upload limit too. */
   readonly maxUploadBytes: number;
   readonly logger?: Logger;
+  /** Previews shared by every process of the deployment (the database's `url_previews` table); none: per process. */
+  readonly sharedCache?: SharedPreviewCache | undefined;
 }
 
 /**
@@ -319,6 +328,7 @@ export async function createUrlPreviewRoute(
     previewer = createUrlPreviewer(
       previewerOptions(config, storePreviewImageWith(context.media), {
         maxUploadBytes: context.maxUploadBytes,
+        ...(context.sharedCache === undefined ? {} : { sharedCache: context.sharedCache }),
         ...(providers === undefined ? {} : { providers }),
         ...(context.logger === undefined ? {} : { logger: context.logger }),
       }),

@@ -60,6 +60,7 @@ describe('parseConfig', () => {
       config: {
         serverName: 'localhost',
         accessPolicy: { denyServingTo: [], preventDownloadsFrom: [], http: undefined },
+        cluster: { redisUrl: undefined, sharedLimits: 'auto', tokenCacheTtlMs: 60_000 },
         listen: { host: '127.0.0.1', port: 8008, trustedProxies: [] },
         database: { kind: 'sqlite', path: '/srv/hs/data/media.db' },
         mediaStore: { kind: 'filesystem', path: '/srv/hs/data/media' },
@@ -376,6 +377,7 @@ describe('configJsonSchema', () => {
         'thumbnails',
         'scanning',
         'workers',
+        'cluster',
       ].sort(),
     );
     expect(schema.properties['listen']?.additionalProperties).toBe(false);
@@ -474,5 +476,23 @@ describe('workers', () => {
       expect(result.ok).toBe(false);
       if (!result.ok) expect(result.errors.join('\n')).toMatch(/^workers:/m);
     }
+  });
+});
+
+describe('cluster config', () => {
+  it('resolves redis_url, shared_limits and token_cache_ttl', () => {
+    const result = parseConfig({ cluster: { redis_url: 'redis://127.0.0.1:6379/2', shared_limits: 'redis', token_cache_ttl: '5s' } }, '/srv');
+    expect(result.ok && result.config.cluster).toEqual({ redisUrl: 'redis://127.0.0.1:6379/2', sharedLimits: 'redis', tokenCacheTtlMs: 5_000 });
+  });
+
+  it('refuses shared_limits: redis without redis_url, a non-Redis URL and an unknown backend', () => {
+    const errors = (document: Record<string, unknown>): readonly string[] => {
+      const result = parseConfig({ cluster: document }, '/srv');
+      return result.ok ? [] : result.errors;
+    };
+    expect(errors({ shared_limits: 'redis' })).toEqual(['cluster.redis_url: Required when shared_limits is redis']);
+    expect(errors({ redis_url: 'http://127.0.0.1:6379' })).toEqual(['cluster.redis_url: Expected a redis:// or rediss:// URL']);
+    expect(errors({ shared_limits: 'etcd' })[0]).toMatch(/^cluster\.shared_limits: Expected one of/);
+    expect(errors({ token_cache_ttl: 'soon' })[0]).toMatch(/^cluster\.token_cache_ttl: /);
   });
 });

@@ -9,7 +9,8 @@ const MAX_CACHED_ANSWERS = 50_000;
 /**
  * The catalog's view of the blocked-hash list: every write to the list goes
  * through here so this process's cached answers follow at once; other
- * instances sharing the store see a change within `ttlMs`.
+ * instances sharing the store see a change when it is announced on the
+ * catalog's change feed, else within `ttlMs`.
  */
 export class BlockedHashGate {
   /** The list itself, for reads that need no cache (listing pages). */
@@ -19,11 +20,24 @@ export class BlockedHashGate {
   readonly #answers = new WeightedLru<string, boolean>(MAX_CACHED_ANSWERS);
   /** Bumped by every write: a lookup that overlapped one does not cache its (possibly stale) answer. */
   #generation = 0;
+  readonly #onChange: ((sha256: string) => Promise<void>) | undefined;
 
-  constructor(store: BlockedHashes, clock: Clock, ttlMs: number) {
+  /** `onChange`: told after every write to the list (the catalog announces it to other processes). */
+  constructor(store: BlockedHashes, clock: Clock, ttlMs: number, onChange?: (sha256: string) => Promise<void>) {
     this.store = store;
     this.#clock = clock;
     this.#ttlMs = ttlMs;
+    this.#onChange = onChange;
+  }
+
+  /** Drops cached answers (of `sha256`, or all): another process changed the list. */
+  forget(sha256?: string): void {
+    if (sha256 !== undefined) {
+      this.#forget(sha256);
+      return;
+    }
+    this.#generation++;
+    this.#answers.clear();
   }
 
   /** Whether `sha256` is blocked: synchronous on a cached answer, else one store lookup. */
@@ -49,6 +63,7 @@ export class BlockedHashGate {
       return await this.store.blockHash(entry);
     } finally {
       this.#forget(entry.sha256);
+      await this.#onChange?.(entry.sha256);
     }
   }
 
@@ -68,6 +83,7 @@ export class BlockedHashGate {
       return await this.store.unblockHash(sha256);
     } finally {
       this.#forget(sha256);
+      await this.#onChange?.(sha256);
     }
   }
 

@@ -94,6 +94,11 @@ export {
   checkMediaBrowse,
   checkMediaPageLimit,
   checkMediaHistogramQuery,
+  type MediaChange,
+  type MediaChangeCause,
+  type MediaChangeFeed,
+  type MediaChangeListener,
+  parseMediaChange,
 } from './ports/index.js';
 export {
   allowAllPolicy,
@@ -108,6 +113,8 @@ export type { MediaServiceScanningOptions } from './scanning-setup.js';
 export type { MediaHandle, ThumbnailHandle, ByteRange } from './media-handle.js';
 export { offerFileBody, takeFileBody, type FileBody, type PositionalFile } from './file-body.js';
 export { MediaCatalog, type MediaCacheOptions } from './media-catalog.js';
+export { InProcessMediaChangeFeed } from './media-change-feed.js';
+export { followMediaChanges, type MediaChangeTarget } from './media-change-sync.js';
 export type { AsyncUploadOptions, CreatedMedia, PendingUploadRequest, UploadRequest, UploadResult } from './media-uploads.js';
 export { TimeoutPolicy, type TimeoutPolicyOptions } from './timeout-policy.js';
 export {

@@ -4,7 +4,9 @@ import { BlobCache } from './blob-cache.js';
 import { BlockedHashGate } from './blocked-hash-gate.js';
 import { DEFAULT_CONTENT_TYPE, normaliseUploadContentType } from './content-headers.js';
 import { WeightedLru } from './internal/weighted-lru.js';
+import { followMediaChanges } from './media-change-sync.js';
 import type { ThumbnailHandle } from './media-handle.js';
+import type { MediaChange, MediaChangeFeed } from './ports/index.js';
 import type { BlobStore, BlockedHashes, MediaAdmission, MediaCandidate, MediaRecord, MediaRecordStore, StoredBlob, StoredThumbnail, ThumbnailIndex } from './ports/index.js';
 import { StoredMediaHandle, type BlobReader } from './stored-media-handle.js';
 
@@ -44,6 +46,13 @@ export interface MediaCatalogOptions {
   readonly blockedHashTtlMs?: number | undefined;
   /** Access times are batched and written at most this often (ms). Default 60 000; 0 disables tracking. */
   readonly touchIntervalMs?: number | undefined;
+  /**
+   * Where changes that other processes must see are announced (quarantine,
+   * protection, deletion, async completion, blocked hashes), and whose
+   * changes this catalog applies to its caches. None: this process only,
+   * other instances notice within `recordTtlMs` / `blockedHashTtlMs`.
+   */
+  readonly changes?: MediaChangeFeed | undefined;
   /** Called on every in-memory cache lookup (metrics). Must not throw. */
   readonly onCacheLookup?: ((cache: 'record' | 'blob', hit: boolean) => void) | undefined;
   /** New media is stored `pending` a virus scan and served only once `clean` (see `MediaScanStage`). Default false. */
@@ -61,8 +70,10 @@ function nonNegative(name: string, value: number): number {
 }
 
 /**
- * (Past 300 lines with its doc comments: the caches and the writes that must
- * invalidate them belong in one class, which is the point of it.)
+ * (Past 300 lines, and its file past 450, with its doc comments: the caches,
+ * the writes that must invalidate them and the announcements of those writes
+ * to other processes belong in one class, which is the point of it; applying
+ * other processes' changes lives in `media-change-sync.ts`.)
  *
  * The media records and what is cached of them: the only object that knows
  * both the stores and the caches, so every change to a record (publish,
@@ -104,6 +115,9 @@ export class MediaCatalog {
   readonly #touchTimer: ReturnType<typeof setInterval> | undefined;
   readonly #storedListeners = new Set<(record: MediaRecord) => void>();
   readonly #invalidationListeners = new Set<(serverName: string, mediaId: string) => void>();
+  readonly #resyncListeners = new Set<() => void>();
+  readonly #changes: MediaChangeFeed | undefined;
+  readonly #unfollowChanges: (() => void) | undefined;
 
   constructor(options: MediaCatalogOptions) {
     this.serverName = options.serverName;
@@ -117,7 +131,10 @@ export class MediaCatalog {
     this.blockedHashes =
       options.blockedHashes === undefined
         ? undefined
-        : new BlockedHashGate(options.blockedHashes, this.clock, nonNegative('blockedHashTtlMs', options.blockedHashTtlMs ?? 10_000));
+        : new BlockedHashGate(options.blockedHashes, this.clock, nonNegative('blockedHashTtlMs', options.blockedHashTtlMs ?? 10_000), (sha256) =>
+            this.#announce({ kind: 'blocked-hashes', sha256 }),
+          );
+    this.#changes = options.changes;
     this.#onCacheLookup = options.onCacheLookup;
     const cache = options.cache ?? {};
     this.#recordCache = new WeightedLru(nonNegative('cache.maxRecords', cache.maxRecords ?? 10_000));
@@ -140,6 +157,7 @@ export class MediaCatalog {
       this.#touchTimer = setInterval(() => void this.flushAccessTimes(), touchIntervalMs);
       this.#touchTimer.unref();
     }
+    this.#unfollowChanges = this.#changes === undefined ? undefined : followMediaChanges(this.#changes, this);
   }
 
   /** True when `serverName` is this server. */
@@ -215,6 +233,7 @@ export class MediaCatalog {
     if (!done) return false;
     this.invalidate(serverName, mediaId);
     this.#emitStored(completed);
+    await this.#announce({ kind: 'media', serverName, mediaId, cause: 'completed' });
     return true;
   }
 
@@ -304,10 +323,46 @@ export class MediaCatalog {
     for (const listener of this.#invalidationListeners) listener(serverName, mediaId);
   }
 
+  /**
+   * Announces that the cached state of a media item changed in a way this
+   * catalog does not write itself (a scan verdict): every process, this one
+   * included, drops it.
+   */
+  async mediaChanged(serverName: string, mediaId: string, cause: 'verdict' | 'changed' = 'changed'): Promise<void> {
+    this.invalidate(serverName, mediaId);
+    await this.#announce({ kind: 'media', serverName, mediaId, cause });
+  }
+
+  /** Drops cached blocked-hash answers (of `sha256`, or all): the list changed elsewhere. */
+  forgetBlockedHashes(sha256?: string): void {
+    this.blockedHashes?.forget(sha256);
+  }
+
+  /**
+   * Drops every cache of this process that another process's change may
+   * have made stale (records, blobs, blocked-hash answers, and through
+   * `onResync` other services' caches): the change feed may have missed
+   * changes. Stored bytes are immutable, so nothing else is at risk.
+   */
+  dropCaches(): void {
+    this.#recordCache.clear();
+    this.#mediaReader.cache.clear();
+    this.#thumbnailReader.cache.clear();
+    this.blockedHashes?.forget();
+    for (const listener of this.#resyncListeners) listener();
+  }
+
+  /** Calls `listener` whenever {@link dropCaches} runs (other caches follow). */
+  onResync(listener: () => void): () => void {
+    this.#resyncListeners.add(listener);
+    return () => void this.#resyncListeners.delete(listener);
+  }
+
   /** Sets or clears quarantine; true when the record exists. */
   async setQuarantined(serverName: string, mediaId: string, quarantined: boolean): Promise<boolean> {
     const changed = await this.records.setMediaQuarantined(serverName, mediaId, quarantined);
     this.invalidate(serverName, mediaId);
+    await this.#announce({ kind: 'media', serverName, mediaId, cause: quarantined ? 'quarantine' : 'unquarantine' });
     return changed;
   }
 
@@ -315,6 +370,7 @@ export class MediaCatalog {
   async setProtected(serverName: string, mediaId: string, isProtected: boolean): Promise<boolean> {
     const changed = await this.records.setMediaProtected(serverName, mediaId, isProtected);
     this.invalidate(serverName, mediaId);
+    await this.#announce({ kind: 'media', serverName, mediaId, cause: isProtected ? 'protect' : 'unprotect' });
     return changed;
   }
 
@@ -336,6 +392,7 @@ export class MediaCatalog {
     this.invalidate(serverName, mediaId);
     if (record === null) return false;
     const deleted = await this.records.deleteMedia(serverName, mediaId);
+    await this.#announce({ kind: 'media', serverName, mediaId, cause: 'delete' });
     await this.deleteThumbnails(serverName, mediaId);
     if (record.blobId !== null) {
       this.#mediaReader.cache.delete(record.blobId);
@@ -399,10 +456,21 @@ export class MediaCatalog {
   /** Stops the access-time timer, writes the last batch and empties the caches. Does not close the stores. */
   async close(): Promise<void> {
     if (this.#touchTimer !== undefined) clearInterval(this.#touchTimer);
+    this.#unfollowChanges?.();
     await this.flushAccessTimes();
     this.#recordCache.clear();
     this.#mediaReader.cache.clear();
     this.#thumbnailReader.cache.clear();
+  }
+
+  /** Publishes a change for other processes; a failure is logged (they notice at their cache expiry), never thrown. */
+  async #announce(change: MediaChange): Promise<void> {
+    if (this.#changes === undefined) return;
+    try {
+      await this.#changes.publish(change);
+    } catch (err) {
+      this.logger.warn({ err, change }, 'could not announce a media change to other processes');
+    }
   }
 
   #emitStored(record: MediaRecord): void {

@@ -1,7 +1,7 @@
 import { errors } from '@hsmedia/errors';
 import type { Clock, Logger, Requester, SignalSource } from '@hsmedia/runtime';
 import { normaliseServerName } from './access-policies.js';
-import { isValidMediaId, isValidServerName } from './ids.js';
+import { generateId, isValidMediaId, isValidServerName } from './ids.js';
 import { LiveMediaHandle } from './live-media-handle.js';
 import { MediaAccessRules, type AccessRequest } from './media-access.js';
 import { MediaCatalog, type MediaCacheOptions } from './media-catalog.js';
@@ -20,6 +20,7 @@ import {
   type BlockedHashes,
   type MediaAccessPolicy,
   type MediaAdmission,
+  type MediaChangeFeed,
   type MediaQueries,
   type MediaRecord,
   type MediaRecordStore,
@@ -27,6 +28,8 @@ import {
   type ThumbnailIndex,
 } from './ports/index.js';
 import type { MediaScanStage } from './media-scan-stage.js';
+import type { JobLeases } from './job-leases.js';
+import { DeploymentFetchLock } from './remote-fetch-lock.js';
 import { RemoteMediaFetcher } from './remote-media-fetcher.js';
 import { setUpScanning, type MediaServiceScanningOptions } from './scanning-setup.js';
 import type { SignatureWatch } from './signature-watch.js';
@@ -114,6 +117,13 @@ export interface MediaServiceOptions {
    * for an async upload). None: no scanning.
    */
   readonly scanning?: MediaServiceScanningOptions;
+   * Leases in the store the processes of a deployment share: with them, one
+   * uncached remote item is fetched once per deployment, not once per
+   * process (the others wait up to `timeout_ms` and serve the stored blob).
+   */
+  readonly remoteFetchLeases?: JobLeases;
+  /** Changes shared with the other processes of a deployment (see `MediaCatalogOptions.changes`). */
+  readonly changes?: MediaChangeFeed;
 }
 
 /** Options for {@link MediaService.getMedia}. */
@@ -221,6 +231,7 @@ export class MediaService {
       touchIntervalMs: options.touchIntervalMs,
       onCacheLookup: options.onCacheLookup,
       scanNewMedia: options.scanning !== undefined,
+      changes: options.changes,
       logger: options.logger,
       clock: options.clock,
     });
@@ -254,6 +265,15 @@ export class MediaService {
             failureTtlMs: remoteFailureTtlMs,
             freezeLegacy,
             timeouts: this.#timeouts,
+            deploymentLock:
+              options.remoteFetchLeases === undefined
+                ? undefined
+                : new DeploymentFetchLock({
+                    leases: options.remoteFetchLeases,
+                    holder: `remote-fetcher-${generateId(16)}`,
+                    clock: this.catalog.clock,
+                    logger: this.catalog.logger,
+                  }),
           });
   }
 

@@ -109,6 +109,8 @@ export class MediaUploads {
     this.#quotas = options.quotas === undefined ? undefined : new UploadQuotas(options.quotas);
     this.#timeouts = options.timeouts;
     this.#pendingPollMs = positiveOrZero('pendingPollMs', options.pendingPollMs, false);
+    // An upload completed by another process arrives as an invalidation (the catalog's change feed): wake its readers now.
+    this.#catalog.onInvalidate((serverName, mediaId) => this.#waiters.notify(`${serverName}/${mediaId}`));
   }
 
   get maxUploadBytes(): number {

@@ -9,10 +9,14 @@ export type RateLimitDecision =
       readonly retryAfterMs: number;
     };
 
-/** Decides whether one more action of `key` is allowed now. */
+/**
+ * Decides whether one more action of `key` is allowed now: in this process
+ * ({@link TokenBucketRateLimiter}), or in a store every process of a
+ * deployment shares (then the answer is a promise).
+ */
 export interface RateLimiter {
   /** Takes `cost` tokens (default 1) from `key`'s budget when allowed; takes nothing when refused. */
-  take(key: string, cost?: number): RateLimitDecision;
+  take(key: string, cost?: number): RateLimitDecision | Promise<RateLimitDecision>;
 }
 
 /** Options for {@link TokenBucketRateLimiter}. */
@@ -41,7 +45,9 @@ const ALLOWED: RateLimitDecision = Object.freeze({ allowed: true });
  * A token bucket per key, in the memory of this process: each key holds up
  * to `burst` tokens, refilled at `perSecond`; an action costs one token (or
  * `cost`). Several instances of a server each keep their own buckets, so a
- * client spreading requests over N instances gets up to N times the rate.
+ * client spreading requests over N instances gets up to N times the rate:
+ * share one budget through Redis or the database instead (the media server's
+ * `cluster.shared_limits`).
  *
  * @example
  * ```ts

@@ -7,6 +7,7 @@ import { newMediaRecord } from './media-record.js';
 import type { MediaCatalog } from './media-catalog.js';
 import type { MediaRecord, RemoteMediaSource } from './ports/index.js';
 import { logRemoteFailure, remoteFailureToMatrixError } from './remote-errors.js';
+import type { DeploymentFetchLock } from './remote-fetch-lock.js';
 import { RemoteTee } from './remote-tee.js';
 import type { TimeoutPolicy } from './timeout-policy.js';
 
@@ -21,6 +22,8 @@ export interface RemoteMediaFetcherOptions {
   /** Media cached while the legacy endpoints are frozen is authenticated-only (see `MediaService`). */
   readonly freezeLegacy: boolean;
   readonly timeouts: TimeoutPolicy;
+  /** One fetch per deployment (processes sharing a database); none: one per process. */
+  readonly deploymentLock?: DeploymentFetchLock | undefined;
 }
 
 /** What one caller of {@link RemoteMediaFetcher.fetch} asks. */
@@ -71,6 +74,7 @@ export class RemoteMediaFetcher {
   readonly #failureTtlMs: number;
   readonly #freezeLegacy: boolean;
   readonly #timeouts: TimeoutPolicy;
+  readonly #lock: DeploymentFetchLock | undefined;
   readonly #inFlight = new Map<string, RemoteFetch>();
   readonly #failures: WeightedLru<string, MatrixError>;
   /** Aborts every fetch on close. */
@@ -83,6 +87,7 @@ export class RemoteMediaFetcher {
     this.#failureTtlMs = options.failureTtlMs;
     this.#freezeLegacy = options.freezeLegacy;
     this.#timeouts = options.timeouts;
+    this.#lock = options.deploymentLock;
     this.#failures = new WeightedLru(options.failureTtlMs === 0 ? 0 : 10_000);
   }
 
@@ -132,7 +137,14 @@ export class RemoteMediaFetcher {
     started.catch(() => undefined);
     const committed = (async (): Promise<MediaRecord> => {
       try {
-        return await this.#run(serverName, mediaId, timeoutMs, legacyOnly, settleStarted);
+        const run = (): Promise<MediaRecord> => this.#run(serverName, mediaId, timeoutMs, legacyOnly, settleStarted);
+        if (this.#lock === undefined) return await run();
+        return await this.#lock.once(`remote-fetch:${serverName}/${mediaId}`, {
+          fetch: run,
+          stored: () => this.#storedElsewhere(serverName, mediaId),
+          deadline: this.#catalog.clock.now() + timeoutMs,
+          signal: this.#shutdown.signal,
+        });
       } catch (err) {
         logRemoteFailure(err, this.#catalog.logger, { serverName, mediaId });
         const mapped = remoteFailureToMatrixError(err);
@@ -149,6 +161,12 @@ export class RemoteMediaFetcher {
     // The first caller may be streaming live and never await this.
     committed.catch(() => undefined);
     return { committed, started, claimed: false };
+  }
+
+  /** The complete record another process stored, or null. */
+  async #storedElsewhere(serverName: string, mediaId: string): Promise<MediaRecord | null> {
+    const record = await this.#catalog.load(serverName, mediaId);
+    return record !== null && record.blobId !== null ? record : null;
   }
 
   async #run(serverName: string, mediaId: string, timeoutMs: number, legacyOnly: boolean, goLive: (live: LiveRemote) => void): Promise<MediaRecord> {

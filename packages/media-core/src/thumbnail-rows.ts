@@ -38,10 +38,12 @@ export class ThumbnailRows {
   /** `media/spec` → the row that answered it (dynamic mode), for outputs the exact test cannot recognise. */
   readonly #answered = new WeightedLru<string, string>(50_000);
   readonly #unsubscribe: () => void;
+  readonly #unsubscribeResync: () => void;
 
   constructor(catalog: MediaCatalog) {
     this.#catalog = catalog;
     this.#unsubscribe = catalog.onInvalidate((serverName, mediaId) => void this.#rows.delete(`${serverName}/${mediaId}`));
+    this.#unsubscribeResync = catalog.onResync(() => this.#rows.clear());
   }
 
   /** The stored rows of a media item. */
@@ -74,5 +76,6 @@ export class ThumbnailRows {
 
   close(): void {
     this.#unsubscribe();
+    this.#unsubscribeResync();
   }
 }

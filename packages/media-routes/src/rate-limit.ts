@@ -38,7 +38,7 @@ export function rateLimit(options: RateLimitOptions): Middleware {
   return async (ctx, next) => {
     const bucket = key(ctx);
     if (bucket !== undefined) {
-      const decision = limiter.take(bucket, typeof cost === 'number' ? cost : cost(ctx));
+      const decision = await limiter.take(bucket, typeof cost === 'number' ? cost : cost(ctx));
       if (!decision.allowed) {
         // A refused upload's body is never read: the connection must not carry it into another request.
         if (hasUnreadBody(ctx)) ctx.set('Connection', 'close');
@@ -77,7 +77,7 @@ export function hasUnreadBody(ctx: Context): boolean {
  * `retry_after_ms` and `Retry-After`) when the budget cannot pay. Made by
  * {@link byteRateLimit}.
  */
-export type ByteCharge = (ctx: Context, bytes: number) => void;
+export type ByteCharge = (ctx: Context, bytes: number) => Promise<void>;
 
 /** Options for {@link byteRateLimit}. */
 export interface ByteRateLimitOptions {
@@ -103,11 +103,11 @@ export interface ByteRateLimitOptions {
  */
 export function byteRateLimit(options: ByteRateLimitOptions): ByteCharge {
   const { limiter, key } = options;
-  return (ctx, bytes) => {
+  return async (ctx, bytes) => {
     if (bytes <= 0) return;
     const bucket = key(ctx);
     if (bucket === undefined) return;
-    const decision = limiter.take(bucket, bytes);
+    const decision = await limiter.take(bucket, bytes);
     if (!decision.allowed) throw errors.limitExceeded(decision.retryAfterMs);
   };
 }

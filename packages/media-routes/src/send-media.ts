@@ -44,15 +44,15 @@ export interface SendMediaOptions {
  * Charges `bytes` to the budget of `options`, discarding `media` when it
  * cannot pay (nobody will read it) before the 429 propagates.
  */
-export function chargeBeforeSend(
+export async function chargeBeforeSend(
   ctx: Context,
   media: { discard(): void },
   bytes: number,
   charge: ByteCharge | undefined,
-): void {
+): Promise<void> {
   if (charge === undefined || ctx.method !== 'GET') return;
   try {
-    charge(ctx, bytes);
+    await charge(ctx, bytes);
   } catch (error) {
     media.discard();
     throw error;
@@ -78,7 +78,7 @@ export async function sendMedia(ctx: Context, handle: SendableMedia, options: Se
     // A live remote body: charged what the remote declared. An undeclared length (chunked) cannot be
     // charged before sending and a refusal mid-body would only cut the answer; the item is being cached,
     // so every later download of it is charged its stored size.
-    chargeBeforeSend(ctx, handle, size ?? 0, options.chargeBytes);
+    await chargeBeforeSend(ctx, handle, size ?? 0, options.chargeBytes);
     writeContentHeaders(ctx, handle, options);
     await sendLive(ctx, handle, size, options);
     return;
@@ -89,7 +89,7 @@ export async function sendMedia(ctx: Context, handle: SendableMedia, options: Se
   const start = range?.kind === 'partial' ? range.start : 0;
   const end = range?.kind === 'partial' ? range.end : size - 1;
   const length = Math.max(0, end - start + 1);
-  if (range !== undefined) chargeBeforeSend(ctx, handle, length, options.chargeBytes);
+  if (range !== undefined) await chargeBeforeSend(ctx, handle, length, options.chargeBytes);
   writeContentHeaders(ctx, handle, options);
   const { res } = ctx;
   res.setHeader('Accept-Ranges', 'bytes');

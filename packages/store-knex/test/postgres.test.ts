@@ -63,8 +63,10 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
       'hsmedia_migrations_lock',
       'job_leases',
       'media',
+      'rate_limit_buckets',
       'server_keys',
       'thumbnails',
+      'url_previews',
     ]);
     const indexes = (await admin.raw('select indexname from pg_indexes where schemaname = ? order by indexname', [
       schema,

@@ -9,3 +9,11 @@ export {
   type PostgresMetadataStoreOptions,
   type PostgresStoreLog,
 } from './postgres-metadata-store.js';
+export {
+  PostgresMediaChangeFeed,
+  mediaChangeChannel,
+  type PostgresMediaChangeFeedOptions,
+  type PostgresChangeFeedLog,
+} from './postgres-change-feed.js';
+export { PostgresTokenBuckets, type PostgresTokenBucketsOptions, type TokenBucketRate } from './postgres-token-buckets.js';
+export { PostgresUrlPreviewCache, type PostgresUrlPreviewCacheOptions } from './postgres-url-preview-cache.js';

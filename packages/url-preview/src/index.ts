@@ -13,6 +13,7 @@ export type {
   StorePreviewImageOptions,
   StoredPreviewImage,
   OEmbedOptions,
+  SharedPreviewCache,
 } from './url-previewer-options.js';
 export {
   PreviewError,

@@ -23,6 +23,20 @@ export interface PreviewRequestOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * Previews kept where every process of a deployment sees them (a table of the
+ * shared database, as Synapse's `local_media_repository_url_cache`), so a URL
+ * is fetched once per deployment within the cache time. Keys are the
+ * normalised URL. Failures of this store are logged and ignored: the preview
+ * is then fetched (or kept) by this process alone.
+ */
+export interface SharedPreviewCache {
+  /** The preview of `url` that has not expired at `now`, or undefined. */
+  get(url: string, now: number): Promise<Readonly<Record<string, unknown>> | undefined>;
+  /** Keeps `preview` for `url` until `expiresAt` (ms since epoch), replacing an older one. */
+  set(url: string, preview: Readonly<Record<string, unknown>>, fetchedAt: number, expiresAt: number): Promise<void>;
+}
+
 /** Options of {@link StorePreviewImage}. */
 export interface StorePreviewImageOptions {
   /** Refuse the stream past this many bytes (the stream itself also errors past it). */
@@ -97,6 +111,8 @@ export interface UrlPreviewerOptions {
   readonly errorCacheTtlMs?: number;
   /** Cached URLs kept at most. Default 1000. */
   readonly cacheMaxEntries?: number;
+  /** Previews shared with the other processes of a deployment, asked before fetching; none: this process's cache only. */
+  readonly sharedCache?: SharedPreviewCache;
   readonly oEmbed?: OEmbedOptions;
   /** Replaces the built-in PNG/JPEG/GIF/WebP header probe; return null when the prefix is not enough. */
   readonly probeImage?: (prefix: Uint8Array) => ImageHeader | null;

@@ -26,7 +26,7 @@ import { HtmlMetadataCollector } from './html-metadata.js';
 import { isUnrecognisedImage, type ImageHeader } from './image-probe.js';
 import { previewFromOEmbed } from './oembed.js';
 import { previewFromHtml } from './open-graph.js';
-import type { PreviewRequestOptions, StoredPreviewImage, UrlPreviewerOptions } from './url-previewer-options.js';
+import type { PreviewRequestOptions, SharedPreviewCache, StoredPreviewImage, UrlPreviewerOptions } from './url-previewer-options.js';
 import { guardedGet, type FetchedResponse } from './internal/guarded-fetch.js';
 import { PreviewCache } from './internal/preview-cache.js';
 import { DEFAULTS, normaliseUrl, validate, type Settings } from './internal/settings.js';
@@ -78,9 +78,11 @@ export class HttpUrlPreviewer implements UrlPreviewer {
   readonly #settings: Settings;
   readonly #cache: PreviewCache;
   readonly #inFlight = new Map<string, Promise<Readonly<Record<string, unknown>>>>();
+  readonly #sharedCache: SharedPreviewCache | undefined;
 
   constructor(options: UrlPreviewerOptions) {
     this.#settings = validate(options);
+    this.#sharedCache = options.sharedCache;
     this.#cache = new PreviewCache(options.cacheMaxEntries ?? DEFAULTS.cacheMaxEntries);
   }
 
@@ -96,7 +98,7 @@ export class HttpUrlPreviewer implements UrlPreviewer {
     }
     let flight = this.#inFlight.get(key);
     if (flight === undefined) {
-      flight = this.#generate(url, options.requester);
+      flight = this.#sharedOrGenerate(url, options.requester);
       this.#inFlight.set(key, flight);
       const started = flight;
       started.then(
@@ -120,6 +122,27 @@ export class HttpUrlPreviewer implements UrlPreviewer {
       // Failures of the site are cached briefly, so a broken link posted in a busy room is fetched once, not per client.
       this.#cache.set(key, { ...outcome, expiresAt: now + this.#settings.errorCacheTtlMs });
     }
+  }
+
+  /** The deployment's shared preview when one is fresh, else a fresh one (then shared). */
+  async #sharedOrGenerate(url: URL, requester: Requester): Promise<Readonly<Record<string, unknown>>> {
+    const shared = this.#sharedCache;
+    if (shared === undefined) return this.#generate(url, requester);
+    const { clock, logger } = this.#settings;
+    try {
+      const found = await shared.get(url.href, clock.now());
+      if (found !== undefined) return Object.freeze({ ...found });
+    } catch (error) {
+      logger.warn({ err: error }, 'url-preview: the shared preview cache failed; fetching the page');
+    }
+    const preview = await this.#generate(url, requester);
+    const now = clock.now();
+    if (this.#settings.cacheTtlMs > 0) {
+      await shared.set(url.href, preview, now, now + this.#settings.cacheTtlMs).catch((error: unknown) => {
+        logger.warn({ err: error }, 'url-preview: could not share a preview with the other processes');
+      });
+    }
+    return preview;
   }
 
   async #generate(url: URL, requester: Requester): Promise<Readonly<Record<string, unknown>>> {

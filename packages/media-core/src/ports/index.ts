@@ -71,3 +71,9 @@ export {
   hasMediaScanStates,
   isMediaScanState,
 } from './media-scanning.js';
+  type MediaChange,
+  type MediaChangeCause,
+  type MediaChangeFeed,
+  type MediaChangeListener,
+  parseMediaChange,
+} from './media-changes.js';

@@ -58,7 +58,7 @@ export async function sendMultipartMedia(ctx: Context, media: SendableMedia, opt
   }
   // The content's bytes (the framing is not media), paid before any header so a 429 carries none of
   // the media's. Federation serves stored media only, so the size is known.
-  chargeBeforeSend(ctx, media, size ?? 0, options.chargeBytes);
+  await chargeBeforeSend(ctx, media, size ?? 0, options.chargeBytes);
   writeMediaHeaders(res, options.cacheControl, etag);
   ctx.status = 200;
   if (ctx.method !== 'GET') {

@@ -10,6 +10,10 @@ export interface TableNames {
   readonly blockedHashes: string;
   /** The admin audit log (migration 0008). */
   readonly adminAudit: string;
+  /** Token buckets of rate limits shared by every process (migration 0011). */
+  readonly rateLimitBuckets: string;
+  /** URL previews shared by every process (migration 0011). */
+  readonly urlPreviews: string;
   /** knex's migration bookkeeping; knex adds `_lock` for its lock table. */
   readonly migrations: string;
 }
@@ -33,6 +37,8 @@ export function tableNamesFor(tablePrefix = ''): TableNames {
     jobLeases: `${tablePrefix}job_leases`,
     blockedHashes: `${tablePrefix}blocked_hashes`,
     adminAudit: `${tablePrefix}admin_audit`,
+    rateLimitBuckets: `${tablePrefix}rate_limit_buckets`,
+    urlPreviews: `${tablePrefix}url_previews`,
     // Not knex's default `knex_migrations`: a host application sharing the database
     // may run its own knex migrations, and knex refuses to run when the table lists
     // migrations its source does not know.

@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
+
+/** Options for {@link PostgresUrlPreviewCache}. */
+export interface PostgresUrlPreviewCacheOptions {
+  /** The store's knex instance (`PostgresMetadataStore.knex`), migrated to 0011. */
+  readonly knex: Knex;
+  /** The store's table prefix; default none. */
+  readonly tablePrefix?: string;
+}
+
+interface PreviewRow {
+  readonly preview: string;
+}
+
+/** Key of a URL: its SHA-256, so URLs of any length fit the primary key. */
+function keyOf(url: string): string {
+  return createHash('sha256').update(url).digest('hex');
+}
+
+/**
+ * URL previews in the shared database (the `url_previews` table, Synapse's
+ * `local_media_repository_url_cache`): the `SharedPreviewCache` of
+ * `@hsmedia/url-preview`, so every process of a deployment answers a URL
+ * another one previewed without fetching it again. Expired rows are ignored
+ * and removed by {@link sweep}.
+ */
+export class PostgresUrlPreviewCache {
+  readonly #knex: Knex;
+  readonly #table: string;
+
+  constructor(options: PostgresUrlPreviewCacheOptions) {
+    this.#knex = options.knex;
+    this.#table = `${options.tablePrefix ?? ''}url_previews`;
+  }
+
+  async get(url: string, now: number): Promise<Readonly<Record<string, unknown>> | undefined> {
+    const row = (await this.#knex(this.#table).where({ key: keyOf(url), url }).andWhere('expires_at', '>', now).first('preview')) as
+      | PreviewRow
+      | undefined;
+    if (row === undefined) return undefined;
+    const parsed: unknown = JSON.parse(row.preview);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  }
+
+  async set(url: string, preview: Readonly<Record<string, unknown>>, fetchedAt: number, expiresAt: number): Promise<void> {
+    await this.#knex(this.#table)
+      .insert({ key: keyOf(url), url, preview: JSON.stringify(preview), fetched_at: fetchedAt, expires_at: expiresAt })
+      .onConflict('key')
+      .merge(['url', 'preview', 'fetched_at', 'expires_at']);
+  }
+
+  /** Deletes previews expired at `now`; the number deleted. */
+  sweep(now: number): Promise<number> {
+    return this.#knex(this.#table).where('expires_at', '<=', now).delete();
+  }
+}

@@ -8,8 +8,9 @@ import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { TINY_PNG } from '@hsmedia/test-fixtures';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer } from '../src/server.js';
 import { CliProcess } from './cli-process.js';
-import { tempDir } from './helpers.js';
+import { tempDir, testConfig } from './helpers.js';
 
 /**
  * The admin console end to end: Debian's Chromium (installed with apt when
@@ -343,5 +344,25 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
     const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
     expect(overflow).toBeLessThanOrEqual(0);
     await shot('media-narrow');
+  });
+});
+
+describe('admin console switched off (the default)', () => {
+  it('serves nothing at /_hsmedia/admin/, while the admin API answers', async () => {
+    const dir = await tempDir('hsmedia-console-off-');
+    const server = await startServer(testConfig(dir.path, { auth: { tokens: { [ADMIN_TOKEN]: `@admin:${SERVER}` } }, admins: [`@admin:${SERVER}`], server_name: SERVER, log_level: 'silent' }));
+    try {
+      for (const path of ['/_hsmedia/admin/', '/_hsmedia/admin/assets/index.js']) {
+        const response = await fetch(`${server.url}${path}`);
+        expect(response.status, path).toBe(404);
+        expect(((await response.json()) as { errcode: string }).errcode).toBe('M_UNRECOGNIZED');
+      }
+      const api = await fetch(`${server.url}/_hsmedia/admin/v1/storage`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+      expect(api.status).toBe(200);
+      expect(((await api.json()) as { remote: { budget: unknown } }).remote.budget).toBeNull();
+    } finally {
+      await server.close();
+      await dir.cleanup();
+    }
   });
 });

@@ -53,6 +53,14 @@ describe('parseConfig', () => {
     }
   });
 
+  it('switches the admin console on only when asked, and refuses anything but a boolean', () => {
+    const on = parseConfig({ admin_console: { enabled: true } }, '/srv/hs');
+    expect(on.ok && on.config.adminConsole).toEqual({ enabled: true });
+    const bad = parseConfig({ admin_console: { enabled: 'yes', path: '/x' } }, '/srv/hs');
+    expect(bad.ok).toBe(false);
+    expect(bad.ok ? [] : bad.errors).toEqual(['admin_console.enabled: Expected boolean, got string', 'admin_console.path: Unknown key']);
+  });
+
   it('fills every default for an empty document, resolving paths against the base directory', () => {
     const result = parseConfig({}, '/srv/hs');
     expect(result).toEqual({
@@ -61,6 +69,7 @@ describe('parseConfig', () => {
         serverName: 'localhost',
         accessPolicy: { denyServingTo: [], preventDownloadsFrom: [], http: undefined },
         cluster: { redisUrl: undefined, sharedLimits: 'auto', tokenCacheTtlMs: 60_000 },
+        adminConsole: { enabled: false },
         listen: { host: '127.0.0.1', port: 8008, trustedProxies: [] },
         database: { kind: 'sqlite', path: '/srv/hs/data/media.db' },
         mediaStore: { kind: 'filesystem', path: '/srv/hs/data/media' },
@@ -353,6 +362,7 @@ describe('configJsonSchema', () => {
     expect(Object.keys(schema.properties).sort()).toEqual(
       [
         'access_policy',
+        'admin_console',
         'admins',
         'auth',
         'database',

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Where the console is served: the built files refer to their assets under this path. */
@@ -109,21 +110,21 @@ export async function loadAdminConsole(options: LoadAdminConsoleOptions = {}): P
     files.set(relative === 'index.html' ? '' : relative, { path: relative === 'index.html' ? '' : relative, body, contentType, cacheControl, etag });
   };
   try {
-    await add('index.html', `${directory}/index.html`, 'no-cache');
+    await add('index.html', join(directory, 'index.html'), 'no-cache');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error(`admin console: ${directory}index.html is missing; build it with npm run build`, { cause: error });
+      throw new Error(`admin console: ${join(directory, 'index.html')} is missing; build it with npm run build`, { cause: error });
     }
     throw error;
   }
-  const assets = await readdir(`${directory}/assets`, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+  const assets = await readdir(join(directory, 'assets'), { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return [];
     throw error;
   });
   for (const entry of assets) {
     if (!entry.isFile()) continue;
     // Vite names every asset after a hash of its content: a changed file gets a new name.
-    await add(`assets/${entry.name}`, `${directory}/assets/${entry.name}`, 'public, max-age=31536000, immutable');
+    await add(`assets/${entry.name}`, join(directory, 'assets', entry.name), 'public, max-age=31536000, immutable');
   }
   const paths = Object.freeze([...files.keys()]);
   return { file: (path) => files.get(path), paths };

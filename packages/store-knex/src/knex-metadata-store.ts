@@ -57,6 +57,9 @@ const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
  * SQLite and PostgreSQL; every method is a single statement, so each is atomic
  * without an explicit transaction.
  *
+ * Past 300 lines on purpose: one short delegating method per port method (the queries live in
+ * `internal/`), so the class stays the one place that lists what the store implements.
+ *
  * Database errors propagate unchanged (the HTTP edge renders them as 500
  * `M_UNKNOWN`), except that a read runs once more when `retryRead` asks for
  * it; this class never puts caller data into error messages.

@@ -81,10 +81,10 @@ describe.skipIf(install.python === undefined)(`hsmedia beside Synapse ${install.
       headers: { ...(token === undefined ? {} : { Authorization: `Bearer ${token}` }), ...options.headers },
     });
   /** A client request to B (plain client listener). */
-  const onB = async (method: string, path: string, token: string, body?: Buffer): Promise<Answer> => {
+  const onB = async (method: string, path: string, token: string, body?: Buffer, contentType = 'application/octet-stream'): Promise<Answer> => {
     const response = await fetch(`${synapseB!.clientUrl}${path}`, {
       method,
-      headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/octet-stream' }) },
+      headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': contentType }) },
       ...(body === undefined ? {} : { body }),
     });
     const bytes = Buffer.from(await response.arrayBuffer());
@@ -224,7 +224,7 @@ describe.skipIf(install.python === undefined)(`hsmedia beside Synapse ${install.
   it('serves thumbnails both ways', async () => {
     const png = await sharp({ create: { width: 1000, height: 750, channels: 3, background: { r: 200, g: 30, b: 90 } } }).png().toBuffer();
     const fromA = contentUri(await onA('POST', '/_matrix/media/v3/upload?filename=p.png', alice.token, { body: png, headers: { 'Content-Type': 'image/png' } }));
-    const fromB = contentUri(await onB('POST', '/_matrix/media/v3/upload?filename=p.png', carol.token, png));
+    const fromB = contentUri(await onB('POST', '/_matrix/media/v3/upload?filename=p.png', carol.token, png, 'image/png'));
     const size = 'width=64&height=64&method=scale';
     const onSynapseB = await onB('GET', `/_matrix/client/v1/media/thumbnail/${fromA.server}/${fromA.id}?${size}`, carol.token);
     expect(onSynapseB.status, `${onSynapseB.body.toString().slice(0, 300)}\n${await diagnostics()}`).toBe(200);
@@ -331,7 +331,10 @@ describe.skipIf(install.python === undefined)(`hsmedia beside Synapse ${install.
         while (media!.media.uploadWaiters === 0 && !settled) await new Promise((done) => setTimeout(done, 50));
       })(),
     );
-    expect(settled, `B answered before the upload finished: ${(await waiting).status} ${(await waiting).body.toString()}`).toBe(false);
+    if (settled) {
+      const early = await waiting;
+      throw new Error(`B answered before the upload finished: ${early.status} ${early.body.toString()}\n${await diagnostics()}`);
+    }
     const put = await within(
       'the PUT of the bytes',
       onA('PUT', `/_matrix/media/v3/upload/${serverA}/${id}`, alice.token, { body: 'late bytes', headers: { 'Content-Type': 'text/plain' } }),

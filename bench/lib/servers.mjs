@@ -28,7 +28,7 @@ export function freePort() {
 }
 
 /** Resolves once `url` answers any HTTP response; rejects after `timeoutMs` or when the child exits. */
-async function waitForHttp(url, child, logFile, timeoutMs = 30_000) {
+async function waitForHttp(url, child, logFile, timeoutMs = 120_000) {
   const deadline = Date.now() + timeoutMs;
   let exited = null;
   child.once('exit', (code, signal) => {

@@ -28,7 +28,7 @@ import { createLogger } from './logger.js';
 import { requestLog } from './request-log.js';
 import { loadOrCreateSigningKey, type ServerSigningKey, type SigningKeyCodec } from './signing-key-file.js';
 import { startMaintenance, type Maintenance } from './maintenance.js';
-import { openStores, type OpenStores } from './stores.js';
+import { openStores, redirectDelivery, type OpenStores } from './stores.js';
 import { createUrlPreviewRoute } from './url-preview.js';
 import { createThumbnails } from './thumbnails.js';
 import { createVersionsRouter } from './versions.js';
@@ -277,6 +277,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       ...(thumbnails === undefined ? {} : { thumbnails }),
       authenticate,
       logger,
+      ...(config.delivery === 'redirect' && stores.blobs.directUrl !== undefined ? { redirect: redirectDelivery(stores.blobs) } : {}),
       // In-memory token buckets, per instance: per user on client endpoints, per verified origin on federation.
       rateLimits: rateLimits.client,
       federation: {

@@ -1,5 +1,6 @@
 import { FsBlobStore } from '@hsmedia/store-fs';
 import type { BlobStore, MediaMetadataStore } from '@hsmedia/media-core';
+import type { MediaRedirect } from '@hsmedia/media-routes';
 import type { ServerKeyStore } from '@hsmedia/signing';
 import type { MediaServerConfig } from './config.js';
 import { openMetadataStore, type DatabaseLog } from './database.js';
@@ -42,5 +43,22 @@ export async function openStores(config: MediaServerConfig, log?: DatabaseLog): 
     blobs,
     metadata,
     close: () => metadata.close(),
+  };
+}
+
+/** How long a redirect's direct URL stays valid: long enough to start a download, short enough not to be shared around. */
+export const DIRECT_URL_EXPIRES_SECONDS: number = 300;
+
+/** `delivery: redirect` over a blob store with `directUrl` (S3: a presigned GET forcing the server's headers). */
+export function redirectDelivery(blobs: BlobStore): MediaRedirect {
+  return {
+    directUrl: async (target) =>
+      blobs.directUrl === undefined
+        ? null
+        : blobs.directUrl(target.blobId, {
+            expiresInSeconds: DIRECT_URL_EXPIRES_SECONDS,
+            contentType: target.contentType,
+            contentDisposition: target.contentDisposition,
+          }),
   };
 }

@@ -4,7 +4,6 @@ import type { MediaRedirect } from '@hsmedia/media-routes';
 import type { ServerKeyStore } from '@hsmedia/signing';
 import type { MediaServerConfig } from './config.js';
 import { openMetadataStore, type DatabaseLog } from './database.js';
-import { openS3MediaStore } from './s3-media-store.js';
 
 /** The stores of one server, opened from config. */
 export interface OpenStores {
@@ -25,6 +24,8 @@ export interface OpenStores {
 export async function openStores(config: MediaServerConfig, log?: DatabaseLog): Promise<OpenStores> {
   const metadata = await openMetadataStore(config.database, log);
   if (config.mediaStore.kind === 's3') {
+    // Loaded only when configured: the AWS SDK is a large import for every other start.
+    const { openS3MediaStore } = await import('./s3-media-store.js');
     const s3 = await openS3MediaStore(config.mediaStore).catch(async (error: unknown) => {
       await metadata.close();
       throw error;

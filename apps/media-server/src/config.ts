@@ -439,6 +439,13 @@ const configFileSchema = z
       .default({ host: DEFAULTS.host, port: DEFAULTS.port, trusted_proxies: [] }),
     database: databaseSchema,
     media_store: mediaStoreSchema,
+    delivery: z
+      .enum(['proxy', 'redirect'])
+      .default('proxy')
+      .meta({
+        description:
+          'redirect: downloads answer 307 to a presigned storage URL valid 5 minutes (media_store.s3 only; legacy downloads only with allow_redirect=true).',
+      }),
     signing_key_path: z
       .string()
       .min(1)
@@ -539,6 +546,8 @@ export interface MediaServerConfig {
   };
   readonly database: DatabaseConfig;
   readonly mediaStore: MediaStoreConfig;
+  /** `redirect`: downloads answer 307 to the blob store's direct URL when it has one. */
+  readonly delivery: 'proxy' | 'redirect';
   readonly signingKeyPath: string;
   readonly maxUploadBytes: number;
   readonly auth: AuthConfig;
@@ -663,6 +672,7 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
             requestTimeoutMs: s3.request_timeout_ms,
           }
         : { kind: 'filesystem', path: at((filesystem as { path: string }).path) },
+    delivery: file.delivery,
     signingKeyPath,
     maxUploadBytes: bytes(file.max_upload_size),
     auth,

@@ -34,7 +34,7 @@ import type { ServerSigningKey, SigningKeyCodec } from './signing-key-file.js';
 import { checkPublishedKey, loadSigningKeyFor } from './homeserver-key.js';
 import { homeserverAdminsOf } from './homeserver-admins.js';
 import { startMaintenance, type Maintenance } from './maintenance.js';
-import { openStores, type OpenStores } from './stores.js';
+import { openStores, redirectDelivery, type OpenStores } from './stores.js';
 import { createUrlPreviewRoute } from './url-preview.js';
 import { createThumbnails } from './thumbnails.js';
 import { createVersionsRouter } from './versions.js';
@@ -326,6 +326,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       ...(thumbnails === undefined ? {} : { thumbnails }),
       authenticate,
       logger,
+      ...(config.delivery === 'redirect' && stores.blobs.directUrl !== undefined ? { redirect: redirectDelivery(stores.blobs) } : {}),
       // Token buckets per user on client endpoints, per verified origin on federation (shared per cluster.shared_limits).
       rateLimits: rateLimits.client,
       federation: {

@@ -1,9 +1,9 @@
 import { FsBlobStore } from '@hsmedia/store-fs';
 import type { BlobStore, MediaMetadataStore } from '@hsmedia/media-core';
+import type { MediaRedirect } from '@hsmedia/media-routes';
 import type { ServerKeyStore } from '@hsmedia/signing';
 import type { MediaServerConfig } from './config.js';
 import { openMetadataStore, type DatabaseLog } from './database.js';
-import { openS3MediaStore } from './s3-media-store.js';
 
 /** The stores of one server, opened from config. */
 export interface OpenStores {
@@ -24,6 +24,8 @@ export interface OpenStores {
 export async function openStores(config: MediaServerConfig, log?: DatabaseLog): Promise<OpenStores> {
   const metadata = await openMetadataStore(config.database, log);
   if (config.mediaStore.kind === 's3') {
+    // Loaded only when configured: the AWS SDK is a large import for every other start.
+    const { openS3MediaStore } = await import('./s3-media-store.js');
     const s3 = await openS3MediaStore(config.mediaStore).catch(async (error: unknown) => {
       await metadata.close();
       throw error;
@@ -42,5 +44,22 @@ export async function openStores(config: MediaServerConfig, log?: DatabaseLog): 
     blobs,
     metadata,
     close: () => metadata.close(),
+  };
+}
+
+/** How long a redirect's direct URL stays valid: long enough to start a download, short enough not to be shared around. */
+export const DIRECT_URL_EXPIRES_SECONDS: number = 300;
+
+/** `delivery: redirect` over a blob store with `directUrl` (S3: a presigned GET forcing the server's headers). */
+export function redirectDelivery(blobs: BlobStore): MediaRedirect {
+  return {
+    directUrl: async (target) =>
+      blobs.directUrl === undefined
+        ? null
+        : blobs.directUrl(target.blobId, {
+            expiresInSeconds: DIRECT_URL_EXPIRES_SECONDS,
+            contentType: target.contentType,
+            contentDisposition: target.contentDisposition,
+          }),
   };
 }

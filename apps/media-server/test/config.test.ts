@@ -73,6 +73,7 @@ describe('parseConfig', () => {
         listen: { host: '127.0.0.1', port: 8008, trustedProxies: [] },
         database: { kind: 'sqlite', path: '/srv/hs/data/media.db' },
         mediaStore: { kind: 'filesystem', path: '/srv/hs/data/media' },
+        delivery: 'proxy',
         signingKeyPath: '/srv/hs/data/signing.key',
         maxUploadBytes: 50 * 1024 * 1024,
         auth: { kind: 'generated', userId: '@admin:localhost', tokenPath: '/srv/hs/data/admin-token' },
@@ -217,16 +218,16 @@ describe('parseConfig', () => {
       server_nme: 'example.org',
       listen: { prot: 1 },
       database: { sqlite: { path: 'x', journal: 'wal' } },
-      media_store: { filesystem: { path: 'x' }, s3: {} },
+      media_store: { filesystem: { path: 'x' }, s4: {} },
     });
     expect(errors).toEqual([
       'listen.prot: Unknown key',
       'database.sqlite.journal: Unknown key',
-      'media_store.s3: Unknown key',
+      'media_store.s4: Unknown key',
       'server_nme: Unknown key',
     ].sort((a, b) => errors.indexOf(a) - errors.indexOf(b)));
     expect(new Set(errors)).toEqual(
-      new Set(['server_nme: Unknown key', 'listen.prot: Unknown key', 'database.sqlite.journal: Unknown key', 'media_store.s3: Unknown key']),
+      new Set(['server_nme: Unknown key', 'listen.prot: Unknown key', 'database.sqlite.journal: Unknown key', 'media_store.s4: Unknown key']),
     );
   });
 
@@ -294,7 +295,7 @@ describe('parseConfig', () => {
   it('requires exactly one database and media store backend', () => {
     expect(errorsOf({ database: {}, media_store: {} })).toEqual([
       'database: Set exactly one of `sqlite`, `postgres`',
-      'media_store: Set exactly one of `filesystem`',
+      'media_store: Set exactly one of `filesystem`, `s3`',
     ]);
     expect(errorsOf({ database: { sqlite: {}, postgres: { url: 'postgres://127.0.0.1/x' } } })).toEqual([
       'database: Set exactly one of `sqlite`, `postgres`',
@@ -366,6 +367,7 @@ describe('configJsonSchema', () => {
         'admins',
         'auth',
         'database',
+        'delivery',
         'metrics',
         'retention',
         'federation',

@@ -198,3 +198,95 @@ describe('a running server while the gateway fails', () => {
     expect(await mediaCount()).toBeGreaterThan(0);
   }, 120_000);
 });
+
+describe('delivery: redirect', () => {
+  let server: StartedServer;
+
+  beforeAll(async () => {
+    // The legacy freeze is lifted so that allow_redirect on the legacy endpoints can be seen at all.
+    const config = { ...serverConfig('redirect', s3Config()), delivery: 'redirect' as const, legacyMedia: { freeze: false } };
+    server = await startServer({ ...config, listen: { ...config.listen, port: await freePort() } });
+  }, 60_000);
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  async function uploadAs(contentType: string, body: Buffer, filename: string): Promise<string> {
+    const response = await fetch(`${server.url}/_matrix/media/v3/upload?filename=${filename}`, {
+      method: 'POST',
+      headers: { ...AUTH, 'content-type': contentType },
+      body,
+    });
+    expect(response.status).toBe(200);
+    return ((await response.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+  }
+  const clientUrl = (mediaId: string): string => `${server.url}/_matrix/client/v1/media/download/localhost/${mediaId}`;
+
+  it('client downloads answer 307 to a short-lived URL that forces the server headers', async () => {
+    const body = randomBytes(100_000);
+    const mediaId = await uploadAs('image/png', body, 'pic.png');
+    const response = await fetch(clientUrl(mediaId), { headers: AUTH, redirect: 'manual' });
+    expect(response.status).toBe(307);
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    const location = new URL(response.headers.get('location')!);
+    expect(location.origin).toBe(rgw.endpoint);
+    expect(Number(location.searchParams.get('X-Amz-Expires'))).toBeLessThanOrEqual(300);
+    const direct = await fetch(location);
+    expect(direct.status).toBe(200);
+    expect(direct.headers.get('content-type')).toBe('image/png');
+    expect(direct.headers.get('content-disposition')).toBe('inline; filename=pic.png');
+    expect(Buffer.from(await direct.arrayBuffer()).equals(body)).toBe(true);
+  });
+
+  it('types that are not inline-safe are forced to attachment, the /{fileName} segment too', async () => {
+    const mediaId = await uploadAs('image/svg+xml', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>'), 'x.svg');
+    const response = await fetch(`${clientUrl(mediaId)}/other.svg`, { headers: AUTH, redirect: 'manual' });
+    expect(response.status).toBe(307);
+    const direct = await fetch(response.headers.get('location')!);
+    expect(direct.headers.get('content-type')).toBe('image/svg+xml');
+    expect(direct.headers.get('content-disposition')).toBe('attachment; filename=other.svg');
+  });
+
+  it('legacy downloads redirect only with allow_redirect=true', async () => {
+    const body = randomBytes(5_000);
+    const mediaId = await uploadAs('application/octet-stream', body, 'a.bin');
+    const legacy = `${server.url}/_matrix/media/v3/download/localhost/${mediaId}`;
+    const proxied = await fetch(legacy, { redirect: 'manual' });
+    expect(proxied.status).toBe(200);
+    expect(Buffer.from(await proxied.arrayBuffer()).equals(body)).toBe(true);
+    const redirected = await fetch(`${legacy}?allow_redirect=true`, { redirect: 'manual' });
+    expect(redirected.status).toBe(307);
+    const notTrue = await fetch(`${legacy}?allow_redirect=yes`, { redirect: 'manual' });
+    expect(notTrue.status).toBe(200);
+    await notTrue.arrayBuffer();
+  });
+
+  it('no URL without the checks: unauthenticated, unknown and quarantined media get no Location', async () => {
+    const mediaId = await uploadAs('image/png', randomBytes(1_000), 'q.png');
+    const anonymous = await fetch(clientUrl(mediaId), { redirect: 'manual' });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('location')).toBeNull();
+    const unknown = await fetch(clientUrl('NoSuchMediaId1234'), { headers: AUTH, redirect: 'manual' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('location')).toBeNull();
+    const quarantine = await fetch(`${server.url}/_synapse/admin/v1/media/quarantine/localhost/${mediaId}?reason=test`, {
+      method: 'POST',
+      headers: AUTH,
+    });
+    expect(quarantine.status).toBe(200);
+    const quarantined = await fetch(clientUrl(mediaId), { headers: AUTH, redirect: 'manual' });
+    expect(quarantined.status).not.toBe(307);
+    expect(quarantined.status).toBeGreaterThanOrEqual(400);
+    expect(quarantined.headers.get('location')).toBeNull();
+  });
+
+  it('conditional requests are answered here (304), not redirected', async () => {
+    const mediaId = await uploadAs('image/png', randomBytes(2_000), 'c.png');
+    const head = await fetch(clientUrl(mediaId), { method: 'HEAD', headers: AUTH, redirect: 'manual' });
+    expect(head.status).toBe(200);
+    const etag = head.headers.get('etag')!;
+    expect(etag).toBeTruthy();
+    const conditional = await fetch(clientUrl(mediaId), { headers: { ...AUTH, 'if-none-match': etag }, redirect: 'manual' });
+    expect(conditional.status).toBe(304);
+  });
+});

@@ -20,6 +20,7 @@ import {
   type MediaRouteState,
 } from './route-context.js';
 import { sendMedia, type SendMediaOptions } from './send-media.js';
+import { allowsRedirect, redirectMedia, type MediaRedirect } from './redirect-media.js';
 import { addThumbnailRoutes, federationThumbnailProvider } from './thumbnail-routes.js';
 
 /** Options for {@link createMediaRouters}. */
@@ -54,6 +55,12 @@ export interface MediaRoutersOptions {
    * Without it, thumbnails of existing media answer 400 `M_UNKNOWN`.
    */
   readonly thumbnails?: ThumbnailService;
+  /**
+   * Redirect delivery of downloads: client downloads answer `307` to the
+   * direct URL this gives (after every check), legacy downloads only with
+   * `allow_redirect=true`. Without it every byte goes through the server.
+   */
+  readonly redirect?: MediaRedirect;
 }
 
 /** The rate limiters {@link createMediaRouters} applies; each is optional. */
@@ -99,7 +106,7 @@ export interface MediaRouters {
  * ```
  */
 export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
-  const { media, authenticate } = options;
+  const { media, authenticate, redirect } = options;
   const maxAge = options.maxAgeSeconds ?? 86_400;
   if (!Number.isSafeInteger(maxAge) || maxAge < 0) throw new TypeError('createMediaRouters: maxAgeSeconds must be >= 0');
   const legacyVersions = options.legacyVersions ?? ['v3', 'r0', 'v1'];
@@ -135,7 +142,11 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
       const fileName = fileNameParam(ctx.params.fileName);
       const lookup = clientLookup(ctx, legacyRoute, lookupQuery(ctx.querystring, legacyRoute));
       const handle = await media.getMedia(serverName, mediaId, lookup);
-      await sendMedia(ctx, handle, fileName === undefined ? send : { ...send, fileName });
+      const options = fileName === undefined ? send : { ...send, fileName };
+      if (redirect !== undefined && (!legacyRoute || allowsRedirect(ctx.querystring))) {
+        if (await redirectMedia(ctx, handle, redirect, options)) return;
+      }
+      await sendMedia(ctx, handle, options);
     };
   };
 

@@ -117,6 +117,7 @@ export interface MediaServiceOptions {
    * for an async upload). None: no scanning.
    */
   readonly scanning?: MediaServiceScanningOptions;
+  /**
    * Leases in the store the processes of a deployment share: with them, one
    * uncached remote item is fetched once per deployment, not once per
    * process (the others wait up to `timeout_ms` and serve the stored blob).

@@ -71,6 +71,7 @@ export {
   hasMediaScanStates,
   isMediaScanState,
 } from './media-scanning.js';
+export {
   type MediaChange,
   type MediaChangeCause,
   type MediaChangeFeed,

@@ -165,4 +165,40 @@ describe('the scan stage', () => {
     expect((await metadata.getMedia('example.org', mediaId))?.scanState).toBe('clean');
     await media.close();
   });
+
+  it('scans a thumbnail a remote server made before it is recorded: infected refused and its hash blocked, a scanner failure refused under fail_closed', async () => {
+    const scanner = new ScriptedScanner();
+    const { media, metadata } = serviceWith(scanner);
+    const admitThumbnail = async (text: string) => {
+      const blob = await media.catalog.blobs.put(
+        (async function* one() {
+          yield Buffer.from(text);
+        })(),
+      );
+      const candidate = { kind: 'remote_thumbnail', serverName: 'remote.example', mediaId: 'thumbOnly', blobId: blob.blobId, size: blob.size, sha256: blob.sha256, contentType: 'image/png', userId: null } as const;
+      return { blob, result: await errcodeOf(media.catalog.admit(candidate)) };
+    };
+    expect((await admitThumbnail('a clean thumbnail')).result).toBe('served');
+    const infected = await admitThumbnail('a VIRUS thumbnail');
+    expect(infected.result).toBe('404 M_NOT_FOUND');
+    expect(await metadata.isHashBlocked(infected.blob.sha256)).toBe(true);
+    scanner.down = true;
+    expect((await admitThumbnail('another clean thumbnail')).result).toBe('503 M_UNKNOWN');
+    expect(scanner.scans).toBe(3);
+    await media.close();
+  });
+
+  it('serves a remote thumbnail the scanner could not check only with on_error: serve', async () => {
+    const scanner = new ScriptedScanner();
+    scanner.down = true;
+    const { media } = serviceWith(scanner, { onError: 'serve' });
+    const blob = await media.catalog.blobs.put(
+      (async function* one() {
+        yield Buffer.from('unchecked');
+      })(),
+    );
+    const candidate = { kind: 'remote_thumbnail', serverName: 'remote.example', mediaId: 'thumbOnly', blobId: blob.blobId, size: blob.size, sha256: blob.sha256, contentType: 'image/png', userId: null } as const;
+    expect(await errcodeOf(media.catalog.admit(candidate))).toBe('served');
+    await media.close();
+  });
 });

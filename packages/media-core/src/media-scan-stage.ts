@@ -3,7 +3,7 @@ import { signalOf, type SignalSource } from '@hsmedia/runtime';
 import { formatMxcUri } from './ids.js';
 import type { JobLeases } from './job-leases.js';
 import type { MediaCatalog } from './media-catalog.js';
-import type { AdminAuditLog, MediaQueries, MediaRecord, MediaScanState, MediaScanStates, MediaScanner, ScanVerdict } from './ports/index.js';
+import type { AdminAuditLog, MediaCandidate, MediaQueries, MediaRecord, MediaScanState, MediaScanStates, MediaScanner, ScanVerdict } from './ports/index.js';
 import { UploadWaiters } from './upload-waiters.js';
 
 /** What to do with media the scanner cannot vouch for. */
@@ -269,7 +269,28 @@ export class MediaScanStage {
     return { state, signature };
   }
 
-  async #verdictOf(record: MediaRecord): Promise<{ kind: 'clean' | 'oversize' | 'failed' } | { kind: 'infected'; signature: string }> {
+  /**
+   * Scans a thumbnail a remote server made before it is recorded: thumbnail rows have no scan state of
+   * their own, so the verdict is the admission. Infected bytes are refused (404, as for any refused
+   * remote content) and their hash blocked; a scanner failure or an oversize thumbnail is refused
+   * (503) under `fail_closed`, so nothing unscanned is kept and a later request fetches it again.
+   */
+  async admitRemoteThumbnail(candidate: MediaCandidate): Promise<void> {
+    const started = performance.now();
+    const outcome = await this.#verdictOf(candidate);
+    const policy = outcome.kind === 'oversize' ? this.#onOversize : outcome.kind === 'failed' ? this.#onError : undefined;
+    const served = outcome.kind === 'clean' || policy === 'serve';
+    this.#onScan?.(served && outcome.kind !== 'clean' ? 'served_unscanned' : outcome.kind, performance.now() - started);
+    if (outcome.kind === 'infected') {
+      const reason = `virus scan: ${outcome.signature}`;
+      await this.#catalog.blockedHashes?.block({ sha256: candidate.sha256, reason, blockedBy: SCANNER_ACTOR, blockedAt: this.#catalog.clock.now() });
+      this.#catalog.logger.warn({ serverName: candidate.serverName, mediaId: candidate.mediaId, signature: outcome.signature }, 'infected remote thumbnail refused');
+      throw errors.notFound('Media not found');
+    }
+    if (!served) throw errors.unknown('The virus scanner could not check this thumbnail', 503);
+  }
+
+  async #verdictOf(record: Pick<MediaRecord, 'blobId' | 'size' | 'serverName' | 'mediaId'>): Promise<{ kind: 'clean' | 'oversize' | 'failed' } | { kind: 'infected'; signature: string }> {
     const size = record.size ?? 0;
     if (size > this.#maxBytes) return { kind: 'oversize' };
     const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(this.#timeoutMs)]);

@@ -220,13 +220,25 @@ export class MediaService {
     const maxUploadBytes = requireInteger('maxUploadBytes', options.maxUploadBytes, false);
     const maxRemoteBytes = requireInteger('maxRemoteBytes', options.maxRemoteBytes ?? maxUploadBytes, false);
     const remoteFailureTtlMs = requireInteger('remoteFailureTtlMs', options.remoteFailureTtlMs ?? 30_000, true);
+    // With scanning, thumbnails a remote server made are scanned before they are recorded (they have no
+    // scan state to wait on); the stage exists only after the catalog, hence the late binding.
+    let scanStage: MediaScanStage | undefined;
+    const admission: MediaAdmission | undefined =
+      options.scanning === undefined
+        ? options.admission
+        : {
+            async admit(candidate, signal) {
+              await options.admission?.admit(candidate, signal);
+              if (candidate.kind === 'remote_thumbnail') await scanStage?.admitRemoteThumbnail(candidate);
+            },
+          };
     this.catalog = new MediaCatalog({
       serverName: options.serverName,
       blobs: options.blobs,
       records: options.metadata,
       thumbnails: options.metadata,
       cache: options.cache,
-      admission: options.admission,
+      admission,
       blockedHashes: options.blockedHashes ?? (hasBlockedHashes(options.metadata) ? options.metadata : undefined),
       blockedHashTtlMs: options.blockedHashTtlMs,
       touchIntervalMs: options.touchIntervalMs,
@@ -237,7 +249,7 @@ export class MediaService {
       clock: options.clock,
     });
     const scan = options.scanning === undefined ? undefined : setUpScanning(this.catalog, options.metadata, options.scanning, options.pendingPollMs ?? 500);
-    this.scanning = scan?.stage;
+    this.scanning = scanStage = scan?.stage;
     this.#signatureWatch = scan?.watch;
     const gate = this.catalog.blockedHashes;
     this.#access = new MediaAccessRules({

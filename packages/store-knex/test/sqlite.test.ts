@@ -91,9 +91,12 @@ describe('KnexMetadataStore on SQLite: schema', () => {
       'hs_media_scan_state_idx',
       'hs_media_sha256_idx',
       'hs_media_user_id_idx',
+      'hs_rate_limit_buckets',
       'hs_server_keys',
       'hs_thumbnails',
       'hs_thumbnails_blob_id_idx',
+      'hs_url_previews',
+      'hs_url_previews_expires_at_idx',
     ]);
   });
 

@@ -82,6 +82,10 @@ function writeLine(this: LoggedResponse): void {
   const state = this[STATE];
   if (state === undefined) return;
   this[STATE] = undefined;
+  // The line is written once (the client may go away before Koa ends the response): later writes and
+  // the final end go straight to the response, uncounted.
+  this.write = state.write;
+  this.end = state.end;
   const { ctx } = state;
   const finished = this.writableFinished;
   const status = finished ? this.statusCode : ctx.status;

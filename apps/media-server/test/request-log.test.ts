@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { get } from 'node:http';
 import type { EventEmitter } from 'node:events';
 import { constants } from 'node:fs';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
@@ -80,6 +81,36 @@ describe('requestLog', () => {
     await (await fetch(`${url}/missing`, { method: 'POST' })).arrayBuffer();
     await waitFor(lines, 2);
     expect(lines[1]).toMatchObject({ method: 'POST', path: '/missing', status: 404, bytes: 25 });
+  });
+
+  it('writes one aborted line when the client leaves first, and the late end of the response still works', async () => {
+    const { logger, lines } = recorder();
+    const app = new Koa();
+    app.silent = true;
+    const appErrors: unknown[] = [];
+    app.on('error', (err: unknown) => void appErrors.push(err));
+    let entered!: () => void;
+    const handlerEntered = new Promise<void>((resolve) => (entered = resolve));
+    let handled!: () => void;
+    const handledLate = new Promise<void>((resolve) => (handled = resolve));
+    app.use(requestLog(logger));
+    app.use(async (ctx) => {
+      entered();
+      // Answer only after the client has gone: Koa then ends a response whose line is already written.
+      await new Promise((resolve) => ctx.res.once('close', resolve));
+      ctx.body = 'too late';
+      handled();
+    });
+    const server = await listen(app);
+    servers.push(server);
+    const request = get(`${server.url}/late`);
+    request.on('error', () => undefined);
+    await handlerEntered;
+    request.destroy();
+    await handledLate;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toEqual([expect.objectContaining({ path: '/late', aborted: true })]);
+    expect(appErrors).toEqual([]);
   });
 
   it('samples success lines at the configured rate, never errors', async () => {

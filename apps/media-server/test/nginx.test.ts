@@ -1,6 +1,5 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer as createNetServer } from 'node:net';
@@ -9,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type StartedServer } from '../src/server.js';
 import { tempDir, testConfig } from './helpers.js';
-import { ensureNginx } from './nginx-binary.js';
+import { ensureNginx, runNginx, type RunningNginx } from './nginx-binary.js';
 
 const appDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SAMPLE = join(appDir, 'deploy', 'nginx.conf');
@@ -40,13 +39,12 @@ function adaptSample(sample: string, ports: { media: number; homeserver: number;
   return adapted;
 }
 
-let nginx: ChildProcess | undefined;
+let nginx: RunningNginx | undefined;
 let nginxUrl = '';
 let media: StartedServer | undefined;
 let homeserver: Server | undefined;
 const homeserverPaths: string[] = [];
 let dir: { path: string; cleanup(): Promise<void> } | undefined;
-let nginxLog = '';
 
 beforeAll(async () => {
   const binary = ensureNginx();
@@ -72,25 +70,8 @@ beforeAll(async () => {
     homeserver: (homeserver.address() as AddressInfo).port,
     nginx: await freePort(),
   };
-  const prefix = join(dir.path, 'nginx');
-  await mkdir(join(prefix, 'logs'), { recursive: true });
   const site = adaptSample(await readFile(SAMPLE, 'utf8'), ports);
-  const conf = [
-    'worker_processes 1;',
-    `pid ${join(prefix, 'nginx.pid')};`,
-    `error_log ${join(prefix, 'logs', 'error.log')} warn;`,
-    'events { worker_connections 64; }',
-    'http {',
-    `  access_log ${join(prefix, 'logs', 'access.log')};`,
-    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${join(prefix, `${kind}_temp`)};`),
-    site,
-    '}',
-  ].join('\n');
-  const confPath = join(prefix, 'nginx.conf');
-  await writeFile(confPath, conf);
-  execFileSync(binary, ['-t', '-p', prefix, '-c', confPath], { stdio: 'pipe' });
-  nginx = spawn(binary, ['-p', prefix, '-c', confPath, '-g', 'daemon off; master_process on;'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  nginx.stderr?.on('data', (chunk: Buffer) => (nginxLog += chunk.toString()));
+  nginx = await runNginx(binary, join(dir.path, 'nginx'), site);
   nginxUrl = `http://127.0.0.1:${ports.nginx}`;
   // Wait until nginx answers.
   for (let attempt = 0; ; attempt++) {
@@ -98,7 +79,7 @@ beforeAll(async () => {
       await fetch(`${nginxUrl}/_matrix/client/versions`);
       break;
     } catch (err) {
-      if (attempt > 100 || nginx.exitCode !== null) throw new Error(`nginx did not start: ${nginxLog} ${(err as Error).message}`);
+      if (attempt > 100) throw new Error(`nginx did not start: ${nginx.log()} ${(err as Error).message}`);
       await new Promise((done) => setTimeout(done, 50));
     }
   }
@@ -107,11 +88,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  if (nginx !== undefined && nginx.exitCode === null) {
-    const exited = new Promise((done) => nginx!.once('exit', done));
-    nginx.kill('SIGQUIT');
-    await exited;
-  }
+  await nginx?.stop();
   await media?.close();
   await new Promise<void>((done) => (homeserver ? homeserver.close(() => done()) : done()));
   await dir?.cleanup();

@@ -159,6 +159,24 @@ describe('ThumbnailService: configured sizes', () => {
     expect(dec(await (await thumbnails.getThumbnail(SERVER, png, { ...crop32, animated: true })).readSmall())).toBe('32x32 crop');
   });
 
+  it('makes the configured sizes when another instance has stored only some of them yet', async () => {
+    const a = setup();
+    a.generator.hold();
+    const mediaId = await a.upload('png bytes');
+    // B shares A's stores, as another instance does; A is still generating and has stored only its crop so far.
+    const media = new MediaService({ serverName: SERVER, blobs: a.blobs, metadata: a.metadata, maxUploadBytes: 1 << 20, touchIntervalMs: 0 });
+    const b = new ThumbnailService({ media, generator: new FakeGenerator(), rules, sizes: SIZES, dynamic: false });
+    const blob = await a.blobs.put(iter(enc('32x32 crop')));
+    await a.metadata.insertThumbnail({ serverName: SERVER, mediaId, width: 32, height: 32, method: 'crop', animated: false, contentType: 'image/png', blobId: blob.blobId, size: blob.size, createdAt: 1 });
+    const handle = await b.getThumbnail(SERVER, mediaId, { width: 320, height: 240, method: 'scale', animated: false });
+    expect(dec(await handle.readSmall())).toBe('320x240 scale');
+    a.generator.release();
+    await a.thumbnails.idle();
+    expect((await a.metadata.listThumbnails(SERVER, mediaId)).map((row) => `${row.width}x${row.height}/${row.method}`).sort()).toEqual(['320x240/scale', '32x32/crop']);
+    await b.close();
+    await a.thumbnails.close();
+  });
+
   it('is 404 when no configured size has the method', async () => {
     const { thumbnails, upload } = setup({ thumbnails: { sizes: [{ width: 32, height: 32, method: 'crop', animated: false }] } });
     const mediaId = await upload('png');

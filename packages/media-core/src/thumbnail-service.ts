@@ -205,6 +205,13 @@ export class ThumbnailService {
       row = this.#rows.exactAnswer(record, rows, request) ?? (await raceAbort(this.#generation.exact(record, request), options.signal));
     } else {
       row = this.#rules.select(rows, request);
+      if (row === undefined && this.#rules.select(this.#configuredRows(record.serverName, record.mediaId), { ...request, animated: false }) !== undefined) {
+        // A configured size would answer, so its row is not made yet: another instance may be storing
+        // the sizes right now (its rows appear one by one). Make them here too before saying none fits.
+        await raceAbort(this.#generation.pregenerate(record), options.signal);
+        rows = await this.#rows.list(record);
+        row = this.#rules.select(rows, request);
+      }
       if (row === undefined) {
         throw this.#generation.failureOf(record) ?? errors.notFound('No thumbnail of the requested method is available');
       }
@@ -242,13 +249,17 @@ export class ThumbnailService {
     );
   }
 
+  /** The configured sizes as stand-in rows, to ask the selection rules which size would answer a request. */
+  #configuredRows(serverName: string, mediaId: string): StoredThumbnail[] {
+    return this.#sizes.map((size) => ({ serverName, mediaId, ...size, contentType: '', blobId: '', size: 0, createdAt: 0 }));
+  }
+
   /** The remote's thumbnail of uncached remote media for `spec`, or null to fall back to the original. */
   async #remoteThumbnail(serverName: string, mediaId: string, spec: ThumbnailSpec, options: GetThumbnailOptions): Promise<ThumbnailHandle | null> {
     let wanted = spec;
     if (!this.#dynamic) {
       // The best configured size, so the remote is asked for (and we store) only those sizes.
-      const sizes = this.#sizes.map((size) => ({ serverName, mediaId, ...size, contentType: '', blobId: '', size: 0, createdAt: 0 }));
-      const best = this.#rules.select(sizes, { ...spec, animated: false });
+      const best = this.#rules.select(this.#configuredRows(serverName, mediaId), { ...spec, animated: false });
       if (best === undefined) throw errors.notFound('No thumbnail of the requested method is available');
       wanted = { width: best.width, height: best.height, method: best.method, animated: spec.animated };
     }

@@ -152,6 +152,8 @@ describe.skipIf(env.unavailable !== undefined)('rate limits shared by two instan
     expect(statuses.filter((status) => status === 429).length).toBe(CLIENTS_PER_INSTANCE - RATE.burst);
     const unavailable = (): number =>
       instance.cli.logLines().filter((line) => String(line['msg']).startsWith('shared rate limits unavailable')).length;
+    // Log lines reach stdout in batches: wait for the line, then check it is the only one.
+    await instance.cli.waitFor(() => unavailable() >= 1, 'the shared limits unavailable line');
     expect(unavailable()).toBe(1);
     const gauge = async (): Promise<string | undefined> => {
       const text = await (await fetch(`${instance.metricsUrl}/metrics`)).text();

@@ -118,6 +118,15 @@ interface Instance {
   readonly cli: CliProcess;
 }
 
+/**
+ * How often the instances logged a finished scan of `mediaId`, once the uploader (`first`, which scans
+ * what it stores) has logged its own: log lines reach stdout in batches, after the answers that follow the scan.
+ */
+async function loggedScansOf(first: Instance, instances: readonly Instance[], mediaId: string): Promise<number> {
+  await first.cli.waitFor(() => scansOf([first], mediaId) > 0, `the scan of ${mediaId} in the log`);
+  return scansOf(instances, mediaId);
+}
+
 /** How often each instance logged a finished scan of `mediaId`. */
 function scansOf(instances: readonly Instance[], mediaId: string): number {
   return instances.reduce((sum, instance) => sum + instance.cli.logLines().filter((line) => line['msg'] === 'media scanned' && line['mediaId'] === mediaId).length, 0);
@@ -185,7 +194,7 @@ describe('two instances sharing a SQLite file scan with a real clamd', () => {
       expect(response.status).toBe(200);
       expect(Buffer.from(await response.arrayBuffer()).equals(body)).toBe(true);
     }
-    expect(scansOf([a, b], mediaId)).toBe(1);
+    expect(await loggedScansOf(a, [a, b], mediaId)).toBe(1);
   }, 60_000);
 
   it('never serves an upload of the signature file, on any endpoint, from either instance; quarantines it and blocks its hash', async () => {
@@ -195,7 +204,7 @@ describe('two instances sharing a SQLite file scan with a real clamd', () => {
       const statuses = await everyEndpoint(instance.url, SERVER_NAME, mediaId, remote);
       for (const status of Object.values(statuses)) expect(status).toBe(404);
     }
-    expect(scansOf([a, b], mediaId)).toBe(1);
+    expect(await loggedScansOf(a, [a, b], mediaId)).toBe(1);
     // The same bytes are refused at upload now, on either instance.
     for (const instance of [a, b]) {
       const again = await fetch(`${instance.url}/_matrix/media/v3/upload`, { method: 'POST', headers: { ...AUTH, 'content-type': 'image/png' }, body: infected });

@@ -134,8 +134,10 @@ describe('hsmedia-server with workers: 2', () => {
 
     // Each loop holds one request at a time: the killed worker held at most `concurrency`.
     expect(state.failed).toBeLessThanOrEqual(concurrency);
-    expect(cli.logLines()).toContainEqual(
-      expect.objectContaining({ msg: 'worker died; restarting it', pid: firstPid, signal: 'SIGKILL' }),
+    // Log lines reach stdout in batches: wait for the supervisor's line about the killed worker.
+    await cli.waitFor(
+      () => cli.logLines().some((line) => line['msg'] === 'worker died; restarting it' && line['pid'] === firstPid && line['signal'] === 'SIGKILL'),
+      'the restart line of the killed worker',
     );
     // The replacement serves: fresh connections alternate between the two live workers.
     for (let i = 0; i < 6; i++) expect((await getOnce(downloadUrl)).body).toBe('hello workers');

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ErrCode, MatrixError } from '@hsmedia/errors';
-import { raceAbort } from '@hsmedia/runtime';
+import { AnswerCache } from './internal/answer-cache.js';
 
 /** Options for {@link HomeserverAdminCheck}. */
 export interface HomeserverAdminCheckOptions {
@@ -20,11 +20,6 @@ export interface HomeserverAdminCheckOptions {
   readonly now?: () => number;
 }
 
-interface CacheEntry {
-  readonly admin: boolean;
-  readonly expiresAt: number;
-}
-
 /**
  * Whether a user is a server admin of the homeserver, asked with the user's own access token.
  * Synapse answers its admin API only to server admins, so
@@ -37,13 +32,8 @@ interface CacheEntry {
 export class HomeserverAdminCheck {
   readonly #base: string;
   readonly #fetch: typeof fetch;
-  readonly #positiveTtlMs: number;
-  readonly #negativeTtlMs: number;
-  readonly #maxEntries: number;
   readonly #timeoutMs: number;
-  readonly #now: () => number;
-  readonly #cache = new Map<string, CacheEntry>();
-  readonly #inFlight = new Map<string, Promise<boolean>>();
+  readonly #answers: AnswerCache<boolean>;
 
   constructor(options: HomeserverAdminCheckOptions) {
     let base: URL;
@@ -55,44 +45,21 @@ export class HomeserverAdminCheck {
     if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError('HomeserverAdminCheck: homeserverUrl must be http(s)');
     this.#base = base.href.endsWith('/') ? base.href : `${base.href}/`;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
-    this.#positiveTtlMs = nonNegative('positiveTtlMs', options.positiveTtlMs ?? 60_000);
-    this.#negativeTtlMs = nonNegative('negativeTtlMs', options.negativeTtlMs ?? 10_000);
-    this.#maxEntries = Math.max(1, nonNegative('maxEntries', options.maxEntries ?? 10_000));
+    const positiveTtlMs = nonNegative('positiveTtlMs', options.positiveTtlMs ?? 60_000);
+    const negativeTtlMs = nonNegative('negativeTtlMs', options.negativeTtlMs ?? 10_000);
     this.#timeoutMs = Math.max(1, nonNegative('timeoutMs', options.timeoutMs ?? 10_000));
-    this.#now = options.now ?? Date.now;
+    this.#answers = new AnswerCache<boolean>({
+      ttlMsOf: (admin) => (admin ? positiveTtlMs : negativeTtlMs),
+      maxEntries: Math.max(1, nonNegative('maxEntries', options.maxEntries ?? 10_000)),
+      now: options.now ?? Date.now,
+    });
   }
 
   /** Whether `userId`, authenticated by `token`, is a server admin of the homeserver. */
-  async isAdmin(userId: string, token: string, signal?: AbortSignal): Promise<boolean> {
+  isAdmin(userId: string, token: string, signal?: AbortSignal): Promise<boolean> {
     // A NUL cannot occur in a token sent as a header, so token and user never run together.
     const key = createHash('sha256').update(token).update('\0').update(userId).digest('base64url');
-    const cached = this.#cache.get(key);
-    if (cached) {
-      if (cached.expiresAt > this.#now()) return cached.admin;
-      this.#cache.delete(key);
-    }
-    let pending = this.#inFlight.get(key);
-    if (!pending) {
-      pending = this.#ask(userId, token).then((admin) => {
-        this.#remember(key, admin);
-        return admin;
-      });
-      const forget = (): void => void this.#inFlight.delete(key);
-      pending.then(forget, forget);
-      this.#inFlight.set(key, pending);
-    }
-    return raceAbort(pending, signal);
-  }
-
-  #remember(key: string, admin: boolean): void {
-    const ttl = admin ? this.#positiveTtlMs : this.#negativeTtlMs;
-    if (ttl <= 0) return;
-    while (this.#cache.size >= this.#maxEntries) {
-      const oldest = this.#cache.keys().next().value;
-      if (oldest === undefined) break;
-      this.#cache.delete(oldest);
-    }
-    this.#cache.set(key, { admin, expiresAt: this.#now() + ttl });
+    return this.#answers.get(key, () => this.#ask(userId, token), signal);
   }
 
   async #ask(userId: string, token: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ErrCode, MatrixError, errors } from '@hsmedia/errors';
-import { raceAbort, type Requester } from '@hsmedia/runtime';
+import type { Requester } from '@hsmedia/runtime';
+import { AnswerCache } from './internal/answer-cache.js';
 import type { AccessTokenVerifier, VerifyOptions } from './verifier.js';
 
 /** Options for {@link WhoamiTokenVerifier}. */
@@ -19,11 +20,6 @@ export interface WhoamiTokenVerifierOptions {
   readonly timeoutMs?: number;
   /** Time source for the cache (tests). Default `Date.now`. */
   readonly now?: () => number;
-}
-
-interface CacheEntry {
-  readonly requester: Requester | null;
-  readonly expiresAt: number;
 }
 
 /**
@@ -48,13 +44,8 @@ interface CacheEntry {
 export class WhoamiTokenVerifier implements AccessTokenVerifier {
   readonly #whoamiUrl: string;
   readonly #fetch: typeof fetch;
-  readonly #positiveTtlMs: number;
-  readonly #negativeTtlMs: number;
-  readonly #maxEntries: number;
   readonly #timeoutMs: number;
-  readonly #now: () => number;
-  readonly #cache = new Map<string, CacheEntry>();
-  readonly #inFlight = new Map<string, Promise<Requester | null>>();
+  readonly #answers: AnswerCache<Requester | null>;
 
   constructor(options: WhoamiTokenVerifierOptions) {
     let base: URL;
@@ -68,50 +59,23 @@ export class WhoamiTokenVerifier implements AccessTokenVerifier {
     }
     this.#whoamiUrl = new URL('_matrix/client/v3/account/whoami', base.href.endsWith('/') ? base : `${base.href}/`).href;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
-    this.#positiveTtlMs = nonNegative('positiveTtlMs', options.positiveTtlMs ?? 60_000);
-    this.#negativeTtlMs = nonNegative('negativeTtlMs', options.negativeTtlMs ?? 5_000);
-    this.#maxEntries = Math.max(1, nonNegative('maxEntries', options.maxEntries ?? 10_000));
+    const positiveTtlMs = nonNegative('positiveTtlMs', options.positiveTtlMs ?? 60_000);
+    const negativeTtlMs = nonNegative('negativeTtlMs', options.negativeTtlMs ?? 5_000);
     this.#timeoutMs = Math.max(1, nonNegative('timeoutMs', options.timeoutMs ?? 10_000));
-    this.#now = options.now ?? Date.now;
+    this.#answers = new AnswerCache<Requester | null>({
+      ttlMsOf: (requester) => (requester ? positiveTtlMs : negativeTtlMs),
+      maxEntries: Math.max(1, nonNegative('maxEntries', options.maxEntries ?? 10_000)),
+      now: options.now ?? Date.now,
+    });
   }
 
-  async verify(token: string, signal?: AbortSignal, options?: VerifyOptions): Promise<Requester | null> {
+  verify(token: string, signal?: AbortSignal, options?: VerifyOptions): Promise<Requester | null> {
     const asserted = options?.userId;
     const hash = createHash('sha256').update(token);
     // A NUL cannot occur in a token sent as a header, so token and user never run together.
     if (asserted !== undefined) hash.update('\0').update(asserted);
     const key = hash.digest('base64url');
-    const cached = this.#cache.get(key);
-    if (cached) {
-      if (cached.expiresAt > this.#now()) return cached.requester;
-      this.#cache.delete(key);
-    }
-    let pending = this.#inFlight.get(key);
-    if (!pending) {
-      // Shared by every caller, so one caller's abort must not cancel it; the timeout bounds it.
-      pending = this.#ask(token, asserted).then(
-        (requester) => {
-          this.#remember(key, requester);
-          return requester;
-        },
-      );
-      const forget = (): void => void this.#inFlight.delete(key);
-      pending.then(forget, forget);
-      this.#inFlight.set(key, pending);
-    }
-    return raceAbort(pending, signal);
-  }
-
-  #remember(key: string, requester: Requester | null): void {
-    const ttl = requester ? this.#positiveTtlMs : this.#negativeTtlMs;
-    if (ttl <= 0) return;
-    this.#cache.delete(key);
-    while (this.#cache.size >= this.#maxEntries) {
-      const oldest = this.#cache.keys().next().value;
-      if (oldest === undefined) break;
-      this.#cache.delete(oldest);
-    }
-    this.#cache.set(key, { requester, expiresAt: this.#now() + ttl });
+    return this.#answers.get(key, () => this.#ask(token, asserted), signal);
   }
 
   async #ask(token: string, asserted: string | undefined): Promise<Requester | null> {

@@ -156,6 +156,13 @@ const s3MediaStoreSchema = z
     access_key_id: z.string().min(1).optional().meta({ description: 'Default: AWS_ACCESS_KEY_ID (the AWS SDK default chain).' }),
     secret_access_key: z.string().min(1).optional().meta({ description: 'Default: AWS_SECRET_ACCESS_KEY.' }),
     request_timeout_ms: z.number().int().positive().default(30_000).meta({ description: 'A request silent this long fails (503).' }),
+    local_cache: z
+      .strictObject({
+        path: z.string().min(1).meta({ description: 'Directory of the cache (this instance only; created when missing).' }),
+        max_size: byteSize.meta({ description: 'Most bytes kept; least recently read blobs are evicted first.' }),
+      })
+      .optional()
+      .meta({ description: 'A local disk cache in front of the bucket: blobs read here are kept (up to max_size) and served at local-disk speed.' }),
   })
   .refine((s3) => (s3.access_key_id === undefined) === (s3.secret_access_key === undefined), {
     error: 'Give access_key_id and secret_access_key together (or neither, to read the AWS environment variables)',
@@ -440,11 +447,19 @@ const configFileSchema = z
     database: databaseSchema,
     media_store: mediaStoreSchema,
     delivery: z
-      .enum(['proxy', 'redirect'])
+      .enum(['proxy', 'redirect', 'x_accel'])
       .default('proxy')
       .meta({
         description:
-          'redirect: downloads answer 307 to a presigned storage URL valid 5 minutes (media_store.s3 only; legacy downloads only with allow_redirect=true).',
+          'redirect: downloads and thumbnails answer 307 to a presigned storage URL valid 5 minutes, federation answers a Location part (media_store.s3 only; legacy endpoints only with allow_redirect=true). x_accel: downloads and thumbnails answer X-Accel-Redirect to x_accel_location for nginx to send the file (media_store.filesystem only).',
+      }),
+    x_accel_location: z
+      .string()
+      .regex(/^\/[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*\/$/, { error: 'Expected a URI prefix such as "/_hsmedia_accel/"' })
+      .default('/_hsmedia_accel/')
+      .meta({
+        description:
+          'delivery: x_accel: the nginx `internal` location whose alias is media_store.filesystem.path; the server answers X-Accel-Redirect: <this><path of the blob under the store root>.',
       }),
     signing_key_path: z
       .string()
@@ -505,6 +520,11 @@ const configFileSchema = z
     admin_console: adminConsoleSchema.default({ enabled: false }),
     cluster: clusterSchema.default(() => clusterSchema.parse({})),
   })
+  .superRefine((file, ctx) => {
+    if (file.delivery === 'x_accel' && file.media_store.filesystem === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['delivery'], message: 'x_accel needs media_store.filesystem (nginx sends files of that directory)' });
+    }
+  })
   .meta({ title: 'hsmedia-server configuration' });
 
 /** The config file's shape after validation and defaults. */
@@ -533,6 +553,8 @@ export type MediaStoreConfig =
       readonly accessKeyId: string | undefined;
       readonly secretAccessKey: string | undefined;
       readonly requestTimeoutMs: number;
+      /** `local_cache`: absolute directory and most bytes. */
+      readonly localCache?: { readonly path: string; readonly maxBytes: number };
     };
 
 /** The resolved configuration `startServer` runs with: absolute paths, sizes in bytes. */
@@ -546,8 +568,13 @@ export interface MediaServerConfig {
   };
   readonly database: DatabaseConfig;
   readonly mediaStore: MediaStoreConfig;
-  /** `redirect`: downloads answer 307 to the blob store's direct URL when it has one. */
-  readonly delivery: 'proxy' | 'redirect';
+  /**
+   * `redirect`: downloads and thumbnails answer 307 to the blob store's direct URL when it has one (federation:
+   * a `Location` part); `x_accel`: they answer `X-Accel-Redirect` to {@link MediaServerConfig.xAccelLocation}.
+   */
+  readonly delivery: 'proxy' | 'redirect' | 'x_accel';
+  /** The nginx `internal` location prefix of `delivery: x_accel` (starts and ends with `/`). */
+  readonly xAccelLocation: string;
   readonly signingKeyPath: string;
   readonly maxUploadBytes: number;
   readonly auth: AuthConfig;
@@ -670,9 +697,13 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
             accessKeyId: s3.access_key_id,
             secretAccessKey: s3.secret_access_key,
             requestTimeoutMs: s3.request_timeout_ms,
+            ...(s3.local_cache === undefined
+              ? {}
+              : { localCache: { path: at(s3.local_cache.path), maxBytes: bytes(s3.local_cache.max_size) } }),
           }
         : { kind: 'filesystem', path: at((filesystem as { path: string }).path) },
     delivery: file.delivery,
+    xAccelLocation: file.x_accel_location,
     signingKeyPath,
     maxUploadBytes: bytes(file.max_upload_size),
     auth,

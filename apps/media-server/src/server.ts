@@ -10,8 +10,8 @@ import {
 import { loadAdminConsole } from '@hsmedia/admin-console';
 import { FederationClient } from '@hsmedia/federation-client';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
-import { hasJobLeases, MediaService, type ThumbnailService } from '@hsmedia/media-core';
-import { mountMediaRoutes } from '@hsmedia/media-routes';
+import { hasJobLeases, MediaService, type BlobStore, type ThumbnailService } from '@hsmedia/media-core';
+import { mountMediaRoutes, type MediaAccel, type MediaRedirect } from '@hsmedia/media-routes';
 import { createAddressPolicy } from '@hsmedia/net-guard';
 import type { Clock } from '@hsmedia/runtime';
 import { KeyRing } from '@hsmedia/signing';
@@ -34,7 +34,7 @@ import type { ServerSigningKey, SigningKeyCodec } from './signing-key-file.js';
 import { checkPublishedKey, loadSigningKeyFor } from './homeserver-key.js';
 import { homeserverAdminsOf } from './homeserver-admins.js';
 import { startMaintenance, type Maintenance } from './maintenance.js';
-import { openStores, redirectDelivery, type OpenStores } from './stores.js';
+import { accelDelivery, openStores, redirectDelivery, type OpenStores } from './stores.js';
 import { createUrlPreviewRoute } from './url-preview.js';
 import { createThumbnails } from './thumbnails.js';
 import { createVersionsRouter } from './versions.js';
@@ -326,7 +326,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       ...(thumbnails === undefined ? {} : { thumbnails }),
       authenticate,
       logger,
-      ...(config.delivery === 'redirect' && stores.blobs.directUrl !== undefined ? { redirect: redirectDelivery(stores.blobs) } : {}),
+      ...deliveryOf(config, stores.blobs),
       // Token buckets per user on client endpoints, per verified origin on federation (shared per cluster.shared_limits).
       rateLimits: rateLimits.client,
       federation: {
@@ -419,4 +419,11 @@ export async function startServer(config: MediaServerConfig, options: ServerOpti
     await server.close();
     throw error;
   }
+}
+
+/** The offload of `delivery` (none for `proxy`, or when the store cannot offer it). */
+function deliveryOf(config: MediaServerConfig, blobs: BlobStore): { redirect?: MediaRedirect; accel?: MediaAccel } {
+  if (config.delivery === 'redirect' && blobs.directUrl !== undefined) return { redirect: redirectDelivery(blobs) };
+  const accel = config.delivery === 'x_accel' ? accelDelivery(blobs, config.xAccelLocation) : undefined;
+  return accel === undefined ? {} : { accel };
 }

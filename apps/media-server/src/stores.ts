@@ -1,6 +1,6 @@
 import { FsBlobStore } from '@hsmedia/store-fs';
 import type { BlobStore, MediaMetadataStore } from '@hsmedia/media-core';
-import type { MediaRedirect } from '@hsmedia/media-routes';
+import type { MediaAccel, MediaRedirect } from '@hsmedia/media-routes';
 import type { ServerKeyStore } from '@hsmedia/signing';
 import type { MediaServerConfig } from './config.js';
 import { openMetadataStore, type DatabaseLog } from './database.js';
@@ -61,5 +61,20 @@ export function redirectDelivery(blobs: BlobStore): MediaRedirect {
             contentType: target.contentType,
             contentDisposition: target.contentDisposition,
           }),
+  };
+}
+
+/**
+ * `delivery: x_accel` over the filesystem store: the blob's path under the
+ * store root behind the nginx `internal` location `location` (its `alias` is
+ * the store root). The path comes from the blob ID alone (`relativePathOf`).
+ */
+export function accelDelivery(blobs: BlobStore, location: string): MediaAccel | undefined {
+  if (!(blobs instanceof FsBlobStore)) return undefined;
+  return {
+    accelPath: (blobId) => {
+      const path = blobs.relativePathOf(blobId);
+      return path === null ? null : `${location}${path}`;
+    },
   };
 }

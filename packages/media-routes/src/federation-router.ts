@@ -5,7 +5,8 @@ import type { SignalSource } from '@hsmedia/runtime';
 import { Router } from '@koa/router';
 import type { Middleware } from 'koa';
 import { nonNegativeIntParam } from './internal/query-params.js';
-import { sendMultipartMedia } from './internal/send-multipart.js';
+import { sendMultipartLocation, sendMultipartMedia } from './internal/send-multipart.js';
+import { directUrlFor, redirectBlobOf, type MediaRedirect, type RedirectableMedia } from './redirect-media.js';
 import {
   ALL_METHODS,
   federationLookup,
@@ -13,7 +14,7 @@ import {
   type MediaHandler,
   type MediaRouteState,
 } from './route-context.js';
-import { byteRateLimit, originKey } from './rate-limit.js';
+import { byteRateLimit, originKey, type ByteCharge } from './rate-limit.js';
 import type { SendableMedia } from './send-media.js';
 
 /**
@@ -23,6 +24,12 @@ import type { SendableMedia } from './send-media.js';
  * from memory when small.
  */
 export type FederationThumbnail = SendableMedia;
+
+/** The thumbnail's own blob, when the provider gave a media-core `ThumbnailHandle` (the only kind that may be redirected). */
+function thumbnailBlobOf(thumb: FederationThumbnail): string | null {
+  const stored = (thumb as { readonly thumbnail?: { readonly blobId?: unknown } }).thumbnail;
+  return typeof stored?.blobId === 'string' ? stored.blobId : null;
+}
 
 /** A thumbnail request on `/_matrix/federation/v1/media/thumbnail/{mediaId}`. */
 export interface FederationThumbnailRequest {
@@ -64,6 +71,12 @@ export interface FederationMediaRouterOptions {
    * `M_LIMIT_EXCEEDED` with `retry_after_ms` otherwise). Its tokens are bytes.
    */
   readonly downloadBytes?: RateLimiter;
+  /**
+   * Redirect delivery: downloads and thumbnails answer with a `Location`
+   * part naming the direct URL this gives (after every check and the byte
+   * budget), instead of the bytes. Without it the bytes are always inline.
+   */
+  readonly redirect?: MediaRedirect;
 }
 
 /**
@@ -91,7 +104,7 @@ export interface FederationMediaRouterOptions {
  * ```
  */
 export function createFederationMediaRouter(options: FederationMediaRouterOptions): Router {
-  const { media, authenticate, thumbnails } = options;
+  const { media, authenticate, thumbnails, redirect } = options;
   const maxAge = options.maxAgeSeconds ?? 86_400;
   if (!Number.isSafeInteger(maxAge) || maxAge < 0) {
     throw new TypeError('createFederationMediaRouter: maxAgeSeconds must be >= 0');
@@ -105,7 +118,9 @@ export function createFederationMediaRouter(options: FederationMediaRouterOption
 
   const download: MediaHandler<{ mediaId: string }> = async (ctx) => {
     const handle = await localMedia(ctx, new URLSearchParams(ctx.querystring));
-    await sendMultipartMedia(ctx, handle, { cacheControl, contentDisposition: handle.contentDisposition, chargeBytes });
+    const send = { cacheControl, contentDisposition: handle.contentDisposition, chargeBytes };
+    if (await locationAnswer(ctx, handle, redirectBlobOf(handle), send)) return;
+    await sendMultipartMedia(ctx, handle, send);
   };
 
   const thumbnail: MediaHandler<{ mediaId: string }> = async (ctx) => {
@@ -114,12 +129,28 @@ export function createFederationMediaRouter(options: FederationMediaRouterOption
     handle.discard();
     if (thumbnails === undefined) throw errors.cannotThumbnail('Cannot generate thumbnails');
     const thumb = await thumbnails({ media: handle, query, origin: ctx.state.origin, signal: () => abortSignalFor(ctx) });
-    await sendMultipartMedia(ctx, thumb, {
+    const send = {
       cacheControl,
       chargeBytes,
       // The part names no file, as it always has (the client endpoint says `thumbnail.<ext>`).
       contentDisposition: contentDispositionFor(thumb.contentType, null),
-    });
+    };
+    if (await locationAnswer(ctx, thumb, thumbnailBlobOf(thumb), send)) return;
+    await sendMultipartMedia(ctx, thumb, send);
+  };
+
+  /** A `Location` part instead of the bytes, when the redirect gives a URL; says whether it answered. */
+  const locationAnswer = async (
+    ctx: MediaContext<{ mediaId: string }>,
+    item: RedirectableMedia,
+    blobId: string | null,
+    send: { readonly contentDisposition: string; readonly chargeBytes: ByteCharge | undefined },
+  ): Promise<boolean> => {
+    if (redirect === undefined) return false;
+    const url = await directUrlFor(ctx, item, blobId, redirect, send);
+    if (url === null) return false;
+    await sendMultipartLocation(ctx, url);
+    return true;
   };
 
   const router = new Router<MediaRouteState>({ prefix: '/_matrix/federation/v1/media', methods: ALL_METHODS });

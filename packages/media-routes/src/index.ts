@@ -26,7 +26,8 @@ export {
   type FederationThumbnailRequest,
 } from './federation-router.js';
 export { sendMedia, type SendMediaOptions, type SendableMedia } from './send-media.js';
-export { allowsRedirect, redirectMedia, type DirectUrlTarget, type MediaRedirect } from './redirect-media.js';
+export { accelMedia, type MediaAccel } from './accel-media.js';
+export { allowsRedirect, redirectMedia, type DirectUrlTarget, type MediaRedirect, type RedirectableMedia } from './redirect-media.js';
 export type { MediaRouteState } from './route-context.js';
 export { addThumbnailRoutes, federationThumbnailProvider, type ThumbnailRoutesOptions } from './thumbnail-routes.js';
 export {

@@ -20,7 +20,8 @@ import {
   type MediaRouteState,
 } from './route-context.js';
 import { sendMedia, type SendMediaOptions } from './send-media.js';
-import { allowsRedirect, redirectMedia, type MediaRedirect } from './redirect-media.js';
+import { accelMedia, type MediaAccel } from './accel-media.js';
+import { allowsRedirect, redirectBlobOf, redirectMedia, type MediaRedirect } from './redirect-media.js';
 import { addThumbnailRoutes, federationThumbnailProvider } from './thumbnail-routes.js';
 
 /** Options for {@link createMediaRouters}. */
@@ -56,11 +57,19 @@ export interface MediaRoutersOptions {
    */
   readonly thumbnails?: ThumbnailService;
   /**
-   * Redirect delivery of downloads: client downloads answer `307` to the
-   * direct URL this gives (after every check), legacy downloads only with
-   * `allow_redirect=true`. Without it every byte goes through the server.
+   * Redirect delivery of downloads and thumbnails: client answers are `307`
+   * to the direct URL this gives (after every check), legacy ones only with
+   * `allow_redirect=true`; federation answers carry a `Location` part (see
+   * {@link mountMediaRoutes}). Without it every byte goes through the server.
    */
   readonly redirect?: MediaRedirect;
+  /**
+   * `X-Accel-Redirect` delivery of downloads and thumbnails (client and
+   * legacy): after every check, the answer names the blob's file for the
+   * reverse proxy to send. Federation answers are still sent from here (their
+   * multipart framing is ours).
+   */
+  readonly accel?: MediaAccel;
 }
 
 /** The rate limiters {@link createMediaRouters} applies; each is optional. */
@@ -106,7 +115,7 @@ export interface MediaRouters {
  * ```
  */
 export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
-  const { media, authenticate, redirect } = options;
+  const { media, authenticate, redirect, accel } = options;
   const maxAge = options.maxAgeSeconds ?? 86_400;
   if (!Number.isSafeInteger(maxAge) || maxAge < 0) throw new TypeError('createMediaRouters: maxAgeSeconds must be >= 0');
   const legacyVersions = options.legacyVersions ?? ['v3', 'r0', 'v1'];
@@ -143,8 +152,9 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
       const lookup = clientLookup(ctx, legacyRoute, lookupQuery(ctx.querystring, legacyRoute));
       const handle = await media.getMedia(serverName, mediaId, lookup);
       const options = fileName === undefined ? send : { ...send, fileName };
+      if (accel !== undefined && (await accelMedia(ctx, handle, redirectBlobOf(handle), accel, options))) return;
       if (redirect !== undefined && (!legacyRoute || allowsRedirect(ctx.querystring))) {
-        if (await redirectMedia(ctx, handle, redirect, options)) return;
+        if (await redirectMedia(ctx, handle, redirectBlobOf(handle), redirect, options)) return;
       }
       await sendMedia(ctx, handle, options);
     };
@@ -200,6 +210,8 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
     legacyBefore: legacyDownloadLimit,
     clientSend: privateSend,
     legacySend: publicSend,
+    ...(redirect === undefined ? {} : { redirect }),
+    ...(accel === undefined ? {} : { accel }),
   });
   return { client, legacy };
 }
@@ -244,6 +256,7 @@ export function mountMediaRoutes(app: Koa, options: MountMediaRoutesOptions): Mo
       ? undefined
       : createFederationMediaRouter({
           ...(options.thumbnails === undefined ? {} : { thumbnails: federationThumbnailProvider(options.thumbnails) }),
+          ...(options.redirect === undefined ? {} : { redirect: options.redirect }),
           ...options.federation,
           media: options.media,
           ...maxAgeOf(options),

@@ -124,7 +124,7 @@ export async function sendMedia(ctx: Context, handle: SendableMedia, options: Se
 }
 
 /** Content-Type, Content-Disposition and the media headers of every answer about `handle` (a 304 included). */
-function writeContentHeaders(ctx: Context, handle: SendableMedia, options: SendMediaOptions): void {
+export function writeContentHeaders(ctx: Context, handle: SendableMedia, options: SendMediaOptions): void {
   const { res } = ctx;
   const { contentType } = handle;
   writeMediaHeaders(res, options.cacheControl, handle.etag);

@@ -12,6 +12,8 @@ import type { Router } from '@koa/router';
 import type { Middleware } from 'koa';
 import type { FederationThumbnailProvider } from './federation-router.js';
 import { lookupQuery, thumbnailQueryParser } from './internal/query-params.js';
+import { accelMedia, type MediaAccel } from './accel-media.js';
+import { allowsRedirect, redirectBlobOf, redirectMedia, type MediaRedirect } from './redirect-media.js';
 import { clientLookup, type MediaHandler, type MediaPathParams } from './route-context.js';
 import { sendMedia, type SendMediaOptions } from './send-media.js';
 
@@ -32,6 +34,10 @@ export interface ThumbnailRoutesOptions {
   readonly clientSend?: SendMediaOptions;
   /** How legacy thumbnails are sent (e.g. with the per-IP byte budget); default public caching of `maxAgeSeconds`. */
   readonly legacySend?: SendMediaOptions;
+  /** Redirect delivery: client thumbnails answer `307` to its URL; legacy ones only with `allow_redirect=true`. */
+  readonly redirect?: MediaRedirect;
+  /** `X-Accel-Redirect` delivery of client and legacy thumbnails. */
+  readonly accel?: MediaAccel;
 }
 
 /**
@@ -48,7 +54,7 @@ export interface ThumbnailRoutesOptions {
  * content that cannot be thumbnailed; 413 (502 remote) `M_TOO_LARGE`.
  */
 export function addThumbnailRoutes(client: Router, legacy: Router, options: ThumbnailRoutesOptions): void {
-  const { media, thumbnails, authenticate } = options;
+  const { media, thumbnails, authenticate, redirect, accel } = options;
   // Shared by every answer (no per-request options object).
   const privateSend: SendMediaOptions = options.clientSend ?? { cacheControl: `private, max-age=${options.maxAgeSeconds}` };
   const publicSend: SendMediaOptions = options.legacySend ?? { cacheControl: `public, max-age=${options.maxAgeSeconds}` };
@@ -68,7 +74,12 @@ export function addThumbnailRoutes(client: Router, legacy: Router, options: Thum
       const query = parseQuery(ctx.querystring);
       const lookup = clientLookup(ctx, legacyRoute, query);
       const handle = await thumbnails.getThumbnail(ctx.params.serverName, ctx.params.mediaId, query.spec, lookup);
-      await sendMedia(ctx, handle, legacyRoute ? publicSend : privateSend);
+      const send = legacyRoute ? publicSend : privateSend;
+      if (accel !== undefined && (await accelMedia(ctx, handle, redirectBlobOf(handle), accel, send))) return;
+      if (redirect !== undefined && (!legacyRoute || allowsRedirect(ctx.querystring))) {
+        if (await redirectMedia(ctx, handle, redirectBlobOf(handle), redirect, send)) return;
+      }
+      await sendMedia(ctx, handle, send);
     };
   };
 

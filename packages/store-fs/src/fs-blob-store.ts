@@ -1,6 +1,6 @@
 import { writev } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { generateId, type BlobPutOptions, type BlobReadOptions, type BlobStore, type ByteSource, type StoredBlob } from '@hsmedia/media-core';
 import { ContentTooLargeError } from '@hsmedia/errors';
@@ -193,6 +193,18 @@ export class FsBlobStore implements BlobStore {
   /** The absolute root directory. */
   get root(): string {
     return this.#root;
+  }
+
+  /**
+   * Where the blob's file is under {@link FsBlobStore.root}, `/`-separated
+   * (e.g. `blobs/ab/cd/abcd…`), for a reverse proxy that sends files itself
+   * (`X-Accel-Redirect`); null for an invalid ID. Derived from the ID alone
+   * through the same jail-checked layout as every read; no I/O, so the file
+   * may be gone.
+   */
+  relativePathOf(blobId: string): string | null {
+    const path = blobPathOf(this.#root, blobId);
+    return path === null ? null : relative(this.#root, path).split(sep).join('/');
   }
 
   /**

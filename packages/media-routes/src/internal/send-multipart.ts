@@ -96,3 +96,19 @@ export async function sendMultipartMedia(ctx: Context, media: SendableMedia, opt
   if (encoded.contentLength !== undefined) ctx.length = encoded.contentLength;
   await writeStreamBody(ctx, encoded.body, null);
 }
+
+/**
+ * Answers a federation media request with `multipart/mixed` whose second part
+ * is a `Location` header and no bytes
+ * (https://spec.matrix.org/v1.12/server-server-api/#get_matrixfederationv1mediadownloadmediaid):
+ * the requesting server fetches `location` itself, without X-Matrix auth.
+ * `Cache-Control: no-store`, since the URL expires.
+ */
+export async function sendMultipartLocation(ctx: Context, location: string): Promise<void> {
+  const encoded = encodeMultipart({ content: { location } });
+  writeMediaHeaders(ctx.res, 'no-store', null);
+  ctx.status = 200;
+  ctx.res.setHeader('Content-Type', encoded.contentType);
+  if (encoded.contentLength !== undefined) ctx.length = encoded.contentLength;
+  await writeStreamBody(ctx, encoded.body, null);
+}

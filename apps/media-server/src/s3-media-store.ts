@@ -1,6 +1,6 @@
 import type { BlobStore } from '@hsmedia/media-core';
 import { errors, type MatrixError } from '@hsmedia/errors';
-import { S3BlobStore, S3StoreError, createS3Client } from '@hsmedia/store-s3';
+import { LocalBlobCache, S3BlobStore, S3StoreError, createS3Client } from '@hsmedia/store-s3';
 import type { MediaStoreConfig } from './config.js';
 
 type S3MediaStoreConfig = Extract<MediaStoreConfig, { kind: 's3' }>;
@@ -13,6 +13,8 @@ export class MediaStoreConfigError extends Error {
 /** An opened S3 media store and how to release its connections. */
 export interface OpenS3MediaStore {
   readonly blobs: BlobStore;
+  /** `local_cache`: the cache tier (`blobs` is then this cache in front of the bucket). */
+  readonly localCache?: LocalBlobCache;
   close(): void;
 }
 
@@ -75,5 +77,10 @@ export async function openS3MediaStore(config: S3MediaStoreConfig): Promise<Open
     const where = config.endpoint ?? 'AWS S3';
     throw new MediaStoreConfigError(`media_store.s3: bucket "${config.bucket}" at ${where} is not writable: ${hint}`, { cause: error });
   }
-  return { blobs: withMatrixErrors(store), close: () => client.destroy() };
+  const blobs = withMatrixErrors(store);
+  if (config.localCache === undefined) return { blobs, close: () => client.destroy() };
+  // A failed fill only means the next read goes to the bucket again.
+  const localCache = new LocalBlobCache({ origin: blobs, path: config.localCache.path, maxBytes: config.localCache.maxBytes });
+  return { blobs: localCache, localCache, close: () => client.destroy() };
 }
+

@@ -34,7 +34,7 @@ import type { ServerSigningKey, SigningKeyCodec } from './signing-key-file.js';
 import { checkPublishedKey, loadSigningKeyFor } from './homeserver-key.js';
 import { homeserverAdminsOf } from './homeserver-admins.js';
 import { startMaintenance, type Maintenance } from './maintenance.js';
-import { accelDelivery, openStores, redirectDelivery, type OpenStores } from './stores.js';
+import { accelDelivery, evictQuarantined, openStores, redirectDelivery, type OpenStores } from './stores.js';
 import { createUrlPreviewRoute } from './url-preview.js';
 import { createThumbnails } from './thumbnails.js';
 import { createVersionsRouter } from './versions.js';
@@ -231,6 +231,10 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     metrics.watchLogDrops(() => logLinesDropped);
     // Quarantine, deletion, protection, blocked hashes, async completions: announced to every process (LISTEN/NOTIFY on PostgreSQL).
     const changes = (open.changes = await openChangeFeed(config, stores, logger.child({ component: 'cluster' }), metrics.registry));
+    if (stores.evictLocalCopy !== undefined) {
+      // media_store.s3.local_cache keeps no copy of quarantined media (the feed closes with the server).
+      evictQuarantined(changes.feed, stores.metadata, stores.evictLocalCopy, (error) => logger.warn({ err: error }, 'local cache eviction failed'));
+    }
     const remote = metrics.instrumentRemoteSource(federationClient);
     // access_policy: deny list and HTTP endpoint, asked after quarantine and the freeze; undefined allows all.
     const accessPolicy = createAccessPolicy(config.accessPolicy, logger.child({ component: 'access-policy' }));

@@ -1,5 +1,5 @@
 import { FsBlobStore } from '@hsmedia/store-fs';
-import type { BlobStore, MediaMetadataStore } from '@hsmedia/media-core';
+import type { BlobStore, MediaChangeFeed, MediaMetadataStore, MediaRecordStore, ThumbnailIndex } from '@hsmedia/media-core';
 import type { MediaAccel, MediaRedirect } from '@hsmedia/media-routes';
 import type { ServerKeyStore } from '@hsmedia/signing';
 import type { MediaServerConfig } from './config.js';
@@ -8,6 +8,8 @@ import { openMetadataStore, type DatabaseLog } from './database.js';
 /** The stores of one server, opened from config. */
 export interface OpenStores {
   readonly blobs: BlobStore;
+  /** `media_store.s3.local_cache`: evicts the local copy of a blob (quarantined media). */
+  readonly evictLocalCopy?: (blobId: string) => Promise<void>;
   /** Media rows and thumbnails, and the server keys that `KeyRing` caches (`@hsmedia/signing`). */
   readonly metadata: MediaMetadataStore & ServerKeyStore;
   /** Closes the metadata store (and the S3 client's connections). */
@@ -30,8 +32,10 @@ export async function openStores(config: MediaServerConfig, log?: DatabaseLog): 
       await metadata.close();
       throw error;
     });
+    const { localCache } = s3;
     return {
       blobs: s3.blobs,
+      ...(localCache === undefined ? {} : { evictLocalCopy: (blobId: string) => localCache.evict(blobId) }),
       metadata,
       close: async () => {
         s3.close();
@@ -77,4 +81,29 @@ export function accelDelivery(blobs: BlobStore, location: string): MediaAccel | 
       return path === null ? null : `${location}${path}`;
     },
   };
+}
+
+/**
+ * Drops the local copies of media quarantined by any process (the change
+ * feed), its thumbnails included: quarantined bytes are not kept around
+ * (deleted media goes through `delete`, which evicts). Returns the unsubscribe.
+ */
+export function evictQuarantined(
+  feed: MediaChangeFeed,
+  metadata: Pick<MediaRecordStore, 'getMedia'> & Pick<ThumbnailIndex, 'listThumbnails'>,
+  evict: (blobId: string) => Promise<void>,
+  onError: (error: unknown) => void,
+): () => void {
+  return feed.subscribe((change) => {
+    if (change.kind !== 'media' || change.cause !== 'quarantine') return;
+    void (async () => {
+      const [record, thumbnails] = await Promise.all([
+        metadata.getMedia(change.serverName, change.mediaId),
+        metadata.listThumbnails(change.serverName, change.mediaId),
+      ]);
+      for (const blobId of [record?.blobId ?? null, ...thumbnails.map((thumbnail) => thumbnail.blobId)]) {
+        if (blobId !== null) await evict(blobId);
+      }
+    })().catch(onError);
+  });
 }

@@ -2,12 +2,13 @@
 /**
  * The reference server on S3 (a real Ceph RADOS Gateway started by scripts/ceph/start-rgw.sh):
  *   - a 32 MiB authenticated download proxied from S3 through hsmedia vs a direct presigned GET of
- *     the same object from the gateway (target ≥ 0.9×), in interleaved rounds;
+ *     the same object from the gateway (target ≥ 0.9×), in interleaved rounds; and the same
+ *     download from a second server with `media_store.s3.local_cache` (hot: served from its disk);
  *   - a 1 GiB upload streamed to S3 (multipart): peak RSS growth of the server (target < 100 MiB),
- *     with server CPU per GiB.
+ *     with server CPU per GiB (`--upload-mib 0` skips it).
  *
  *   npm run build && node bench/s3.mjs [--duration 10] [--rounds 2] [--warmup 2] [--connections 4,1]
- *                                      [--upload-mib 1024] [--tool wrk|autocannon]
+ *                                      [--upload-mib 1024] [--no-cache] [--tool wrk|autocannon]
  *
  * Writes JSON to .bench-out/s3-latest.json. Bounded: about connections × (duration + warm-up) × 2
  * plus the upload and a ~10 s cluster start.
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '4,1' },
     'upload-mib': { type: 'string', default: '1024' },
+    'no-cache': { type: 'boolean', default: false },
     tool: { type: 'string', default: 'auto' },
   },
 });
@@ -56,6 +58,7 @@ if (!existsSync(REFERENCE_CLI)) {
 const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-bench-s3-'));
 const rgwDir = path.join(work, 'rgw');
 let server;
+let cachedServer;
 const loadStart = loadavg()[0];
 try {
   log('starting Ceph RGW');
@@ -77,43 +80,52 @@ try {
   const bucket = 'bench';
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
 
-  const port = await freePort();
-  const dataDir = path.join(work, 'server');
-  mkdirSync(dataDir);
-  const configFile = path.join(dataDir, 'config.yaml');
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      server_name: SERVER_NAME,
-      listen: { host: '127.0.0.1', port },
-      database: { sqlite: { path: path.join(dataDir, 'media.db') } },
-      media_store: {
-        s3: { endpoint: rgw.RGW_ENDPOINT, bucket, prefix: 'media/', force_path_style: true, access_key_id: rgw.RGW_ACCESS_KEY, secret_access_key: rgw.RGW_SECRET_KEY },
-      },
-      signing_key_path: path.join(dataDir, 'signing.key'),
-      max_upload_size: '2G',
-      auth: { tokens: { [TOKEN]: `@bench:${SERVER_NAME}` } },
-      // The in-memory cache of small media stays at its default; 32 MiB is far above its item size.
-      log_level: 'warn',
-    }),
-  );
-  const child = spawn(process.execPath, [REFERENCE_CLI, 'start', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-  });
-  const serverLog = createWriteStream(path.join(work, 'server.log'));
-  child.stdout.pipe(serverLog);
-  child.stderr.pipe(serverLog);
-  server = child;
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    const ok = await fetch(`${url}/_matrix/client/versions`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (i > 600 || child.exitCode !== null) throw new Error(`server did not start; see ${work}/server.log`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  /** Starts the reference server on the bucket under `prefix`, with its own SQLite and directory. */
+  async function startReference(name, prefix, extraS3 = {}) {
+    const port = await freePort();
+    const dataDir = path.join(work, name);
+    mkdirSync(dataDir);
+    const configFile = path.join(dataDir, 'config.yaml');
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        server_name: SERVER_NAME,
+        listen: { host: '127.0.0.1', port },
+        database: { sqlite: { path: path.join(dataDir, 'media.db') } },
+        media_store: {
+          s3: { endpoint: rgw.RGW_ENDPOINT, bucket, prefix, force_path_style: true, access_key_id: rgw.RGW_ACCESS_KEY, secret_access_key: rgw.RGW_SECRET_KEY, ...extraS3 },
+        },
+        signing_key_path: path.join(dataDir, 'signing.key'),
+        max_upload_size: '2G',
+        auth: { tokens: { [TOKEN]: `@bench:${SERVER_NAME}` } },
+        // The in-memory cache of small media stays at its default; 32 MiB is far above its item size.
+        log_level: 'warn',
+      }),
+    );
+    const child = spawn(process.execPath, [REFERENCE_CLI, 'start', '--config', configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    });
+    const serverLog = createWriteStream(path.join(work, `${name}.log`));
+    child.stdout.pipe(serverLog);
+    child.stderr.pipe(serverLog);
+    const url = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      const ok = await fetch(`${url}/_matrix/client/versions`).then((r) => r.ok, () => false);
+      if (ok) break;
+      if (i > 600 || child.exitCode !== null) throw new Error(`server did not start; see ${work}/${name}.log`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return { child, url };
   }
+  const started = await startReference('server', 'media/');
+  server = started.child;
+  const child = started.child;
+  const url = started.url;
 
   // 1 GiB upload first, so the download load does not set the high-water mark.
+  let uploadResult = null;
+  if (uploadBytes > 0) {
   log(`uploading ${uploadBytes / MIB} MiB`);
   await uploadGenerated({ url: `${url}/_matrix/media/v3/upload`, headers, totalBytes: 16 * MIB }); // warm-up
   const before = readMemory(child.pid);
@@ -124,7 +136,7 @@ try {
   const cpuAfter = readCpuSeconds(child.pid);
   if (upload.status !== 200) throw new Error(`1 GiB upload answered ${upload.status}: ${upload.body}`);
   const peak = Math.max(memory.peakRssBytes, memory.hwmBytes ?? 0);
-  const uploadResult = {
+  uploadResult = {
     bytes: uploadBytes,
     seconds: upload.seconds,
     mibPerSec: uploadBytes / MIB / upload.seconds,
@@ -133,6 +145,7 @@ try {
     serverCpuSecondsPerGiB: cpuBefore === null ? null : ((cpuAfter - cpuBefore) / uploadBytes) * 1024 * MIB,
   };
   log(`upload: ${uploadResult.mibPerSec.toFixed(1)} MiB/s, peak RSS growth ${uploadResult.peakRssGrowthMiB.toFixed(1)} MiB`);
+  }
 
   // The 32 MiB object: uploaded through hsmedia, then found in the bucket for the direct URL.
   const prefix = `media/`;
@@ -144,7 +157,22 @@ try {
   if (newKeys.length !== 1) throw new Error(`expected one new object, found ${newKeys.length}`);
   const direct = await getSignedUrl(s3, new GetObjectCommand({ Bucket: bucket, Key: newKeys[0] }), { expiresIn: 3600 });
   const proxied = `${url}/_matrix/client/v1/media/download/${SERVER_NAME}/${mediaId}`;
-  for (const [label, target, h] of [['proxied', proxied, headers], ['direct', direct, {}]]) {
+  const targets = [['proxied', proxied, headers, child], ['direct', direct, {}, null]];
+  if (!values['no-cache']) {
+    // The same bytes through a server with the local cache tier (its own SQLite, so its own upload).
+    const cacheDir = path.join(work, 'local-cache');
+    const withCache = await startReference('cached-server', 'cached/', { local_cache: { path: cacheDir, max_size: '256M' } });
+    cachedServer = withCache.child;
+    const cachedUpload = await uploadBuffer({ url: `${withCache.url}/_matrix/media/v3/upload`, headers, bytes });
+    const cachedUrl = `${withCache.url}/_matrix/client/v1/media/download/${SERVER_NAME}/${cachedUpload.content_uri.split('/').pop()}`;
+    await (await fetch(cachedUrl, { headers })).arrayBuffer(); // the read that fills the cache
+    for (let i = 0; !existsSync(cacheDir) || execFileSync('find', [path.join(cacheDir, 'blobs'), '-type', 'f']).length === 0; i++) {
+      if (i > 300) throw new Error('the local cache was not filled');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    targets.splice(1, 0, ['cached', cachedUrl, headers, withCache.child]);
+  }
+  for (const [label, target, h] of targets) {
     const response = await fetch(target, { headers: h });
     const got = Buffer.from(await response.arrayBuffer());
     if (response.status !== 200 || !got.equals(bytes)) throw new Error(`${label} download: ${response.status}, ${got.length} bytes, not the uploaded ones`);
@@ -152,45 +180,63 @@ try {
 
   const downloads = [];
   for (const connections of values.connections.split(',').map(Number)) {
-    const totals = { proxied: { bytes: 0, seconds: 0, cpu: 0, rgwCpu: 0 }, direct: { bytes: 0, seconds: 0, cpu: 0, rgwCpu: 0 } };
+    const totals = Object.fromEntries(targets.map(([label]) => [label, { bytes: 0, seconds: 0, cpu: 0, rgwCpu: 0 }]));
     for (let round = 0; round < roundCount; round++) {
-      for (const [label, target, h] of [['proxied', proxied, headers], ['direct', direct, {}]]) {
+      for (const [label, target, h, serving] of targets) {
         const rgwBefore = readCpuSeconds(rgwPid);
-        const result = await measureGetLoad({ tool, url: target, headers: h, connections, durationSec: roundSec, warmupSec: round === 0 ? warmupSec : 0, pid: child.pid });
+        const result = await measureGetLoad({ tool, url: target, headers: h, connections, durationSec: roundSec, warmupSec: round === 0 ? warmupSec : 0, pid: (serving ?? child).pid });
         const rgwAfter = readCpuSeconds(rgwPid);
         totals[label].bytes += result.bytesPerSec * result.seconds;
         totals[label].seconds += result.seconds;
-        totals[label].cpu += label === 'proxied' ? (result.cpuSeconds ?? 0) : 0;
+        totals[label].cpu += serving !== null ? (result.cpuSeconds ?? 0) : 0;
         totals[label].rgwCpu += rgwAfter - rgwBefore;
       }
     }
     const mibps = (t) => t.bytes / MIB / t.seconds;
+    const perGiB = (seconds, t) => (seconds / t.bytes) * 1024 * MIB;
     const entry = {
       connections,
       proxiedMiBps: mibps(totals.proxied),
       directMiBps: mibps(totals.direct),
       ratio: mibps(totals.proxied) / mibps(totals.direct),
-      hsmediaCpuSecondsPerGiB: (totals.proxied.cpu / totals.proxied.bytes) * 1024 * MIB,
-      rgwCpuSecondsPerGiBProxied: (totals.proxied.rgwCpu / totals.proxied.bytes) * 1024 * MIB,
-      rgwCpuSecondsPerGiBDirect: (totals.direct.rgwCpu / totals.direct.bytes) * 1024 * MIB,
+      hsmediaCpuSecondsPerGiB: perGiB(totals.proxied.cpu, totals.proxied),
+      rgwCpuSecondsPerGiBProxied: perGiB(totals.proxied.rgwCpu, totals.proxied),
+      rgwCpuSecondsPerGiBDirect: perGiB(totals.direct.rgwCpu, totals.direct),
+      ...(totals.cached === undefined
+        ? {}
+        : {
+            cachedMiBps: mibps(totals.cached),
+            cachedRatio: mibps(totals.cached) / mibps(totals.direct),
+            cachedCpuSecondsPerGiB: perGiB(totals.cached.cpu, totals.cached),
+            rgwCpuSecondsPerGiBCached: perGiB(totals.cached.rgwCpu, totals.cached),
+          }),
     };
     downloads.push(entry);
-    log(`32 MiB x ${connections} connections: proxied ${entry.proxiedMiBps.toFixed(1)} MiB/s, direct ${entry.directMiBps.toFixed(1)} MiB/s, ratio ${entry.ratio.toFixed(2)}`);
+    log(
+      `32 MiB x ${connections} connections: proxied ${entry.proxiedMiBps.toFixed(1)} MiB/s, direct ${entry.directMiBps.toFixed(1)} MiB/s, ratio ${entry.ratio.toFixed(2)}` +
+        (entry.cachedMiBps === undefined ? '' : `; local cache ${entry.cachedMiBps.toFixed(1)} MiB/s, ratio ${entry.cachedRatio.toFixed(2)}`),
+    );
   }
   s3.destroy();
 
   const lines = [
     `| measurement | hsmedia | baseline | ratio | target |`,
     `| --- | --- | --- | --- | --- |`,
-    ...downloads.map(
-      (d) => `| 32 MiB download from S3, ${d.connections} conn., MiB/s | ${d.proxiedMiBps.toFixed(1)} (proxied) | ${d.directMiBps.toFixed(1)} (presigned GET) | ${d.ratio.toFixed(2)}× | ≥ 0.9× |`,
-    ),
-    `| ${uploadBytes / MIB} MiB upload to S3, peak RSS growth | ${uploadResult.peakRssGrowthMiB.toFixed(1)} MiB | — | — | < 100 MiB |`,
+    ...downloads.flatMap((d) => [
+      `| 32 MiB download from S3, ${d.connections} conn., MiB/s | ${d.proxiedMiBps.toFixed(1)} (proxied) | ${d.directMiBps.toFixed(1)} (presigned GET) | ${d.ratio.toFixed(2)}× | ≥ 0.9× |`,
+      ...(d.cachedMiBps === undefined
+        ? []
+        : [`| 32 MiB download, hot in local_cache, ${d.connections} conn., MiB/s | ${d.cachedMiBps.toFixed(1)} (local cache) | ${d.directMiBps.toFixed(1)} (presigned GET) | ${d.cachedRatio.toFixed(2)}× | ≥ 0.9× |`]),
+    ]),
+    ...(uploadResult === null ? [] : [`| ${uploadBytes / MIB} MiB upload to S3, peak RSS growth | ${uploadResult.peakRssGrowthMiB.toFixed(1)} MiB | — | — | < 100 MiB |`]),
     '',
     `| server CPU | value |`,
     `| --- | --- |`,
     ...downloads.map((d) => `| hsmedia, proxied 32 MiB download (${d.connections} conn.) | ${d.hsmediaCpuSecondsPerGiB.toFixed(2)} s/GiB (radosgw ${d.rgwCpuSecondsPerGiBProxied.toFixed(2)} s/GiB; direct ${d.rgwCpuSecondsPerGiBDirect.toFixed(2)} s/GiB) |`),
-    `| hsmedia, upload to S3 | ${uploadResult.serverCpuSecondsPerGiB?.toFixed(2)} s/GiB at ${uploadResult.mibPerSec.toFixed(1)} MiB/s |`,
+    ...downloads
+      .filter((d) => d.cachedMiBps !== undefined)
+      .map((d) => `| hsmedia, 32 MiB from local_cache (${d.connections} conn.) | ${d.cachedCpuSecondsPerGiB.toFixed(2)} s/GiB (radosgw ${d.rgwCpuSecondsPerGiBCached.toFixed(2)} s/GiB) |`),
+    ...(uploadResult === null ? [] : [`| hsmedia, upload to S3 | ${uploadResult.serverCpuSecondsPerGiB?.toFixed(2)} s/GiB at ${uploadResult.mibPerSec.toFixed(1)} MiB/s |`]),
     '',
     `tool ${tool}; load average ${loadStart.toFixed(1)} at start, ${loadavg()[0].toFixed(1)} at end (2 cores shared)`,
   ];
@@ -202,6 +248,7 @@ try {
   );
 } finally {
   if (server) await stopChild(server);
+  if (cachedServer) await stopChild(cachedServer);
   execFileSync('bash', [path.join(REPO_ROOT, 'scripts/ceph/stop-rgw.sh'), rgwDir, '--keep']);
   rmSync(work, { recursive: true, force: true });
 }

@@ -37,6 +37,11 @@ function fresh(maxBytes = 64 * 1024 * 1024): { origin: S3BlobStore; cache: Local
   return { origin, cache: new LocalBlobCache({ origin, path, maxBytes }), path };
 }
 
+/** The bytes as a stream, what `put` takes. */
+function bytesOf(body: Uint8Array): ReadableStream<Uint8Array> {
+  return new Blob([body]).stream();
+}
+
 async function readAll(stream: ReadableStream<Uint8Array> | null): Promise<Buffer> {
   if (stream === null) throw new Error('no blob');
   const parts: Uint8Array[] = [];
@@ -55,7 +60,7 @@ describe('LocalBlobCache', () => {
   it('fills on read, then serves hits from a local file that the server can take (file byte path)', async () => {
     const { origin, cache, path } = fresh();
     const body = randomBytes(3 * 1024 * 1024 + 5);
-    const { blobId } = await cache.put([body]);
+    const { blobId } = await cache.put(bytesOf(body));
     expect(cache.has(blobId)).toBe(false);
     expect((await readAll(await cache.open(blobId))).equals(body)).toBe(true);
     await cache.settled();
@@ -77,7 +82,7 @@ describe('LocalBlobCache', () => {
     const { cache, path } = fresh(250_000);
     const blobs = await Promise.all([0, 1, 2].map(async () => {
       const body = randomBytes(100_000);
-      return { body, blobId: (await cache.put([body])).blobId };
+      return { body, blobId: (await cache.put(bytesOf(body))).blobId };
     }));
     for (const { blobId } of blobs.slice(0, 2)) {
       await readAll(await cache.open(blobId));
@@ -100,7 +105,7 @@ describe('LocalBlobCache', () => {
   it('never caches a blob larger than maxBytes', async () => {
     const { cache, path } = fresh(10_000);
     const body = randomBytes(20_000);
-    const { blobId } = await cache.put([body]);
+    const { blobId } = await cache.put(bytesOf(body));
     expect((await readAll(await cache.open(blobId))).equals(body)).toBe(true);
     await cache.settled();
     expect(cache.has(blobId)).toBe(false);
@@ -110,7 +115,7 @@ describe('LocalBlobCache', () => {
   it('delete and evict drop the local copy, also while a fill is running', async () => {
     const { cache, path } = fresh();
     const body = randomBytes(2 * 1024 * 1024);
-    const { blobId } = await cache.put([body]);
+    const { blobId } = await cache.put(bytesOf(body));
     await readAll(await cache.open(blobId));
     await cache.settled();
     await cache.evict(blobId);
@@ -135,7 +140,7 @@ describe('LocalBlobCache', () => {
   it('concurrent readers of a cold blob make one copy, and all get the bytes', async () => {
     const { cache, path } = fresh();
     const body = randomBytes(1024 * 1024);
-    const { blobId } = await cache.put([body]);
+    const { blobId } = await cache.put(bytesOf(body));
     const reads = await Promise.all(Array.from({ length: 8 }, async () => readAll(await cache.open(blobId))));
     for (const read of reads) expect(read.equals(body)).toBe(true);
     await cache.settled();
@@ -146,7 +151,7 @@ describe('LocalBlobCache', () => {
   it('rebuilds its index from the directory and removes partial copies left by a crash', async () => {
     const { origin, cache, path } = fresh();
     const body = randomBytes(50_000);
-    const { blobId } = await cache.put([body]);
+    const { blobId } = await cache.put(bytesOf(body));
     await readAll(await cache.open(blobId));
     await cache.settled();
     await mkdir(join(path, 'tmp'), { recursive: true });

@@ -83,6 +83,11 @@ export class LocalBlobCache implements BlobStore {
     this.#onFillError = options.onFillError ?? (() => undefined);
   }
 
+  /** As the origin: the cache keys its copies by the origin's blob IDs, whatever they name. */
+  get contentAddressed(): boolean {
+    return this.#origin.contentAddressed === true;
+  }
+
   /** Bytes held now (what the LRU bounds). */
   get cachedBytes(): number {
     return this.#bytes;

@@ -120,6 +120,26 @@ describe('X-Accel-Redirect', () => {
   });
 });
 
+describe('legacy endpoints', () => {
+  it('X-Accel-Redirect needs no opt-in (the client never sees it); a redirect needs allow_redirect=true', async () => {
+    const accel = await start({ accel: true });
+    const accelId = await upload(accel.url, 2_000);
+    const viaAccel = await fetch(`${accel.url}/_matrix/media/v3/download/${SERVER_NAME}/${accelId}`);
+    expect([viaAccel.status, viaAccel.headers.get('x-accel-redirect')?.startsWith('/_accel/blobs/')]).toEqual([200, true]);
+    await viaAccel.arrayBuffer();
+
+    const redirect = await start({ redirect: true });
+    const redirectId = await upload(redirect.url, 2_000);
+    const legacy = `${redirect.url}/_matrix/media/v3/download/${SERVER_NAME}/${redirectId}`;
+    const served = await fetch(legacy, { redirect: 'manual' });
+    expect([served.status, served.headers.get('location')]).toEqual([200, null]);
+    expect((await served.arrayBuffer()).byteLength).toBe(2_000);
+    const redirected = await fetch(`${legacy}?allow_redirect=true`, { redirect: 'manual' });
+    expect(redirected.status).toBe(307);
+    expect(redirected.headers.get('location')).toMatch(new RegExp(`^${DIRECT_BASE}[A-Za-z0-9_-]+$`));
+  });
+});
+
 describe('redirects', () => {
   it('a refused byte budget gives no Location', async () => {
     const { url } = await start({ redirect: true, burst: 6_000 });

@@ -1,4 +1,4 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseContentDisposition } from '@hsmedia/media-core';
 import { decodeMultipart } from '@hsmedia/multipart';
@@ -26,8 +26,17 @@ export interface ArchiveServerConfig {
   readonly mediaPath: string;
 }
 
-/** Writes the config of a server in `dir`; `postgres` selects a PostgreSQL schema instead of SQLite. */
-export async function writeArchiveServerConfig(dir: string, serverName: string, postgres?: { url: string; schema: string }): Promise<ArchiveServerConfig> {
+/** Options of {@link writeArchiveServerConfig}. */
+export interface ArchiveServerOptions {
+  /** A PostgreSQL schema instead of SQLite. */
+  readonly postgres?: { readonly url: string; readonly schema: string };
+  /** More access tokens and their users (beside {@link TOKEN}). */
+  readonly tokens?: Readonly<Record<string, string>>;
+}
+
+/** Writes the config of a server in `dir`. */
+export async function writeArchiveServerConfig(dir: string, serverName: string, options: ArchiveServerOptions = {}): Promise<ArchiveServerConfig> {
+  const { postgres } = options;
   const mediaPath = join(dir, 'media');
   const configPath = join(dir, 'config.yaml');
   const config = {
@@ -39,9 +48,10 @@ export async function writeArchiveServerConfig(dir: string, serverName: string, 
     max_upload_size: '16M',
     log_level: 'info',
     workers: 1,
-    auth: { tokens: { [TOKEN]: `@admin:${serverName}` } },
+    auth: { tokens: { [TOKEN]: `@admin:${serverName}`, ...options.tokens } },
     legacy_media: { freeze: false },
   };
+  await mkdir(dir, { recursive: true });
   await writeFile(configPath, stringify(config));
   return { dir, serverName, configPath, mediaPath };
 }

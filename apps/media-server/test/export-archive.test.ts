@@ -1,0 +1,241 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdir, rm, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { MediaRecord, StoredThumbnail } from '@hsmedia/media-core';
+import { createPostgresMetadataStore } from '@hsmedia/store-postgres';
+import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
+import { openPostgresTestEnv, PG_URL, type PostgresTestEnv } from '@hsmedia/test-fixtures/postgres';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand, type CliIo } from '../src/cli-main.js';
+import { startArchiveServer, storedFiles, TOKEN, writeArchiveServerConfig, type ArchiveServerConfig } from './archive-server.js';
+import { tempDir } from './helpers.js';
+
+// Export from a server on SQLite that real uploads filled (thumbnails,
+// quarantined, protected, created-but-never-uploaded media), import into a
+// fresh server on PostgreSQL, and download everything from both processes:
+// byte for byte, with its metadata, through the client and federation APIs.
+
+const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+const SOURCE = 'source.test';
+const env: PostgresTestEnv = await openPostgresTestEnv('h24arc export round trip');
+
+let dir: { path: string; cleanup(): Promise<void> };
+
+beforeAll(async () => {
+  await promisify(execFile)('npx', ['tsc', '-b', 'apps/media-server'], { cwd: repoRoot });
+  dir = await tempDir('h24arc-export-');
+}, 120_000);
+const SCHEMA = `h24arc_export_${randomBytes(4).toString('hex')}`;
+afterAll(async () => {
+  await dir?.cleanup();
+  if (env.unavailable === undefined) await env.admin.raw('drop schema if exists ?? cascade', [SCHEMA]);
+  await env.dispose();
+});
+
+async function run(cwd: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: CliIo = { stdout: { write: (text: string) => (out += text) }, stderr: { write: (text: string) => (err += text) }, cwd };
+  const code = await runCommand(args, io);
+  return { code, out, err };
+}
+
+interface Uploaded {
+  readonly mediaId: string;
+  readonly bytes: Buffer;
+  readonly contentType: string;
+  readonly filename: string | null;
+  readonly token: string;
+}
+
+async function uploadTo(url: string, token: string, bytes: Buffer, contentType: string, filename: string | null): Promise<Uploaded> {
+  const query = filename === null ? '' : `?filename=${encodeURIComponent(filename)}`;
+  const res = await fetch(`${url}/_matrix/media/v3/upload${query}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': contentType }, body: bytes });
+  if (res.status !== 200) throw new Error(`upload: ${res.status} ${await res.text()}`);
+  const { content_uri: uri } = (await res.json()) as { content_uri: string };
+  return { mediaId: uri.slice(`mxc://${SOURCE}/`.length), bytes, contentType, filename, token };
+}
+
+async function thumbnailOf(url: string, mediaId: string): Promise<{ status: number; bytes: Buffer; type: string | null }> {
+  const res = await fetch(`${url}/_matrix/client/v1/media/thumbnail/${SOURCE}/${mediaId}?width=32&height=32&method=crop`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()), type: res.headers.get('content-type') };
+}
+
+const BOB = 'bob_token';
+
+describe.skipIf(env.unavailable !== undefined)('hsmedia-server export and import-archive', () => {
+  let source: ArchiveServerConfig;
+  let uploads: Uploaded[];
+  let quarantinedId: string;
+  let protectedId: string;
+  let pendingId: string;
+  let sourceThumbnail: { bytes: Buffer; type: string | null };
+  let sourceRecords: Map<string, MediaRecord>;
+  let sourceThumbnails: StoredThumbnail[];
+
+  beforeAll(async () => {
+    // A second user, so --user selects.
+    source = await writeArchiveServerConfig(join(dir.path, 'source'), SOURCE, { tokens: { [BOB]: `@bob:${SOURCE}` } });
+    const running = await startArchiveServer(source);
+    try {
+      const png = await sharp({ create: { width: 64, height: 48, channels: 4, background: { r: 200, g: 10, b: 40, alpha: 0.5 } } }).png().toBuffer();
+      uploads = [
+        await uploadTo(running.url, TOKEN, png, 'image/png', 'picture.png'),
+        await uploadTo(running.url, TOKEN, Buffer.from('plain text, ünïcode\n'), 'text/plain; charset=utf-8', 'notes 📝.txt'),
+        await uploadTo(running.url, TOKEN, Buffer.alloc(0), 'application/octet-stream', null),
+        await uploadTo(running.url, TOKEN, randomBytes(3 * 1024 * 1024), 'application/octet-stream', 'big.bin'),
+        await uploadTo(running.url, BOB, randomBytes(1000), 'application/pdf', 'bobs.pdf'),
+        await uploadTo(running.url, TOKEN, randomBytes(400), 'image/gif', 'bad.gif'),
+        await uploadTo(running.url, TOKEN, randomBytes(500), 'image/jpeg', 'kept.jpg'),
+      ];
+      quarantinedId = uploads[5]!.mediaId;
+      protectedId = uploads[6]!.mediaId;
+      const created = await fetch(`${running.url}/_matrix/media/v1/create`, { method: 'POST', headers: { Authorization: `Bearer ${TOKEN}` } });
+      pendingId = ((await created.json()) as { content_uri: string }).content_uri.slice(`mxc://${SOURCE}/`.length);
+      const thumbnail = await thumbnailOf(running.url, uploads[0]!.mediaId);
+      expect(thumbnail.status).toBe(200);
+      sourceThumbnail = thumbnail;
+    } finally {
+      await running.stop();
+    }
+    const store = await createSqliteMetadataStore({ path: join(source.dir, 'media.db') });
+    try {
+      await store.setMediaQuarantined(SOURCE, quarantinedId, true);
+      await store.setMediaProtected(SOURCE, protectedId, true);
+      sourceRecords = new Map((await store.listMedia({}, { limit: 100 })).map((record) => [record.mediaId, record]));
+      sourceThumbnails = await store.listThumbnails(SOURCE, uploads[0]!.mediaId);
+    } finally {
+      await store.close();
+    }
+    expect(sourceThumbnails.length).toBeGreaterThan(0);
+  }, 180_000);
+
+  it('exports the whole server and imports it into a fresh PostgreSQL server: every item downloads byte for byte with its metadata', async () => {
+    const out = join(dir.path, 'whole');
+    const exported = await run(source.dir, 'export', '--server', '--include-quarantined', '--out', out, '--part-size', '1M', '--config', source.configPath);
+    expect(exported.err).not.toContain('left out');
+    expect(exported.code).toBe(0);
+    expect(exported.out).toMatch(new RegExp(`^exported ${uploads.length + 1} media \\(\\d+ bytes\\) and ${sourceThumbnails.length} thumbnails in \\d+ part\\(s\\)`));
+    const parts = (await readdir(out)).sort();
+    expect(parts.length).toBeGreaterThanOrEqual(2);
+    expect(parts.every((name) => /^hsmedia-export-part-\d{4}\.tar\.gz$/.test(name))).toBe(true);
+    // An export into a directory that holds one is refused and changes nothing.
+    expect((await run(source.dir, 'export', '--server', '--out', out, '--config', source.configPath)).code).toBe(1);
+    expect((await readdir(out)).sort()).toEqual(parts);
+
+    const schema = SCHEMA;
+    await env.admin.raw('create schema ??', [schema]);
+    const target = await writeArchiveServerConfig(join(dir.path, 'target'), SOURCE, { postgres: { url: PG_URL, schema } });
+    const dry = await run(target.dir, 'import-archive', out, '--dry-run', '--config', target.configPath);
+    expect(dry.out).toContain(`would import ${uploads.length + 1} media`);
+    expect(dry.code).toBe(0);
+    const imported = await run(target.dir, 'import-archive', out, '--config', target.configPath);
+    expect(imported.out).toContain(`imported ${uploads.length + 1} media`);
+    expect(imported.out).toContain(`and ${sourceThumbnails.length} thumbnails`);
+    expect(imported.code).toBe(0);
+    const again = await run(target.dir, 'import-archive', out, '--config', target.configPath);
+    expect(again.out).toContain(`already present ${uploads.length + 1}`);
+
+    const store = await createPostgresMetadataStore({ url: PG_URL, searchPath: schema });
+    try {
+      for (const [mediaId, before] of sourceRecords) {
+        const after = await store.getMedia(SOURCE, mediaId);
+        expect(after).toMatchObject({
+          mediaId,
+          contentType: before.contentType,
+          uploadName: before.uploadName,
+          userId: before.userId,
+          createdAt: before.createdAt,
+          size: before.size,
+          sha256: before.sha256,
+          quarantined: before.quarantined,
+        });
+        expect(after?.protected === true).toBe(before.protected === true);
+      }
+      const thumbnails = await store.listThumbnails(SOURCE, uploads[0]!.mediaId);
+      expect(thumbnails.map((t) => [t.width, t.height, t.method, t.contentType, t.size]).sort()).toEqual(sourceThumbnails.map((t) => [t.width, t.height, t.method, t.contentType, t.size]).sort());
+    } finally {
+      await store.close();
+    }
+
+    const running = await startArchiveServer(target);
+    try {
+      for (const upload of uploads) {
+        const got = await running.client(SOURCE, upload.mediaId);
+        if (upload.mediaId === quarantinedId) {
+          expect(got.status).toBe(404);
+          continue;
+        }
+        expect([upload.filename, got.status]).toEqual([upload.filename, 200]);
+        expect(got.bytes.equals(upload.bytes)).toBe(true);
+        expect(got.contentType).toBe(upload.contentType);
+        expect(got.filename).toBe(upload.filename);
+        const viaFederation = await running.federation(upload.mediaId);
+        expect(viaFederation.bytes.equals(upload.bytes)).toBe(true);
+        expect(viaFederation.contentType).toBe(upload.contentType);
+      }
+      const thumbnail = await thumbnailOf(running.url, uploads[0]!.mediaId);
+      expect(thumbnail.status).toBe(200);
+      expect(thumbnail.type).toBe(sourceThumbnail.type);
+      expect(thumbnail.bytes.equals(sourceThumbnail.bytes)).toBe(true);
+      const pending = await fetch(`${running.url}/_matrix/client/v1/media/download/${SOURCE}/${pendingId}?timeout_ms=0`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      expect([pending.status, ((await pending.json()) as { errcode: string }).errcode]).toEqual([504, 'M_NOT_YET_UPLOADED']);
+    } finally {
+      await running.stop();
+    }
+  }, 180_000);
+
+  it("exports one user's media only, leaving quarantined media out unless asked", async () => {
+    const out = join(dir.path, 'bob');
+    const exported = await run(source.dir, 'export', '--user', `@bob:${SOURCE}`, '--out', out, '--config', source.configPath);
+    expect(exported.out).toMatch(/^exported 1 media \(1000 bytes\) and 0 thumbnails in 1 part\(s\)/);
+    const admin = await run(source.dir, 'export', '--user', `@admin:${SOURCE}`, '--out', join(dir.path, 'admin'), '--config', source.configPath);
+    expect(admin.out).toContain('left out 1 quarantined, 0 without their bytes');
+
+    const target = await writeArchiveServerConfig(join(dir.path, 'bob-target'), SOURCE);
+    const imported = await run(target.dir, 'import-archive', out, '--config', target.configPath);
+    expect(imported.out).toContain('imported 1 media (1000 B)');
+    expect(imported.code).toBe(0);
+  }, 120_000);
+
+  it('reports a missing or truncated part of an export and completes on the rerun with the whole archive', async () => {
+    const out = join(dir.path, 'damaged');
+    expect((await run(source.dir, 'export', '--server', '--out', out, '--part-size', '1', '--config', source.configPath)).code).toBe(0);
+    const parts = (await readdir(out)).sort();
+    expect(parts.length).toBeGreaterThanOrEqual(4);
+    const broken = join(dir.path, 'damaged-copy');
+    await promisify(execFile)('cp', ['-r', out, broken]);
+    // Part 2 lost, part 3 cut short.
+    await rm(join(broken, parts[1]!));
+    const third = join(broken, parts[2]!);
+    await truncate(third, Math.floor((await stat(third)).size / 2));
+
+    const target = await writeArchiveServerConfig(join(dir.path, 'damaged-target'), SOURCE);
+    const first = await run(target.dir, 'import-archive', broken, '--config', target.configPath);
+    expect(first.code).toBe(1);
+    expect(first.out).toContain(`missing-part`);
+    expect(first.out).toContain(`part 2 (${parts[1]}`);
+    expect(first.out).toContain(`damaged-part (${parts[2]}): truncated`);
+    // Nothing half-imported: one blob per stored media row and thumbnail row, no staging leftovers.
+    const firstCount = Number(/imported (\d+) media/.exec(first.out)![1]);
+    const store = await createSqliteMetadataStore({ path: join(target.dir, 'media.db') });
+    let expectedBlobs = 0;
+    try {
+      const rows = await store.listMedia({}, { limit: 100 });
+      expect(rows.length).toBe(firstCount);
+      for (const row of rows) expectedBlobs += (row.blobId === null ? 0 : 1) + (await store.listThumbnails(row.serverName, row.mediaId)).length;
+    } finally {
+      await store.close();
+    }
+    expect(await storedFiles(target.mediaPath)).toEqual({ blobs: expectedBlobs, staging: 0 });
+
+    const rerun = await run(target.dir, 'import-archive', out, '--config', target.configPath);
+    expect(rerun.out).toContain(`already present ${firstCount}`);
+    expect(rerun.out).toContain('no problems');
+    expect(rerun.code).toBe(0);
+  }, 120_000);
+});

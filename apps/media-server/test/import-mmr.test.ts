@@ -8,6 +8,7 @@ import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand, type CliIo } from '../src/cli-main.js';
 import { startArchiveServer, storedFiles, writeArchiveServerConfig } from './archive-server.js';
+import { CliProcess } from './cli-process.js';
 import { archivedNameOf, writeMmrArchive, type MmrFixtureItem } from './mmr-archive-fixture.js';
 import { tempDir } from './helpers.js';
 
@@ -231,4 +232,36 @@ describe('hsmedia-server import-mmr', () => {
     expect(result.err).toContain('no manifest.json in the given parts');
     expect((await records(join(base, 'media.db'))).size).toBe(0);
   }, 60_000);
+
+  it('resumes after the import process is killed mid-import: no row without its bytes, the rerun completes', async () => {
+    const base = join(dir.path, 'killed');
+    const archive = join(base, 'archive');
+    await mkdir(archive, { recursive: true });
+    const items = Array.from({ length: 12 }, (_, index) => item(`killed${index}`, randomBytes(400_000), 'application/octet-stream', `k${index}.bin`));
+    // One part per item: progress lines tell how far the import got.
+    await writeMmrArchive(archive, items, { entity: LOCAL, partSize: 1 });
+    const server = await writeArchiveServerConfig(base, LOCAL);
+    const cli = new CliProcess(['import-mmr', 'archive', '--config', server.configPath], base);
+    await cli.waitFor(() => cli.stderr.includes('export-part-2.tgz: done'), 'two parts imported');
+    cli.child.kill('SIGKILL');
+    await cli.exited;
+
+    const rows = await records(join(base, 'media.db'));
+    expect(rows.size).toBeGreaterThanOrEqual(2);
+    // A kill between a blob's rename and its row leaves at most that one blob without a row, never a row without its blob.
+    const { blobs } = await storedFiles(server.mediaPath);
+    expect(blobs - rows.size).toBeGreaterThanOrEqual(0);
+    expect(blobs - rows.size).toBeLessThanOrEqual(1);
+
+    const rerun = await run(base, 'import-mmr', 'archive', '--config', server.configPath);
+    expect(rerun.out).toContain(`imported ${items.length - rows.size} media`);
+    expect(rerun.out).toContain(`already present ${rows.size}`);
+    expect(rerun.code).toBe(0);
+    const running = await startArchiveServer(server);
+    try {
+      for (const fixture of items) expect((await running.client(LOCAL, fixture.mediaId)).bytes.equals(fixture.bytes)).toBe(true);
+    } finally {
+      await running.stop();
+    }
+  }, 180_000);
 });

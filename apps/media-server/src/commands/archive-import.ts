@@ -14,7 +14,7 @@ import {
 } from './archive-format.js';
 import type { ArchiveImportReport } from './archive-report.js';
 import { ArchivePartError, readArchivePart, readEntryText, type ArchiveEntry, type ArchivePartFile } from './archive-tar.js';
-import { importArchivedMedia, type ArchiveImportTarget } from './archive-target.js';
+import { importArchivedMedia, ImportPipeline, type ArchiveImportTarget } from './archive-target.js';
 
 /**
  * `import-archive`: imports hsmedia media archives (what `export` writes,
@@ -41,6 +41,8 @@ interface OpenItem {
   dataSeen: boolean;
   /** Whether the media row exists now (imported or present), so thumbnails may follow. */
   stored: boolean;
+  /** Settles when the media's import (running in the background) has. */
+  mediaDone: Promise<void>;
   thumbnailsSeen: number;
 }
 
@@ -73,6 +75,7 @@ export async function importHsmediaArchive(parts: readonly ArchivePartFile[], ta
   let manifest: ArchiveManifest | undefined;
   const partsSeen = new Map<number, { file: string; items: number }>();
   let exportId: string | undefined;
+  const pipeline = new ImportPipeline();
 
   for (const part of parts) {
     let open: OpenItem | undefined;
@@ -117,7 +120,7 @@ export async function importHsmediaArchive(parts: readonly ArchivePartFile[], ta
           return;
         }
         const item = parsed.value;
-        open = { item, mxc: `mxc://${item.server_name}/${item.media_id}`, entry: entry.name, dataSeen: item.data === null, stored: false, thumbnailsSeen: 0 };
+        open = { item, mxc: `mxc://${item.server_name}/${item.media_id}`, entry: entry.name, dataSeen: item.data === null, stored: false, mediaDone: Promise.resolve(), thumbnailsSeen: 0 };
         if (item.data === null) {
           // Created but never uploaded: the ID is kept reserved, as it was.
           if (dryRun) {
@@ -151,9 +154,13 @@ export async function importHsmediaArchive(parts: readonly ArchivePartFile[], ta
           report.importedBytes += entry.size;
           return;
         }
-        const outcome = await importArchivedMedia(target, recordOf(open.item), entry.bytes, report, mxcWhere, signal);
-        if (outcome === 'imported') report.importedBytes += entry.size;
-        open.stored = outcome === 'imported' || outcome === 'present';
+        const current = open;
+        const { done } = await pipeline.start(entry.bytes, async (bytes) => {
+          const outcome = await importArchivedMedia(target, recordOf(current.item), bytes, report, mxcWhere, signal);
+          if (outcome === 'imported') report.importedBytes += entry.size;
+          current.stored = outcome === 'imported' || outcome === 'present';
+        });
+        current.mediaDone = done;
         return;
       }
       const thumbnail = open?.item.thumbnails.findIndex((candidate) => candidate.data === entry.name) ?? -1;
@@ -164,6 +171,8 @@ export async function importHsmediaArchive(parts: readonly ArchivePartFile[], ta
           report.problem('size-mismatch', `the thumbnail has ${entry.size} bytes, the item says ${wanted.size}`, { ...where, mxc: open.mxc });
           return;
         }
+        // Thumbnail rows follow their media's row.
+        await open.mediaDone;
         // The media went wrong (reported) or this is a dry run: its thumbnails are not stored.
         if (!open.stored || dryRun) return;
         try {
@@ -187,9 +196,13 @@ export async function importHsmediaArchive(parts: readonly ArchivePartFile[], ta
       await readArchivePart(part.path, part.name, onEntry, signal);
       closeItem();
     } catch (error) {
-      if (!(error instanceof ArchivePartError)) throw error;
+      if (!(error instanceof ArchivePartError)) {
+        await pipeline.drain().catch(() => undefined);
+        throw error;
+      }
       report.problem('damaged-part', `${error.reason}; the items after the damage are not imported`, { part: part.name });
     }
+    await pipeline.drain();
     if (partNumber !== undefined) partsSeen.set(partNumber, { file: part.name, items });
     options.progress?.(`${part.name}: done (${report.imported} ${dryRun ? 'to import' : 'imported'}, ${report.present} present, ${report.problems} problems so far)`);
   }

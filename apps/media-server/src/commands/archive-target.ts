@@ -85,3 +85,61 @@ export async function importArchivedMedia(
     return 'refused';
   }
 }
+
+/**
+ * Overlaps the end of one item's import (the blob's fsync, the row's
+ * insert) with reading the next item's bytes: `start` returns as soon as the
+ * sink has read every byte of the entry (or finished without reading them),
+ * so the archive reader moves on while at most `limit` imports finish in the
+ * background. The first failure is rethrown by the next `start` or `drain`.
+ */
+export class ImportPipeline {
+  readonly #limit: number;
+  readonly #inFlight: Set<Promise<void>> = new Set();
+  #failure: { error: unknown } | undefined;
+
+  constructor(limit = 8) {
+    this.#limit = limit;
+  }
+
+  /**
+   * Runs `importWith(bytes)`; resolves once `bytes` is consumed or the
+   * import settled, with `done`, which settles with the import (never rejects).
+   */
+  async start(bytes: AsyncIterable<Uint8Array>, importWith: (bytes: AsyncIterable<Uint8Array>) => Promise<unknown>): Promise<{ done: Promise<void> }> {
+    this.#throwFailure();
+    let consumed!: () => void;
+    const bytesConsumed = new Promise<void>((resolve) => (consumed = resolve));
+    const watched: AsyncIterable<Uint8Array> = {
+      async *[Symbol.asyncIterator]() {
+        try {
+          for await (const chunk of bytes) yield chunk;
+        } finally {
+          consumed();
+        }
+      },
+    };
+    const running: Promise<void> = importWith(watched).then(
+      () => undefined,
+      (error: unknown) => {
+        this.#failure ??= { error };
+      },
+    );
+    const tracked = running.finally(() => this.#inFlight.delete(tracked));
+    this.#inFlight.add(tracked);
+    await Promise.race([bytesConsumed, running]);
+    while (this.#inFlight.size >= this.#limit) await Promise.race(this.#inFlight);
+    this.#throwFailure();
+    return { done: running };
+  }
+
+  /** Waits for every import started; rethrows the first failure. */
+  async drain(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+    this.#throwFailure();
+  }
+
+  #throwFailure(): void {
+    if (this.#failure !== undefined) throw this.#failure.error;
+  }
+}

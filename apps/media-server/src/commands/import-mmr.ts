@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ArchivePartError, readArchivePart, readEntryText, type ArchiveEntry, type ArchivePartFile } from './archive-tar.js';
 import { MAX_MMR_MANIFEST_BYTES, MMR_INDEX_ENTRY, MMR_MANIFEST_ENTRY, MmrManifestError, parseMmrManifest, type MmrManifest, type MmrManifestItem } from './archive-mmr.js';
 import { ArchiveImportReport } from './archive-report.js';
-import { importArchivedMedia, type ArchiveImportTarget } from './archive-target.js';
+import { importArchivedMedia, ImportPipeline, type ArchiveImportTarget } from './archive-target.js';
 
 /**
  * `import-mmr`: imports matrix-media-repo's export archives (see
@@ -99,7 +99,10 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
     report.problem(rejected.kind, rejected.detail, { mxc: rejected.mxc, entry: rejected.archivedName });
     if (rejected.archivedName !== null) rejectedNames.add(rejected.archivedName);
   }
+  /** Items whose file was found (done or in progress), and those done (imported, present or refused). */
+  const started = new Set<string>();
   const seen = new Set<string>();
+  const pipeline = new ImportPipeline();
 
   for (const part of parts) {
     const onEntry = async (entry: ArchiveEntry): Promise<void> => {
@@ -115,7 +118,8 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
         if (!rejectedNames.has(entry.name)) report.problem('unlisted-file', 'no manifest entry names this file', where);
         return;
       }
-      if (seen.has(item.mxc)) return; // a second copy of the same file (matrix-media-repo skips it too)
+      if (started.has(item.mxc)) return; // a second copy of the same file (matrix-media-repo skips it too)
+      started.add(item.mxc);
       const mxcWhere = { ...where, mxc: item.mxc };
       if (entry.size !== item.size) {
         seen.add(item.mxc);
@@ -137,17 +141,24 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
         report.importedBytes += item.size;
         return;
       }
-      const outcome = await importArchivedMedia(target, recordOf(item), entry.bytes, report, mxcWhere, signal);
-      // A part that breaks while this item streams is reported as damaged; the item stays missing.
-      if (outcome !== 'stream-failed') seen.add(item.mxc);
-      if (outcome === 'imported') report.importedBytes += item.size;
+      await pipeline.start(entry.bytes, async (bytes) => {
+        const outcome = await importArchivedMedia(target, recordOf(item), bytes, report, mxcWhere, signal);
+        // A part that breaks while this item streams is reported as damaged; the item stays missing.
+        if (outcome !== 'stream-failed') seen.add(item.mxc);
+        else started.delete(item.mxc);
+        if (outcome === 'imported') report.importedBytes += item.size;
+      });
     };
     try {
       await readArchivePart(part.path, part.name, onEntry, signal);
     } catch (error) {
-      if (!(error instanceof ArchivePartError)) throw error;
+      if (!(error instanceof ArchivePartError)) {
+        await pipeline.drain().catch(() => undefined);
+        throw error;
+      }
       report.problem('damaged-part', `${error.reason}; the files after the damage are not imported`, { part: part.name });
     }
+    await pipeline.drain();
     options.progress?.(`${part.name}: done (${report.imported} ${dryRun ? 'to import' : 'imported'}, ${report.present} present, ${report.problems} problems so far)`);
   }
 

@@ -105,6 +105,8 @@ const tarX = await measure('bash', ['-c', `for p in "$@"; do tar -xzf "$p" -C ${
 const usage = path.join(work, 'usage.json');
 const report = `import { writeFileSync } from 'node:fs'; process.on('exit', () => writeFileSync(${JSON.stringify(usage)}, JSON.stringify(process.resourceUsage())));`;
 writeFileSync(path.join(work, 'usage.mjs'), report);
+// The same reading and hashing without storing anything.
+const dryRun = await measure(process.execPath, [CLI, 'import-mmr', archive, '--dry-run', '--config', config]);
 const imported = await measure(process.execPath, ['--import', path.join(work, 'usage.mjs'), CLI, 'import-mmr', archive, '--config', config]);
 const importRss = JSON.parse(execFileSync('cat', [usage], { encoding: 'utf8' })).maxRSS * 1024;
 
@@ -119,6 +121,7 @@ const row = (label, run, rss) =>
 console.log(`CLI start-up (migrate): ${startup.wall.toFixed(2)} s wall, ${startup.cpu.toFixed(2)} s CPU; included in the import and export rows`);
 console.log(`${FILES} files, ${(totalBytes / 1024 / 1024).toFixed(1)} MiB in ${parts.length} parts (export: ${(exportBytes / 1024 / 1024).toFixed(1)} MiB)`);
 console.log(row('tar -xzf (baseline)', tarX));
+console.log(row('import-mmr --dry-run', dryRun));
 console.log(row('import-mmr', imported, importRss));
 console.log(`  ratio: throughput ${(tarX.wall / imported.wall).toFixed(2)}x, CPU per GiB ${(imported.cpu / tarX.cpu).toFixed(2)}x of tar (${((imported.cpu - startup.cpu) / tarX.cpu).toFixed(2)}x without the start-up)`);
 console.log(row('tar -czf (baseline)', tarC));

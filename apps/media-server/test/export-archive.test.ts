@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readdir, rm, stat, truncate } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -12,6 +13,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand, type CliIo } from '../src/cli-main.js';
 import { startArchiveServer, storedFiles, TOKEN, writeArchiveServerConfig, type ArchiveServerConfig } from './archive-server.js';
+import { tarOf, writeMmrArchive } from './mmr-archive-fixture.js';
 import { tempDir } from './helpers.js';
 
 // Export from a server on SQLite that real uploads filled (thumbnails,
@@ -237,5 +239,111 @@ describe.skipIf(env.unavailable !== undefined)('hsmedia-server export and import
     expect(rerun.out).toContain(`already present ${firstCount}`);
     expect(rerun.out).toContain('no problems');
     expect(rerun.code).toBe(0);
+  }, 120_000);
+
+  it('reports every bad entry of an hsmedia archive, keeps nothing of them, and tells the two formats apart', async () => {
+    const base = join(dir.path, 'handmade');
+    const archive = join(base, 'archive');
+    await mkdir(archive, { recursive: true });
+    const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+    const good = Buffer.from('hello');
+    const itemOf = (sequence: number, mediaId: string, bytes: Buffer, edits: Record<string, unknown> = {}): Record<string, unknown> => ({
+      server_name: SOURCE,
+      media_id: mediaId,
+      content_type: 'text/plain',
+      upload_name: `${mediaId}.txt`,
+      user_id: `@admin:${SOURCE}`,
+      created_ts: 1000,
+      uploaded_ts: 1000,
+      last_access_ts: null,
+      size: bytes.length,
+      sha256: sha(bytes),
+      quarantined: false,
+      protected: false,
+      authenticated: true,
+      profile: false,
+      data: `media/${String(sequence).padStart(8, '0')}.bin`,
+      thumbnails: [],
+      ...edits,
+    });
+    const file = (name: string, body: Buffer | string) => ({ header: { name, size: Buffer.byteLength(body), mode: 0o644 }, body: Buffer.from(body) });
+    const json = (name: string, value: unknown) => file(name, JSON.stringify(value));
+    const entries = [
+      json('hsmedia-archive.json', { format: 'hsmedia-media-archive', version: 1, export_id: 'e1', part: 1 }),
+      json('media/00000001.json', itemOf(1, 'handGood', good)),
+      file('media/00000001.bin', good),
+      json('media/00000002.json', itemOf(2, 'weirdType', good, { content_type: 'no type at all' })),
+      file('media/00000002.bin', good),
+      json('media/00000003.json', itemOf(3, 'shortFile', Buffer.from('0123456789'))),
+      file('media/00000003.bin', '012345678'),
+      json('media/00000004.json', itemOf(4, 'noBytes', good)),
+      json('media/00000005.json', itemOf(5, 'hashLies', good, { sha256: '0'.repeat(64) })),
+      file('media/00000005.bin', good),
+      json('media/00000006.json', itemOf(6, 'bad/id', good)),
+      file('media/00000006.bin', good),
+      { header: { name: 'media/00000009.bin', type: 'symlink' as const, linkname: '/etc/passwd', size: 0 } },
+      { header: { name: 'media/00000010.bin', type: 'link' as const, linkname: 'media/00000001.bin', size: 0 } },
+      file('../outside.bin', 'evil'),
+      file('stray.txt', 'stray'),
+      json('manifest.json', {
+        format: 'hsmedia-media-archive',
+        version: 1,
+        export_id: 'e1',
+        created_ts: 1,
+        server_name: SOURCE,
+        scope: { kind: 'server', include_remote: false },
+        parts: [
+          { part: 1, file: 'hsmedia-export-part-0001.tar.gz', items: 6, bytes: 100 },
+          { part: 2, file: 'hsmedia-export-part-0002.tar.gz', items: 3, bytes: 100 },
+        ],
+        items: 9,
+        bytes: 200,
+        thumbnails: 0,
+        skipped: { quarantined: 0, missing_bytes: 0 },
+      }),
+    ];
+    await writeFile(join(archive, 'hsmedia-export-part-0001.tar.gz'), gzipSync(await tarOf(entries)));
+    const target = await writeArchiveServerConfig(join(base, 'target'), SOURCE);
+
+    const result = await run(base, 'import-archive', 'archive', '--report', 'problems.jsonl', '--config', target.configPath);
+    expect(result.code).toBe(1);
+    expect(result.out).toContain('imported 1 media');
+    const problems = (await readFile(join(base, 'problems.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { kind: string; mxc: string | null; entry: string | null; part: string | null });
+    expect(problems.map((problem) => `${problem.kind} ${problem.mxc ?? problem.entry ?? problem.part}`).sort()).toEqual(
+      [
+        'hash-mismatch mxc://source.test/hashLies',
+        'invalid-entry media/00000006.json',
+        'missing-file mxc://source.test/noBytes',
+        'missing-part hsmedia-export-part-0002.tar.gz',
+        'size-mismatch mxc://source.test/shortFile',
+        'unknown-content-type media/00000002.json',
+        'unlisted-file stray.txt',
+        'unsafe-entry ../outside.bin',
+        'unsafe-entry media/00000009.bin',
+        'unsafe-entry media/00000010.bin',
+      ].sort(),
+    );
+    const store = await createSqliteMetadataStore({ path: join(target.dir, 'media.db') });
+    try {
+      expect((await store.listMedia({}, { limit: 10 })).map((record) => record.mediaId)).toEqual(['handGood']);
+    } finally {
+      await store.close();
+    }
+    expect(await storedFiles(target.mediaPath)).toEqual({ blobs: 1, staging: 0 });
+
+    // The wrong importer for each format says so and imports nothing.
+    const mmr = join(base, 'mmr');
+    await mkdir(mmr);
+    await writeMmrArchive(mmr, [{ origin: SOURCE, mediaId: 'fromMmr', bytes: good, contentType: 'text/plain', name: 'm.txt', uploader: '', createdTs: 1 }], { entity: SOURCE, partSize: 1 << 20 });
+    const wrongWay = await run(base, 'import-archive', 'mmr', '--config', target.configPath);
+    expect(wrongWay.code).toBe(1);
+    expect(wrongWay.out).toContain('not a part of an hsmedia media archive');
+    const otherWay = await run(base, 'import-mmr', 'archive', '--config', target.configPath);
+    expect(otherWay.code).toBe(1);
+    expect(otherWay.err).toContain('this is an hsmedia archive (written by export): import it with import-archive');
+    expect(await storedFiles(target.mediaPath)).toEqual({ blobs: 1, staging: 0 });
   }, 120_000);
 });

@@ -42,7 +42,8 @@ export interface MmrFixtureOptions {
 
 export const archivedNameOf = (item: MmrFixtureItem): string => `${item.origin}__${item.mediaId}${item.extension ?? ''}`;
 
-async function tarOf(entries: readonly { header: Headers; body?: Buffer }[]): Promise<Buffer> {
+/** A tar of `entries`, in memory (test fixtures are small). */
+export async function tarOf(entries: readonly { header: Headers; body?: Buffer }[]): Promise<Buffer> {
   const tar = pack();
   const chunks: Buffer[] = [];
   const collected = (async () => {

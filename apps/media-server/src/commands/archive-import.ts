@@ -69,6 +69,17 @@ async function hashOf(entry: ArchiveEntry): Promise<string> {
   return hash.digest('hex');
 }
 
+/** The entries an item document names (`data` and its thumbnails' `data`), read leniently from one that failed validation. */
+function entriesNamedBy(text: string): string[] {
+  try {
+    const value = JSON.parse(text) as { data?: unknown; thumbnails?: unknown };
+    const thumbnails = Array.isArray(value.thumbnails) ? (value.thumbnails as { data?: unknown }[]) : [];
+    return [value.data, ...thumbnails.map((thumbnail) => thumbnail?.data)].filter((name): name is string => typeof name === 'string');
+  } catch {
+    return [];
+  }
+}
+
 /** Imports the given parts; see the module comment. Store failures are rethrown (a rerun continues). */
 export async function importHsmediaArchive(parts: readonly ArchivePartFile[], target: ArchiveImportTarget, options: HsmediaImportOptions): Promise<void> {
   const { report, dryRun, signal } = options;
@@ -81,6 +92,7 @@ export async function importHsmediaArchive(parts: readonly ArchivePartFile[], ta
     let open: OpenItem | undefined;
     let partNumber: number | undefined;
     let items = 0;
+    const rejectedEntries = new Set<string>();
     const closeItem = (): void => {
       if (open === undefined) return;
       if (!open.dataSeen) report.problem('missing-file', `${open.item.data} is not in this part`, { part: part.name, entry: open.entry, mxc: open.mxc });
@@ -114,9 +126,11 @@ export async function importHsmediaArchive(parts: readonly ArchivePartFile[], ta
       if (name?.kind === 'item') {
         closeItem();
         items++;
-        const parsed = parseArchiveJson(itemSchema, await readEntryText(entry, MAX_ARCHIVE_JSON_BYTES));
+        const text = await readEntryText(entry, MAX_ARCHIVE_JSON_BYTES);
+        const parsed = parseArchiveJson(itemSchema, text);
         if (!parsed.ok) {
           report.problem(/content_type/.test(parsed.error) ? 'unknown-content-type' : 'invalid-entry', parsed.error, where);
+          for (const name of entriesNamedBy(text)) rejectedEntries.add(name);
           return;
         }
         const item = parsed.value;
@@ -190,7 +204,8 @@ export async function importHsmediaArchive(parts: readonly ArchivePartFile[], ta
         }
         return;
       }
-      report.problem('unlisted-file', 'no item names this file here', where);
+      // The bytes of an item already reported as invalid are skipped without a second report.
+      if (!rejectedEntries.has(entry.name)) report.problem('unlisted-file', 'no item names this file here', where);
     };
     try {
       await readArchivePart(part.path, part.name, onEntry, signal);

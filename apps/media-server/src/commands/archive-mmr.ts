@@ -141,6 +141,7 @@ export function parseMmrManifest(text: string): MmrManifest {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new MmrManifestError('not a JSON object');
   const document = value as Record<string, unknown>;
+  if (field(document, 'format') === 'hsmedia-media-archive') throw new MmrManifestError('this is an hsmedia archive (written by export): import it with import-archive');
   const version = field(document, 'version');
   if (version !== 1 && version !== 2) throw new MmrManifestError(`unsupported version ${JSON.stringify(version)} (1 and 2 are known)`);
   const entityId = version === 1 ? field(document, 'user_id') : field(document, 'entity_id');

@@ -132,8 +132,8 @@ export async function startArchiveServer(server: ArchiveServerConfig): Promise<R
       return {
         status: 200,
         bytes: Buffer.from(await new Response(decoded.stream).arrayBuffer()),
-        contentType: decoded.contentType,
-        filename: decoded.contentDisposition === undefined || decoded.contentDisposition === null ? null : (parseContentDisposition(decoded.contentDisposition)?.filename ?? null),
+        contentType: decoded.contentType ?? null,
+        filename: decoded.contentDisposition === undefined ? null : (parseContentDisposition(decoded.contentDisposition)?.filename ?? null),
       };
     },
     async stop() {

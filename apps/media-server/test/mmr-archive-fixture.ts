@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { pack, type Headers } from 'tar-stream';
+import { pack, type Header } from 'tar-stream';
+
+/** A tar entry header as the fixtures give it (name required, the rest defaulted by tar-stream). */
+type Headers = Partial<Header> & Pick<Header, 'name'>;
 
 /**
  * Writes export archives the way matrix-media-repo's v2 archive writer
@@ -47,7 +50,7 @@ export async function tarOf(entries: readonly { header: Headers; body?: Buffer }
   const tar = pack();
   const chunks: Buffer[] = [];
   const collected = (async () => {
-    for await (const chunk of tar) chunks.push(chunk);
+    for await (const chunk of tar as AsyncIterable<Buffer>) chunks.push(chunk);
   })();
   for (const { header, body } of entries) {
     await new Promise<void>((resolve, reject) => {

@@ -32,6 +32,8 @@ export interface ArchiveServerOptions {
   readonly postgres?: { readonly url: string; readonly schema: string };
   /** More access tokens and their users (beside {@link TOKEN}). */
   readonly tokens?: Readonly<Record<string, string>>;
+  /** Server admins (`admins`). */
+  readonly admins?: readonly string[];
 }
 
 /** Writes the config of a server in `dir`. */
@@ -50,6 +52,7 @@ export async function writeArchiveServerConfig(dir: string, serverName: string, 
     workers: 1,
     auth: { tokens: { [TOKEN]: `@admin:${serverName}`, ...options.tokens } },
     legacy_media: { freeze: false },
+    ...(options.admins === undefined ? {} : { admins: options.admins }),
   };
   await mkdir(dir, { recursive: true });
   await writeFile(configPath, stringify(config));

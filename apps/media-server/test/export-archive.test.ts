@@ -81,7 +81,7 @@ describe.skipIf(env.unavailable !== undefined)('hsmedia-server export and import
 
   beforeAll(async () => {
     // A second user, so --user selects.
-    source = await writeArchiveServerConfig(join(dir.path, 'source'), SOURCE, { tokens: { [BOB]: `@bob:${SOURCE}` } });
+    source = await writeArchiveServerConfig(join(dir.path, 'source'), SOURCE, { tokens: { [BOB]: `@bob:${SOURCE}` }, admins: [`@admin:${SOURCE}`] });
     const running = await startArchiveServer(source);
     try {
       const png = await sharp({ create: { width: 64, height: 48, channels: 4, background: { r: 200, g: 10, b: 40, alpha: 0.5 } } }).png().toBuffer();
@@ -345,5 +345,43 @@ describe.skipIf(env.unavailable !== undefined)('hsmedia-server export and import
     expect(otherWay.code).toBe(1);
     expect(otherWay.err).toContain('this is an hsmedia archive (written by export): import it with import-archive');
     expect(await storedFiles(target.mediaPath)).toEqual({ blobs: 1, staging: 0 });
+  }, 120_000);
+
+  it("streams a user's media as an archive from the admin API, for admins only, and it imports elsewhere", async () => {
+    const running = await startArchiveServer(source);
+    const path = (userId: string): string => `${running.url}/_hsmedia/admin/v1/users/${encodeURIComponent(userId)}/media/export`;
+    const as = (token: string) => ({ headers: { Authorization: `Bearer ${token}` } });
+    const errcode = async (res: Response): Promise<[number, string]> => [res.status, ((await res.json()) as { errcode: string }).errcode];
+    let archive: Buffer;
+    try {
+      expect(await errcode(await fetch(path(`@bob:${SOURCE}`)))).toEqual([401, 'M_MISSING_TOKEN']);
+      expect(await errcode(await fetch(path(`@bob:${SOURCE}`), as(BOB)))).toEqual([403, 'M_FORBIDDEN']);
+      expect(await errcode(await fetch(path('nobody'), as(TOKEN)))).toEqual([400, 'M_INVALID_PARAM']);
+      expect(await errcode(await fetch(path('@bob:elsewhere.test'), as(TOKEN)))).toEqual([400, 'M_INVALID_PARAM']);
+      expect(await errcode(await fetch(`${path(`@bob:${SOURCE}`)}?include_quarantined=maybe`, as(TOKEN)))).toEqual([400, 'M_INVALID_PARAM']);
+      const res = await fetch(path(`@bob:${SOURCE}`), as(TOKEN));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('application/gzip');
+      archive = Buffer.from(await res.arrayBuffer());
+    } finally {
+      await running.stop();
+    }
+    const base = join(dir.path, 'via-api');
+    await mkdir(base, { recursive: true });
+    await writeFile(join(base, 'bob.tar.gz'), archive);
+    const target = await writeArchiveServerConfig(join(base, 'target'), SOURCE);
+    const imported = await run(base, 'import-archive', 'bob.tar.gz', '--config', target.configPath);
+    expect(imported.out).toContain('imported 1 media (1000 B)');
+    expect(imported.out).toContain('no problems');
+    expect(imported.code).toBe(0);
+    const bob = uploads[4]!;
+    const check = await startArchiveServer(target);
+    try {
+      const got = await check.client(SOURCE, bob.mediaId);
+      expect(got.bytes.equals(bob.bytes)).toBe(true);
+      expect([got.contentType, got.filename]).toEqual([bob.contentType, bob.filename]);
+    } finally {
+      await check.stop();
+    }
   }, 120_000);
 });

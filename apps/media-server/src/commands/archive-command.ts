@@ -117,7 +117,7 @@ export async function runArchiveCommand(config: MediaServerConfig, args: Archive
       blobs: stores.blobs,
       metadata: stores.metadata,
       scope: args.scope,
-      outDir: out,
+      out,
       partSize: args.partSize,
       includeQuarantined: args.includeQuarantined,
       progress: (line) => void io.stderr.write(`${line}\n`),

@@ -1,4 +1,5 @@
 import { createWriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -10,7 +11,9 @@ import { pack, type Pack } from 'tar-stream';
  * from their source through tar and gzip to the file, with back-pressure,
  * never whole in memory. A part is written as `<name>.partial` and renamed
  * once complete; `abort()` removes every file this writer created, so a
- * failed export leaves nothing that looks like an archive.
+ * failed export leaves nothing that looks like an archive. Given a stream
+ * instead of a directory (an HTTP answer), it writes one part into it and
+ * `abort()` destroys the stream, so the reader sees a truncated gzip.
  */
 export class ArchivePartWriter {
   #tar: Pack | undefined;
@@ -19,10 +22,15 @@ export class ArchivePartWriter {
   #finalName: string | undefined;
   readonly #written: string[] = [];
 
-  readonly #dir: string;
+  readonly #dir: string | Writable;
 
-  constructor(dir: string) {
-    this.#dir = dir;
+  constructor(destination: string | Writable) {
+    this.#dir = destination;
+  }
+
+  /** Whether parts go to files (else into one stream, which takes a single part). */
+  get toFiles(): boolean {
+    return typeof this.#dir === 'string';
   }
 
   /** The part files completed so far. */
@@ -33,11 +41,15 @@ export class ArchivePartWriter {
   /** Starts a new part (the caller finishes the previous one first). */
   begin(fileName: string): void {
     if (this.#tar !== undefined) throw new Error('a part is still open');
-    this.#finalName = join(this.#dir, fileName);
-    this.#partial = `${this.#finalName}.partial`;
     this.#tar = pack();
+    if (typeof this.#dir === 'string') {
+      this.#finalName = join(this.#dir, fileName);
+      this.#partial = `${this.#finalName}.partial`;
+    } else if (this.#piping !== undefined) {
+      throw new Error('a stream takes one part');
+    }
     // Level 6 (zlib's default): media is mostly compressed already; gzip frames it.
-    this.#piping = pipeline(this.#tar, createGzip(), createWriteStream(this.#partial, { flags: 'wx' }));
+    this.#piping = pipeline(this.#tar, createGzip(), typeof this.#dir === 'string' ? createWriteStream(this.#partial!, { flags: 'wx' }) : this.#dir);
     this.#piping.catch(() => undefined);
   }
 
@@ -85,9 +97,10 @@ export class ArchivePartWriter {
     const tar = this.#open();
     tar.finalize();
     await this.#piping;
+    this.#tar = undefined;
+    if (typeof this.#dir !== 'string') return;
     await rename(this.#partial!, this.#finalName!);
     this.#written.push(this.#finalName!);
-    this.#tar = undefined;
   }
 
   /** Stops and removes the open part and every part written before. */
@@ -95,9 +108,10 @@ export class ArchivePartWriter {
     if (this.#tar !== undefined) {
       this.#tar.destroy();
       await this.#piping?.catch(() => undefined);
-      await rm(this.#partial!, { force: true });
+      if (this.#partial !== undefined) await rm(this.#partial, { force: true });
       this.#tar = undefined;
     }
+    if (typeof this.#dir !== 'string') this.#dir.destroy(new Error('export failed'));
     for (const file of this.#written) await rm(file, { force: true });
     this.#written.length = 0;
   }

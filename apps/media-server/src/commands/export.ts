@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import type { BlobStore, MediaMetadataStore, MediaQuery, MediaRecord, StoredThumbnail } from '@hsmedia/media-core';
 import {
   ARCHIVE_FORMAT,
@@ -34,9 +35,12 @@ export interface ExportOptions {
   readonly blobs: BlobStore;
   readonly metadata: MediaMetadataStore;
   readonly scope: ExportScope;
-  /** The directory the parts go to: created if missing, must hold no export already. */
-  readonly outDir: string;
-  /** A part is closed once it holds at least this many bytes. */
+  /**
+   * The directory the parts go to (created if missing, must hold no export
+   * already), or a stream that takes the whole archive as one part.
+   */
+  readonly out: string | Writable;
+  /** A part is closed once it holds at least this many bytes (files only). */
   readonly partSize: number;
   /** Also export quarantined media (an operator moving servers); default: left out and counted. */
   readonly includeQuarantined: boolean;
@@ -85,15 +89,18 @@ async function* streamOf(blobs: BlobStore, blobId: string): AsyncGenerator<Uint8
 
 /** Writes the archive; see the module comment. */
 export async function exportMedia(options: ExportOptions): Promise<ExportResult> {
-  const { blobs, metadata, scope } = options;
-  await mkdir(options.outDir, { recursive: true });
-  const existing = (await readdir(options.outDir)).filter((name) => name.startsWith('hsmedia-export-part-'));
-  if (existing.length > 0) throw new Error(`${options.outDir} already holds an export (${existing[0]}): give an empty directory`);
+  const { blobs, metadata, scope, out } = options;
+  if (typeof out === 'string') {
+    await mkdir(out, { recursive: true });
+    const existing = (await readdir(out)).filter((name) => name.startsWith('hsmedia-export-part-'));
+    if (existing.length > 0) throw new Error(`${out} already holds an export (${existing[0]}): give an empty directory`);
+  }
+  const partSize = typeof out === 'string' ? options.partSize : Number.POSITIVE_INFINITY;
 
   const exportId = randomBytes(8).toString('hex');
   const query: MediaQuery =
     scope.kind === 'user' ? { serverName: options.serverName, userId: scope.userId } : scope.includeRemote ? {} : { serverName: options.serverName };
-  const writer = new ArchivePartWriter(options.outDir);
+  const writer = new ArchivePartWriter(out);
   const parts: ArchiveManifestPart[] = [];
   let part = { part: 0, items: 0, bytes: 0 };
   const beginPart = async (): Promise<void> => {
@@ -143,7 +150,7 @@ export async function exportMedia(options: ExportOptions): Promise<ExportResult>
       }
       thumbnailCount += thumbnails.length;
       part.items++;
-      if (part.bytes >= options.partSize) {
+      if (part.bytes >= partSize) {
         await finishPart();
         await beginPart();
       }

@@ -38,10 +38,10 @@ Commands:
                   Add a shared hash list (format from the file name unless
                   given). Every line is checked first: any malformed line is
                   reported and nothing is imported. Listed hashes are kept.
-  import-mmr PART... [--dry-run] [--report FILE]
+  import-mmr PART... [--dry-run] [--report FILE] [--max-file-size SIZE]
                   Import matrix-media-repo export archives (the .tgz parts
                   or directories of them). Idempotent; see docs/migrate-from-mmr.md.
-  import-archive PART... [--dry-run] [--report FILE]
+  import-archive PART... [--dry-run] [--report FILE] [--max-file-size SIZE]
                   Import an archive written by export (docs/export-format.md).
   export (--user USER_ID | --server [--include-remote]) --out DIR
          [--part-size SIZE] [--include-quarantined]
@@ -110,6 +110,7 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
         'dry-run': { type: 'boolean' },
         reason: { type: 'string' },
         report: { type: 'string' },
+        'max-file-size': { type: 'string' },
         user: { type: 'string' },
         server: { type: 'boolean' },
         'part-size': { type: 'string' },

@@ -68,8 +68,11 @@ describe('archive command lines', () => {
       kind: 'run',
       archive: { action: 'export', scope: { kind: 'user', userId: '@u:hs.example' }, out: 'dir', partSize: 2 * 1024 ** 3, includeQuarantined: false },
     });
+    expect(parseCommandLine(['import-archive', 'dir', '--max-file-size', '1G'])).toMatchObject({ kind: 'run', archive: { action: 'import-archive', maxFileBytes: 1024 ** 3 } });
     for (const argv of [
       ['import-mmr'],
+      ['import-mmr', 'a', '--max-file-size', 'huge'],
+      ['export', '--server', '--out', 'x', '--max-file-size', '1G'],
       ['import-archive', '--out', 'x', 'a'],
       ['export', '--out', 'x'],
       ['export', '--user', '@u:s', '--server', '--out', 'x'],

@@ -265,4 +265,21 @@ describe('hsmedia-server import-mmr', () => {
       await running.stop();
     }
   }, 180_000);
+
+  it('refuses files larger than --max-file-size (default max_upload_size) before storing a byte', async () => {
+    const base = join(dir.path, 'bomb');
+    const archive = join(base, 'archive');
+    await mkdir(archive, { recursive: true });
+    const big = item('largeOne', Buffer.alloc(64 * 1024), 'application/octet-stream', 'zeros.bin');
+    await writeMmrArchive(archive, [big, item('smallOne', randomBytes(100), 'image/png', 's.png')], { entity: LOCAL, partSize: 1 << 20 });
+    const server = await writeArchiveServerConfig(base, LOCAL);
+    const capped = await run(base, 'import-mmr', 'archive', '--max-file-size', '16K', '--config', server.configPath);
+    expect(capped.code).toBe(1);
+    expect(capped.out).toContain('imported 1 media');
+    expect(capped.out).toContain(`refused mxc://${LOCAL}/largeOne`);
+    expect(await storedFiles(server.mediaPath)).toEqual({ blobs: 1, staging: 0 });
+    const rerun = await run(base, 'import-mmr', 'archive', '--config', server.configPath);
+    expect(rerun.out).toContain('imported 1 media (64 KiB), already present 1');
+    expect(rerun.code).toBe(0);
+  }, 60_000);
 });

@@ -20,13 +20,20 @@ export const ARCHIVE_COMMANDS: readonly string[] = ['import-mmr', 'import-archiv
 
 /** Arguments of the archive commands. */
 export type ArchiveArguments =
-  | { readonly action: 'import-mmr' | 'import-archive'; readonly parts: readonly string[]; readonly dryRun: boolean; readonly report?: string }
+  | {
+      readonly action: 'import-mmr' | 'import-archive';
+      readonly parts: readonly string[];
+      readonly dryRun: boolean;
+      readonly report?: string;
+      /** `--max-file-size`; default the config's `max_upload_size`. */
+      readonly maxFileBytes?: number;
+    }
   | { readonly action: 'export'; readonly scope: ExportScope; readonly out: string; readonly partSize: number; readonly includeQuarantined: boolean };
 
 /** Default part size of `export`: small enough for any filesystem and upload form, large enough to be few. */
 export const DEFAULT_PART_SIZE: number = 1024 ** 3;
 
-const OPTIONS = ['dry-run', 'report', 'user', 'server', 'out', 'part-size', 'include-remote', 'include-quarantined'] as const;
+const OPTIONS = ['dry-run', 'report', 'max-file-size', 'user', 'server', 'out', 'part-size', 'include-remote', 'include-quarantined'] as const;
 type ArchiveOptionValues = Partial<Record<(typeof OPTIONS)[number], string | boolean | undefined>>;
 /** Options of other commands that share a name with these. */
 const SHARED = new Set(['dry-run', 'out']);
@@ -39,11 +46,11 @@ const SHARED = new Set(['dry-run', 'out']);
 export function archiveArgumentsOf(command: string, positionals: readonly string[], values: ArchiveOptionValues): ArchiveArguments | string | undefined {
   if (!ARCHIVE_COMMANDS.includes(command)) {
     const stray = OPTIONS.find((option) => !SHARED.has(option) && values[option] !== undefined);
-    return stray === undefined ? undefined : `--${stray} is an option of ${stray === 'report' ? 'import-mmr and import-archive' : 'export'} only`;
+    return stray === undefined ? undefined : `--${stray} is an option of ${stray === 'report' || stray === 'max-file-size' ? 'import-mmr and import-archive' : 'export'} only`;
   }
   if (command === 'export') {
     if (positionals.length > 0) return `Unexpected argument: ${positionals[0]}`;
-    if (values['dry-run'] !== undefined || values.report !== undefined) return '--dry-run and --report are options of the imports';
+    if (values['dry-run'] !== undefined || values.report !== undefined || values['max-file-size'] !== undefined) return '--dry-run, --report and --max-file-size are options of the imports';
     if (typeof values.out !== 'string' || values.out === '') return 'export needs --out DIRECTORY';
     const user = values.user;
     if ((user === undefined) === (values.server === undefined)) return 'export needs exactly one of --user USER_ID and --server';
@@ -58,11 +65,14 @@ export function archiveArgumentsOf(command: string, positionals: readonly string
   if (stray !== undefined) return `--${stray} is an option of export`;
   if (positionals.length === 0) return `${command} needs the archive parts (files, or directories holding them)`;
   if (values.report === '') return '--report needs a file name';
+  const maxFileBytes = values['max-file-size'] === undefined ? undefined : parseByteSize(String(values['max-file-size']));
+  if (values['max-file-size'] !== undefined && (maxFileBytes === undefined || maxFileBytes < 1)) return '--max-file-size must be a size such as 100M or 2G';
   return {
     action: command as 'import-mmr' | 'import-archive',
     parts: positionals,
     dryRun: values['dry-run'] === true,
     ...(typeof values.report === 'string' ? { report: values.report } : {}),
+    ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
   };
 }
 
@@ -83,7 +93,7 @@ async function runImport(config: MediaServerConfig, args: Extract<ArchiveArgumen
   const open = await openArchiveTarget(config, `hsmedia-server ${args.action}`);
   const progress = (line: string): void => void io.stderr.write(`${line}\n`);
   try {
-    const options = { dryRun: args.dryRun, report, progress };
+    const options = { dryRun: args.dryRun, report, progress, maxFileBytes: args.maxFileBytes ?? config.maxUploadBytes };
     if (args.action === 'import-mmr') await importMmrArchive(parts, open.target, options);
     else await importHsmediaArchive(parts, open.target, options);
   } catch (error) {

@@ -27,6 +27,8 @@ import { importArchivedMedia, ImportPipeline, type ArchiveImportTarget } from '.
 /** Options of {@link importHsmediaArchive}. */
 export interface HsmediaImportOptions {
   readonly dryRun: boolean;
+  /** Larger files are refused (a decompression bomb declares any size it likes). */
+  readonly maxFileBytes: number;
   readonly report: ArchiveImportReport;
   readonly progress?: (line: string) => void;
   readonly signal?: AbortSignal;
@@ -154,6 +156,10 @@ export async function importHsmediaArchive(parts: readonly ArchivePartFile[], ta
           report.problem('size-mismatch', `the file has ${entry.size} bytes, the item says ${open.item.size}`, mxcWhere);
           return;
         }
+        if (entry.size > options.maxFileBytes) {
+          report.problem('refused', `${entry.size} bytes is more than the largest file imported (${options.maxFileBytes}; --max-file-size)`, mxcWhere);
+          return;
+        }
         if (dryRun) {
           if (await target.has(open.item.server_name, open.item.media_id)) {
             report.present++;
@@ -181,8 +187,8 @@ export async function importHsmediaArchive(parts: readonly ArchivePartFile[], ta
       if (open !== undefined && name?.kind === 'thumbnail' && thumbnail >= 0) {
         open.thumbnailsSeen++;
         const wanted = open.item.thumbnails[thumbnail]!;
-        if (entry.size !== wanted.size) {
-          report.problem('size-mismatch', `the thumbnail has ${entry.size} bytes, the item says ${wanted.size}`, { ...where, mxc: open.mxc });
+        if (entry.size !== wanted.size || entry.size > options.maxFileBytes) {
+          report.problem(entry.size !== wanted.size ? 'size-mismatch' : 'refused', `the thumbnail has ${entry.size} bytes, the item says ${wanted.size}, the limit is ${options.maxFileBytes}`, { ...where, mxc: open.mxc });
           return;
         }
         // Thumbnail rows follow their media's row.

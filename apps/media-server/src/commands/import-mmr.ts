@@ -18,6 +18,8 @@ import { importArchivedMedia, ImportPipeline, type ArchiveImportTarget } from '.
 /** Options of {@link importMmrArchive}. */
 export interface MmrImportOptions {
   readonly dryRun: boolean;
+  /** Larger files are refused (a decompression bomb declares any size it likes). */
+  readonly maxFileBytes: number;
   readonly report: ArchiveImportReport;
   /** One line per finished part. */
   readonly progress?: (line: string) => void;
@@ -124,6 +126,11 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
       if (entry.size !== item.size) {
         seen.add(item.mxc);
         report.problem('size-mismatch', `the file has ${entry.size} bytes, the manifest says ${item.size}`, mxcWhere);
+        return;
+      }
+      if (entry.size > options.maxFileBytes) {
+        seen.add(item.mxc);
+        report.problem('refused', `${entry.size} bytes is more than the largest file imported (${options.maxFileBytes}; --max-file-size)`, mxcWhere);
         return;
       }
       if (dryRun) {

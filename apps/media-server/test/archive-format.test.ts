@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseCommandLine } from '../src/cli-main.js';
 import { parseMediaEntryName } from '../src/commands/archive-format.js';
 import { MmrManifestError, parseMmrManifest } from '../src/commands/archive-mmr.js';
+import { humanBytes } from '../src/commands/archive-report.js';
 import { isSafeEntryName } from '../src/commands/archive-tar.js';
 
 describe('archive entry names', () => {
@@ -18,6 +19,12 @@ describe('archive entry names', () => {
     expect(parseMediaEntryName('media/00000012.thumb-3.bin')).toEqual({ kind: 'thumbnail', sequence: 12, index: 3 });
     expect(parseMediaEntryName('media/12.bin')).toBeNull();
     expect(parseMediaEntryName('media/00000012.exe')).toBeNull();
+  });
+});
+
+describe('the import report', () => {
+  it('gives byte counts for people', () => {
+    expect([0, 1000, 65_536, 201_528_523, 3 * 1024 ** 4].map(humanBytes)).toEqual(['0 B', '1000 B', '64 KiB', '192.2 MiB', '3 TiB']);
   });
 });
 

@@ -1,4 +1,3 @@
-import { formatByteSize } from '../byte-size.js';
 
 /**
  * The report of an archive import (`import-mmr`, `import-archive`): counts
@@ -78,7 +77,7 @@ export class ArchiveImportReport {
   summary(): string {
     const verb = this.dryRun ? 'would import' : 'imported';
     const lines = [
-      `${verb} ${this.imported} media (${formatByteSize(this.importedBytes)})${this.thumbnailsImported > 0 ? ` and ${this.thumbnailsImported} thumbnails` : ''}, already present ${this.present}`,
+      `${verb} ${this.imported} media (${humanBytes(this.importedBytes)})${this.thumbnailsImported > 0 ? ` and ${this.thumbnailsImported} thumbnails` : ''}, already present ${this.present}`,
     ];
     if (this.problems === 0) {
       lines.push('no problems');
@@ -90,6 +89,18 @@ export class ArchiveImportReport {
     }
     return `${lines.join('\n')}\n`;
   }
+}
+
+/** Bytes for people: `1000 B`, `64 KiB`, `192.2 MiB`. */
+export function humanBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let index = 0;
+  while (value >= 1024 && index < units.length - 1) {
+    value /= 1024;
+    index++;
+  }
+  return `${index === 0 ? value : Number(value.toFixed(1))} ${units[index]}`;
 }
 
 /** One problem as a line for people. */

@@ -96,6 +96,16 @@ describe('hsmedia-server import-mmr', () => {
     expect(rows.get(`${LOCAL}/strangerUpload`)?.userId).toBeNull();
     expect(rows.get(`${LOCAL}/emptyFile`)?.uploadName).toBeNull();
 
+    // The imported server moves on with its remote cache: export --server --include-remote, import-archive elsewhere.
+    const moved = await run(base, 'export', '--server', '--include-remote', '--out', 'moved', '--config', server.configPath);
+    expect(moved.out).toMatch(new RegExp(`^exported ${ITEMS.length} media`));
+    const localOnly = await run(base, 'export', '--server', '--out', 'local-only', '--config', server.configPath);
+    expect(localOnly.out).toMatch(new RegExp(`^exported ${ITEMS.length - 1} media`));
+    const next = await writeArchiveServerConfig(join(base, 'next'), LOCAL);
+    const into = await run(base, 'import-archive', 'moved', '--config', next.configPath);
+    expect(into.out).toContain(`imported ${ITEMS.length} media`);
+    expect((await records(join(base, 'next', 'media.db'))).get('remote.example/remoteMedia')).toMatchObject({ contentType: 'image/jpeg', userId: null });
+
     const running = await startArchiveServer(server);
     try {
       for (const fixture of ITEMS) {

@@ -94,7 +94,7 @@ async function runImport(config: MediaServerConfig, args: Extract<ArchiveArgumen
   const progress = (line: string): void => void io.stderr.write(`${line}\n`);
   try {
     const options = { dryRun: args.dryRun, report, progress, maxFileBytes: args.maxFileBytes ?? config.maxUploadBytes };
-    if (args.action === 'import-mmr') await importMmrArchive(parts, open.target, options);
+    if (args.action === 'import-mmr') await importMmrArchive(parts, open.target, { ...options, serverName: config.serverName });
     else await importHsmediaArchive(parts, open.target, options);
   } catch (error) {
     if (!(error instanceof MmrArchiveError)) throw error;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ImportedMediaRecord } from '@hsmedia/media-core';
 import { ArchivePartError, readArchivePart, readEntryText, type ArchiveEntry, type ArchivePartFile } from './archive-tar.js';
 import { MAX_MMR_MANIFEST_BYTES, MMR_INDEX_ENTRY, MMR_MANIFEST_ENTRY, MmrManifestError, parseMmrManifest, type MmrManifest, type MmrManifestItem } from './archive-mmr.js';
 import { ArchiveImportReport } from './archive-report.js';
@@ -17,6 +18,8 @@ import { importArchivedMedia, ImportPipeline, type ArchiveImportTarget } from '.
 
 /** Options of {@link importMmrArchive}. */
 export interface MmrImportOptions {
+  /** This server's name: media of other origins is cached remote media, which has no uploader here. */
+  readonly serverName: string;
   readonly dryRun: boolean;
   /** Larger files are refused (a decompression bomb declares any size it likes). */
   readonly maxFileBytes: number;
@@ -62,13 +65,13 @@ async function findManifest(parts: readonly ArchivePartFile[], report: ArchiveIm
   throw new MmrArchiveError(`no ${MMR_MANIFEST_ENTRY} in the given parts: give every part of the export, including export-manifest.tgz`);
 }
 
-function recordOf(item: MmrManifestItem) {
+function recordOf(item: MmrManifestItem, serverName: string): ImportedMediaRecord {
   return {
     serverName: item.origin,
     mediaId: item.mediaId,
     contentType: item.contentType,
     uploadName: item.uploadName,
-    userId: item.uploader,
+    userId: item.origin === serverName ? item.uploader : null,
     createdAt: item.createdAt,
     lastAccessAt: null,
     quarantined: false,
@@ -149,7 +152,7 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
         return;
       }
       await pipeline.start(entry.bytes, async (bytes) => {
-        const outcome = await importArchivedMedia(target, recordOf(item), bytes, report, mxcWhere, signal);
+        const outcome = await importArchivedMedia(target, recordOf(item, options.serverName), bytes, report, mxcWhere, signal);
         // A part that breaks while this item streams is reported as damaged; the item stays missing.
         if (outcome !== 'stream-failed') seen.add(item.mxc);
         else started.delete(item.mxc);

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { configJsonSchema, defaultConfig, loadConfigFile, parseConfig, type MediaServerConfig } from './config.js';
 import { copyArgumentsOf, runSqliteToPostgres, type CopyArguments } from './commands/sqlite-to-postgres-command.js';
 import { hashesArgumentsOf, runHashesCommand, type HashesArguments } from './commands/hashes-command.js';
+import { ARCHIVE_COMMANDS, archiveArgumentsOf, runArchiveCommand, type ArchiveArguments } from './commands/archive-command.js';
 import { describeDatabase } from './database.js';
 import { openStores } from './stores.js';
 import { loadSigningKeyFor } from './homeserver-key.js';
@@ -37,6 +38,14 @@ Commands:
                   Add a shared hash list (format from the file name unless
                   given). Every line is checked first: any malformed line is
                   reported and nothing is imported. Listed hashes are kept.
+  import-mmr PART... [--dry-run] [--report FILE] [--max-file-size SIZE]
+                  Import matrix-media-repo export archives (the .tgz parts
+                  or directories of them). Idempotent; see docs/migrate-from-mmr.md.
+  import-archive PART... [--dry-run] [--report FILE] [--max-file-size SIZE]
+                  Import an archive written by export (docs/export-format.md).
+  export (--user USER_ID | --server [--include-remote]) --out DIR
+         [--part-size SIZE] [--include-quarantined]
+                  Write one user's or the whole server's media as tar.gz parts.
   generate-key    Create the signing key file if missing; print its key ID and public key.
   config-schema   Print the JSON Schema of the config file.
 
@@ -53,7 +62,7 @@ Options:
   -v, --version       Show the version.
 `;
 
-const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'hashes', 'generate-key', 'config-schema'] as const;
+const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'hashes', 'import-mmr', 'import-archive', 'export', 'generate-key', 'config-schema'] as const;
 type Command = (typeof COMMANDS)[number];
 
 function version(): string {
@@ -73,6 +82,8 @@ export type CliInvocation =
       readonly copy?: CopyArguments;
       /** The action and options of `hashes`. */
       readonly hashes?: HashesArguments;
+      /** The arguments of `import-mmr`, `import-archive` and `export`. */
+      readonly archive?: ArchiveArguments;
     }
   | { readonly kind: 'help' | 'version' }
   | { readonly kind: 'usage-error'; readonly message: string };
@@ -98,6 +109,13 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
         out: { type: 'string' },
         'dry-run': { type: 'boolean' },
         reason: { type: 'string' },
+        report: { type: 'string' },
+        'max-file-size': { type: 'string' },
+        user: { type: 'string' },
+        server: { type: 'boolean' },
+        'part-size': { type: 'string' },
+        'include-remote': { type: 'boolean' },
+        'include-quarantined': { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -105,7 +123,8 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
   }
   if (parsed.values.help === true) return { kind: 'help' };
   if (parsed.values.version === true) return { kind: 'version' };
-  if (parsed.positionals.length > 1 && parsed.positionals[0] !== 'hashes') {
+  const archiveCommand = ARCHIVE_COMMANDS.includes(parsed.positionals[0] ?? '');
+  if (parsed.positionals.length > 1 && parsed.positionals[0] !== 'hashes' && !archiveCommand) {
     return { kind: 'usage-error', message: `Unexpected argument: ${parsed.positionals[1]}` };
   }
   const name = parsed.positionals[0] ?? 'start';
@@ -117,8 +136,10 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
   if (synapseConfig === '') return { kind: 'usage-error', message: '--synapse-config needs a file name' };
   const copy = copyArgumentsOf(name, parsed.values);
   if (typeof copy === 'string') return { kind: 'usage-error', message: copy };
-  const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), parsed.values);
+  const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), archiveCommand ? { ...parsed.values, 'dry-run': undefined, out: undefined } : parsed.values);
   if (typeof hashes === 'string') return { kind: 'usage-error', message: hashes };
+  const archive = archiveArgumentsOf(name, parsed.positionals.slice(1), parsed.values);
+  if (typeof archive === 'string') return { kind: 'usage-error', message: archive };
   return {
     kind: 'run',
     command: name as Command,
@@ -126,6 +147,7 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
     ...(synapseConfig === undefined ? {} : { synapseConfigPath: synapseConfig }),
     ...(copy === undefined ? {} : { copy }),
     ...(hashes === undefined ? {} : { hashes }),
+    ...(archive === undefined ? {} : { archive }),
   };
 }
 
@@ -179,6 +201,10 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
         return await runSqliteToPostgres(config, invocation.copy ?? {}, io);
       case 'hashes':
         return await runHashesCommand(config, invocation.hashes!, io);
+      case 'import-mmr':
+      case 'import-archive':
+      case 'export':
+        return await runArchiveCommand(config, invocation.archive!, io);
       case 'generate-key': {
         const { key, created } = await loadSigningKeyFor(config);
         io.stdout.write(

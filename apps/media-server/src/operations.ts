@@ -3,6 +3,7 @@ import { systemClock, type Clock, type Logger, type Requester } from '@hsmedia/r
 import type { AdminConsole } from '@hsmedia/admin-console';
 import { createAdminConsoleRouter as createConsoleApiRouter, createAdminRouter, createScanAdminRouter } from '@hsmedia/media-routes';
 import type { Router } from '@koa/router';
+import { createExportRouter } from './commands/archive-export-route.js';
 import type { Context, Middleware } from 'koa';
 import { createAdminConsoleRouter } from './admin-console.js';
 import type { JobScheduler } from './background-jobs.js';
@@ -84,6 +85,8 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
     now: () => clock.now(),
   });
   const consoleRouters = deps.adminConsole === undefined ? [] : [createAdminConsoleRouter(deps.adminConsole)];
+  // GET /_hsmedia/admin/v1/users/{userId}/media/export: a user's media as a streamed archive.
+  const exportRouter = createExportRouter({ serverName: config.serverName, blobs: stores.blobs, metadata: stores.metadata, authenticate: deps.authenticate, isAdmin, logger });
   const retention = (): Promise<RetentionResult> => runRetention(admin, config.retention, clock, metrics);
   if (hasRetentionRules(config.retention)) {
     deps.scheduler.schedule('retention', config.retention.intervalMs, async () => ({ ...(await retention()) }));
@@ -94,7 +97,7 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
     admin,
     metrics,
     health,
-    routers: [adminRouter, ...scanRouters, consoleApiRouter, ...consoleRouters, createHealthRouter(health)],
+    routers: [adminRouter, ...scanRouters, consoleApiRouter, ...consoleRouters, exportRouter, createHealthRouter(health)],
     runRetention: retention,
     metricsUrl: () => metricsServer?.url,
     listen() {

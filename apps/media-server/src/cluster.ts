@@ -20,6 +20,8 @@ export interface ClusterChanges {
   readonly feed: MediaChangeFeed;
   /** The PostgreSQL feed, when there is one (tests read its state). */
   readonly postgres: PostgresMediaChangeFeed | undefined;
+  /** Other processes share this database (PostgreSQL, or the SQLite file of sibling workers): cross-process leases pay off. */
+  readonly multiProcess: boolean;
   close(): Promise<void>;
 }
 
@@ -42,9 +44,9 @@ export async function openChangeFeed(
     if (cluster.isWorker) {
       const relayed = new IpcMediaChangeFeed(process);
       logger.info({ feed: 'supervisor' }, 'media change feed relayed by the supervisor');
-      return { feed: relayed, postgres: undefined, close: () => Promise.resolve(relayed.close()) };
+      return { feed: relayed, postgres: undefined, multiProcess: true, close: () => Promise.resolve(relayed.close()) };
     }
-    return { feed: new InProcessMediaChangeFeed(), postgres: undefined, close: () => Promise.resolve() };
+    return { feed: new InProcessMediaChangeFeed(), postgres: undefined, multiProcess: false, close: () => Promise.resolve() };
   }
   const listening = new Gauge({
     name: 'hsmedia_change_feed_listening',
@@ -68,5 +70,5 @@ export async function openChangeFeed(
     },
   });
   logger.info({ channel: feed.channel }, 'media change feed listening');
-  return { feed, postgres: feed, close: () => feed.close() };
+  return { feed, postgres: feed, multiProcess: true, close: () => feed.close() };
 }

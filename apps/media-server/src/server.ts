@@ -243,8 +243,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       remote,
       onCacheLookup: metrics.onCacheLookup,
       changes: changes.feed,
-      // Several processes share PostgreSQL: one fetch of an uncached remote item per deployment.
-      ...(changes.postgres !== undefined && hasJobLeases(stores.metadata) ? { remoteFetchLeases: stores.metadata } : {}),
+      // Several processes share the database: one fetch of an uncached remote item per deployment.
+      ...(changes.multiProcess && hasJobLeases(stores.metadata) ? { remoteFetchLeases: stores.metadata } : {}),
       maxRemoteBytes: federation.maxDownloadBytes,
       remoteFailureTtlMs: federation.failureCacheMs,
       ...asyncUploadOptionsOf(config.limits),

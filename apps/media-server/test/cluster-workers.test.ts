@@ -152,14 +152,40 @@ async function limitHoldsAcrossWorkers(cluster: Cluster): Promise<void> {
   expect(passed).toBeLessThanOrEqual(RATE.burst + Math.ceil((elapsedMs / 1000) * RATE.per_second));
 }
 
+/** 50 clients at once (undici opens a connection per request in flight: both workers) for uncached remote media: one origin request. */
+async function oneOriginRequest(cluster: Cluster, remote: FakeRemote): Promise<void> {
+  const mediaId = `WorkersRemote${randomBytes(4).toString('hex')}`;
+  const results = await Promise.all(
+    Array.from({ length: 50 }, async () => {
+      const response = await fetch(`${cluster.url}/_matrix/client/v1/media/download/${REMOTE}/${mediaId}`, {
+        headers: { authorization: `Bearer ${CAROL_TOKEN}` },
+      });
+      return { status: response.status, body: Buffer.from(await response.arrayBuffer()) };
+    }),
+  );
+  const expected = createHash('sha256').update(remote.content).digest('hex');
+  for (const result of results) {
+    expect(result.status).toBe(200);
+    expect(createHash('sha256').update(result.body).digest('hex')).toBe(expected);
+  }
+  expect(remote.downloads).toBe(1);
+}
+
 describe('workers: 2 on SQLite: the supervisor relays changes and holds the buckets', () => {
   let cluster: Cluster;
+  let remote: FakeRemote;
   beforeAll(async () => {
-    cluster = await startWorkers('sqlite', { database: { sqlite: { path: join(dir.path, 'sqlite', 'media.db') } } });
+    remote = new FakeRemote();
+    await remote.listen();
+    cluster = await startWorkers('sqlite', {
+      database: { sqlite: { path: join(dir.path, 'sqlite', 'media.db') } },
+      federation: { destinations: { [REMOTE]: remote.url }, ip_range_allowlist: ['127.0.0.1/32'], failure_cache_ms: 0 },
+    });
   }, 120_000);
   afterAll(async () => {
     cluster?.cli.child.kill('SIGTERM');
     await cluster?.cli.exited;
+    await remote?.close();
   });
 
   it('quarantine through one worker is refused by every worker within a second', async () => {
@@ -170,6 +196,10 @@ describe('workers: 2 on SQLite: the supervisor relays changes and holds the buck
   it('the download rate limit is one budget for both workers', async () => {
     await limitHoldsAcrossWorkers(cluster);
     expect(cluster.cli.logLines().filter((line) => line['msg'] === 'rate limits shared through the supervisor')).toHaveLength(2);
+  }, 60_000);
+
+  it('50 clients spread over both workers cause exactly one request to the origin (a lease in the SQLite file)', async () => {
+    await oneOriginRequest(cluster, remote);
   }, 60_000);
 });
 
@@ -218,21 +248,7 @@ describe.skipIf(env.unavailable !== undefined)('workers: 2 on PostgreSQL with Re
   }, 60_000);
 
   it('50 clients spread over both workers cause exactly one request to the origin', async () => {
-    const mediaId = `WorkersRemote${randomBytes(4).toString('hex')}`;
-    const results = await Promise.all(
-      Array.from({ length: 50 }, async () => {
-        const response = await fetch(`${cluster.url}/_matrix/client/v1/media/download/${REMOTE}/${mediaId}`, {
-          headers: { authorization: `Bearer ${CAROL_TOKEN}` },
-        });
-        return { status: response.status, body: Buffer.from(await response.arrayBuffer()) };
-      }),
-    );
-    const expected = createHash('sha256').update(remote.content).digest('hex');
-    for (const result of results) {
-      expect(result.status).toBe(200);
-      expect(createHash('sha256').update(result.body).digest('hex')).toBe(expected);
-    }
-    expect(remote.downloads).toBe(1);
+    await oneOriginRequest(cluster, remote);
   }, 60_000);
 
   it('a URL previewed through one worker is answered by the other without fetching it again', async () => {

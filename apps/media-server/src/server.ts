@@ -244,7 +244,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       onCacheLookup: metrics.onCacheLookup,
       changes: changes.feed,
       // Several processes share the database: one fetch of an uncached remote item per deployment.
-      ...(changes.multiProcess && hasJobLeases(stores.metadata) ? { remoteFetchLeases: stores.metadata } : {}),
+      // ... and quotas and the pending-ID cap hold for the whole deployment, not per process.
+      ...(changes.multiProcess && hasJobLeases(stores.metadata) ? { remoteFetchLeases: stores.metadata, userLeases: stores.metadata } : {}),
       maxRemoteBytes: federation.maxDownloadBytes,
       remoteFailureTtlMs: federation.failureCacheMs,
       ...asyncUploadOptionsOf(config.limits),

@@ -27,6 +27,9 @@ const ALICE_TOKEN = 'workers_alice_token';
 const BOB_TOKEN = 'workers_bob_token';
 /** Carol's 50 downloads of remote media stay within her own burst. */
 const CAROL_TOKEN = 'workers_carol_token';
+/** Dave may hold this many files (a quota): his uploads check that it holds across workers. */
+const DAVE_TOKEN = 'workers_dave_token';
+const DAVE_MAX_FILES = 5;
 /**
  * One download per 100 s after a burst of 50: whatever the machine's speed, the workers together
  * may pass 50 (+1 per 100 s); each alone would pass 50, so together they would pass 100.
@@ -72,8 +75,9 @@ async function startWorkers(name: string, document: Record<string, unknown>): Pr
     log_level: 'info',
     signing_key_path: join(dir.path, `${name}-signing.key`),
     media_store: { filesystem: { path: join(dir.path, `${name}-media`) } },
-    auth: { tokens: { [ADMIN_TOKEN]: `@admin:${serverName}`, [ALICE_TOKEN]: `@alice:${serverName}`, [BOB_TOKEN]: `@bob:${serverName}`, [CAROL_TOKEN]: `@carol:${serverName}` } },
+    auth: { tokens: { [ADMIN_TOKEN]: `@admin:${serverName}`, [ALICE_TOKEN]: `@alice:${serverName}`, [BOB_TOKEN]: `@bob:${serverName}`, [CAROL_TOKEN]: `@carol:${serverName}`, [DAVE_TOKEN]: `@dave:${serverName}` } },
     admins: [`@admin:${serverName}`],
+    quotas: { users: { [`@dave:${serverName}`]: { max_files: DAVE_MAX_FILES } } },
     limits: { download: RATE },
     ...document,
   };
@@ -86,16 +90,17 @@ async function startWorkers(name: string, document: Record<string, unknown>): Pr
 }
 
 /** One request on a fresh connection (so the supervisor hands it to the next worker); status and body. */
-function once(url: string, token: string, method = 'GET'): Promise<{ status: number; body: string }> {
+function once(url: string, token: string, method = 'GET', upload?: Buffer): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers: { authorization: `Bearer ${token}`, connection: 'close' } }, (res) => {
+    const headers = { authorization: `Bearer ${token}`, connection: 'close', ...(upload === undefined ? {} : { 'content-type': 'application/octet-stream' }) };
+    const req = request(url, { method, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       res.on('error', reject);
     });
     req.on('error', reject);
-    req.end();
+    req.end(upload);
   });
 }
 
@@ -171,6 +176,18 @@ async function oneOriginRequest(cluster: Cluster, remote: FakeRemote): Promise<v
   expect(remote.downloads).toBe(1);
 }
 
+/** 20 uploads of Dave at once (fresh connections: both workers): exactly his quota is kept, the rest are 403. */
+async function quotaHoldsAcrossWorkers(cluster: Cluster): Promise<void> {
+  const results = await Promise.all(
+    Array.from({ length: 20 }, () => once(`${cluster.url}/_matrix/media/v3/upload?filename=d.bin`, DAVE_TOKEN, 'POST', randomBytes(1_000))),
+  );
+  expect(results.filter((result) => result.status === 200)).toHaveLength(DAVE_MAX_FILES);
+  for (const result of results.filter((each) => each.status !== 200)) {
+    expect(result.status).toBe(403);
+    expect(JSON.parse(result.body)).toMatchObject({ errcode: 'M_FORBIDDEN' });
+  }
+}
+
 describe('workers: 2 on SQLite: the supervisor relays changes and holds the buckets', () => {
   let cluster: Cluster;
   let remote: FakeRemote;
@@ -200,6 +217,10 @@ describe('workers: 2 on SQLite: the supervisor relays changes and holds the buck
 
   it('50 clients spread over both workers cause exactly one request to the origin (a lease in the SQLite file)', async () => {
     await oneOriginRequest(cluster, remote);
+  }, 60_000);
+
+  it('an upload quota holds across workers (a lease per user in the SQLite file)', async () => {
+    await quotaHoldsAcrossWorkers(cluster);
   }, 60_000);
 });
 
@@ -249,6 +270,10 @@ describe.skipIf(env.unavailable !== undefined)('workers: 2 on PostgreSQL with Re
 
   it('50 clients spread over both workers cause exactly one request to the origin', async () => {
     await oneOriginRequest(cluster, remote);
+  }, 60_000);
+
+  it('an upload quota holds across workers', async () => {
+    await quotaHoldsAcrossWorkers(cluster);
   }, 60_000);
 
   it('a URL previewed through one worker is answered by the other without fetching it again', async () => {

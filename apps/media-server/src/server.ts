@@ -23,7 +23,7 @@ import { createAccessPolicy } from './access-policy.js';
 import { loadOrCreateAdminToken } from './admin-token.js';
 import { openChangeFeed, type ClusterChanges } from './cluster.js';
 import { openSharedLimits, type SharedLimits } from './shared-limits.js';
-import { PostgresMetadataStore, PostgresUrlPreviewCache } from '@hsmedia/store-postgres';
+import { KnexMetadataStore, KnexUrlPreviewCache } from '@hsmedia/store-knex';
 import { asyncUploadOptionsOf, createRateLimits, federationAuthWithRateLimit } from './limits.js';
 import type { MediaServerConfig } from './config.js';
 import { createDrainer } from './drain.js';
@@ -276,8 +276,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       media,
       maxUploadBytes: config.maxUploadBytes,
       logger: logger.child({ component: 'url-preview' }),
-      // Several processes share PostgreSQL: a URL is fetched once per deployment within the cache time.
-      ...(stores.metadata instanceof PostgresMetadataStore ? { sharedCache: new PostgresUrlPreviewCache({ knex: stores.metadata.knex }) } : {}),
+      // Several processes share the database: a URL is fetched once per deployment within the cache time.
+      ...(changes.multiProcess && stores.metadata instanceof KnexMetadataStore ? { sharedCache: new KnexUrlPreviewCache({ knex: stores.metadata.knex }) } : {}),
     });
 
     const app = new Koa();

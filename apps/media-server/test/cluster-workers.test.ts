@@ -188,21 +188,59 @@ async function quotaHoldsAcrossWorkers(cluster: Cluster): Promise<void> {
   }
 }
 
+/** A page server on 127.0.0.1 counting how often each path is fetched. */
+class PageServer {
+  readonly fetches = new Map<string, number>();
+  readonly server: Server = createServer((req, res) => {
+    this.fetches.set(req.url ?? '', (this.fetches.get(req.url ?? '') ?? 0) + 1);
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<html><head><meta property="og:title" content="Page ${req.url}"></head><body>hi</body></html>`);
+  });
+  url = '';
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Four previews of one new page on fresh connections (both workers): the page is fetched once (the url_previews table). */
+async function previewFetchedOnce(cluster: Cluster, pages: PageServer): Promise<void> {
+  const path = `/article-${randomBytes(4).toString('hex')}`;
+  const previewUrl = `${cluster.url}/_matrix/client/v1/media/preview_url?url=${encodeURIComponent(pages.url + path)}`;
+  for (let i = 0; i < 4; i++) {
+    const { status, body } = await once(previewUrl, ALICE_TOKEN);
+    expect(status, body).toBe(200);
+    expect(JSON.parse(body)).toMatchObject({ 'og:title': `Page ${path}` });
+  }
+  expect(pages.fetches.get(path)).toBe(1);
+}
+
 describe('workers: 2 on SQLite: the supervisor relays changes and holds the buckets', () => {
   let cluster: Cluster;
   let remote: FakeRemote;
+  let pages: PageServer;
   beforeAll(async () => {
     remote = new FakeRemote();
     await remote.listen();
+    pages = new PageServer();
+    await pages.listen();
     cluster = await startWorkers('sqlite', {
       database: { sqlite: { path: join(dir.path, 'sqlite', 'media.db') } },
       federation: { destinations: { [REMOTE]: remote.url }, ip_range_allowlist: ['127.0.0.1/32'], failure_cache_ms: 0 },
+      url_preview: { enabled: true, ip_range_allowlist: ['127.0.0.1/32'] },
     });
   }, 120_000);
   afterAll(async () => {
     cluster?.cli.child.kill('SIGTERM');
     await cluster?.cli.exited;
     await remote?.close();
+    await pages?.close();
   });
 
   it('quarantine through one worker is refused by every worker within a second', async () => {
@@ -222,26 +260,23 @@ describe('workers: 2 on SQLite: the supervisor relays changes and holds the buck
   it('an upload quota holds across workers (a lease per user in the SQLite file)', async () => {
     await quotaHoldsAcrossWorkers(cluster);
   }, 60_000);
+
+  it('a URL previewed through one worker is answered by the other without fetching it again (the SQLite file)', async () => {
+    await previewFetchedOnce(cluster, pages);
+  }, 60_000);
 });
 
 describe.skipIf(env.unavailable !== undefined)('workers: 2 on PostgreSQL with Redis', () => {
   let cluster: Cluster;
   let remote: FakeRemote;
-  let pages: Server;
-  let pagesUrl = '';
-  const pageFetches = new Map<string, number>();
+  let pages: PageServer;
 
   beforeAll(async () => {
     await ensureSharedRedis();
     remote = new FakeRemote();
     await remote.listen();
-    pages = createServer((req, res) => {
-      pageFetches.set(req.url ?? '', (pageFetches.get(req.url ?? '') ?? 0) + 1);
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(`<html><head><meta property="og:title" content="Page ${req.url}"></head><body>hi</body></html>`);
-    });
-    await new Promise<void>((resolve) => pages.listen(0, '127.0.0.1', resolve));
-    pagesUrl = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
+    pages = new PageServer();
+    await pages.listen();
     const schema = await env.createSchema();
     cluster = await startWorkers('postgres', {
       database: { postgres: { url: PG_URL, schema, application_name: `h20-workers-${randomBytes(3).toString('hex')}`, pool: { max: 4 } } },
@@ -254,8 +289,7 @@ describe.skipIf(env.unavailable !== undefined)('workers: 2 on PostgreSQL with Re
     cluster?.cli.child.kill('SIGTERM');
     await cluster?.cli.exited;
     await remote?.close();
-    pages?.closeAllConnections();
-    await new Promise((resolve) => (pages === undefined ? resolve(undefined) : pages.close(resolve)));
+    await pages?.close();
   });
 
   it('quarantine through one worker is refused by every worker within a second (LISTEN/NOTIFY)', async () => {
@@ -277,13 +311,6 @@ describe.skipIf(env.unavailable !== undefined)('workers: 2 on PostgreSQL with Re
   }, 60_000);
 
   it('a URL previewed through one worker is answered by the other without fetching it again', async () => {
-    const path = `/article-${randomBytes(4).toString('hex')}`;
-    const previewUrl = `${cluster.url}/_matrix/client/v1/media/preview_url?url=${encodeURIComponent(pagesUrl + path)}`;
-    for (let i = 0; i < 4; i++) {
-      const { status, body } = await once(previewUrl, ALICE_TOKEN);
-      expect(status, body).toBe(200);
-      expect(JSON.parse(body)).toMatchObject({ 'og:title': `Page ${path}` });
-    }
-    expect(pageFetches.get(path)).toBe(1);
+    await previewFetchedOnce(cluster, pages);
   }, 60_000);
 });

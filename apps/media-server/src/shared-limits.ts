@@ -34,7 +34,7 @@ export class SharedLimitsHealth {
     this.#logger = logger;
     this.#gauge = new Gauge({
       name: 'hsmedia_shared_limits_degraded',
-      help: '1 while the shared rate-limit store (Redis or PostgreSQL) fails and each process counts limits alone, else 0.',
+      help: '1 while the shared rate-limit store (Redis, PostgreSQL or the supervisor) fails and each process counts limits alone, else 0.',
       registers: [registry],
     });
     this.#gauge.set(0);

@@ -21,7 +21,8 @@ const TAKE_TIMEOUT_MS = 1_000;
 
 /** The IPC channel of a worker: `process` in a node:cluster worker. */
 export interface WorkerChannel {
-  send?: ((message: WorkerMessage) => boolean) | undefined;
+  /** `process.send`: the callback form, so a failed send is reported there and never thrown or emitted. */
+  send?: ((message: WorkerMessage, callback: (error: Error | null) => void) => boolean) | undefined;
   readonly connected?: boolean;
   on(event: 'message', listener: (message: SupervisorMessage) => void): unknown;
   off(event: 'message', listener: (message: SupervisorMessage) => void): unknown;
@@ -30,7 +31,7 @@ export interface WorkerChannel {
 function sendToSupervisor(channel: WorkerChannel, message: WorkerMessage): boolean {
   if (channel.send === undefined || channel.connected === false) return false;
   try {
-    return channel.send(message);
+    return channel.send(message, () => undefined);
   } catch {
     // The channel closed under us (the supervisor is gone): the worker is about to stop anyway.
     return false;
@@ -122,6 +123,20 @@ export class IpcTokenBuckets {
   }
 }
 
+/**
+ * Sends to a worker without ever throwing: a worker that exits between the
+ * `isConnected` check and the send must not take the supervisor down (an
+ * unhandled send error would); the callback swallows the late failure.
+ */
+function sendToWorker(worker: Worker, message: SupervisorMessage): void {
+  if (!worker.isConnected()) return;
+  try {
+    worker.send(message, () => undefined);
+  } catch {
+    // The channel closed under us: that worker is gone and needs nothing more.
+  }
+}
+
 function isFinitePositive(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value > 0;
 }
@@ -146,13 +161,12 @@ export class SupervisorRelay {
       const change = parseMediaChange(message.change);
       if (change === undefined) return true;
       for (const worker of this.#workers()) {
-        if (worker !== from && worker.isConnected()) worker.send({ type: SUPERVISOR_MESSAGE.change, change } satisfies SupervisorMessage);
+        if (worker !== from) sendToWorker(worker, { type: SUPERVISOR_MESSAGE.change, change });
       }
       return true;
     }
     if (message?.type === SUPERVISOR_MESSAGE.take) {
-      if (!from.isConnected()) return true;
-      from.send(this.#take(message) satisfies SupervisorMessage);
+      sendToWorker(from, this.#take(message));
       return true;
     }
     return false;

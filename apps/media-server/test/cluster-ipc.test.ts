@@ -20,7 +20,7 @@ let supervisor: ChildProcess;
 let channel: WorkerChannel;
 
 beforeAll(async () => {
-  dir = await tempDir('hsmedia-h20-ipc-');
+  dir = await tempDir('hsmedia-ipc-');
   const script = join(dir.path, 'supervisor.cjs');
   await writeFile(script, SILENT_SUPERVISOR);
   supervisor = fork(script, [], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });

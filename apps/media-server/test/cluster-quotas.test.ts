@@ -32,14 +32,14 @@ describe.skipIf(env.unavailable !== undefined)('upload quotas shared by two inst
   const running: Instance[] = [];
 
   beforeAll(async () => {
-    dir = await tempDir('hsmedia-h20-quotas-');
+    dir = await tempDir('hsmedia-quotas-');
     schema = await env.createSchema();
     const start = async (name: string): Promise<Instance> => {
       await mkdir(join(dir.path, name), { recursive: true });
       const config = {
         server_name: SERVER_NAME,
         listen: { host: '127.0.0.1', port: 0 },
-        database: { postgres: { url: PG_URL, schema, application_name: `h20-quota-${name}`, pool: { max: 4 } } },
+        database: { postgres: { url: PG_URL, schema, application_name: `hsm-quota-${name}`, pool: { max: 4 } } },
         media_store: { filesystem: { path: join(dir.path, 'shared-media') } },
         signing_key_path: join(dir.path, name, 'signing.key'),
         log_level: 'info',

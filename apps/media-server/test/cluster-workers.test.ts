@@ -15,10 +15,12 @@ import { ensureSharedRedis, REDIS_URL } from './redis.js';
 import { openPostgresTestEnv, PG_URL, type PostgresTestEnv } from '@hsmedia/test-fixtures/postgres';
 
 // One `hsmedia-server start` with `workers: 2` (a supervisor and two server processes, node:cluster)
-// behaves as one server: a change made through one worker is seen by the other at once, and the
-// rate limits are one budget. On SQLite both travel through the supervisor (IPC); on PostgreSQL the
-// change feed is LISTEN/NOTIFY and the limits are in Redis. The supervisor hands each new
-// connection to the next worker in turn, so two requests on fresh connections reach both workers.
+// behaves as one server: a change made through one worker is seen by the other at once, the rate
+// limits are one budget, uncached remote media is fetched once, an upload quota holds, and a page
+// is previewed once. On SQLite changes and buckets travel through the supervisor (IPC); on
+// PostgreSQL the change feed is LISTEN/NOTIFY and the limits are in Redis; leases and previews are
+// in the database either way. The supervisor hands each new connection to the next worker in turn,
+// so two requests in a row on fresh connections reach both workers.
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const ADMIN_TOKEN = 'workers_admin_token';
@@ -54,7 +56,7 @@ interface Cluster {
 const running: CliProcess[] = [];
 let dir: Awaited<ReturnType<typeof tempDir>>;
 beforeAll(async () => {
-  dir = await tempDir('hsmedia-h20-workers-');
+  dir = await tempDir('hsmedia-workers-');
 });
 afterAll(async () => {
   for (const cli of running.splice(0)) {
@@ -279,7 +281,7 @@ describe.skipIf(env.unavailable !== undefined)('workers: 2 on PostgreSQL with Re
     await pages.listen();
     const schema = await env.createSchema();
     cluster = await startWorkers('postgres', {
-      database: { postgres: { url: PG_URL, schema, application_name: `h20-workers-${randomBytes(3).toString('hex')}`, pool: { max: 4 } } },
+      database: { postgres: { url: PG_URL, schema, application_name: `hsm-workers-${randomBytes(3).toString('hex')}`, pool: { max: 4 } } },
       cluster: { redis_url: REDIS_URL },
       federation: { destinations: { [REMOTE]: remote.url }, ip_range_allowlist: ['127.0.0.1/32'], failure_cache_ms: 0 },
       url_preview: { enabled: true, ip_range_allowlist: ['127.0.0.1/32'] },

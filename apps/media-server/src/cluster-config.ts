@@ -39,7 +39,7 @@ export const clusterSchema: z.ZodType<ClusterFile, unknown> = z
       .default(CLUSTER_DEFAULTS.shared_limits)
       .meta({
         description:
-          'Where rate limits and download byte budgets are counted: redis (needs redis_url), postgres (needs database.postgres), memory (each process alone). auto: redis when redis_url is set, else postgres when the database is, else memory.',
+          'Where rate limits and download byte budgets are counted: redis (needs redis_url), postgres (needs database.postgres), memory (each process alone). auto: redis when redis_url is set, else postgres when the database is, else the supervisor for the workers of one server on SQLite (over IPC), else memory.',
       }),
     token_cache_ttl: duration.default(CLUSTER_DEFAULTS.token_cache_ttl).meta({
       description:

@@ -23,7 +23,7 @@ import { createAccessPolicy } from './access-policy.js';
 import { loadOrCreateAdminToken } from './admin-token.js';
 import { openChangeFeed, type ClusterChanges } from './cluster.js';
 import { openSharedLimits, type SharedLimits } from './shared-limits.js';
-import { PostgresMetadataStore, PostgresUrlPreviewCache } from '@hsmedia/store-postgres';
+import { KnexMetadataStore, KnexUrlPreviewCache } from '@hsmedia/store-knex';
 import { asyncUploadOptionsOf, createRateLimits, federationAuthWithRateLimit } from './limits.js';
 import type { MediaServerConfig } from './config.js';
 import { createDrainer } from './drain.js';
@@ -247,8 +247,9 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       remote,
       onCacheLookup: metrics.onCacheLookup,
       changes: changes.feed,
-      // Several processes share PostgreSQL: one fetch of an uncached remote item per deployment.
-      ...(changes.postgres !== undefined && hasJobLeases(stores.metadata) ? { remoteFetchLeases: stores.metadata } : {}),
+      // Several processes share the database: one fetch of an uncached remote item per deployment.
+      // ... and quotas and the pending-ID cap hold for the whole deployment, not per process.
+      ...(changes.multiProcess && hasJobLeases(stores.metadata) ? { remoteFetchLeases: stores.metadata, userLeases: stores.metadata } : {}),
       maxRemoteBytes: federation.maxDownloadBytes,
       remoteFailureTtlMs: federation.failureCacheMs,
       ...asyncUploadOptionsOf(config.limits),
@@ -279,8 +280,8 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       media,
       maxUploadBytes: config.maxUploadBytes,
       logger: logger.child({ component: 'url-preview' }),
-      // Several processes share PostgreSQL: a URL is fetched once per deployment within the cache time.
-      ...(stores.metadata instanceof PostgresMetadataStore ? { sharedCache: new PostgresUrlPreviewCache({ knex: stores.metadata.knex }) } : {}),
+      // Several processes share the database: a URL is fetched once per deployment within the cache time.
+      ...(changes.multiProcess && stores.metadata instanceof KnexMetadataStore ? { sharedCache: new KnexUrlPreviewCache({ knex: stores.metadata.knex }) } : {}),
     });
 
     const app = new Koa();

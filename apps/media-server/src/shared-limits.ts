@@ -1,15 +1,18 @@
 /**
  * Rate limits and download byte budgets that hold across every process of a
  * deployment (`cluster.shared_limits`): token buckets in Redis when
- * `cluster.redis_url` is set, else in the PostgreSQL database, else (one
- * process) in memory. While the shared store fails, each process falls back
+ * `cluster.redis_url` is set, else in the PostgreSQL database, else in the
+ * supervisor for the workers of one `hsmedia-server start` (over IPC), else
+ * (one process) in memory. While the shared store fails, each process falls back
  * to its own in-memory buckets: logged once per outage, the gauge
  * `hsmedia_shared_limits_degraded` set, and no request ever fails for it.
  */
+import nodeCluster from 'node:cluster';
 import { TokenBucketRateLimiter, type RateLimitDecision, type RateLimiter } from '@hsmedia/media-core';
 import type { Logger } from '@hsmedia/runtime';
 import { PostgresMetadataStore, PostgresTokenBuckets, type TokenBucketRate } from '@hsmedia/store-postgres';
 import { Gauge, type Registry } from 'prom-client';
+import { IpcTokenBuckets } from './cluster-ipc.js';
 import type { MediaServerConfig } from './config.js';
 import type { RateConfig } from './limits.js';
 import type { OpenStores } from './stores.js';
@@ -31,7 +34,7 @@ export class SharedLimitsHealth {
     this.#logger = logger;
     this.#gauge = new Gauge({
       name: 'hsmedia_shared_limits_degraded',
-      help: '1 while the shared rate-limit store (Redis or PostgreSQL) fails and each process counts limits alone, else 0.',
+      help: '1 while the shared rate-limit store (Redis, PostgreSQL or the supervisor) fails and each process counts limits alone, else 0.',
       registers: [registry],
     });
     this.#gauge.set(0);
@@ -94,7 +97,7 @@ export class SharedRateLimiter implements RateLimiter {
 
 /** The shared buckets of a server, ready for `createRateLimits`. */
 export interface SharedLimits {
-  readonly backend: 'redis' | 'postgres';
+  readonly backend: 'redis' | 'postgres' | 'supervisor';
   readonly buckets: SharedTokenBuckets;
   readonly health: SharedLimitsHealth;
   close(): Promise<void>;
@@ -119,7 +122,9 @@ const SWEEP_INTERVAL_MS = 10 * 60 * 1000;
 
 /**
  * Opens the shared buckets `cluster.shared_limits` asks for; undefined when
- * limits stay in memory (one process). Throws for a configuration that
+ * limits stay in this process's memory (`memory`, or `auto` in a lone
+ * process). `auto` in a worker without Redis or PostgreSQL draws from the
+ * supervisor's buckets. Throws for a configuration that
  * cannot work (`postgres` without a PostgreSQL database).
  */
 export async function openSharedLimits(
@@ -132,7 +137,13 @@ export async function openSharedLimits(
   const postgres = stores.metadata instanceof PostgresMetadataStore ? stores.metadata : undefined;
   let backend: 'redis' | 'postgres' | 'memory' = cluster.sharedLimits === 'auto' ? 'memory' : cluster.sharedLimits;
   if (cluster.sharedLimits === 'auto') backend = cluster.redisUrl !== undefined ? 'redis' : postgres !== undefined ? 'postgres' : 'memory';
-  if (backend === 'memory') return undefined;
+  if (backend === 'memory') {
+    if (cluster.sharedLimits !== 'auto' || !nodeCluster.isWorker) return undefined;
+    const health = new SharedLimitsHealth('supervisor', logger, registry);
+    const buckets = new IpcTokenBuckets(process);
+    logger.info({ backend: 'supervisor' }, 'rate limits shared through the supervisor');
+    return { backend: 'supervisor', buckets, health, close: () => Promise.resolve(buckets.close()) };
+  }
   const health = new SharedLimitsHealth(backend, logger, registry);
   if (backend === 'redis') {
     // Loaded only when configured: ioredis costs every start (the CLI's --help included) otherwise.

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
 import { loadOrCreateAdminToken } from './admin-token.js';
+import { SupervisorRelay } from './cluster-ipc.js';
 import type { MediaServerConfig } from './config.js';
 import { createHealthCheck } from './health.js';
 import { createLogger } from './logger.js';
@@ -49,7 +50,9 @@ interface Slot {
  * token files, migrations, and (SQLite) removing every staging file left by a
  * crash, which is only safe while no worker writes. It then restarts a
  * worker that dies (after 1 s, doubling per death in a row up to 30 s), serves
- * the summed metrics of all workers on the metrics listener, and on
+ * the summed metrics of all workers on the metrics listener, relays media
+ * changes between the workers and holds their shared token buckets when no
+ * PostgreSQL or Redis does (`cluster-ipc.ts`), and on
  * SIGTERM/SIGINT asks every worker to drain and waits for all of them. A
  * second signal kills the workers at once. Resolves with the exit code.
  */
@@ -105,6 +108,9 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
     deathsInARow: 0,
     restartTimer: undefined,
   }));
+  const relay = new SupervisorRelay(function* () {
+    for (const slot of slots) if (slot.worker !== undefined) yield slot.worker;
+  });
   let stopping = false;
   let starting = true;
   let startFailed = false;
@@ -126,6 +132,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
     const pid = worker.process.pid;
     logger.info({ worker: worker.id, slot: slot.index, pid }, 'worker started');
     worker.on('message', (message: WorkerMessage) => {
+      if (relay.onMessage(worker, message)) return;
       if (message?.type !== SUPERVISOR_MESSAGE.ready) return;
       slot.readyAt = Date.now();
       firstUrl ??= message.url;

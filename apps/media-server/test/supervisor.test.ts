@@ -141,7 +141,7 @@ describe('hsmedia-server with workers: 2', () => {
     );
     // The replacement serves: fresh connections alternate between the two live workers.
     for (let i = 0; i < 6; i++) expect((await getOnce(downloadUrl)).body).toBe('hello workers');
-  });
+  }, 120_000);
 
   it('SIGTERM drains every worker: in-flight uploads on each finish, then all exit 0', async () => {
     const { cli, url } = await startCluster('shutdown_timeout_ms: 60000');
@@ -163,7 +163,7 @@ describe('hsmedia-server with workers: 2', () => {
     for (const line of stopped) expect(line['code']).toBe(0);
     expect(cli.logLines().filter((line) => line['msg'] === 'in-flight requests finished' && line['drained'] === true)).toHaveLength(2);
     expect(cli.logLines().filter((line) => line['msg'] === 'worker died; restarting it')).toEqual([]);
-  });
+  }, 120_000);
 
   it('refuses to start (exit 1) when the workers cannot listen, without a restart loop', async () => {
     const blocker = createNetServer();
@@ -181,7 +181,7 @@ describe('hsmedia-server with workers: 2', () => {
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
-  });
+  }, 120_000);
 });
 
 async function pollUntil(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {

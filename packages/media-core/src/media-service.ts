@@ -123,6 +123,12 @@ export interface MediaServiceOptions {
    * process (the others wait up to `timeout_ms` and serve the stored blob).
    */
   readonly remoteFetchLeases?: JobLeases;
+  /**
+   * Leases in the store the processes of a deployment share: with them, the
+   * upload quota and pending-ID checks hold across processes (the check and
+   * the write of one user run one at a time in the whole deployment).
+   */
+  readonly userLeases?: JobLeases;
   /** Changes shared with the other processes of a deployment (see `MediaCatalogOptions.changes`). */
   readonly changes?: MediaChangeFeed;
 }
@@ -265,6 +271,7 @@ export class MediaService {
       freezeLegacy,
       asyncUploads: options.asyncUploads,
       quotas: options.quotas,
+      userLeases: options.userLeases,
       timeouts: this.#timeouts,
       pendingPollMs: options.pendingPollMs ?? 500,
     });

@@ -2,7 +2,8 @@ import { ContentTooLargeError, ErrCode, MatrixError, errors } from '@hsmedia/err
 import { signalOf, type Requester, type SignalSource } from '@hsmedia/runtime';
 import { normaliseUploadContentType, normaliseUploadFilename } from './content-headers.js';
 import { formatMxcUri, generateId, isValidMediaId } from './ids.js';
-import { KeyedMutex } from './internal/keyed-mutex.js';
+import { DeploymentUserLock } from './deployment-user-lock.js';
+import type { JobLeases } from './job-leases.js';
 import type { MediaCatalog } from './media-catalog.js';
 import { newMediaRecord } from './media-record.js';
 import type { ByteSource, MediaQueries, MediaRecord, StoredBlob } from './ports/index.js';
@@ -62,6 +63,11 @@ export interface MediaUploadsOptions {
   readonly freezeLegacy: boolean;
   readonly asyncUploads?: AsyncUploadOptions | undefined;
   readonly quotas?: UploadQuotaOptions | undefined;
+  /**
+   * Leases every process of the deployment shares: with them the quota and
+   * pending-ID checks hold across processes, not just in this one.
+   */
+  readonly userLeases?: JobLeases | undefined;
   readonly timeouts: TimeoutPolicy;
   /** Poll interval of the store while waiting for an async upload, in ms. */
   readonly pendingPollMs: number;
@@ -95,8 +101,8 @@ export class MediaUploads {
   readonly #timeouts: TimeoutPolicy;
   readonly #pendingPollMs: number;
   readonly #waiters = new UploadWaiters();
-  /** Serialises per-user check-then-write steps (quota, pending cap) in this process. */
-  readonly #userLocks = new KeyedMutex();
+  /** Serialises per-user check-then-write steps (quota, pending cap) in this process and, with leases, across the deployment. */
+  readonly #userLocks: DeploymentUserLock;
 
   constructor(options: MediaUploadsOptions) {
     this.#catalog = options.catalog;
@@ -109,6 +115,7 @@ export class MediaUploads {
     this.#quotas = options.quotas === undefined ? undefined : new UploadQuotas(options.quotas);
     this.#timeouts = options.timeouts;
     this.#pendingPollMs = positiveOrZero('pendingPollMs', options.pendingPollMs, false);
+    this.#userLocks = new DeploymentUserLock({ leases: options.userLeases, holder: `uploads-${generateId(16)}`, clock: options.catalog.clock });
     // An upload completed by another process arrives as an invalidation (the catalog's change feed): wake its readers now.
     this.#catalog.onInvalidate((serverName, mediaId) => this.#waiters.notify(`${serverName}/${mediaId}`));
   }
@@ -318,8 +325,9 @@ export class MediaUploads {
 
   /**
    * Runs `commit` when storing `size` more bytes keeps `userId` within its
-   * quota. The check and the write run one at a time per user (in this
-   * process), so two concurrent uploads cannot both pass on the same room.
+   * quota. The check and the write run one at a time per user (across the
+   * deployment with `userLeases`), so two concurrent uploads cannot both
+   * pass on the same room.
    */
   async #underQuota<T>(userId: string, size: number, commit: () => Promise<T>): Promise<T> {
     const quotas = this.#quotas;

@@ -67,9 +67,11 @@ function checkLimits(where: string, limits: UploadQuotaLimits): void {
  * `MediaService` checks twice: before reading the body (declared
  * Content-Length, one more file) and after the bytes are staged but before
  * the record is written (real size); a refused upload leaves no blob and no
- * record. The second check and the write run one at a time per user in this
- * process; concurrent uploads of one user on several instances can overshoot
- * by what is in flight.
+ * record. The second check and the write run one at a time per user: in this
+ * process, and across the processes of a deployment when `MediaService` has
+ * `userLeases` (`DeploymentUserLock`), so concurrent finishes on several
+ * instances cannot overshoot. The first check may let uploads start that
+ * the second then refuses.
  */
 export class UploadQuotas {
   readonly #default: ResolvedUploadQuotaLimits;

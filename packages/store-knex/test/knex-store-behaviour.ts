@@ -1,5 +1,5 @@
 import { describeMetadataStore } from '@hsmedia/conformance';
-import { KnexMetadataStore, MIGRATION_NAMES, runMigrations } from '@hsmedia/store-knex';
+import { KnexMetadataStore, KnexUrlPreviewCache, MIGRATION_NAMES, runMigrations } from '@hsmedia/store-knex';
 import type { Knex } from 'knex';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { completeRecord, completion, pendingRecord, serverKey } from './fixtures.js';
@@ -41,6 +41,21 @@ export function describeKnexStoreBehaviour(label: string, openDatabase: () => Pr
     afterEach(async () => {
       await store.close();
       await db.dispose();
+    });
+
+    it('KnexUrlPreviewCache (the README example): a preview set by one process is read by another until it expires; sweep deletes it', async () => {
+      const previews = new KnexUrlPreviewCache({ knex: store.knex });
+      const other = new KnexUrlPreviewCache({ knex: store.knex });
+      const now = Date.now();
+      await previews.set('https://example.org/', { 'og:title': 'Example' }, now, now + 3_600_000);
+      expect(await other.get('https://example.org/', now)).toEqual({ 'og:title': 'Example' });
+      expect(await other.get('https://example.org/other', now)).toBeUndefined();
+      // A later fetch replaces it.
+      await other.set('https://example.org/', { 'og:title': 'Again' }, now + 1, now + 3_600_001);
+      expect(await previews.get('https://example.org/', now + 2)).toEqual({ 'og:title': 'Again' });
+      expect(await previews.get('https://example.org/', now + 3_600_001)).toBeUndefined();
+      expect(await previews.sweep(now + 3_600_001)).toBe(1);
+      expect(await previews.sweep(now + 3_600_001)).toBe(0);
     });
 
     it('round-trips every field with JS types (numbers, booleans, nulls)', async () => {

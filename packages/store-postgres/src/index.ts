@@ -16,4 +16,3 @@ export {
   type PostgresChangeFeedLog,
 } from './postgres-change-feed.js';
 export { PostgresTokenBuckets, type PostgresTokenBucketsOptions, type TokenBucketRate } from './postgres-token-buckets.js';
-export { PostgresUrlPreviewCache, type PostgresUrlPreviewCacheOptions } from './postgres-url-preview-cache.js';

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
+import { tableNamesFor } from './internal/table-names.js';
 
-/** Options for {@link PostgresUrlPreviewCache}. */
-export interface PostgresUrlPreviewCacheOptions {
-  /** The store's knex instance (`PostgresMetadataStore.knex`), migrated to 0011. */
+/** Options for {@link KnexUrlPreviewCache}. */
+export interface KnexUrlPreviewCacheOptions {
+  /** The store's knex instance (`KnexMetadataStore.knex`: PostgreSQL or SQLite), migrated to 0011. */
   readonly knex: Knex;
   /** The store's table prefix; default none. */
   readonly tablePrefix?: string;
@@ -22,16 +23,17 @@ function keyOf(url: string): string {
  * URL previews in the shared database (the `url_previews` table, Synapse's
  * `local_media_repository_url_cache`): the `SharedPreviewCache` of
  * `@hsmedia/url-preview`, so every process of a deployment answers a URL
- * another one previewed without fetching it again. Expired rows are ignored
- * and removed by {@link sweep}.
+ * another one previewed without fetching it again: instances on one
+ * PostgreSQL, or the workers of one server on one SQLite file. Expired rows
+ * are ignored and removed by {@link sweep}.
  */
-export class PostgresUrlPreviewCache {
+export class KnexUrlPreviewCache {
   readonly #knex: Knex;
   readonly #table: string;
 
-  constructor(options: PostgresUrlPreviewCacheOptions) {
+  constructor(options: KnexUrlPreviewCacheOptions) {
     this.#knex = options.knex;
-    this.#table = `${options.tablePrefix ?? ''}url_previews`;
+    this.#table = tableNamesFor(options.tablePrefix).urlPreviews;
   }
 
   async get(url: string, now: number): Promise<Readonly<Record<string, unknown>> | undefined> {

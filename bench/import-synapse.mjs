@@ -11,10 +11,12 @@
  * up to 5 MiB, log-uniform within each band), in Synapse's
  * `local_content/ab/cd/rest` layout. The import runs the built CLI into
  * SQLite and the filesystem store (fsync on, as configured by default);
- * `cp -r` runs before and after it and the mean counts. The page cache is
- * not dropped: both read a tree that was just written.
+ * `cp -r` runs before and after the imports and the mean counts. The page
+ * cache is not dropped: all read a tree that was just written. Modes: `copy`
+ * (streamed into the store, the default of the command) and `link`
+ * (`--link`: hard-linked, read once to hash).
  *
- * Usage: node bench/import-synapse.mjs [--files 10000] [--concurrency 4] [--keep]
+ * Usage: node bench/import-synapse.mjs [--files 10000] [--concurrency 4] [--modes copy,link] [--keep]
  * Needs a build (`npx turbo run build --filter=@hsmedia/media-server`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -34,6 +36,7 @@ const { values: options } = parseArgs({
   options: {
     files: { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: '4' },
+    modes: { type: 'string', default: 'copy,link' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -110,32 +113,36 @@ try {
   // --- Runs ----------------------------------------------------------------
   const cp = (n) => timed(() => execFileSync('cp', ['-r', mediaStore, path.join(work, `copy-${n}`)]));
   const cpBefore = cp(1);
-  const target = path.join(work, 'target');
-  mkdirSync(target);
-  const config = path.join(target, 'config.yaml');
-  writeFileSync(
-    config,
-    [
-      'server_name: bench.localhost',
-      `database:\n  sqlite:\n    path: ${path.join(target, 'media.db')}`,
-      `media_store:\n  filesystem:\n    path: ${path.join(target, 'media')}`,
-      `signing_key_path: ${path.join(target, 'signing.key')}`,
-      '',
-    ].join('\n'),
-  );
-  let exitStatus = 0;
-  let output = '';
-  const importRun = timed(() => {
-    const result = spawnSync(
-      process.execPath,
-      [CLI, 'import-synapse', '--config', config, '--database', path.join(work, 'homeserver.db'), '--media-store', mediaStore, '--report', path.join(target, 'report.jsonl'), '--concurrency', options.concurrency],
-      { cwd: target, encoding: 'utf8', maxBuffer: 64 * MIB },
+  const imports = [];
+  for (const mode of options.modes.split(',')) {
+    const target = path.join(work, `target-${mode}`);
+    mkdirSync(target);
+    const config = path.join(target, 'config.yaml');
+    writeFileSync(
+      config,
+      [
+        'server_name: bench.localhost',
+        `database:\n  sqlite:\n    path: ${path.join(target, 'media.db')}`,
+        `media_store:\n  filesystem:\n    path: ${path.join(target, 'media')}`,
+        `signing_key_path: ${path.join(target, 'signing.key')}`,
+        '',
+      ].join('\n'),
     );
-    exitStatus = result.status ?? 1;
-    output = result.stdout;
-  });
-  if (exitStatus !== 0) throw new Error(`import-synapse exited with ${exitStatus}:\n${output}`);
-  if (!output.includes(`media: imported ${files}`)) throw new Error(`unexpected import summary:\n${output}`);
+    let exitStatus = 0;
+    let output = '';
+    const run = timed(() => {
+      const result = spawnSync(
+        process.execPath,
+        [CLI, 'import-synapse', '--config', config, '--database', path.join(work, 'homeserver.db'), '--media-store', mediaStore, '--report', path.join(target, 'report.jsonl'), '--concurrency', options.concurrency, ...(mode === 'link' ? ['--link'] : [])],
+        { cwd: target, encoding: 'utf8', maxBuffer: 64 * MIB },
+      );
+      exitStatus = result.status ?? 1;
+      output = result.stdout;
+    });
+    if (exitStatus !== 0) throw new Error(`import-synapse (${mode}) exited with ${exitStatus}:\n${output}`);
+    if (!output.includes(`media: imported ${files}`)) throw new Error(`unexpected import summary:\n${output}`);
+    imports.push({ mode, run });
+  }
   const cpAfter = cp(2);
   const cpMean = { seconds: (cpBefore.seconds + cpAfter.seconds) / 2, cpuSeconds: (cpBefore.cpuSeconds + cpAfter.cpuSeconds) / 2 };
 
@@ -143,8 +150,10 @@ try {
     `${name.padEnd(22)} ${run.seconds.toFixed(1).padStart(7)} s ${(files / run.seconds).toFixed(0).padStart(8)} files/s ${(totalBytes / MIB / run.seconds).toFixed(0).padStart(6)} MiB/s ${(run.cpuSeconds / gib).toFixed(2).padStart(7)} CPU s/GiB`;
   console.log(row('cp -r (before)', cpBefore));
   console.log(row('cp -r (after)', cpAfter));
-  console.log(row(`import-synapse (c=${options.concurrency})`, importRun));
-  console.log(`ratio import/cp throughput: ${(cpMean.seconds / importRun.seconds).toFixed(2)}x (target >= 0.5x); CPU per GiB: import ${(importRun.cpuSeconds / gib).toFixed(2)} s, cp ${(cpMean.cpuSeconds / gib).toFixed(2)} s`);
+  for (const { mode, run } of imports) {
+    console.log(row(`import ${mode} (c=${options.concurrency})`, run));
+    console.log(`  ratio ${mode}/cp throughput: ${(cpMean.seconds / run.seconds).toFixed(2)}x (target >= 0.5x); CPU per GiB: ${mode} ${(run.cpuSeconds / gib).toFixed(2)} s, cp ${(cpMean.cpuSeconds / gib).toFixed(2)} s`);
+  }
 } finally {
   if (options.keep) console.log(`kept ${work}`);
   else rmSync(work, { recursive: true, force: true });

@@ -39,12 +39,14 @@ Commands:
                   given). Every line is checked first: any malformed line is
                   reported and nothing is imported. Listed hashes are kept.
   import-synapse --database SQLITE_FILE|POSTGRES_URL --media-store DIR [--dry-run]
-                 [--report FILE] [--state FILE] [--restart] [--concurrency N]
+                 [--report FILE] [--state FILE] [--restart] [--concurrency N] [--link]
                   Import Synapse's media (read-only) with the same media IDs:
                   files streamed into the configured store, hashed and
                   size-checked; quarantine kept. Idempotent and resumable (the
                   cursor is kept in --state, default ./import-synapse.state.json);
                   every item is listed in the --report file (JSON lines).
+                  --link hard-links files into a filesystem store on the
+                  same filesystem instead of copying them.
   generate-key    Create the signing key file if missing; print its key ID and public key.
   config-schema   Print the JSON Schema of the config file.
 
@@ -114,6 +116,7 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
         state: { type: 'string' },
         restart: { type: 'boolean' },
         concurrency: { type: 'string' },
+        link: { type: 'boolean' },
       },
     });
   } catch (error) {

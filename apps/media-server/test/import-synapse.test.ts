@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -252,6 +252,9 @@ async function checkServed(base: string): Promise<void> {
 interface Source {
   readonly name: string;
   readonly era: SynapseSchemaEra;
+  /** Run with --link (hard links into the filesystem store). */
+  readonly link?: boolean;
+  readonly dir: string;
   create(base: string): Promise<string>;
 }
 
@@ -259,6 +262,7 @@ const sources: Source[] = [
   {
     name: 'SQLite, schema 94',
     era: 'current',
+    dir: 'sqlite',
     async create(base) {
       const path = join(base, 'homeserver.db');
       await writeSynapseSqlite(path, 'current', fixture.content);
@@ -268,6 +272,7 @@ const sources: Source[] = [
   {
     name: 'PostgreSQL, schema 72 era (no sha256, no authenticated)',
     era: 'legacy',
+    dir: 'postgres',
     async create() {
       const db = await createPostgresDatabase(PG_URL, 'h24syn_cli');
       dropDatabases.push(() => db.drop());
@@ -275,15 +280,26 @@ const sources: Source[] = [
       return db.url;
     },
   },
+  {
+    name: 'SQLite, schema 94, hard-linked (--link)',
+    era: 'current',
+    dir: 'linked',
+    link: true,
+    async create(base) {
+      const path = join(base, 'homeserver.db');
+      await writeSynapseSqlite(path, 'current', fixture.content);
+      return path;
+    },
+  },
 ];
 
 describe.each(sources)('hsmedia-server import-synapse from $name', (source) => {
   it('dry run, import, report, rerun with nothing imported twice; every item served byte for byte', async () => {
-    const base = join(dir.path, source.era);
+    const base = join(dir.path, source.dir);
     const mediaStore = join(base, 'media_store');
     await writeSynapseMediaStore(mediaStore, fixture.content);
     const database = await source.create(base);
-    const args = ['--database', database, '--media-store', mediaStore];
+    const args = ['--database', database, '--media-store', mediaStore, ...(source.link === true ? ['--link'] : [])];
 
     const dry = await cli(base, ...args, '--dry-run', '--report', 'dry.jsonl');
     expect(dry.out).toContain('Synapse: 14 local media');
@@ -302,6 +318,12 @@ describe.each(sources)('hsmedia-server import-synapse from $name', (source) => {
     expect(report.find((e) => e.mediaId === '../../escape')?.outcome).toBe('unsafe-path');
     expect(report.find((e) => e.mediaId === 'DDDDmissing')?.outcome).toBe('missing-file');
     const files = await countFiles(join(base, 'media'));
+    // --link: the blobs are Synapse's files under a second name; otherwise copies.
+    const blobDir = join(base, 'media', 'blobs');
+    const blobLinks = await Promise.all(
+      (await readdir(blobDir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map(async (e) => (await stat(join(e.parentPath, e.name))).nlink),
+    );
+    expect(blobLinks.filter((n) => n > 1).length).toBe(source.link === true ? blobLinks.length : 0);
 
     const again = await cli(base, ...args, '--report', 'again.jsonl', '--restart');
     expect(again.out).toContain('media: present 13');

@@ -1,4 +1,4 @@
-import { ImportError, type MediaImports } from '@hsmedia/media-core';
+import { ImportError, type ImportFile, type MediaImports } from '@hsmedia/media-core';
 import { noopLogger, type Logger } from '@hsmedia/runtime';
 import type { SynapseMediaItem, SynapseMediaSource, SynapseThumbnail } from './synapse-media-source.js';
 import { UnsafeMediaPathError, type MediaStoreFile } from './synapse-media-store.js';
@@ -85,6 +85,11 @@ async function* tagged(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8A
   } catch (err) {
     throw new SourceReadError((err as Error).message, { cause: err });
   }
+}
+
+/** A file of the store as the sink takes it: linked where the sink may, else streamed. */
+function importFile(file: MediaStoreFile): ImportFile {
+  return { path: file.path, open: () => tagged(file.stream) };
 }
 
 function emptyCounts(): Record<SynapseImportOutcome, number> {
@@ -206,7 +211,8 @@ export class SynapseImporter {
     entry: (outcome: SynapseImportOutcome, bytes: number, detail?: string) => SynapseImportEntry,
   ): Promise<SynapseImportEntry> {
     const imported = toImportedRecord(item, this.#localServerName);
-    if (await this.#imports.has(serverName, item.mediaId)) return entry('present', 0);
+    // The sink checks presence itself before reading a byte; a dry run asks, as it writes nothing.
+    if (this.#dryRun && (await this.#imports.has(serverName, item.mediaId))) return entry('present', 0);
     if (item.pending) return entry(this.#dryRun ? 'pending' : (await this.#imports.importMedia(imported, null)) === 'imported' ? 'pending' : 'present', 0);
     const opened = await this.#open(() => this.#source.openMedia(item), item.mediaLength);
     if ('outcome' in opened) return entry(opened.outcome, 0, opened.detail);
@@ -215,7 +221,7 @@ export class SynapseImporter {
       await file.close();
       return entry('would-import', file.size);
     }
-    return entry(...(await this.#store(() => this.#imports.importMedia(imported, tagged(file.stream)), file)));
+    return entry(...(await this.#store(() => this.#imports.importMedia(imported, importFile(file)), file)));
   }
 
   async #importThumbnail(item: SynapseMediaItem, serverName: string, thumbnail: SynapseThumbnail): Promise<SynapseImportEntry> {
@@ -237,7 +243,7 @@ export class SynapseImporter {
       await file.close();
       return entry('would-import', file.size);
     }
-    return entry(...(await this.#store(() => this.#imports.importThumbnail(serverName, item.mediaId, spec, tagged(file.stream)), file)));
+    return entry(...(await this.#store(() => this.#imports.importThumbnail(serverName, item.mediaId, spec, importFile(file)), file)));
   }
 
   /** Opens a file and checks its size against the row: the file, or the problem to report. */

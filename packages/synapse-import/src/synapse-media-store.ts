@@ -10,6 +10,8 @@ export class UnsafeMediaPathError extends Error {
 
 /** An opened file of the media store. */
 export interface MediaStoreFile {
+  /** Its real path (inside the store), for a blob store that links files instead of copying them. */
+  readonly path: string;
   /** Its size when opened, in bytes. */
   readonly size: number;
   /** Its bytes, once; the file is closed when the stream ends, fails or is abandoned. */
@@ -119,6 +121,7 @@ export class SynapseMediaStore {
         return null;
       }
       return {
+        path: real,
         size: stat.size,
         stream: handle.createReadStream({ highWaterMark: 256 * 1024, autoClose: true }),
         close: () => handle.close().catch(() => {}),

@@ -21,9 +21,11 @@ export interface ImportSynapseArguments {
   /** Ignore a saved cursor and walk everything again (nothing is imported twice either way). */
   readonly restart: boolean;
   readonly concurrency?: number;
+  /** Hard-link files into the filesystem store instead of copying them (same filesystem only). */
+  readonly link: boolean;
 }
 
-const OPTIONS = ['database', 'media-store', 'report', 'state', 'restart', 'concurrency'] as const;
+const OPTIONS = ['database', 'media-store', 'report', 'state', 'restart', 'concurrency', 'link'] as const;
 type OptionValues = Partial<Record<(typeof OPTIONS)[number] | 'dry-run', string | boolean | undefined>>;
 
 /** Who the blocked-hash list names for hashes of imported quarantined media. */
@@ -50,6 +52,7 @@ export function importSynapseArgumentsOf(command: string, values: OptionValues):
     mediaStore,
     dryRun: values['dry-run'] === true,
     restart: values.restart === true,
+    link: values.link === true,
     ...(typeof report === 'string' ? { report } : {}),
     ...(typeof state === 'string' ? { state } : {}),
     ...(parallel === undefined ? {} : { concurrency: parallel }),
@@ -169,7 +172,7 @@ export async function runImportSynapse(config: MediaServerConfig, args: ImportSy
     });
     const importer = new SynapseImporter({
       source,
-      imports: new MediaImports({ catalog, actor: IMPORT_SYNAPSE_ACTOR }),
+      imports: new MediaImports({ catalog, actor: IMPORT_SYNAPSE_ACTOR, linkFiles: args.link }),
       localServerName: config.serverName,
       dryRun: args.dryRun,
       ...(args.concurrency === undefined ? {} : { concurrency: args.concurrency }),

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -23,7 +23,7 @@ import sharp from 'sharp';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
-import { runCommand, type CliIo } from '../src/cli-main.js';
+import { parseCommandLine, runCommand, type CliIo } from '../src/cli-main.js';
 import { startServer, type StartedServer } from '../src/server.js';
 import { CliProcess } from './cli-process.js';
 import { tempDir, testConfig } from './helpers.js';
@@ -292,6 +292,35 @@ const sources: Source[] = [
     },
   },
 ];
+
+describe('import-synapse command line', () => {
+  it('parses its options and refuses bad ones with a usage error', () => {
+    expect(parseCommandLine(['import-synapse', '--database', 'h.db', '--media-store', 'ms', '--dry-run', '--link', '--concurrency', '8'])).toMatchObject({
+      kind: 'run',
+      command: 'import-synapse',
+      importSynapse: { database: 'h.db', mediaStore: 'ms', dryRun: true, link: true, restart: false, concurrency: 8 },
+    });
+    const usage = (...argv: string[]): string => {
+      const parsed = parseCommandLine(argv);
+      return parsed.kind === 'usage-error' ? parsed.message : 'ok';
+    };
+    expect(usage('import-synapse', '--media-store', 'ms')).toContain('needs --database');
+    expect(usage('import-synapse', '--database', 'h.db')).toContain('needs --media-store');
+    expect(usage('import-synapse', '--database', 'h.db', '--media-store', 'ms', '--concurrency', '0')).toBe('--concurrency must be 1 to 64');
+    expect(usage('migrate', '--media-store', 'ms')).toBe('--media-store is an option of import-synapse only');
+    // --dry-run still belongs to hashes import too.
+    expect(usage('hashes', 'import', 'list.csv', '--dry-run')).toBe('ok');
+  });
+
+  it('reports a database that is not Synapse\'s and exits 1', async () => {
+    const base = join(dir.path, 'not-synapse');
+    await writeFile(join(dir.path, 'empty.db'), '');
+    await mkdir(join(base, 'media_store'), { recursive: true });
+    const result = await cli(base, '--database', join(dir.path, 'empty.db'), '--media-store', join(base, 'media_store'));
+    expect(result.code).toBe(1);
+    expect(result.err).toContain('not a Synapse database');
+  });
+});
 
 describe.each(sources)('hsmedia-server import-synapse from $name', (source) => {
   it('dry run, import, report, rerun with nothing imported twice; every item served byte for byte', async () => {

@@ -164,7 +164,7 @@ export async function runImportSynapse(config: MediaServerConfig, args: ImportSy
       blobs: stores.blobs,
       records: stores.metadata,
       thumbnails: stores.metadata,
-      ...(hasBlockedHashes(stores.metadata) ? { blockedHashes: stores.metadata, blockedHashTtlMs: 0 } : {}),
+      ...(hasBlockedHashes(stores.metadata) ? { blockedHashes: stores.metadata } : {}),
       // With scanning on, imported media waits for the server's scan stage like any new media.
       scanNewMedia: config.scanning !== undefined,
       touchIntervalMs: 0,

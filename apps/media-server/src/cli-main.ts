@@ -5,6 +5,7 @@ import { configJsonSchema, defaultConfig, loadConfigFile, parseConfig, type Medi
 import { copyArgumentsOf, runSqliteToPostgres, type CopyArguments } from './commands/sqlite-to-postgres-command.js';
 import { hashesArgumentsOf, runHashesCommand, type HashesArguments } from './commands/hashes-command.js';
 import { ARCHIVE_COMMANDS, archiveArgumentsOf, runArchiveCommand, type ArchiveArguments } from './commands/archive-command.js';
+import { importSynapseArgumentsOf, runImportSynapse, type ImportSynapseArguments } from './commands/import-synapse-command.js';
 import { describeDatabase } from './database.js';
 import { openStores } from './stores.js';
 import { loadSigningKeyFor } from './homeserver-key.js';
@@ -46,6 +47,15 @@ Commands:
   export (--user USER_ID | --server [--include-remote]) --out DIR
          [--part-size SIZE] [--include-quarantined]
                   Write one user's or the whole server's media as tar.gz parts.
+  import-synapse --database SQLITE_FILE|POSTGRES_URL --media-store DIR [--dry-run]
+                 [--report FILE] [--state FILE] [--restart] [--concurrency N] [--link]
+                  Import Synapse's media (read-only) with the same media IDs:
+                  files streamed into the configured store, hashed and
+                  size-checked; quarantine kept. Idempotent and resumable (the
+                  cursor is kept in --state, default ./import-synapse.state.json);
+                  every item is listed in the --report file (JSON lines).
+                  --link hard-links files into a filesystem store on the
+                  same filesystem instead of copying them.
   generate-key    Create the signing key file if missing; print its key ID and public key.
   config-schema   Print the JSON Schema of the config file.
 
@@ -62,7 +72,7 @@ Options:
   -v, --version       Show the version.
 `;
 
-const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'hashes', 'import-mmr', 'import-archive', 'export', 'generate-key', 'config-schema'] as const;
+const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'hashes', 'import-synapse', 'import-mmr', 'import-archive', 'export', 'generate-key', 'config-schema'] as const;
 type Command = (typeof COMMANDS)[number];
 
 function version(): string {
@@ -84,6 +94,8 @@ export type CliInvocation =
       readonly hashes?: HashesArguments;
       /** The arguments of `import-mmr`, `import-archive` and `export`. */
       readonly archive?: ArchiveArguments;
+      /** The options of `import-synapse`. */
+      readonly importSynapse?: ImportSynapseArguments;
     }
   | { readonly kind: 'help' | 'version' }
   | { readonly kind: 'usage-error'; readonly message: string };
@@ -116,6 +128,12 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
         'part-size': { type: 'string' },
         'include-remote': { type: 'boolean' },
         'include-quarantined': { type: 'boolean' },
+        database: { type: 'string' },
+        'media-store': { type: 'string' },
+        state: { type: 'string' },
+        restart: { type: 'boolean' },
+        concurrency: { type: 'string' },
+        link: { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -136,10 +154,14 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
   if (synapseConfig === '') return { kind: 'usage-error', message: '--synapse-config needs a file name' };
   const copy = copyArgumentsOf(name, parsed.values);
   if (typeof copy === 'string') return { kind: 'usage-error', message: copy };
-  const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), archiveCommand ? { ...parsed.values, 'dry-run': undefined, out: undefined } : parsed.values);
+  // --dry-run (and --out) are shared by hashes with the archive commands and import-synapse.
+  const hashValues = archiveCommand || name === 'import-synapse' ? { ...parsed.values, 'dry-run': undefined, out: undefined } : parsed.values;
+  const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), hashValues);
   if (typeof hashes === 'string') return { kind: 'usage-error', message: hashes };
   const archive = archiveArgumentsOf(name, parsed.positionals.slice(1), parsed.values);
   if (typeof archive === 'string') return { kind: 'usage-error', message: archive };
+  const importSynapse = importSynapseArgumentsOf(name, parsed.values);
+  if (typeof importSynapse === 'string') return { kind: 'usage-error', message: importSynapse };
   return {
     kind: 'run',
     command: name as Command,
@@ -148,6 +170,7 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
     ...(copy === undefined ? {} : { copy }),
     ...(hashes === undefined ? {} : { hashes }),
     ...(archive === undefined ? {} : { archive }),
+    ...(importSynapse === undefined ? {} : { importSynapse }),
   };
 }
 
@@ -205,6 +228,8 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
       case 'import-archive':
       case 'export':
         return await runArchiveCommand(config, invocation.archive!, io);
+      case 'import-synapse':
+        return await runImportSynapse(config, invocation.importSynapse!, io);
       case 'generate-key': {
         const { key, created } = await loadSigningKeyFor(config);
         io.stdout.write(

@@ -166,6 +166,7 @@ export {
   MediaImports,
   ImportError,
   type ImportErrorCode,
+  type ImportFile,
   type ImportOutcome,
   type ImportedMediaRecord,
   type ImportedThumbnail,

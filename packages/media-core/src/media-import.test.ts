@@ -111,7 +111,7 @@ describe('MediaImports', () => {
 
   it('goes through the admission stage: a refusal keeps nothing', async () => {
     const refuseExe: MediaAdmission = {
-      admit(candidate: MediaCandidate) {
+      async admit(candidate: MediaCandidate) {
         if (candidate.contentType === 'application/x-msdownload') throw errors.forbidden('no executables');
       },
     };

@@ -52,6 +52,20 @@ export interface ImportedThumbnail {
   readonly expectedSize?: number;
 }
 
+/**
+ * Bytes that are a local file. With `linkFiles` and a blob store that can
+ * adopt files (`BlobStore.linkFile`, the filesystem store on the same
+ * filesystem), the file is linked, not copied; otherwise `open()` streams it.
+ */
+export interface ImportFile {
+  readonly path: string;
+  open(): ByteSource;
+}
+
+function isImportFile(bytes: ByteSource | ImportFile): bytes is ImportFile {
+  return typeof (bytes as Partial<ImportFile>).path === 'string' && typeof (bytes as Partial<ImportFile>).open === 'function';
+}
+
 /** Why an item could not be imported; nothing of it was kept. */
 export type ImportErrorCode =
   /** The server name or media ID is not valid Matrix grammar. */
@@ -82,6 +96,13 @@ export type ImportOutcome = 'imported' | 'present';
 export interface MediaImportsOptions {
   /** The catalog of the server the media is imported into (`MediaService.catalog`). */
   readonly catalog: MediaCatalog;
+  /**
+   * Link {@link ImportFile}s into the blob store instead of copying them,
+   * where it can (`BlobStore.linkFile`). The files are then shared with the
+   * source store: only for write-once stores on the same filesystem whose
+   * files this server may read. Default false.
+   */
+  readonly linkFiles?: boolean;
   /** Written as `blockedBy` of the hashes of imported quarantined media. Default `'import'`. */
   readonly actor?: string;
   readonly logger?: Logger;
@@ -109,10 +130,12 @@ export class MediaImports {
   readonly #catalog: MediaCatalog;
   readonly #actor: string;
   readonly #logger: Logger;
+  readonly #linkFiles: boolean;
 
   constructor(options: MediaImportsOptions) {
     this.#catalog = options.catalog;
     this.#actor = options.actor ?? 'import';
+    this.#linkFiles = options.linkFiles === true;
     this.#logger = options.logger ?? options.catalog.logger ?? noopLogger;
   }
 
@@ -128,7 +151,7 @@ export class MediaImports {
    * store or database failing, an abort) propagate after the stored blob is
    * discarded.
    */
-  async importMedia(record: ImportedMediaRecord, bytes: ByteSource | null, signal?: AbortSignal): Promise<ImportOutcome> {
+  async importMedia(record: ImportedMediaRecord, bytes: ByteSource | ImportFile | null, signal?: AbortSignal): Promise<ImportOutcome> {
     checkRecord(record);
     const catalog = this.#catalog;
     const existing = await catalog.records.getMedia(record.serverName, record.mediaId);
@@ -187,7 +210,7 @@ export class MediaImports {
    * thumbnail is admitted only when its item has no media row (remote media
    * known only through a thumbnail), and then refused when its hash is blocked.
    */
-  async importThumbnail(serverName: string, mediaId: string, thumbnail: ImportedThumbnail, bytes: ByteSource, signal?: AbortSignal): Promise<ImportOutcome> {
+  async importThumbnail(serverName: string, mediaId: string, thumbnail: ImportedThumbnail, bytes: ByteSource | ImportFile, signal?: AbortSignal): Promise<ImportOutcome> {
     checkIds(serverName, mediaId);
     const { width, height, method, contentType } = thumbnail;
     const animated = thumbnail.animated === true;
@@ -221,10 +244,13 @@ export class MediaImports {
   }
 
   /** Streams the bytes into the blob store; more than `expectedSize` stops the stream, fewer is found after it. */
-  async #store(bytes: ByteSource, expectedSize: number | undefined, where: string, signal: AbortSignal | undefined): Promise<StoredBlob> {
+  async #store(bytes: ByteSource | ImportFile, expectedSize: number | undefined, where: string, signal: AbortSignal | undefined): Promise<StoredBlob> {
     let stored: StoredBlob;
+    const options = { ...(expectedSize === undefined ? {} : { maxBytes: expectedSize }), ...(signal === undefined ? {} : { signal }) };
+    const blobs = this.#catalog.blobs;
     try {
-      stored = await this.#catalog.blobs.put(bytes, { ...(expectedSize === undefined ? {} : { maxBytes: expectedSize }), ...(signal === undefined ? {} : { signal }) });
+      const linked = isImportFile(bytes) && this.#linkFiles && blobs.linkFile !== undefined ? await blobs.linkFile(bytes.path, options) : null;
+      stored = linked ?? (await blobs.put(isImportFile(bytes) ? bytes.open() : bytes, options));
     } catch (err) {
       if (err instanceof ContentTooLargeError) throw new ImportError('size-mismatch', `${where}: more than the expected ${expectedSize} bytes`, { cause: err });
       throw err;

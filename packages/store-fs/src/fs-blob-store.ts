@@ -1,5 +1,6 @@
-import { writev } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants, writev } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { generateId, type BlobPutOptions, type BlobReadOptions, type BlobStore, type ByteSource, type StoredBlob } from '@hsmedia/media-core';
@@ -19,6 +20,9 @@ export interface FsBlobStoreOptions {
    */
   readonly fsync?: boolean;
 }
+
+/** Error codes of `link` that mean "cannot link here" (another filesystem, no permission, unsupported): copy instead. */
+const LINK_UNAVAILABLE: ReadonlySet<string> = new Set(['EXDEV', 'EPERM', 'EACCES', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK']);
 
 /** Error codes that mean "no such blob" when opening, statting or unlinking its path. */
 const MISSING_CODES: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR']);
@@ -271,20 +275,9 @@ export class FsBlobStore implements BlobStore {
       handle = undefined;
       const sha256 = await digest;
 
-      const created = await mkdir(finalDir, { recursive: true });
       signal?.throwIfAborted();
-      await rename(stagingPath, finalPath);
       renamed = true;
-      if (this.#fsync) {
-        // The rename is durable once its directory is; new shard directories need their parents synced too.
-        await syncDirectory(finalDir);
-        if (created !== undefined) {
-          for (let dir = dirname(finalDir); dir.length >= this.#root.length; dir = dirname(dir)) {
-            await syncDirectory(dir);
-            if (dir === this.#root) break;
-          }
-        }
-      }
+      await this.#commit(stagingPath, blobId);
       return { blobId, size, sha256 };
     } catch (error) {
       // Once piping, the pipeline has closed the source; before that, nobody has.
@@ -293,10 +286,90 @@ export class FsBlobStore implements BlobStore {
       await handle?.close().catch(() => undefined);
       // Past the rename the blob is complete; a failed directory sync is reported, but the caller gets no ID,
       // so remove it rather than leave an orphan.
-      await unlink(renamed ? finalPath : stagingPath).catch(() => undefined);
+      await unlink(stagingPath).catch(() => undefined);
+      if (renamed) await unlink(finalPath).catch(() => undefined);
       throw error;
     } finally {
       this.#inFlight.delete(stagingName);
+    }
+  }
+
+  /**
+   * Adopts a local file as a new blob by hard-linking it (no copy), reading
+   * it once to count and hash it: for bulk imports from another media store
+   * on the same filesystem. Null when it cannot be linked (another
+   * filesystem, no permission, no hard links): stream it with `put` instead.
+   * The file is then shared with its other name, so it must never be
+   * modified in place (media stores are write-once); deleting either name
+   * leaves the other intact. A link to a symlink is refused, never read
+   * through.
+   */
+  async linkFile(path: string, options: BlobPutOptions = {}): Promise<StoredBlob | null> {
+    const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
+    if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
+      throw new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
+    }
+    signal?.throwIfAborted();
+    const stagingName = `${generateId()}.tmp`;
+    const stagingPath = stagingPathOf(this.#root, stagingName);
+    const blobId = generateId();
+    if (!stagingPath || !blobPathOf(this.#root, blobId)) throw new Error('FsBlobStore: generated an invalid path');
+    this.#inFlight.add(stagingName);
+    let handle: FileHandle | undefined;
+    let linked = false;
+    let renamed = false;
+    try {
+      await mkdir(dirname(stagingPath), { recursive: true });
+      try {
+        await link(path, stagingPath);
+      } catch (error) {
+        if (LINK_UNAVAILABLE.has((error as NodeJS.ErrnoException).code ?? '')) return null;
+        throw error;
+      }
+      linked = true;
+      // link(2) does not follow symlinks: a linked symlink fails here (ELOOP) and is removed below.
+      handle = await open(stagingPath, constants.O_RDONLY | constants.O_NOFOLLOW);
+      if (!(await handle.stat()).isFile()) throw new Error('FsBlobStore: linkFile needs a regular file');
+      const hash = createHash('sha256');
+      const buffer = Buffer.allocUnsafe(1024 * 1024);
+      let size = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+        if (bytesRead === 0) break;
+        size += bytesRead;
+        if (size > maxBytes) throw new ContentTooLargeError(maxBytes);
+        hash.update(buffer.subarray(0, bytesRead));
+        signal?.throwIfAborted();
+      }
+      if (this.#fsync) await handle.sync();
+      await handle.close();
+      handle = undefined;
+      renamed = true;
+      await this.#commit(stagingPath, blobId);
+      return { blobId, size, sha256: hash.digest('hex') };
+    } catch (error) {
+      await handle?.close().catch(() => undefined);
+      if (linked) await unlink(stagingPath).catch(() => undefined);
+      if (renamed) await unlink(blobPathOf(this.#root, blobId)!).catch(() => undefined);
+      throw error;
+    } finally {
+      this.#inFlight.delete(stagingName);
+    }
+  }
+
+  /** Renames a complete staging file into place as `blobId`; with fsync, durably (its directory, and new shard directories' parents). */
+  async #commit(stagingPath: string, blobId: string): Promise<void> {
+    const finalDir = blobDirOf(this.#root, blobId)!;
+    const created = await mkdir(finalDir, { recursive: true });
+    await rename(stagingPath, blobPathOf(this.#root, blobId)!);
+    if (this.#fsync) {
+      await syncDirectory(finalDir);
+      if (created !== undefined) {
+        for (let dir = dirname(finalDir); dir.length >= this.#root.length; dir = dirname(dir)) {
+          await syncDirectory(dir);
+          if (dir === this.#root) break;
+        }
+      }
     }
   }
 

@@ -64,6 +64,13 @@ export interface BlobStore {
    */
   readonly contentAddressed?: boolean;
   /**
+   * Optional: adopts a local file (an import from another media store) as a
+   * new blob without copying it, e.g. by a hard link, reading it once to
+   * hash it; null when that is not possible here (the caller streams it with
+   * `put`). Same checks and atomicity as `put`.
+   */
+  linkFile?(path: string, options?: BlobPutOptions): Promise<StoredBlob | null>;
+  /**
    * Optional redirect delivery: a short-lived URL from which a client may
    * fetch the blob (or the inclusive range) directly, e.g. a presigned
    * object-store URL, or null when this blob should be served through the

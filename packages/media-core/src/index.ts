@@ -162,3 +162,12 @@ export {
   type ImportedBlockedHash,
   type ParsedHashList,
 } from './blocked-hash-list-format.js';
+export {
+  MediaImports,
+  ImportError,
+  type ImportErrorCode,
+  type ImportOutcome,
+  type ImportedMediaRecord,
+  type ImportedThumbnail,
+  type MediaImportsOptions,
+} from './media-import.js';

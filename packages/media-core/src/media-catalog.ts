@@ -189,10 +189,12 @@ export class MediaCatalog {
    * Runs the admission stage on stored bytes that are about to become
    * visible: the blocked-hash list first, then the configured stage. Throws
    * (a `MatrixError`) when they are refused; the caller then deletes the
-   * blob and writes no record.
+   * blob and writes no record. `protectedMedia` skips the blocked-hash list
+   * (protected media is exempt from quarantine by hash): an imported
+   * protected item.
    */
-  async admit(candidate: MediaCandidate, signal?: AbortSignal): Promise<void> {
-    await this.blockedHashes?.admit(candidate);
+  async admit(candidate: MediaCandidate, signal?: AbortSignal, protectedMedia = false): Promise<void> {
+    if (!protectedMedia) await this.blockedHashes?.admit(candidate);
     await this.#admission?.admit(candidate, signal);
   }
 

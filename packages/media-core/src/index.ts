@@ -99,6 +99,7 @@ export {
   type MediaChangeFeed,
   type MediaChangeListener,
   parseMediaChange,
+  type LocalMediaFallback,
 } from './ports/index.js';
 export {
   allowAllPolicy,

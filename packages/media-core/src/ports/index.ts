@@ -78,3 +78,4 @@ export {
   type MediaChangeListener,
   parseMediaChange,
 } from './media-changes.js';
+export type { LocalMediaFallback } from './local-media-fallback.js';

@@ -100,6 +100,8 @@ export {
   type MediaChangeListener,
   parseMediaChange,
   type LocalMediaFallback,
+  type ImportCursors,
+  hasImportCursors,
 } from './ports/index.js';
 export {
   allowAllPolicy,

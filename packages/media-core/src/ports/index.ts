@@ -79,3 +79,4 @@ export {
   parseMediaChange,
 } from './media-changes.js';
 export type { LocalMediaFallback } from './local-media-fallback.js';
+export { type ImportCursors, hasImportCursors } from './import-cursors.js';

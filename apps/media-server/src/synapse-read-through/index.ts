@@ -12,17 +12,33 @@ import type { Context, Middleware } from 'koa';
 import type { SynapseReadThroughConfig } from '../synapse-read-through-config.js';
 import { SynapseBackfill, type BackfillProgress } from './synapse-backfill.js';
 import { SynapseConnection } from './synapse-item-import.js';
-import { ProblemLog, SynapseReadThrough, type ImportProblem, type ReadThroughCounts } from './synapse-read-through.js';
+import { ProblemLog, SynapseReadThrough } from './synapse-read-through.js';
 
 export { SynapseBackfill, type BackfillProgress } from './synapse-backfill.js';
 export { SynapseReadThrough, type ImportProblem } from './synapse-read-through.js';
 
-/** The route's answer. */
+/** The route's answer (snake_case, like the other admin APIs). */
 export interface SynapseImportReport {
-  readonly read_through: ReadThroughCounts;
-  readonly backfill: BackfillProgress;
+  /** First-access imports of this process. */
+  readonly read_through: { readonly imported: number; readonly not_in_synapse: number; readonly failed: number };
+  readonly backfill: {
+    readonly enabled: boolean;
+    /** Whether this process runs it now (one process of a deployment does). */
+    readonly running: boolean;
+    readonly done: boolean;
+    readonly imported: number;
+    /** Already here when the backfill reached them (imported on first access). */
+    readonly present: number;
+    readonly failed: number;
+    /** Items in Synapse's media tables (local and cached remote) when the job started; null before. */
+    readonly total: number | null;
+    readonly remaining: number | null;
+    readonly files_per_second: number;
+    /** Measured since this process started the job; null when it does not run it. */
+    readonly measured_per_second: number | null;
+  };
   /** The last problems (missing files, mismatches, thumbnails skipped, Synapse unavailable), newest last. */
-  readonly errors: readonly ImportProblem[];
+  readonly errors: readonly { readonly server_name: string; readonly media_id: string; readonly code: string; readonly error: string; readonly at: number }[];
 }
 
 /** The parts of read-through a server holds. */
@@ -61,11 +77,23 @@ export function createSynapseReadThrough(config: SynapseReadThroughConfig, deps:
     logger.warn({}, 'the metadata store keeps no import cursors: the Synapse backfill starts from the beginning after a restart');
   }
   const report = async (): Promise<SynapseImportReport> => {
-    const idle: BackfillProgress = { cursor: null, imported: 0, present: 0, failed: 0, done: false, enabled: false, running: false, total: null, remaining: null, filesPerSecond: config.backfill.filesPerSecond, measuredPerSecond: null };
+    const counts = readThrough?.counts ?? { imported: 0, notInSynapse: 0, failed: 0 };
+    const progress: BackfillProgress | undefined = await backfill?.progress(true);
     return {
-      read_through: readThrough?.counts ?? { imported: 0, notInSynapse: 0, failed: 0 },
-      backfill: backfill === undefined ? idle : await backfill.progress(true),
-      errors: problems.list(),
+      read_through: { imported: counts.imported, not_in_synapse: counts.notInSynapse, failed: counts.failed },
+      backfill: {
+        enabled: progress !== undefined,
+        running: progress?.running ?? false,
+        done: progress?.done ?? false,
+        imported: progress?.imported ?? 0,
+        present: progress?.present ?? 0,
+        failed: progress?.failed ?? 0,
+        total: progress?.total ?? null,
+        remaining: progress?.remaining ?? null,
+        files_per_second: config.backfill.filesPerSecond,
+        measured_per_second: progress?.measuredPerSecond ?? null,
+      },
+      errors: problems.list().map((problem) => ({ server_name: problem.serverName, media_id: problem.mediaId, code: problem.code, error: problem.message, at: problem.at })),
     };
   };
   return {

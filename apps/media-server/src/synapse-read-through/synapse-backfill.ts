@@ -112,7 +112,16 @@ export class SynapseBackfill {
 
   /** Starts the job in the background (idempotent). */
   start(): void {
-    this.#loop ??= this.#run().catch((err: unknown) => this.#options.logger.error({ err }, 'the Synapse backfill stopped'));
+    this.#loop ??= this.#run()
+      .catch((err: unknown) => {
+        // Stopping aborts the item in progress (the sink keeps nothing of it): not a failure.
+        if (!this.#stop.signal.aborted) this.#options.logger.error({ err }, 'the Synapse backfill stopped');
+      })
+      .finally(async () => {
+        this.#running = false;
+        // The next process takes over at once instead of waiting for the lease to run out.
+        await this.#options.leases?.releaseLease(BACKFILL_NAME, this.#holder).catch(() => false);
+      });
   }
 
   /** Resolves once the backfill has gone through every item (for tests and scripts). */
@@ -137,7 +146,7 @@ export class SynapseBackfill {
     };
   }
 
-  /** Stops the job after the item in progress. */
+  /** Stops the job: the item in progress is abandoned (nothing of it kept) and done again by the next run. */
   async close(): Promise<void> {
     this.#stop.abort();
     await this.#loop;
@@ -154,7 +163,14 @@ export class SynapseBackfill {
         await pause(LEASE_TTL_MS / 2, signal);
         continue;
       }
-      this.#state = parseState((await cursors?.readImportCursor(BACKFILL_NAME).catch(() => null)) ?? null);
+      try {
+        this.#state = parseState((await cursors?.readImportCursor(BACKFILL_NAME)) ?? null);
+      } catch (err) {
+        // Never start over because hsmedia's own database hiccuped: wait for the saved cursor.
+        logger.warn({ err }, 'the Synapse backfill cannot read its cursor; retrying');
+        await pause(retryMs, signal);
+        continue;
+      }
       if (this.#state.done) {
         this.#finish();
         return;
@@ -175,14 +191,11 @@ export class SynapseBackfill {
         continue;
       }
       if (this.#state.done) {
-        await leases?.releaseLease(BACKFILL_NAME, this.#holder).catch(() => false);
         logger.info({ imported: this.#state.imported, present: this.#state.present, failed: this.#state.failed }, 'the Synapse backfill is complete');
         this.#finish();
         return;
       }
     }
-    this.#running = false;
-    await leases?.releaseLease(BACKFILL_NAME, this.#holder).catch(() => false);
   }
 
   #finish(): void {

@@ -146,18 +146,29 @@ describe.skipIf(loaded.fixture === undefined)('read-through from a real Synapse'
     expect(missing.status).toBe(404);
     expect(missing.json()).toMatchObject({ errcode: 'M_NOT_FOUND', error: expect.stringContaining("missing from Synapse's media store") });
     const report = (await get(server, '/_hsmedia/admin/v1/import/synapse', { Authorization: `Bearer ${ADMIN_TOKEN}` })).json();
-    expect(report['errors']).toEqual(expect.arrayContaining([expect.objectContaining({ mediaId: item.mediaId, code: 'missing-file' }), expect.objectContaining({ code: 'source-unavailable' })]));
-    expect(report['read_through']).toMatchObject({ imported: 1, failed: 2 });
+    expect(report['errors']).toEqual(expect.arrayContaining([expect.objectContaining({ media_id: item.mediaId, code: 'missing-file', error: expect.stringContaining('missing') }), expect.objectContaining({ code: 'source-unavailable' })]));
+    expect(report['read_through']).toMatchObject({ imported: 1, failed: 2, not_in_synapse: 0 });
     expect((await get(server, '/_hsmedia/admin/v1/import/synapse')).status).toBe(403);
   });
 
-  it('the backfill imports everything (remote media included) at its rate, resumably, and reports progress', async () => {
+  it('the backfill imports everything (remote media included) at its rate, resumes after a restart, and reports progress', async () => {
     const fixture = await copySynapseFixture(source, join(dir.path, 'copy-c'));
+    const progress = async (server: StartedServer): Promise<Record<string, unknown>> =>
+      (await get(server, '/_hsmedia/admin/v1/import/synapse', { Authorization: `Bearer ${ADMIN_TOKEN}` })).json()['backfill'] as Record<string, unknown>;
+    // Slow first: stopped after a few items, the next process goes on from the saved cursor.
+    const first = await hsmediaOn(fixture, 'c', { enabled: true, files_per_second: 10 });
+    await expect.poll(async () => (await progress(first))['imported'], { timeout: 60_000, interval: 100 }).toBeGreaterThanOrEqual(3);
+    expect(await progress(first)).toMatchObject({ enabled: true, running: true, done: false, files_per_second: 10, total: source.items.length });
+    expect((await progress(first))['measured_per_second']).toBeGreaterThan(0);
+    await first.close();
     const server = await hsmediaOn(fixture, 'c', { enabled: true, files_per_second: 500 });
     await server.synapseReadThrough!.backfill()!.whenDone();
     const report = (await get(server, '/_hsmedia/admin/v1/import/synapse', { Authorization: `Bearer ${ADMIN_TOKEN}` })).json();
     const backfill = report['backfill'] as Record<string, unknown>;
-    expect(backfill).toMatchObject({ done: true, remaining: 0, failed: 0, total: source.items.length });
+    // Nothing twice: the second process went on after the first one's last saved item (the one it was
+    // stopped in, when it had just been stored, is found present).
+    expect(backfill).toMatchObject({ done: true, remaining: 0, failed: 0 });
+    expect(backfill['present']).toBeLessThanOrEqual(1);
     expect((backfill['imported'] as number) + (backfill['present'] as number)).toBe(source.items.length);
 
     // Synapse's files gone: every item is served from hsmedia's store, remote media included, as Synapse did.

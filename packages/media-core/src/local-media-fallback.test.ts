@@ -65,6 +65,21 @@ describe('MediaService with a LocalMediaFallback', () => {
     await media.close();
   });
 
+  it('asks again for a reservation brought in pending: uploaded there since, it is served; a failure there keeps the wait (504, not 503)', async () => {
+    const table: Record<string, string | 'pending'> = { later: 'pending' };
+    let down = false;
+    const { media, calls } = setup(table, () => (down ? errors.unknown('down', 503) : null));
+    const waiting = async (): Promise<unknown> => (await media.getMedia(SERVER, 'later', { timeoutMs: 0 }).catch((e: unknown) => e)) as unknown;
+    expect(await waiting()).toMatchObject({ errcode: 'M_NOT_YET_UPLOADED', status: 504 });
+    down = true;
+    expect(await waiting()).toMatchObject({ errcode: 'M_NOT_YET_UPLOADED', status: 504 });
+    down = false;
+    table['later'] = 'uploaded there';
+    expect(await text(media, 'later')).toBe('uploaded there');
+    expect(calls.length).toBeGreaterThanOrEqual(4);
+    await media.close();
+  });
+
   it('passes the fallback error through (the old repository unreachable: 503) and serves once it recovers', async () => {
     let down = true;
     const { media } = setup({ old2: 'back' }, () => (down ? errors.unknown('The media repository being replaced is unavailable', 503) : null));

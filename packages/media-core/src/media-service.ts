@@ -3,6 +3,7 @@ import { signalOf, type Clock, type Logger, type Requester, type SignalSource } 
 import { normaliseServerName } from './access-policies.js';
 import { generateId, isValidMediaId, isValidServerName } from './ids.js';
 import { LiveMediaHandle } from './live-media-handle.js';
+import { consultLocalFallback } from './local-media-fallback.js';
 import { MediaAccessRules, type AccessRequest } from './media-access.js';
 import { MediaCatalog, type MediaCacheOptions } from './media-catalog.js';
 import type { MediaHandle } from './media-handle.js';
@@ -382,8 +383,8 @@ export class MediaService {
     if (!isValidMediaId(mediaId)) throw errors.notFound('Media not found');
     const catalog = this.catalog;
     let record = catalog.cached(serverName, mediaId) ?? (await catalog.load(serverName, mediaId));
-    if (record === null && this.#localFallback !== undefined && this.isLocal(serverName)) {
-      if (await this.#localFallback.bring(mediaId, signalOf(options.signal))) record = await catalog.load(serverName, mediaId);
+    if (this.#localFallback !== undefined && this.isLocal(serverName) && (record === null || record.blobId === null)) {
+      record = await consultLocalFallback(this.#localFallback, catalog, record, serverName, mediaId, options.signal);
     }
     if (record === null) {
       if (this.isLocal(serverName) || options.localOnly === true) throw errors.notFound('Media not found');

@@ -99,7 +99,7 @@ export class SynapseReadThrough implements LocalMediaFallback {
           return false;
         }
         const result = await importSynapseItem(source, imports, item, serverName, clock.now());
-        this.#imported++;
+        if (result.outcome === 'imported') this.#imported++;
         for (const problem of result.thumbnailProblems) this.#report(mediaId, 'thumbnail', problem);
         logger.info({ media_id: mediaId, outcome: result.outcome, thumbnails: result.thumbnailsImported }, 'imported media from Synapse on first access');
         return true;

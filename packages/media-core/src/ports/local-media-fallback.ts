@@ -5,9 +5,10 @@
  */
 export interface LocalMediaFallback {
   /**
-   * Brings a local media item this server has no record of into its stores
-   * (e.g. imports it, with its thumbnails, from the old repository). True when
-   * a record exists afterwards (brought now, or by another caller meanwhile);
+   * Brings a local media item this server has no record of, or only a pending
+   * one (an async upload reserved there and uploaded there since), into its
+   * stores (e.g. imports it, with its thumbnails, from the old repository).
+   * True when a record exists afterwards (brought now, or by another caller meanwhile);
    * false when the fallback does not know the ID either, so it is 404 as
    * before. Throws a `MatrixError` for what the client should see instead:
    * the old repository unreachable (503), its file missing (404 with a

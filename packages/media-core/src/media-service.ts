@@ -1,5 +1,5 @@
 import { errors } from '@hsmedia/errors';
-import { signalOf, type Clock, type Logger, type Requester, type SignalSource } from '@hsmedia/runtime';
+import type { Clock, Logger, Requester, SignalSource } from '@hsmedia/runtime';
 import { normaliseServerName } from './access-policies.js';
 import { generateId, isValidMediaId, isValidServerName } from './ids.js';
 import { LiveMediaHandle } from './live-media-handle.js';

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { configJsonSchema, defaultConfig, loadConfigFile, parseConfig, type MediaServerConfig } from './config.js';
 import { copyArgumentsOf, runSqliteToPostgres, type CopyArguments } from './commands/sqlite-to-postgres-command.js';
 import { hashesArgumentsOf, runHashesCommand, type HashesArguments } from './commands/hashes-command.js';
+import { importSynapseArgumentsOf, runImportSynapse, type ImportSynapseArguments } from './commands/import-synapse-command.js';
 import { describeDatabase } from './database.js';
 import { openStores } from './stores.js';
 import { loadSigningKeyFor } from './homeserver-key.js';
@@ -37,6 +38,13 @@ Commands:
                   Add a shared hash list (format from the file name unless
                   given). Every line is checked first: any malformed line is
                   reported and nothing is imported. Listed hashes are kept.
+  import-synapse --database SQLITE_FILE|POSTGRES_URL --media-store DIR [--dry-run]
+                 [--report FILE] [--state FILE] [--restart] [--concurrency N]
+                  Import Synapse's media (read-only) with the same media IDs:
+                  files streamed into the configured store, hashed and
+                  size-checked; quarantine kept. Idempotent and resumable (the
+                  cursor is kept in --state, default ./import-synapse.state.json);
+                  every item is listed in the --report file (JSON lines).
   generate-key    Create the signing key file if missing; print its key ID and public key.
   config-schema   Print the JSON Schema of the config file.
 
@@ -53,7 +61,7 @@ Options:
   -v, --version       Show the version.
 `;
 
-const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'hashes', 'generate-key', 'config-schema'] as const;
+const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'hashes', 'import-synapse', 'generate-key', 'config-schema'] as const;
 type Command = (typeof COMMANDS)[number];
 
 function version(): string {
@@ -73,6 +81,8 @@ export type CliInvocation =
       readonly copy?: CopyArguments;
       /** The action and options of `hashes`. */
       readonly hashes?: HashesArguments;
+      /** The options of `import-synapse`. */
+      readonly importSynapse?: ImportSynapseArguments;
     }
   | { readonly kind: 'help' | 'version' }
   | { readonly kind: 'usage-error'; readonly message: string };
@@ -98,6 +108,12 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
         out: { type: 'string' },
         'dry-run': { type: 'boolean' },
         reason: { type: 'string' },
+        database: { type: 'string' },
+        'media-store': { type: 'string' },
+        report: { type: 'string' },
+        state: { type: 'string' },
+        restart: { type: 'boolean' },
+        concurrency: { type: 'string' },
       },
     });
   } catch (error) {
@@ -117,8 +133,12 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
   if (synapseConfig === '') return { kind: 'usage-error', message: '--synapse-config needs a file name' };
   const copy = copyArgumentsOf(name, parsed.values);
   if (typeof copy === 'string') return { kind: 'usage-error', message: copy };
-  const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), parsed.values);
+  // --dry-run is shared by hashes import and import-synapse.
+  const { 'dry-run': dryRun, ...hashValues } = parsed.values;
+  const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), name === 'import-synapse' ? hashValues : { ...hashValues, 'dry-run': dryRun });
   if (typeof hashes === 'string') return { kind: 'usage-error', message: hashes };
+  const importSynapse = importSynapseArgumentsOf(name, parsed.values);
+  if (typeof importSynapse === 'string') return { kind: 'usage-error', message: importSynapse };
   return {
     kind: 'run',
     command: name as Command,
@@ -126,6 +146,7 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
     ...(synapseConfig === undefined ? {} : { synapseConfigPath: synapseConfig }),
     ...(copy === undefined ? {} : { copy }),
     ...(hashes === undefined ? {} : { hashes }),
+    ...(importSynapse === undefined ? {} : { importSynapse }),
   };
 }
 
@@ -179,6 +200,8 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
         return await runSqliteToPostgres(config, invocation.copy ?? {}, io);
       case 'hashes':
         return await runHashesCommand(config, invocation.hashes!, io);
+      case 'import-synapse':
+        return await runImportSynapse(config, invocation.importSynapse!, io);
       case 'generate-key': {
         const { key, created } = await loadSigningKeyFor(config);
         io.stdout.write(

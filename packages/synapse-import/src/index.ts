@@ -17,3 +17,12 @@ export {
   type SynapseMediaStats,
   type SynapseThumbnail,
 } from './synapse-media-source.js';
+export { serverNameOf, toImportedRecord, toImportedThumbnail } from './synapse-records.js';
+export {
+  SynapseImporter,
+  type SynapseImportEntry,
+  type SynapseImportOutcome,
+  type SynapseImportRunOptions,
+  type SynapseImportTally,
+  type SynapseImporterOptions,
+} from './synapse-importer.js';

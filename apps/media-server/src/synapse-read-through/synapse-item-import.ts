@@ -4,9 +4,9 @@
  * the backfill does for the rest. Also the one lazily opened, self-healing
  * connection to Synapse's database and media store both of them read through.
  */
-import { ImportError, type ImportedMediaRecord, type ImportedThumbnail, type MediaImports } from '@hsmedia/media-core';
+import { ImportError, type MediaImports } from '@hsmedia/media-core';
 import type { Logger } from '@hsmedia/runtime';
-import { SynapseMediaSource, UnsafeMediaPathError, type SynapseMediaItem, type SynapseMediaSourceOptions, type SynapseThumbnail } from '@hsmedia/synapse-import';
+import { SynapseMediaSource, toImportedRecord, toImportedThumbnail, UnsafeMediaPathError, type SynapseMediaItem, type SynapseMediaSourceOptions } from '@hsmedia/synapse-import';
 
 /** Why an item could not be imported (reported by the admin API, logged). */
 export type ItemFailureCode = 'missing-file' | 'unsafe-path' | 'size-mismatch' | 'hash-mismatch' | 'refused' | 'invalid' | 'source-unavailable';
@@ -27,48 +27,6 @@ export interface ItemImportResult {
   readonly thumbnailsImported: number;
   /** Thumbnails skipped (file missing, unknown method, refused): the item is served, they are made again on demand. */
   readonly thumbnailProblems: readonly string[];
-}
-
-const SHA256_HEX = /^[0-9a-f]{64}$/;
-const ANIMATABLE_SOURCES = new Set(['image/gif', 'image/webp']);
-
-/** Synapse's row as the sink's record: same server name and media ID, quarantine and protection kept. */
-export function importedRecordOf(item: SynapseMediaItem, localServerName: string, now: number): ImportedMediaRecord {
-  const local = item.origin === null;
-  const sha256 = item.sha256?.toLowerCase();
-  return {
-    serverName: item.origin ?? localServerName,
-    mediaId: item.mediaId,
-    contentType: item.mediaType,
-    uploadName: item.uploadName,
-    userId: local ? item.userId : null,
-    createdAt: item.createdTs ?? now,
-    lastAccessAt: item.lastAccessTs,
-    quarantined: item.quarantinedBy !== null,
-    protected: item.safeFromQuarantine,
-    authenticated: item.authenticated,
-    ...(item.pending ? { pending: true } : {}),
-    ...(item.mediaLength === null || item.pending ? {} : { expectedSize: item.mediaLength }),
-    ...(sha256 !== undefined && SHA256_HEX.test(sha256) ? { expectedSha256: sha256 } : {}),
-  };
-}
-
-/**
- * A thumbnail row as the sink's. Synapse identifies a thumbnail by size,
- * method and type; the extra `image/webp` row of an animated GIF or WebP
- * source is its animated thumbnail. Null for a method hsmedia does not know.
- */
-export function importedThumbnailOf(item: SynapseMediaItem, thumbnail: SynapseThumbnail): ImportedThumbnail | null {
-  if (thumbnail.method !== 'crop' && thumbnail.method !== 'scale') return null;
-  const animated = thumbnail.type === 'image/webp' && item.mediaType !== null && ANIMATABLE_SOURCES.has(item.mediaType.split(';')[0]!.trim().toLowerCase());
-  return {
-    width: thumbnail.width,
-    height: thumbnail.height,
-    method: thumbnail.method,
-    contentType: thumbnail.type,
-    ...(animated ? { animated: true } : {}),
-    ...(thumbnail.length === null ? {} : { expectedSize: thumbnail.length }),
-  };
 }
 
 /**
@@ -145,7 +103,9 @@ export async function importSynapseItem(
   const where = `${item.origin ?? localServerName}/${item.mediaId}`;
   let outcome: 'imported' | 'present' = 'present';
   if (!item.thumbnailOnly) {
-    const record = importedRecordOf(item, localServerName, now);
+    const imported = toImportedRecord(item, localServerName);
+    // A row without a creation time (never seen, but the column is nullable) counts as created now.
+    const record = item.createdTs === null ? { ...imported, createdAt: now } : imported;
     const file = item.pending ? null : await openOrFail(() => source.openMedia(item), where);
     if (!item.pending && file === null) throw new ItemImportFailure('missing-file', `${where}: the file is missing from Synapse's media store (${item.path ?? 'no path'})`);
     try {
@@ -160,7 +120,7 @@ export async function importSynapseItem(
   let thumbnailsImported = 0;
   const thumbnailProblems: string[] = [];
   for (const thumbnail of item.thumbnails) {
-    const spec = importedThumbnailOf(item, thumbnail);
+    const spec = toImportedThumbnail(item, thumbnail);
     const name = `${thumbnail.width}x${thumbnail.height} ${thumbnail.method} ${thumbnail.type}`;
     if (spec === null) {
       thumbnailProblems.push(`${name}: unknown method`);

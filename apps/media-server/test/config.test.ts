@@ -390,6 +390,7 @@ describe('configJsonSchema', () => {
         'scanning',
         'workers',
         'cluster',
+        'synapse_read_through',
       ].sort(),
     );
     expect(schema.properties['listen']?.additionalProperties).toBe(false);

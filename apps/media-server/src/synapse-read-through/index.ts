@@ -105,7 +105,7 @@ export function createSynapseReadThrough(config: SynapseReadThroughConfig, deps:
     },
     start(catalog) {
       const imports = new MediaImports({ catalog, actor: 'synapse-import', logger });
-      readThrough = new SynapseReadThrough({ connection, imports, serverName, problems, clock, logger });
+      readThrough = new SynapseReadThrough({ connection, imports, serverName, problems, clock, logger, leases: hasJobLeases(metadata) ? metadata : undefined });
       if (!config.backfill.enabled) return;
       backfill = new SynapseBackfill({
         connection,

@@ -6,7 +6,7 @@
  * routes move from Synapse to hsmedia nothing Synapse would have served is 404.
  */
 import { errors } from '@hsmedia/errors';
-import type { LocalMediaFallback, MediaImports } from '@hsmedia/media-core';
+import type { JobLeases, LocalMediaFallback, MediaImports } from '@hsmedia/media-core';
 import type { Clock, Logger } from '@hsmedia/runtime';
 import { ItemImportFailure, importSynapseItem, type ItemFailureCode, type SynapseConnection } from './synapse-item-import.js';
 
@@ -43,7 +43,19 @@ export interface SynapseReadThroughOptions {
   readonly problems: ProblemLog;
   readonly clock: Clock;
   readonly logger: Logger;
+  /**
+   * Leases shared by the processes of a deployment: with them one process
+   * imports a given ID and the others wait for its record (up to
+   * `waitForOtherMs`, then import it themselves, harmlessly: the sink is idempotent).
+   */
+  readonly leases?: JobLeases | undefined;
+  /** How long to wait for another process's import of the same ID, in ms. Default 30 000. */
+  readonly waitForOtherMs?: number;
 }
+
+/** A first-access import holds its lease this long at most (a crashed holder frees it by then). */
+const IMPORT_LEASE_MS = 120_000;
+const OTHER_IMPORT_POLL_MS = 100;
 
 /** Counters of the first-access imports of this process. */
 export interface ReadThroughCounts {
@@ -54,9 +66,10 @@ export interface ReadThroughCounts {
 
 /**
  * The `LocalMediaFallback` on Synapse. One import per media ID at a time in
- * this process (concurrent requests share it); several processes importing
- * the same ID at once is harmless, since the sink is idempotent (one insert
- * wins, the other's bytes are dropped).
+ * this process (concurrent requests share it) and, with `leases`, in the
+ * deployment (the other processes wait for the record). Without leases,
+ * several processes importing one ID at once is harmless, only wasted reads:
+ * the sink is idempotent (one insert wins, the other's bytes are dropped).
  *
  * Answers: true when the item is here now; false when Synapse does not know
  * it either (404 as before); a `MatrixError` otherwise: 503 `M_UNKNOWN` when
@@ -67,6 +80,7 @@ export interface ReadThroughCounts {
 export class SynapseReadThrough implements LocalMediaFallback {
   readonly #options: SynapseReadThroughOptions;
   readonly #inFlight = new Map<string, Promise<boolean>>();
+  readonly #holder = `read-through-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
   #imported = 0;
   #notInSynapse = 0;
   #failed = 0;
@@ -90,6 +104,36 @@ export class SynapseReadThrough implements LocalMediaFallback {
   }
 
   async #bring(mediaId: string): Promise<boolean> {
+    const { leases, imports, serverName, clock } = this.#options;
+    if (leases === undefined) return this.#import(mediaId);
+    const lease = `synapse-read-through:${mediaId}`;
+    // A store error (or a name too long for it) must not stop the import: without the lease it is only less shared.
+    const mine = await leases.tryAcquireLease(lease, this.#holder, IMPORT_LEASE_MS).catch(() => true);
+    if (mine) {
+      try {
+        return await this.#import(mediaId);
+      } finally {
+        await leases.releaseLease(lease, this.#holder).catch(() => false);
+      }
+    }
+    // Another process imports it now: its record appears when it is done.
+    const deadline = clock.now() + (this.#options.waitForOtherMs ?? 30_000);
+    while (clock.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, OTHER_IMPORT_POLL_MS));
+      if (await imports.has(serverName, mediaId)) return true;
+      if (await leases.tryAcquireLease(lease, this.#holder, IMPORT_LEASE_MS).catch(() => false)) {
+        // It gave up (a failure: missing file, Synapse away): find out here, for this client's answer.
+        try {
+          return await this.#import(mediaId);
+        } finally {
+          await leases.releaseLease(lease, this.#holder).catch(() => false);
+        }
+      }
+    }
+    return this.#import(mediaId);
+  }
+
+  async #import(mediaId: string): Promise<boolean> {
     const { connection, imports, serverName, clock, logger } = this.#options;
     try {
       return await connection.use(async (source) => {

@@ -13,7 +13,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,7 +92,8 @@ export async function loadSynapseFixture(): Promise<FixtureResult> {
   if (install.python === undefined) return { reason: install.reason };
   const dir = join(fixtureRoot(), `${install.version}-f${FIXTURE_FORMAT}`);
   try {
-    if (!existsSync(join(dir, 'fixture.json'))) {
+    await mkdir(fixtureRoot(), { recursive: true });
+    if (!existsSync(join(dir, 'fixture.json')) && (await takeBuildLock(`${dir}.lock`))) {
       const building = join(fixtureRoot(), `.building-${process.pid}-${randomBytes(4).toString('hex')}`);
       await mkdir(building, { recursive: true });
       try {
@@ -103,12 +104,35 @@ export async function loadSynapseFixture(): Promise<FixtureResult> {
         });
       } finally {
         await rm(building, { recursive: true, force: true });
+        await rm(`${dir}.lock`, { recursive: true, force: true });
       }
     }
     const manifest = JSON.parse(await readFile(join(dir, 'fixture.json'), 'utf8')) as Omit<SynapseFixture, 'dir' | 'databasePath' | 'mediaStorePath'>;
     return { fixture: { ...manifest, dir, databasePath: join(dir, 'homeserver.db'), mediaStorePath: join(dir, 'media') } };
   } catch (error) {
     return { reason: `building the Synapse fixture failed: ${(error as Error).stack ?? String(error)}` };
+  }
+}
+
+/**
+ * One builder at a time (test files run in parallel; each build starts two Synapses): true when
+ * this process should build, false once another process's build is there. A lock older than the
+ * longest build is taken over (its builder died).
+ */
+async function takeBuildLock(lock: string): Promise<boolean> {
+  const fixture = join(lock.slice(0, -'.lock'.length), 'fixture.json');
+  for (;;) {
+    try {
+      await mkdir(lock);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    if (existsSync(fixture)) return false;
+    const age = Date.now() - (await stat(lock).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+    if (age > 15 * 60_000) await rm(lock, { recursive: true, force: true });
+    else await new Promise((resolve) => setTimeout(resolve, 500));
+    if (existsSync(fixture)) return false;
   }
 }
 

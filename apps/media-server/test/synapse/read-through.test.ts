@@ -95,6 +95,15 @@ describe.skipIf(loaded.fixture === undefined)('read-through from a real Synapse'
     expect(sha256(bytes)).toBe(federated.sha256);
     expect(overFederation.body.includes(bytes)).toBe(true);
 
+    // A thumbnail as the first request of an item (client v1, and federation for another one).
+    const firstThumb = await get(server, `/_matrix/client/v1/media/thumbnail/${serverName}/${byLabel('jpeg-exif').mediaId}?width=32&height=32&method=crop`);
+    expect(firstThumb.status).toBe(200);
+    expect(firstThumb.type).toBe('image/jpeg');
+    const thumbUri = `/_matrix/federation/v1/media/thumbnail/${byLabel('webp-still').mediaId}?width=32&height=32&method=crop`;
+    const federatedThumb = await get(server, thumbUri, { Authorization: signXMatrixRequest({ method: 'GET', uri: thumbUri, origin: 'peer.test', destination: serverName }, peer.signingKey) });
+    expect(federatedThumb.status, federatedThumb.body.toString().slice(0, 300)).toBe(200);
+    expect(federatedThumb.type).toMatch(/^multipart\/mixed/);
+
     // Legacy v3: served for the unauthenticated item, refused like Synapse for the frozen ones.
     const legacy = await get(server, `/_matrix/media/v3/download/${serverName}/${byLabel('png-rgb').mediaId}`, {});
     expect(legacy.status).toBe(200);

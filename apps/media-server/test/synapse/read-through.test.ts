@@ -42,7 +42,7 @@ describe.skipIf(loaded.fixture === undefined)('read-through from a real Synapse'
     const server = await startServer(
       testConfig(base, {
         server_name: serverName,
-        log_level: 'warn',
+        log_level: 'error',
         auth: { tokens: { alice_token: `@alice:${serverName}`, [ADMIN_TOKEN]: `@admin:${serverName}` } },
         admins: [`@admin:${serverName}`],
         federation: { destinations: { 'peer.test': peer.url }, ip_range_allowlist: ['127.0.0.1/32'] },
@@ -136,7 +136,7 @@ describe.skipIf(loaded.fixture === undefined)('read-through from a real Synapse'
     }
   });
 
-  it('a missing file is a clear 404, reported by the admin API; an unreachable database is 503 and recovers', async () => {
+  it('a missing file is a clear 404, reported by the admin API; an unreachable database is 503 and recovers; a reservation made on Synapse takes its upload here', async () => {
     const fixture = await copySynapseFixture(source, join(dir.path, 'copy-b'));
     const item = byLabel('binary-5mib');
     await rm(join(fixture.mediaStorePath, 'local_content', item.mediaId.slice(0, 2), item.mediaId.slice(2, 4), item.mediaId.slice(4)));
@@ -158,6 +158,16 @@ describe.skipIf(loaded.fixture === undefined)('read-through from a real Synapse'
     expect(report['errors']).toEqual(expect.arrayContaining([expect.objectContaining({ media_id: item.mediaId, code: 'missing-file', error: expect.stringContaining('missing') }), expect.objectContaining({ code: 'source-unavailable' })]));
     expect(report['read_through']).toMatchObject({ imported: 1, failed: 2, not_in_synapse: 0 });
     expect((await get(server, '/_hsmedia/admin/v1/import/synapse')).status).toBe(403);
+
+    // An ID its uploader reserved on Synapse (never asked for here yet) takes the upload here.
+    const reserved = byLabel('never-uploaded');
+    const put = await fetch(`${server.url}/_matrix/media/v3/upload/${serverName}/${reserved.mediaId}`, {
+      method: 'PUT',
+      headers: { Authorization: 'Bearer alice_token', 'Content-Type': 'text/plain' },
+      body: 'uploaded after the switch',
+    });
+    expect(put.status, await put.clone().text()).toBe(200);
+    expect((await download(server, reserved)).body.toString()).toBe('uploaded after the switch');
   });
 
   it('the backfill imports everything (remote media included) at its rate, resumes after a restart, and reports progress', async () => {

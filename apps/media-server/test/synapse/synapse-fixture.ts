@@ -136,10 +136,21 @@ async function takeBuildLock(lock: string): Promise<boolean> {
   }
 }
 
-/** A private copy of the fixture (tests delete files and change the database). */
+/** Run by Synapse's Python: media created but never uploaded re-dated to argv[2] (ms). */
+const REDATE_PENDING = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('UPDATE local_media_repository SET created_ts = ? WHERE media_length IS NULL', (int(sys.argv[2]),))\nc.commit()";
+
+/**
+ * A private copy of the fixture (tests delete files and change the database). Its media created but
+ * never uploaded is re-dated to now: Synapse answers it 504 for 24 h after its creation (404 after),
+ * and the manifest records the 504 Synapse gave when the fixture was made, however old the cache is.
+ */
 export async function copySynapseFixture(fixture: SynapseFixture, target: string): Promise<SynapseFixture> {
   await cp(fixture.dir, target, { recursive: true });
-  return { ...fixture, dir: target, databasePath: join(target, 'homeserver.db'), mediaStorePath: join(target, 'media') };
+  const databasePath = join(target, 'homeserver.db');
+  const install = installSynapse();
+  if (install.python === undefined) throw new Error(`Synapse's Python is gone: ${install.reason}`);
+  await promisify(execFile)(install.python, ['-c', REDATE_PENDING, databasePath, String(Date.now())]);
+  return { ...fixture, dir: target, databasePath, mediaStorePath: join(target, 'media') };
 }
 
 interface Uploaded {

@@ -30,6 +30,7 @@ import { THUMBNAILS_DEFAULTS, resolveThumbnailsConfig, type ThumbnailsConfig } f
 import type { ScanningConfig } from './scanning.js';
 import { homeserverAuthOptions, onlyWithHomeserver, resolveHomeserverAuthExtras, type HomeserverAuthExtras } from './homeserver-auth-config.js';
 import { synapseSectionSchema, withSynapseSettings } from './synapse-config.js';
+import { resolveSynapseReadThroughConfig, synapseReadThroughSchema, type SynapseReadThroughConfig } from './synapse-read-through-config.js';
 
 /** The log levels pino knows, most to least verbose, plus `silent`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -519,6 +520,7 @@ const configFileSchema = z
     scanning: scanningSchema.optional(),
     admin_console: adminConsoleSchema.default({ enabled: false }),
     cluster: clusterSchema.default(() => clusterSchema.parse({})),
+    synapse_read_through: synapseReadThroughSchema.optional(),
   })
   .superRefine((file, ctx) => {
     if (file.delivery === 'x_accel' && file.media_store.filesystem === undefined) {
@@ -606,6 +608,8 @@ export interface MediaServerConfig {
   readonly adminConsole: AdminConsoleConfig;
   /** How the processes of a deployment share limits and changes (`cluster:`). */
   readonly cluster: ClusterConfig;
+  /** Read-through from Synapse's media repository (`synapse_read_through:`); undefined when off. */
+  readonly synapseReadThrough: SynapseReadThroughConfig | undefined;
 }
 
 /** Outbound and inbound federation settings (`federation:` in the file). */
@@ -770,6 +774,7 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
             rescansPerSecond: file.scanning.rescans_per_second,
           },
     cluster: resolveClusterConfig(file.cluster),
+    synapseReadThrough: resolveSynapseReadThroughConfig(file.synapse_read_through, baseDir),
   };
 }
 

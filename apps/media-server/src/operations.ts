@@ -35,6 +35,8 @@ export interface Operations {
   readonly admin: MediaAdmin;
   readonly metrics: MediaMetrics;
   readonly health: () => Promise<HealthReport>;
+  /** Whether a requester is a server admin (`admins`, then the homeserver with auth.homeserver_admins). */
+  readonly isAdmin: (requester: Requester, ctx: Context) => boolean | Promise<boolean>;
   /** Routers for the main listener: the admin API and `GET /health`. */
   readonly routers: readonly Router[];
   /** Applies the retention rules now (what the periodic job runs). */
@@ -95,6 +97,7 @@ export function createOperations(config: MediaServerConfig, deps: OperationsDeps
   let starting: Promise<void> | undefined;
   return {
     admin,
+    isAdmin,
     metrics,
     health,
     routers: [adminRouter, ...scanRouters, consoleApiRouter, ...consoleRouters, exportRouter, createHealthRouter(health)],

@@ -13,7 +13,7 @@ import { abortSignalFor } from '@hsmedia/koa-matrix';
 import { hasJobLeases, MediaService, type BlobStore, type ThumbnailService } from '@hsmedia/media-core';
 import { mountMediaRoutes, type MediaAccel, type MediaRedirect } from '@hsmedia/media-routes';
 import { createAddressPolicy } from '@hsmedia/net-guard';
-import type { Clock } from '@hsmedia/runtime';
+import { systemClock, type Clock } from '@hsmedia/runtime';
 import { KeyRing } from '@hsmedia/signing';
 import { createKeyServer, createXMatrixAuth, KEY_SERVER_PATH } from '@hsmedia/xmatrix-auth';
 import { Router } from '@koa/router';
@@ -41,6 +41,7 @@ import { createVersionsRouter } from './versions.js';
 import { MediaMetrics } from './metrics.js';
 import { createOperations, type Operations } from './operations.js';
 import { scanningOptionsOf } from './scanning.js';
+import { createSynapseReadThrough, type SynapseReadThroughParts } from './synapse-read-through/index.js';
 
 /** Options for {@link createServer} and {@link startServer}; all optional. */
 export interface ServerOptions {
@@ -90,6 +91,8 @@ export interface MediaServer {
   readonly operations: Operations;
   /** Background jobs (staging sweep, expired `/create` clean-up) and their run-now hooks. */
   readonly maintenance: Maintenance;
+  /** Read-through from Synapse (`synapse_read_through:`); undefined when off. */
+  readonly synapseReadThrough: SynapseReadThroughParts | undefined;
   /** Listens on `config.listen` and resolves with the base URL (`http://host:port`). */
   listen(): Promise<string>;
   /**
@@ -134,6 +137,7 @@ interface OpenParts {
   media?: MediaService;
   thumbnails?: ThumbnailService | undefined;
   operations?: Operations;
+  synapseReadThrough?: SynapseReadThroughParts | undefined;
 }
 
 /**
@@ -142,6 +146,8 @@ interface OpenParts {
  * database its leases live in.
  */
 async function closeParts(parts: OpenParts): Promise<void> {
+  // The backfill writes through the media service: stopped before it.
+  await parts.synapseReadThrough?.close();
   await parts.thumbnails?.close();
   await parts.operations?.close();
   await parts.media?.close();
@@ -238,6 +244,11 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     const remote = metrics.instrumentRemoteSource(federationClient);
     // access_policy: deny list and HTTP endpoint, asked after quarantine and the freeze; undefined allows all.
     const accessPolicy = createAccessPolicy(config.accessPolicy, logger.child({ component: 'access-policy' }));
+    // synapse_read_through: unknown local IDs are imported from Synapse on first access; the rest in the background.
+    const readThrough = (open.synapseReadThrough =
+      config.synapseReadThrough === undefined
+        ? undefined
+        : createSynapseReadThrough(config.synapseReadThrough, { serverName: config.serverName, metadata: stores.metadata, clock: systemClock, logger: logger.child({ component: 'synapse-import' }) }));
     const media = (open.media = new MediaService({
       serverName: config.serverName,
       blobs: stores.blobs,
@@ -256,6 +267,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       ...(config.quotas === undefined ? {} : { quotas: config.quotas }),
       ...(accessPolicy === undefined ? {} : { accessPolicy }),
       preventDownloadsFrom: config.accessPolicy.preventDownloadsFrom,
+      ...optional('localFallback', readThrough?.fallback),
       // scanning: clamd between "stored" and "visible"; off when the section is absent.
       ...(config.scanning === undefined ? {} : { scanning: scanningOptionsOf(config.scanning, metrics.onScan) }),
       logger: logger.child({ component: 'media' }),
@@ -274,6 +286,9 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       remote,
       wrapGenerator: (generator) => metrics.instrumentThumbnailGenerator(generator),
     }));
+
+    // After the thumbnail service, so imported media is announced to it like any stored media.
+    readThrough?.start(media.catalog);
 
     // Undefined while previews are off; refuses an unsafe url_preview section (keyed errors).
     const preview = await createUrlPreviewRoute(config.urlPreview, {
@@ -348,7 +363,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
         ),
       },
       // Beside a homeserver, the homeserver answers /versions (it knows its own spec support).
-      routers: [keyServer, ...operations.routers, ...(config.auth.kind === 'homeserver' ? [] : [createVersionsRouter()])],
+      routers: [keyServer, ...operations.routers, ...(readThrough === undefined ? [] : [readThrough.router(authenticate as Koa.Middleware, operations.isAdmin)]), ...(config.auth.kind === 'homeserver' ? [] : [createVersionsRouter()])],
     });
     httpServer.on('request', app.callback());
 
@@ -378,6 +393,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       stagingFilesRemoved,
       operations,
       maintenance,
+      synapseReadThrough: readThrough,
       listen: () =>
         operations.listen().then(() => new Promise<string>((resolve, reject) => {
           const onError = (error: Error): void => reject(error);

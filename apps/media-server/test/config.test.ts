@@ -392,6 +392,7 @@ describe('configJsonSchema', () => {
         'scanning',
         'workers',
         'cluster',
+        'synapse_read_through',
       ].sort(),
     );
     expect(schema.properties['listen']?.additionalProperties).toBe(false);

@@ -99,6 +99,9 @@ export {
   type MediaChangeFeed,
   type MediaChangeListener,
   parseMediaChange,
+  type LocalMediaFallback,
+  type ImportCursors,
+  hasImportCursors,
 } from './ports/index.js';
 export {
   allowAllPolicy,

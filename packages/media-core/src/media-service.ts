@@ -3,6 +3,7 @@ import type { Clock, Logger, Requester, SignalSource } from '@hsmedia/runtime';
 import { normaliseServerName } from './access-policies.js';
 import { generateId, isValidMediaId, isValidServerName } from './ids.js';
 import { LiveMediaHandle } from './live-media-handle.js';
+import { consultLocalFallback } from './local-media-fallback.js';
 import { MediaAccessRules, type AccessRequest } from './media-access.js';
 import { MediaCatalog, type MediaCacheOptions } from './media-catalog.js';
 import type { MediaHandle } from './media-handle.js';
@@ -18,6 +19,7 @@ import {
   hasBlockedHashes,
   type BlobStore,
   type BlockedHashes,
+  type LocalMediaFallback,
   type MediaAccessPolicy,
   type MediaAdmission,
   type MediaChangeFeed,
@@ -131,6 +133,12 @@ export interface MediaServiceOptions {
   readonly userLeases?: JobLeases;
   /** Changes shared with the other processes of a deployment (see `MediaCatalogOptions.changes`). */
   readonly changes?: MediaChangeFeed;
+  /**
+   * Asked for a local media ID the catalog has no record of, before answering
+   * 404 (read-through from the media repository being replaced): when it
+   * brings the item in, the item is served as if it had always been here.
+   */
+  readonly localFallback?: LocalMediaFallback;
 }
 
 /** Options for {@link MediaService.getMedia}. */
@@ -206,6 +214,7 @@ export class MediaService {
   readonly #access: MediaAccessRules;
   readonly #timeouts: TimeoutPolicy;
   readonly #noFetchFrom: ReadonlySet<string>;
+  readonly #localFallback: LocalMediaFallback | undefined;
   /** The virus-scan stage; undefined when scanning is off. */
   readonly scanning: MediaScanStage | undefined;
   readonly #signatureWatch: SignatureWatch | undefined;
@@ -219,6 +228,7 @@ export class MediaService {
     this.serverName = options.serverName;
     const freezeLegacy = options.freezeLegacy ?? false;
     this.#noFetchFrom = new Set((options.preventDownloadsFrom ?? []).map(normaliseServerName));
+    this.#localFallback = options.localFallback;
     this.#timeouts = new TimeoutPolicy({
       maxMs: requireInteger('maxTimeoutMs', options.maxTimeoutMs ?? 60_000, true),
       defaultMs: requireInteger('defaultTimeoutMs', options.defaultTimeoutMs ?? 20_000, true),
@@ -356,7 +366,11 @@ export class MediaService {
   }
 
   /** Uploads into a reserved ID (`PUT /_matrix/media/v3/upload/{serverName}/{mediaId}`); see `MediaUploads.uploadPending`. */
-  uploadPending(request: PendingUploadRequest): Promise<void> {
+  async uploadPending(request: PendingUploadRequest): Promise<void> {
+    // An ID reserved on the repository being replaced is filled here once that repository's record is brought in.
+    if (this.#localFallback !== undefined && this.isLocal(request.serverName) && isValidMediaId(request.mediaId) && (await this.catalog.records.getMedia(request.serverName, request.mediaId)) === null) {
+      await this.#localFallback.bring(request.mediaId, request.signal);
+    }
     return this.#uploads.uploadPending(request);
   }
 
@@ -376,6 +390,9 @@ export class MediaService {
     if (!isValidMediaId(mediaId)) throw errors.notFound('Media not found');
     const catalog = this.catalog;
     let record = catalog.cached(serverName, mediaId) ?? (await catalog.load(serverName, mediaId));
+    if (this.#localFallback !== undefined && this.isLocal(serverName) && (record === null || record.blobId === null)) {
+      record = await consultLocalFallback(this.#localFallback, catalog, record, serverName, mediaId, options.signal);
+    }
     if (record === null) {
       if (this.isLocal(serverName) || options.localOnly === true) throw errors.notFound('Media not found');
       if (this.#remote === undefined || options.allowRemote === false) throw errors.notFound('Media not found');

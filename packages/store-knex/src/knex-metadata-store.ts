@@ -1,5 +1,5 @@
 import type { MediaBrowseFilter, MediaBrowseOptions, MediaHistogramBucket, MediaHistogramQuery, OriginMediaUsage } from '@hsmedia/media-core';
-import type { AdminAction, AdminActionQuery, AdminAuditLog, RecordedAdminAction, BlockedHash, BlockedHashes, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail, MediaScanState, MediaScanStates } from '@hsmedia/media-core';
+import type { AdminAction, AdminActionQuery, AdminAuditLog, RecordedAdminAction, BlockedHash, BlockedHashes, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail, MediaScanState, MediaScanStates, ImportCursors } from '@hsmedia/media-core';
 import type { ServerKeyStore, StoredServerKey } from '@hsmedia/signing';
 import type { Knex } from 'knex';
 import {
@@ -15,6 +15,7 @@ import {
 import { listAdminActions, recordAdminAction } from './internal/admin-audit.js';
 import { browseMedia, mediaCreationHistogram, mediaUsageByOrigin } from './internal/media-browse.js';
 import { blockHash, blockHashes, isHashBlocked, listBlockedHashes, unblockHash } from './internal/blocked-hashes.js';
+import { readImportCursor, writeImportCursor } from './internal/import-cursors.js';
 import { releaseLease, tryAcquireLease } from './internal/leases.js';
 import { listMedia, mediaUsageByUser, setMediaProfile, setMediaProtected, setMediaQuarantined, setMediaScanState, summarizeMedia } from './internal/media-queries.js';
 import { tableNamesFor, type TableNames } from './internal/table-names.js';
@@ -68,7 +69,7 @@ const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
  * the queries of each concern live in `internal/` and each method is a line
  * or two of glue.
  */
-export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates {
+export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates, ImportCursors {
   /** The knex instance the store queries. */
   readonly knex: Knex;
   readonly #tables: TableNames;
@@ -351,6 +352,16 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
   /** Releases the lease if `holder` holds it; true when it did. */
   releaseLease(name: string, holder: string): Promise<boolean> {
     return releaseLease(this.knex, this.#tables.jobLeases, name, holder);
+  }
+
+  /** The state an import last saved under `name` (see `ImportCursors`), or null. */
+  readImportCursor(name: string): Promise<string | null> {
+    return this.#read(() => readImportCursor(this.knex, this.#tables.importCursors, name));
+  }
+
+  /** Saves an import's state under `name`, replacing the previous one. */
+  writeImportCursor(name: string, state: string): Promise<void> {
+    return writeImportCursor(this.knex, this.#tables.importCursors, name, state, Date.now());
   }
 
   /** Adds a hash to the blocked-hash list; false when it is listed already (the first entry is kept). Throws `TypeError` for a malformed entry. */

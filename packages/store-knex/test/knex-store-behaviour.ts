@@ -72,6 +72,20 @@ export function describeKnexStoreBehaviour(label: string, openDatabase: () => Pr
       expect(await store.getMedia(pending.serverName, pending.mediaId)).toStrictEqual(pending);
     });
 
+    it('import cursors: null until written, then the last state written; names are separate; bad input refused', async () => {
+      expect(await store.readImportCursor('synapse-backfill')).toBeNull();
+      await store.writeImportCursor('synapse-backfill', '{"cursor":null}');
+      await store.writeImportCursor('synapse-backfill', '{"cursor":"a"}');
+      await store.writeImportCursor('other', '{}');
+      expect(await store.readImportCursor('synapse-backfill')).toBe('{"cursor":"a"}');
+      expect(await store.readImportCursor('other')).toBe('{}');
+      await Promise.all([store.writeImportCursor('race', '1'), store.writeImportCursor('race', '2')]);
+      expect(['1', '2']).toContain(await store.readImportCursor('race'));
+      await expect(store.writeImportCursor('', '{}')).rejects.toThrow(TypeError);
+      await expect(store.writeImportCursor('x', 'a\u0000b')).rejects.toThrow(TypeError);
+      await expect(store.writeImportCursor('x', 'a'.repeat(64 * 1024 + 1))).rejects.toThrow(TypeError);
+    });
+
     it('returns null for unknown media, and keys are (serverName, mediaId)', async () => {
       await store.insertMedia(pendingRecord({ serverName: 'a.example', mediaId: 'same' }));
       expect(await store.insertMedia(pendingRecord({ serverName: 'b.example', mediaId: 'same' }))).toBe(true);

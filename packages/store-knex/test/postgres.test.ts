@@ -61,6 +61,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
       'blocked_hashes',
       'hsmedia_migrations',
       'hsmedia_migrations_lock',
+      'import_cursors',
       'job_leases',
       'media',
       'rate_limit_buckets',

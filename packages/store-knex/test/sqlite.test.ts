@@ -83,6 +83,7 @@ describe('KnexMetadataStore on SQLite: schema', () => {
       'hs_hsmedia_migrations',
       'hs_hsmedia_migrations_lock',
       'hs_hsmedia_migrations_mutex',
+      'hs_import_cursors',
       'hs_job_leases',
       'hs_media',
       'hs_media_blob_id_idx',

@@ -78,3 +78,5 @@ export {
   type MediaChangeListener,
   parseMediaChange,
 } from './media-changes.js';
+export type { LocalMediaFallback } from './local-media-fallback.js';
+export { type ImportCursors, hasImportCursors } from './import-cursors.js';

@@ -7,6 +7,8 @@
  *   receive      node:http GET of the origin's answer, body discarded (the floor)
  *   guarded      the same through net-guard's GuardedHttpClient body (SSRF guard, caps)
  *   decoded      + decodeMultipart (federation `multipart/mixed`, the media part's bytes)
+ *   teed         + RemoteTee, its store side read by a loop (no store), no live reader
+ *   put-only     decoded, then FsBlobStore.put without the tee
  *   stored       + RemoteTee and FsBlobStore.put (staging write, SHA-256 on the hash worker), no live reader
  *   stored-nosync  the same without the fsync before the rename
  *   stored-inline  the same, hashing inline on the main thread instead of the worker
@@ -143,6 +145,18 @@ const stages = {
     }),
   guarded: async () => (await drain((await guarded.request(originUrl, { maxBodyBytes: size + MIB })).body)) - frame.head.length - frame.tail.length,
   decoded: async () => drain(await decodedBody()),
+  teed: async () => {
+    const tee = teeOf(await decodedBody());
+    tee.detach(new Error('no live reader'));
+    let n = 0;
+    for await (const chunk of tee.source()) n += chunk.byteLength;
+    return n;
+  },
+  'put-only': async () => {
+    const stored = await store.put(await decodedBody(), { maxBytes: size, offloadHashing: true });
+    await store.delete(stored.blobId);
+    return stored.size;
+  },
   stored: async () => {
     const tee = teeOf(await decodedBody());
     tee.detach(new Error('no live reader'));

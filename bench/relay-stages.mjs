@@ -21,8 +21,14 @@
  * /proc/self/task) is shown beside the whole process's.
  *
  * Usage: npm run build && node bench/relay-stages.mjs [--mib 32] [--rounds 5] [--only stage,stage]
+ *
+ * Instruction counts instead of CPU time (load-free; user space only, so
+ * the kernel's copies are not in them), every thread:
+ *   valgrind --tool=callgrind --instr-atstart=no node bench/relay-stages.mjs --callgrind --mib 8 --rounds 2
+ * (instrumentation is switched on around each measured stage with callgrind_control).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -40,7 +46,12 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { RemoteTee } = await import(path.join(HERE, '..', 'packages', 'media-core', 'dist', 'remote-tee.js'));
 const MIB = 1024 * 1024;
 const { values: options } = parseArgs({
-  options: { mib: { type: 'string', default: '32' }, rounds: { type: 'string', default: '5' }, only: { type: 'string', default: '' } },
+  options: {
+    mib: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '5' },
+    only: { type: 'string', default: '' },
+    callgrind: { type: 'boolean', default: false },
+  },
 });
 const size = Number(options.mib) * MIB;
 const rounds = Number(options.rounds);
@@ -199,11 +210,27 @@ async function relay(web) {
 if (options.only !== '') {
   for (const name of Object.keys(stages)) if (!options.only.split(',').includes(name)) delete stages[name];
 }
+const callgrindControl = async (...args) => (await promisify(execFile)('callgrind_control', [...args, String(process.pid)])).stdout;
+/** Instructions per thread since the last zeroing (callgrind_control -e Ir): `{ main, all }`. */
+async function instructions() {
+  const counts = [...(await callgrindControl('-e', 'Ir')).matchAll(/^\s*Th (\d+)\s+([\d,]+)/gm)].map(([, thread, n]) => [Number(thread), Number(n.replaceAll(',', ''))]);
+  return { main: counts.find(([thread]) => thread === 1)?.[1] ?? 0, all: counts.reduce((sum, [, n]) => sum + n, 0) };
+}
 const mainCpu = () => readThreadCpuSeconds(process.pid).get(String(process.pid))?.seconds ?? Number.NaN;
 const results = {};
 for (const name of Object.keys(stages)) await stages[name](); // warm-up: JIT, connections, the hash worker
 for (let round = 0; round < rounds; round++) {
   for (const [name, run] of Object.entries(stages)) {
+    if (options.callgrind) {
+      await callgrindControl('-z');
+      await callgrindControl('-i', 'on');
+      const bytes = await run();
+      const counted = await instructions();
+      await callgrindControl('-i', 'off');
+      if (bytes !== size) throw new Error(`${name}: ${bytes} of ${size} bytes`);
+      (results[name] ??= []).push({ process: counted.all, main: counted.main });
+      continue;
+    }
     const main = mainCpu();
     const cpu = process.cpuUsage();
     const bytes = await run();
@@ -214,11 +241,12 @@ for (let round = 0; round < rounds; round++) {
 }
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const chunks = size / (64 * 1024);
-process.stdout.write(`Relay stages, ${size / MIB} MiB, median of ${rounds} rounds, µs of CPU per 64 KiB relayed (cumulative)\n`);
+const [unit, scale] = options.callgrind ? ['thousand instructions (user space)', 1e-3] : ['µs of CPU', 1e6];
+process.stdout.write(`Relay stages, ${size / MIB} MiB, median of ${rounds} rounds, ${unit} per 64 KiB relayed (cumulative)\n`);
 process.stdout.write(`${'stage'.padEnd(13)} ${'process'.padStart(8)} ${'main'.padStart(8)}\n`);
 for (const [name, rows] of Object.entries(results)) {
-  const p = (median(rows.map((r) => r.process)) * 1e6) / chunks;
-  const m = (median(rows.map((r) => r.main)) * 1e6) / chunks;
+  const p = (median(rows.map((r) => r.process)) * scale) / chunks;
+  const m = (median(rows.map((r) => r.main)) * scale) / chunks;
   process.stdout.write(`${name.padEnd(13)} ${p.toFixed(1).padStart(8)} ${m.toFixed(1).padStart(8)}\n`);
 }
 guarded.close();

@@ -43,7 +43,9 @@ function writePushBody(body: PushBody, res: ServerResponse): Promise<void> {
   return new Promise<void>((resolve) => {
     const controls = body.attach({
       write: (chunk) => !res.destroyed && res.write(chunk),
-      end: () => void res.end(),
+      end: () => {
+        if (!res.destroyed) res.end();
+      },
       abort: () => void res.destroy(),
     });
     if (res.destroyed) {

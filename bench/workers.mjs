@@ -39,6 +39,10 @@ const rounds = Number(values.rounds);
 const warmupSec = Number(values.warmup);
 const connections = Number(values.connections);
 const tool = pickLoadTool(values.tool);
+if (tool === 'autocannon') {
+  // Measured (docs/byte-path.md, "Workers"): autocannon needs a core of its own, so on 2 cores it, not the server, sets the pace.
+  console.error('bench: wrk not found, using autocannon: it takes a whole core, and the ratio then measures it (apt-get install wrk)');
+}
 const TOKEN = 'bench_token';
 const SERVER_NAME = 'bench.test';
 const headers = { authorization: `Bearer ${TOKEN}` };

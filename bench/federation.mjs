@@ -8,22 +8,29 @@
  *      while storing it), against a direct download of the same file from A
  *      in the same run. Time to first byte and total time, medians.
  *      Target: total within 1.5x of the direct download.
+ *      CPU seconds per GiB of B while relaying (the whole process, hashing
+ *      and staging threads included) against B serving its own local media,
+ *      and of A serving the federation answer against A's direct download.
  *   2. Cached remote: B serves A's media from its cache, against B serving its
  *      own local media of the same size. MiB/s over sequential downloads.
  *      Target: within 10% of local.
  *
- * Usage: npx tsc -b apps/media-server && node bench/federation.mjs [--rounds 5] [--mib 32] [--repeats 10]
+ * Usage: npx tsc -b apps/media-server && node bench/federation.mjs [--rounds 5] [--mib 32] [--repeats 10] [--profile]
+ * (--profile: B under --cpu-prof; prints its top self time while relaying, every thread.
+ *  --gc: B under --trace-gc; prints its collections.)
  * Writes JSON to .bench-out/federation.json.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { printSelfTime } from './lib/cpu-profile.mjs';
+import { readCpuSeconds, readThreadCpuSeconds } from './lib/process-stats.mjs';
 import { freePort, REFERENCE_CLI, stopChild } from './lib/servers.mjs';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -34,6 +41,8 @@ const { values: options } = parseArgs({
     rounds: { type: 'string', default: '5' },
     mib: { type: 'string', default: '32' },
     repeats: { type: 'string', default: '10' },
+    profile: { type: 'boolean', default: false },
+    gc: { type: 'boolean', default: false },
     out: { type: 'string', default: path.join(REPO_ROOT, '.bench-out') },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -75,19 +84,24 @@ function configYaml(name, port, destinations) {
   ].join('\n');
 }
 
+const profileDir = path.join(work, 'profile-b');
+/** The µs windows (process.hrtime) of B's relays, for --profile. */
+const relayWindows = [];
+
 async function startServer(name, port, destinations) {
   mkdirSync(path.join(work, name), { recursive: true });
   const configPath = path.join(work, `${name}.yaml`);
   writeFileSync(configPath, configYaml(name, port, destinations));
   const logFd = openSync(path.join(work, `${name}.log`), 'w');
-  const child = spawn(process.execPath, [REFERENCE_CLI, '--config', configPath], { stdio: ['ignore', logFd, logFd] });
+  const nodeArgs = name !== 'b.bench' ? [] : [...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(options.gc ? ['--trace-gc', '--trace-incremental-marking'] : [])];
+  const child = spawn(process.execPath, [...nodeArgs, REFERENCE_CLI, '--config', configPath], { stdio: ['ignore', logFd, logFd] });
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
     try {
       const res = await fetch(`${url}/_matrix/client/versions`);
       await res.arrayBuffer();
-      return url;
+      return { url, pid: child.pid };
     } catch {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -143,7 +157,24 @@ const round = (value, digits = 1) => Math.round(value * 10 ** digits) / 10 ** di
 async function main() {
   const [portA, portB] = [await freePort(), await freePort()];
   const destinations = { 'a.bench': `http://127.0.0.1:${portA}`, 'b.bench': `http://127.0.0.1:${portB}` };
-  const [a, b] = await Promise.all([startServer('a.bench', portA, destinations), startServer('b.bench', portB, destinations)]);
+  const [serverA, serverB] = await Promise.all([startServer('a.bench', portA, destinations), startServer('b.bench', portB, destinations)]);
+  const [a, b] = [serverA.url, serverB.url];
+  /** CPU seconds of B's threads while relaying (main, other threads by id: Node names them all `node`), summed over rounds but the first. */
+const relayThreads = new Map();
+function addThreadCpu(into, before, after) {
+  for (const [tid, { name, seconds, system }] of after) {
+    const key = name === 'main' ? 'main' : `tid ${tid}`;
+    into.set(key, (into.get(key) ?? 0) + seconds - (before.get(tid)?.seconds ?? 0));
+    if (name === 'main') into.set('main (kernel)', (into.get('main (kernel)') ?? 0) + system - (before.get(tid)?.system ?? 0));
+  }
+}
+/** `get` timed, with the CPU seconds A and B spent meanwhile. */
+  const measured = async (get) => {
+    const before = [readCpuSeconds(serverA.pid), readCpuSeconds(serverB.pid)];
+    const result = await get();
+    const after = [readCpuSeconds(serverA.pid), readCpuSeconds(serverB.pid)];
+    return { ...result, cpuA: after[0] - before[0], cpuB: after[1] - before[1] };
+  };
   log(`A ${a}, B ${b}; ${rounds} rounds of ${size / MIB} MiB`);
 
   const direct = [];
@@ -152,15 +183,28 @@ async function main() {
   for (let i = 0; i < rounds; i++) {
     const [, id] = await upload(a, randomBytes(size));
     // The same file straight from A, then through B (uncached): the same run, the same page cache state.
-    const d = await timedGet(`${a}/_matrix/client/v1/media/download/a.bench/${id}`);
-    const r = await timedGet(`${b}/_matrix/client/v1/media/download/a.bench/${id}`);
+    const d = await measured(() => timedGet(`${a}/_matrix/client/v1/media/download/a.bench/${id}`));
+    const from = Number(process.hrtime.bigint() / 1000n);
+    const threadsBefore = readThreadCpuSeconds(serverB.pid);
+    const r = await measured(() => timedGet(`${b}/_matrix/client/v1/media/download/a.bench/${id}`));
+    if (i > 0) addThreadCpu(relayThreads, threadsBefore, readThreadCpuSeconds(serverB.pid));
+    relayWindows.push({ from, to: Number(process.hrtime.bigint() / 1000n) });
     if (d.bytes !== size || r.bytes !== size) throw new Error(`short body: direct ${d.bytes}, remote ${r.bytes}`);
     direct.push(d);
     remote.push(r);
     lastRemoteId = id;
-    log(`round ${i + 1}: direct ${round(d.totalMs)} ms, uncached remote ${round(r.totalMs)} ms (ttfb ${round(r.ttfbMs)} ms)`);
+    log(
+      `round ${i + 1}: direct ${round(d.totalMs)} ms, uncached remote ${round(r.totalMs)} ms (ttfb ${round(r.ttfbMs)} ms); ` +
+        `CPU ms: A direct ${round(d.cpuA * 1000)}, A federation ${round(r.cpuA * 1000)}, B relay ${round(r.cpuB * 1000)}`,
+    );
   }
 
+  if (rounds > 1) {
+    // Where B's relay CPU goes, per thread, in µs per 64 KiB relayed (every round but the first).
+    const chunks = ((rounds - 1) * size) / (64 * 1024);
+    const parts = [...relayThreads.entries()].filter(([, s]) => s > 0).sort((x, y) => y[1] - x[1]);
+    log(`B's CPU per 64 KiB relayed, by thread: ${parts.map(([name, s]) => `${name} ${round((s * 1e6) / chunks)} µs`).join(', ')}`);
+  }
   // Cached remote on B vs B's own local media of the same size.
   const [, localId] = await upload(b, randomBytes(size));
   const cachedUrl = `${b}/_matrix/client/v1/media/download/a.bench/${lastRemoteId}`;
@@ -169,11 +213,16 @@ async function main() {
   await timedGet(localUrl);
   const cachedTimes = [];
   const localTimes = [];
+  const localCpuB = [];
   for (let i = 0; i < repeats; i++) {
     // Interleaved, so drift (other load, thermal) hits both alike.
-    localTimes.push((await timedGet(localUrl)).totalMs);
+    const local = await measured(() => timedGet(localUrl));
+    localTimes.push(local.totalMs);
+    localCpuB.push(local.cpuB);
     cachedTimes.push((await timedGet(cachedUrl)).totalMs);
   }
+  const gib = size / (1024 * MIB);
+  const perGiB = (seconds) => round(median(seconds) / gib, 3);
   const mibps = (ms) => size / MIB / (ms / 1000);
 
   const result = {
@@ -185,6 +234,12 @@ async function main() {
       remoteTtfbMs: round(median(remote.map((x) => x.ttfbMs))),
       remoteTotalMs: round(median(remote.map((x) => x.totalMs))),
     },
+    cpuSecondsPerGiB: {
+      bRelay: perGiB(remote.map((x) => x.cpuB)),
+      bLocal: perGiB(localCpuB),
+      aFederation: perGiB(remote.map((x) => x.cpuA)),
+      aDirect: perGiB(direct.map((x) => x.cpuA)),
+    },
     cached: {
       repeats,
       localMiBps: round(mibps(median(localTimes))),
@@ -194,6 +249,7 @@ async function main() {
   result.uncached.ratio = round(result.uncached.remoteTotalMs / result.uncached.directTotalMs, 2);
   result.uncached.target = 'ratio <= 1.5';
   result.uncached.met = result.uncached.ratio <= 1.5;
+  result.cpuSecondsPerGiB.bRelayOverLocal = round(result.cpuSecondsPerGiB.bRelay / result.cpuSecondsPerGiB.bLocal, 2);
   result.cached.ratio = round(result.cached.cachedRemoteMiBps / result.cached.localMiBps, 2);
   result.cached.target = 'ratio >= 0.9';
   result.cached.met = result.cached.ratio >= 0.9;
@@ -205,6 +261,8 @@ async function main() {
     `  uncached remote via B: ttfb ${result.uncached.remoteTtfbMs} ms, total ${result.uncached.remoteTotalMs} ms`,
     `  direct from A:         ttfb ${result.uncached.directTtfbMs} ms, total ${result.uncached.directTotalMs} ms`,
     `  ratio ${result.uncached.ratio}x (target <= 1.5x): ${result.uncached.met ? 'met' : 'NOT met'}`,
+    `  CPU s/GiB: B relaying ${result.cpuSecondsPerGiB.bRelay}, B serving local ${result.cpuSecondsPerGiB.bLocal} ` +
+      `(${result.cpuSecondsPerGiB.bRelayOverLocal}x); A federation ${result.cpuSecondsPerGiB.aFederation}, A direct ${result.cpuSecondsPerGiB.aDirect}`,
     `  cached remote on B: ${result.cached.cachedRemoteMiBps} MiB/s; local on B: ${result.cached.localMiBps} MiB/s`,
     `  ratio ${result.cached.ratio} (target >= 0.9): ${result.cached.met ? 'met' : 'NOT met'}`,
   ];
@@ -215,5 +273,19 @@ try {
   await main();
 } finally {
   await Promise.all(children.map((child) => stopChild(child)));
+  if (options.profile) {
+    // Every round but the first (JIT warm-up), every thread of B (main, hashing worker).
+    process.stdout.write(`\nB's CPU profile while relaying (rounds 2..${rounds}):\n`);
+    printSelfTime(profileDir, relayWindows.slice(1), 30);
+    process.stdout.write(`\nThe same by script:\n`);
+    printSelfTime(profileDir, relayWindows.slice(1), 30, 'file');
+  }
+  if (options.gc) {
+    const lines = readFileSync(path.join(work, 'b.bench.log'), 'utf8').split('\n');
+    if (process.env.H22_GC_LOG) writeFileSync(process.env.H22_GC_LOG, lines.join('\n'));
+    const count = (pattern) => lines.filter((line) => pattern.test(line)).length;
+    process.stdout.write(`B's garbage collections (whole run): ${count(/Scavenge/)} scavenges, ${count(/Mark-Compact|Mark-sweep/i)} mark-compacts\n`);
+    for (const line of lines.filter((l) => /Mark-Compact|Mark-sweep/i.test(l)).slice(0, 8)) process.stdout.write(`  ${line}\n`);
+  }
   rmSync(work, { recursive: true, force: true });
 }

@@ -39,6 +39,10 @@ const rounds = Number(values.rounds);
 const warmupSec = Number(values.warmup);
 const connections = Number(values.connections);
 const tool = pickLoadTool(values.tool);
+if (tool === 'autocannon') {
+  // Measured (docs/byte-path.md, "Workers"): autocannon needs a core of its own, so on 2 cores it, not the server, sets the pace.
+  console.error('bench: wrk not found, using autocannon: it takes a whole core, and the ratio then measures it (apt-get install wrk)');
+}
 const TOKEN = 'bench_token';
 const SERVER_NAME = 'bench.test';
 const headers = { authorization: `Bearer ${TOKEN}` };
@@ -123,7 +127,7 @@ async function uploadOne(server) {
   return uri.slice(`mxc://${SERVER_NAME}/`.length);
 }
 
-const totals = { one: { requests: 0, seconds: 0, cpu: 0 }, many: { requests: 0, seconds: 0, cpu: 0 } };
+const totals = { one: { requests: 0, seconds: 0, cpu: 0, perProcess: new Map() }, many: { requests: 0, seconds: 0, cpu: 0, perProcess: new Map() } };
 const loadAtStart = loadavg()[0];
 try {
   const single = await startServer('workers-1', 1);
@@ -139,8 +143,14 @@ try {
     for (const [key, server] of [['one', single], ['many', many]]) {
       const pids = processTree(server.child.pid);
       const cpuBefore = treeCpuSeconds(pids);
+      const perBefore = pids.map((pid) => readCpuSeconds(pid) ?? 0);
       const result = await measureGetLoad({ tool, url: url(server), headers, connections, durationSec, warmupSec });
       totals[key].cpu += treeCpuSeconds(pids) - cpuBefore;
+      // Which process does the work: the supervisor (pids[0] with workers) and each worker.
+      pids.forEach((pid, index) => {
+        const name = index === 0 ? (server.workers > 1 ? 'supervisor' : 'server') : `worker ${index}`;
+        totals[key].perProcess.set(name, (totals[key].perProcess.get(name) ?? 0) + (readCpuSeconds(pid) ?? 0) - perBefore[index]);
+      });
       totals[key].requests += result.requests;
       totals[key].seconds += result.seconds;
     }
@@ -159,5 +169,10 @@ console.log(
 console.log('setup          req/s   server CPU µs/req');
 console.log(`workers: 1   ${String(Math.round(rate(totals.one))).padStart(7)}   ${cpuPerRequestUs(totals.one).toFixed(1).padStart(8)}`);
 console.log(`workers: ${String(workers).padEnd(3)} ${String(Math.round(rate(totals.many))).padStart(7)}   ${cpuPerRequestUs(totals.many).toFixed(1).padStart(8)}`);
+for (const [key, label] of [['one', 'workers: 1'], ['many', `workers: ${workers}`]]) {
+  const t = totals[key];
+  const parts = [...t.perProcess.entries()].map(([name, cpu]) => `${name} ${(cpu / t.seconds).toFixed(2)} cores`);
+  console.log(`${label}: CPU by process over the load: ${parts.join(', ')}`);
+}
 const ratio = rate(totals.many) / rate(totals.one);
 console.log(`\nratio workers ${workers} / workers 1: ${ratio.toFixed(2)}x (target ≥ 1.7x with 2 workers on 2 cores)`);

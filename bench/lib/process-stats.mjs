@@ -4,7 +4,7 @@
  * high-water mark); CPU time from /proc/<pid>/stat (null elsewhere).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** @returns {{ rssBytes: number, hwmBytes: number | null }} */
 export function readMemory(pid) {
@@ -66,4 +66,32 @@ export function readCpuSeconds(pid) {
   } catch {
     return null;
   }
+}
+
+/**
+ * User + system CPU seconds of each thread of a process (Linux), by thread id:
+ * `Map<tid, { name, seconds, user, system }>`, the name from /proc/<pid>/task/<tid>/comm
+ * (`node` for the main thread and workers, `libuv-worker` for the thread pool,
+ * `V8 DefaultWorke` for the garbage collector's helpers). Empty elsewhere.
+ */
+export function readThreadCpuSeconds(pid) {
+  const threads = new Map();
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return threads;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const [user, system] = [Number(fields[11]) / clockTicksPerSecond(), Number(fields[12]) / clockTicksPerSecond()];
+      threads.set(tid, { name: tid === String(pid) ? 'main' : name, seconds: user + system, user, system });
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return threads;
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -187,6 +188,44 @@ describe('a relayed part carries exactly the bytes it declares', () => {
     else expect(answer.status).toBe(502);
     await expectNothingCached('underLive');
   });
+});
+
+describe('a first client that leaves mid-relay', () => {
+  it('does not stop the fetch: the media is cached whole and the next client gets every byte', async () => {
+    const size = 4 * 1024 * 1024;
+    const bytes = randomBytes(size);
+    const body = multipart(`Content-Type: video/mp4\r\nContent-Length: ${size}`, bytes);
+    const firstPart = 2 * LIVE_SIZE;
+    let sendRest!: () => void;
+    const restAllowed = new Promise<void>((resolve) => (sendRest = resolve));
+    answers.set('leaver', (socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Type: multipart/mixed; boundary=${BOUNDARY}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+      socket.write(body.subarray(0, firstPart));
+      // The rest only once the first client has left, so it leaves while the remote is still sending.
+      void restAllowed.then(() => socket.end(body.subarray(firstPart)));
+    });
+    const url = new URL(b.url);
+    const first = connect(Number(url.port), '127.0.0.1');
+    first.on('error', () => undefined);
+    first.write(`GET /_matrix/client/v1/media/download/remote.test/leaver HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+    let received = 0;
+    await new Promise<void>((resolve) => {
+      first.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > 128 * 1024) resolve();
+      });
+    });
+    first.destroy();
+    await once(first, 'close');
+    sendRest();
+    // The fetch is shared: the next client waits for it (or finds it cached) and gets the whole media.
+    const answer = await download('leaver');
+    expect(answer.status).toBe(200);
+    expect(answer.body.equals(bytes)).toBe(true);
+    expect(await storesB.metadata.getMedia('remote.test', 'leaver')).toMatchObject({ size });
+    // One blob more, no staging file left.
+    expect((await storedFiles()).filter((file) => !filesBefore.includes(file))).toHaveLength(1);
+  }, 60_000);
 });
 
 describe('errors passed on from the remote', () => {

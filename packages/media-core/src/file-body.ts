@@ -153,4 +153,53 @@ export function fileReadStream(
     };
   });
   return stream;
+/**
+ * Where a {@link PushBody} writes: the server's response. `write` answers
+ * false once the sink wants no more until the taker calls `drained()` (a
+ * Node socket's `write` and `'drain'`).
+ */
+export interface BodySink {
+  write(chunk: Uint8Array): boolean;
+  /** Every byte was written: end the response. */
+  end(): void;
+  /** The body failed: abort the response (the client sees a cut connection, not a short body). */
+  abort(reason: unknown): void;
+}
+
+/** What the taker of a {@link PushBody} reports back. */
+export interface PushBodyControls {
+  /** The sink can take more (after a `write` answered false). */
+  drained(): void;
+  /** The sink is gone (client disconnected): write nothing more. */
+  gone(reason: unknown): void;
+}
+
+/**
+ * A body whose producer writes its chunks straight to a sink (the remote
+ * relay's live side): no pull and no promise per chunk between the producer
+ * and the socket. `attach` is called once; after it the producer calls the
+ * sink until it ends or aborts it, or until `gone`.
+ */
+export interface PushBody {
+  attach(sink: BodySink): PushBodyControls;
+}
+
+const pushOffers = new WeakMap<ReadableStream<Uint8Array>, () => PushBody | undefined>();
+
+/**
+ * Marks `stream` as a body that can push to a sink instead: {@link takePushBody}
+ * may take it while nothing has read the stream. `take` answers undefined when
+ * pushing is no longer possible; otherwise the stream must not be read any more.
+ */
+export function offerPushBody(stream: ReadableStream<Uint8Array>, take: () => PushBody | undefined): void {
+  pushOffers.set(stream, take);
+}
+
+/** The push side of `stream` when it offered one and nothing has read it yet; otherwise undefined (read the stream). */
+export function takePushBody(stream: ReadableStream<Uint8Array>): PushBody | undefined {
+  const take = pushOffers.get(stream);
+  if (take === undefined) return undefined;
+  pushOffers.delete(stream);
+  if (stream.locked) return undefined;
+  return take();
 }

@@ -114,7 +114,19 @@ export { hasJobLeases, type JobLeases } from './job-leases.js';
 export { MediaService, type MediaServiceOptions, type GetMediaOptions } from './media-service.js';
 export type { MediaServiceScanningOptions } from './scanning-setup.js';
 export type { MediaHandle, ThumbnailHandle, ByteRange } from './media-handle.js';
-export { fileReadStream, offerFileBody, takeFileBody, type FileBody, type OwnedFile, type PositionalFile } from './file-body.js';
+export {
+  fileReadStream,
+  offerFileBody,
+  offerPushBody,
+  takeFileBody,
+  takePushBody,
+  type BodySink,
+  type FileBody,
+  type OwnedFile,
+  type PositionalFile,
+  type PushBody,
+  type PushBodyControls,
+} from './file-body.js';
 export { MediaCatalog, type MediaCacheOptions } from './media-catalog.js';
 export { InProcessMediaChangeFeed } from './media-change-feed.js';
 export { followMediaChanges, type MediaChangeTarget } from './media-change-sync.js';

@@ -55,9 +55,9 @@ interface LiveRemote {
 /** A remote body goes live for its first caller only after this many bytes: shorter ones fail or succeed cleanly. */
 const LIVE_WINDOW_BYTES = 64 * 1024;
 /** Unread bytes queued for the live reader before the remote read waits for it. */
-const LIVE_BUFFER_BYTES = 8 * 1024 * 1024;
+const LIVE_BUFFER_BYTES = 1024 * 1024;
 /** Bytes read ahead of the blob writer, so the disk and the network work at the same time. */
-const STORE_BUFFER_BYTES = 16 * 1024 * 1024;
+const STORE_BUFFER_BYTES = 1024 * 1024;
 
 /**
  * Fetches other servers' media into the catalog, once however many callers

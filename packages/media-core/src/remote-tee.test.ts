@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ContentTooLargeError } from '@hsmedia/errors';
 import { RemoteMediaError } from './errors.js';
+import { takePushBody, type BodySink } from './file-body.js';
 import { RemoteTee, type RemoteTeeOptions } from './remote-tee.js';
 
 /** A remote body the test drives, recording whether it was cancelled. */
@@ -190,6 +191,122 @@ describe('RemoteTee', () => {
       await expect(stored).rejects.toMatchObject({ code: 'bad_response' });
       t.cancel(new Error('aborted'));
       expect(await live).toMatchObject({ bytes: 120, error: new Error('aborted') });
+    });
+  });
+
+  describe('the live side as a push body (written straight to the socket)', () => {
+    /** A sink like a socket: `write` answers false while `full`; records what it saw. */
+    function recordingSink(): BodySink & { bytes: number; ended: boolean; aborted: unknown; full: boolean; writes: number } {
+      const sink = {
+        bytes: 0,
+        writes: 0,
+        ended: false,
+        aborted: undefined as unknown,
+        full: false,
+        write(chunk: Uint8Array): boolean {
+          sink.bytes += chunk.byteLength;
+          sink.writes++;
+          return !sink.full;
+        },
+        end(): void {
+          sink.ended = true;
+        },
+        abort(reason: unknown): void {
+          sink.aborted = reason;
+        },
+      };
+      return sink;
+    }
+    const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+    it('writes every chunk to the sink and ends it; the store gets them all too', async () => {
+      const remote = scriptedBody();
+      const { tee: t } = tee(remote.body, { declaredLength: 300 });
+      const push = takePushBody(t.live);
+      expect(push).toBeDefined();
+      const sink = recordingSink();
+      push!.attach(sink);
+      const stored = collect(t.source());
+      for (let i = 0; i < 10; i++) remote.push(30);
+      remote.end();
+      expect(await stored).toBe(300);
+      expect(sink).toMatchObject({ bytes: 300, ended: true, aborted: undefined });
+    });
+
+    it('a full sink holds the remote back at liveBufferBytes until drained', async () => {
+      const remote = scriptedBody();
+      const { tee: t } = tee(remote.body, { liveBufferBytes: 100, storeBufferBytes: 10_000, maxBytes: 10_000 });
+      const sink = recordingSink();
+      sink.full = true;
+      const controls = takePushBody(t.live)!.attach(sink);
+      const stored = collect(t.source());
+      for (let i = 0; i < 20; i++) remote.push(50);
+      remote.end();
+      for (let i = 0; i < 10; i++) await settle();
+      // One chunk in the socket, then at most liveBufferBytes queued: reading waits.
+      expect(sink.bytes).toBe(50);
+      expect(t.received).toBeLessThanOrEqual(50 + 100 + 50);
+      sink.full = false;
+      controls.drained();
+      expect(await stored).toBe(1000);
+      expect(sink).toMatchObject({ bytes: 1000, ended: true });
+    });
+
+    it('a sink that goes away does not hold the store back', async () => {
+      const remote = scriptedBody();
+      const { tee: t } = tee(remote.body, { liveBufferBytes: 10, maxBytes: 10_000 });
+      const sink = recordingSink();
+      sink.full = true;
+      const controls = takePushBody(t.live)!.attach(sink);
+      const stored = collect(t.source());
+      remote.push(60);
+      await settle();
+      controls.gone(new Error('client left'));
+      for (let i = 0; i < 20; i++) remote.push(60);
+      remote.end();
+      expect(await stored).toBe(21 * 60);
+      expect(sink).toMatchObject({ bytes: 60, ended: false });
+    });
+
+    it('a remote that fails aborts the sink, never ends it', async () => {
+      const remote = scriptedBody();
+      const { tee: t } = tee(remote.body, { declaredLength: 200 });
+      const sink = recordingSink();
+      takePushBody(t.live)!.attach(sink);
+      const stored = collect(t.source());
+      remote.push(60);
+      remote.push(60);
+      remote.end();
+      const error = await stored.then(() => undefined, (reason: unknown) => reason);
+      expect(error).toMatchObject({ code: 'bad_response' });
+      t.cancel(error);
+      expect(sink).toMatchObject({ bytes: 120, ended: false, aborted: error });
+    });
+
+    it('the chunk completing the declared length reaches the sink only once the body really ended', async () => {
+      const remote = scriptedBody();
+      const { tee: t } = tee(remote.body, { declaredLength: 120 });
+      const sink = recordingSink();
+      takePushBody(t.live)!.attach(sink);
+      const stored = collect(t.source());
+      remote.push(60);
+      remote.push(60);
+      for (let i = 0; i < 5; i++) await settle();
+      expect(sink.bytes).toBe(60);
+      remote.end();
+      expect(await stored).toBe(120);
+      expect(sink).toMatchObject({ bytes: 120, ended: true });
+    });
+
+    it('is not offered once the live stream was read, nor after the live reader was detached', async () => {
+      const remote = scriptedBody();
+      const { tee: read } = tee(remote.body);
+      const reader = read.live.getReader();
+      expect(takePushBody(read.live)).toBeUndefined();
+      reader.releaseLock();
+      const { tee: detached } = tee(scriptedBody().body);
+      detached.detach(new Error('never opened'));
+      expect(takePushBody(detached.live)).toBeUndefined();
     });
   });
 });

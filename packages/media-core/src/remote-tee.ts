@@ -4,6 +4,7 @@
  */
 import { ContentTooLargeError } from '@hsmedia/errors';
 import { RemoteMediaError } from './errors.js';
+import { offerPushBody, type BodySink, type PushBody, type PushBodyControls } from './file-body.js';
 
 /** Options of {@link RemoteTee}. */
 export interface RemoteTeeOptions {
@@ -39,12 +40,29 @@ export interface RemoteTeeOptions {
  * consumer has a bounded queue and reading waits while either is full. The
  * live reader may leave at any time (cancel, {@link RemoteTee.detach}); the
  * blob write goes on for the other callers.
+ *
+ * The live side is a Web stream, which also offers itself as a push body
+ * (`offerPushBody`): a server that takes it gets every chunk written straight
+ * to its socket from the loop reading the remote, with no pull and no
+ * promise per chunk (docs/byte-path.md, "The remote relay").
  */
 export class RemoteTee {
   readonly live: ReadableStream<Uint8Array>;
   readonly #body: ReadableStream<Uint8Array>;
   readonly #options: RemoteTeeOptions;
   #controller: ReadableStreamDefaultController<Uint8Array> | null = null;
+  /** The live reader is there and its stream has neither failed nor ended. */
+  #liveOpen = true;
+  /** Every byte is queued for the live reader: end it once the queue is empty. */
+  #liveEnding = false;
+  readonly #liveQueue: Uint8Array[] = [];
+  #liveQueued = 0;
+  /** The live Web stream has a read waiting for a chunk. */
+  #pullPending = false;
+  /** The socket the live side pushes to, once taken as a push body. */
+  #sink: BodySink | null = null;
+  /** The sink asked to wait (`write` answered false) until `drained()`. */
+  #sinkFull = false;
   #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   readonly #storeQueue: Uint8Array[] = [];
   #storeQueued = 0;
@@ -67,16 +85,18 @@ export class RemoteTee {
           this.#controller = controller;
         },
         pull: () => {
-          this.#wake();
+          this.#pullPending = true;
+          this.#flushLive();
         },
         cancel: () => {
           // The live reader left (client disconnected): the blob write goes on alone.
-          this.#controller = null;
-          this.#wake();
+          this.#dropLive();
         },
       },
-      new ByteLengthQueuingStrategy({ highWaterMark: options.liveBufferBytes }),
+      // The queue is the tee's own (bounded by liveBufferBytes): the stream holds nothing.
+      { highWaterMark: 0 },
     );
+    offerPushBody(this.live, () => this.#takeAsPushBody());
   }
 
   /** Bytes received from the remote so far. */
@@ -120,26 +140,30 @@ export class RemoteTee {
     }
   }
 
-  /** Ends the live stream successfully (every byte arrived). */
+  /** Ends the live stream successfully (every byte arrived) once the live reader has taken what is queued. */
   close(): void {
-    const controller = this.#controller;
-    this.#controller = null;
-    try {
-      controller?.close();
-    } catch {
-      // already cancelled
-    }
+    if (!this.#liveOpen) return;
+    this.#liveEnding = true;
+    this.#flushLive();
   }
 
-  /** Errors the live stream, so the response carrying it is aborted rather than ending short. */
+  /**
+   * Errors the live stream, so the response carrying it is aborted rather than ending short.
+   * A live stream already closed (every byte arrived) stays complete.
+   */
   fail(reason: unknown): void {
-    const controller = this.#controller;
-    this.#controller = null;
     this.#wake();
-    try {
-      controller?.error(reason);
-    } catch {
-      // already cancelled
+    if (!this.#liveOpen || this.#liveEnding) return;
+    const sink = this.#sink;
+    const controller = this.#controller;
+    this.#dropLive();
+    if (sink !== null) sink.abort(reason);
+    else {
+      try {
+        controller?.error(reason);
+      } catch {
+        // already cancelled
+      }
     }
   }
 
@@ -216,19 +240,84 @@ export class RemoteTee {
   }
 
   #enqueueLive(chunk: Uint8Array): void {
-    const controller = this.#controller;
-    if (controller === null) return;
-    try {
-      controller.enqueue(chunk);
-    } catch {
-      this.#controller = null;
+    if (!this.#liveOpen) return;
+    this.#liveQueue.push(chunk);
+    this.#liveQueued += chunk.byteLength;
+    this.#flushLive();
+  }
+
+  /** Hands queued chunks to the live reader as far as it takes them, and ends it once all are taken. */
+  #flushLive(): void {
+    if (!this.#liveOpen) return;
+    const queuedBefore = this.#liveQueued;
+    const sink = this.#sink;
+    if (sink !== null) {
+      while (!this.#sinkFull && this.#liveQueue.length > 0) {
+        const chunk = this.#liveQueue.shift()!;
+        this.#liveQueued -= chunk.byteLength;
+        if (!sink.write(chunk)) this.#sinkFull = true;
+        if (this.#sink !== sink) return; // gone while writing
+      }
+    } else if (this.#pullPending && this.#liveQueue.length > 0) {
+      const chunk = this.#liveQueue.shift()!;
+      this.#liveQueued -= chunk.byteLength;
+      this.#pullPending = false;
+      try {
+        this.#controller?.enqueue(chunk);
+      } catch {
+        this.#dropLive();
+        return;
+      }
     }
+    if (this.#liveEnding && this.#liveQueue.length === 0) {
+      this.#liveOpen = false;
+      this.#sink = null;
+      if (sink !== null) sink.end();
+      else {
+        try {
+          this.#controller?.close();
+        } catch {
+          // already cancelled
+        }
+      }
+    }
+    if (this.#liveQueued < queuedBefore) this.#wake();
+  }
+
+  /** The live reader is gone: nothing more is queued for it, and reading the remote no longer waits for it. */
+  #dropLive(): void {
+    this.#liveOpen = false;
+    this.#sink = null;
+    this.#liveQueue.length = 0;
+    this.#liveQueued = 0;
+    this.#wake();
+  }
+
+  /** The live side as a push body (see `offerPushBody`), while it is still open. */
+  #takeAsPushBody(): PushBody | undefined {
+    if (!this.#liveOpen) return undefined;
+    return {
+      attach: (sink: BodySink): PushBodyControls => {
+        this.#sink = sink;
+        this.#flushLive();
+        return {
+          drained: () => {
+            if (this.#sink !== sink) return;
+            this.#sinkFull = false;
+            this.#flushLive();
+          },
+          gone: () => {
+            if (this.#sink === sink) this.#dropLive();
+          },
+        };
+      },
+    };
   }
 
   async #waitForRoom(): Promise<void> {
     for (;;) {
       if (this.#abandoned) return;
-      const liveFull = this.#controller !== null && (this.#controller.desiredSize ?? 1) <= 0;
+      const liveFull = this.#liveOpen && this.#liveQueued >= this.#options.liveBufferBytes;
       const storeFull = this.#storeQueued >= this.#options.storeBufferBytes;
       if (!liveFull && !storeFull) return;
       await new Promise<void>((resolve) => {

@@ -208,6 +208,13 @@ interface ExchangeSettings {
   readonly signal: AbortSignal | undefined;
 }
 
+/**
+ * Body bytes received and not yet read before the response is paused: a few
+ * socket reads, so a consumer that keeps up never pauses and resumes the
+ * socket per chunk, and one that does not holds at most this much.
+ */
+const BODY_READ_AHEAD_BYTES = 256 * 1024;
+
 /** The state of one request: the first failure wins, and every listener and timer goes away at the end. */
 class Exchange {
   readonly #s: ExchangeSettings;
@@ -305,47 +312,9 @@ class Exchange {
     const s = this.#s;
     const lengthText = firstValue(res.headers['content-length']);
     const contentLength = lengthText !== undefined && CONTENT_LENGTH.test(lengthText) ? Number(lengthText) : null;
-    // The iterator listens for errors only once pulled; never crash on an unread body.
+    // Never crash on an 'error' nobody else listens to; the body reports failures itself.
     res.on('error', () => {});
-    const iterator = res[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    let received = 0;
-    const body = new ReadableStream<Uint8Array>(
-      {
-        pull: async (controller) => {
-          try {
-            const next = await iterator.next();
-            if (this.#failure !== undefined) throw this.#failure;
-            if (next.done === true) {
-              if (contentLength !== null ? received !== contentLength : !res.complete) {
-                throw new GuardedRequestError(
-                  'truncated',
-                  `${s.what}: body ended after ${received}${contentLength === null ? '' : ` of ${contentLength}`} bytes`,
-                );
-              }
-              this.#finish();
-              controller.close();
-              return;
-            }
-            const chunk = next.value;
-            received += chunk.byteLength;
-            if (received > s.maxBodyBytes) {
-              throw new GuardedRequestError('too_large', `${s.what}: body exceeds ${s.maxBodyBytes} bytes`);
-            }
-            controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          } catch (error) {
-            const reason = this.#bodyError(error, res);
-            this.#fail(reason);
-            this.#finish();
-            controller.error(reason);
-          }
-        },
-        cancel: (reason) => {
-          if (!this.#finished) this.#fail(reason ?? new Error('body cancelled'));
-          this.#finish();
-        },
-      },
-      { highWaterMark: 0 },
-    );
+    const body = this.#pushBody(res, contentLength);
     return {
       url: s.url,
       status: res.statusCode ?? 0,
@@ -358,6 +327,96 @@ class Exchange {
         this.#finish();
       },
     };
+  }
+
+  /**
+   * The body as a Web stream fed by the response's `'data'` events (no async
+   * iterator and no promise per chunk: docs/byte-path.md, "The remote relay"),
+   * with the response paused while {@link BODY_READ_AHEAD_BYTES} wait unread,
+   * so a slow consumer slows the socket. Errors with the first failure: our
+   * own (timeout, abort), `too_large` past `maxBodyBytes` (nothing past it is
+   * delivered), `truncated` when the connection ends before the body does.
+   */
+  #pushBody(res: http.IncomingMessage, contentLength: number | null): ReadableStream<Uint8Array> {
+    const s = this.#s;
+    let received = 0;
+    let settled = false;
+    let detach = (): void => {};
+    let attach: (() => void) | null = null;
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          const fail = (error: unknown): void => {
+            if (settled) return;
+            settled = true;
+            detach();
+            const reason = this.#bodyError(error, res);
+            this.#fail(reason);
+            this.#finish();
+            controller.error(reason);
+          };
+          const onData = (chunk: Buffer): void => {
+            if (settled) return;
+            if (this.#failure !== undefined) return fail(this.#failure);
+            received += chunk.byteLength;
+            if (received > s.maxBodyBytes) {
+              return fail(new GuardedRequestError('too_large', `${s.what}: body exceeds ${s.maxBodyBytes} bytes`));
+            }
+            controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+            if ((controller.desiredSize ?? 0) <= 0) res.pause();
+          };
+          const onEnd = (): void => {
+            if (settled) return;
+            if (this.#failure !== undefined) return fail(this.#failure);
+            if (contentLength !== null ? received !== contentLength : !res.complete) {
+              return fail(
+                new GuardedRequestError(
+                  'truncated',
+                  `${s.what}: body ended after ${received}${contentLength === null ? '' : ` of ${contentLength}`} bytes`,
+                ),
+              );
+            }
+            settled = true;
+            detach();
+            this.#finish();
+            controller.close();
+          };
+          const onError = (error: unknown): void => fail(error);
+          // Closed before 'end': destroyed by us (timeout, abort) or the connection was lost mid-body.
+          const onClose = (): void => fail(Object.assign(new Error(`${s.what}: response closed early`), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+          detach = (): void => {
+            res.off('data', onData);
+            res.off('end', onEnd);
+            res.off('error', onError);
+            res.off('close', onClose);
+          };
+          // Nothing is read before the first read of the body (a caller may still cancel it unread).
+          attach = (): void => {
+            res.on('data', onData);
+            res.on('end', onEnd);
+            res.on('error', onError);
+            res.on('close', onClose);
+            if (res.destroyed) onClose();
+          };
+        },
+        pull: () => {
+          if (attach !== null) {
+            const start = attach;
+            attach = null;
+            start();
+          } else if (!settled) res.resume();
+        },
+        cancel: (reason) => {
+          if (!settled) {
+            settled = true;
+            detach();
+          }
+          if (!this.#finished) this.#fail(reason ?? new Error('body cancelled'));
+          this.#finish();
+        },
+      },
+      new ByteLengthQueuingStrategy({ highWaterMark: BODY_READ_AHEAD_BYTES }),
+    );
   }
 
   /** What a failed body read means: the abort reason, our own failure, or a connection lost mid-body. */

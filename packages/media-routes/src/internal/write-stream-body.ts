@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { takeFileBody } from '@hsmedia/media-core';
+import { takeFileBody, takePushBody, type PushBody } from '@hsmedia/media-core';
 import type { Context } from 'koa';
 import { writeFileBody } from './write-file-body.js';
 
@@ -7,8 +7,9 @@ import { writeFileBody } from './write-file-body.js';
  * The one byte path of every answer with a body (downloads whole and ranged,
  * thumbnails, the remote relay; multipart answers frame the same file
  * writer). A body backed by a file (`takeFileBody`) is written by
- * {@link writeFileBody} with reused buffers; any other body (bytes from
- * memory, a remote still arriving) is pumped from its Web stream.
+ * {@link writeFileBody} with reused buffers; a body that can push
+ * (`takePushBody`: a remote still arriving) writes its chunks to the socket
+ * itself; any other body (bytes from memory) is pumped from its Web stream.
  *
  * Streams a media body straight into the Node response, bypassing Koa's
  * `respond()`: Koa wraps a Web stream in `Readable.from()`, an async
@@ -24,8 +25,43 @@ import { writeFileBody } from './write-file-body.js';
 export async function writeStreamBody(ctx: Context, body: ReadableStream<Uint8Array>, length: number | null): Promise<void> {
   ctx.respond = false;
   const file = takeFileBody(body);
-  if (file !== undefined) await writeFileBody(ctx.res, file, length);
+  if (file !== undefined) {
+    await writeFileBody(ctx.res, file, length);
+    return;
+  }
+  const push = takePushBody(body);
+  if (push !== undefined) await writePushBody(push, ctx.res);
   else await pumpWebStream(body, ctx.res);
+}
+
+/**
+ * Lets `body` write to the socket: `write` as it answers, `'drain'` when it
+ * asked to wait, the end or an abort from the body; a client that leaves
+ * first is reported as `gone`. Resolves when the response closes.
+ */
+function writePushBody(body: PushBody, res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const controls = body.attach({
+      write: (chunk) => !res.destroyed && res.write(chunk),
+      end: () => {
+        if (!res.destroyed) res.end();
+      },
+      abort: () => void res.destroy(),
+    });
+    if (res.destroyed) {
+      // The client left before the first byte: 'close' has been and gone.
+      controls.gone(new Error('client disconnected'));
+      resolve();
+      return;
+    }
+    const onDrain = (): void => controls.drained();
+    res.on('drain', onDrain);
+    res.once('close', () => {
+      res.off('drain', onDrain);
+      if (!res.writableFinished) controls.gone(new Error('client disconnected'));
+      resolve();
+    });
+  });
 }
 
 /** One `read()` → `write()` per chunk, waiting for `drain` only when the socket buffer is full. */

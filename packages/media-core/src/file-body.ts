@@ -153,6 +153,8 @@ export function fileReadStream(
     };
   });
   return stream;
+}
+
 /**
  * Where a {@link PushBody} writes: the server's response. `write` answers
  * false once the sink wants no more until the taker calls `drained()` (a

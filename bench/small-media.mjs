@@ -76,8 +76,8 @@ function measureVerification() {
   return (used.user + used.system) / count;
 }
 
-function startCeiling(token, logFile) {
-  const child = spawn(process.execPath, [path.join(HERE, 'lib', 'memory-server.mjs'), token, String(SIZE)], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startCeiling(token, logFile, mode) {
+  const child = spawn(process.execPath, [path.join(HERE, 'lib', 'memory-server.mjs'), token, String(SIZE), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr.pipe(createWriteStream(logFile));
   return new Promise((resolve, reject) => {
     let output = '';
@@ -118,12 +118,18 @@ try {
     logFile: path.join(work, 'origin.log'),
   });
   servers.push(origin);
-  const ceiling = await startCeiling(token, path.join(work, 'ceiling.log'));
+  const ceiling = await startCeiling(token, path.join(work, 'ceiling.log'), 'http');
   servers.push(ceiling);
+  // Bare Koa answering the same bytes: what Koa itself adds to node:http (download case only).
+  const bareKoa = await startCeiling(token, path.join(work, 'koa.log'), 'koa');
+  servers.push(bareKoa);
 
   const [originKey] = parseSigningKeyFile(readFileSync(origin.signingKeyPath, 'utf8'));
   const image = await photo(640, 480);
-  const targets = [{ name: 'ceiling', pid: ceiling.pid, urls: Object.fromEntries(cases.map((c) => [c, { url: `${ceiling.url}/media`, headers: bearer }])) }];
+  const targets = [
+    { name: 'ceiling', pid: ceiling.pid, urls: Object.fromEntries(cases.map((c) => [c, { url: `${ceiling.url}/media`, headers: bearer }])) },
+    { name: 'bare Koa', pid: bareKoa.pid, urls: { download: { url: `${bareKoa.url}/media`, headers: bearer } } },
+  ];
   for (const level of levels) {
     const dataDir = path.join(work, level);
     const profileDir = path.join(work, `prof-${level}`);
@@ -172,9 +178,10 @@ try {
 
   const results = new Map();
   for (const c of cases) {
-    for (const target of targets) results.set(`${target.name} ${c}`, []);
+    const measured = targets.filter((target) => target.urls[c] !== undefined);
+    for (const target of measured) results.set(`${target.name} ${c}`, []);
     for (let round = 0; round < rounds; round++) {
-      for (const target of targets) {
+      for (const target of measured) {
         const { url, headers } = target.urls[c];
         const from = Number(process.hrtime.bigint() / 1000n);
         const result = await measureGetLoad({ tool, url, headers, connections, durationSec: seconds, warmupSec: round === 0 ? warmup : 0, pid: target.pid });
@@ -199,6 +206,7 @@ try {
     const ceilingCpu = median(ceilingRows.map((r) => r.cpuUs));
     for (const target of targets) {
       const rows = results.get(`${target.name} ${c}`);
+      if (rows === undefined) continue;
       const rps = median(rows.map((r) => r.rps));
       const cpu = median(rows.map((r) => r.cpuUs));
       summary[`${target.name} ${c}`] = { rps, cpu };
@@ -221,7 +229,7 @@ try {
   for (const server of servers) await server.stop();
   servers.length = 0;
   if (options.profile) {
-    for (const target of targets.slice(1)) {
+    for (const target of targets.filter((candidate) => candidate.profileDir !== undefined)) {
       const [file] = readdirSync(target.profileDir);
       for (const c of cases) {
         const windows = target.windows.filter((w) => w.case === c);

@@ -20,6 +20,7 @@
  *
  * Usage: node bench/small-media.mjs [--seconds 4] [--rounds 3] [--warmup 1] [--connections 32]
  *          [--cases download,thumbnail,federation] [--levels info,warn] [--profile] [--tool wrk|autocannon]
+ *          [--before-cli OTHER/apps/media-server/dist/cli.js]   (also runs that build, as "before <level>")
  * Needs a build (`npm run build`).
  */
 import { spawn } from 'node:child_process';
@@ -33,7 +34,6 @@ import sharp from 'sharp';
 import { parseSigningKeyFile, signXMatrixRequest } from '@hsmedia/signing';
 import { measureGetLoad, pickLoadTool } from './lib/load.mjs';
 import { layerProfile } from './lib/profile-layers.mjs';
-import { readCpuSeconds } from './lib/process-stats.mjs';
 import { startReferenceServer, stopChild } from './lib/servers.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -47,6 +47,8 @@ const { values: options } = parseArgs({
     levels: { type: 'string', default: 'info,warn' },
     profile: { type: 'boolean', default: false },
     tool: { type: 'string' },
+    // Another build of apps/media-server/dist/cli.js (an earlier commit) run beside this one: before/after in one run.
+    'before-cli': { type: 'string' },
   },
 });
 const seconds = Number(options.seconds);
@@ -130,9 +132,11 @@ try {
     { name: 'ceiling', pid: ceiling.pid, urls: Object.fromEntries(cases.map((c) => [c, { url: `${ceiling.url}/media`, headers: bearer }])) },
     { name: 'bare Koa', pid: bareKoa.pid, urls: { download: { url: `${bareKoa.url}/media`, headers: bearer } } },
   ];
-  for (const level of levels) {
-    const dataDir = path.join(work, level);
-    const profileDir = path.join(work, `prof-${level}`);
+  const builds = options['before-cli'] === undefined ? [[undefined, '']] : [[options['before-cli'], 'before '], [undefined, '']];
+  for (const [cli, tag] of builds) for (const level of levels) {
+    const name = `${tag}${level}`.replace(' ', '-');
+    const dataDir = path.join(work, name);
+    const profileDir = path.join(work, `prof-${name}`);
     mkdirSync(dataDir);
     mkdirSync(profileDir);
     const server = await startReferenceServer({
@@ -140,8 +144,9 @@ try {
       token,
       userId: `@bench:${SERVER_NAME}`,
       serverName: SERVER_NAME,
-      logFile: path.join(work, `${level}.log`),
+      logFile: path.join(work, `${name}.log`),
       logLevel: level,
+      ...(cli === undefined ? {} : { cli }),
       nodeArgs: options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
       extraConfig: { federation: { destinations: { [ORIGIN_NAME]: origin.url }, ip_range_allowlist: ['127.0.0.1/32'] } },
     });
@@ -170,10 +175,10 @@ try {
     for (const c of cases) {
       const res = await fetch(urls[c].url, { headers: urls[c].headers });
       const body = Buffer.from(await res.arrayBuffer());
-      if (res.status !== 200) throw new Error(`${level} ${c}: ${res.status} ${body}`);
+      if (res.status !== 200) throw new Error(`${name} ${c}: ${res.status} ${body}`);
       if (c === 'thumbnail') log(`thumbnail answer: ${body.length} bytes`);
     }
-    targets.push({ name: `hsmedia ${level}`, pid: server.pid, server, profileDir, urls, windows: [] });
+    targets.push({ name: `${tag}hsmedia ${level}`, pid: server.pid, server, profileDir, urls, windows: [] });
   }
 
   const results = new Map();
@@ -215,10 +220,10 @@ try {
     }
   }
   lines.push('');
-  for (const level of levels) {
-    const download = summary[`hsmedia ${level} download`];
-    const thumbnail = summary[`hsmedia ${level} thumbnail`];
-    const federation = summary[`hsmedia ${level} federation`];
+  for (const level of builds.flatMap(([, tag]) => levels.map((l) => `${tag}hsmedia ${l}`))) {
+    const download = summary[`${level} download`];
+    const thumbnail = summary[`${level} thumbnail`];
+    const federation = summary[`${level} federation`];
     if (download && thumbnail) lines.push(`${level}: thumbnail / download req/s ${(thumbnail.rps / download.rps).toFixed(2)} (target ≥ 0.9)`);
     if (download && federation) {
       const extra = federation.cpu - download.cpu;

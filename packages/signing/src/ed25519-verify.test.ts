@@ -21,10 +21,10 @@ describe('Ed25519 verification backends', () => {
       // The same key object again: its raw bytes are reused, the verification is not.
       expect(verify(publicKey, message, signature)).toBe(true);
       const otherMessage = Buffer.from(message);
-      otherMessage[5] ^= 1;
+      otherMessage[5] = otherMessage[5]! ^ 1;
       expect(verify(publicKey, otherMessage, signature)).toBe(false);
       const otherSignature = Buffer.from(signature);
-      otherSignature[10] ^= 1;
+      otherSignature[10] = otherSignature[10]! ^ 1;
       expect(verify(publicKey, message, otherSignature)).toBe(false);
       expect(verify(generateKeyPairSync('ed25519').publicKey, message, signature)).toBe(false);
       // A private key stands for its public half, as node:crypto takes it.

@@ -11,7 +11,7 @@ const RULES = [
   ['GC', (url, fn) => fn === '(garbage collector)'],
   ['access log (request-log, pino, sonic-boom)', (url) => /request-log|[/\\]pino[/\\]|sonic-boom|fast-redact|quick-format|atomic-sleep|thread-stream|logger\.js/.test(url)],
   ['metrics (prom-client, metrics.ts)', (url) => /prom-client|media-server[/\\]dist[/\\]metrics\.js/.test(url)],
-  ['X-Matrix verification (xmatrix-auth, signing, crypto)', (url, fn) => /xmatrix-auth|[/\\]signing[/\\]dist|node:crypto|node:internal\/crypto/.test(url) || /verify|canonical/i.test(fn) && /signing|xmatrix/.test(url)],
+  ['X-Matrix verification (xmatrix-auth, signing, crypto)', (url, fn) => /xmatrix-auth|[/\\]signing[/\\]dist|sodium-native|node:crypto|node:internal\/crypto/.test(url) || /verify|canonical/i.test(fn) && /signing|xmatrix/.test(url)],
   ['client auth (client-auth)', (url) => /client-auth/.test(url)],
   ['rate limit (rate-limit, limits)', (url) => /rate-limit\.js|media-server[/\\]dist[/\\](limits|shared-limits)\.js/.test(url)],
   ['router match (@koa/router, path-to-regexp)', (url) => /@koa[/\\]router|path-to-regexp/.test(url)],

@@ -71,12 +71,14 @@ export function stopChild(child, graceMs = 5000) {
 
 /**
  * Starts `apps/media-server/dist/cli.js start` on 127.0.0.1 with SQLite and
- * files under `dataDir` and a static token table.
+ * files under `dataDir` and a static token table. `cli` runs another build
+ * (a checkout of an earlier commit, for before/after in one run); `wrapper`
+ * runs node under another program (valgrind) with the same process id.
  * @returns {Promise<{ url: string, pid: number, serverName: string, stop: () => Promise<void> }>}
  */
-export async function startReferenceServer({ dataDir, token, userId, serverName, logFile, maxUploadSize = '2G', nodeArgs = [], logLevel = 'warn', extraConfig = {} }) {
-  if (!existsSync(REFERENCE_CLI)) {
-    throw new Error(`${path.relative(process.cwd(), REFERENCE_CLI)} is missing: run \`npm run build\` first (npm run bench does)`);
+export async function startReferenceServer({ dataDir, token, userId, serverName, logFile, maxUploadSize = '2G', nodeArgs = [], logLevel = 'warn', extraConfig = {}, cli = REFERENCE_CLI, wrapper = [] }) {
+  if (!existsSync(cli)) {
+    throw new Error(`${path.relative(process.cwd(), cli)} is missing: run \`npm run build\` first (npm run bench does)`);
   }
   const port = await freePort();
   const configFile = path.join(dataDir, 'config.yaml');
@@ -103,14 +105,15 @@ export async function startReferenceServer({ dataDir, token, userId, serverName,
     ),
   );
   const log = createWriteStream(logFile);
-  const child = spawn(process.execPath, [...nodeArgs, REFERENCE_CLI, 'start', '--config', configFile], {
+  const [command, ...prefix] = [...wrapper, process.execPath];
+  const child = spawn(command, [...prefix, ...nodeArgs, cli, 'start', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitForHttp(`${url}/_matrix/client/versions`, child, logFile);
+    await waitForHttp(`${url}/_matrix/client/versions`, child, logFile, wrapper.length > 0 ? 600_000 : undefined);
   } catch (error) {
     await stopChild(child);
     throw error;

@@ -64,9 +64,8 @@ export interface CreateLoggerOptions {
 export function createLogger(options: CreateLoggerOptions): PinoLogger {
   return pino(
     {
+      ...LINE_FORMAT,
       level: options.level,
-      base: { service: 'hsmedia-server' },
-      formatters: { level: (label) => ({ level: label }) },
       redact: {
         paths: ['access_token', '*.access_token', 'authorization', '*.authorization', 'headers.authorization'],
         censor: '[redacted]',
@@ -74,6 +73,26 @@ export function createLogger(options: CreateLoggerOptions): PinoLogger {
     },
     options.destination ?? createLogDestination(options.buffer ?? {}),
   );
+}
+
+/** What every line of the server's loggers carries and how its level is written. */
+const LINE_FORMAT = {
+  base: { service: 'hsmedia-server' },
+  formatters: { level: (label: string) => ({ level: label }) },
+} as const;
+
+/**
+ * The access log's logger: a sibling of `logger` (from {@link createLogger})
+ * writing the same line format at the same level into the same destination,
+ * without the redaction pass. An access line holds only its own fields
+ * (method, path already redacted by `redactRequestTarget`, status, bytes,
+ * duration, user), none of the redacted paths, and the redaction walk was a
+ * measurable part of each request at `info` (docs/small-media-profile.md).
+ */
+export function accessLoggerOf(logger: PinoLogger): PinoLogger {
+  const stream = (logger as unknown as Record<symbol, DestinationStream | undefined>)[pino.symbols.streamSym];
+  if (stream === undefined) return logger;
+  return pino({ ...LINE_FORMAT, level: logger.level }, stream);
 }
 
 /**

@@ -218,39 +218,48 @@ export class MediaMetrics {
 
   /**
    * Koa middleware counting every request once its response is over (so a
-   * streamed download is timed to its last byte). Mount it first. Bytes are
-   * the connection's byte counters since its previous request ended, headers included.
+   * streamed download is timed to its last byte): on the response's `close`,
+   * which Node emits once the response is finished or the connection is
+   * gone. Mount it first. Bytes are the connection's byte counters since its
+   * previous request ended, headers included. Per request: one state object
+   * and a shared listener (no closure, no async wrapper).
    */
   middleware(): Middleware {
-    return async (ctx, next) => {
-      const started = process.hrtime.bigint();
-      const socket = ctx.req.socket;
+    return (ctx, next) => {
+      const res = ctx.res as MeasuredResponse;
+      res[MEASURE] = { ctx, started: process.hrtime.bigint() };
       this.requestsInFlight.inc();
-      let done = false;
-      const finish = (): void => {
-        if (done) return;
-        done = true;
-        this.requestsInFlight.dec();
-        const route = routeOf(ctx);
-        const method = methodLabel(ctx.method);
-        const status = ctx.res.statusCode;
-        const labels = this.#pendingRequests.add(`${method} ${status} ${route}`, { method, route, status: String(status) }, 1);
-        this.requestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
-        // Since the previous request on this connection ended: the request line, headers and body
-        // often arrive in one read before this middleware runs, so a snapshot at the start would miss them.
-        const last = socketCounts.get(socket) ?? { read: 0, written: 0 };
-        const now = { read: socket.bytesRead, written: socket.bytesWritten };
-        socketCounts.set(socket, now);
-        this.#pendingBytesIn.add(route, { route }, Math.max(0, now.read - last.read));
-        this.#pendingBytesOut.add(route, { route }, Math.max(0, now.written - last.written));
-      };
-      ctx.res.once('close', finish);
-      try {
-        await next();
-      } finally {
-        if (ctx.res.writableFinished || ctx.res.destroyed) finish();
-      }
+      res.on('close', this.#finishMeasure);
+      return next();
     };
+  }
+
+  /** The responses' `close` listener, one per metrics object: counts a request once. */
+  readonly #finishMeasure = ((metrics: MediaMetrics) =>
+    function finishMeasure(this: MeasuredResponse): void {
+      const measure = this[MEASURE];
+      if (measure === undefined) return;
+      this[MEASURE] = undefined;
+      metrics.#count(measure.ctx, measure.started);
+    })(this);
+
+  #count(ctx: Context, started: bigint): void {
+    this.requestsInFlight.dec();
+    const route = routeOf(ctx);
+    const method = methodLabel(ctx.method);
+    const status = ctx.res.statusCode;
+    const labels = this.#pendingRequests.add(`${method} ${status} ${route}`, { method, route, status: String(status) }, 1);
+    this.requestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    // Since the previous request on this connection ended: the request line, headers and body
+    // often arrive in one read before this middleware runs, so a snapshot at the start would miss them.
+    const socket = ctx.req.socket as CountedSocket;
+    let last = socket[BYTE_COUNTS];
+    if (last === undefined) last = socket[BYTE_COUNTS] = { read: 0, written: 0 };
+    const { bytesRead, bytesWritten } = socket;
+    this.#pendingBytesIn.add(route, { route }, Math.max(0, bytesRead - last.read));
+    this.#pendingBytesOut.add(route, { route }, Math.max(0, bytesWritten - last.written));
+    last.read = bytesRead;
+    last.written = bytesWritten;
   }
 
   /** Counts the fetches (and their outcomes) of a remote media source. */
@@ -329,8 +338,13 @@ export class MediaMetrics {
   }
 }
 
-/** Byte counters of each connection when its last request ended. */
-const socketCounts = new WeakMap<Socket, { read: number; written: number }>();
+/** Byte counters of a connection when its last request ended, kept on the socket (mutated in place). */
+const BYTE_COUNTS: unique symbol = Symbol('hsmedia.byteCounts');
+type CountedSocket = Socket & { [BYTE_COUNTS]?: { read: number; written: number } };
+
+/** What the metrics need of one request, kept on its response under a symbol until it closes. */
+const MEASURE: unique symbol = Symbol('hsmedia.measure');
+type MeasuredResponse = ServerResponse & { [MEASURE]?: { readonly ctx: Context; readonly started: bigint } | undefined };
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
 

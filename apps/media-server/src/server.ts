@@ -28,7 +28,7 @@ import { asyncUploadOptionsOf, createRateLimits, federationAuthWithRateLimit } f
 import type { MediaServerConfig } from './config.js';
 import { createDrainer } from './drain.js';
 import { applyBodyIdleTimeout, handleExpectContinue, TrustedProxies, trustedProxyAddress } from './http-edge.js';
-import { createLogger, flushLogger } from './logger.js';
+import { accessLoggerOf, createLogger, flushLogger } from './logger.js';
 import { requestLog } from './request-log.js';
 import type { ServerSigningKey, SigningKeyCodec } from './signing-key-file.js';
 import { checkPublishedKey, loadSigningKeyFor } from './homeserver-key.js';
@@ -310,7 +310,9 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
     handleExpectContinue(httpServer, config.maxUploadBytes);
     // First, so every request is counted and timed to its last byte.
     app.use(metrics.middleware());
-    app.use(requestLog(logger, { successSampleRate: config.accessLogSampleRate }));
+    // Our own logger: access lines skip its redaction pass (they carry none of its paths); see accessLoggerOf.
+    const accessLogger = options.logger === undefined ? accessLoggerOf(logger) : logger;
+    app.use(requestLog(accessLogger, { successSampleRate: config.accessLogSampleRate }));
     app.use(drainer.middleware);
     // Before anything keyed by the client address (the per-IP limit of legacy downloads).
     if (trustedProxies.enabled) app.use(trustedProxyAddress(trustedProxies));

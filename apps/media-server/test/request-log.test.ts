@@ -11,7 +11,7 @@ import type { Logger } from '@hsmedia/runtime';
 import { listen } from '@hsmedia/test-fixtures';
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogDestination, createLogger, flushLogger } from '../src/logger.js';
+import { accessLoggerOf, createLogDestination, createLogger, flushLogger } from '../src/logger.js';
 import { MediaMetrics } from '../src/metrics.js';
 import { redactRequestTarget, requestLog, type RequestLogOptions } from '../src/request-log.js';
 
@@ -177,6 +177,29 @@ describe('createLogDestination', () => {
     } finally {
       await reader.close();
       (destination as unknown as { destroy(): void }).destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('accessLoggerOf writes the same line format into the same destination, at the same level', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hsmedia-log-'));
+    try {
+      const path = join(dir, 'log.jsonl');
+      const logger = createLogger({ level: 'info', destination: createLogDestination({ dest: path }) });
+      const access = accessLoggerOf(logger);
+      expect(access.level).toBe('info');
+      logger.info({ method: 'GET', path: '/a', status: 200 }, 'request');
+      access.info({ method: 'GET', path: '/a', status: 200 }, 'request');
+      // The main logger still redacts.
+      logger.info({ access_token: 'secret' }, 'redacted');
+      expect(await flushLogger(logger, 10_000)).toBe(true);
+      const lines = (await readFile(path, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      const withoutTime = (line: Record<string, unknown>): Record<string, unknown> => ({ ...line, time: 0 });
+      expect(withoutTime(lines[1]!)).toEqual(withoutTime(lines[0]!));
+      expect(lines[0]).toMatchObject({ level: 'info', service: 'hsmedia-server', msg: 'request' });
+      expect(lines[2]).toMatchObject({ access_token: '[redacted]' });
+      expect(accessLoggerOf(createLogger({ level: 'warn', destination: createLogDestination({ dest: '/dev/null' }) })).isLevelEnabled('info')).toBe(false);
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });

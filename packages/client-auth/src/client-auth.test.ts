@@ -31,6 +31,26 @@ const verifier = new StaticTokenVerifier({
 });
 
 describe('createClientAuth', () => {
+  it('takes a known answer without calling verify, and calls verify when the verifier does not know', async () => {
+    const calls: string[] = [];
+    const table = new StaticTokenVerifier({ alice_token: '@alice:example.org' });
+    const counting = {
+      verify: (token: string) => {
+        calls.push(`verify ${token}`);
+        return table.verify(token);
+      },
+      known: (token: string) => (token === 'alice_token' ? table.known(token) : undefined),
+    };
+    const url = await authApp({ verifier: counting });
+    expect((await fetch(url, { headers: { Authorization: 'Bearer alice_token' } })).status).toBe(200);
+    expect(calls).toEqual([]);
+    expect((await fetch(url, { headers: { Authorization: 'Bearer other' } })).status).toBe(401);
+    expect(calls).toEqual(['verify other']);
+    // A query that only looks like a token parameter once decoded is still read (access%5Ftoken).
+    expect((await fetch(`${url}?access%5Ftoken=alice_token`)).status).toBe(200);
+    expect((await fetch(`${url}?a=1&access_token=nope`)).status).toBe(401);
+  });
+
   it('accepts a Bearer header and sets ctx.state.requester', async () => {
     const url = await authApp({ verifier });
     const res = await fetch(url, { headers: { Authorization: 'Bearer alice_token' } });
@@ -143,6 +163,24 @@ describe('WhoamiTokenVerifier', () => {
     await v.verify('good');
     expect(hs.calls).toHaveLength(2);
     expect(await v.verify('guest')).toEqual({ userId: '@g:hs.test', isGuest: true });
+  });
+
+  it('known() gives cached answers (positive, negative, per asserted user) without asking, and undefined otherwise', async () => {
+    const hs = await fakeHomeserver(whoamiHandler);
+    let now = 1_000_000;
+    const v = new WhoamiTokenVerifier({ homeserverUrl: hs.url, positiveTtlMs: 60_000, negativeTtlMs: 5_000, now: () => now });
+    expect(v.known('good')).toBeUndefined();
+    await v.verify('good');
+    await v.verify('bad');
+    expect(v.known('good')).toEqual({ userId: '@bob:hs.test', deviceId: 'DEV1', isGuest: false });
+    expect(v.known('bad')).toBeNull();
+    // Another asserted user is another answer.
+    expect(v.known('good', { userId: '@other:hs.test' })).toBeUndefined();
+    now += 5_001;
+    expect(v.known('bad')).toBeUndefined();
+    now += 60_000;
+    expect(v.known('good')).toBeUndefined();
+    expect(hs.calls).toHaveLength(2);
   });
 
   it('caches unknown tokens for negativeTtlMs only', async () => {

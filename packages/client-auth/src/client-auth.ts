@@ -36,7 +36,10 @@ export function accessTokenFrom(ctx: Context, allowQueryToken: boolean = true): 
     fromHeader = match ? match[1]! : null;
   }
   if (!allowQueryToken) return fromHeader;
-  const fromQuery = new URLSearchParams(ctx.querystring).getAll('access_token');
+  // Common case, no parsing: a parameter name can only decode to access_token if spelled out or percent-encoded.
+  const query = ctx.querystring;
+  if (query === '' || (!query.includes('access_token') && !query.includes('%'))) return fromHeader;
+  const fromQuery = new URLSearchParams(query).getAll('access_token');
   if (fromQuery.length === 0) return fromHeader;
   if (fromQuery.length > 1) throw errors.missingToken('Too many access_token query parameters');
   if (fromHeader !== null) throw errors.missingToken('Mixing Authorization headers and access_token query parameters');
@@ -83,7 +86,10 @@ export function createClientAuth(options: ClientAuthOptions): Middleware<ClientA
     const token = accessTokenFrom(ctx, allowQueryToken);
     if (token === null) throw errors.missingToken();
     const userId = assertedUserIdFrom(ctx);
-    const requester = await (userId === undefined ? verifier.verify(token) : verifier.verify(token, undefined, { userId }));
+    const options = userId === undefined ? undefined : { userId };
+    // A known answer (token table, cache hit) needs no promise; otherwise the verifier asks.
+    const known = verifier.known?.(token, options);
+    const requester = known !== undefined ? known : await verifier.verify(token, undefined, options);
     if (requester === null) throw errors.unknownToken();
     if (forbidGuests && requester.isGuest) throw guestForbidden();
     ctx.state.requester = requester;

@@ -19,4 +19,10 @@ export interface VerifyOptions {
  */
 export interface AccessTokenVerifier {
   verify(token: string, signal?: AbortSignal, options?: VerifyOptions): Promise<Requester | null>;
+  /**
+   * The answer {@link verify} would give, when the verifier already knows it
+   * (a token table, a cached answer); `undefined` when it would have to ask.
+   * Optional: it lets the common request skip a promise and an await.
+   */
+  known?(token: string, options?: VerifyOptions): Requester | null | undefined;
 }

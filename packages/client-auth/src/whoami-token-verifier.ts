@@ -22,6 +22,14 @@ export interface WhoamiTokenVerifierOptions {
   readonly now?: () => number;
 }
 
+/** The cache key of a token (and asserted user): a hash, so the cache holds no token. */
+function cacheKey(token: string, asserted: string | undefined): string {
+  const hash = createHash('sha256').update(token);
+  // A NUL cannot occur in a token sent as a header, so token and user never run together.
+  if (asserted !== undefined) hash.update('\0').update(asserted);
+  return hash.digest('base64url');
+}
+
 /**
  * Verifies access tokens by asking the homeserver
  * (`GET /_matrix/client/v3/account/whoami` with the token as Bearer), so a
@@ -71,11 +79,12 @@ export class WhoamiTokenVerifier implements AccessTokenVerifier {
 
   verify(token: string, signal?: AbortSignal, options?: VerifyOptions): Promise<Requester | null> {
     const asserted = options?.userId;
-    const hash = createHash('sha256').update(token);
-    // A NUL cannot occur in a token sent as a header, so token and user never run together.
-    if (asserted !== undefined) hash.update('\0').update(asserted);
-    const key = hash.digest('base64url');
-    return this.#answers.get(key, () => this.#ask(token, asserted), signal);
+    return this.#answers.get(cacheKey(token, asserted), () => this.#ask(token, asserted), signal);
+  }
+
+  /** The cached answer (positive or negative, unexpired), or undefined when the homeserver must be asked. */
+  known(token: string, options?: VerifyOptions): Requester | null | undefined {
+    return this.#answers.peek(cacheKey(token, options?.userId));
   }
 
   async #ask(token: string, asserted: string | undefined): Promise<Requester | null> {

@@ -46,8 +46,9 @@ export function writeMediaHeaders(res: ServerResponse, cacheControl: string, eta
  * (errors included), so even a mis-served body cannot run script.
  */
 export function mediaSecurityHeaders(): Middleware {
-  return async function mediaSecurityHeadersMiddleware(ctx, next) {
+  // No async wrapper: one promise fewer on every request.
+  return function mediaSecurityHeadersMiddleware(ctx, next) {
     writeSecurityHeaders(ctx.res);
-    await next();
+    return next();
   };
 }

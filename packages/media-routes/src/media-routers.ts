@@ -6,6 +6,7 @@ import type { Context, Middleware } from 'koa';
 import { addAsyncUploadRoutes } from './async-upload-routes.js';
 import { createFederationMediaRouter, type FederationMediaRouterOptions } from './federation-router.js';
 import { fileNameParam, lookupQuery } from './internal/query-params.js';
+import { gatedRoutes } from './internal/router-gate.js';
 import { withUploadRequest } from './internal/upload-request.js';
 import { mediaSecurityHeaders } from './media-headers.js';
 import { createPreviewUrlHandler, type PreviewUrlOptions } from './preview-routes.js';
@@ -265,7 +266,8 @@ export function mountMediaRoutes(app: Koa, options: MountMediaRoutesOptions): Mo
   app.use(matrixCors());
   app.use(mediaSecurityHeaders());
   for (const router of [routers.client, routers.legacy, ...(federation ? [federation] : []), ...(options.routers ?? [])]) {
-    app.use(router.routes());
+    // Gated by the routers' shared path prefix: a federation request does not run the client and legacy matchers.
+    app.use(gatedRoutes(router));
     app.use(router.allowedMethods(allowedMethodsOptions));
   }
   app.use(unrecognized());

@@ -14,6 +14,7 @@ export {
   SignatureError,
   type SignatureErrorCode,
 } from './errors.js';
+export { ed25519Backend, type Ed25519Backend } from './internal/ed25519-verify.js';
 export { KeyRing, type FetchLike, type KeyResolver, type KeyRingOptions, type NotaryServer } from './key-ring.js';
 export { MemoryServerKeyStore, type ServerKeyStore, type StoredServerKey } from './server-key-store.js';
 export {

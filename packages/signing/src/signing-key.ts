@@ -1,6 +1,7 @@
-import { createPrivateKey, createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { decodeBase64, encodeUnpaddedBase64 } from './base64.js';
 import { SignatureError } from './errors.js';
+import { ed25519Verify } from './internal/ed25519-verify.js';
 
 /** PKCS#8 DER prefix for a raw 32-byte Ed25519 seed (RFC 8410). */
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -150,5 +151,6 @@ export function verifyBytes(publicKey: KeyObject | string, bytes: Uint8Array, si
   }
   if (sig.byteLength !== 64) return false;
   const key = typeof publicKey === 'string' ? publicKeyFromBase64(publicKey) : publicKey;
-  return verify(null, bytes, key, sig);
+  // libsodium when sodium-native loads, else node:crypto (internal/ed25519-verify.ts).
+  return ed25519Verify(key, bytes, sig);
 }

@@ -24,6 +24,15 @@ export class AnswerCache<V> {
   }
 
   /** The cached answer for `key`, or the one `ask` gives (asked once for concurrent callers). */
+  /** The unexpired answer for `key`, or undefined (an expired one is dropped); never asks. */
+  peek(key: string): V | undefined {
+    const cached = this.#cache.get(key);
+    if (cached === undefined) return undefined;
+    if (cached.expiresAt > this.#options.now()) return cached.answer;
+    this.#cache.delete(key);
+    return undefined;
+  }
+
   get(key: string, ask: () => Promise<V>, signal?: AbortSignal): Promise<V> {
     const cached = this.#cache.get(key);
     if (cached) {

@@ -1,5 +1,5 @@
 import { takeFileBody } from '@hsmedia/media-core';
-import { encodeMultipart, multipartFrame, type EncodedMultipart } from '@hsmedia/multipart';
+import { encodeMultipart, multipartFrame, type EncodedMultipart, type MultipartFrame } from '@hsmedia/multipart';
 import type { SignalSource } from '@hsmedia/runtime';
 import type { Context } from 'koa';
 import { answerConditional } from '../http-range.js';
@@ -19,14 +19,9 @@ export interface MultipartSendOptions {
   readonly chargeBytes?: ByteCharge | undefined;
 }
 
-/** The bytes of small media as the content part's source. */
-function bytesSource(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (bytes.byteLength > 0) controller.enqueue(bytes);
-      controller.close();
-    },
-  });
+/** The framing around content the server writes itself (bytes from memory, a file): no Web stream. */
+function framing(media: SendableMedia, disposition: string): MultipartFrame {
+  return multipartFrame({ content: { contentType: media.contentType, contentDisposition: disposition } });
 }
 
 function frame(media: SendableMedia, stream: ReadableStream<Uint8Array>, length: number | null, disposition: string): EncodedMultipart {
@@ -64,31 +59,29 @@ export async function sendMultipartMedia(ctx: Context, media: SendableMedia, opt
   if (ctx.method !== 'GET') {
     // HEAD: the framing's headers (its length counts the content) and no body; the content is never read.
     media.discard();
-    const encoded = frame(media, bytesSource(new Uint8Array(0)), size, options.contentDisposition);
-    void encoded.body.cancel().catch(() => undefined);
-    res.setHeader('Content-Type', encoded.contentType);
-    if (encoded.contentLength !== undefined) ctx.length = encoded.contentLength;
+    const frame = framing(media, options.contentDisposition);
+    res.setHeader('Content-Type', frame.contentType);
+    if (size !== null) ctx.length = frame.head.byteLength + size + frame.tail.byteLength;
     return;
   }
+  // Small media (a cache hit needs no promise): one buffer of framing and bytes, sent by Koa like a
+  // client download's, with no Web stream per answer.
   const small = media.cachedSmall?.() ?? (await media.readSmall(readSignal(ctx, options.signal)));
   if (small !== null) {
-    const encoded = frame(media, bytesSource(small), small.byteLength, options.contentDisposition);
-    res.setHeader('Content-Type', encoded.contentType);
-    if (encoded.contentLength !== undefined) ctx.length = encoded.contentLength;
-    await writeStreamBody(ctx, encoded.body, null);
+    const frame = framing(media, options.contentDisposition);
+    res.setHeader('Content-Type', frame.contentType);
+    ctx.body = Buffer.concat([frame.head, small, frame.tail], frame.head.byteLength + small.byteLength + frame.tail.byteLength);
     return;
   }
   const stream = await media.open(undefined, readSignal(ctx, options.signal));
   const file = size === null ? undefined : takeFileBody(stream);
   if (file !== undefined && size !== null) {
     // A stored file: the same writer as a download, between the framing's head and tail.
-    const framing = multipartFrame({
-      content: { contentType: media.contentType, contentDisposition: options.contentDisposition },
-    });
-    res.setHeader('Content-Type', framing.contentType);
-    ctx.length = framing.head.byteLength + size + framing.tail.byteLength;
+    const frame = framing(media, options.contentDisposition);
+    res.setHeader('Content-Type', frame.contentType);
+    ctx.length = frame.head.byteLength + size + frame.tail.byteLength;
     ctx.respond = false;
-    await writeFileBody(res, file, size, framing);
+    await writeFileBody(res, file, size, frame);
     return;
   }
   const encoded = frame(media, stream, size, options.contentDisposition);

@@ -1,6 +1,7 @@
-import { ImportError, MediaImports, MediaService, type ImportedMediaRecord, type ImportErrorCode } from '@hsmedia/media-core';
+import { ImportError, MediaImports, type ImportedMediaRecord, type ImportErrorCode } from '@hsmedia/media-core';
 import type { MediaServerConfig } from '../config.js';
 import { openStores } from '../stores.js';
+import { importCatalog } from './import-catalog.js';
 import type { ArchiveImportReport, ArchiveProblemKind } from './archive-report.js';
 
 /**
@@ -22,12 +23,12 @@ export interface OpenArchiveTarget {
 /** Opens the configured stores (migrating the schema) and the import sink over them; `actor` is recorded as blocking quarantined hashes. */
 export async function openArchiveTarget(config: MediaServerConfig, actor: string): Promise<OpenArchiveTarget> {
   const stores = await openStores(config);
-  const media = new MediaService({ serverName: config.serverName, blobs: stores.blobs, metadata: stores.metadata, maxUploadBytes: config.maxUploadBytes });
-  const target = new MediaImports({ catalog: media.catalog, actor });
+  const catalog = importCatalog(config, stores);
+  const target = new MediaImports({ catalog, actor });
   return {
     target,
     close: async () => {
-      await media.close();
+      await catalog.close();
       await stores.close();
     },
   };

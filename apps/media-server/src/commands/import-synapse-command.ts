@@ -3,10 +3,11 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
-import { hasBlockedHashes, MediaCatalog, MediaImports } from '@hsmedia/media-core';
+import { MediaImports } from '@hsmedia/media-core';
 import { SynapseImporter, SynapseMediaSource, type SynapseDatabaseLocation, type SynapseImportEntry, type SynapseImportTally } from '@hsmedia/synapse-import';
 import type { MediaServerConfig } from '../config.js';
 import { openStores } from '../stores.js';
+import { importCatalog } from './import-catalog.js';
 
 /** Arguments of `import-synapse`. */
 export interface ImportSynapseArguments {
@@ -158,18 +159,7 @@ export async function runImportSynapse(config: MediaServerConfig, args: ImportSy
         `${stats.localThumbnails.count + stats.remoteThumbnails.count} thumbnails (${stats.localThumbnails.bytes + stats.remoteThumbnails.bytes} bytes)\n`,
     );
     stores = await openStores(config);
-    // A catalog of its own, with no caches: the running server sees the rows at its next lookup.
-    const catalog = new MediaCatalog({
-      serverName: config.serverName,
-      blobs: stores.blobs,
-      records: stores.metadata,
-      thumbnails: stores.metadata,
-      ...(hasBlockedHashes(stores.metadata) ? { blockedHashes: stores.metadata } : {}),
-      // With scanning on, imported media waits for the server's scan stage like any new media.
-      scanNewMedia: config.scanning !== undefined,
-      touchIntervalMs: 0,
-      cache: { maxRecords: 0, maxBlobBytes: 0, thumbnailBytes: 0 },
-    });
+    const catalog = importCatalog(config, stores);
     const importer = new SynapseImporter({
       source,
       imports: new MediaImports({ catalog, actor: IMPORT_SYNAPSE_ACTOR, linkFiles: args.link }),

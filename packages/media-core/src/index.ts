@@ -99,7 +99,22 @@ export {
   type MediaChangeFeed,
   type MediaChangeListener,
   parseMediaChange,
+  type StagedBlob,
+  type BlobStaging,
+  type ListedBlob,
+  hasBlobStaging,
+  type BlobReferenceLedger,
+  type BlobStaleness,
+  type BlobStorageStats,
+  hasBlobReferenceLedger,
 } from './ports/index.js';
+export {
+  ContentAddressedBlobStore,
+  type ContentAddressedBlobStoreOptions,
+  sweepOrphanBlobs,
+  type OrphanSweepOptions,
+  type OrphanSweepResult,
+} from './content-addressed-blob-store.js';
 export {
   allowAllPolicy,
   allOfPolicies,

@@ -426,6 +426,14 @@ export class MediaCatalog {
    * that a record already uses: that one is kept.
    */
   async discardBlob(blobId: string): Promise<void> {
+    if (this.blobs.release !== undefined) {
+      try {
+        await this.blobs.release(blobId);
+      } catch (err) {
+        this.logger.error({ err, blobId }, 'could not release blob; the orphan sweep will remove it');
+      }
+      return;
+    }
     if (this.blobs.contentAddressed === true && (await this.records.isBlobReferenced(blobId))) return;
     await this.deleteBlobQuietly(blobId);
   }

@@ -14,6 +14,8 @@ export interface TableNames {
   readonly rateLimitBuckets: string;
   /** URL previews shared by every process (migration 0011). */
   readonly urlPreviews: string;
+  /** The reference ledger of content-addressed blobs (migration 0012). */
+  readonly blobRefs: string;
   /** knex's migration bookkeeping; knex adds `_lock` for its lock table. */
   readonly migrations: string;
 }
@@ -39,6 +41,7 @@ export function tableNamesFor(tablePrefix = ''): TableNames {
     adminAudit: `${tablePrefix}admin_audit`,
     rateLimitBuckets: `${tablePrefix}rate_limit_buckets`,
     urlPreviews: `${tablePrefix}url_previews`,
+    blobRefs: `${tablePrefix}blob_refs`,
     // Not knex's default `knex_migrations`: a host application sharing the database
     // may run its own knex migrations, and knex refuses to run when the table lists
     // migrations its source does not know.

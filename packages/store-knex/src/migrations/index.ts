@@ -8,12 +8,13 @@ import { adminAuditMigration } from './0008_admin_audit.js';
 import { scanStateMigration } from './0009_scan_state.js';
 import { profileMediaMigration } from './0010_profile_media.js';
 import { clusterCoordinationMigration } from './0011_cluster_coordination.js';
+import { blobRefsMigration } from './0012_blob_refs.js';
 import type { StoreMigration } from './types.js';
 
 export type { StoreMigration } from './types.js';
 
 /** Every migration, oldest first. Append only. */
-export const migrations: readonly StoreMigration[] = Object.freeze([initialMigration, thumbnailsMigration, leasesMigration, mediaAdminIndexesMigration, mediaProtectionMigration, blockedHashesMigration, adminAuditMigration, scanStateMigration, profileMediaMigration, clusterCoordinationMigration]);
+export const migrations: readonly StoreMigration[] = Object.freeze([initialMigration, thumbnailsMigration, leasesMigration, mediaAdminIndexesMigration, mediaProtectionMigration, blockedHashesMigration, adminAuditMigration, scanStateMigration, profileMediaMigration, clusterCoordinationMigration, blobRefsMigration]);
 
 /** Names of {@link migrations}, in order: what a fully migrated schema has recorded. */
 export const MIGRATION_NAMES: readonly string[] = Object.freeze(migrations.map((migration) => migration.name));

@@ -2,6 +2,8 @@ import { KnexMetadataStore } from '@hsmedia/store-knex';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { completeRecord, completion, pendingRecord } from './fixtures.js';
 import type { KnexTestDatabase } from './knex-store-behaviour.js';
+import { tableNamesFor } from '../src/internal/table-names.js';
+import { blobRefsMigration } from '../src/migrations/0012_blob_refs.js';
 
 const thumbnail = (blobId: string, width = 32) => ({
   serverName: 'example.org',
@@ -92,6 +94,20 @@ export function describeBlobReferenceLedger(label: string, openDatabase: () => P
       // The old deleter's late finish changes nothing.
       await store.finishBlobDeletion('abandoned', NOW - 5000, true, fresh);
       expect(await store.isBlobDeletionInFlight('abandoned', fresh.deletionStaleBefore)).toBe(true);
+    });
+
+    it('migration 0012 counts the blobs of rows stored before it', async () => {
+      // As if the database predated 0012: undo it, store rows, migrate again.
+      await blobRefsMigration.down(db.knex, tableNamesFor(''));
+      await db.knex('hsmedia_migrations').where({ name: blobRefsMigration.name }).delete();
+      await store.insertMedia(completeRecord({ mediaId: 'old1', blobId: 'old_blob', size: 500 }));
+      await store.insertMedia(completeRecord({ mediaId: 'old2', blobId: 'old_blob', size: 500 }));
+      await store.insertThumbnail(thumbnail('old_thumb'));
+      await store.migrate();
+      expect(await store.blobStorageStats()).toEqual({ blobs: 2, storedBytes: 600, referencedBytes: 1100 });
+      await store.deleteMedia('remote.example:8448', 'old1');
+      await store.deleteMedia('remote.example:8448', 'old2');
+      expect(await store.beginBlobDeletion('old_blob', NOW, fresh)).toBe(true);
     });
 
     it('rejects blob IDs no backend can store', async () => {

@@ -132,16 +132,20 @@ export class ContentAddressedBlobStore implements BlobStore {
    * Removes the object when nothing references or claims it (else false: it stays
    * for its other users). True when this call removed it.
    */
-  async delete(blobId: string): Promise<boolean> {
+  delete(blobId: string): Promise<boolean> {
+    return this.#deleteUnlessHeld(blobId, this.#staleness());
+  }
+
+  async #deleteUnlessHeld(blobId: string, stale: BlobStaleness): Promise<boolean> {
     const startedAt = this.#clock.now();
-    if (!(await this.#references.beginBlobDeletion(blobId, startedAt, this.#staleness()))) return false;
+    if (!(await this.#references.beginBlobDeletion(blobId, startedAt, stale))) return false;
     let gone = false;
     try {
       const existed = await this.#objects.delete(blobId);
       gone = true;
       return existed;
     } finally {
-      await this.#references.finishBlobDeletion(blobId, startedAt, gone, this.#staleness());
+      await this.#references.finishBlobDeletion(blobId, startedAt, gone, stale);
     }
   }
 
@@ -155,28 +159,41 @@ export class ContentAddressedBlobStore implements BlobStore {
     return this.#objects.cleanupStaging();
   }
 
-  /** See {@link sweepOrphanBlobs}. */
-  sweepOrphans(options: OrphanSweepOptions = {}): Promise<OrphanSweepResult> {
-    return sweepOrphanBlobs(this, this.#objects, this.#references, { graceMs: this.#pinGraceMs, clock: this.#clock, logger: this.#logger, ...options });
+  /**
+   * Removes objects nothing references: ledger rows with no reference and no pin
+   * newer than the grace period (a put that crashed before its record, a crash
+   * between the last delete and the object's removal), and objects older than the
+   * grace period that the ledger never heard of. Every removal goes through the
+   * conditional deletion, so a put of the same bytes racing the sweep keeps its blob.
+   */
+  async sweepOrphans(options: OrphanSweepOptions = {}): Promise<OrphanSweepResult> {
+    const graceMs = options.graceMs ?? this.#pinGraceMs;
+    const now = this.#clock.now();
+    const stale: BlobStaleness = { pinsStaleBefore: now - graceMs, deletionStaleBefore: now - this.#deletionLeaseMs };
+    const result = await sweepOrphanBlobs(this.#objects, this.#references, stale, options, (blobId) =>
+      options.dryRun === true ? Promise.resolve(false) : this.#deleteUnlessHeld(blobId, stale),
+    );
+    if (result.unreferenced + result.unknown > 0) {
+      this.#logger.info({ ...result, dryRun: options.dryRun === true }, 'orphan blob sweep');
+    }
+    return result;
   }
 }
 
-/** Options of {@link sweepOrphanBlobs}. */
+/** Options of {@link ContentAddressedBlobStore.sweepOrphans}. */
 export interface OrphanSweepOptions {
-  /** Only report what would be removed. */
+  /** Only count what would be removed. */
   readonly dryRun?: boolean;
-  /** Objects younger than this are spared (puts in flight). Default the store's `pinGraceMs`. */
+  /** Pins and objects younger than this are spared (puts in flight). Default the store's `pinGraceMs`. */
   readonly graceMs?: number;
-  readonly clock?: Clock;
-  readonly logger?: Logger;
   readonly signal?: AbortSignal;
 }
 
-/** What {@link sweepOrphanBlobs} found and removed. */
+/** What {@link ContentAddressedBlobStore.sweepOrphans} found and removed. */
 export interface OrphanSweepResult {
-  /** Unreferenced blobs with a ledger row (a crash between the last delete and the object's removal, or a put never referenced). */
+  /** Ledger rows with no reference and no live pin. */
   readonly unreferenced: number;
-  /** Objects the ledger has no row for (a crash between publishing and the claim's bookkeeping, or foreign files). */
+  /** Objects the ledger has no row for. */
   readonly unknown: number;
   /** How many of them were removed (0 on a dry run). */
   readonly removed: number;
@@ -184,31 +201,23 @@ export interface OrphanSweepResult {
 
 const SWEEP_PAGE = 500;
 
-/**
- * Removes objects nothing references: ledger rows with no reference and no live
- * pin, and objects older than the grace period that the ledger never heard of.
- * Every removal goes through the store's conditional delete, so a put of the
- * same bytes racing the sweep keeps its blob.
- */
-export async function sweepOrphanBlobs(
-  store: BlobStore,
+async function sweepOrphanBlobs(
   objects: BlobStaging,
   references: BlobReferenceLedger,
-  options: OrphanSweepOptions & { readonly graceMs: number },
+  stale: BlobStaleness,
+  options: OrphanSweepOptions,
+  remove: (blobId: string) => Promise<boolean>,
 ): Promise<OrphanSweepResult> {
-  const clock = options.clock ?? systemClock;
-  const logger = options.logger ?? noopLogger;
-  const staleBefore = clock.now() - options.graceMs;
   let unreferenced = 0;
   let unknown = 0;
   let removed = 0;
   let after = '';
   for (;;) {
     options.signal?.throwIfAborted();
-    const page = await references.listUnreferencedBlobs(staleBefore, after, SWEEP_PAGE);
+    const page = await references.listUnreferencedBlobs(stale.pinsStaleBefore, after, SWEEP_PAGE);
     for (const blobId of page) {
       unreferenced++;
-      if (!options.dryRun && (await store.delete(blobId))) removed++;
+      if (await remove(blobId)) removed++;
     }
     if (page.length < SWEEP_PAGE) break;
     after = page[page.length - 1]!;
@@ -219,17 +228,16 @@ export async function sweepOrphanBlobs(
     for (const blobId of batch) {
       if (known.has(blobId)) continue;
       unknown++;
-      if (!options.dryRun && (await store.delete(blobId))) removed++;
+      if (await remove(blobId)) removed++;
     }
     batch = [];
   };
   for await (const listed of objects.listBlobs()) {
     options.signal?.throwIfAborted();
-    if (listed.modifiedAt >= staleBefore) continue;
+    if (listed.modifiedAt >= stale.pinsStaleBefore) continue;
     batch.push(listed.blobId);
     if (batch.length >= SWEEP_PAGE) await flush();
   }
   if (batch.length > 0) await flush();
-  if (unreferenced + unknown > 0) logger.info({ unreferenced, unknown, removed, dryRun: options.dryRun === true }, 'orphan blob sweep');
   return { unreferenced, unknown, removed };
 }

@@ -111,7 +111,6 @@ export {
 export {
   ContentAddressedBlobStore,
   type ContentAddressedBlobStoreOptions,
-  sweepOrphanBlobs,
   type OrphanSweepOptions,
   type OrphanSweepResult,
 } from './content-addressed-blob-store.js';

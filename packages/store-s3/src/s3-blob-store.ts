@@ -2,11 +2,16 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
+  UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -15,9 +20,12 @@ import {
   generateId,
   type BlobPutOptions,
   type BlobReadOptions,
+  type BlobStaging,
   type BlobStore,
   type ByteSource,
   type DirectUrlOptions,
+  type ListedBlob,
+  type StagedBlob,
   type StoredBlob,
 } from '@hsmedia/media-core';
 import { bodyStream } from './internal/body-stream.js';
@@ -43,6 +51,10 @@ export interface S3BlobStoreOptions {
 const MiB = 1024 * 1024;
 const MIN_PART_SIZE = 5 * MiB;
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** S3's largest single `CopyObject`. */
+const MAX_SINGLE_COPY = 5 * 1024 * MiB;
+/** Staged objects of content-addressed puts live under `<prefix>.staging/`: a dot is never in a blob ID. */
+const STAGING_DIR = '.staging/';
 
 function checkOffset(name: string, value: number | undefined): void {
   if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
@@ -84,7 +96,7 @@ function emptyStream(): ReadableStream<Uint8Array> {
  * never used (Ceph RGW sends an empty one for multipart uploads): size and
  * SHA-256 are computed here while streaming.
  */
-export class S3BlobStore implements BlobStore {
+export class S3BlobStore implements BlobStore, BlobStaging {
   readonly bucket: string;
   readonly prefix: string;
   readonly #client: S3Client;
@@ -118,6 +130,99 @@ export class S3BlobStore implements BlobStore {
   }
 
   async put(source: ByteSource, options: BlobPutOptions = {}): Promise<StoredBlob> {
+    const blobId = generateId();
+    const { size, sha256 } = await this.#upload(source, options, this.#keyOf(blobId));
+    return { blobId, size, sha256 };
+  }
+
+  /**
+   * Like {@link put}, but the bytes go to a staging key (`<prefix>.staging/<random>`,
+   * outside the blob ID space) until `publishAs` copies them to the blob's key on the
+   * server side (`CopyObject`, no bytes through this process) and deletes the staging
+   * object. Content addressing needs it: the key is the hash, known only at the end.
+   */
+  async stageBlob(source: ByteSource, options: BlobPutOptions = {}): Promise<StagedBlob> {
+    const stagingKey = `${this.prefix}${STAGING_DIR}${generateId()}`;
+    const { size, sha256 } = await this.#upload(source, options, stagingKey);
+    let settled = false;
+    const dropStaging = async (): Promise<void> => {
+      settled = true;
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: stagingKey })).catch(() => undefined);
+    };
+    return {
+      size,
+      sha256,
+      publishAs: async (blobId: string): Promise<void> => {
+        if (settled) throw new Error('S3BlobStore: the staged blob was already published or discarded');
+        if (!isValidBlobId(blobId)) throw new TypeError('S3BlobStore: invalid blob ID');
+        try {
+          await this.#copy(stagingKey, this.#keyOf(blobId), size);
+        } catch (error) {
+          await dropStaging();
+          throw toS3StoreError(error, 'S3BlobStore.publishAs');
+        }
+        await dropStaging();
+      },
+      discard: async (): Promise<void> => {
+        if (!settled) await dropStaging();
+      },
+    };
+  }
+
+  /** A server-side copy: one `CopyObject` up to 5 GiB (S3's limit for it), `UploadPartCopy` parts beyond. */
+  async #copy(from: string, to: string, size: number): Promise<void> {
+    const source = `${this.bucket}/${encodeURIComponent(from).replace(/%2F/g, '/')}`;
+    if (size <= MAX_SINGLE_COPY) {
+      await this.#client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: source }));
+      return;
+    }
+    const { UploadId } = await this.#client.send(
+      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: to, ContentType: 'application/octet-stream' }),
+    );
+    try {
+      const parts: { PartNumber: number; ETag?: string }[] = [];
+      const partSize = Math.max(this.#partSize, Math.ceil(size / 10_000));
+      for (let start = 0, number = 1; start < size; start += partSize, number++) {
+        const end = Math.min(start + partSize, size) - 1;
+        const { CopyPartResult } = await this.#client.send(
+          new UploadPartCopyCommand({ Bucket: this.bucket, Key: to, UploadId, PartNumber: number, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }),
+        );
+        parts.push({ PartNumber: number, ...(CopyPartResult?.ETag === undefined ? {} : { ETag: CopyPartResult.ETag }) });
+      }
+      await this.#client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: to, UploadId, MultipartUpload: { Parts: parts } }));
+    } catch (error) {
+      await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: to, UploadId })).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Every blob under the prefix with its last-modified time (the orphan sweep); staging and probe keys are skipped. */
+  async *listBlobs(): AsyncIterable<ListedBlob> {
+    let token: string | undefined;
+    for (;;) {
+      let page;
+      try {
+        page = await this.#client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            ...(this.prefix === '' ? {} : { Prefix: this.prefix }),
+            ...(token === undefined ? {} : { ContinuationToken: token }),
+          }),
+        );
+      } catch (error) {
+        throw toS3StoreError(error, 'S3BlobStore.listBlobs');
+      }
+      for (const object of page.Contents ?? []) {
+        const blobId = object.Key?.slice(this.prefix.length);
+        if (blobId === undefined || !isValidBlobId(blobId)) continue;
+        yield { blobId, modifiedAt: object.LastModified?.getTime() ?? 0 };
+      }
+      if (page.IsTruncated !== true || page.NextContinuationToken === undefined) return;
+      token = page.NextContinuationToken;
+    }
+  }
+
+  async #upload(source: ByteSource, options: BlobPutOptions, key: string): Promise<{ size: number; sha256: string }> {
     const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
     if (maxBytes !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(maxBytes) || maxBytes < 0)) {
       const error = new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
@@ -128,8 +233,6 @@ export class S3BlobStore implements BlobStore {
       await releaseSource(source, abortErrorOf(signal));
       throw abortErrorOf(signal);
     }
-    const blobId = generateId();
-    const key = this.#keyOf(blobId);
     const tally: SourceTally = { size: 0, sha256: '', failure: null };
     const body = Readable.from(countedSource(source, maxBytes, tally));
     // An 'error' event with no listener would crash the process; the failure is in `tally`.
@@ -173,7 +276,7 @@ export class S3BlobStore implements BlobStore {
       await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => undefined);
       throw tally.failure.error;
     }
-    return { blobId, size: tally.size, sha256: tally.sha256 };
+    return { size: tally.size, sha256: tally.sha256 };
   }
 
   async open(blobId: string, options: BlobReadOptions = {}): Promise<ReadableStream<Uint8Array> | null> {
@@ -259,12 +362,35 @@ export class S3BlobStore implements BlobStore {
           );
           aborted++;
         }
-        if (page.IsTruncated !== true) return aborted;
+        if (page.IsTruncated !== true) break;
         keyMarker = page.NextKeyMarker;
         uploadIdMarker = page.NextUploadIdMarker;
       }
+      return aborted + (await this.#removeStaleStagedObjects(cutoff));
     } catch (error) {
       throw toS3StoreError(error, 'S3BlobStore.cleanupStaging');
+    }
+  }
+
+  /** Deletes staged objects (`stageBlob`) older than `cutoff` that were never published: a crash between the two. */
+  async #removeStaleStagedObjects(cutoff: number): Promise<number> {
+    let removed = 0;
+    let token: string | undefined;
+    for (;;) {
+      const page = await this.#client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: `${this.prefix}${STAGING_DIR}`,
+          ...(token === undefined ? {} : { ContinuationToken: token }),
+        }),
+      );
+      for (const object of page.Contents ?? []) {
+        if (object.Key === undefined || (object.LastModified?.getTime() ?? 0) > cutoff) continue;
+        await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: object.Key }));
+        removed++;
+      }
+      if (page.IsTruncated !== true || page.NextContinuationToken === undefined) return removed;
+      token = page.NextContinuationToken;
     }
   }
 

@@ -1,4 +1,4 @@
-import type { BlobStore } from '@hsmedia/media-core';
+import type { BlobStaging, BlobStore } from '@hsmedia/media-core';
 import { errors, type MatrixError } from '@hsmedia/errors';
 import { S3BlobStore, S3StoreError, createS3Client } from '@hsmedia/store-s3';
 import type { MediaStoreConfig } from './config.js';
@@ -12,7 +12,7 @@ export class MediaStoreConfigError extends Error {
 
 /** An opened S3 media store and how to release its connections. */
 export interface OpenS3MediaStore {
-  readonly blobs: BlobStore;
+  readonly blobs: BlobStore & BlobStaging;
   close(): void;
 }
 
@@ -40,8 +40,18 @@ function mapped(error: unknown): unknown {
 }
 
 /** `store` whose `S3StoreError`s become the Matrix errors of {@link matrixErrorForStore}. */
-function withMatrixErrors(store: S3BlobStore): BlobStore {
+function withMatrixErrors(store: S3BlobStore): BlobStore & BlobStaging {
   return {
+    stageBlob: async (source, options) => {
+      const staged = await store.stageBlob(source, options).catch((error: unknown) => Promise.reject(mapped(error)));
+      return {
+        size: staged.size,
+        sha256: staged.sha256,
+        publishAs: (blobId) => staged.publishAs(blobId).catch((error: unknown) => Promise.reject(mapped(error))),
+        discard: () => staged.discard(),
+      };
+    },
+    listBlobs: () => store.listBlobs(),
     put: (source, options) => store.put(source, options).catch((error: unknown) => Promise.reject(mapped(error))),
     open: (blobId, options) => store.open(blobId, options).catch((error: unknown) => Promise.reject(mapped(error))),
     stat: (blobId) => store.stat(blobId).catch((error: unknown) => Promise.reject(mapped(error))),

@@ -10,7 +10,7 @@ import {
 import { loadAdminConsole } from '@hsmedia/admin-console';
 import { FederationClient } from '@hsmedia/federation-client';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
-import { hasJobLeases, MediaService, type ThumbnailService } from '@hsmedia/media-core';
+import { hasBlobReferenceLedger, hasJobLeases, MediaService, type ThumbnailService } from '@hsmedia/media-core';
 import { mountMediaRoutes } from '@hsmedia/media-routes';
 import { createAddressPolicy } from '@hsmedia/net-guard';
 import type { Clock } from '@hsmedia/runtime';
@@ -229,6 +229,10 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
 
     const metrics = new MediaMetrics();
     metrics.watchLogDrops(() => logLinesDropped);
+    if (stores.dedup !== undefined && hasBlobReferenceLedger(stores.metadata)) {
+      const ledger = stores.metadata;
+      metrics.watchBlobStorage(() => ledger.blobStorageStats());
+    }
     // Quarantine, deletion, protection, blocked hashes, async completions: announced to every process (LISTEN/NOTIFY on PostgreSQL).
     const changes = (open.changes = await openChangeFeed(config, stores, logger.child({ component: 'cluster' }), metrics.registry));
     const remote = metrics.instrumentRemoteSource(federationClient);

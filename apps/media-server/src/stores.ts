@@ -1,5 +1,5 @@
 import { FsBlobStore } from '@hsmedia/store-fs';
-import type { BlobStore, MediaMetadataStore } from '@hsmedia/media-core';
+import { ContentAddressedBlobStore, hasBlobReferenceLedger, type BlobStaging, type BlobStore, type MediaMetadataStore } from '@hsmedia/media-core';
 import type { MediaRedirect } from '@hsmedia/media-routes';
 import type { ServerKeyStore } from '@hsmedia/signing';
 import type { MediaServerConfig } from './config.js';
@@ -10,6 +10,8 @@ export interface OpenStores {
   readonly blobs: BlobStore;
   /** Media rows and thumbnails, and the server keys that `KeyRing` caches (`@hsmedia/signing`). */
   readonly metadata: MediaMetadataStore & ServerKeyStore;
+  /** With `dedup.enabled`: `blobs`, content-addressed (for the orphan sweep and the dedup metrics). */
+  readonly dedup?: ContentAddressedBlobStore;
   /** Closes the metadata store (and the S3 client's connections). */
   close(): Promise<void>;
 }
@@ -23,6 +25,17 @@ export interface OpenStores {
  */
 export async function openStores(config: MediaServerConfig, log?: DatabaseLog): Promise<OpenStores> {
   const metadata = await openMetadataStore(config.database, log);
+  /** With `dedup.enabled`, blobs are named by their SHA-256 and counted in the metadata store. */
+  const dedupOf = (objects: BlobStore & BlobStaging): { blobs: BlobStore; dedup?: ContentAddressedBlobStore } => {
+    if (!config.dedup.enabled) return { blobs: objects };
+    if (!hasBlobReferenceLedger(metadata)) throw new Error('dedup: the metadata store keeps no blob reference ledger');
+    const dedup = new ContentAddressedBlobStore({
+      objects,
+      references: metadata,
+      pinGraceMs: config.dedup.orphanGraceMs,
+    });
+    return { blobs: dedup, dedup };
+  };
   if (config.mediaStore.kind === 's3') {
     // Loaded only when configured: the AWS SDK is a large import for every other start.
     const { openS3MediaStore } = await import('./s3-media-store.js');
@@ -31,7 +44,7 @@ export async function openStores(config: MediaServerConfig, log?: DatabaseLog): 
       throw error;
     });
     return {
-      blobs: s3.blobs,
+      ...dedupOf(s3.blobs),
       metadata,
       close: async () => {
         s3.close();
@@ -39,9 +52,8 @@ export async function openStores(config: MediaServerConfig, log?: DatabaseLog): 
       },
     };
   }
-  const blobs = new FsBlobStore({ root: config.mediaStore.path });
   return {
-    blobs,
+    ...dedupOf(new FsBlobStore({ root: config.mediaStore.path })),
     metadata,
     close: () => metadata.close(),
   };

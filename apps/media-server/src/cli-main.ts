@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { configJsonSchema, defaultConfig, loadConfigFile, parseConfig, type MediaServerConfig } from './config.js';
 import { copyArgumentsOf, runSqliteToPostgres, type CopyArguments } from './commands/sqlite-to-postgres-command.js';
 import { hashesArgumentsOf, runHashesCommand, type HashesArguments } from './commands/hashes-command.js';
+import { dedupArgumentsOf, runDedupCommand, type DedupArguments } from './commands/dedup-command.js';
 import { describeDatabase } from './database.js';
 import { openStores } from './stores.js';
 import { loadSigningKeyFor } from './homeserver-key.js';
@@ -37,6 +38,12 @@ Commands:
                   Add a shared hash list (format from the file name unless
                   given). Every line is checked first: any malformed line is
                   reported and nothing is imported. Listed hashes are kept.
+  dedup [--dry-run] [--delete-old] [--sweep]
+                  Move blobs stored before dedup.enabled to content addressing
+                  in place (resumable; a progress bar on a terminal). --dry-run
+                  counts blobs and bytes; old objects go to the orphan sweep
+                  after dedup.orphan_grace unless --delete-old; --sweep runs the
+                  orphan sweep afterwards.
   generate-key    Create the signing key file if missing; print its key ID and public key.
   config-schema   Print the JSON Schema of the config file.
 
@@ -53,7 +60,7 @@ Options:
   -v, --version       Show the version.
 `;
 
-const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'hashes', 'generate-key', 'config-schema'] as const;
+const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'hashes', 'dedup', 'generate-key', 'config-schema'] as const;
 type Command = (typeof COMMANDS)[number];
 
 function version(): string {
@@ -73,6 +80,8 @@ export type CliInvocation =
       readonly copy?: CopyArguments;
       /** The action and options of `hashes`. */
       readonly hashes?: HashesArguments;
+      /** The options of `dedup`. */
+      readonly dedup?: DedupArguments;
     }
   | { readonly kind: 'help' | 'version' }
   | { readonly kind: 'usage-error'; readonly message: string };
@@ -98,6 +107,8 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
         out: { type: 'string' },
         'dry-run': { type: 'boolean' },
         reason: { type: 'string' },
+        'delete-old': { type: 'boolean' },
+        sweep: { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -117,8 +128,11 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
   if (synapseConfig === '') return { kind: 'usage-error', message: '--synapse-config needs a file name' };
   const copy = copyArgumentsOf(name, parsed.values);
   if (typeof copy === 'string') return { kind: 'usage-error', message: copy };
-  const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), parsed.values);
+  // --dry-run belongs to dedup as well as to hashes.
+  const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), name === 'dedup' ? { ...parsed.values, 'dry-run': undefined } : parsed.values);
   if (typeof hashes === 'string') return { kind: 'usage-error', message: hashes };
+  const dedup = dedupArgumentsOf(name, parsed.values);
+  if (typeof dedup === 'string') return { kind: 'usage-error', message: dedup };
   return {
     kind: 'run',
     command: name as Command,
@@ -126,6 +140,7 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
     ...(synapseConfig === undefined ? {} : { synapseConfigPath: synapseConfig }),
     ...(copy === undefined ? {} : { copy }),
     ...(hashes === undefined ? {} : { hashes }),
+    ...(dedup === undefined ? {} : { dedup }),
   };
 }
 
@@ -179,6 +194,8 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
         return await runSqliteToPostgres(config, invocation.copy ?? {}, io);
       case 'hashes':
         return await runHashesCommand(config, invocation.hashes!, io);
+      case 'dedup':
+        return await runDedupCommand(config, invocation.dedup!, io);
       case 'generate-key': {
         const { key, created } = await loadSigningKeyFor(config);
         io.stdout.write(

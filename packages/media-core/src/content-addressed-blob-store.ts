@@ -33,6 +33,18 @@ export interface ContentAddressedBlobStoreOptions {
 }
 
 const HOUR_MS = 60 * 60 * 1000;
+/** The blob IDs this store gives: lower-case hex SHA-256. */
+const SHA256_ID_RE = /^[0-9a-f]{64}$/;
+
+/** What {@link ContentAddressedBlobStore.adoptBlob} did. */
+export interface AdoptedBlob {
+  readonly from: string;
+  /** The content's blob ID, or null when the old object was missing (its rows are left as they were). */
+  readonly to: string | null;
+  readonly size: number;
+  /** Media records and thumbnail rows pointed at `to`. */
+  readonly moved: number;
+}
 
 /**
  * A {@link BlobStore} whose blob IDs are the SHA-256 (lower-case hex) of the
@@ -153,6 +165,30 @@ export class ContentAddressedBlobStore implements BlobStore {
   async release(blobId: string): Promise<void> {
     await this.#references.unpinBlob(blobId);
     await this.delete(blobId);
+  }
+
+  /**
+   * The in-place migration of one blob stored before content addressing (a
+   * random ID): copies its bytes to their content key (or finds them there),
+   * points every record and thumbnail at it, and then deletes the old object
+   * (`deleteOld`) or leaves it to the orphan sweep after the grace period, so
+   * that processes still holding the old ID in a cache can read it meanwhile.
+   * A blob already named by its hash is left alone (null).
+   */
+  async adoptBlob(blobId: string, options: { readonly deleteOld?: boolean; readonly signal?: AbortSignal } = {}): Promise<AdoptedBlob | null> {
+    if (SHA256_ID_RE.test(blobId)) return null;
+    const source = await this.#objects.open(blobId, options.signal === undefined ? {} : { signal: options.signal });
+    if (source === null) return { from: blobId, to: null, size: 0, moved: 0 };
+    const stored = await this.put(source, options.signal === undefined ? {} : { signal: options.signal });
+    if (options.deleteOld !== true) {
+      const now = this.#clock.now();
+      await this.#references.pinBlob(blobId, stored.size, now, now - this.#deletionLeaseMs);
+    }
+    const moved = await this.#references.replaceBlobId(blobId, stored.blobId);
+    // A record inserted with the old ID since the listing keeps the old object (the deletion is conditional).
+    if (options.deleteOld === true) await this.delete(blobId);
+    if (moved === 0) await this.release(stored.blobId);
+    return { from: blobId, to: stored.blobId, size: stored.size, moved };
   }
 
   cleanupStaging(): Promise<number> {

@@ -106,11 +106,13 @@ export {
   type BlobReferenceLedger,
   type BlobStaleness,
   type BlobStorageStats,
+  type ReferencedBlob,
   hasBlobReferenceLedger,
 } from './ports/index.js';
 export {
   ContentAddressedBlobStore,
   type ContentAddressedBlobStoreOptions,
+  type AdoptedBlob,
   type OrphanSweepOptions,
   type OrphanSweepResult,
 } from './content-addressed-blob-store.js';

@@ -1,5 +1,5 @@
 import type { MediaBrowseFilter, MediaBrowseOptions, MediaHistogramBucket, MediaHistogramQuery, OriginMediaUsage } from '@hsmedia/media-core';
-import type { BlobReferenceLedger, BlobStaleness, BlobStorageStats } from '@hsmedia/media-core';
+import type { BlobReferenceLedger, BlobStaleness, BlobStorageStats, ReferencedBlob } from '@hsmedia/media-core';
 import type { AdminAction, AdminActionQuery, AdminAuditLog, RecordedAdminAction, BlockedHash, BlockedHashes, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail, MediaScanState, MediaScanStates } from '@hsmedia/media-core';
 import type { ServerKeyStore, StoredServerKey } from '@hsmedia/signing';
 import type { Knex } from 'knex';
@@ -273,6 +273,14 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
 
   knownBlobs(blobIds: readonly string[]): Promise<Set<string>> {
     return this.#read(() => blobRefs.knownBlobs(this.knex, this.#tables.blobRefs, blobIds));
+  }
+
+  listReferencedBlobs(after: string, limit: number): Promise<ReferencedBlob[]> {
+    return this.#read(() => blobRefs.listReferencedBlobs(this.knex, this.#tables.blobRefs, after, limit));
+  }
+
+  replaceBlobId(from: string, to: string): Promise<number> {
+    return blobRefs.replaceBlobId(this.knex, this.#tables, from, to);
   }
 
   blobStorageStats(): Promise<BlobStorageStats> {

@@ -1,4 +1,4 @@
-import type { BlobStaleness, BlobStorageStats } from '../ports/index.js';
+import type { BlobStaleness, BlobStorageStats, ReferencedBlob } from '../ports/index.js';
 
 interface LedgerRow {
   size: number;
@@ -79,6 +79,14 @@ export class BlobLedgerTable {
       .map(([blobId]) => blobId)
       .sort()
       .slice(0, limit);
+  }
+
+  referenced(after: string, limit: number): ReferencedBlob[] {
+    return [...this.#rows.entries()]
+      .filter(([blobId, row]) => blobId > after && row.refs > 0)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .slice(0, limit)
+      .map(([blobId, row]) => ({ blobId, size: row.size, refCount: row.refs }));
   }
 
   known(blobIds: readonly string[]): Set<string> {

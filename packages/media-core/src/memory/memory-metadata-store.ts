@@ -28,6 +28,7 @@ import type {
   BlobReferenceLedger,
   BlobStaleness,
   BlobStorageStats,
+  ReferencedBlob,
 } from '../ports/index.js';
 import { MEDIA_SCAN_STATES, isMediaScanState } from '../ports/index.js';
 import { checkMediaBrowse, checkMediaHistogramQuery, checkMediaPageLimit } from '../ports/index.js';
@@ -364,6 +365,22 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
   async knownBlobs(blobIds: readonly string[]): Promise<Set<string>> {
     this.#open();
     return this.#ledger.known(blobIds);
+  }
+
+  async listReferencedBlobs(after: string, limit: number): Promise<ReferencedBlob[]> {
+    this.#open();
+    return this.#ledger.referenced(after, limit);
+  }
+
+  async replaceBlobId(from: string, to: string): Promise<number> {
+    this.#open();
+    const moved = this.#media.replaceBlobId(from, to) + this.#thumbnails.replaceBlobId(from, to);
+    const size = this.#ledger.referenced('', Number.MAX_SAFE_INTEGER).find((row) => row.blobId === from)?.size ?? 0;
+    for (let i = 0; i < moved; i++) {
+      this.#ledger.dropReference(from);
+      this.#ledger.addReference(to, size);
+    }
+    return moved;
   }
 
   async blobStorageStats(): Promise<BlobStorageStats> {

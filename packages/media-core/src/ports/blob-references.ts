@@ -51,6 +51,14 @@ export interface BlobReferenceLedger {
   listUnreferencedBlobs(pinsStaleBefore: number, after: string, limit: number): Promise<string[]>;
   /** Which of `blobIds` have a row (the sweep of objects the ledger never heard of). */
   knownBlobs(blobIds: readonly string[]): Promise<Set<string>>;
+  /** Up to `limit` referenced blobs with an ID greater than `after`, in ID order (the dedup migration). */
+  listReferencedBlobs(after: string, limit: number): Promise<ReferencedBlob[]>;
+  /**
+   * Points every media record and thumbnail row using blob `from` at blob `to`
+   * instead, in one transaction (the counts follow); answers how many rows moved.
+   * The dedup migration's step from a random blob ID to the content's.
+   */
+  replaceBlobId(from: string, to: string): Promise<number>;
   /** Totals over the ledger, for the dedup metrics. */
   blobStorageStats(): Promise<BlobStorageStats>;
 }
@@ -59,6 +67,13 @@ export interface BlobReferenceLedger {
 export interface BlobStaleness {
   readonly pinsStaleBefore: number;
   readonly deletionStaleBefore: number;
+}
+
+/** One row of {@link BlobReferenceLedger.listReferencedBlobs}. */
+export interface ReferencedBlob {
+  readonly blobId: string;
+  readonly size: number;
+  readonly refCount: number;
 }
 
 /** Totals of {@link BlobReferenceLedger.blobStorageStats}. */

@@ -14,6 +14,7 @@ export {
   type BlobReferenceLedger,
   type BlobStaleness,
   type BlobStorageStats,
+  type ReferencedBlob,
   hasBlobReferenceLedger,
 } from './blob-references.js';
 export type {

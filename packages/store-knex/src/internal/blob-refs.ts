@@ -1,4 +1,4 @@
-import type { BlobStaleness, BlobStorageStats } from '@hsmedia/media-core';
+import type { BlobStaleness, BlobStorageStats, ReferencedBlob } from '@hsmedia/media-core';
 import type { Knex } from 'knex';
 import { isStorableKey } from './validate.js';
 
@@ -112,4 +112,26 @@ export async function blobStorageStats(knex: Knex, refs: string): Promise<BlobSt
     | { blobs: string | number; stored: string | number; referenced: string | number }
     | undefined;
   return { blobs: Number(row?.blobs ?? 0), storedBytes: Number(row?.stored ?? 0), referencedBytes: Number(row?.referenced ?? 0) };
+}
+
+export async function listReferencedBlobs(knex: Knex, refs: string, after: string, limit: number): Promise<ReferencedBlob[]> {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive integer');
+  const rows: { blob_id: string; size: string | number; ref_count: string | number }[] = await knex(refs)
+    .select('blob_id', 'size', 'ref_count')
+    .where('ref_count', '>', 0)
+    .where('blob_id', '>', after)
+    .orderBy('blob_id')
+    .limit(limit);
+  return rows.map((row) => ({ blobId: row.blob_id, size: Number(row.size), refCount: Number(row.ref_count) }));
+}
+
+/** One transaction over both tables; the triggers move the counts from `from` to `to`. */
+export async function replaceBlobId(knex: Knex, tables: { readonly media: string; readonly thumbnails: string }, from: string, to: string): Promise<number> {
+  checkBlobId(from);
+  checkBlobId(to);
+  return knex.transaction(async (trx) => {
+    const media = await trx(tables.media).where({ blob_id: from }).update({ blob_id: to });
+    const thumbnails = await trx(tables.thumbnails).where({ blob_id: from }).update({ blob_id: to });
+    return media + thumbnails;
+  });
 }

@@ -50,7 +50,7 @@ describe.skipIf(env.unavailable !== undefined)('content-addressed blobs shared b
     const metadata = await createPostgresMetadataStore({ url: PG_URL, searchPath: schema, pool: { max: 4 } });
     stores.push(metadata);
     const blobs: BlobStore = new ContentAddressedBlobStore({ objects, references: metadata, deletionLeaseMs: 60_000 });
-    const media = new MediaService({ serverName: 'example.org', blobs, metadata, maxUploadBytes: 1 << 20, touchIntervalMs: 0, cache: { maxBytes: 0 } });
+    const media = new MediaService({ serverName: 'example.org', blobs, metadata, maxUploadBytes: 1 << 20, touchIntervalMs: 0, cache: { maxRecords: 0, maxBlobBytes: 0 } });
     return { metadata, blobs, media, objects };
   }
 

@@ -11,12 +11,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { readCpuSeconds } from './lib/process-stats.mjs';
 import { startReferenceServer } from './lib/servers.mjs';
 import { uploadBuffer } from './lib/upload.mjs';
@@ -58,6 +58,16 @@ async function bytesInBucket(s3, bucket, prefix) {
   return total;
 }
 
+/** Empties a prefix, so the memstore OSD holds one run's bytes at a time. */
+async function emptyPrefix(s3, bucket, prefix) {
+  for (;;) {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    const keys = (page.Contents ?? []).map((object) => ({ Key: object.Key }));
+    if (keys.length === 0) return;
+    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+  }
+}
+
 /** One server run: `uploads` uploads of `bytes`, each by its own user; stored bytes and CPU per upload. */
 async function run(work, label, mediaStore, dedup, storedBytes) {
   const dataDir = path.join(work, label);
@@ -90,6 +100,9 @@ async function run(work, label, mediaStore, dedup, storedBytes) {
     const result = { label, dedup, uploads, storedMiB: stored / MIB, seconds, uploadsPerSec: uploads / seconds, serverCpuMsPerUpload: (cpu / uploads) * 1000 };
     log(`${label}: ${result.storedMiB.toFixed(2)} MiB stored, ${result.serverCpuMsPerUpload.toFixed(1)} ms CPU per upload`);
     return result;
+  } catch (error) {
+    log(`${label} failed; the server's log:\n${readFileSync(path.join(work, `${label}.log`), 'utf8').split('\n').slice(-15).join('\n')}`);
+    throw error;
   } finally {
     await server.stop();
   }
@@ -128,6 +141,7 @@ try {
       s3: { endpoint: rgw.RGW_ENDPOINT, bucket: 'bench', prefix, force_path_style: true, access_key_id: rgw.RGW_ACCESS_KEY, secret_access_key: rgw.RGW_SECRET_KEY },
     });
     const baseline = await run(work, 's3-baseline', store('baseline/'), false, () => bytesInBucket(s3, 'bench', 'baseline/'));
+    await emptyPrefix(s3, 'bench', 'baseline/');
     const dedup = await run(work, 's3-dedup', store('dedup/'), true, () => bytesInBucket(s3, 'bench', 'dedup/'));
     results.s3 = { baseline, dedup, storedRatio: dedup.storedMiB / baseline.storedMiB, cpuRatio: dedup.serverCpuMsPerUpload / baseline.serverCpuMsPerUpload, targetMet: dedup.storedMiB <= 10.1 };
     s3.destroy();

@@ -401,7 +401,7 @@ export class MediaCatalog {
     return deleted;
   }
 
-  /** Deletes every thumbnail of a media item (rows, then blobs: each row owns its blob). */
+  /** Deletes every thumbnail of a media item (rows, then blobs; a content-addressed store keeps a blob still shared). */
   async deleteThumbnails(serverName: string, mediaId: string): Promise<void> {
     for (const blobId of await this.thumbnails.deleteThumbnails(serverName, mediaId)) {
       this.#thumbnailReader.cache.delete(blobId);

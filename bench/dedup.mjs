@@ -124,7 +124,9 @@ try {
     rgwDir = path.join(work, 'rgw');
     const envText = execFileSync('bash', [path.join(REPO_ROOT, 'scripts/ceph/start-rgw.sh'), rgwDir], {
       encoding: 'utf8',
-      env: { ...process.env, RGW_MEMSTORE_BYTES: String(uploads * bytes.length + 512 * MIB) },
+      // Both runs' bytes: RGW frees deleted objects (the baseline's, the dedup run's staging copies) only
+      // at its garbage collection, hours later, and a full memstore OSD stalls every request.
+      env: { ...process.env, RGW_MEMSTORE_BYTES: String(2 * uploads * bytes.length + 512 * MIB) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const rgw = Object.fromEntries(envText.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));

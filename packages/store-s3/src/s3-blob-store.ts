@@ -2,16 +2,11 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
-  UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -30,6 +25,7 @@ import {
 } from '@hsmedia/media-core';
 import { bodyStream } from './internal/body-stream.js';
 import { isValidBlobId, normalisePrefix } from './internal/blob-key.js';
+import { copyObject, listObjects } from './internal/object-ops.js';
 import { countedSource, releaseSource, type SourceTally } from './internal/source-reader.js';
 import { toS3StoreError } from './s3-store-error.js';
 
@@ -51,8 +47,6 @@ export interface S3BlobStoreOptions {
 const MiB = 1024 * 1024;
 const MIN_PART_SIZE = 5 * MiB;
 const DAY_MS = 24 * 60 * 60 * 1000;
-/** S3's largest single `CopyObject`. */
-const MAX_SINGLE_COPY = 5 * 1024 * MiB;
 /** Staged objects of content-addressed puts live under `<prefix>.staging/`: a dot is never in a blob ID. */
 const STAGING_DIR = '.staging/';
 
@@ -156,7 +150,7 @@ export class S3BlobStore implements BlobStore, BlobStaging {
         if (settled) throw new Error('S3BlobStore: the staged blob was already published or discarded');
         if (!isValidBlobId(blobId)) throw new TypeError('S3BlobStore: invalid blob ID');
         try {
-          await this.#copy(stagingKey, this.#keyOf(blobId), size);
+          await copyObject(this.#client, this.bucket, stagingKey, this.#keyOf(blobId), size, this.#partSize);
         } catch (error) {
           await dropStaging();
           throw toS3StoreError(error, 'S3BlobStore.publishAs');
@@ -169,56 +163,15 @@ export class S3BlobStore implements BlobStore, BlobStaging {
     };
   }
 
-  /** A server-side copy: one `CopyObject` up to 5 GiB (S3's limit for it), `UploadPartCopy` parts beyond. */
-  async #copy(from: string, to: string, size: number): Promise<void> {
-    const source = `${this.bucket}/${encodeURIComponent(from).replace(/%2F/g, '/')}`;
-    if (size <= MAX_SINGLE_COPY) {
-      await this.#client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: source }));
-      return;
-    }
-    const { UploadId } = await this.#client.send(
-      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: to, ContentType: 'application/octet-stream' }),
-    );
-    try {
-      const parts: { PartNumber: number; ETag?: string }[] = [];
-      const partSize = Math.max(this.#partSize, Math.ceil(size / 10_000));
-      for (let start = 0, number = 1; start < size; start += partSize, number++) {
-        const end = Math.min(start + partSize, size) - 1;
-        const { CopyPartResult } = await this.#client.send(
-          new UploadPartCopyCommand({ Bucket: this.bucket, Key: to, UploadId, PartNumber: number, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }),
-        );
-        parts.push({ PartNumber: number, ...(CopyPartResult?.ETag === undefined ? {} : { ETag: CopyPartResult.ETag }) });
-      }
-      await this.#client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: to, UploadId, MultipartUpload: { Parts: parts } }));
-    } catch (error) {
-      await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: to, UploadId })).catch(() => undefined);
-      throw error;
-    }
-  }
-
   /** Every blob under the prefix with its last-modified time (the orphan sweep); staging and probe keys are skipped. */
   async *listBlobs(): AsyncIterable<ListedBlob> {
-    let token: string | undefined;
-    for (;;) {
-      let page;
-      try {
-        page = await this.#client.send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            ...(this.prefix === '' ? {} : { Prefix: this.prefix }),
-            ...(token === undefined ? {} : { ContinuationToken: token }),
-          }),
-        );
-      } catch (error) {
-        throw toS3StoreError(error, 'S3BlobStore.listBlobs');
+    try {
+      for await (const object of listObjects(this.#client, this.bucket, this.prefix)) {
+        const blobId = object.key.slice(this.prefix.length);
+        if (isValidBlobId(blobId)) yield { blobId, modifiedAt: object.modifiedAt };
       }
-      for (const object of page.Contents ?? []) {
-        const blobId = object.Key?.slice(this.prefix.length);
-        if (blobId === undefined || !isValidBlobId(blobId)) continue;
-        yield { blobId, modifiedAt: object.LastModified?.getTime() ?? 0 };
-      }
-      if (page.IsTruncated !== true || page.NextContinuationToken === undefined) return;
-      token = page.NextContinuationToken;
+    } catch (error) {
+      throw toS3StoreError(error, 'S3BlobStore.listBlobs');
     }
   }
 
@@ -375,23 +328,12 @@ export class S3BlobStore implements BlobStore, BlobStaging {
   /** Deletes staged objects (`stageBlob`) older than `cutoff` that were never published: a crash between the two. */
   async #removeStaleStagedObjects(cutoff: number): Promise<number> {
     let removed = 0;
-    let token: string | undefined;
-    for (;;) {
-      const page = await this.#client.send(
-        new ListObjectsV2Command({
-          Bucket: this.bucket,
-          Prefix: `${this.prefix}${STAGING_DIR}`,
-          ...(token === undefined ? {} : { ContinuationToken: token }),
-        }),
-      );
-      for (const object of page.Contents ?? []) {
-        if (object.Key === undefined || (object.LastModified?.getTime() ?? 0) > cutoff) continue;
-        await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: object.Key }));
-        removed++;
-      }
-      if (page.IsTruncated !== true || page.NextContinuationToken === undefined) return removed;
-      token = page.NextContinuationToken;
+    for await (const object of listObjects(this.#client, this.bucket, `${this.prefix}${STAGING_DIR}`)) {
+      if (object.modifiedAt > cutoff) continue;
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: object.key }));
+      removed++;
     }
+    return removed;
   }
 
   /**

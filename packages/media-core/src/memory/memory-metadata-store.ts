@@ -54,6 +54,9 @@ export interface MemoryMetadataStoreOptions {
  * restart and nothing is shared between processes, so it suits tests, demos
  * and examples, not production.
  *
+ * Past 300 lines on purpose: one short delegating method per port method (the
+ * tables live in their own modules), so the class stays the one list of what it implements.
+ *
  * Each call is atomic (it runs without yielding). Records, thumbnails and
  * keys are copied in and out, so callers never share an object with the
  * store. After {@link MemoryMetadataStore.close} every call rejects, as it

@@ -6,6 +6,7 @@ import { copyArgumentsOf, runSqliteToPostgres, type CopyArguments } from './comm
 import { hashesArgumentsOf, runHashesCommand, type HashesArguments } from './commands/hashes-command.js';
 import { ARCHIVE_COMMANDS, archiveArgumentsOf, runArchiveCommand, type ArchiveArguments } from './commands/archive-command.js';
 import { importSynapseArgumentsOf, runImportSynapse, type ImportSynapseArguments } from './commands/import-synapse-command.js';
+import { dedupArgumentsOf, runDedupCommand, type DedupArguments } from './commands/dedup-command.js';
 import { describeDatabase } from './database.js';
 import { openStores } from './stores.js';
 import { loadSigningKeyFor } from './homeserver-key.js';
@@ -56,6 +57,12 @@ Commands:
                   every item is listed in the --report file (JSON lines).
                   --link hard-links files into a filesystem store on the
                   same filesystem instead of copying them.
+  dedup [--dry-run] [--delete-old] [--sweep]
+                  Move blobs stored before dedup.enabled to content addressing
+                  in place (resumable; a progress bar on a terminal). --dry-run
+                  counts blobs and bytes; old objects go to the orphan sweep
+                  after dedup.orphan_grace unless --delete-old; --sweep runs the
+                  orphan sweep afterwards.
   generate-key    Create the signing key file if missing; print its key ID and public key.
   config-schema   Print the JSON Schema of the config file.
 
@@ -72,7 +79,7 @@ Options:
   -v, --version       Show the version.
 `;
 
-const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'hashes', 'import-synapse', 'import-mmr', 'import-archive', 'export', 'generate-key', 'config-schema'] as const;
+const COMMANDS = ['start', 'check-config', 'migrate', 'migrate-sqlite-to-postgres', 'hashes', 'import-synapse', 'import-mmr', 'import-archive', 'export', 'dedup', 'generate-key', 'config-schema'] as const;
 type Command = (typeof COMMANDS)[number];
 
 function version(): string {
@@ -96,6 +103,8 @@ export type CliInvocation =
       readonly archive?: ArchiveArguments;
       /** The options of `import-synapse`. */
       readonly importSynapse?: ImportSynapseArguments;
+      /** The options of `dedup`. */
+      readonly dedup?: DedupArguments;
     }
   | { readonly kind: 'help' | 'version' }
   | { readonly kind: 'usage-error'; readonly message: string };
@@ -134,6 +143,8 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
         restart: { type: 'boolean' },
         concurrency: { type: 'string' },
         link: { type: 'boolean' },
+        'delete-old': { type: 'boolean' },
+        sweep: { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -154,14 +165,16 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
   if (synapseConfig === '') return { kind: 'usage-error', message: '--synapse-config needs a file name' };
   const copy = copyArgumentsOf(name, parsed.values);
   if (typeof copy === 'string') return { kind: 'usage-error', message: copy };
-  // --dry-run (and --out) are shared by hashes with the archive commands and import-synapse.
-  const hashValues = archiveCommand || name === 'import-synapse' ? { ...parsed.values, 'dry-run': undefined, out: undefined } : parsed.values;
+  // --dry-run (and --out) are shared by hashes with the archive commands import-synapse and dedup.
+  const hashValues = archiveCommand || name === 'import-synapse' || name === 'dedup' ? { ...parsed.values, 'dry-run': undefined, out: undefined } : parsed.values;
   const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), hashValues);
   if (typeof hashes === 'string') return { kind: 'usage-error', message: hashes };
   const archive = archiveArgumentsOf(name, parsed.positionals.slice(1), parsed.values);
   if (typeof archive === 'string') return { kind: 'usage-error', message: archive };
   const importSynapse = importSynapseArgumentsOf(name, parsed.values);
   if (typeof importSynapse === 'string') return { kind: 'usage-error', message: importSynapse };
+  const dedup = dedupArgumentsOf(name, parsed.values);
+  if (typeof dedup === 'string') return { kind: 'usage-error', message: dedup };
   return {
     kind: 'run',
     command: name as Command,
@@ -171,6 +184,7 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
     ...(hashes === undefined ? {} : { hashes }),
     ...(archive === undefined ? {} : { archive }),
     ...(importSynapse === undefined ? {} : { importSynapse }),
+    ...(dedup === undefined ? {} : { dedup }),
   };
 }
 
@@ -230,6 +244,8 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
         return await runArchiveCommand(config, invocation.archive!, io);
       case 'import-synapse':
         return await runImportSynapse(config, invocation.importSynapse!, io);
+      case 'dedup':
+        return await runDedupCommand(config, invocation.dedup!, io);
       case 'generate-key': {
         const { key, created } = await loadSigningKeyFor(config);
         io.stdout.write(

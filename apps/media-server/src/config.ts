@@ -447,6 +447,19 @@ const configFileSchema = z
       .default({ host: DEFAULTS.host, port: DEFAULTS.port, trusted_proxies: [] }),
     database: databaseSchema,
     media_store: mediaStoreSchema,
+    dedup: z
+      .strictObject({
+        enabled: z.boolean().default(false).meta({
+          description:
+            'Store each distinct content once: new blobs are named by their SHA-256 and counted in the database (blob_refs); blobs stored before keep working. Run `hsmedia-server dedup` to merge existing duplicates.',
+        }),
+        orphan_grace: positiveDuration.default('1h').meta({
+          description: 'How long a stored blob nothing references yet is spared (uploads between storing and recording), and the age before the orphan sweep removes an unreferenced object.',
+        }),
+        orphan_sweep_interval: positiveDuration.default('6h').meta({ description: 'How often one instance sweeps orphaned blobs (a lease job).' }),
+      })
+      .default({ enabled: false, orphan_grace: '1h', orphan_sweep_interval: '6h' })
+      .meta({ description: 'Content-addressed blob deduplication (filesystem and S3).' }),
     delivery: z
       .enum(['proxy', 'redirect', 'x_accel'])
       .default('proxy')
@@ -570,6 +583,8 @@ export interface MediaServerConfig {
   };
   readonly database: DatabaseConfig;
   readonly mediaStore: MediaStoreConfig;
+  /** `dedup`: content-addressed blobs. */
+  readonly dedup: { readonly enabled: boolean; readonly orphanGraceMs: number; readonly orphanSweepIntervalMs: number };
   /**
    * `redirect`: downloads and thumbnails answer 307 to the blob store's direct URL when it has one (federation:
    * a `Location` part); `x_accel`: they answer `X-Accel-Redirect` to {@link MediaServerConfig.xAccelLocation}.
@@ -689,6 +704,11 @@ function resolveConfigFile(file: ConfigFile, baseDir: string): MediaServerConfig
     serverName: file.server_name,
     listen: { host: file.listen.host, port: file.listen.port, trustedProxies: [...file.listen.trusted_proxies] },
     database: postgres !== undefined ? resolvePostgresDatabase(postgres) : { kind: 'sqlite', path: at((sqlite as { path: string }).path) },
+    dedup: {
+      enabled: file.dedup.enabled,
+      orphanGraceMs: parseDuration(file.dedup.orphan_grace)!,
+      orphanSweepIntervalMs: parseDuration(file.dedup.orphan_sweep_interval)!,
+    },
     mediaStore:
       s3 !== undefined
         ? {

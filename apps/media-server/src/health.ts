@@ -64,7 +64,9 @@ export function createHealthCheck(options: HealthCheckOptions): () => Promise<He
       within(
         (async () => {
           const stored = await blobs.put(probeBytes(), { maxBytes: PROBE.byteLength });
-          await blobs.delete(stored.blobId);
+          // A content-addressed store holds the put's claim until it is released, not deleted.
+          if (blobs.release !== undefined) await blobs.release(stored.blobId);
+          else await blobs.delete(stored.blobId);
         })(),
         timeoutMs,
       ),

@@ -1,10 +1,11 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { RemoteMediaError } from '@hsmedia/media-core';
-import type { RemoteMedia, RemoteMediaRequest, RemoteMediaSource, RemoteThumbnailRequest, ScanOutcome, ThumbnailGenerator } from '@hsmedia/media-core';
+import type { BlobStorageStats, RemoteMedia, RemoteMediaRequest, RemoteMediaSource, RemoteThumbnailRequest, ScanOutcome, ThumbnailGenerator } from '@hsmedia/media-core';
 import type { Logger } from '@hsmedia/runtime';
 import type { Context, Middleware } from 'koa';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerBlobStorageGauges } from './blob-metrics.js';
 import { healthStatus, type HealthReport } from './health.js';
 
 /**
@@ -296,6 +297,11 @@ export class MediaMetrics {
 
   watchUploadWaiters(count: () => number): void {
     this.#uploadWaiterCount = count;
+  }
+
+  /** Adds the dedup gauges (`hsmedia_blob_*`), read from the blob ledger's totals when scraped. */
+  watchBlobStorage(read: () => Promise<BlobStorageStats>): void {
+    registerBlobStorageGauges(this.registry, read);
   }
 
   /** Reads the virus-scan queue depth at scrape time. */

@@ -1,4 +1,4 @@
-import type { BlobStore } from '@hsmedia/media-core';
+import type { BlobStaging, BlobStore } from '@hsmedia/media-core';
 import { errors, type MatrixError } from '@hsmedia/errors';
 import { LocalBlobCache, S3BlobStore, S3StoreError, createS3Client } from '@hsmedia/store-s3';
 import type { MediaStoreConfig } from './config.js';
@@ -12,9 +12,10 @@ export class MediaStoreConfigError extends Error {
 
 /** An opened S3 media store and how to release its connections. */
 export interface OpenS3MediaStore {
-  readonly blobs: BlobStore;
-  /** `local_cache`: the cache tier (`blobs` is then this cache in front of the bucket). */
-  readonly localCache?: LocalBlobCache;
+  /** The bucket (store failures as Matrix errors), with staging for content addressing. */
+  readonly blobs: BlobStore & BlobStaging;
+  /** `local_cache`: puts the cache tier in front of `origin` (the bucket, or dedup over it). */
+  readonly localCacheOver?: (origin: BlobStore) => LocalBlobCache;
   close(): void;
 }
 
@@ -42,8 +43,18 @@ function mapped(error: unknown): unknown {
 }
 
 /** `store` whose `S3StoreError`s become the Matrix errors of {@link matrixErrorForStore}. */
-function withMatrixErrors(store: S3BlobStore): BlobStore {
+function withMatrixErrors(store: S3BlobStore): BlobStore & BlobStaging {
   return {
+    stageBlob: async (source, options) => {
+      const staged = await store.stageBlob(source, options).catch((error: unknown) => Promise.reject(mapped(error)));
+      return {
+        size: staged.size,
+        sha256: staged.sha256,
+        publishAs: (blobId) => staged.publishAs(blobId).catch((error: unknown) => Promise.reject(mapped(error))),
+        discard: () => staged.discard(),
+      };
+    },
+    listBlobs: () => store.listBlobs(),
     put: (source, options) => store.put(source, options).catch((error: unknown) => Promise.reject(mapped(error))),
     open: (blobId, options) => store.open(blobId, options).catch((error: unknown) => Promise.reject(mapped(error))),
     stat: (blobId) => store.stat(blobId).catch((error: unknown) => Promise.reject(mapped(error))),
@@ -78,9 +89,13 @@ export async function openS3MediaStore(config: S3MediaStoreConfig): Promise<Open
     throw new MediaStoreConfigError(`media_store.s3: bucket "${config.bucket}" at ${where} is not writable: ${hint}`, { cause: error });
   }
   const blobs = withMatrixErrors(store);
-  if (config.localCache === undefined) return { blobs, close: () => client.destroy() };
+  const { localCache } = config;
+  if (localCache === undefined) return { blobs, close: () => client.destroy() };
   // A failed fill only means the next read goes to the bucket again.
-  const localCache = new LocalBlobCache({ origin: blobs, path: config.localCache.path, maxBytes: config.localCache.maxBytes });
-  return { blobs: localCache, localCache, close: () => client.destroy() };
+  return {
+    blobs,
+    localCacheOver: (origin) => new LocalBlobCache({ origin, path: localCache.path, maxBytes: localCache.maxBytes }),
+    close: () => client.destroy(),
+  };
 }
 

@@ -10,7 +10,7 @@ import {
 import { loadAdminConsole } from '@hsmedia/admin-console';
 import { FederationClient } from '@hsmedia/federation-client';
 import { abortSignalFor } from '@hsmedia/koa-matrix';
-import { hasJobLeases, MediaService, type BlobStore, type ThumbnailService } from '@hsmedia/media-core';
+import { hasBlobReferenceLedger, hasJobLeases, MediaService, type ThumbnailService } from '@hsmedia/media-core';
 import { mountMediaRoutes, type MediaAccel, type MediaRedirect } from '@hsmedia/media-routes';
 import { createAddressPolicy } from '@hsmedia/net-guard';
 import { systemClock, type Clock } from '@hsmedia/runtime';
@@ -235,6 +235,10 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
 
     const metrics = new MediaMetrics();
     metrics.watchLogDrops(() => logLinesDropped);
+    if (stores.dedup !== undefined && hasBlobReferenceLedger(stores.metadata)) {
+      const ledger = stores.metadata;
+      metrics.watchBlobStorage(() => ledger.blobStorageStats());
+    }
     // Quarantine, deletion, protection, blocked hashes, async completions: announced to every process (LISTEN/NOTIFY on PostgreSQL).
     const changes = (open.changes = await openChangeFeed(config, stores, logger.child({ component: 'cluster' }), metrics.registry));
     if (stores.evictLocalCopy !== undefined) {
@@ -348,7 +352,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
       ...(thumbnails === undefined ? {} : { thumbnails }),
       authenticate,
       logger,
-      ...deliveryOf(config, stores.blobs),
+      ...deliveryOf(config, stores),
       // Token buckets per user on client endpoints, per verified origin on federation (shared per cluster.shared_limits).
       rateLimits: rateLimits.client,
       federation: {
@@ -445,8 +449,8 @@ export async function startServer(config: MediaServerConfig, options: ServerOpti
 }
 
 /** The offload of `delivery` (none for `proxy`, or when the store cannot offer it). */
-function deliveryOf(config: MediaServerConfig, blobs: BlobStore): { redirect?: MediaRedirect; accel?: MediaAccel } {
+function deliveryOf(config: MediaServerConfig, stores: Pick<OpenStores, 'blobs' | 'files'>): { redirect?: MediaRedirect; accel?: MediaAccel } {
+  const { blobs, files } = stores;
   if (config.delivery === 'redirect' && blobs.directUrl !== undefined) return { redirect: redirectDelivery(blobs) };
-  const accel = config.delivery === 'x_accel' ? accelDelivery(blobs, config.xAccelLocation) : undefined;
-  return accel === undefined ? {} : { accel };
+  return config.delivery === 'x_accel' && files !== undefined ? { accel: accelDelivery(files, config.xAccelLocation) } : {};
 }

@@ -1,5 +1,5 @@
 import { FsBlobStore } from '@hsmedia/store-fs';
-import type { BlobStore, MediaChangeFeed, MediaMetadataStore, MediaRecordStore, ThumbnailIndex } from '@hsmedia/media-core';
+import { ContentAddressedBlobStore, hasBlobReferenceLedger, type BlobStaging, type BlobStore, type MediaChangeFeed, type MediaMetadataStore, type MediaRecordStore, type ThumbnailIndex } from '@hsmedia/media-core';
 import type { MediaAccel, MediaRedirect } from '@hsmedia/media-routes';
 import type { ServerKeyStore } from '@hsmedia/signing';
 import type { MediaServerConfig } from './config.js';
@@ -12,6 +12,10 @@ export interface OpenStores {
   readonly evictLocalCopy?: (blobId: string) => Promise<void>;
   /** Media rows and thumbnails, and the server keys that `KeyRing` caches (`@hsmedia/signing`). */
   readonly metadata: MediaMetadataStore & ServerKeyStore;
+  /** `media_store.filesystem`: the directory store beneath `blobs` (the same one without dedup), for `delivery: x_accel`. */
+  readonly files?: FsBlobStore;
+  /** With `dedup.enabled`: `blobs`, content-addressed (for the orphan sweep and the dedup metrics). */
+  readonly dedup?: ContentAddressedBlobStore;
   /** Closes the metadata store (and the S3 client's connections). */
   close(): Promise<void>;
 }
@@ -25,6 +29,17 @@ export interface OpenStores {
  */
 export async function openStores(config: MediaServerConfig, log?: DatabaseLog): Promise<OpenStores> {
   const metadata = await openMetadataStore(config.database, log);
+  /** With `dedup.enabled`, blobs are named by their SHA-256 and counted in the metadata store. */
+  const dedupOf = (objects: BlobStore & BlobStaging): { blobs: BlobStore; dedup?: ContentAddressedBlobStore } => {
+    if (!config.dedup.enabled) return { blobs: objects };
+    if (!hasBlobReferenceLedger(metadata)) throw new Error('dedup: the metadata store keeps no blob reference ledger');
+    const dedup = new ContentAddressedBlobStore({
+      objects,
+      references: metadata,
+      pinGraceMs: config.dedup.orphanGraceMs,
+    });
+    return { blobs: dedup, dedup };
+  };
   if (config.mediaStore.kind === 's3') {
     // Loaded only when configured: the AWS SDK is a large import for every other start.
     const { openS3MediaStore } = await import('./s3-media-store.js');
@@ -32,10 +47,13 @@ export async function openStores(config: MediaServerConfig, log?: DatabaseLog): 
       await metadata.close();
       throw error;
     });
-    const { localCache } = s3;
+    // The cache tier sits in front of everything (dedup included): it keys its copies by whatever
+    // blob IDs the store beneath gives.
+    const stored = dedupOf(s3.blobs);
+    const localCache = s3.localCacheOver?.(stored.blobs);
     return {
-      blobs: s3.blobs,
-      ...(localCache === undefined ? {} : { evictLocalCopy: (blobId: string) => localCache.evict(blobId) }),
+      ...stored,
+      ...(localCache === undefined ? {} : { blobs: localCache, evictLocalCopy: (blobId: string) => localCache.evict(blobId) }),
       metadata,
       close: async () => {
         s3.close();
@@ -43,9 +61,10 @@ export async function openStores(config: MediaServerConfig, log?: DatabaseLog): 
       },
     };
   }
-  const blobs = new FsBlobStore({ root: config.mediaStore.path });
+  const files = new FsBlobStore({ root: config.mediaStore.path });
   return {
-    blobs,
+    ...dedupOf(files),
+    files,
     metadata,
     close: () => metadata.close(),
   };
@@ -73,11 +92,10 @@ export function redirectDelivery(blobs: BlobStore): MediaRedirect {
  * store root behind the nginx `internal` location `location` (its `alias` is
  * the store root). The path comes from the blob ID alone (`relativePathOf`).
  */
-export function accelDelivery(blobs: BlobStore, location: string): MediaAccel | undefined {
-  if (!(blobs instanceof FsBlobStore)) return undefined;
+export function accelDelivery(files: FsBlobStore, location: string): MediaAccel {
   return {
     accelPath: (blobId) => {
-      const path = blobs.relativePathOf(blobId);
+      const path = files.relativePathOf(blobId);
       return path === null ? null : `${location}${path}`;
     },
   };

@@ -102,7 +102,23 @@ export {
   type LocalMediaFallback,
   type ImportCursors,
   hasImportCursors,
+  type StagedBlob,
+  type BlobStaging,
+  type ListedBlob,
+  hasBlobStaging,
+  type BlobReferenceLedger,
+  type BlobStaleness,
+  type BlobStorageStats,
+  type ReferencedBlob,
+  hasBlobReferenceLedger,
 } from './ports/index.js';
+export {
+  ContentAddressedBlobStore,
+  type ContentAddressedBlobStoreOptions,
+  type AdoptedBlob,
+  type OrphanSweepOptions,
+  type OrphanSweepResult,
+} from './content-addressed-blob-store.js';
 export {
   allowAllPolicy,
   allOfPolicies,

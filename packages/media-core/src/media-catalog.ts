@@ -403,7 +403,7 @@ export class MediaCatalog {
     return deleted;
   }
 
-  /** Deletes every thumbnail of a media item (rows, then blobs: each row owns its blob). */
+  /** Deletes every thumbnail of a media item (rows, then blobs; a content-addressed store keeps a blob still shared). */
   async deleteThumbnails(serverName: string, mediaId: string): Promise<void> {
     for (const blobId of await this.thumbnails.deleteThumbnails(serverName, mediaId)) {
       this.#thumbnailReader.cache.delete(blobId);
@@ -428,6 +428,14 @@ export class MediaCatalog {
    * that a record already uses: that one is kept.
    */
   async discardBlob(blobId: string): Promise<void> {
+    if (this.blobs.release !== undefined) {
+      try {
+        await this.blobs.release(blobId);
+      } catch (err) {
+        this.logger.error({ err, blobId }, 'could not release blob; the orphan sweep will remove it');
+      }
+      return;
+    }
     if (this.blobs.contentAddressed === true && (await this.records.isBlobReferenced(blobId))) return;
     await this.deleteBlobQuietly(blobId);
   }

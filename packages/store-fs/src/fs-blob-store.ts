@@ -1,12 +1,23 @@
-import { constants, writev } from 'node:fs';
+import { constants } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { link, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, relative, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { generateId, type BlobPutOptions, type BlobReadOptions, type BlobStore, type ByteSource, type StoredBlob } from '@hsmedia/media-core';
+import {
+  generateId,
+  type BlobPutOptions,
+  type BlobReadOptions,
+  type BlobStaging,
+  type BlobStore,
+  type ByteSource,
+  type ListedBlob,
+  type StagedBlob,
+  type StoredBlob,
+} from '@hsmedia/media-core';
 import { ContentTooLargeError } from '@hsmedia/errors';
-import { blobDirOf, blobPathOf, stagingDirOf, stagingPathOf } from './internal/blob-path.js';
+import { BLOBS_DIR, blobDirOf, blobPathOf, jailedPath, stagingDirOf, stagingPathOf } from './internal/blob-path.js';
 import { fileReadStream } from './internal/file-read-stream.js';
+import { writeAllTo } from './internal/write-all-to.js';
 import { Sha256Hasher } from './internal/sha256-hasher.js';
 
 /** Options of {@link FsBlobStore}. */
@@ -34,6 +45,16 @@ function isMissing(error: unknown): boolean {
 function checkOffset(name: string, value: number | undefined): void {
   if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
     throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
+  }
+}
+
+/** The names in a directory, or none when it does not exist. */
+async function readdirOrEmpty(path: string): Promise<string[]> {
+  try {
+    return await readdir(path);
+  } catch (error) {
+    if (isMissing(error)) return [];
+    throw error;
   }
 }
 
@@ -73,93 +94,6 @@ async function releaseSource(source: ByteSource, reason: unknown): Promise<void>
 }
 
 /**
- * Most bytes queued behind the write in flight before the source must wait:
- * bounds memory per upload while still letting a few chunks go down in one
- * `writev`. Measured (docs/byte-path.md): 4 MiB batches halved upload
- * throughput against a plain `fs.WriteStream`; 256 KiB beats it.
- */
-const MAX_QUEUED_WRITE_BYTES = 256 * 1024;
-
-/**
- * One `writev(2)` on the handle's descriptor through the callback API: measured here, a
- * `FileHandle.writev` (promise API) upload ran at half the throughput of the callback
- * API's `fs.WriteStream` (docs/byte-path.md).
- */
-function writevOnce(handle: FileHandle, chunks: Uint8Array[]): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    writev(handle.fd, chunks, (error, bytesWritten) => {
-      if (error) reject(error);
-      else resolve(bytesWritten);
-    });
-  });
-}
-
-/** Writes `chunks` at the end of the file, looping over short writes. */
-async function writeFully(handle: FileHandle, chunks: Uint8Array[]): Promise<void> {
-  let pending = chunks;
-  while (pending.length > 0) {
-    const bytesWritten = await writevOnce(handle, pending);
-    if (bytesWritten === 0) throw new Error('FsBlobStore: the file accepted no bytes');
-    let skip = bytesWritten;
-    let first = 0;
-    while (first < pending.length && skip >= pending[first]!.byteLength) {
-      skip -= pending[first]!.byteLength;
-      first++;
-    }
-    pending = pending.slice(first);
-    if (skip > 0) pending[0] = pending[0]!.subarray(skip);
-  }
-}
-
-/**
- * The pipeline's sink. Chunks that arrive while a write is in flight are
- * queued and go down together in the next `writev`: one thread-pool round
- * trip per batch rather than per network-sized chunk, which otherwise holds
- * the source back. When the queue passes {@link MAX_QUEUED_WRITE_BYTES} the
- * source waits (backpressure). The caller keeps the handle, to fsync and
- * close it; no write is in flight once this settles.
- */
-function writeAllTo(handle: FileHandle): (chunks: AsyncIterable<Uint8Array>) => Promise<void> {
-  return async function writeAll(chunks) {
-    let queue: Uint8Array[] = [];
-    let queuedBytes = 0;
-    // Widened so control-flow narrowing does not pin it to null: callbacks set it.
-    let failure = null as { readonly error: unknown } | null;
-    // Never rejects: a failure is kept in `failure` and rethrown by the loop.
-    let writing: Promise<void> | null = null;
-    const startWrite = (): void => {
-      const batch = queue;
-      queue = [];
-      queuedBytes = 0;
-      writing = writeFully(handle, batch).then(
-        () => {
-          writing = null;
-          if (queue.length > 0 && failure === null) startWrite();
-        },
-        (error: unknown) => {
-          failure ??= { error };
-          writing = null;
-        },
-      );
-    };
-    try {
-      for await (const chunk of chunks) {
-        if (failure !== null) throw failure.error;
-        queue.push(chunk);
-        queuedBytes += chunk.byteLength;
-        if (writing === null) startWrite();
-        while (writing !== null && queuedBytes >= MAX_QUEUED_WRITE_BYTES) await writing;
-      }
-      while (writing !== null) await writing;
-      if (failure !== null) throw failure.error;
-    } finally {
-      // On any exit, let the write in flight finish before the caller closes the handle.
-      while (writing !== null) await writing;
-    }
-  };
-}
-
-/**
  * A {@link BlobStore} on a local directory tree.
  *
  * Layout: finished blobs at `<root>/blobs/<id[0..1]>/<id[2..3]>/<id>`,
@@ -176,8 +110,13 @@ function writeAllTo(handle: FileHandle): (chunks: AsyncIterable<Uint8Array>) => 
  * const { blobId, size, sha256 } = await store.put(request.body, { maxBytes: 50 * 1024 * 1024 });
  * const body = await store.open(blobId, { start: 0, end: 1023 });
  * ```
+ *
+ * One class past the size guideline on purpose: every way a file enters the
+ * tree (put, staging for content addressing, linkFile) shares the one jail,
+ * the in-flight set that `cleanupStaging` spares and the durable rename
+ * (`#commit`); split apart, each would need those private parts exposed.
  */
-export class FsBlobStore implements BlobStore {
+export class FsBlobStore implements BlobStore, BlobStaging {
   readonly #root: string;
   readonly #fsync: boolean;
   /** Staging names of this instance's writes in progress, which cleanupStaging must not remove. */
@@ -218,6 +157,25 @@ export class FsBlobStore implements BlobStore {
    * and the source is closed.
    */
   async put(source: ByteSource, options: BlobPutOptions = {}): Promise<StoredBlob> {
+    const staged = await this.stageBlob(source, options);
+    const blobId = generateId();
+    try {
+      options.signal?.throwIfAborted();
+      await staged.publishAs(blobId);
+    } catch (error) {
+      await staged.discard();
+      throw error;
+    }
+    return { blobId, size: staged.size, sha256: staged.sha256 };
+  }
+
+  /**
+   * Like {@link put}, but the bytes stay in a durable staging file until
+   * `publishAs` renames them into place (content addressing names them by
+   * their hash, known only now). The staging file is spared by
+   * `cleanupStaging` until it is published or discarded.
+   */
+  async stageBlob(source: ByteSource, options: BlobPutOptions = {}): Promise<StagedBlob> {
     const { maxBytes = Number.POSITIVE_INFINITY, signal, offloadHashing = false } = options;
     try {
       if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
@@ -231,16 +189,12 @@ export class FsBlobStore implements BlobStore {
 
     const stagingName = `${generateId()}.tmp`;
     const stagingPath = stagingPathOf(this.#root, stagingName);
-    const blobId = generateId();
-    const finalDir = blobDirOf(this.#root, blobId);
-    const finalPath = blobPathOf(this.#root, blobId);
-    if (!stagingPath || !finalDir || !finalPath) throw new Error('FsBlobStore: generated an invalid path');
+    if (!stagingPath) throw new Error('FsBlobStore: generated an invalid path');
 
     this.#inFlight.add(stagingName);
     let handle: FileHandle | undefined;
     let hasher: Sha256Hasher | undefined;
     let piping = false;
-    let renamed = false;
     try {
       await mkdir(dirname(stagingPath), { recursive: true });
       // 'wx': fail rather than share a file if a name ever repeats.
@@ -274,23 +228,70 @@ export class FsBlobStore implements BlobStore {
       await handle.close();
       handle = undefined;
       const sha256 = await digest;
-
-      signal?.throwIfAborted();
-      renamed = true;
-      await this.#commit(stagingPath, blobId);
-      return { blobId, size, sha256 };
+      return this.#staged(stagingName, stagingPath, size, sha256);
     } catch (error) {
       // Once piping, the pipeline has closed the source; before that, nobody has.
       if (!piping) await releaseSource(source, error);
       hasher?.dispose();
       await handle?.close().catch(() => undefined);
-      // Past the rename the blob is complete; a failed directory sync is reported, but the caller gets no ID,
-      // so remove it rather than leave an orphan.
       await unlink(stagingPath).catch(() => undefined);
-      if (renamed) await unlink(finalPath).catch(() => undefined);
-      throw error;
-    } finally {
       this.#inFlight.delete(stagingName);
+      throw error;
+    }
+  }
+
+  #staged(stagingName: string, stagingPath: string, size: number, sha256: string): StagedBlob {
+    let settled = false;
+    const settle = (): void => {
+      settled = true;
+      this.#inFlight.delete(stagingName);
+    };
+    return {
+      size,
+      sha256,
+      publishAs: async (blobId: string): Promise<void> => {
+        if (settled) throw new Error('FsBlobStore: the staged blob was already published or discarded');
+        const finalPath = blobPathOf(this.#root, blobId);
+        if (!finalPath || !blobDirOf(this.#root, blobId)) throw new TypeError('FsBlobStore: invalid blob ID');
+        let renamed = false;
+        try {
+          await this.#commit(stagingPath, blobId, () => {
+            renamed = true;
+            settle();
+          });
+        } catch (error) {
+          // Past the rename the blob is complete; a failed directory sync is reported, but the caller gets
+          // no blob, so remove it rather than leave an orphan.
+          await unlink(renamed ? finalPath : stagingPath).catch(() => undefined);
+          settle();
+          throw error;
+        }
+      },
+      discard: async (): Promise<void> => {
+        if (settled) return;
+        settle();
+        await unlink(stagingPath).catch(() => undefined);
+      },
+    };
+  }
+
+  /** Every blob under `blobs/` with its modification time (the orphan sweep). */
+  async *listBlobs(): AsyncIterable<ListedBlob> {
+    const top = jailedPath(this.#root, BLOBS_DIR);
+    if (top === null) return;
+    for (const first of await readdirOrEmpty(top)) {
+      for (const second of await readdirOrEmpty(join(top, first))) {
+        for (const blobId of await readdirOrEmpty(join(top, first, second))) {
+          const path = blobPathOf(this.#root, blobId);
+          if (path === null) continue;
+          try {
+            const info = await stat(path);
+            if (info.isFile()) yield { blobId, modifiedAt: info.mtimeMs };
+          } catch (error) {
+            if (!isMissing(error)) throw error;
+          }
+        }
+      }
     }
   }
 
@@ -357,11 +358,16 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  /** Renames a complete staging file into place as `blobId`; with fsync, durably (its directory, and new shard directories' parents). */
-  async #commit(stagingPath: string, blobId: string): Promise<void> {
+  /**
+   * Renames a complete staging file into place as `blobId` (replacing an existing file of that name
+   * atomically: readers holding it keep their bytes); with fsync, durably: the rename is durable once its
+   * directory is, and new shard directories need their parents synced too. `onRenamed` runs between.
+   */
+  async #commit(stagingPath: string, blobId: string, onRenamed?: () => void): Promise<void> {
     const finalDir = blobDirOf(this.#root, blobId)!;
     const created = await mkdir(finalDir, { recursive: true });
     await rename(stagingPath, blobPathOf(this.#root, blobId)!);
+    onRenamed?.();
     if (this.#fsync) {
       await syncDirectory(finalDir);
       if (created !== undefined) {

@@ -1,4 +1,5 @@
 import type { MediaBrowseFilter, MediaBrowseOptions, MediaHistogramBucket, MediaHistogramQuery, OriginMediaUsage } from '@hsmedia/media-core';
+import type { BlobReferenceLedger, BlobStaleness, BlobStorageStats, ReferencedBlob } from '@hsmedia/media-core';
 import type { AdminAction, AdminActionQuery, AdminAuditLog, RecordedAdminAction, BlockedHash, BlockedHashes, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail, MediaScanState, MediaScanStates, ImportCursors } from '@hsmedia/media-core';
 import type { ServerKeyStore, StoredServerKey } from '@hsmedia/signing';
 import type { Knex } from 'knex';
@@ -14,6 +15,7 @@ import {
 } from './internal/rows.js';
 import { listAdminActions, recordAdminAction } from './internal/admin-audit.js';
 import { browseMedia, mediaCreationHistogram, mediaUsageByOrigin } from './internal/media-browse.js';
+import * as blobRefs from './internal/blob-refs.js';
 import { blockHash, blockHashes, isHashBlocked, listBlockedHashes, unblockHash } from './internal/blocked-hashes.js';
 import { readImportCursor, writeImportCursor } from './internal/import-cursors.js';
 import { releaseLease, tryAcquireLease } from './internal/leases.js';
@@ -69,7 +71,7 @@ const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
  * the queries of each concern live in `internal/` and each method is a line
  * or two of glue.
  */
-export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates, ImportCursors {
+export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates, ImportCursors, BlobReferenceLedger {
   /** The knex instance the store queries. */
   readonly knex: Knex;
   readonly #tables: TableNames;
@@ -242,6 +244,48 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
       .where({ blob_id: blobId })
       .first();
     return row !== undefined || (await isThumbnailBlob(this.knex, this.#tables.thumbnails, blobId));
+  }
+
+  // BlobReferenceLedger: `blob_refs`, counted by triggers (migration 0012; internal/blob-refs.ts).
+
+  pinBlob(blobId: string, size: number, now: number, deletionStaleBefore: number): Promise<{ readonly deletionInFlight: boolean }> {
+    return blobRefs.pinBlob(this.knex, this.#tables.blobRefs, blobId, size, now, deletionStaleBefore);
+  }
+
+  unpinBlob(blobId: string): Promise<void> {
+    return blobRefs.unpinBlob(this.knex, this.#tables.blobRefs, blobId);
+  }
+
+  isBlobDeletionInFlight(blobId: string, deletionStaleBefore: number): Promise<boolean> {
+    return this.#read(() => blobRefs.isBlobDeletionInFlight(this.knex, this.#tables.blobRefs, blobId, deletionStaleBefore));
+  }
+
+  beginBlobDeletion(blobId: string, now: number, stale: BlobStaleness): Promise<boolean> {
+    return blobRefs.beginBlobDeletion(this.knex, this.#tables.blobRefs, blobId, now, stale);
+  }
+
+  finishBlobDeletion(blobId: string, startedAt: number, objectGone: boolean, stale: BlobStaleness): Promise<void> {
+    return blobRefs.finishBlobDeletion(this.knex, this.#tables.blobRefs, blobId, startedAt, objectGone, stale);
+  }
+
+  listUnreferencedBlobs(pinsStaleBefore: number, after: string, limit: number): Promise<string[]> {
+    return this.#read(() => blobRefs.listUnreferencedBlobs(this.knex, this.#tables.blobRefs, pinsStaleBefore, after, limit));
+  }
+
+  knownBlobs(blobIds: readonly string[]): Promise<Set<string>> {
+    return this.#read(() => blobRefs.knownBlobs(this.knex, this.#tables.blobRefs, blobIds));
+  }
+
+  listReferencedBlobs(after: string, limit: number): Promise<ReferencedBlob[]> {
+    return this.#read(() => blobRefs.listReferencedBlobs(this.knex, this.#tables.blobRefs, after, limit));
+  }
+
+  replaceBlobId(from: string, to: string): Promise<number> {
+    return blobRefs.replaceBlobId(this.knex, this.#tables, from, to);
+  }
+
+  blobStorageStats(): Promise<BlobStorageStats> {
+    return this.#read(() => blobRefs.blobStorageStats(this.knex, this.#tables.blobRefs));
   }
 
   listThumbnails(serverName: string, mediaId: string): Promise<StoredThumbnail[]> {

@@ -1,6 +1,7 @@
 import knexFactory, { type Knex } from 'knex';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PG_URL, openPostgresTestEnv } from '@hsmedia/test-fixtures/postgres';
+import { describeBlobReferenceLedger } from './blob-refs-behaviour.js';
 import { describeKnexStoreBehaviour, type KnexTestDatabase } from './knex-store-behaviour.js';
 
 // PostgreSQL smoke run: the same suites as SQLite, in a fresh schema per test
@@ -31,6 +32,7 @@ async function openPostgresDatabase(): Promise<KnexTestDatabase> {
 
 describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
   describeKnexStoreBehaviour('PostgreSQL (pg)', openPostgresDatabase);
+  describeBlobReferenceLedger('PostgreSQL (pg)', openPostgresDatabase);
 
   it('several processes migrating one fresh schema at the same time all succeed', async () => {
     const { runMigrations, MIGRATION_NAMES } = await import('@hsmedia/store-knex');
@@ -58,6 +60,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL', () => {
     )) as { rows: { tablename: string }[] };
     expect(result.rows.map((row) => row.tablename)).toEqual([
       'admin_audit',
+      'blob_refs',
       'blocked_hashes',
       'hsmedia_migrations',
       'hsmedia_migrations_lock',

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { KnexMetadataStore, runMigrations } from '@hsmedia/store-knex';
 import knexFactory, { type Knex } from 'knex';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describeBlobReferenceLedger } from './blob-refs-behaviour.js';
 import { describeKnexStoreBehaviour, type KnexTestDatabase } from './knex-store-behaviour.js';
 
 /** A plain better-sqlite3 knex on a fresh file (store-sqlite adds pragmas on top). */
@@ -25,6 +26,7 @@ async function openSqliteDatabase(): Promise<KnexTestDatabase> {
 }
 
 describeKnexStoreBehaviour('SQLite (better-sqlite3)', openSqliteDatabase);
+describeBlobReferenceLedger('SQLite (better-sqlite3)', openSqliteDatabase);
 
 describe('KnexMetadataStore on SQLite: schema', () => {
   let db: KnexTestDatabase;
@@ -79,6 +81,7 @@ describe('KnexMetadataStore on SQLite: schema', () => {
       'hs_admin_audit',
       'hs_admin_audit_action_idx',
       'hs_admin_audit_target_idx',
+      'hs_blob_refs',
       'hs_blocked_hashes',
       'hs_hsmedia_migrations',
       'hs_hsmedia_migrations_lock',
@@ -87,6 +90,10 @@ describe('KnexMetadataStore on SQLite: schema', () => {
       'hs_job_leases',
       'hs_media',
       'hs_media_blob_id_idx',
+      'hs_media_blob_refs_delete',
+      'hs_media_blob_refs_insert',
+      'hs_media_blob_refs_update_new',
+      'hs_media_blob_refs_update_old',
       'hs_media_created_at_idx',
       'hs_media_last_access_at_idx',
       'hs_media_scan_state_idx',
@@ -96,6 +103,10 @@ describe('KnexMetadataStore on SQLite: schema', () => {
       'hs_server_keys',
       'hs_thumbnails',
       'hs_thumbnails_blob_id_idx',
+      'hs_thumbnails_blob_refs_delete',
+      'hs_thumbnails_blob_refs_insert',
+      'hs_thumbnails_blob_refs_update_new',
+      'hs_thumbnails_blob_refs_update_old',
       'hs_url_previews',
       'hs_url_previews_expires_at_idx',
     ]);

@@ -78,6 +78,8 @@ export class LocalBlobCache implements BlobStore {
       throw new TypeError('LocalBlobCache: maxBytes must be a positive integer');
     }
     this.#origin = options.origin;
+    const { origin } = options;
+    if (origin.release !== undefined) this.release = (blobId) => origin.release!(blobId);
     this.#root = resolve(options.path);
     this.#maxBytes = options.maxBytes;
     this.#onFillError = options.onFillError ?? (() => undefined);
@@ -140,6 +142,13 @@ export class LocalBlobCache implements BlobStore {
     const entry = isValidBlobId(blobId) ? this.#entries.get(blobId) : undefined;
     return entry === undefined ? this.#origin.stat(blobId) : { size: entry.size };
   }
+
+  /**
+   * As the origin's `release` (a content-addressed origin), present only when
+   * the origin has one: a put that will not be published gives up its claim.
+   * A local copy can stay: under content addressing an ID always names the same bytes.
+   */
+  readonly release?: (blobId: string) => Promise<void>;
 
   /** Removes the local copy, then the blob from the origin. */
   async delete(blobId: string): Promise<boolean> {

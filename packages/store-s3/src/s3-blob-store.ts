@@ -15,13 +15,17 @@ import {
   generateId,
   type BlobPutOptions,
   type BlobReadOptions,
+  type BlobStaging,
   type BlobStore,
   type ByteSource,
   type DirectUrlOptions,
+  type ListedBlob,
+  type StagedBlob,
   type StoredBlob,
 } from '@hsmedia/media-core';
 import { bodyStream } from './internal/body-stream.js';
 import { isValidBlobId, normalisePrefix } from './internal/blob-key.js';
+import { copyObject, listObjects } from './internal/object-ops.js';
 import { countedSource, releaseSource, type SourceTally } from './internal/source-reader.js';
 import { toS3StoreError } from './s3-store-error.js';
 
@@ -43,6 +47,8 @@ export interface S3BlobStoreOptions {
 const MiB = 1024 * 1024;
 const MIN_PART_SIZE = 5 * MiB;
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** Staged objects of content-addressed puts live under `<prefix>.staging/`: a dot is never in a blob ID. */
+const STAGING_DIR = '.staging/';
 
 function checkOffset(name: string, value: number | undefined): void {
   if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
@@ -84,7 +90,7 @@ function emptyStream(): ReadableStream<Uint8Array> {
  * never used (Ceph RGW sends an empty one for multipart uploads): size and
  * SHA-256 are computed here while streaming.
  */
-export class S3BlobStore implements BlobStore {
+export class S3BlobStore implements BlobStore, BlobStaging {
   readonly bucket: string;
   readonly prefix: string;
   readonly #client: S3Client;
@@ -118,6 +124,58 @@ export class S3BlobStore implements BlobStore {
   }
 
   async put(source: ByteSource, options: BlobPutOptions = {}): Promise<StoredBlob> {
+    const blobId = generateId();
+    const { size, sha256 } = await this.#upload(source, options, this.#keyOf(blobId));
+    return { blobId, size, sha256 };
+  }
+
+  /**
+   * Like {@link put}, but the bytes go to a staging key (`<prefix>.staging/<random>`,
+   * outside the blob ID space) until `publishAs` copies them to the blob's key on the
+   * server side (`CopyObject`, no bytes through this process) and deletes the staging
+   * object. Content addressing needs it: the key is the hash, known only at the end.
+   */
+  async stageBlob(source: ByteSource, options: BlobPutOptions = {}): Promise<StagedBlob> {
+    const stagingKey = `${this.prefix}${STAGING_DIR}${generateId()}`;
+    const { size, sha256 } = await this.#upload(source, options, stagingKey);
+    let settled = false;
+    const dropStaging = async (): Promise<void> => {
+      settled = true;
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: stagingKey })).catch(() => undefined);
+    };
+    return {
+      size,
+      sha256,
+      publishAs: async (blobId: string): Promise<void> => {
+        if (settled) throw new Error('S3BlobStore: the staged blob was already published or discarded');
+        if (!isValidBlobId(blobId)) throw new TypeError('S3BlobStore: invalid blob ID');
+        try {
+          await copyObject(this.#client, this.bucket, stagingKey, this.#keyOf(blobId), size, this.#partSize);
+        } catch (error) {
+          await dropStaging();
+          throw toS3StoreError(error, 'S3BlobStore.publishAs');
+        }
+        await dropStaging();
+      },
+      discard: async (): Promise<void> => {
+        if (!settled) await dropStaging();
+      },
+    };
+  }
+
+  /** Every blob under the prefix with its last-modified time (the orphan sweep); staging and probe keys are skipped. */
+  async *listBlobs(): AsyncIterable<ListedBlob> {
+    try {
+      for await (const object of listObjects(this.#client, this.bucket, this.prefix)) {
+        const blobId = object.key.slice(this.prefix.length);
+        if (isValidBlobId(blobId)) yield { blobId, modifiedAt: object.modifiedAt };
+      }
+    } catch (error) {
+      throw toS3StoreError(error, 'S3BlobStore.listBlobs');
+    }
+  }
+
+  async #upload(source: ByteSource, options: BlobPutOptions, key: string): Promise<{ size: number; sha256: string }> {
     const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
     if (maxBytes !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(maxBytes) || maxBytes < 0)) {
       const error = new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
@@ -128,8 +186,6 @@ export class S3BlobStore implements BlobStore {
       await releaseSource(source, abortErrorOf(signal));
       throw abortErrorOf(signal);
     }
-    const blobId = generateId();
-    const key = this.#keyOf(blobId);
     const tally: SourceTally = { size: 0, sha256: '', failure: null };
     const body = Readable.from(countedSource(source, maxBytes, tally));
     // An 'error' event with no listener would crash the process; the failure is in `tally`.
@@ -173,7 +229,7 @@ export class S3BlobStore implements BlobStore {
       await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => undefined);
       throw tally.failure.error;
     }
-    return { blobId, size: tally.size, sha256: tally.sha256 };
+    return { size: tally.size, sha256: tally.sha256 };
   }
 
   async open(blobId: string, options: BlobReadOptions = {}): Promise<ReadableStream<Uint8Array> | null> {
@@ -259,13 +315,25 @@ export class S3BlobStore implements BlobStore {
           );
           aborted++;
         }
-        if (page.IsTruncated !== true) return aborted;
+        if (page.IsTruncated !== true) break;
         keyMarker = page.NextKeyMarker;
         uploadIdMarker = page.NextUploadIdMarker;
       }
+      return aborted + (await this.#removeStaleStagedObjects(cutoff));
     } catch (error) {
       throw toS3StoreError(error, 'S3BlobStore.cleanupStaging');
     }
+  }
+
+  /** Deletes staged objects (`stageBlob`) older than `cutoff` that were never published: a crash between the two. */
+  async #removeStaleStagedObjects(cutoff: number): Promise<number> {
+    let removed = 0;
+    for await (const object of listObjects(this.#client, this.bucket, `${this.prefix}${STAGING_DIR}`)) {
+      if (object.modifiedAt > cutoff) continue;
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: object.key }));
+      removed++;
+    }
+    return removed;
   }
 
   /**

@@ -98,6 +98,17 @@ export class MediaTable {
     return true;
   }
 
+  /** Points every row using blob `from` at `to`; how many moved. */
+  replaceBlobId(from: string, to: string): number {
+    let moved = 0;
+    for (const [key, record] of this.#rows) {
+      if (record.blobId !== from) continue;
+      this.#rows.set(key, { ...record, blobId: to });
+      moved++;
+    }
+    return moved;
+  }
+
   /** Whether any row references `blobId`; a linear scan (a database would use an index on it). */
   references(blobId: string): boolean {
     for (const record of this.#rows.values()) if (record.blobId === blobId) return true;

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ContentTooLargeError } from '@hsmedia/errors';
-import type { BlobPutOptions, BlobReadOptions, BlobStore, ByteSource, StoredBlob } from '../ports/index.js';
+import type { BlobPutOptions, BlobReadOptions, BlobStaging, BlobStore, ByteSource, ListedBlob, StagedBlob, StoredBlob } from '../ports/index.js';
 import { pullerOf, releaseUnread } from './byte-puller.js';
 
 /** Size of the chunks `open` streams, pulled one at a time as the reader asks (like a file's). */
@@ -39,8 +39,9 @@ function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
  * const first = await blobs.open(blobId, { start: 0, end: 99 });
  * ```
  */
-export class MemoryBlobStore implements BlobStore {
+export class MemoryBlobStore implements BlobStore, BlobStaging {
   readonly #blobs = new Map<string, Uint8Array>();
+  readonly #modifiedAt = new Map<string, number>();
 
   /** How many blobs the store holds (handy for "nothing leaked" checks in tests). */
   get blobCount(): number {
@@ -55,6 +56,14 @@ export class MemoryBlobStore implements BlobStore {
    * is not a `Uint8Array`; in each case the source is closed and nothing is kept.
    */
   async put(source: ByteSource, options: BlobPutOptions = {}): Promise<StoredBlob> {
+    const staged = await this.stageBlob(source, options);
+    const blobId = randomBytes(18).toString('base64url');
+    await staged.publishAs(blobId);
+    return { blobId, size: staged.size, sha256: staged.sha256 };
+  }
+
+  /** Like {@link put}, but the bytes stay staged until `publishAs` names them. */
+  async stageBlob(source: ByteSource, options: BlobPutOptions = {}): Promise<StagedBlob> {
     const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
     try {
       if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
@@ -90,9 +99,27 @@ export class MemoryBlobStore implements BlobStore {
       throw error;
     }
     puller.finish();
-    const blobId = randomBytes(18).toString('base64url');
-    this.#blobs.set(blobId, concat(chunks, size));
-    return { blobId, size, sha256: hash.digest('hex') };
+    let bytes: Uint8Array | null = concat(chunks, size);
+    const blobs = this.#blobs;
+    const modifiedAt = this.#modifiedAt;
+    return {
+      size,
+      sha256: hash.digest('hex'),
+      async publishAs(blobId: string): Promise<void> {
+        if (bytes === null) throw new Error('MemoryBlobStore: the staged bytes were already published or discarded');
+        blobs.set(blobId, bytes);
+        modifiedAt.set(blobId, Date.now());
+        bytes = null;
+      },
+      async discard(): Promise<void> {
+        bytes = null;
+      },
+    };
+  }
+
+  /** Every blob and when it was stored. */
+  async *listBlobs(): AsyncIterable<ListedBlob> {
+    for (const blobId of [...this.#blobs.keys()]) yield { blobId, modifiedAt: this.#modifiedAt.get(blobId) ?? 0 };
   }
 
   /**
@@ -149,6 +176,7 @@ export class MemoryBlobStore implements BlobStore {
 
   /** Removes the blob; true when it existed. */
   async delete(blobId: string): Promise<boolean> {
+    this.#modifiedAt.delete(blobId);
     return this.#blobs.delete(blobId);
   }
 

@@ -25,10 +25,15 @@ import type {
   MediaScanState,
   MediaScanStates,
   StoredThumbnail,
+  BlobReferenceLedger,
+  BlobStaleness,
+  BlobStorageStats,
+  ReferencedBlob,
 } from '../ports/index.js';
 import { MEDIA_SCAN_STATES, isMediaScanState } from '../ports/index.js';
 import { checkMediaBrowse, checkMediaHistogramQuery, checkMediaPageLimit } from '../ports/index.js';
 import { AuditTable } from './audit-table.js';
+import { BlobLedgerTable } from './blob-ledger-table.js';
 import { BlockedHashTable } from './blocked-hash-table.js';
 import { LeaseTable } from './lease-table.js';
 import { MediaTable } from './media-table.js';
@@ -49,6 +54,9 @@ export interface MemoryMetadataStoreOptions {
  * restart and nothing is shared between processes, so it suits tests, demos
  * and examples, not production.
  *
+ * Past 300 lines on purpose: one short delegating method per port method (the
+ * tables live in their own modules), so the class stays the one list of what it implements.
+ *
  * Each call is atomic (it runs without yielding). Records, thumbnails and
  * keys are copied in and out, so callers never share an object with the
  * store. After {@link MemoryMetadataStore.close} every call rejects, as it
@@ -67,7 +75,7 @@ export interface MemoryMetadataStoreOptions {
  * });
  * ```
  */
-export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates {
+export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates, BlobReferenceLedger {
   readonly #clock: Clock;
   readonly #media = new MediaTable();
   readonly #thumbnails = new ThumbnailTable();
@@ -75,6 +83,7 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
   readonly #blockedHashes = new BlockedHashTable();
   readonly #audit = new AuditTable();
   readonly #serverKeys = new ServerKeyTable();
+  readonly #ledger = new BlobLedgerTable();
   #closed = false;
 
   constructor(options: MemoryMetadataStoreOptions = {}) {
@@ -97,19 +106,26 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
   /** Inserts a record; false (and no change) when `(serverName, mediaId)` exists. */
   async insertMedia(record: MediaRecord): Promise<boolean> {
     this.#open();
-    return this.#media.insert(record);
+    const inserted = this.#media.insert(record);
+    if (inserted && record.blobId !== null) this.#ledger.addReference(record.blobId, record.size ?? 0);
+    return inserted;
   }
 
   /** Fills a pending record; false when it does not exist or already has content. */
   async completeMedia(serverName: string, mediaId: string, completion: MediaCompletion): Promise<boolean> {
     this.#open();
-    return this.#media.complete(serverName, mediaId, completion);
+    const completed = this.#media.complete(serverName, mediaId, completion);
+    if (completed) this.#ledger.addReference(completion.blobId, completion.size);
+    return completed;
   }
 
   /** Deletes the record (not its thumbnails); true when it existed. */
   async deleteMedia(serverName: string, mediaId: string): Promise<boolean> {
     this.#open();
-    return this.#media.delete(serverName, mediaId);
+    const blobId = this.#media.get(serverName, mediaId)?.blobId ?? null;
+    const deleted = this.#media.delete(serverName, mediaId);
+    if (deleted && blobId !== null) this.#ledger.dropReference(blobId);
+    return deleted;
   }
 
   /** Sets `lastAccessAt`; nothing happens for a missing record. */
@@ -182,13 +198,17 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
   /** Records a thumbnail; false (and no change) when one with the same key exists. */
   async insertThumbnail(thumbnail: StoredThumbnail): Promise<boolean> {
     this.#open();
-    return this.#thumbnails.insert(thumbnail);
+    const inserted = this.#thumbnails.insert(thumbnail);
+    if (inserted) this.#ledger.addReference(thumbnail.blobId, thumbnail.size);
+    return inserted;
   }
 
   /** Deletes a media item's thumbnail rows and gives their blob IDs. */
   async deleteThumbnails(serverName: string, mediaId: string): Promise<string[]> {
     this.#open();
-    return this.#thumbnails.delete(serverName, mediaId);
+    const blobIds = this.#thumbnails.delete(serverName, mediaId);
+    for (const blobId of blobIds) this.#ledger.dropReference(blobId);
+    return blobIds;
   }
 
   // MediaQueries
@@ -313,6 +333,64 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
   }
 
   /** Makes every later call reject. The data is dropped with the object. */
+  // BlobReferenceLedger (see the port for the protocol)
+
+  async pinBlob(blobId: string, size: number, now: number, deletionStaleBefore: number): Promise<{ readonly deletionInFlight: boolean }> {
+    this.#open();
+    return { deletionInFlight: this.#ledger.pin(blobId, size, now, deletionStaleBefore) };
+  }
+
+  async unpinBlob(blobId: string): Promise<void> {
+    this.#open();
+    this.#ledger.unpin(blobId);
+  }
+
+  async isBlobDeletionInFlight(blobId: string, deletionStaleBefore: number): Promise<boolean> {
+    this.#open();
+    return this.#ledger.deletionInFlight(blobId, deletionStaleBefore);
+  }
+
+  async beginBlobDeletion(blobId: string, now: number, stale: BlobStaleness): Promise<boolean> {
+    this.#open();
+    return this.#ledger.beginDeletion(blobId, now, stale);
+  }
+
+  async finishBlobDeletion(blobId: string, startedAt: number, objectGone: boolean, stale: BlobStaleness): Promise<void> {
+    this.#open();
+    this.#ledger.finishDeletion(blobId, startedAt, objectGone, stale);
+  }
+
+  async listUnreferencedBlobs(pinsStaleBefore: number, after: string, limit: number): Promise<string[]> {
+    this.#open();
+    return this.#ledger.unreferenced(pinsStaleBefore, after, limit);
+  }
+
+  async knownBlobs(blobIds: readonly string[]): Promise<Set<string>> {
+    this.#open();
+    return this.#ledger.known(blobIds);
+  }
+
+  async listReferencedBlobs(after: string, limit: number): Promise<ReferencedBlob[]> {
+    this.#open();
+    return this.#ledger.referenced(after, limit);
+  }
+
+  async replaceBlobId(from: string, to: string): Promise<number> {
+    this.#open();
+    const moved = this.#media.replaceBlobId(from, to) + this.#thumbnails.replaceBlobId(from, to);
+    const size = this.#ledger.referenced('', Number.MAX_SAFE_INTEGER).find((row) => row.blobId === from)?.size ?? 0;
+    for (let i = 0; i < moved; i++) {
+      this.#ledger.dropReference(from);
+      this.#ledger.addReference(to, size);
+    }
+    return moved;
+  }
+
+  async blobStorageStats(): Promise<BlobStorageStats> {
+    this.#open();
+    return this.#ledger.stats();
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
   }

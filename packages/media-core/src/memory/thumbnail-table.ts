@@ -55,6 +55,22 @@ export class ThumbnailTable {
     return rows.map((row) => row.blobId);
   }
 
+  /** Points every row using blob `from` at `to`; how many moved. */
+  replaceBlobId(from: string, to: string): number {
+    let moved = 0;
+    for (const [key, rows] of this.#rows) {
+      this.#rows.set(
+        key,
+        rows.map((row) => {
+          if (row.blobId !== from) return row;
+          moved++;
+          return { ...row, blobId: to };
+        }),
+      );
+    }
+    return moved;
+  }
+
   /** Whether any thumbnail row uses `blobId`. */
   references(blobId: string): boolean {
     for (const rows of this.#rows.values()) if (rows.some((row) => row.blobId === blobId)) return true;

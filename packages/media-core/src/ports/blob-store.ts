@@ -71,6 +71,13 @@ export interface BlobStore {
    */
   linkFile?(path: string, options?: BlobPutOptions): Promise<StoredBlob | null>;
   /**
+   * Optional: the blob a `put` answered will not be referenced after all (refused,
+   * lost a race, failed). A content-addressed store releases the put's claim and
+   * deletes the blob only when nothing else uses or claims it. Without it the
+   * caller deletes the blob itself when no record references it.
+   */
+  release?(blobId: string): Promise<void>;
+  /**
    * Optional redirect delivery: a short-lived URL from which a client may
    * fetch the blob (or the inclusive range) directly, e.g. a presigned
    * object-store URL, or null when this blob should be served through the
@@ -89,3 +96,45 @@ export interface DirectUrlOptions {
   readonly contentDisposition: string;
 }
 
+
+// ---------------------------------------------------------------------------
+// Staging, for content addressing
+// ---------------------------------------------------------------------------
+
+/** Bytes written and hashed but not yet visible under any blob ID (see {@link BlobStaging}). */
+export interface StagedBlob {
+  readonly size: number;
+  /** Lower-case hex SHA-256 of the bytes. */
+  readonly sha256: string;
+  /**
+   * Makes the bytes visible as `blobId` (replacing an object of that ID, which a
+   * content-addressed caller only does with identical bytes) and drops the staging copy.
+   */
+  publishAs(blobId: string): Promise<void>;
+  /** Drops the staging copy; idempotent, never throws. */
+  discard(): Promise<void>;
+}
+
+/**
+ * A {@link BlobStore} that can stream bytes to a staging area first and name
+ * them afterwards: what content addressing needs, since the name (the hash) is
+ * known only once every byte went by. `FsBlobStore` and `S3BlobStore` implement it.
+ */
+export interface BlobStaging {
+  /** Like {@link BlobStore.put} (same limits, errors and clean-up), but the bytes stay staged. */
+  stageBlob(source: ByteSource, options?: BlobPutOptions): Promise<StagedBlob>;
+  /** Every visible blob with its last-modified time, in no particular order (the orphan sweep). */
+  listBlobs(): AsyncIterable<ListedBlob>;
+}
+
+/** One blob of {@link BlobStaging.listBlobs}. */
+export interface ListedBlob {
+  readonly blobId: string;
+  /** Milliseconds since the epoch. */
+  readonly modifiedAt: number;
+}
+
+/** True when `store` can stage bytes ({@link BlobStaging}). */
+export function hasBlobStaging(store: BlobStore): store is BlobStore & BlobStaging {
+  return typeof (store as Partial<BlobStaging>).stageBlob === 'function';
+}

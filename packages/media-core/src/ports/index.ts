@@ -1,4 +1,22 @@
-export type { ByteSource, BlobPutOptions, StoredBlob, BlobReadOptions, BlobStore, DirectUrlOptions } from './blob-store.js';
+export {
+  type ByteSource,
+  type BlobPutOptions,
+  type StoredBlob,
+  type BlobReadOptions,
+  type BlobStore,
+  type DirectUrlOptions,
+  type StagedBlob,
+  type BlobStaging,
+  type ListedBlob,
+  hasBlobStaging,
+} from './blob-store.js';
+export {
+  type BlobReferenceLedger,
+  type BlobStaleness,
+  type BlobStorageStats,
+  type ReferencedBlob,
+  hasBlobReferenceLedger,
+} from './blob-references.js';
 export type {
   MediaRecord,
   MediaCompletion,

@@ -205,8 +205,9 @@ export interface MediaRecordStore {
 
 /**
  * The thumbnail rows of media items (local or remote; a remote item may have
- * thumbnail rows without a media row). Each row owns its blob: thumbnail
- * blobs are never shared.
+ * thumbnail rows without a media row). Each row owns its blob, except in a
+ * content-addressed store, where identical thumbnails share one (its
+ * deletion is then conditional on the reference ledger).
  */
 export interface ThumbnailIndex {
   /** The stored thumbnails of a media item (any order); [] when none. */

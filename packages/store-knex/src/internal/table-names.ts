@@ -16,6 +16,8 @@ export interface TableNames {
   readonly urlPreviews: string;
   /** Where long-running imports keep their place (migration 0014). */
   readonly importCursors: string;
+  /** The reference ledger of content-addressed blobs (migration 0012). */
+  readonly blobRefs: string;
   /** knex's migration bookkeeping; knex adds `_lock` for its lock table. */
   readonly migrations: string;
 }
@@ -42,6 +44,7 @@ export function tableNamesFor(tablePrefix = ''): TableNames {
     rateLimitBuckets: `${tablePrefix}rate_limit_buckets`,
     urlPreviews: `${tablePrefix}url_previews`,
     importCursors: `${tablePrefix}import_cursors`,
+    blobRefs: `${tablePrefix}blob_refs`,
     // Not knex's default `knex_migrations`: a host application sharing the database
     // may run its own knex migrations, and knex refuses to run when the table lists
     // migrations its source does not know.

@@ -169,9 +169,11 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
   const hashValues = archiveCommand || name === 'import-synapse' || name === 'dedup' ? { ...parsed.values, 'dry-run': undefined, out: undefined } : parsed.values;
   const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), hashValues);
   if (typeof hashes === 'string') return { kind: 'usage-error', message: hashes };
-  const archive = archiveArgumentsOf(name, parsed.positionals.slice(1), parsed.values);
+  // --report belongs to the archive imports and to import-synapse alike: each is checked without the other's.
+  const { report: _report, ...withoutReport } = parsed.values;
+  const archive = archiveArgumentsOf(name, parsed.positionals.slice(1), name === 'import-synapse' ? withoutReport : parsed.values);
   if (typeof archive === 'string') return { kind: 'usage-error', message: archive };
-  const importSynapse = importSynapseArgumentsOf(name, parsed.values);
+  const importSynapse = importSynapseArgumentsOf(name, archiveCommand ? withoutReport : parsed.values);
   if (typeof importSynapse === 'string') return { kind: 'usage-error', message: importSynapse };
   const dedup = dedupArgumentsOf(name, parsed.values);
   if (typeof dedup === 'string') return { kind: 'usage-error', message: dedup };

@@ -72,11 +72,33 @@ export async function openPostgresTestEnv(label = 'PostgreSQL tests'): Promise<P
     },
     async dispose() {
       if (unavailable === undefined) {
-        for (const schema of schemas.splice(0)) await admin.raw('drop schema if exists ?? cascade', [schema]);
+        for (const schema of schemas.splice(0)) await dropSchema(admin, schema);
       }
       await admin.destroy();
     },
   };
+}
+
+/** PostgreSQL's "out of shared memory" (SQLSTATE 53200): the server-wide lock table is full for now. */
+const OUT_OF_SHARED_MEMORY = '53200';
+
+/**
+ * Drops a test schema. `drop ... cascade` locks every object of the schema in
+ * one transaction; while many test files migrate and drop schemas at once the
+ * server's shared lock table (max_locks_per_transaction × max_connections) can
+ * be full for a moment, which says nothing about the code under test: that
+ * drop is retried once the other transactions have ended.
+ */
+async function dropSchema(admin: Knex, schema: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await admin.raw('drop schema if exists ?? cascade', [schema]);
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== OUT_OF_SHARED_MEMORY || attempt >= 10) throw error;
+      await new Promise((resolveLater) => setTimeout(resolveLater, 200 * attempt));
+    }
+  }
 }
 
 /** A unique `application_name`, so a test can find (and terminate) exactly its store's sessions. */

@@ -79,26 +79,28 @@ export async function openPostgresTestEnv(label = 'PostgreSQL tests'): Promise<P
   };
 }
 
-/** PostgreSQL's "out of shared memory" (SQLSTATE 53200): the server-wide lock table is full for now. */
+/** PostgreSQL's "out of shared memory" (SQLSTATE 53200): more locks than the server-wide lock table holds. */
 const OUT_OF_SHARED_MEMORY = '53200';
 
 /**
  * Drops a test schema. `drop ... cascade` locks every object of the schema in
- * one transaction; while many test files migrate and drop schemas at once the
- * server's shared lock table (max_locks_per_transaction × max_connections) can
- * be full for a moment, which says nothing about the code under test: that
- * drop is retried once the other transactions have ended.
+ * one transaction; a schema that held many stores (one table prefix per test)
+ * has more objects than the server's lock table (max_locks_per_transaction ×
+ * max_connections) can lock at once. Then its tables are dropped one by one,
+ * each in its own transaction, before the schema.
  */
 async function dropSchema(admin: Knex, schema: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await admin.raw('drop schema if exists ?? cascade', [schema]);
-      return;
-    } catch (error) {
-      if ((error as { code?: string }).code !== OUT_OF_SHARED_MEMORY || attempt >= 10) throw error;
-      await new Promise((resolveLater) => setTimeout(resolveLater, 200 * attempt));
-    }
+  try {
+    await admin.raw('drop schema if exists ?? cascade', [schema]);
+    return;
+  } catch (error) {
+    if ((error as { code?: string }).code !== OUT_OF_SHARED_MEMORY) throw error;
   }
+  const tables = await admin.select('tablename').from('pg_tables').where({ schemaname: schema });
+  for (const { tablename } of tables as { tablename: string }[]) {
+    await admin.raw('drop table if exists ??.?? cascade', [schema, tablename]);
+  }
+  await admin.raw('drop schema if exists ?? cascade', [schema]);
 }
 
 /** A unique `application_name`, so a test can find (and terminate) exactly its store's sessions. */

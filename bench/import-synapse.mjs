@@ -137,7 +137,7 @@ try {
         { cwd: target, encoding: 'utf8', maxBuffer: 64 * MIB },
       );
       exitStatus = result.status ?? 1;
-      output = result.stdout;
+      output = `${result.stdout}${exitStatus === 0 ? '' : result.stderr}`;
     });
     if (exitStatus !== 0) throw new Error(`import-synapse (${mode}) exited with ${exitStatus}:\n${output}`);
     if (!output.includes(`media: imported ${files}`)) throw new Error(`unexpected import summary:\n${output}`);

@@ -158,9 +158,10 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
   const hashValues = archiveCommand || name === 'import-synapse' ? { ...parsed.values, 'dry-run': undefined, out: undefined } : parsed.values;
   const hashes = hashesArgumentsOf(name, parsed.positionals.slice(1), hashValues);
   if (typeof hashes === 'string') return { kind: 'usage-error', message: hashes };
-  const archive = archiveArgumentsOf(name, parsed.positionals.slice(1), parsed.values);
+  // --report is shared by the archive imports and import-synapse: each checks it only for its own commands.
+  const archive = archiveArgumentsOf(name, parsed.positionals.slice(1), name === 'import-synapse' ? { ...parsed.values, report: undefined } : parsed.values);
   if (typeof archive === 'string') return { kind: 'usage-error', message: archive };
-  const importSynapse = importSynapseArgumentsOf(name, parsed.values);
+  const importSynapse = importSynapseArgumentsOf(name, archiveCommand ? { ...parsed.values, report: undefined } : parsed.values);
   if (typeof importSynapse === 'string') return { kind: 'usage-error', message: importSynapse };
   return {
     kind: 'run',

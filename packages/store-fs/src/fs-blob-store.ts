@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { generateId, type BlobPutOptions, type BlobReadOptions, type BlobStore, type ByteSource, type StoredBlob } from '@hsmedia/media-core';
 import { ContentTooLargeError } from '@hsmedia/errors';
 import { blobDirOf, blobPathOf, stagingDirOf, stagingPathOf } from './internal/blob-path.js';
+import { DeferredSyncs, syncPath } from './internal/deferred-syncs.js';
 import { fileReadStream } from './internal/file-read-stream.js';
 import { Sha256Hasher } from './internal/sha256-hasher.js';
 
@@ -34,17 +35,6 @@ function isMissing(error: unknown): boolean {
 function checkOffset(name: string, value: number | undefined): void {
   if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
     throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
-  }
-}
-
-/** fsyncs a directory so a rename or create inside it is durable (POSIX; a no-op on Windows, which cannot). */
-async function syncDirectory(path: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 
@@ -182,6 +172,8 @@ export class FsBlobStore implements BlobStore {
   readonly #fsync: boolean;
   /** Staging names of this instance's writes in progress, which cleanupStaging must not remove. */
   readonly #inFlight = new Set<string>();
+  /** Blobs written with `deferSync`, durable only after `syncBlobs`. */
+  readonly #deferred = new DeferredSyncs();
 
   constructor(options: FsBlobStoreOptions) {
     if (typeof options?.root !== 'string' || options.root.trim() === '' || options.root.includes('\0')) {
@@ -219,6 +211,7 @@ export class FsBlobStore implements BlobStore {
    */
   async put(source: ByteSource, options: BlobPutOptions = {}): Promise<StoredBlob> {
     const { maxBytes = Number.POSITIVE_INFINITY, signal, offloadHashing = false } = options;
+    const syncNow = this.#fsync && options.deferSync !== true;
     try {
       if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
         throw new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
@@ -270,14 +263,14 @@ export class FsBlobStore implements BlobStore {
       // When offloaded, the worker finishes hashing while the file syncs.
       const digest = hash.digest();
       digest.catch(() => undefined);
-      if (this.#fsync) await handle.sync();
+      if (syncNow) await handle.sync();
       await handle.close();
       handle = undefined;
       const sha256 = await digest;
 
       signal?.throwIfAborted();
       renamed = true;
-      await this.#commit(stagingPath, blobId);
+      await this.#commit(stagingPath, blobId, syncNow);
       return { blobId, size, sha256 };
     } catch (error) {
       // Once piping, the pipeline has closed the source; before that, nobody has.
@@ -306,6 +299,7 @@ export class FsBlobStore implements BlobStore {
    */
   async linkFile(path: string, options: BlobPutOptions = {}): Promise<StoredBlob | null> {
     const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
+    const syncNow = this.#fsync && options.deferSync !== true;
     if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
       throw new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
     }
@@ -341,11 +335,11 @@ export class FsBlobStore implements BlobStore {
         hash.update(buffer.subarray(0, bytesRead));
         signal?.throwIfAborted();
       }
-      if (this.#fsync) await handle.sync();
+      if (syncNow) await handle.sync();
       await handle.close();
       handle = undefined;
       renamed = true;
-      await this.#commit(stagingPath, blobId);
+      await this.#commit(stagingPath, blobId, syncNow);
       return { blobId, size, sha256: hash.digest('hex') };
     } catch (error) {
       await handle?.close().catch(() => undefined);
@@ -357,20 +351,38 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  /** Renames a complete staging file into place as `blobId`; with fsync, durably (its directory, and new shard directories' parents). */
-  async #commit(stagingPath: string, blobId: string): Promise<void> {
+  /**
+   * Renames a complete staging file into place as `blobId`. With fsync, its
+   * directory and new shard directories' parents are synced now (`syncNow`)
+   * or recorded for {@link FsBlobStore.syncBlobs} (a `deferSync` write).
+   */
+  async #commit(stagingPath: string, blobId: string, syncNow: boolean): Promise<void> {
     const finalDir = blobDirOf(this.#root, blobId)!;
+    const finalPath = blobPathOf(this.#root, blobId)!;
     const created = await mkdir(finalDir, { recursive: true });
-    await rename(stagingPath, blobPathOf(this.#root, blobId)!);
-    if (this.#fsync) {
-      await syncDirectory(finalDir);
-      if (created !== undefined) {
-        for (let dir = dirname(finalDir); dir.length >= this.#root.length; dir = dirname(dir)) {
-          await syncDirectory(dir);
-          if (dir === this.#root) break;
-        }
+    await rename(stagingPath, finalPath);
+    if (!this.#fsync) return;
+    const dirs = [finalDir];
+    if (created !== undefined) {
+      for (let dir = dirname(finalDir); dir.length >= this.#root.length; dir = dirname(dir)) {
+        dirs.push(dir);
+        if (dir === this.#root) break;
       }
     }
+    if (!syncNow) {
+      this.#deferred.add(blobId, finalPath, dirs);
+      return;
+    }
+    for (const dir of dirs) await syncPath(dir, true);
+  }
+
+  /**
+   * Makes blobs written with `deferSync` durable, in one pass (their files,
+   * then the union of their directories). IDs that are already durable are
+   * skipped. Call it before publishing any record that names them.
+   */
+  async syncBlobs(blobIds: readonly string[]): Promise<void> {
+    if (this.#fsync) await this.#deferred.sync(blobIds);
   }
 
   /**
@@ -419,6 +431,7 @@ export class FsBlobStore implements BlobStore {
   async delete(blobId: string): Promise<boolean> {
     const path = blobPathOf(this.#root, blobId);
     if (path === null) return false;
+    this.#deferred.forget(blobId);
     try {
       await unlink(path);
       return true;

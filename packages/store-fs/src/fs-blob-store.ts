@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { generateId, type BlobPutOptions, type BlobReadOptions, type BlobStore, type ByteSource, type StoredBlob } from '@hsmedia/media-core';
 import { ContentTooLargeError } from '@hsmedia/errors';
 import { blobDirOf, blobPathOf, stagingDirOf, stagingPathOf } from './internal/blob-path.js';
-import { DeferredSyncs, syncPath } from './internal/deferred-syncs.js';
+import { DeferredSyncs, syncDirectory } from './internal/deferred-syncs.js';
 import { fileReadStream } from './internal/file-read-stream.js';
 import { Sha256Hasher } from './internal/sha256-hasher.js';
 
@@ -263,14 +263,17 @@ export class FsBlobStore implements BlobStore {
       // When offloaded, the worker finishes hashing while the file syncs.
       const digest = hash.digest();
       digest.catch(() => undefined);
-      if (syncNow) await handle.sync();
-      await handle.close();
-      handle = undefined;
+      if (syncNow || !this.#fsync) {
+        if (syncNow) await handle.sync();
+        await handle.close();
+        handle = undefined;
+      }
       const sha256 = await digest;
 
       signal?.throwIfAborted();
       renamed = true;
-      await this.#commit(stagingPath, blobId, syncNow);
+      await this.#commit(stagingPath, blobId, handle);
+      handle = undefined;
       return { blobId, size, sha256 };
     } catch (error) {
       // Once piping, the pipeline has closed the source; before that, nobody has.
@@ -335,11 +338,14 @@ export class FsBlobStore implements BlobStore {
         hash.update(buffer.subarray(0, bytesRead));
         signal?.throwIfAborted();
       }
-      if (syncNow) await handle.sync();
-      await handle.close();
-      handle = undefined;
+      if (syncNow || !this.#fsync) {
+        if (syncNow) await handle.sync();
+        await handle.close();
+        handle = undefined;
+      }
       renamed = true;
-      await this.#commit(stagingPath, blobId, syncNow);
+      await this.#commit(stagingPath, blobId, handle);
+      handle = undefined;
       return { blobId, size, sha256: hash.digest('hex') };
     } catch (error) {
       await handle?.close().catch(() => undefined);
@@ -353,10 +359,11 @@ export class FsBlobStore implements BlobStore {
 
   /**
    * Renames a complete staging file into place as `blobId`. With fsync, its
-   * directory and new shard directories' parents are synced now (`syncNow`)
-   * or recorded for {@link FsBlobStore.syncBlobs} (a `deferSync` write).
+   * directory and new shard directories' parents are synced now, or, for a
+   * `deferSync` write (`deferred`: its open, unsynced file, which this then
+   * owns), recorded for {@link FsBlobStore.syncBlobs}.
    */
-  async #commit(stagingPath: string, blobId: string, syncNow: boolean): Promise<void> {
+  async #commit(stagingPath: string, blobId: string, deferred: FileHandle | undefined): Promise<void> {
     const finalDir = blobDirOf(this.#root, blobId)!;
     const finalPath = blobPathOf(this.#root, blobId)!;
     const created = await mkdir(finalDir, { recursive: true });
@@ -369,11 +376,11 @@ export class FsBlobStore implements BlobStore {
         if (dir === this.#root) break;
       }
     }
-    if (!syncNow) {
-      this.#deferred.add(blobId, finalPath, dirs);
+    if (deferred !== undefined) {
+      this.#deferred.add(blobId, deferred, dirs);
       return;
     }
-    for (const dir of dirs) await syncPath(dir, true);
+    for (const dir of dirs) await syncDirectory(dir);
   }
 
   /**

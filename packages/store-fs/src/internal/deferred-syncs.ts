@@ -1,8 +1,8 @@
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
-/** fsyncs a file or directory by path (POSIX allows fsync on a read-only descriptor); directories are a no-op on Windows, which cannot. */
-export async function syncPath(path: string, directory: boolean): Promise<void> {
-  if (directory && process.platform === 'win32') return;
+/** fsyncs a directory so a rename or create inside it is durable (POSIX; a no-op on Windows, which cannot). */
+export async function syncDirectory(path: string): Promise<void> {
+  if (process.platform === 'win32') return;
   const handle = await open(path, 'r');
   try {
     await handle.sync();
@@ -13,23 +13,27 @@ export async function syncPath(path: string, directory: boolean): Promise<void> 
 
 /**
  * The blobs written with `deferSync` that are not durable yet: for each, its
- * file and the directories its rename touched. {@link DeferredSyncs.sync}
+ * still open file (kept open so the flush needs no second open) and the
+ * directories its rename touched. {@link DeferredSyncs.sync}
  * flushes a set of them in one pass — every file, then the union of their
  * directories, all at once — so a bulk import pays one round of fsyncs per
  * batch (which the filesystem's journal commits together) instead of a
  * file + directory fsync per blob in sequence.
  */
 export class DeferredSyncs {
-  readonly #pending = new Map<string, { readonly file: string; readonly dirs: readonly string[] }>();
+  readonly #pending = new Map<string, { readonly file: FileHandle; readonly dirs: readonly string[] }>();
 
-  /** Records a renamed, not yet durable blob. */
-  add(blobId: string, file: string, dirs: readonly string[]): void {
+  /** Records a renamed, not yet durable blob; its handle is closed by `sync` or `forget`. */
+  add(blobId: string, file: FileHandle, dirs: readonly string[]): void {
     this.#pending.set(blobId, { file, dirs });
   }
 
-  /** Forgets a blob (deleted before it was synced). */
+  /** Forgets a blob (deleted before it was synced), closing its handle. */
   forget(blobId: string): void {
+    const entry = this.#pending.get(blobId);
+    if (entry === undefined) return;
     this.#pending.delete(blobId);
+    entry.file.close().catch(() => undefined);
   }
 
   /** Makes the given blobs durable; IDs not pending (already durable, or never deferred) are skipped. */
@@ -39,9 +43,12 @@ export class DeferredSyncs {
       return entry === undefined ? [] : [{ id, ...entry }];
     });
     if (entries.length === 0) return;
-    await Promise.all(entries.map((entry) => syncPath(entry.file, false)));
+    await Promise.all(entries.map((entry) => entry.file.sync()));
     // A directory sync after the files: the names then point at flushed data.
-    await Promise.all([...new Set(entries.flatMap((entry) => entry.dirs))].map((dir) => syncPath(dir, true)));
-    for (const { id } of entries) this.#pending.delete(id);
+    await Promise.all([...new Set(entries.flatMap((entry) => entry.dirs))].map(syncDirectory));
+    for (const { id, file } of entries) {
+      this.#pending.delete(id);
+      await file.close();
+    }
   }
 }

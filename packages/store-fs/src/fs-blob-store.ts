@@ -1,3 +1,6 @@
+// One class over the 450-line guide: put, linkFile and syncBlobs share one
+// staging -> rename -> fsync protocol (#commit) that is clearer in one place;
+// the pieces that stand alone are in internal/ (paths, reads, hashing, deferred syncs).
 import { constants, writev } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { link, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';

@@ -25,7 +25,10 @@ export class DeferredSyncs {
 
   /** Records a renamed, not yet durable blob; its handle is closed by `sync` or `forget`. */
   add(blobId: string, file: FileHandle, dirs: readonly string[]): void {
-    this.#pending.set(blobId, { file, dirs });
+    // The same ID twice (a store that names blobs by content): the later file holds the name now.
+    const earlier = this.#pending.get(blobId);
+    if (earlier !== undefined) earlier.file.close().catch(() => undefined);
+    this.#pending.set(blobId, { file, dirs: earlier === undefined ? dirs : [...new Set([...earlier.dirs, ...dirs])] });
   }
 
   /** Forgets a blob (deleted before it was synced), closing its handle. */
@@ -36,7 +39,11 @@ export class DeferredSyncs {
     entry.file.close().catch(() => undefined);
   }
 
-  /** Makes the given blobs durable; IDs not pending (already durable, or never deferred) are skipped. */
+  /**
+   * Makes the given blobs durable; IDs not pending (already durable, or never
+   * deferred) are skipped. On a failure the blobs stay pending (not durable):
+   * the caller discards them. One call at a time for a given blob.
+   */
   async sync(blobIds: readonly string[]): Promise<void> {
     const entries = blobIds.flatMap((id) => {
       const entry = this.#pending.get(id);

@@ -16,7 +16,7 @@
  * (streamed into the store, the default of the command) and `link`
  * (`--link`: hard-linked, read once to hash).
  *
- * Usage: node bench/import-synapse.mjs [--files 10000] [--concurrency 4] [--modes copy,link] [--keep]
+ * Usage: node bench/import-synapse.mjs [--files 10000] [--concurrency 16] [--modes copy,link] [--keep]
  * Needs a build (`npx turbo run build --filter=@hsmedia/media-server`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -35,7 +35,7 @@ const MIB = 1024 * KIB;
 const { values: options } = parseArgs({
   options: {
     files: { type: 'string', default: '10000' },
-    concurrency: { type: 'string', default: '4' },
+    concurrency: { type: 'string', default: '16' },
     modes: { type: 'string', default: 'copy,link' },
     keep: { type: 'boolean', default: false },
   },
@@ -137,7 +137,7 @@ try {
         { cwd: target, encoding: 'utf8', maxBuffer: 64 * MIB },
       );
       exitStatus = result.status ?? 1;
-      output = result.stdout;
+      output = `${result.stdout}${exitStatus === 0 ? '' : result.stderr}`;
     });
     if (exitStatus !== 0) throw new Error(`import-synapse (${mode}) exited with ${exitStatus}:\n${output}`);
     if (!output.includes(`media: imported ${files}`)) throw new Error(`unexpected import summary:\n${output}`);

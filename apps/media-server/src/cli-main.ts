@@ -10,8 +10,7 @@ import { dedupArgumentsOf, runDedupCommand, type DedupArguments } from './comman
 import { describeDatabase } from './database.js';
 import { openStores } from './stores.js';
 import { loadSigningKeyFor } from './homeserver-key.js';
-import { startServer, type StartedServer } from './server.js';
-import { runSupervisor } from './supervisor.js';
+import type { StartedServer } from './server.js';
 
 /** Where the CLI writes; tests pass in-memory sinks. */
 export interface CliIo {
@@ -314,12 +313,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   if (invocation.kind !== 'run' || invocation.command !== 'start') return runCommand(argv, io);
   const config = await resolveConfig(invocation.configPath, io, invocation.synapseConfigPath);
   if (config === null) return EXIT.FAILURE;
+  // Loaded only to serve: the HTTP stack is most of the CLI's start-up time, which commands (an import) need not pay.
   if (config.workers > 1) {
+    const { runSupervisor } = await import('./supervisor.js');
     return runSupervisor({ config, configPath: invocation.configPath, stderr: io.stderr, adminTokenBanner });
   }
 
   let started: StartedServer;
   try {
+    const { startServer } = await import('./server.js');
     started = await startServer(config);
   } catch (error) {
     io.stderr.write(`hsmedia-server: cannot start: ${(error as Error).message}\n`);

@@ -1,5 +1,6 @@
 import { ContentTooLargeError, isMatrixError } from '@hsmedia/errors';
 import { noopLogger, type Logger } from '@hsmedia/runtime';
+import { BlobSyncBatcher } from './blob-sync-batcher.js';
 import { isValidMediaId, isValidServerName } from './ids.js';
 import type { MediaCatalog } from './media-catalog.js';
 import type { ByteSource, MediaCandidate, MediaRecord, StoredBlob, StoredThumbnail, ThumbnailMethod } from './ports/index.js';
@@ -125,15 +126,23 @@ const DEFAULT_PENDING_LIFETIME_MS = 24 * 60 * 60 * 1000;
  * - Quarantine follows Synapse: a quarantined item is imported quarantined
  *   and its hash blocked; an unquarantined item whose hash is blocked is
  *   imported quarantined (Synapse's `system` quarantine of re-uploads).
+ * - Durable before visible: with a blob store that can defer its fsyncs
+ *   (`BlobStore.syncBlobs`), blobs are written without one and made durable
+ *   in batches shared by the items in flight (a group commit), always before
+ *   the item's row is written; uploads keep their per-file durability.
  */
 export class MediaImports {
   readonly #catalog: MediaCatalog;
   readonly #actor: string;
   readonly #logger: Logger;
   readonly #linkFiles: boolean;
+  /** Null when the blob store makes every write durable itself. */
+  readonly #durability: BlobSyncBatcher | null;
 
   constructor(options: MediaImportsOptions) {
     this.#catalog = options.catalog;
+    const blobs = options.catalog.blobs;
+    this.#durability = blobs.syncBlobs === undefined ? null : new BlobSyncBatcher((ids) => blobs.syncBlobs!(ids));
     this.#actor = options.actor ?? 'import';
     this.#linkFiles = options.linkFiles === true;
     this.#logger = options.logger ?? options.catalog.logger ?? noopLogger;
@@ -189,6 +198,7 @@ export class MediaImports {
         expiresAt: null,
         ...(catalog.newScanState === undefined ? {} : { scanState: catalog.newScanState }),
       };
+      await this.#durability?.sync(stored.blobId);
       const done = existing === null ? await catalog.publish(full) : await catalog.publishCompletion({ ...full, contentType: full.contentType ?? 'application/octet-stream' });
       if (!done) {
         await catalog.discardBlob(stored.blobId);
@@ -230,6 +240,7 @@ export class MediaImports {
         await this.#admitCandidate({ kind: 'remote_thumbnail', serverName, mediaId, blobId: stored.blobId, size: stored.size, sha256: stored.sha256, contentType, userId: null }, where, signal);
       }
       const row: StoredThumbnail = { serverName, mediaId, width, height, method, animated, contentType, blobId: stored.blobId, size: stored.size, createdAt: catalog.clock.now() };
+      await this.#durability?.sync(stored.blobId);
       if (await catalog.thumbnails.insertThumbnail(row)) {
         // Other caches of thumbnail rows (the thumbnail service's) pick up the new row.
         catalog.invalidate(serverName, mediaId);
@@ -246,8 +257,12 @@ export class MediaImports {
   /** Streams the bytes into the blob store; more than `expectedSize` stops the stream, fewer is found after it. */
   async #store(bytes: ByteSource | ImportFile, expectedSize: number | undefined, where: string, signal: AbortSignal | undefined): Promise<StoredBlob> {
     let stored: StoredBlob;
-    const options = { ...(expectedSize === undefined ? {} : { maxBytes: expectedSize }), ...(signal === undefined ? {} : { signal }) };
     const blobs = this.#catalog.blobs;
+    const options = {
+      ...(expectedSize === undefined ? {} : { maxBytes: expectedSize }),
+      ...(signal === undefined ? {} : { signal }),
+      ...(this.#durability === null ? {} : { deferSync: true }),
+    };
     try {
       const linked = isImportFile(bytes) && this.#linkFiles && blobs.linkFile !== undefined ? await blobs.linkFile(bytes.path, options) : null;
       stored = linked ?? (await blobs.put(isImportFile(bytes) ? bytes.open() : bytes, options));

@@ -16,6 +16,7 @@ import {
 } from '@hsmedia/media-core';
 import { ContentTooLargeError } from '@hsmedia/errors';
 import { BLOBS_DIR, blobDirOf, blobPathOf, jailedPath, stagingDirOf, stagingPathOf } from './internal/blob-path.js';
+import { DeferredSyncs, syncDirectory } from './internal/deferred-syncs.js';
 import { fileReadStream } from './internal/file-read-stream.js';
 import { writeAllTo } from './internal/write-all-to.js';
 import { Sha256Hasher } from './internal/sha256-hasher.js';
@@ -55,17 +56,6 @@ async function readdirOrEmpty(path: string): Promise<string[]> {
   } catch (error) {
     if (isMissing(error)) return [];
     throw error;
-  }
-}
-
-/** fsyncs a directory so a rename or create inside it is durable (POSIX; a no-op on Windows, which cannot). */
-async function syncDirectory(path: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 
@@ -112,15 +102,18 @@ async function releaseSource(source: ByteSource, reason: unknown): Promise<void>
  * ```
  *
  * One class past the size guideline on purpose: every way a file enters the
- * tree (put, staging for content addressing, linkFile) shares the one jail,
- * the in-flight set that `cleanupStaging` spares and the durable rename
- * (`#commit`); split apart, each would need those private parts exposed.
+ * tree (put, staging for content addressing, linkFile, deferred syncs) shares
+ * the one jail, the in-flight set that `cleanupStaging` spares and the durable
+ * rename (`#commit`); split apart, each would need those private parts exposed.
+ * What stands alone is in internal/ (paths, reads, hashing, deferred syncs).
  */
 export class FsBlobStore implements BlobStore, BlobStaging {
   readonly #root: string;
   readonly #fsync: boolean;
   /** Staging names of this instance's writes in progress, which cleanupStaging must not remove. */
   readonly #inFlight = new Set<string>();
+  /** Blobs written with `deferSync`, durable only after `syncBlobs`. */
+  readonly #deferred = new DeferredSyncs();
 
   constructor(options: FsBlobStoreOptions) {
     if (typeof options?.root !== 'string' || options.root.trim() === '' || options.root.includes('\0')) {
@@ -177,6 +170,7 @@ export class FsBlobStore implements BlobStore, BlobStaging {
    */
   async stageBlob(source: ByteSource, options: BlobPutOptions = {}): Promise<StagedBlob> {
     const { maxBytes = Number.POSITIVE_INFINITY, signal, offloadHashing = false } = options;
+    const syncNow = this.#fsync && options.deferSync !== true;
     try {
       if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
         throw new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
@@ -224,11 +218,21 @@ export class FsBlobStore implements BlobStore, BlobStaging {
       // When offloaded, the worker finishes hashing while the file syncs.
       const digest = hash.digest();
       digest.catch(() => undefined);
-      if (this.#fsync) await handle.sync();
-      await handle.close();
+      // With deferSync the file stays open, unsynced, until syncBlobs (a group commit of many imports).
+      let deferred: FileHandle | undefined = handle;
+      if (syncNow || !this.#fsync) {
+        if (syncNow) await handle.sync();
+        await handle.close();
+        deferred = undefined;
+      }
       handle = undefined;
-      const sha256 = await digest;
-      return this.#staged(stagingName, stagingPath, size, sha256);
+      try {
+        const sha256 = await digest;
+        return this.#staged(stagingName, stagingPath, size, sha256, deferred);
+      } catch (error) {
+        await deferred?.close().catch(() => undefined);
+        throw error;
+      }
     } catch (error) {
       // Once piping, the pipeline has closed the source; before that, nobody has.
       if (!piping) await releaseSource(source, error);
@@ -240,7 +244,7 @@ export class FsBlobStore implements BlobStore, BlobStaging {
     }
   }
 
-  #staged(stagingName: string, stagingPath: string, size: number, sha256: string): StagedBlob {
+  #staged(stagingName: string, stagingPath: string, size: number, sha256: string, deferred: FileHandle | undefined): StagedBlob {
     let settled = false;
     const settle = (): void => {
       settled = true;
@@ -255,11 +259,12 @@ export class FsBlobStore implements BlobStore, BlobStaging {
         if (!finalPath || !blobDirOf(this.#root, blobId)) throw new TypeError('FsBlobStore: invalid blob ID');
         let renamed = false;
         try {
-          await this.#commit(stagingPath, blobId, () => {
+          await this.#commit(stagingPath, blobId, deferred, () => {
             renamed = true;
             settle();
           });
         } catch (error) {
+          if (!renamed) await deferred?.close().catch(() => undefined);
           // Past the rename the blob is complete; a failed directory sync is reported, but the caller gets
           // no blob, so remove it rather than leave an orphan.
           await unlink(renamed ? finalPath : stagingPath).catch(() => undefined);
@@ -270,6 +275,7 @@ export class FsBlobStore implements BlobStore, BlobStaging {
       discard: async (): Promise<void> => {
         if (settled) return;
         settle();
+        await deferred?.close().catch(() => undefined);
         await unlink(stagingPath).catch(() => undefined);
       },
     };
@@ -307,6 +313,7 @@ export class FsBlobStore implements BlobStore, BlobStaging {
    */
   async linkFile(path: string, options: BlobPutOptions = {}): Promise<StoredBlob | null> {
     const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
+    const syncNow = this.#fsync && options.deferSync !== true;
     if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
       throw new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
     }
@@ -342,11 +349,14 @@ export class FsBlobStore implements BlobStore, BlobStaging {
         hash.update(buffer.subarray(0, bytesRead));
         signal?.throwIfAborted();
       }
-      if (this.#fsync) await handle.sync();
-      await handle.close();
-      handle = undefined;
+      if (syncNow || !this.#fsync) {
+        if (syncNow) await handle.sync();
+        await handle.close();
+        handle = undefined;
+      }
       renamed = true;
-      await this.#commit(stagingPath, blobId);
+      await this.#commit(stagingPath, blobId, handle);
+      handle = undefined;
       return { blobId, size, sha256: hash.digest('hex') };
     } catch (error) {
       await handle?.close().catch(() => undefined);
@@ -360,23 +370,38 @@ export class FsBlobStore implements BlobStore, BlobStaging {
 
   /**
    * Renames a complete staging file into place as `blobId` (replacing an existing file of that name
-   * atomically: readers holding it keep their bytes); with fsync, durably: the rename is durable once its
-   * directory is, and new shard directories need their parents synced too. `onRenamed` runs between.
+   * atomically: readers holding it keep their bytes); `onRenamed` runs right after the rename. With fsync
+   * the rename is durable once its directory is, and new shard directories need their parents synced too:
+   * now, or, for a `deferSync` write (`deferred`: its open, unsynced file, which this then owns),
+   * recorded for {@link FsBlobStore.syncBlobs}.
    */
-  async #commit(stagingPath: string, blobId: string, onRenamed?: () => void): Promise<void> {
+  async #commit(stagingPath: string, blobId: string, deferred: FileHandle | undefined, onRenamed?: () => void): Promise<void> {
     const finalDir = blobDirOf(this.#root, blobId)!;
     const created = await mkdir(finalDir, { recursive: true });
     await rename(stagingPath, blobPathOf(this.#root, blobId)!);
     onRenamed?.();
-    if (this.#fsync) {
-      await syncDirectory(finalDir);
-      if (created !== undefined) {
-        for (let dir = dirname(finalDir); dir.length >= this.#root.length; dir = dirname(dir)) {
-          await syncDirectory(dir);
-          if (dir === this.#root) break;
-        }
+    if (!this.#fsync) return;
+    const dirs = [finalDir];
+    if (created !== undefined) {
+      for (let dir = dirname(finalDir); dir.length >= this.#root.length; dir = dirname(dir)) {
+        dirs.push(dir);
+        if (dir === this.#root) break;
       }
     }
+    if (deferred !== undefined) {
+      this.#deferred.add(blobId, deferred, dirs);
+      return;
+    }
+    for (const dir of dirs) await syncDirectory(dir);
+  }
+
+  /**
+   * Makes blobs written with `deferSync` durable, in one pass (their files,
+   * then the union of their directories). IDs that are already durable are
+   * skipped. Call it before publishing any record that names them.
+   */
+  async syncBlobs(blobIds: readonly string[]): Promise<void> {
+    if (this.#fsync) await this.#deferred.sync(blobIds);
   }
 
   /**
@@ -425,6 +450,7 @@ export class FsBlobStore implements BlobStore, BlobStaging {
   async delete(blobId: string): Promise<boolean> {
     const path = blobPathOf(this.#root, blobId);
     if (path === null) return false;
+    this.#deferred.forget(blobId);
     try {
       await unlink(path);
       return true;

@@ -52,7 +52,7 @@ export interface SynapseImporterOptions {
   readonly localServerName: string;
   /** Count what would be imported, write nothing. */
   readonly dryRun?: boolean;
-  /** Items imported at once (default 4). */
+  /** Items imported at once (default 16: the blob store's group commits flush about this many files at once). */
   readonly concurrency?: number;
   readonly logger?: Logger;
 }
@@ -136,7 +136,7 @@ export class SynapseImporter {
     this.#imports = options.imports;
     this.#localServerName = options.localServerName;
     this.#dryRun = options.dryRun === true;
-    const concurrency = options.concurrency ?? 4;
+    const concurrency = options.concurrency ?? 16;
     if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new RangeError('SynapseImporter: concurrency must be 1 to 64');
     this.#concurrency = concurrency;
     this.#logger = options.logger ?? noopLogger;

@@ -17,6 +17,13 @@ export interface BlobPutOptions {
    * Absent or false (uploads): do the least work in all.
    */
   readonly offloadHashing?: boolean;
+  /**
+   * Let `put`/`linkFile` resolve before the blob is durable (no fsync yet):
+   * the caller must then make it durable with {@link BlobStore.syncBlobs}
+   * before any record names it. For bulk imports, which flush many blobs at
+   * once; uploads never set it. A store without `syncBlobs` ignores it.
+   */
+  readonly deferSync?: boolean;
 }
 
 /** What {@link BlobStore.put} stored. */
@@ -77,6 +84,12 @@ export interface BlobStore {
    * caller deletes the blob itself when no record references it.
    */
   release?(blobId: string): Promise<void>;
+  /**
+   * Optional: makes blobs written with `deferSync` durable (their bytes and
+   * their names), all in one pass; resolves when all are. A store whose
+   * writes are always durable has no need of it.
+   */
+  syncBlobs?(blobIds: readonly string[]): Promise<void>;
   /**
    * Optional redirect delivery: a short-lived URL from which a client may
    * fetch the blob (or the inclusive range) directly, e.g. a presigned

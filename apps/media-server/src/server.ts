@@ -1,3 +1,6 @@
+// The composition root of the reference server: every store, service, router, job and listener is
+// wired here, in one place, in the order shutdown reverses. Past 450 lines for that reason; what can
+// stand alone (config, stores, limits, jobs, health, metrics) lives in its own module.
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

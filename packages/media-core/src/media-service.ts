@@ -197,6 +197,9 @@ function requireInteger(name: string, value: number, allowZero: boolean): number
  * service does not own the stores: `close()` flushes its own state, the
  * caller closes the stores it created.
  *
+ * The file is past 450 lines for the documented options of the public API
+ * above this class; the class itself only wires and delegates.
+ *
  * @example
  * ```ts
  * const media = new MediaService({ serverName: 'example.org', blobs, metadata, maxUploadBytes: 50 << 20 });

@@ -66,10 +66,6 @@ const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
  * Database errors propagate unchanged (the HTTP edge renders them as 500
  * `M_UNKNOWN`), except that a read runs once more when `retryRead` asks for
  * it; this class never puts caller data into error messages.
- *
- * Past 300 lines because it is the one adapter of every port method to knex;
- * the queries of each concern live in `internal/` and each method is a line
- * or two of glue.
  */
 export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates, ImportCursors, BlobReferenceLedger {
   /** The knex instance the store queries. */

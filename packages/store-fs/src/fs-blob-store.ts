@@ -157,6 +157,8 @@ export class FsBlobStore implements BlobStore, BlobStaging {
       await staged.publishAs(blobId);
     } catch (error) {
       await staged.discard();
+      // A fresh ID names nobody else's bytes: a blob renamed into place before the failure is removed here.
+      await unlink(blobPathOf(this.#root, blobId)!).catch(() => undefined);
       throw error;
     }
     return { blobId, size: staged.size, sha256: staged.sha256 };
@@ -264,10 +266,13 @@ export class FsBlobStore implements BlobStore, BlobStaging {
             settle();
           });
         } catch (error) {
-          if (!renamed) await deferred?.close().catch(() => undefined);
-          // Past the rename the blob is complete; a failed directory sync is reported, but the caller gets
-          // no blob, so remove it rather than leave an orphan.
-          await unlink(renamed ? finalPath : stagingPath).catch(() => undefined);
+          // Past the rename the file at `blobId` is complete, and under content addressing other records
+          // may already share it: only the caller's reference accounting may remove it (an unreferenced
+          // one is left to the orphan sweep). Before the rename, the staging file is ours alone.
+          if (!renamed) {
+            await deferred?.close().catch(() => undefined);
+            await unlink(stagingPath).catch(() => undefined);
+          }
           settle();
           throw error;
         }

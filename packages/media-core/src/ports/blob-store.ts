@@ -122,6 +122,9 @@ export interface StagedBlob {
   /**
    * Makes the bytes visible as `blobId` (replacing an object of that ID, which a
    * content-addressed caller only does with identical bytes) and drops the staging copy.
+   * A failure once the object is visible under `blobId` (a directory sync after the rename)
+   * rejects but leaves that object in place: other records may share it, so only the
+   * caller's reference accounting (or the orphan sweep) may remove it.
    */
   publishAs(blobId: string): Promise<void>;
   /** Drops the staging copy; idempotent, never throws. */

@@ -1,18 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { encodeMultipart } from '@hsmedia/multipart';
-import { buildServerKeysResponse, generateSigningKey, signXMatrixRequest } from '@hsmedia/signing';
+import { signXMatrixRequest } from '@hsmedia/signing';
 import { TEST_SIGNATURE, TEST_VIRUS_MARKER, startClamd, type TestClamd } from '@hsmedia/test-fixtures/clamd';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startServer, type StartedServer } from '../src/server.js';
 import { CliProcess } from './cli-process.js';
+import { FakeRemote, REMOTE } from './fake-remote.js';
 import { tempDir, testConfig } from './helpers.js';
 
 // Virus scanning with a real clamd (Debian's clamav-daemon, installed with apt when missing) on its
@@ -21,7 +19,6 @@ import { tempDir, testConfig } from './helpers.js';
 // fake clamds on 127.0.0.1 (silent, garbage, dying mid-stream) and size limits.
 
 const SERVER_NAME = 'scan.test';
-const REMOTE = 'remote.test';
 const TOKEN = 'scan_token';
 const ADMIN_TOKEN = 'scan_admin_token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -36,53 +33,6 @@ async function infectedPng(): Promise<Buffer> {
 
 async function cleanPng(): Promise<Buffer> {
   return sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 10, g: 200, b: Math.floor(Math.random() * 255) } } }).png().toBuffer();
-}
-
-/** A remote homeserver: serves federation media downloads (clean or infected) and its signing key. */
-class FakeRemote {
-  readonly server: Server;
-  readonly signingKey = generateSigningKey();
-  readonly media = new Map<string, Buffer>();
-  url = '';
-
-  constructor() {
-    this.server = createServer((req, res) => {
-      if (req.url === '/_matrix/key/v2/server') {
-        const keys = buildServerKeysResponse({ serverName: REMOTE, signingKeys: this.signingKey, validUntilTs: Date.now() + 3_600_000 });
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(keys));
-        return;
-      }
-      const mediaId = /^\/_matrix\/federation\/v1\/media\/download\/([A-Za-z0-9_-]+)/.exec(req.url ?? '')?.[1];
-      const content = mediaId === undefined ? undefined : this.media.get(mediaId);
-      if (content === undefined) {
-        res.writeHead(404, { 'content-type': 'application/json' }).end('{"errcode":"M_NOT_FOUND","error":"no"}');
-        return;
-      }
-      const encoded = encodeMultipart({
-        content: {
-          contentType: 'image/png',
-          contentDisposition: 'inline; filename="remote.png"',
-          contentLength: content.length,
-          stream: Readable.toWeb(Readable.from([content])) as ReadableStream<Uint8Array>,
-        },
-      });
-      res.writeHead(200, {
-        'content-type': encoded.contentType,
-        ...(encoded.contentLength === undefined ? {} : { 'content-length': String(encoded.contentLength) }),
-      });
-      Readable.fromWeb(encoded.body as import('node:stream/web').ReadableStream<Uint8Array>).pipe(res);
-    });
-  }
-
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
 }
 
 async function uploadTo(url: string, body: Buffer, contentType = 'image/png'): Promise<string> {
@@ -137,7 +87,7 @@ let remote: FakeRemote;
 
 beforeAll(async () => {
   clamd = await startClamd({ streamMaxLength: '4M' });
-  remote = new FakeRemote();
+  remote = new FakeRemote({ onlyListedMedia: true });
   await remote.listen();
 }, 900_000);
 

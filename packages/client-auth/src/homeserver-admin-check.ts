@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ErrCode, MatrixError } from '@hsmedia/errors';
 import { AnswerCache } from './internal/answer-cache.js';
+import { getFromHomeserver } from './internal/homeserver-get.js';
 
 /** Options for {@link HomeserverAdminCheck}. */
 export interface HomeserverAdminCheckOptions {
@@ -64,22 +65,10 @@ export class HomeserverAdminCheck {
 
   async #ask(userId: string, token: string): Promise<boolean> {
     const url = new URL(`_synapse/admin/v2/users/${encodeURIComponent(userId)}`, this.#base).href;
-    let res: Response;
-    try {
-      res = await this.#fetch(url, {
-        method: 'GET',
-        headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
-        redirect: 'error',
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-    } catch (err) {
-      const timedOut = (err as { name?: unknown }).name === 'TimeoutError';
-      throw new MatrixError(
-        ErrCode.UNKNOWN,
-        timedOut ? 'Timed out asking the homeserver whether you are a server admin' : 'Could not reach the homeserver to ask whether you are a server admin',
-        { httpStatus: timedOut ? 504 : 502, cause: err },
-      );
-    }
+    const res = await getFromHomeserver(this.#fetch, url, token, this.#timeoutMs, {
+      timedOut: 'Timed out asking the homeserver whether you are a server admin',
+      unreachable: 'Could not reach the homeserver to ask whether you are a server admin',
+    });
     await res.body?.cancel();
     if (res.status === 200) return true;
     if (res.status === 401 || res.status === 403 || res.status === 404) return false;

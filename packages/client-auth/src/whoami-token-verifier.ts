@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { ErrCode, MatrixError, errors } from '@hsmedia/errors';
 import type { Requester } from '@hsmedia/runtime';
 import { AnswerCache } from './internal/answer-cache.js';
+import { getFromHomeserver } from './internal/homeserver-get.js';
 import type { AccessTokenVerifier, VerifyOptions } from './verifier.js';
 
 /** Options for {@link WhoamiTokenVerifier}. */
@@ -89,22 +90,10 @@ export class WhoamiTokenVerifier implements AccessTokenVerifier {
 
   async #ask(token: string, asserted: string | undefined): Promise<Requester | null> {
     const url = asserted === undefined ? this.#whoamiUrl : `${this.#whoamiUrl}?user_id=${encodeURIComponent(asserted)}`;
-    let res: Response;
-    try {
-      res = await this.#fetch(url, {
-        method: 'GET',
-        headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
-        redirect: 'error',
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-    } catch (err) {
-      const timedOut = (err as { name?: unknown }).name === 'TimeoutError';
-      throw new MatrixError(
-        ErrCode.UNKNOWN,
-        timedOut ? 'Timed out checking the access token with the homeserver' : 'Could not reach the homeserver to check the access token',
-        { httpStatus: timedOut ? 504 : 502, cause: err },
-      );
-    }
+    const res = await getFromHomeserver(this.#fetch, url, token, this.#timeoutMs, {
+      timedOut: 'Timed out checking the access token with the homeserver',
+      unreachable: 'Could not reach the homeserver to check the access token',
+    });
     if (res.status === 401) {
       await res.body?.cancel();
       return null;

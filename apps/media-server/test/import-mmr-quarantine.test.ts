@@ -208,4 +208,78 @@ describe('hsmedia-server import-mmr --mmr-database', () => {
       await database.drop();
     }
   }, 180_000);
+
+  it('quarantines media an earlier run imported without --mmr-database (hash blocked, then the flag)', async () => {
+    const base = join(dir.path, 'later');
+    const archive = join(base, 'archive');
+    await mkdir(archive, { recursive: true });
+    const quarantined = item('quarantinedLater');
+    const plain = item('stillPlain');
+    await writeMmrArchive(archive, [quarantined, plain], { entity: LOCAL, partSize: 1 << 20 });
+    const database = await mmrDatabase([
+      { item: quarantined, quarantined: true },
+      { item: plain, quarantined: false },
+    ]);
+    try {
+      const server = await writeArchiveServerConfig(base, LOCAL);
+      const dbPath = join(base, 'media.db');
+      const without = await run(base, 'import-mmr', 'archive', '--config', server.configPath);
+      expect(without.out).toContain('imported 2 media');
+      expect(without.out).not.toContain('matrix-media-repo');
+      expect((await state(dbPath)).quarantined.get(`${LOCAL}/quarantinedLater`)).toBe(false);
+
+      const dry = await run(base, 'import-mmr', 'archive', '--dry-run', '--mmr-database', database.url, '--config', server.configPath);
+      expect(dry.out).toContain('would quarantine as in matrix-media-repo: 0 imported, 1 already here; would block the hashes of 0 quarantined media');
+      expect((await state(dbPath)).quarantined.get(`${LOCAL}/quarantinedLater`)).toBe(false);
+
+      const withDb = await run(base, 'import-mmr', 'archive', '--mmr-database', database.url, '--config', server.configPath);
+      expect(withDb.out).toContain('imported 0 media (0 B), already present 2');
+      expect(withDb.out).toContain('quarantined as in matrix-media-repo: 0 imported, 1 already here');
+      expect(withDb.code).toBe(0);
+      expect(await state(dbPath)).toEqual({
+        quarantined: new Map([
+          [`${LOCAL}/quarantinedLater`, true],
+          [`${LOCAL}/stillPlain`, false],
+        ]),
+        blocked: new Set([sha256Of(quarantined)]),
+      });
+    } finally {
+      await database.drop();
+    }
+  }, 120_000);
+
+  it('imports nothing when matrix-media-repo\'s database is unreachable or is not its database, and says why', async () => {
+    const base = join(dir.path, 'unreachable');
+    const archive = join(base, 'archive');
+    await mkdir(archive, { recursive: true });
+    await writeMmrArchive(archive, [item('neverImported'), item('norThis')], { entity: LOCAL, partSize: 1 << 20 });
+    const server = await writeArchiveServerConfig(base, LOCAL);
+    const dbPath = join(base, 'media.db');
+
+    const port = await closedPort();
+    const unreachable = await run(base, 'import-mmr', 'archive', '--mmr-database', `postgres://mmr:secret@127.0.0.1:${port}/mmr`, '--config', server.configPath);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.err).toContain(`cannot connect to matrix-media-repo's database at postgres://mmr@127.0.0.1:${port}/mmr`);
+    expect(unreachable.err).toContain('nothing was imported');
+    expect(unreachable.err).not.toContain('secret');
+    expect(await state(dbPath)).toEqual({ quarantined: new Map(), blocked: new Set() });
+    expect(await storedFiles(server.mediaPath)).toEqual({ blobs: 0, staging: 0 });
+
+    const empty = await mmrDatabase([], false);
+    try {
+      const wrong = await run(base, 'import-mmr', 'archive', '--mmr-database', empty.url, '--config', server.configPath);
+      expect(wrong.code).toBe(1);
+      expect(wrong.err).toContain('is not a matrix-media-repo database: its media table does not exist; nothing was imported');
+      expect(await state(dbPath)).toEqual({ quarantined: new Map(), blocked: new Set() });
+      expect(await storedFiles(server.mediaPath)).toEqual({ blobs: 0, staging: 0 });
+    } finally {
+      await empty.drop();
+    }
+
+    const notUrl = await run(base, 'import-mmr', 'archive', '--mmr-database', 'mmr.db', '--config', server.configPath);
+    expect(notUrl.code).toBe(2);
+    expect(notUrl.err).toContain("--mmr-database needs matrix-media-repo's PostgreSQL URL");
+    const elsewhere = await run(base, 'import-archive', 'archive', '--mmr-database', PG_URL, '--config', server.configPath);
+    expect(elsewhere.err).toContain('--mmr-database is an option of import-mmr only');
+  }, 120_000);
 });

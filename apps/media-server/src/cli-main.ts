@@ -40,8 +40,11 @@ Commands:
                   given). Every line is checked first: any malformed line is
                   reported and nothing is imported. Listed hashes are kept.
   import-mmr PART... [--dry-run] [--report FILE] [--max-file-size SIZE]
+             [--mmr-database POSTGRES_URL]
                   Import matrix-media-repo export archives (the .tgz parts
                   or directories of them). Idempotent; see docs/migrate-from-mmr.md.
+                  --mmr-database reads matrix-media-repo's database (read-only)
+                  to keep its quarantine, which its exports leave out.
   import-archive PART... [--dry-run] [--report FILE] [--max-file-size SIZE]
                   Import an archive written by export (docs/export-format.md).
   export (--user USER_ID | --server [--include-remote]) --out DIR
@@ -131,6 +134,7 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
         reason: { type: 'string' },
         report: { type: 'string' },
         'max-file-size': { type: 'string' },
+        'mmr-database': { type: 'string' },
         user: { type: 'string' },
         server: { type: 'boolean' },
         'part-size': { type: 'string' },

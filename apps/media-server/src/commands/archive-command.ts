@@ -27,13 +27,15 @@ export type ArchiveArguments =
       readonly report?: string;
       /** `--max-file-size`; default the config's `max_upload_size`. */
       readonly maxFileBytes?: number;
+      /** `--mmr-database` (import-mmr): matrix-media-repo's PostgreSQL database, read for its quarantine. */
+      readonly mmrDatabase?: string;
     }
   | { readonly action: 'export'; readonly scope: ExportScope; readonly out: string; readonly partSize: number; readonly includeQuarantined: boolean };
 
 /** Default part size of `export`: small enough for any filesystem and upload form, large enough to be few. */
 export const DEFAULT_PART_SIZE: number = 1024 ** 3;
 
-const OPTIONS = ['dry-run', 'report', 'max-file-size', 'user', 'server', 'out', 'part-size', 'include-remote', 'include-quarantined'] as const;
+const OPTIONS = ['dry-run', 'report', 'max-file-size', 'mmr-database', 'user', 'server', 'out', 'part-size', 'include-remote', 'include-quarantined'] as const;
 type ArchiveOptionValues = Partial<Record<(typeof OPTIONS)[number], string | boolean | undefined>>;
 /** Options of other commands that share a name with these. */
 const SHARED = new Set(['dry-run', 'out']);
@@ -46,11 +48,14 @@ const SHARED = new Set(['dry-run', 'out']);
 export function archiveArgumentsOf(command: string, positionals: readonly string[], values: ArchiveOptionValues): ArchiveArguments | string | undefined {
   if (!ARCHIVE_COMMANDS.includes(command)) {
     const stray = OPTIONS.find((option) => !SHARED.has(option) && values[option] !== undefined);
-    return stray === undefined ? undefined : `--${stray} is an option of ${stray === 'report' || stray === 'max-file-size' ? 'import-mmr and import-archive' : 'export'} only`;
+    if (stray === undefined) return undefined;
+    return `--${stray} is an option of ${stray === 'mmr-database' ? 'import-mmr' : stray === 'report' || stray === 'max-file-size' ? 'import-mmr and import-archive' : 'export'} only`;
   }
   if (command === 'export') {
     if (positionals.length > 0) return `Unexpected argument: ${positionals[0]}`;
-    if (values['dry-run'] !== undefined || values.report !== undefined || values['max-file-size'] !== undefined) return '--dry-run, --report and --max-file-size are options of the imports';
+    if (values['dry-run'] !== undefined || values.report !== undefined || values['max-file-size'] !== undefined || values['mmr-database'] !== undefined) {
+      return '--dry-run, --report, --max-file-size and --mmr-database are options of the imports';
+    }
     if (typeof values.out !== 'string' || values.out === '') return 'export needs --out DIRECTORY';
     const user = values.user;
     if ((user === undefined) === (values.server === undefined)) return 'export needs exactly one of --user USER_ID and --server';
@@ -67,12 +72,18 @@ export function archiveArgumentsOf(command: string, positionals: readonly string
   if (values.report === '') return '--report needs a file name';
   const maxFileBytes = values['max-file-size'] === undefined ? undefined : parseByteSize(String(values['max-file-size']));
   if (values['max-file-size'] !== undefined && (maxFileBytes === undefined || maxFileBytes < 1)) return '--max-file-size must be a size such as 100M or 2G';
+  const mmrDatabase = values['mmr-database'];
+  if (mmrDatabase !== undefined && command !== 'import-mmr') return '--mmr-database is an option of import-mmr only';
+  if (mmrDatabase !== undefined && (typeof mmrDatabase !== 'string' || !/^postgres(?:ql)?:\/\/./.test(mmrDatabase))) {
+    return "--mmr-database needs matrix-media-repo's PostgreSQL URL (postgres://user@host/database)";
+  }
   return {
     action: command as 'import-mmr' | 'import-archive',
     parts: positionals,
     dryRun: values['dry-run'] === true,
     ...(typeof values.report === 'string' ? { report: values.report } : {}),
     ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
+    ...(typeof mmrDatabase === 'string' ? { mmrDatabase } : {}),
   };
 }
 
@@ -90,11 +101,15 @@ async function runImport(config: MediaServerConfig, args: Extract<ArchiveArgumen
   };
   if (args.report !== undefined) reportFile = createWriteStream(resolve(io.cwd, args.report));
   const report = new ArchiveImportReport(args.dryRun, onProblem);
-  const open = await openArchiveTarget(config, `hsmedia-server ${args.action}`);
+  const actor = `hsmedia-server ${args.action}`;
+  const open = await openArchiveTarget(config, actor);
   const progress = (line: string): void => void io.stderr.write(`${line}\n`);
   try {
     const options = { dryRun: args.dryRun, report, progress, maxFileBytes: args.maxFileBytes ?? config.maxUploadBytes };
-    if (args.action === 'import-mmr') await importMmrArchive(parts, open.target, { ...options, serverName: config.serverName });
+    if (args.action === 'import-mmr') {
+      const quarantine = args.mmrDatabase === undefined ? {} : { quarantine: { database: args.mmrDatabase, catalog: open.catalog, actor } };
+      await importMmrArchive(parts, open.target, { ...options, serverName: config.serverName, ...quarantine });
+    }
     else await importHsmediaArchive(parts, open.target, options);
   } catch (error) {
     if (!(error instanceof MmrArchiveError)) throw error;

@@ -49,6 +49,8 @@ export class ArchiveImportReport {
   present = 0;
   thumbnailsImported = 0;
   readonly problemCounts: Map<ArchiveProblemKind, number> = new Map();
+  /** Lines an importer adds to the summary (after the counts). */
+  readonly notes: string[] = [];
   /** The first problems, kept for the summary (all go to `onProblem`). */
   readonly firstProblems: ArchiveProblem[] = [];
 
@@ -78,6 +80,7 @@ export class ArchiveImportReport {
     const verb = this.dryRun ? 'would import' : 'imported';
     const lines = [
       `${verb} ${this.imported} media (${humanBytes(this.importedBytes)})${this.thumbnailsImported > 0 ? ` and ${this.thumbnailsImported} thumbnails` : ''}, already present ${this.present}`,
+      ...this.notes,
     ];
     if (this.problems === 0) {
       lines.push('no problems');

@@ -1,4 +1,4 @@
-import { ImportError, MediaImports, type ImportedMediaRecord, type ImportErrorCode } from '@hsmedia/media-core';
+import { ImportError, MediaImports, type ImportedMediaRecord, type ImportErrorCode, type MediaCatalog } from '@hsmedia/media-core';
 import type { MediaServerConfig } from '../config.js';
 import { openStores } from '../stores.js';
 import { importCatalog } from './import-catalog.js';
@@ -17,6 +17,8 @@ export type ArchiveImportTarget = Pick<MediaImports, 'has' | 'importMedia' | 'im
 /** The import sink over the configured stores, and how to close them. */
 export interface OpenArchiveTarget {
   readonly target: ArchiveImportTarget;
+  /** The catalog under the sink (`import-mmr --mmr-database` applies quarantine to media already here through it). */
+  readonly catalog: MediaCatalog;
   close(): Promise<void>;
 }
 
@@ -27,6 +29,7 @@ export async function openArchiveTarget(config: MediaServerConfig, actor: string
   const target = new MediaImports({ catalog, actor });
   return {
     target,
+    catalog,
     close: async () => {
       await catalog.close();
       await stores.close();

@@ -4,6 +4,7 @@ import { ArchivePartError, readArchivePart, readEntryText, type ArchiveEntry, ty
 import { MAX_MMR_MANIFEST_BYTES, MMR_INDEX_ENTRY, MMR_MANIFEST_ENTRY, MmrManifestError, parseMmrManifest, type MmrManifest, type MmrManifestItem } from './archive-mmr.js';
 import { ArchiveImportReport } from './archive-report.js';
 import { importArchivedMedia, ImportPipeline, type ArchiveImportTarget } from './archive-target.js';
+import { MmrDatabaseError, MmrQuarantineApplier, readMmrQuarantine, type MmrQuarantine, type MmrQuarantineCatalog } from './import-mmr-quarantine.js';
 
 /**
  * `import-mmr`: imports matrix-media-repo's export archives (see
@@ -13,7 +14,8 @@ import { importArchivedMedia, ImportPipeline, type ArchiveImportTarget } from '.
  * media server's import sink with the manifest's size and SHA-256 checked
  * on the way. Media IDs, origins, uploaders, content types, names and
  * creation times are kept; what is already present is skipped, so a rerun
- * resumes an interrupted import.
+ * resumes an interrupted import. With matrix-media-repo's database
+ * (`--mmr-database`), its quarantine is kept too (`import-mmr-quarantine.ts`).
  */
 
 /** Options of {@link importMmrArchive}. */
@@ -27,9 +29,14 @@ export interface MmrImportOptions {
   /** One line per finished part. */
   readonly progress?: (line: string) => void;
   readonly signal?: AbortSignal;
+  /**
+   * Quarantine read from matrix-media-repo's database (a PostgreSQL URL) and
+   * applied through `catalog`; `actor` is recorded with the hashes it blocks.
+   */
+  readonly quarantine?: { readonly database: string; readonly catalog: MmrQuarantineCatalog; readonly actor: string };
 }
 
-/** Thrown before anything is imported when no usable manifest is found. */
+/** Thrown before anything is imported when no usable manifest is found, or matrix-media-repo's database cannot be read. */
 export class MmrArchiveError extends Error {}
 
 /** Stops a manifest search once it is found. */
@@ -65,7 +72,7 @@ async function findManifest(parts: readonly ArchivePartFile[], report: ArchiveIm
   throw new MmrArchiveError(`no ${MMR_MANIFEST_ENTRY} in the given parts: give every part of the export, including export-manifest.tgz`);
 }
 
-function recordOf(item: MmrManifestItem, serverName: string): ImportedMediaRecord {
+function recordOf(item: MmrManifestItem, serverName: string, quarantined: boolean): ImportedMediaRecord {
   return {
     serverName: item.origin,
     mediaId: item.mediaId,
@@ -74,7 +81,7 @@ function recordOf(item: MmrManifestItem, serverName: string): ImportedMediaRecor
     userId: item.origin === serverName ? item.uploader : null,
     createdAt: item.createdAt,
     lastAccessAt: null,
-    quarantined: false,
+    quarantined,
     protected: false,
     expectedSize: item.size,
     ...(item.sha256 === null ? {} : { expectedSha256: item.sha256 }),
@@ -99,6 +106,20 @@ async function checkBytes(entry: ArchiveEntry, item: MmrManifestItem): Promise<s
 export async function importMmrArchive(parts: readonly ArchivePartFile[], target: ArchiveImportTarget, options: MmrImportOptions): Promise<void> {
   const { report, dryRun, signal } = options;
   const manifest = await findManifest(parts, report, signal);
+  // Read whole before anything is written: a database that cannot be read leaves nothing imported.
+  let quarantine: { readonly read: MmrQuarantine; readonly applier: MmrQuarantineApplier } | undefined;
+  if (options.quarantine !== undefined) {
+    try {
+      const applier = new MmrQuarantineApplier(options.quarantine.catalog, options.quarantine.actor, dryRun, report);
+      quarantine = { read: await readMmrQuarantine(options.quarantine.database, manifest), applier };
+    } catch (error) {
+      if (error instanceof MmrDatabaseError) throw new MmrArchiveError(error.message);
+      throw error;
+    }
+    // Blocked first: an archived copy of the same bytes is then imported quarantined, as matrix-media-repo quarantines by hash.
+    for (const row of quarantine.read.leftOut) await quarantine.applier.leftOut(row);
+  }
+  const isQuarantined = (item: MmrManifestItem): boolean => quarantine?.read.inArchive.has(item.mxc) === true;
   const rejectedNames = new Set<string>();
   for (const rejected of manifest.rejected) {
     report.problem(rejected.kind, rejected.detail, { mxc: rejected.mxc, entry: rejected.archivedName });
@@ -140,6 +161,7 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
         seen.add(item.mxc);
         if (await target.has(item.origin, item.mediaId)) {
           report.present++;
+          if (isQuarantined(item)) await quarantine!.applier.present(item.origin, item.mediaId);
           return;
         }
         const mismatch = await checkBytes(entry, item);
@@ -149,10 +171,15 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
         }
         report.imported++;
         report.importedBytes += item.size;
+        if (isQuarantined(item)) quarantine!.applier.tally.imported++;
         return;
       }
+      const quarantined = isQuarantined(item);
       await pipeline.start(entry.bytes, async (bytes) => {
-        const outcome = await importArchivedMedia(target, recordOf(item, options.serverName), bytes, report, mxcWhere, signal);
+        const outcome = await importArchivedMedia(target, recordOf(item, options.serverName, quarantined), bytes, report, mxcWhere, signal);
+        if (quarantined && outcome === 'imported') quarantine!.applier.tally.imported++;
+        // Imported before without its quarantine (an earlier run without --mmr-database): quarantined now.
+        if (quarantined && outcome === 'present') await quarantine!.applier.present(item.origin, item.mediaId);
         // A part that breaks while this item streams is reported as damaged; the item stays missing.
         if (outcome !== 'stream-failed') seen.add(item.mxc);
         else started.delete(item.mxc);
@@ -177,4 +204,5 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
     const detail = item.s3Url === null ? `${item.archivedName} is in none of the given parts` : `the export holds only an S3 URL (${item.s3Url}), which is not fetched: copy the object into a part`;
     report.problem('missing-file', detail, { entry: item.archivedName, mxc: item.mxc });
   }
+  if (quarantine !== undefined) report.notes.push(quarantine.applier.tally.line(dryRun));
 }

@@ -14,13 +14,12 @@
  * Bounded: about 2 × rounds × (duration + warm-up) s plus start-up.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { measureGetLoad, pickLoadTool } from './lib/load.mjs';
-import { readCpuSeconds } from './lib/process-stats.mjs';
-import { startReferenceServer } from './lib/servers.mjs';
+import { startReferenceServer, treeCpuSeconds } from './lib/servers.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -44,16 +43,6 @@ const UNREACHABLE_LIMIT = { per_second: 1_000_000, burst: 1_000_000 };
 
 const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-bench-cluster-limits-'));
 
-/** The pids of a process and its children (the cluster's workers). */
-function processTree(pid) {
-  try {
-    return [pid, ...readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)];
-  } catch {
-    return [pid];
-  }
-}
-const treeCpuSeconds = (pids) => pids.reduce((sum, pid) => sum + (readCpuSeconds(pid) ?? 0), 0);
-
 async function start(name, sharedLimits) {
   const dataDir = path.join(work, name);
   mkdirSync(dataDir, { recursive: true });
@@ -65,18 +54,7 @@ async function start(name, sharedLimits) {
     logFile: path.join(work, `${name}.log`),
     extraConfig: { workers: 2, limits: { download: UNREACHABLE_LIMIT }, cluster: { shared_limits: sharedLimits } },
   });
-  // The port answers once the first worker listens: wait for both, then for start-up work to settle.
-  for (let attempt = 0; processTree(server.pid).length < 3; attempt++) {
-    if (attempt > 600) throw new Error(`${name}: workers did not start`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  const pids = processTree(server.pid);
-  for (let attempt = 0, before = treeCpuSeconds(pids); attempt < 120; attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const now = treeCpuSeconds(pids);
-    if (now - before < 0.05) break;
-    before = now;
-  }
+  const { pids } = server; // startReferenceServer waited for both workers and for start-up to settle
   const response = await fetch(`${server.url}/_matrix/media/v3/upload?filename=one-kib.bin`, {
     method: 'POST',
     headers: { ...headers, 'content-type': 'application/octet-stream' },

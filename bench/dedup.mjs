@@ -9,16 +9,15 @@
  *
  * Writes JSON to .bench-out/dedup-latest.json. Bounded: 4 runs of `uploads` uploads, plus a ~10 s cluster start.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { readCpuSeconds } from './lib/process-stats.mjs';
-import { startReferenceServer } from './lib/servers.mjs';
+import { startReferenceServer, startRgw } from './lib/servers.mjs';
 import { uploadBuffer } from './lib/upload.mjs';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -111,7 +110,7 @@ async function run(work, label, mediaStore, dedup, storedBytes) {
 const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-bench-dedup-'));
 const loadStart = loadavg()[0];
 const results = {};
-let rgwDir;
+let rgw;
 try {
   if (backends.includes('fs')) {
     const fsBytes = (dataDir) => bytesUnder(path.join(dataDir, 'media', 'blobs'));
@@ -121,32 +120,16 @@ try {
   }
   if (backends.includes('s3')) {
     log('starting Ceph RGW');
-    rgwDir = path.join(work, 'rgw');
-    const envText = execFileSync('bash', [path.join(REPO_ROOT, 'scripts/ceph/start-rgw.sh'), rgwDir], {
-      encoding: 'utf8',
-      // Both runs' bytes: RGW frees deleted objects (the baseline's, the dedup run's staging copies) only
-      // at its garbage collection, hours later, and a full memstore OSD stalls every request.
-      env: { ...process.env, RGW_MEMSTORE_BYTES: String(2 * uploads * bytes.length + 512 * MIB) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const rgw = Object.fromEntries(envText.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
-    const s3 = new S3Client({
-      endpoint: rgw.RGW_ENDPOINT,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: rgw.RGW_ACCESS_KEY, secretAccessKey: rgw.RGW_SECRET_KEY },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
-    await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
-    const store = (prefix) => ({
-      s3: { endpoint: rgw.RGW_ENDPOINT, bucket: 'bench', prefix, force_path_style: true, access_key_id: rgw.RGW_ACCESS_KEY, secret_access_key: rgw.RGW_SECRET_KEY },
-    });
+    // Both runs' bytes: RGW frees deleted objects (the baseline's, the dedup run's staging copies) only
+    // at its garbage collection, hours later, and a full memstore OSD stalls every request.
+    rgw = await startRgw({ dir: path.join(work, 'rgw'), memstoreBytes: 2 * uploads * bytes.length + 512 * MIB });
+    const s3 = rgw.client;
+    await rgw.createBucket('bench');
+    const store = (prefix) => rgw.mediaStore('bench', prefix);
     const baseline = await run(work, 's3-baseline', store('baseline/'), false, () => bytesInBucket(s3, 'bench', 'baseline/'));
     await emptyPrefix(s3, 'bench', 'baseline/');
     const dedup = await run(work, 's3-dedup', store('dedup/'), true, () => bytesInBucket(s3, 'bench', 'dedup/'));
     results.s3 = { baseline, dedup, storedRatio: dedup.storedMiB / baseline.storedMiB, cpuRatio: dedup.serverCpuMsPerUpload / baseline.serverCpuMsPerUpload, targetMet: dedup.storedMiB <= 10.1 };
-    s3.destroy();
   }
   const report = { bench: 'dedup', date: new Date().toISOString(), uploadMiB: bytes.length / MIB, uploads, concurrency, loadavgStart: loadStart, loadavgEnd: loadavg()[0], results };
   mkdirSync(path.join(REPO_ROOT, '.bench-out'), { recursive: true });
@@ -158,12 +141,6 @@ try {
     );
   }
 } finally {
-  if (rgwDir !== undefined) {
-    try {
-      execFileSync('bash', [path.join(REPO_ROOT, 'scripts/ceph/stop-rgw.sh'), rgwDir, '--keep'], { stdio: 'inherit' });
-    } catch {
-      // Best effort: the temp directory goes anyway.
-    }
-  }
+  rgw?.stop();
   rmSync(work, { recursive: true, force: true });
 }

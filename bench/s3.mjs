@@ -13,18 +13,18 @@
  * Writes JSON to .bench-out/s3-latest.json. Bounded: about connections × (duration + warm-up) × 2
  * plus the upload and a ~10 s cluster start.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { measureGetLoad, pickLoadTool } from './lib/load.mjs';
 import { readCpuSeconds, readMemory, sampleMemory } from './lib/process-stats.mjs';
-import { freePort, REFERENCE_CLI, stopChild } from './lib/servers.mjs';
+import { startReferenceServer, startRgw } from './lib/servers.mjs';
 import { uploadBuffer, uploadGenerated } from './lib/upload.mjs';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -50,77 +50,36 @@ const SERVER_NAME = 'bench.localhost';
 const headers = { authorization: `Bearer ${TOKEN}` };
 const log = (message) => process.stderr.write(`bench/s3: ${message}\n`);
 
-if (!existsSync(REFERENCE_CLI)) {
-  log('apps/media-server/dist/cli.js is missing: run `npm run build` first');
-  process.exit(1);
-}
-
 const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-bench-s3-'));
-const rgwDir = path.join(work, 'rgw');
-let server;
-let cachedServer;
+let rgw;
+const servers = [];
 const loadStart = loadavg()[0];
 try {
   log('starting Ceph RGW');
-  const envText = execFileSync('bash', [path.join(REPO_ROOT, 'scripts/ceph/start-rgw.sh'), rgwDir], {
-    encoding: 'utf8',
-    env: { ...process.env, RGW_MEMSTORE_BYTES: String(uploadBytes + 512 * MIB) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const rgw = Object.fromEntries(envText.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
-  const rgwPid = Number(readFileSync(path.join(rgwDir, 'run/client.rgw.a.pid'), 'utf8'));
-  const s3 = new S3Client({
-    endpoint: rgw.RGW_ENDPOINT,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: rgw.RGW_ACCESS_KEY, secretAccessKey: rgw.RGW_SECRET_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  rgw = await startRgw({ dir: path.join(work, 'rgw'), memstoreBytes: uploadBytes + 512 * MIB });
+  const s3 = rgw.client;
+  const rgwPid = rgw.pid;
   const bucket = 'bench';
-  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  await rgw.createBucket(bucket);
 
   /** Starts the reference server on the bucket under `prefix`, with its own SQLite and directory. */
   async function startReference(name, prefix, extraS3 = {}) {
-    const port = await freePort();
     const dataDir = path.join(work, name);
     mkdirSync(dataDir);
-    const configFile = path.join(dataDir, 'config.yaml');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        server_name: SERVER_NAME,
-        listen: { host: '127.0.0.1', port },
-        database: { sqlite: { path: path.join(dataDir, 'media.db') } },
-        media_store: {
-          s3: { endpoint: rgw.RGW_ENDPOINT, bucket, prefix, force_path_style: true, access_key_id: rgw.RGW_ACCESS_KEY, secret_access_key: rgw.RGW_SECRET_KEY, ...extraS3 },
-        },
-        signing_key_path: path.join(dataDir, 'signing.key'),
-        max_upload_size: '2G',
-        auth: { tokens: { [TOKEN]: `@bench:${SERVER_NAME}` } },
-        // The in-memory cache of small media stays at its default; 32 MiB is far above its item size.
-        log_level: 'warn',
-      }),
-    );
-    const child = spawn(process.execPath, [REFERENCE_CLI, 'start', '--config', configFile], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    // The in-memory cache of small media stays at its default; 32 MiB is far above its item size.
+    const server = await startReferenceServer({
+      dataDir,
+      token: TOKEN,
+      userId: `@bench:${SERVER_NAME}`,
+      serverName: SERVER_NAME,
+      logFile: path.join(work, `${name}.log`),
+      extraConfig: { media_store: rgw.mediaStore(bucket, prefix, extraS3) },
     });
-    const serverLog = createWriteStream(path.join(work, `${name}.log`));
-    child.stdout.pipe(serverLog);
-    child.stderr.pipe(serverLog);
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      const ok = await fetch(`${url}/_matrix/client/versions`).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (i > 600 || child.exitCode !== null) throw new Error(`server did not start; see ${work}/${name}.log`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    return { child, url };
+    servers.push(server);
+    return server;
   }
   const started = await startReference('server', 'media/');
-  server = started.child;
-  const child = started.child;
+  const child = started;
   const url = started.url;
 
   // 1 GiB upload first, so the download load does not set the high-water mark.
@@ -162,7 +121,6 @@ try {
     // The same bytes through a server with the local cache tier (its own SQLite, so its own upload).
     const cacheDir = path.join(work, 'local-cache');
     const withCache = await startReference('cached-server', 'cached/', { local_cache: { path: cacheDir, max_size: '256M' } });
-    cachedServer = withCache.child;
     const cachedUpload = await uploadBuffer({ url: `${withCache.url}/_matrix/media/v3/upload`, headers, bytes });
     const cachedUrl = `${withCache.url}/_matrix/client/v1/media/download/${SERVER_NAME}/${cachedUpload.content_uri.split('/').pop()}`;
     await (await fetch(cachedUrl, { headers })).arrayBuffer(); // the read that fills the cache
@@ -170,7 +128,7 @@ try {
       if (i > 300) throw new Error('the local cache was not filled');
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    targets.splice(1, 0, ['cached', cachedUrl, headers, withCache.child]);
+    targets.splice(1, 0, ['cached', cachedUrl, headers, withCache]);
   }
   for (const [label, target, h] of targets) {
     const response = await fetch(target, { headers: h });
@@ -217,8 +175,6 @@ try {
         (entry.cachedMiBps === undefined ? '' : `; local cache ${entry.cachedMiBps.toFixed(1)} MiB/s, ratio ${entry.cachedRatio.toFixed(2)}`),
     );
   }
-  s3.destroy();
-
   const lines = [
     `| measurement | hsmedia | baseline | ratio | target |`,
     `| --- | --- | --- | --- | --- |`,
@@ -247,8 +203,7 @@ try {
     JSON.stringify({ date: new Date().toISOString(), tool, loadavg: { start: loadStart, end: loadavg()[0] }, upload: uploadResult, downloads }, null, 2),
   );
 } finally {
-  if (server) await stopChild(server);
-  if (cachedServer) await stopChild(cachedServer);
-  execFileSync('bash', [path.join(REPO_ROOT, 'scripts/ceph/stop-rgw.sh'), rgwDir, '--keep']);
+  for (const server of servers) await server.stop();
+  rgw?.stop();
   rmSync(work, { recursive: true, force: true });
 }

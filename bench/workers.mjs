@@ -13,15 +13,14 @@
  * cores too, so the ratio is bounded by what is left for the server.
  * Bounded: about 2 × rounds × (duration + warm-up) s plus start-up.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { measureGetLoad, pickLoadTool } from './lib/load.mjs';
 import { readCpuSeconds } from './lib/process-stats.mjs';
-import { freePort, REFERENCE_CLI, stopChild } from './lib/servers.mjs';
+import { processTree, startReferenceServer, treeCpuSeconds } from './lib/servers.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -47,73 +46,27 @@ const TOKEN = 'bench_token';
 const SERVER_NAME = 'bench.test';
 const headers = { authorization: `Bearer ${TOKEN}` };
 
-if (!existsSync(REFERENCE_CLI)) {
-  console.error('apps/media-server/dist/cli.js is missing: run `npx tsc -b apps/media-server` first');
-  process.exit(1);
-}
-
 const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-bench-workers-'));
-const children = [];
-
-/** The pids of a process and its children (the cluster's workers). */
-function processTree(pid) {
-  try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    return [pid, ...children];
-  } catch {
-    return [pid];
-  }
-}
-
-const treeCpuSeconds = (pids) => pids.reduce((sum, pid) => sum + (readCpuSeconds(pid) ?? 0), 0);
+const servers = [];
 
 async function startServer(name, workerCount) {
-  const port = await freePort();
-  const configFile = path.join(work, `${name}.json`);
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      server_name: SERVER_NAME,
-      listen: { host: '127.0.0.1', port },
-      // One database and media directory for both setups: the same media is served by both.
+  const dataDir = path.join(work, name);
+  mkdirSync(dataDir);
+  const server = await startReferenceServer({
+    dataDir,
+    token: TOKEN,
+    userId: `@bench:${SERVER_NAME}`,
+    serverName: SERVER_NAME,
+    logFile: path.join(work, `${name}.log`),
+    // One database and media directory for both setups: the same media is served by both.
+    extraConfig: {
       database: { sqlite: { path: path.join(work, 'media.db') } },
       media_store: { filesystem: { path: path.join(work, 'media') } },
-      signing_key_path: path.join(work, 'signing.key'),
-      auth: { tokens: { [TOKEN]: `@bench:${SERVER_NAME}` } },
-      log_level: 'warn',
       workers: workerCount,
-    }),
-  );
-  const log = createWriteStream(path.join(work, `${name}.log`));
-  const child = spawn(process.execPath, [REFERENCE_CLI, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  children.push(child);
-  const url = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await fetch(`${url}/_matrix/client/versions`);
-      break;
-    } catch {
-      if (attempt > 600 || child.exitCode !== null) throw new Error(`${name} did not start; see ${work}/${name}.log`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  // With workers, the port accepts once the first worker listens: wait for all of them.
-  for (let attempt = 0; processTree(child.pid).length < 1 + (workerCount > 1 ? workerCount : 0); attempt++) {
-    if (attempt > 600) throw new Error(`${name}: workers did not start`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  // Workers log nothing at `warn` once ready: wait until start-up work (loading modules,
-  // migrations) is over, i.e. the processes sit idle for half a second.
-  const pids = processTree(child.pid);
-  for (let attempt = 0, before = treeCpuSeconds(pids); attempt < 120; attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const now = treeCpuSeconds(pids);
-    if (now - before < 0.05) break;
-    before = now;
-  }
-  return { url, child, workers: workerCount };
+    },
+  });
+  servers.push(server);
+  return { ...server, workers: workerCount };
 }
 
 async function uploadOne(server) {
@@ -141,7 +94,7 @@ try {
   }
   for (let round = 0; round < rounds; round++) {
     for (const [key, server] of [['one', single], ['many', many]]) {
-      const pids = processTree(server.child.pid);
+      const pids = processTree(server.pid);
       const cpuBefore = treeCpuSeconds(pids);
       const perBefore = pids.map((pid) => readCpuSeconds(pid) ?? 0);
       const result = await measureGetLoad({ tool, url: url(server), headers, connections, durationSec, warmupSec });
@@ -156,7 +109,7 @@ try {
     }
   }
 } finally {
-  for (const child of children) await stopChild(child, 15_000);
+  for (const server of servers) await server.stop();
   rmSync(work, { recursive: true, force: true });
 }
 

@@ -12,16 +12,14 @@
  * Needs nginx (Debian's nginx-light: `apt-get install nginx-light`). Writes JSON to
  * .bench-out/x-accel-latest.json. Bounded: about 2 sizes × 2 servers × (duration + warm-up).
  */
-import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { measureGetLoad, pickLoadTool } from './lib/load.mjs';
-import { readCpuSeconds } from './lib/process-stats.mjs';
-import { freePort, startReferenceServer } from './lib/servers.mjs';
+import { freePort, NGINX_BINARY, startNginx, startReferenceServer, treeCpuSeconds } from './lib/servers.mjs';
 import { uploadBuffer } from './lib/upload.mjs';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -46,17 +44,13 @@ const SERVER_NAME = 'bench.localhost';
 const headers = { authorization: `Bearer ${TOKEN}` };
 const log = (message) => process.stderr.write(`bench/x-accel: ${message}\n`);
 
-const nginxBinary = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((candidate) => existsSync(candidate));
-if (nginxBinary === undefined) {
+if (NGINX_BINARY === undefined) {
   log('nginx is not installed (apt-get install nginx-light)');
   process.exit(1);
 }
 
-/** CPU seconds of every worker of the nginx master `pid` (its children). */
-function nginxWorkerCpu(masterPid) {
-  const children = readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  return children.reduce((sum, pid) => sum + (readCpuSeconds(pid) ?? 0), 0);
-}
+/** CPU seconds of every worker of nginx. */
+const nginxWorkerCpu = () => treeCpuSeconds(nginx.workerPids());
 
 const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-bench-xaccel-'));
 // nginx's workers (user nobody under root) read the media files, as in a deployment.
@@ -87,31 +81,8 @@ try {
     .replace(/^\s*ssl_certificate(_key)? .*$/gm, '')
     .replace(/alias \/var\/lib\/hsmedia\/media\/;/, `alias ${mediaDir}/;`)
     .replace(/# Everything else belongs to the homeserver\./, `location ^~ /static/ {\n        alias ${mediaDir}/;\n    }\n\n    # Everything else belongs to the homeserver.`);
-  const prefix = path.join(work, 'nginx');
-  mkdirSync(path.join(prefix, 'logs'), { recursive: true });
-  const conf = [
-    'worker_processes 1;',
-    `pid ${path.join(prefix, 'nginx.pid')};`,
-    `error_log ${path.join(prefix, 'logs', 'error.log')} warn;`,
-    'events { worker_connections 1024; }',
-    'http {',
-    // Both paths log nothing: the access log would be measured, not the delivery.
-    '  access_log off;',
-    '  sendfile on;',
-    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${path.join(prefix, `${kind}_temp`)};`),
-    site,
-    '}',
-  ].join('\n');
-  const confPath = path.join(prefix, 'nginx.conf');
-  writeFileSync(confPath, conf);
-  execFileSync(nginxBinary, ['-t', '-q', '-p', prefix, '-c', confPath]);
-  nginx = spawn(nginxBinary, ['-p', prefix, '-c', confPath, '-g', 'daemon off; master_process on;'], { stdio: 'ignore' });
   const nginxUrl = `http://127.0.0.1:${nginxPort}`;
-  for (let i = 0; ; i++) {
-    if (await fetch(`${nginxUrl}/_matrix/client/versions`).then((r) => r.arrayBuffer(), () => null)) break;
-    if (i > 200) throw new Error('nginx did not start');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  nginx = await startNginx({ prefix: path.join(work, 'nginx'), site, probeUrl: `${nginxUrl}/_matrix/client/versions` });
 
   const results = [];
   for (const [label, size] of [['32 MiB', 32 * MIB], ['1 KiB', 1024]]) {
@@ -131,10 +102,10 @@ try {
     const totals = { 'x-accel': { bytes: 0, requests: 0, seconds: 0, hsmediaCpu: 0, nginxCpu: 0 }, static: { bytes: 0, requests: 0, seconds: 0, hsmediaCpu: 0, nginxCpu: 0 } };
     for (let round = 0; round < roundCount; round++) {
       for (const [which, target, h] of [['x-accel', download, headers], ['static', staticUrl, {}]]) {
-        const nginxBefore = nginxWorkerCpu(nginx.pid);
+        const nginxBefore = nginxWorkerCpu();
         const result = await measureGetLoad({ tool, url: target, headers: h, connections, durationSec: roundSec, warmupSec: round === 0 ? warmupSec : 0, pid: hsmedia.pid });
         const total = totals[which];
-        total.nginxCpu += nginxWorkerCpu(nginx.pid) - nginxBefore;
+        total.nginxCpu += nginxWorkerCpu() - nginxBefore;
         total.hsmediaCpu += result.cpuSeconds ?? 0;
         total.bytes += result.bytesPerSec * result.seconds;
         total.requests += result.requests;
@@ -182,11 +153,7 @@ try {
     JSON.stringify({ date: new Date().toISOString(), tool, loadavg: { start: loadStart, end: loadavg()[0] }, results }, null, 2),
   );
 } finally {
-  if (nginx !== undefined && nginx.exitCode === null) {
-    const exited = new Promise((resolve) => nginx.once('exit', resolve));
-    nginx.kill('SIGQUIT');
-    await exited;
-  }
+  await nginx?.stop();
   await hsmedia?.stop();
   rmSync(work, { recursive: true, force: true });
 }

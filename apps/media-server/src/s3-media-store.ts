@@ -1,6 +1,6 @@
 import type { BlobStaging, BlobStore } from '@hsmedia/media-core';
 import { errors, type MatrixError } from '@hsmedia/errors';
-import { LocalBlobCache, S3BlobStore, S3StoreError, createS3Client } from '@hsmedia/store-s3';
+import { LocalBlobCache, S3BlobStore, S3StoreError, createS3Client, type FillFailure } from '@hsmedia/store-s3';
 import type { MediaStoreConfig } from './config.js';
 
 type S3MediaStoreConfig = Extract<MediaStoreConfig, { kind: 's3' }>;
@@ -14,8 +14,11 @@ export class MediaStoreConfigError extends Error {
 export interface OpenS3MediaStore {
   /** The bucket (store failures as Matrix errors), with staging for content addressing. */
   readonly blobs: BlobStore & BlobStaging;
-  /** `local_cache`: puts the cache tier in front of `origin` (the bucket, or dedup over it). */
-  readonly localCacheOver?: (origin: BlobStore) => LocalBlobCache;
+  /**
+   * `local_cache`: puts the cache tier in front of `origin` (the bucket, or dedup over it).
+   * `onFillFailure` hears the first failed fill of each cause (then one an hour per cause).
+   */
+  readonly localCacheOver?: (origin: BlobStore, onFillFailure: (failure: FillFailure) => void) => LocalBlobCache;
   close(): void;
 }
 
@@ -91,10 +94,11 @@ export async function openS3MediaStore(config: S3MediaStoreConfig): Promise<Open
   const blobs = withMatrixErrors(store);
   const { localCache } = config;
   if (localCache === undefined) return { blobs, close: () => client.destroy() };
-  // A failed fill only means the next read goes to the bucket again.
+  // A failed fill only means the next read goes to the bucket again: reported, never thrown.
   return {
     blobs,
-    localCacheOver: (origin) => new LocalBlobCache({ origin, path: localCache.path, maxBytes: localCache.maxBytes }),
+    localCacheOver: (origin, onFillFailure) =>
+      new LocalBlobCache({ origin, path: localCache.path, maxBytes: localCache.maxBytes, onFillError: (_blobId, _error, failure) => onFillFailure(failure) }),
     close: () => client.destroy(),
   };
 }

@@ -238,6 +238,7 @@ export async function createServer(config: MediaServerConfig, options: ServerOpt
 
     const metrics = new MediaMetrics();
     metrics.watchLogDrops(() => logLinesDropped);
+    stores.instrumentLocalCache?.(metrics.registry, logger.child({ component: 'local-cache' }));
     if (stores.dedup !== undefined && hasBlobReferenceLedger(stores.metadata)) {
       const ledger = stores.metadata;
       metrics.watchBlobStorage(() => ledger.blobStorageStats());

@@ -1,7 +1,10 @@
 import { FsBlobStore } from '@hsmedia/store-fs';
 import { ContentAddressedBlobStore, hasBlobReferenceLedger, type BlobStaging, type BlobStore, type MediaChangeFeed, type MediaMetadataStore, type MediaRecordStore, type ThumbnailIndex } from '@hsmedia/media-core';
 import type { MediaAccel, MediaRedirect } from '@hsmedia/media-routes';
+import type { Logger } from '@hsmedia/runtime';
 import type { ServerKeyStore } from '@hsmedia/signing';
+import type { FillFailure, LocalBlobCache } from '@hsmedia/store-s3';
+import { Counter, type Registry } from 'prom-client';
 import type { MediaServerConfig } from './config.js';
 import { openMetadataStore, type DatabaseLog } from './database.js';
 
@@ -10,6 +13,12 @@ export interface OpenStores {
   readonly blobs: BlobStore;
   /** `media_store.s3.local_cache`: evicts the local copy of a blob (quarantined media). */
   readonly evictLocalCopy?: (blobId: string) => Promise<void>;
+  /**
+   * `media_store.s3.local_cache`: logs failed fills to `log` (the first of each cause, then one
+   * an hour per cause; those before this call too) and counts them all in `registry` as
+   * `hsmedia_local_cache_fill_failures_total{cause}`.
+   */
+  readonly instrumentLocalCache?: (registry: Registry, log: Logger) => void;
   /** Media rows and thumbnails, and the server keys that `KeyRing` caches (`@hsmedia/signing`). */
   readonly metadata: MediaMetadataStore & ServerKeyStore;
   /** `media_store.filesystem`: the directory store beneath `blobs` (the same one without dedup), for `delivery: x_accel`. */
@@ -50,10 +59,17 @@ export async function openStores(config: MediaServerConfig, log?: DatabaseLog): 
     // The cache tier sits in front of everything (dedup included): it keys its copies by whatever
     // blob IDs the store beneath gives.
     const stored = dedupOf(s3.blobs);
-    const localCache = s3.localCacheOver?.(stored.blobs);
+    const reporter = new FillFailureReporter();
+    const localCache = s3.localCacheOver?.(stored.blobs, (failure) => reporter.report(failure));
     return {
       ...stored,
-      ...(localCache === undefined ? {} : { blobs: localCache, evictLocalCopy: (blobId: string) => localCache.evict(blobId) }),
+      ...(localCache === undefined
+        ? {}
+        : {
+            blobs: localCache,
+            evictLocalCopy: (blobId: string) => localCache.evict(blobId),
+            instrumentLocalCache: (registry: Registry, log: Logger) => reporter.attach(localCache, registry, log),
+          }),
       metadata,
       close: async () => {
         s3.close();
@@ -68,6 +84,46 @@ export async function openStores(config: MediaServerConfig, log?: DatabaseLog): 
     metadata,
     close: () => metadata.close(),
   };
+}
+
+/**
+ * Where the local cache's failed fills go: to the log once the server has one
+ * (the few reported before wait for it), and to a counter read at scrape time.
+ */
+class FillFailureReporter {
+  #log: Logger | undefined;
+  readonly #early: FillFailure[] = [];
+
+  report(failure: FillFailure): void {
+    if (this.#log === undefined) {
+      // Bounded: one per cause, and causes are error codes.
+      if (this.#early.length < 100) this.#early.push(failure);
+      return;
+    }
+    this.#log.warn(
+      { err: failure.error, blob_id: failure.blobId, cause: failure.cause, failures_of_this_cause: failure.count },
+      'local cache fill failed; reads of this blob go to the bucket (logged once an hour per cause)',
+    );
+  }
+
+  attach(cache: LocalBlobCache, registry: Registry, log: Logger): void {
+    this.#log = log;
+    for (const failure of this.#early.splice(0)) this.report(failure);
+    const counted = new Map<string, number>();
+    new Counter({
+      name: 'hsmedia_local_cache_fill_failures_total',
+      help: 'Copies into media_store.s3.local_cache that failed (the read was served from the bucket), by cause (an error code)',
+      labelNames: ['cause'],
+      registers: [registry],
+      collect() {
+        for (const [cause, count] of cache.fillFailures) {
+          const delta = count - (counted.get(cause) ?? 0);
+          if (delta > 0) this.inc({ cause }, delta);
+          counted.set(cause, count);
+        }
+      },
+    });
+  }
 }
 
 /** How long a redirect's direct URL stays valid: long enough to start a download, short enough not to be shared around. */

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { RGW_START_TIMEOUT_MS, startRgw, type RgwCluster } from '@hsmedia/test-fixtures/rgw';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { startServer, type StartedServer } from '../src/server.js';
-import { tempDir, testConfig } from './helpers.js';
+import { LogSink, tempDir, testConfig } from './helpers.js';
 
 // media_store.s3.local_cache on a real Ceph RGW: hot media served from local disk, quarantined and
 // deleted media evicted.
@@ -125,5 +125,60 @@ describe('media_store.s3.local_cache', () => {
     expect(deleted.status).toBe(200);
     await waitFor(async () => (await cachedFiles()).length === before, 'the deleted copy to go');
     expect((await download(deletedId)).status).toBe(404);
+  });
+});
+
+describe('media_store.s3.local_cache fill failures', () => {
+  it('are logged once per cause and all counted in hsmedia_local_cache_fill_failures_total', async () => {
+    const log = new LogSink();
+    const failingDir = join(dir.path, 'failing-cache');
+    const failing = await startServer(
+      testConfig(join(dir.path, 'failing'), {
+        log_level: 'warn',
+        auth: { tokens: { [TOKEN]: '@alice:localhost' } },
+        media_cache: { max_bytes: 0 },
+        metrics: { enabled: true, listen: { host: '127.0.0.1', port: 0 } },
+        media_store: {
+          s3: {
+            endpoint: rgw.endpoint,
+            bucket,
+            prefix: 'failing/',
+            force_path_style: true,
+            access_key_id: rgw.accessKeyId,
+            secret_access_key: rgw.secretAccessKey,
+            local_cache: { path: failingDir, max_size: '8M' },
+          },
+        },
+      }),
+      { logDestination: log },
+    );
+    try {
+      const body = randomBytes(50_000);
+      const response = await fetch(`${failing.url}/_matrix/media/v3/upload?filename=f.bin`, {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': 'application/octet-stream' },
+        body,
+      });
+      const mediaId = ((await response.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'failing/' }));
+      const blobId = listed.Contents!.map((object) => object.Key!.slice('failing/'.length)).find((key) => !key.startsWith('.'))!;
+      // A file where the blob's shard directory belongs: every copy fails (a real filesystem error, EEXIST).
+      await mkdir(join(failingDir, 'blobs'), { recursive: true });
+      await writeFile(join(failingDir, 'blobs', blobId.slice(0, 2)), 'not a directory');
+      const metric = async (): Promise<number> => {
+        const text = await (await fetch(`${failing.operations.metricsUrl()}/metrics`)).text();
+        return Number(/^hsmedia_local_cache_fill_failures_total\{cause="EEXIST"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+      };
+      for (let i = 1; i <= 3; i++) {
+        const read = await fetch(`${failing.url}/_matrix/client/v1/media/download/localhost/${mediaId}`, { headers: AUTH });
+        expect(Buffer.from(await read.arrayBuffer()).equals(body)).toBe(true);
+        // One fill at a time: wait for this read's fill to fail before the next read.
+        await waitFor(async () => (await metric()) === i, `fill failure ${i}`);
+      }
+      const logged = log.lines.filter((line) => line['msg'] === 'local cache fill failed; reads of this blob go to the bucket (logged once an hour per cause)');
+      expect(logged.map((line) => [line['cause'], line['blob_id']])).toEqual([['EEXIST', blobId]]);
+    } finally {
+      await failing.close();
+    }
   });
 });

@@ -1,11 +1,10 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { open, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   fileReadStream,
-  generateId,
   type BlobPutOptions,
   type BlobReadOptions,
   type BlobStore,
@@ -14,28 +13,47 @@ import {
   type StoredBlob,
 } from '@hsmedia/media-core';
 import { isValidBlobId } from './internal/blob-key.js';
+import { CacheDirectory } from './internal/cache-directory.js';
+import { FillFailureTally, type FillFailure } from './internal/fill-failures.js';
 
 /** Options of {@link LocalBlobCache}. */
 export interface LocalBlobCacheOptions {
   /** The store in front of which this cache sits (an {@link S3BlobStore}, normally). */
   readonly origin: BlobStore;
-  /** Directory of the cache; created when missing. One per instance (not shared over the network). */
+  /**
+   * Directory of the cache; created when missing. Several processes of one
+   * host (the server's workers) may share it; not shared over the network.
+   */
   readonly path: string;
-  /** Most bytes kept; the least recently read blobs are removed first. A blob larger than this is never cached. */
+  /**
+   * Most bytes kept in the directory, by all the processes sharing it; the
+   * least recently read blobs are removed first. A blob larger than this is never cached.
+   */
   readonly maxBytes: number;
-  /** Told about a fill that failed (the read itself was served from the origin). Default: ignored. */
-  readonly onFillError?: (blobId: string, error: unknown) => void;
+  /**
+   * Told about a fill that failed (the read itself was served from the
+   * origin): the first failure of each cause, then at most one per cause per
+   * `fillErrorReportEveryMs`. Every failure is counted in {@link LocalBlobCache.fillFailures}.
+   */
+  readonly onFillError?: (blobId: string, error: unknown, failure: FillFailure) => void;
+  /** See `onFillError`. Default one hour. */
+  readonly fillErrorReportEveryMs?: number;
 }
 
 interface Entry {
   readonly size: number;
 }
 
-const BLOBS_DIR = 'blobs';
-const TMP_DIR = 'tmp';
+const HOUR_MS = 60 * 60 * 1000;
 
+/** Not there: no file, or something that is not a directory where the shard should be. */
 function isMissing(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === 'ENOENT';
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function sizeMismatch(message: string): Error {
+  return Object.assign(new Error(message), { code: 'size_mismatch' });
 }
 
 /**
@@ -54,16 +72,26 @@ function isMissing(error: unknown): boolean {
  * - `delete` and {@link LocalBlobCache.evict} drop the local copy first (a
  *   fill still running for that blob is discarded).
  *
+ * Shared by several processes (the server's workers on one directory): the
+ * directory, not a process's memory, is what `maxBytes` bounds. After each
+ * fill the process re-reads the directory's file names (a `readdir` per
+ * shard; sizes are known for its own files and read once for the others')
+ * and evicts until the directory's total fits. So the bound holds for the
+ * directory once the fills in progress have settled, without a lock or a
+ * shared ledger: two processes evicting at once can only remove more, never
+ * keep too much. A file another process copied is a hit here too (found by
+ * name on a miss). The LRU order is each process's own reads; files another
+ * process added count as the most recent.
+ *
  * File names come from the blob ID only, after the same allow-list as the
- * S3 keys (no separator, dot or NUL). The index lives in memory and is
- * rebuilt from the directory at start; several processes sharing one
- * directory each keep their own view (a file another one removed is a miss).
+ * S3 keys (no separator, dot or NUL).
  */
 export class LocalBlobCache implements BlobStore {
   readonly #origin: BlobStore;
-  readonly #root: string;
+  readonly #dir: CacheDirectory;
   readonly #maxBytes: number;
-  readonly #onFillError: (blobId: string, error: unknown) => void;
+  readonly #onFillError: (blobId: string, error: unknown, failure: FillFailure) => void;
+  readonly #failures: FillFailureTally;
   /** Insertion order is recency: the first entry is the least recently read. */
   readonly #entries = new Map<string, Entry>();
   readonly #filling = new Map<string, Promise<void>>();
@@ -71,6 +99,9 @@ export class LocalBlobCache implements BlobStore {
   readonly #evictedWhileFilling = new Set<string>();
   #bytes = 0;
   #ready: Promise<void> | undefined;
+  /** The directory pass running now, and whether another must follow it (a fill installed meanwhile). */
+  #trimming: Promise<void> | undefined;
+  #trimAgain = false;
 
   constructor(options: LocalBlobCacheOptions) {
     if (typeof options?.path !== 'string' || options.path === '') throw new TypeError('LocalBlobCache: path is required');
@@ -80,9 +111,10 @@ export class LocalBlobCache implements BlobStore {
     this.#origin = options.origin;
     const { origin } = options;
     if (origin.release !== undefined) this.release = (blobId) => origin.release!(blobId);
-    this.#root = resolve(options.path);
+    this.#dir = new CacheDirectory(resolve(options.path));
     this.#maxBytes = options.maxBytes;
     this.#onFillError = options.onFillError ?? (() => undefined);
+    this.#failures = new FillFailureTally(options.fillErrorReportEveryMs ?? HOUR_MS);
   }
 
   /** As the origin: the cache keys its copies by the origin's blob IDs, whatever they name. */
@@ -90,19 +122,26 @@ export class LocalBlobCache implements BlobStore {
     return this.#origin.contentAddressed === true;
   }
 
-  /** Bytes held now (what the LRU bounds). */
+  /** Bytes held now, as this process sees the directory (what the LRU bounds). */
   get cachedBytes(): number {
     return this.#bytes;
   }
 
-  /** True when `blobId` is held here now. */
+  /** Failed fills so far in this process, by cause (see {@link FillFailure.cause}): for a metric. */
+  get fillFailures(): ReadonlyMap<string, number> {
+    return this.#failures.counts;
+  }
+
+  /** True when `blobId` is held here now (as far as this process knows). */
   has(blobId: string): boolean {
     return this.#entries.has(blobId);
   }
 
-  /** Waits for the background fills in progress (for tests and an orderly shutdown). */
+  /** Waits for the background fills and directory passes in progress (for tests and an orderly shutdown). */
   async settled(): Promise<void> {
-    while (this.#filling.size > 0) await Promise.all(this.#filling.values());
+    while (this.#filling.size > 0 || this.#trimming !== undefined) {
+      await Promise.all([...this.#filling.values(), this.#trimming]);
+    }
   }
 
   put(source: ByteSource, options?: BlobPutOptions): Promise<StoredBlob> {
@@ -113,13 +152,14 @@ export class LocalBlobCache implements BlobStore {
     const { start = 0, end, signal } = options;
     if (!isValidBlobId(blobId)) return this.#origin.open(blobId, options);
     await this.#init();
-    const entry = this.#entries.get(blobId);
-    if (entry !== undefined && Number.isSafeInteger(start) && start >= 0 && (end === undefined || end >= start)) {
+    const known = this.#entries.get(blobId);
+    // Not known here, it may still be there: copied by another process sharing the directory.
+    if ((known !== undefined || !this.#filling.has(blobId)) && Number.isSafeInteger(start) && start >= 0 && (end === undefined || end >= start)) {
       let handle: FileHandle | undefined;
       try {
-        handle = await open(this.#pathOf(blobId), 'r');
+        handle = await open(this.#dir.pathOf(blobId), 'r');
       } catch (error) {
-        // Removed by another process sharing the directory: a miss.
+        // Removed by another process sharing the directory (or never there): a miss.
         if (!isMissing(error)) throw error;
         this.#forget(blobId);
       }
@@ -128,8 +168,12 @@ export class LocalBlobCache implements BlobStore {
           await handle.close();
           signal.throwIfAborted();
         }
-        this.#entries.delete(blobId);
-        this.#entries.set(blobId, entry);
+        if (known !== undefined) {
+          this.#entries.delete(blobId);
+          this.#entries.set(blobId, known);
+        } else {
+          this.#install(blobId, (await handle.stat()).size);
+        }
         return fileReadStream(handle, start, end ?? Number.POSITIVE_INFINITY, signal);
       }
     }
@@ -165,7 +209,7 @@ export class LocalBlobCache implements BlobStore {
     await this.#init();
     if (this.#filling.has(blobId)) this.#evictedWhileFilling.add(blobId);
     this.#forget(blobId);
-    await unlink(this.#pathOf(blobId)).catch((error: unknown) => {
+    await unlink(this.#dir.pathOf(blobId)).catch((error: unknown) => {
       if (!isMissing(error)) throw error;
     });
   }
@@ -178,11 +222,6 @@ export class LocalBlobCache implements BlobStore {
     return this.#origin.directUrl === undefined ? null : this.#origin.directUrl(blobId, options);
   }
 
-  /** `<root>/blobs/<id[0..1]>/<id>`; the ID is allow-listed by every caller. */
-  #pathOf(blobId: string): string {
-    return join(this.#root, BLOBS_DIR, blobId.slice(0, 2), blobId);
-  }
-
   #forget(blobId: string): void {
     const entry = this.#entries.get(blobId);
     if (entry === undefined) return;
@@ -190,19 +229,14 @@ export class LocalBlobCache implements BlobStore {
     this.#bytes -= entry.size;
   }
 
-  /** Creates the directories, removes leftover temporary files and indexes the cached files, oldest first. */
+  /** Creates the directories, removes copies left by crashed processes and indexes the cached files, oldest first. */
   #init(): Promise<void> {
     this.#ready ??= (async () => {
-      await rm(join(this.#root, TMP_DIR), { recursive: true, force: true });
-      await mkdir(join(this.#root, TMP_DIR), { recursive: true });
-      await mkdir(join(this.#root, BLOBS_DIR), { recursive: true });
+      await this.#dir.prepare();
       const found: { blobId: string; size: number; mtimeMs: number }[] = [];
-      for (const shard of await readdir(join(this.#root, BLOBS_DIR))) {
-        for (const name of await readdir(join(this.#root, BLOBS_DIR, shard)).catch(() => [] as string[])) {
-          if (!isValidBlobId(name) || name.slice(0, 2) !== shard) continue;
-          const info = await stat(this.#pathOf(name)).catch(() => undefined);
-          if (info?.isFile() === true) found.push({ blobId: name, size: info.size, mtimeMs: info.mtimeMs });
-        }
+      for (const blobId of await this.#dir.listIds()) {
+        const info = await this.#dir.statOf(blobId);
+        if (info !== undefined) found.push({ blobId, ...info });
       }
       found.sort((x, y) => x.mtimeMs - y.mtimeMs);
       for (const { blobId, size } of found) this.#install(blobId, size);
@@ -222,14 +256,49 @@ export class LocalBlobCache implements BlobStore {
       const oldest = this.#entries.keys().next();
       if (oldest.done === true) return;
       this.#forget(oldest.value);
-      await unlink(this.#pathOf(oldest.value)).catch(() => undefined);
+      await unlink(this.#dir.pathOf(oldest.value)).catch(() => undefined);
     }
+  }
+
+  /**
+   * Brings the index in line with the directory (files other processes
+   * removed are forgotten, those they added are learnt) and evicts down to
+   * `maxBytes`. One pass at a time; a request during a pass runs one more
+   * after it, so the last fill's pass always sees that fill's file.
+   */
+  #trim(): Promise<void> {
+    if (this.#trimming !== undefined) {
+      this.#trimAgain = true;
+      return this.#trimming;
+    }
+    const pass = async (): Promise<void> => {
+      do {
+        this.#trimAgain = false;
+        const onDisk = new Set(await this.#dir.listIds());
+        for (const blobId of [...this.#entries.keys()]) {
+          if (!onDisk.has(blobId)) this.#forget(blobId);
+        }
+        for (const blobId of onDisk) {
+          if (this.#entries.has(blobId)) continue;
+          const info = await this.#dir.statOf(blobId);
+          if (info !== undefined && !this.#entries.has(blobId)) this.#install(blobId, info.size);
+        }
+        await this.#evictOverflow();
+      } while (this.#trimAgain);
+    };
+    this.#trimming = pass().finally(() => {
+      this.#trimming = undefined;
+    });
+    return this.#trimming;
   }
 
   #startFill(blobId: string): void {
     if (this.#filling.has(blobId) || this.#entries.has(blobId)) return;
     const fill = this.#fill(blobId)
-      .catch((error: unknown) => this.#onFillError(blobId, error))
+      .catch((error: unknown) => {
+        const failure = this.#failures.record(blobId, error, Date.now());
+        if (failure !== undefined) this.#onFillError(blobId, error, failure);
+      })
       .finally(() => {
         this.#filling.delete(blobId);
         this.#evictedWhileFilling.delete(blobId);
@@ -242,30 +311,30 @@ export class LocalBlobCache implements BlobStore {
     if (size === undefined || size > this.#maxBytes) return;
     const stream = await this.#origin.open(blobId);
     if (stream === null) return;
-    const tmp = join(this.#root, TMP_DIR, `${generateId()}.part`);
+    const tmp = this.#dir.tmpFile();
     let written = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, done) {
         written += chunk.byteLength;
         // The origin changed under us (or lies): never cache more than it said.
-        done(written > size ? new Error('LocalBlobCache: the blob grew while it was copied') : null, chunk);
+        done(written > size ? sizeMismatch('LocalBlobCache: the blob grew while it was copied') : null, chunk);
       },
     });
     try {
       // `flush`: the data is on disk before the rename makes the file visible.
       await pipeline(Readable.fromWeb(stream as never), counter, createWriteStream(tmp, { flags: 'wx', flush: true }));
-      if (written !== size) throw new Error(`LocalBlobCache: copied ${written} of ${size} bytes`);
+      if (written !== size) throw sizeMismatch(`LocalBlobCache: copied ${written} of ${size} bytes`);
       if (this.#evictedWhileFilling.has(blobId)) return;
-      await mkdir(join(this.#root, BLOBS_DIR, blobId.slice(0, 2)), { recursive: true });
-      await rename(tmp, this.#pathOf(blobId));
+      await this.#dir.makeShard(blobId);
+      await rename(tmp, this.#dir.pathOf(blobId));
     } finally {
       await rm(tmp, { force: true });
     }
     if (this.#evictedWhileFilling.has(blobId)) {
-      await unlink(this.#pathOf(blobId)).catch(() => undefined);
+      await unlink(this.#dir.pathOf(blobId)).catch(() => undefined);
       return;
     }
     this.#install(blobId, size);
-    await this.#evictOverflow();
+    await this.#trim();
   }
 }

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ListObjectsV2Command, ListMultipartUploadsCommand, CreateMultipartUploadCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describeBlobStore } from '@hsmedia/conformance';
 import { ContentTooLargeError } from '@hsmedia/errors';
+import { takePushBody, type BodySink } from '@hsmedia/media-core';
 import { RGW_START_TIMEOUT_MS, startRgw, type RgwCluster } from '@hsmedia/test-fixtures/rgw';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore, S3StoreError, createS3Client } from '../src/index.js';
@@ -229,5 +230,81 @@ describe('S3BlobStore on Ceph RGW', () => {
     expect(() => new S3BlobStore({ client, bucket, prefix: '/abs' })).toThrow(TypeError);
     expect(() => new S3BlobStore({ client, bucket, prefix: 'a//b' })).toThrow(TypeError);
     expect(new S3BlobStore({ client, bucket, prefix: 'media' }).prefix).toBe('media/');
+  });
+
+  it('open offers the body as a push body: every byte, paced by the sink, once nothing has read the stream', async () => {
+    const store = freshStore();
+    const body = randomBytes(5 * MiB + 3);
+    const { blobId } = await store.put(new Blob([body]).stream());
+    const stream = await store.open(blobId, { start: 1, end: 4 * MiB });
+    const push = takePushBody(stream!);
+    expect(push).toBeDefined();
+    const parts: Buffer[] = [];
+    let full = false;
+    let writesWhileFull = 0;
+    const ended = new Promise<void>((resolve, reject) => {
+      const sink: BodySink = {
+        write: (chunk) => {
+          if (full) writesWhileFull++;
+          parts.push(Buffer.from(chunk));
+          // Full after every chunk: the body must wait for `drained` each time.
+          full = true;
+          setImmediate(() => {
+            full = false;
+            controls.drained();
+          });
+          return false;
+        },
+        end: resolve,
+        abort: reject,
+      };
+      const controls = push!.attach(sink);
+    });
+    await ended;
+    expect(Buffer.concat(parts).equals(body.subarray(1, 4 * MiB + 1))).toBe(true);
+    expect(writesWhileFull).toBe(0);
+
+    // A stream already read is not offered any more; the rest reads as a Web stream.
+    const read = await store.open(blobId);
+    const reader = read!.getReader();
+    const first = await reader.read();
+    reader.releaseLock();
+    expect(takePushBody(read!)).toBeUndefined();
+    expect(Buffer.concat([first.value!, await readAll(read!)]).equals(body)).toBe(true);
+  });
+
+  it('a push body stops when its sink goes away, and an abort of the read reaches the sink', async () => {
+    const store = freshStore();
+    const { blobId } = await store.put(new Blob([randomBytes(4 * MiB)]).stream());
+    const gone = await new Promise<'gone'>((resolve) => {
+      void store.open(blobId).then((stream) => {
+        const controls = takePushBody(stream!)!.attach({
+          write: () => {
+            controls.gone(new Error('client disconnected'));
+            resolve('gone');
+            return false;
+          },
+          end: () => undefined,
+          abort: () => undefined,
+        });
+      });
+    });
+    expect(gone).toBe('gone');
+
+    const controller = new AbortController();
+    const stream = await store.open(blobId, { signal: controller.signal });
+    const aborted = new Promise<unknown>((resolve, reject) => {
+      takePushBody(stream!)!.attach({
+        write: () => {
+          controller.abort(new Error('stop'));
+          return true;
+        },
+        end: () => reject(new Error('ended instead of aborting')),
+        abort: resolve,
+      });
+    });
+    expect(((await aborted) as Error).message).toBe('stop');
+    // The store still serves after both abandoned reads.
+    expect((await readAll((await store.open(blobId))!)).length).toBe(4 * MiB);
   });
 });

@@ -43,7 +43,7 @@ interface Slot {
 /**
  * `hsmedia-server start` with `workers` > 1: the main process becomes a
  * supervisor of that many server processes (node:cluster), which share the
- * listen port (the supervisor accepts and hands connections out round-robin),
+ * listen port (each worker accepts from the shared socket: see the scheduling policy below),
  * the database and the media directory exactly like separate instances.
  *
  * Before forking it does what must happen once: the signing key and admin
@@ -100,6 +100,14 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
   }
 
   const configPath = options.configPath === undefined ? '' : resolve(options.configPath);
+  // Workers accept connections from the shared listen socket themselves (SCHED_NONE) rather than being
+  // handed each one by this process (SCHED_RR, Node's default outside Windows): round-robin closes the
+  // supervisor's copy of a connection only when the worker acknowledges it, so a worker killed between
+  // hand-off and acknowledgement leaves that connection open and unanswered for ever
+  // (lib/internal/cluster/round_robin_handle.js). Here a connection is either still in the kernel's accept
+  // queue (another worker takes it) or the dead worker's own (the kernel closes it). Node's
+  // NODE_CLUSTER_SCHED_POLICY (rr/none) still overrides, e.g. to measure both (bench/workers.mjs).
+  if (process.env['NODE_CLUSTER_SCHED_POLICY'] === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ exec: fileURLToPath(new URL('./cluster-worker.js', import.meta.url)), args: [] });
   const slots: Slot[] = Array.from({ length: config.workers }, (_, index) => ({
     index,

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { request, Agent } from 'node:http';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,6 +146,38 @@ describe('hsmedia-server with workers: 2', () => {
     for (let i = 0; i < 6; i++) expect((await getOnce(downloadUrl)).body).toBe('hello workers');
   }, 120_000);
 
+  it('a stopped worker takes no connection, and one killed afterwards leaves none unanswered (node:cluster issue 17)', async () => {
+    // Round-robin scheduling would hand one of these connections to the stopped worker and keep the
+    // supervisor's copy open until that worker acknowledged it: killed, it never does, and the client
+    // waits forever (lib/internal/cluster/round_robin_handle.js). The workers accept themselves instead.
+    const { cli, url } = await startCluster();
+    const [stoppedPid] = workerPids(cli);
+    const id = await uploadText(url, 'hello workers');
+    const downloadUrl = `${url}/_matrix/client/v1/media/download/${id}`;
+    process.kill(stoppedPid!, 'SIGSTOP');
+    await pollUntil(async () => (await processState(stoppedPid!)) === 'T', 'the worker to stop');
+    const settled: ({ status: number } | { error: string })[] = [];
+    const requests = Array.from({ length: 4 }, () =>
+      getOnce(downloadUrl).then(
+        ({ status }) => settled.push({ status }),
+        (error: Error) => settled.push({ error: error.message }),
+      ),
+    );
+    // With round-robin the stopped worker holds one of the first two connections by now.
+    await pollUntil(() => settled.length >= 3, 'the live worker to answer');
+    process.kill(stoppedPid!, 'SIGKILL');
+    await cli.waitFor(() => workerPids(cli).length === 3, 'a replacement worker');
+    // Only a failure waits this long: a connection neither answered nor closed.
+    let unanswered: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(requests),
+      new Promise((_, reject) => {
+        unanswered = setTimeout(() => reject(new Error(`${4 - settled.length} of 4 connections neither answered nor closed`)), 60_000);
+      }),
+    ]).finally(() => clearTimeout(unanswered));
+    expect(settled).toEqual(Array.from({ length: 4 }, () => ({ status: 200 })));
+  }, 120_000);
+
   it('SIGTERM drains every worker: in-flight uploads on each finish, then all exit 0', async () => {
     const { cli, url } = await startCluster('shutdown_timeout_ms: 60000');
     const uploads = Array.from({ length: 4 }, () => partialUpload(url, 64 * 1024, 1024));
@@ -204,6 +236,12 @@ async function requestCount(metricsUrl: string): Promise<number> {
     }
   }
   return sum;
+}
+
+/** The state letter of /proc/<pid>/stat (R running, S sleeping, T stopped). */
+async function processState(pid: number): Promise<string> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
 }
 
 async function stagingCount(root: string): Promise<number> {

@@ -6,9 +6,9 @@ import { loadOrCreateAdminToken } from './admin-token.js';
 import { SupervisorRelay } from './cluster-ipc.js';
 import type { MediaServerConfig } from './config.js';
 import { createHealthCheck } from './health.js';
+import { checkPublishedKey, loadSigningKeyFor } from './homeserver-key.js';
 import { createLogger } from './logger.js';
 import { startMetricsServer, type MetricsServer } from './metrics.js';
-import { loadOrCreateSigningKey } from './signing-key-file.js';
 import { openStores, type OpenStores } from './stores.js';
 import { SUPERVISOR_MESSAGE, type WorkerMessage } from './worker-messages.js';
 
@@ -66,8 +66,13 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
   let metricsServer: MetricsServer | undefined;
   let adminToken: { userId: string; token: string; tokenPath: string; created: boolean } | undefined;
   try {
-    const { key, created } = await loadOrCreateSigningKey(config.signingKeyPath);
+    // As `startServer` does, once here so that a refusal reaches the CLI's stderr before any fork:
+    // beside a homeserver the key is the homeserver's, never created, and must be the one it publishes.
+    const { key, created } = await loadSigningKeyFor(config);
     if (created) logger.info({ path: config.signingKeyPath, key_id: key.keyId }, 'created signing key');
+    if (config.auth.kind === 'homeserver' && !config.auth.keyPublishedElsewhere) {
+      await checkPublishedKey({ homeserverUrl: config.auth.homeserverUrl, serverName: config.serverName, key, keyPath: config.signingKeyPath });
+    }
     if (config.auth.kind === 'generated') {
       const { token, created: tokenCreated } = await loadOrCreateAdminToken(config.auth.tokenPath);
       adminToken = { userId: config.auth.userId, token, tokenPath: config.auth.tokenPath, created: tokenCreated };

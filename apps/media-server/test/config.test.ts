@@ -115,7 +115,7 @@ describe('parseConfig', () => {
         admins: ['@admin:localhost'],
         retention: { intervalMs: 3_600_000 },
         metrics: { enabled: false, listen: { host: '127.0.0.1', port: 9102 } },
-        workers: 1,
+        workers: availableParallelism(),
         urlPreview: {
           enabled: false,
           ipRangeDenylist: [...DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST],

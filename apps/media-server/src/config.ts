@@ -523,10 +523,10 @@ const configFileSchema = z
     metrics: metricsSchema.default(() => metricsSchema.parse({})),
     workers: z
       .union([z.number().int().min(1).max(256), z.literal('auto')])
-      .default(1)
+      .default('auto')
       .meta({
         description:
-          'Server processes sharing the listen port (node:cluster), supervised by the main process; `auto`: one per core. 1 runs a single process.',
+          'Server processes sharing the listen port (node:cluster), supervised by the main process; `auto` (the default): one per core. 1 runs a single process.',
       }),
     thumbnails: thumbnailsSchema.default(() => thumbnailsSchema.parse({})),
     access_policy: accessPolicySchema.default(() => accessPolicySchema.parse({})),

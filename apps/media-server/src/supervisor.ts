@@ -6,9 +6,9 @@ import { loadOrCreateAdminToken } from './admin-token.js';
 import { SupervisorRelay } from './cluster-ipc.js';
 import type { MediaServerConfig } from './config.js';
 import { createHealthCheck } from './health.js';
+import { checkPublishedKey, loadSigningKeyFor } from './homeserver-key.js';
 import { createLogger } from './logger.js';
 import { startMetricsServer, type MetricsServer } from './metrics.js';
-import { loadOrCreateSigningKey } from './signing-key-file.js';
 import { openStores, type OpenStores } from './stores.js';
 import { SUPERVISOR_MESSAGE, type WorkerMessage } from './worker-messages.js';
 
@@ -43,7 +43,7 @@ interface Slot {
 /**
  * `hsmedia-server start` with `workers` > 1: the main process becomes a
  * supervisor of that many server processes (node:cluster), which share the
- * listen port (the supervisor accepts and hands connections out round-robin),
+ * listen port (each worker accepts from the shared socket: see the scheduling policy below),
  * the database and the media directory exactly like separate instances.
  *
  * Before forking it does what must happen once: the signing key and admin
@@ -66,8 +66,13 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
   let metricsServer: MetricsServer | undefined;
   let adminToken: { userId: string; token: string; tokenPath: string; created: boolean } | undefined;
   try {
-    const { key, created } = await loadOrCreateSigningKey(config.signingKeyPath);
+    // As `startServer` does, once here so that a refusal reaches the CLI's stderr before any fork:
+    // beside a homeserver the key is the homeserver's, never created, and must be the one it publishes.
+    const { key, created } = await loadSigningKeyFor(config);
     if (created) logger.info({ path: config.signingKeyPath, key_id: key.keyId }, 'created signing key');
+    if (config.auth.kind === 'homeserver' && !config.auth.keyPublishedElsewhere) {
+      await checkPublishedKey({ homeserverUrl: config.auth.homeserverUrl, serverName: config.serverName, key, keyPath: config.signingKeyPath });
+    }
     if (config.auth.kind === 'generated') {
       const { token, created: tokenCreated } = await loadOrCreateAdminToken(config.auth.tokenPath);
       adminToken = { userId: config.auth.userId, token, tokenPath: config.auth.tokenPath, created: tokenCreated };
@@ -100,6 +105,14 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
   }
 
   const configPath = options.configPath === undefined ? '' : resolve(options.configPath);
+  // Workers accept connections from the shared listen socket themselves (SCHED_NONE) rather than being
+  // handed each one by this process (SCHED_RR, Node's default outside Windows): round-robin closes the
+  // supervisor's copy of a connection only when the worker acknowledges it, so a worker killed between
+  // hand-off and acknowledgement leaves that connection open and unanswered for ever
+  // (lib/internal/cluster/round_robin_handle.js). Here a connection is either still in the kernel's accept
+  // queue (another worker takes it) or the dead worker's own (the kernel closes it). Node's
+  // NODE_CLUSTER_SCHED_POLICY (rr/none) still overrides, e.g. to measure both (bench/workers.mjs).
+  if (process.env['NODE_CLUSTER_SCHED_POLICY'] === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ exec: fileURLToPath(new URL('./cluster-worker.js', import.meta.url)), args: [] });
   const slots: Slot[] = Array.from({ length: config.workers }, (_, index) => ({
     index,

@@ -58,6 +58,8 @@ describe.skipIf(env.unavailable !== undefined)('media changes between two instan
       media_store: { filesystem: { path: join(dir.path, 'shared-media') } },
       signing_key_path: join(dir.path, name, 'signing.key'),
       log_level: 'info',
+      // One process per instance: a test kills B's one LISTEN connection and waits for its reconnect line.
+      workers: 1,
       auth: { tokens: { [ADMIN_TOKEN]: `@admin:${SERVER_NAME}`, [USER_TOKEN]: `@alice:${SERVER_NAME}` } },
       admins: [`@admin:${SERVER_NAME}`],
       url_preview: { enabled: true, ip_range_allowlist: ['127.0.0.1/32'] },

@@ -59,6 +59,8 @@ describe.skipIf(env.unavailable !== undefined)('rate limits shared by two instan
       log_level: 'info',
       auth: { tokens: { [TOKEN]: `@alice:${serverName}` } },
       limits: { download: RATE },
+      // One process per instance: these tests count each process's own buckets (memory, Redis down).
+      workers: 1,
       cluster,
       ...(metricsPort === undefined ? {} : { metrics: { enabled: true, listen: { host: '127.0.0.1', port: metricsPort } } }),
     };

@@ -115,7 +115,7 @@ describe('parseConfig', () => {
         admins: ['@admin:localhost'],
         retention: { intervalMs: 3_600_000 },
         metrics: { enabled: false, listen: { host: '127.0.0.1', port: 9102 } },
-        workers: 1,
+        workers: availableParallelism(),
         urlPreview: {
           enabled: false,
           ipRangeDenylist: [...DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST],
@@ -482,9 +482,10 @@ describe('federation config', () => {
 });
 
 describe('workers', () => {
-  it('defaults to one process, takes `auto` (one per core) or a count, and refuses 0, fractions and other words', () => {
+  it('defaults to one per core (`auto`), takes a count, and refuses 0, fractions and other words', () => {
     const parse = (workers: unknown) => parseConfig(workers === undefined ? {} : { workers }, '/srv');
-    expect(parse(undefined)).toMatchObject({ ok: true, config: { workers: 1 } });
+    expect(parse(undefined)).toMatchObject({ ok: true, config: { workers: availableParallelism() } });
+    expect(defaultConfig('/srv').workers).toBe(availableParallelism());
     expect(parse('auto')).toMatchObject({ ok: true, config: { workers: availableParallelism() } });
     expect(parse(3)).toMatchObject({ ok: true, config: { workers: 3 } });
     expect(parse(1)).toMatchObject({ ok: true, config: { workers: 1 } });

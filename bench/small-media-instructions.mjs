@@ -5,7 +5,8 @@
  * machine. Each server runs alone under `valgrind --tool=callgrind` with
  * instrumentation off; after a warm-up (JIT), instrumentation is switched on
  * (`callgrind_control -i on`) for exactly --requests requests of one case,
- * then off, and the dump's total is divided by the requests. User-space
+ * then off, and the dump's total is divided by the requests; --repeat rounds
+ * of every case in turn, the median round reported. User-space
  * instructions only (the kernel's socket work is not counted).
  *
  * Servers: the bare node:http ceiling and bare Koa (lib/memory-server.mjs),
@@ -14,7 +15,7 @@
  * another build of hsmedia (an earlier commit) the same way. Also one
  * Ed25519 verification, with node:crypto and with libsodium (sodium-native).
  *
- * Usage: node bench/small-media-instructions.mjs [--requests 400] [--warmup 400] [--level warn]
+ * Usage: node bench/small-media-instructions.mjs [--requests 400] [--warmup 400] [--repeat 3] [--level warn]
  *          [--cases download,thumbnail,federation] [--before-cli OTHER/apps/media-server/dist/cli.js] [--hsmedia-only]
  * Needs valgrind (apt-get install valgrind) and a build. Takes several minutes: the servers run ~50x slower.
  */
@@ -37,6 +38,7 @@ const { values: options } = parseArgs({
   options: {
     requests: { type: 'string', default: '400' },
     warmup: { type: 'string', default: '400' },
+    repeat: { type: 'string', default: '3' },
     level: { type: 'string', default: 'warn' },
     cases: { type: 'string', default: 'download,thumbnail,federation' },
     'before-cli': { type: 'string' },
@@ -46,6 +48,7 @@ const { values: options } = parseArgs({
 });
 const requests = Number(options.requests);
 const warmup = Number(options.warmup);
+const repeat = Number(options.repeat);
 const cases = options.cases.split(',');
 const SERVER_NAME = 'bench.localhost';
 const ORIGIN_NAME = 'origin.bench.localhost';
@@ -77,19 +80,41 @@ function load(url, headers, count) {
   return result['2xx'];
 }
 
-/** Instructions per request of each case on a server running under callgrind (pid). */
+/** The median of a list of numbers. */
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/**
+ * Instructions per request of each case on a server running under callgrind (pid): every case warmed
+ * up first, then --repeat rounds that take the cases in turn; the median round counts. One round moves
+ * by tens of percent with what else the process happens to do then (a major GC, a JIT tier-up, a
+ * background job): the median of several is the figure.
+ */
 function measure(name, pid, urls) {
   const seen = new Set();
-  const perRequest = {};
+  const samples = {};
   for (const c of Object.keys(urls)) {
     load(urls[c].url, urls[c].headers, warmup);
-    newTotals(name, seen);
-    execFileSync('callgrind_control', ['-i', 'on', String(pid)], { stdio: 'ignore' });
-    const done = load(urls[c].url, urls[c].headers, requests);
-    execFileSync('callgrind_control', ['-i', 'off', String(pid)], { stdio: 'ignore' });
-    execFileSync('callgrind_control', ['-d', String(pid)], { stdio: 'ignore' });
-    perRequest[c] = newTotals(name, seen) / done;
-    log(`${name} ${c}: ${(perRequest[c] / 1000).toFixed(0)} k instructions per request`);
+    samples[c] = [];
+  }
+  newTotals(name, seen);
+  for (let round = 0; round < repeat; round++) {
+    for (const c of Object.keys(urls)) {
+      execFileSync('callgrind_control', ['-i', 'on', String(pid)], { stdio: 'ignore' });
+      const done = load(urls[c].url, urls[c].headers, requests);
+      execFileSync('callgrind_control', ['-i', 'off', String(pid)], { stdio: 'ignore' });
+      execFileSync('callgrind_control', ['-d', String(pid)], { stdio: 'ignore' });
+      samples[c].push(newTotals(name, seen) / done);
+      log(`${name} ${c} round ${round + 1}: ${(samples[c].at(-1) / 1000).toFixed(0)} k instructions per request`);
+    }
+  }
+  const perRequest = {};
+  for (const c of Object.keys(urls)) {
+    perRequest[c] = median(samples[c]);
+    log(`${name} ${c}: median ${(perRequest[c] / 1000).toFixed(0)} k of ${samples[c].map((v) => (v / 1000).toFixed(0)).join(', ')}`);
   }
   return perRequest;
 }
@@ -193,7 +218,7 @@ try {
   }
 
   const ceiling = results.ceiling?.download ?? Number.NaN;
-  const lines = [`k instructions per 1 KiB request (callgrind, ${requests} requests after ${warmup} warm-up, log_level ${options.level}); × = ratio to the node:http ceiling`, ''];
+  const lines = [`k instructions per 1 KiB request (callgrind, median of ${repeat} rounds of ${requests} requests after ${warmup} warm-up, log_level ${options.level}); × = ratio to the node:http ceiling`, ''];
   lines.push(`| server | ${cases.join(' | ')} |`, `|---|${cases.map(() => '---|').join('')}`);
   for (const [name, row] of Object.entries(results)) {
     lines.push(`| ${name} | ${cases.map((c) => (row[c] === undefined ? '' : `${(row[c] / 1000).toFixed(0)} k${Number.isNaN(ceiling) ? '' : ` (${(row[c] / ceiling).toFixed(1)}×)`}`)).join(' | ')} |`);

@@ -172,6 +172,20 @@ export class MediaCatalog {
     return record;
   }
 
+  /**
+   * The cached record without counting the lookup: for an answer from memory
+   * that may still give up (and then look up through {@link cached}, which
+   * counts). Whoever answers from it counts it with {@link countRecordHit}.
+   */
+  peek(serverName: string, mediaId: string): MediaRecord | undefined {
+    return this.#recordCache.get(`${serverName}/${mediaId}`, this.clock.now());
+  }
+
+  /** Counts a record lookup answered from {@link peek}. */
+  countRecordHit(): void {
+    this.#onCacheLookup?.('record', true);
+  }
+
   /** The record from the store (a complete one is cached), or null. */
   async load(serverName: string, mediaId: string): Promise<MediaRecord | null> {
     const record = await this.records.getMedia(serverName, mediaId);

@@ -425,7 +425,7 @@ export class MediaService {
     }
     const verdict = this.#access.check(record, options, options.purpose ?? 'download');
     if (verdict !== undefined) await verdict;
-    catalog.noteAccess(serverName, mediaId);
+    catalog.noteRecordAccess(record);
     return catalog.handleFor(record);
   }
 
@@ -466,10 +466,10 @@ export class MediaService {
     this.catalog.countRecordHit();
     const verdict = this.#access.check(record, request, purpose);
     if (verdict === undefined) {
-      this.catalog.noteAccess(record.serverName, record.mediaId);
+      this.catalog.noteRecordAccess(record);
       return;
     }
-    return verdict.then(() => this.catalog.noteAccess(record.serverName, record.mediaId));
+    return verdict.then(() => this.catalog.noteRecordAccess(record));
   }
 
   /** Runs the access rules on a record this service did not look up (a thumbnail a remote server made). */

@@ -80,6 +80,9 @@ function load(url, headers, count) {
   return result['2xx'];
 }
 
+/** Every round's figure, by server and case, printed under the table. */
+const roundsOf = {};
+
 /** The median of a list of numbers. */
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
@@ -112,6 +115,7 @@ function measure(name, pid, urls) {
     }
   }
   const perRequest = {};
+  roundsOf[name] = samples;
   for (const c of Object.keys(urls)) {
     perRequest[c] = median(samples[c]);
     log(`${name} ${c}: median ${(perRequest[c] / 1000).toFixed(0)} k of ${samples[c].map((v) => (v / 1000).toFixed(0)).join(', ')}`);
@@ -229,6 +233,10 @@ try {
       lines.push(`${name}: federation − download = ${((row.federation - row.download) / 1000).toFixed(0)} k instructions`);
     }
     if (row.thumbnail !== undefined && row.download !== undefined) lines.push(`${name}: thumbnail / download = ${(row.thumbnail / row.download).toFixed(2)}`);
+  }
+  lines.push('', 'every round (k instructions per request; the spread is GC and JIT work that lands in one round or another):');
+  for (const [name, samples] of Object.entries(roundsOf)) {
+    for (const [c, values] of Object.entries(samples)) lines.push(`${name} ${c}: ${values.map((v) => (v / 1000).toFixed(0)).join(', ')}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 } catch (error) {

@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { parseSigningKeyFile, signXMatrixRequest } from '@hsmedia/signing';
+import { splitDump } from './lib/callgrind-split.mjs';
 import { startReferenceServer, stopChild } from './lib/servers.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -57,16 +58,17 @@ const log = (text) => process.stderr.write(`[instructions] ${text}\n`);
 const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-instructions-'));
 const callgrind = (name) => ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${path.join(work, `cg-${name}`)}`];
 
-/** Total instructions of the dumps callgrind wrote for `name` since `seen` (file names). */
+/** Instructions of the dumps callgrind wrote for `name` since `seen` (file names): total, and split (lib/callgrind-split.mjs). */
 function newTotals(name, seen) {
-  let total = 0;
+  const sum = { total: 0, gc: 0, jit: 0, path: 0 };
   for (const file of readdirSync(work)) {
     if (!file.startsWith(`cg-${name}`) || seen.has(file)) continue;
     seen.add(file);
-    const match = /^totals: (\d+)/m.exec(readFileSync(path.join(work, file), 'utf8'));
-    if (match) total += Number(match[1]);
+    if (!/^totals: (\d+)/m.test(readFileSync(path.join(work, file), 'utf8'))) continue;
+    const split = splitDump(path.join(work, file));
+    for (const key of Object.keys(sum)) sum[key] += split[key];
   }
-  return total;
+  return sum;
 }
 
 function load(url, headers, count) {
@@ -82,6 +84,8 @@ function load(url, headers, count) {
 
 /** Every round's figure, by server and case, printed under the table. */
 const roundsOf = {};
+/** Every round's request path (total minus GC and JIT compilation), by server and case. */
+const pathSamples = {};
 
 /** The median of a list of numbers. */
 function median(values) {
@@ -110,8 +114,11 @@ function measure(name, pid, urls) {
       const done = load(urls[c].url, urls[c].headers, requests);
       execFileSync('callgrind_control', ['-i', 'off', String(pid)], { stdio: 'ignore' });
       execFileSync('callgrind_control', ['-d', String(pid)], { stdio: 'ignore' });
-      samples[c].push(newTotals(name, seen) / done);
-      log(`${name} ${c} round ${round + 1}: ${(samples[c].at(-1) / 1000).toFixed(0)} k instructions per request`);
+      const counted = newTotals(name, seen);
+      samples[c].push(counted.total / done);
+      (pathSamples[name] ??= {})[c] = [...(pathSamples[name]?.[c] ?? []), counted.path / done];
+      const k = (value) => (value / done / 1000).toFixed(0);
+      log(`${name} ${c} round ${round + 1}: ${k(counted.total)} k instructions per request (GC ${k(counted.gc)} k, JIT ${k(counted.jit)} k, path ${k(counted.path)} k)`);
     }
   }
   const perRequest = {};
@@ -233,6 +240,14 @@ try {
       lines.push(`${name}: federation − download = ${((row.federation - row.download) / 1000).toFixed(0)} k instructions`);
     }
     if (row.thumbnail !== undefined && row.download !== undefined) lines.push(`${name}: thumbnail / download = ${(row.thumbnail / row.download).toFixed(2)}`);
+  }
+  lines.push('', 'request path: the last round without GC and JIT compilation (lib/callgrind-split.mjs), k instructions per request; the steadiest figure:', '');
+  lines.push(`| server | ${cases.join(' | ')} |`, `|---|${cases.map(() => '---|').join('')}`);
+  for (const [name, byCase] of Object.entries(pathSamples)) {
+    lines.push(`| ${name} | ${cases.map((c) => (byCase[c] === undefined ? '' : `${(byCase[c].at(-1) / 1000).toFixed(0)} k`)).join(' | ')} |`);
+  }
+  for (const [name, byCase] of Object.entries(pathSamples)) {
+    for (const [c, values] of Object.entries(byCase)) lines.push(`${name} ${c} path, every round: ${values.map((v) => (v / 1000).toFixed(0)).join(', ')}`);
   }
   lines.push('', 'every round (k instructions per request; the spread is GC and JIT work that lands in one round or another):');
   for (const [name, samples] of Object.entries(roundsOf)) {

@@ -5,7 +5,8 @@
  * machine. Each server runs alone under `valgrind --tool=callgrind` with
  * instrumentation off; after a warm-up (JIT), instrumentation is switched on
  * (`callgrind_control -i on`) for exactly --requests requests of one case,
- * then off, and the dump's total is divided by the requests. User-space
+ * then off, and the dump's total is divided by the requests; --repeat rounds
+ * of every case in turn, the median round reported. User-space
  * instructions only (the kernel's socket work is not counted).
  *
  * Servers: the bare node:http ceiling and bare Koa (lib/memory-server.mjs),
@@ -14,7 +15,7 @@
  * another build of hsmedia (an earlier commit) the same way. Also one
  * Ed25519 verification, with node:crypto and with libsodium (sodium-native).
  *
- * Usage: node bench/small-media-instructions.mjs [--requests 400] [--warmup 400] [--level warn]
+ * Usage: node bench/small-media-instructions.mjs [--requests 400] [--warmup 400] [--repeat 3] [--level warn]
  *          [--cases download,thumbnail,federation] [--before-cli OTHER/apps/media-server/dist/cli.js] [--hsmedia-only]
  * Needs valgrind (apt-get install valgrind) and a build. Takes several minutes: the servers run ~50x slower.
  */
@@ -28,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { parseSigningKeyFile, signXMatrixRequest } from '@hsmedia/signing';
+import { splitDump } from './lib/callgrind-split.mjs';
 import { startReferenceServer, stopChild } from './lib/servers.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -37,6 +39,7 @@ const { values: options } = parseArgs({
   options: {
     requests: { type: 'string', default: '400' },
     warmup: { type: 'string', default: '400' },
+    repeat: { type: 'string', default: '3' },
     level: { type: 'string', default: 'warn' },
     cases: { type: 'string', default: 'download,thumbnail,federation' },
     'before-cli': { type: 'string' },
@@ -46,6 +49,7 @@ const { values: options } = parseArgs({
 });
 const requests = Number(options.requests);
 const warmup = Number(options.warmup);
+const repeat = Number(options.repeat);
 const cases = options.cases.split(',');
 const SERVER_NAME = 'bench.localhost';
 const ORIGIN_NAME = 'origin.bench.localhost';
@@ -54,16 +58,17 @@ const log = (text) => process.stderr.write(`[instructions] ${text}\n`);
 const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-instructions-'));
 const callgrind = (name) => ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${path.join(work, `cg-${name}`)}`];
 
-/** Total instructions of the dumps callgrind wrote for `name` since `seen` (file names). */
+/** Instructions of the dumps callgrind wrote for `name` since `seen` (file names): total, and split (lib/callgrind-split.mjs). */
 function newTotals(name, seen) {
-  let total = 0;
+  const sum = { total: 0, gc: 0, jit: 0, path: 0 };
   for (const file of readdirSync(work)) {
     if (!file.startsWith(`cg-${name}`) || seen.has(file)) continue;
     seen.add(file);
-    const match = /^totals: (\d+)/m.exec(readFileSync(path.join(work, file), 'utf8'));
-    if (match) total += Number(match[1]);
+    if (!/^totals: (\d+)/m.test(readFileSync(path.join(work, file), 'utf8'))) continue;
+    const split = splitDump(path.join(work, file));
+    for (const key of Object.keys(sum)) sum[key] += split[key];
   }
-  return total;
+  return sum;
 }
 
 function load(url, headers, count) {
@@ -77,19 +82,50 @@ function load(url, headers, count) {
   return result['2xx'];
 }
 
-/** Instructions per request of each case on a server running under callgrind (pid). */
+/** Every round's figure, by server and case, printed under the table. */
+const roundsOf = {};
+/** Every round's request path (total minus GC and JIT compilation), by server and case. */
+const pathSamples = {};
+
+/** The median of a list of numbers. */
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/**
+ * Instructions per request of each case on a server running under callgrind (pid): every case warmed
+ * up first, then --repeat rounds that take the cases in turn; the median round counts. One round moves
+ * by tens of percent with what else the process happens to do then (a major GC, a JIT tier-up, a
+ * background job): the median of several is the figure.
+ */
 function measure(name, pid, urls) {
   const seen = new Set();
-  const perRequest = {};
+  const samples = {};
   for (const c of Object.keys(urls)) {
     load(urls[c].url, urls[c].headers, warmup);
-    newTotals(name, seen);
-    execFileSync('callgrind_control', ['-i', 'on', String(pid)], { stdio: 'ignore' });
-    const done = load(urls[c].url, urls[c].headers, requests);
-    execFileSync('callgrind_control', ['-i', 'off', String(pid)], { stdio: 'ignore' });
-    execFileSync('callgrind_control', ['-d', String(pid)], { stdio: 'ignore' });
-    perRequest[c] = newTotals(name, seen) / done;
-    log(`${name} ${c}: ${(perRequest[c] / 1000).toFixed(0)} k instructions per request`);
+    samples[c] = [];
+  }
+  newTotals(name, seen);
+  for (let round = 0; round < repeat; round++) {
+    for (const c of Object.keys(urls)) {
+      execFileSync('callgrind_control', ['-i', 'on', String(pid)], { stdio: 'ignore' });
+      const done = load(urls[c].url, urls[c].headers, requests);
+      execFileSync('callgrind_control', ['-i', 'off', String(pid)], { stdio: 'ignore' });
+      execFileSync('callgrind_control', ['-d', String(pid)], { stdio: 'ignore' });
+      const counted = newTotals(name, seen);
+      samples[c].push(counted.total / done);
+      (pathSamples[name] ??= {})[c] = [...(pathSamples[name]?.[c] ?? []), counted.path / done];
+      const k = (value) => (value / done / 1000).toFixed(0);
+      log(`${name} ${c} round ${round + 1}: ${k(counted.total)} k instructions per request (GC ${k(counted.gc)} k, JIT ${k(counted.jit)} k, path ${k(counted.path)} k)`);
+    }
+  }
+  const perRequest = {};
+  roundsOf[name] = samples;
+  for (const c of Object.keys(urls)) {
+    perRequest[c] = median(samples[c]);
+    log(`${name} ${c}: median ${(perRequest[c] / 1000).toFixed(0)} k of ${samples[c].map((v) => (v / 1000).toFixed(0)).join(', ')}`);
   }
   return perRequest;
 }
@@ -193,7 +229,7 @@ try {
   }
 
   const ceiling = results.ceiling?.download ?? Number.NaN;
-  const lines = [`k instructions per 1 KiB request (callgrind, ${requests} requests after ${warmup} warm-up, log_level ${options.level}); × = ratio to the node:http ceiling`, ''];
+  const lines = [`k instructions per 1 KiB request (callgrind, median of ${repeat} rounds of ${requests} requests after ${warmup} warm-up, log_level ${options.level}); × = ratio to the node:http ceiling`, ''];
   lines.push(`| server | ${cases.join(' | ')} |`, `|---|${cases.map(() => '---|').join('')}`);
   for (const [name, row] of Object.entries(results)) {
     lines.push(`| ${name} | ${cases.map((c) => (row[c] === undefined ? '' : `${(row[c] / 1000).toFixed(0)} k${Number.isNaN(ceiling) ? '' : ` (${(row[c] / ceiling).toFixed(1)}×)`}`)).join(' | ')} |`);
@@ -204,6 +240,18 @@ try {
       lines.push(`${name}: federation − download = ${((row.federation - row.download) / 1000).toFixed(0)} k instructions`);
     }
     if (row.thumbnail !== undefined && row.download !== undefined) lines.push(`${name}: thumbnail / download = ${(row.thumbnail / row.download).toFixed(2)}`);
+  }
+  lines.push('', 'request path: the last round without GC and JIT compilation (lib/callgrind-split.mjs), k instructions per request; the steadiest figure:', '');
+  lines.push(`| server | ${cases.join(' | ')} |`, `|---|${cases.map(() => '---|').join('')}`);
+  for (const [name, byCase] of Object.entries(pathSamples)) {
+    lines.push(`| ${name} | ${cases.map((c) => (byCase[c] === undefined ? '' : `${(byCase[c].at(-1) / 1000).toFixed(0)} k`)).join(' | ')} |`);
+  }
+  for (const [name, byCase] of Object.entries(pathSamples)) {
+    for (const [c, values] of Object.entries(byCase)) lines.push(`${name} ${c} path, every round: ${values.map((v) => (v / 1000).toFixed(0)).join(', ')}`);
+  }
+  lines.push('', 'every round (k instructions per request; the spread is GC and JIT work that lands in one round or another):');
+  for (const [name, samples] of Object.entries(roundsOf)) {
+    for (const [c, values] of Object.entries(samples)) lines.push(`${name} ${c}: ${values.map((v) => (v / 1000).toFixed(0)).join(', ')}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 } catch (error) {

@@ -6,36 +6,8 @@ import type { Logger } from '@hsmedia/runtime';
 import type { Context, Middleware } from 'koa';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { registerBlobStorageGauges } from './blob-metrics.js';
+import { PendingIncrements, RouteSeriesIndex, type PendingSeries } from './pending-increments.js';
 import { healthStatus, type HealthReport } from './health.js';
-
-/**
- * Increments of a labelled counter, summed in memory per label set and added
- * to the counter when it is read (a scrape runs its `collect`). prom-client
- * hashes and validates the labels on every `inc`, and a request makes
- * several; here a hit is one Map lookup. The key names the label set.
- */
-class PendingIncrements<L extends string> {
-  readonly #series = new Map<string, { readonly labels: Record<L, string>; value: number }>();
-
-  /** Adds `value` to the series `key`; returns its labels (one object per series, reusable). */
-  add(key: string, labels: Record<L, string>, value: number): Record<L, string> {
-    const series = this.#series.get(key);
-    if (series !== undefined) {
-      series.value += value;
-      return series.labels;
-    }
-    this.#series.set(key, { labels, value });
-    return labels;
-  }
-
-  flushInto(counter: Counter<L>): void {
-    for (const series of this.#series.values()) {
-      if (series.value === 0) continue;
-      counter.inc(series.labels, series.value);
-      series.value = 0;
-    }
-  }
-}
 
 /**
  * The server's Prometheus metrics, on a registry of its own (never
@@ -211,11 +183,24 @@ export class MediaMetrics {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'hsmedia_' });
   }
 
-  /** For `MediaService`'s `onCacheLookup` option. */
-  readonly onCacheLookup = (cache: 'record' | 'blob', hit: boolean): void => {
-    const result = hit ? 'hit' : 'miss';
-    this.#pendingCacheLookups.add(`${cache} ${result}`, { cache, result }, 1);
+  /** The four series of cache lookups, made once: a lookup adds 1 to one of them. */
+  readonly #cacheSeries = {
+    record: { hit: this.#cacheSeriesOf('record', 'hit'), miss: this.#cacheSeriesOf('record', 'miss') },
+    blob: { hit: this.#cacheSeriesOf('blob', 'hit'), miss: this.#cacheSeriesOf('blob', 'miss') },
   };
+
+  #cacheSeriesOf(cache: 'record' | 'blob', result: 'hit' | 'miss'): PendingSeries<'cache' | 'result'> {
+    return this.#pendingCacheLookups.seriesOf(`${cache} ${result}`, { cache, result });
+  }
+
+  /** For `MediaService`'s `onCacheLookup` option. No key or labels built per lookup. */
+  readonly onCacheLookup = (cache: 'record' | 'blob', hit: boolean): void => {
+    const series = this.#cacheSeries[cache];
+    (hit ? series.hit : series.miss).value += 1;
+  };
+
+  /** The request and byte series of every route template (no key or labels built per request). */
+  readonly #routes = new RouteSeriesIndex(this.#pendingRequests, this.#pendingBytesIn, this.#pendingBytesOut);
 
   /**
    * Koa middleware counting every request once its response is over (so a
@@ -249,16 +234,18 @@ export class MediaMetrics {
     const route = routeOf(ctx);
     const method = methodLabel(ctx.method);
     const status = ctx.res.statusCode;
-    const labels = this.#pendingRequests.add(`${method} ${status} ${route}`, { method, route, status: String(status) }, 1);
-    this.requestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    const routeSeries = this.#routes.of(route);
+    const series = routeSeries.requestsOf(method, status);
+    series.value += 1;
+    this.requestDuration.observe(series.labels, Number(process.hrtime.bigint() - started) / 1e9);
     // Since the previous request on this connection ended: the request line, headers and body
     // often arrive in one read before this middleware runs, so a snapshot at the start would miss them.
     const socket = ctx.req.socket as CountedSocket;
     let last = socket[BYTE_COUNTS];
     if (last === undefined) last = socket[BYTE_COUNTS] = { read: 0, written: 0 };
     const { bytesRead, bytesWritten } = socket;
-    this.#pendingBytesIn.add(route, { route }, Math.max(0, bytesRead - last.read));
-    this.#pendingBytesOut.add(route, { route }, Math.max(0, bytesWritten - last.written));
+    routeSeries.bytesIn.value += Math.max(0, bytesRead - last.read);
+    routeSeries.bytesOut.value += Math.max(0, bytesWritten - last.written);
     last.read = bytesRead;
     last.written = bytesWritten;
   }

@@ -52,8 +52,10 @@ export function accessTokenFrom(ctx: Context, allowQueryToken: boolean = true): 
  * or undefined. Given twice it is 400 `M_INVALID_PARAM`: which user acts must never be a guess.
  */
 export function assertedUserIdFrom(ctx: Context): string | undefined {
-  if (ctx.querystring === '') return undefined;
-  const values = new URLSearchParams(ctx.querystring).getAll('user_id');
+  const query = ctx.querystring;
+  // Common case, no parsing (every thumbnail has a query): the name can only decode to user_id if spelled out or percent-encoded.
+  if (query === '' || (!query.includes('user_id') && !query.includes('%'))) return undefined;
+  const values = new URLSearchParams(query).getAll('user_id');
   if (values.length > 1) throw errors.invalidParam('Query parameter user_id given more than once');
   return values[0] === '' ? undefined : values[0];
 }
@@ -82,18 +84,26 @@ export function createClientAuth(options: ClientAuthOptions): Middleware<ClientA
   const { verifier } = options;
   const allowQueryToken = options.allowQueryToken ?? true;
   const forbidGuests = options.forbidGuests ?? false;
-  return async function clientAuth(ctx, next) {
+  const admit = (ctx: Context, requester: Requester | null): void => {
+    if (requester === null) throw errors.unknownToken();
+    if (forbidGuests && requester.isGuest) throw guestForbidden();
+    ctx.state.requester = requester;
+  };
+  const verifyThenNext = async (ctx: Context, next: () => Promise<unknown>, token: string, options: { userId: string } | undefined): Promise<void> => {
+    admit(ctx, await verifier.verify(token, undefined, options));
+    await next();
+  };
+  // Not async: a known answer (token table, cache hit) goes on to `next` without a promise or frame of
+  // its own; a throw here reaches Koa as a rejection all the same (koa-compose catches it).
+  return function clientAuth(ctx, next) {
     const token = accessTokenFrom(ctx, allowQueryToken);
     if (token === null) throw errors.missingToken();
     const userId = assertedUserIdFrom(ctx);
     const options = userId === undefined ? undefined : { userId };
-    // A known answer (token table, cache hit) needs no promise; otherwise the verifier asks.
     const known = verifier.known?.(token, options);
-    const requester = known !== undefined ? known : await verifier.verify(token, undefined, options);
-    if (requester === null) throw errors.unknownToken();
-    if (forbidGuests && requester.isGuest) throw guestForbidden();
-    ctx.state.requester = requester;
-    await next();
+    if (known === undefined) return verifyThenNext(ctx, next, token, options);
+    admit(ctx, known);
+    return next();
   };
 }
 

@@ -112,6 +112,8 @@ export class MediaCatalog {
   readonly #admission: MediaAdmission | undefined;
   readonly #onCacheLookup: ((cache: 'record' | 'blob', hit: boolean) => void) | undefined;
   readonly #touches = new Map<string, { serverName: string; mediaId: string; at: number }>();
+  /** Reads of cached records ({@link noteRecordAccess}), merged into `#touches` when written. */
+  readonly #recordTouches = new Map<MediaRecord, number>();
   readonly #touchTimer: ReturnType<typeof setInterval> | undefined;
   readonly #storedListeners = new Set<(record: MediaRecord) => void>();
   readonly #invalidationListeners = new Set<(serverName: string, mediaId: string) => void>();
@@ -170,6 +172,20 @@ export class MediaCatalog {
     const record = this.#recordCache.get(`${serverName}/${mediaId}`, this.clock.now());
     this.#onCacheLookup?.('record', record !== undefined);
     return record;
+  }
+
+  /**
+   * The cached record without counting the lookup: for an answer from memory
+   * that may still give up (and then look up through {@link cached}, which
+   * counts). Whoever answers from it counts it with {@link countRecordHit}.
+   */
+  peek(serverName: string, mediaId: string): MediaRecord | undefined {
+    return this.#recordCache.get(`${serverName}/${mediaId}`, this.clock.now());
+  }
+
+  /** Counts a record lookup answered from {@link peek}. */
+  countRecordHit(): void {
+    this.#onCacheLookup?.('record', true);
   }
 
   /** The record from the store (a complete one is cached), or null. */
@@ -313,6 +329,16 @@ export class MediaCatalog {
   }
 
   /**
+   * {@link noteAccess} for a record served from the cache: keyed by the
+   * record object, so a hot item's read builds no key and no entry (the
+   * record stays referenced until the next batch is written).
+   */
+  noteRecordAccess(record: MediaRecord): void {
+    if (this.#touchTimer === undefined) return;
+    this.#recordTouches.set(record, this.clock.now());
+  }
+
+  /**
    * Drops every cached state of a media item in this process: its record,
    * its small blob, and (through `onInvalidate`) other services' caches such
    * as thumbnail rows. The only place caches are invalidated.
@@ -451,6 +477,12 @@ export class MediaCatalog {
 
   /** Writes the batched access times now. Failures are logged, not thrown. */
   async flushAccessTimes(): Promise<void> {
+    for (const [record, at] of this.#recordTouches) {
+      const { serverName, mediaId } = record;
+      const key = `${serverName}/${mediaId}`;
+      if ((this.#touches.get(key)?.at ?? Number.NEGATIVE_INFINITY) < at) this.#touches.set(key, { serverName, mediaId, at });
+    }
+    this.#recordTouches.clear();
     if (this.#touches.size === 0) return;
     const batch = [...this.#touches.values()];
     this.#touches.clear();

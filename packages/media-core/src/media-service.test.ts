@@ -332,6 +332,50 @@ describe('MediaService.getMedia', () => {
   });
 });
 
+describe('MediaService.cachedMedia (answers from memory)', () => {
+  it('answers a cached record synchronously with getMedia\'s handle, counting the hit once; nothing for an uncached one', async () => {
+    const lookups: string[] = [];
+    const { media, metadata } = setup({ onCacheLookup: (cache, hit) => void (cache === 'record' && lookups.push(String(hit))), touchIntervalMs: 60_000 });
+    const { mediaId } = await media.upload({ body: iter(enc('avatar')), requester: alice });
+    const handle = await media.getMedia('example.org', mediaId);
+    lookups.length = 0;
+    expect(media.cachedMedia('example.org', mediaId, { requester: alice })).toBe(handle);
+    expect(lookups).toEqual(['true']);
+    // Not cached (or no such item): nothing done, nothing counted; getMedia answers.
+    expect(media.cachedMedia('example.org', 'unknownMedia', { requester: alice })).toBeUndefined();
+    expect(media.cachedMedia('bad server!', mediaId, {})).toBeUndefined();
+    expect(lookups).toEqual(['true']);
+    // The access time is noted as getMedia notes it.
+    await media.close();
+    expect(metadata.touches.map((touch) => touch[1])).toEqual([mediaId]);
+  });
+
+  it('applies the access rules: quarantine, the freeze, and a policy that answers later', async () => {
+    const asked: string[] = [];
+    const { media, metadata } = setup({
+      freezeLegacy: true,
+      accessPolicy: {
+        async check(record, access) {
+          asked.push(`${access.purpose}:${access.legacy}:${access.requester?.userId ?? '-'}`);
+        },
+      },
+    });
+    const { mediaId } = await media.upload({ body: iter(enc('x')), requester: alice });
+    await media.getMedia('example.org', mediaId, { requester: alice });
+    asked.length = 0;
+    const known = media.cachedMedia('example.org', mediaId, { requester: alice });
+    expect(known).toBeInstanceOf(Promise);
+    expect((await known)?.size).toBe(1);
+    expect(asked).toEqual(['download:false:@alice:example.org']);
+    expect(() => media.cachedMedia('example.org', mediaId, { legacy: true })).toThrow(/not found/i);
+    // A quarantine written behind the cache's back is seen once the record is read again (as getMedia).
+    expect(await metadata.setMediaQuarantined('example.org', mediaId, true)).toBe(true);
+    await media.catalog.mediaChanged('example.org', mediaId);
+    expect(media.cachedMedia('example.org', mediaId, { requester: alice })).toBeUndefined();
+    expect((await matrixError(media.getMedia('example.org', mediaId, { requester: alice }))).httpStatus).toBe(404);
+  });
+});
+
 describe('pending (async) uploads', () => {
   async function pending(metadata: MemoryMetadataStore, mediaId: string, expiresAt: number | null): Promise<void> {
     const inserted = await metadata.insertMedia({

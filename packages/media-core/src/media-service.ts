@@ -425,8 +425,51 @@ export class MediaService {
     }
     const verdict = this.#access.check(record, options, options.purpose ?? 'download');
     if (verdict !== undefined) await verdict;
-    catalog.noteAccess(serverName, mediaId);
+    catalog.noteRecordAccess(record);
     return catalog.handleFor(record);
+  }
+
+  /**
+   * {@link getMedia}'s answer when it is in memory, without a promise: the
+   * record is cached and needs no wait (no scan verdict pending). Undefined
+   * when it is not; then nothing was done or counted, and `getMedia` gives
+   * the answer. A promise only when the access rules have to ask (the
+   * blocked-hash list, an asynchronous policy). For client and legacy
+   * lookups: `request` carries who asks, as `GetMediaOptions` does.
+   */
+  cachedMedia(serverName: string, mediaId: string, request: AccessRequest, purpose: 'download' | 'thumbnail' = 'download'): MediaHandle | Promise<MediaHandle> | undefined {
+    const record = this.servableCached(serverName, mediaId);
+    if (record === undefined) return undefined;
+    const admitted = this.admitCached(record, request, purpose);
+    const handle = this.catalog.handleFor(record);
+    return admitted === undefined ? handle : admitted.then(() => handle);
+  }
+
+  /**
+   * The cached record of a media item when {@link getMedia} would serve it
+   * without waiting (uncounted: see `MediaCatalog.peek`), else undefined.
+   * Whoever answers from it calls {@link admitCached}.
+   */
+  servableCached(serverName: string, mediaId: string): MediaRecord | undefined {
+    const record = this.catalog.peek(serverName, mediaId);
+    // Cached records are complete; one still waiting for its scan verdict is getMedia's work.
+    if (record === undefined || (this.scanning !== undefined && record.scanState !== undefined && record.scanState !== 'clean')) return undefined;
+    return record;
+  }
+
+  /**
+   * What {@link getMedia} does with a cached record before handing it out:
+   * counts the cache hit, runs the access rules (throws their refusal) and
+   * notes the access. A promise only when the rules have to ask.
+   */
+  admitCached(record: MediaRecord, request: AccessRequest, purpose: 'download' | 'thumbnail'): void | Promise<void> {
+    this.catalog.countRecordHit();
+    const verdict = this.#access.check(record, request, purpose);
+    if (verdict === undefined) {
+      this.catalog.noteRecordAccess(record);
+      return;
+    }
+    return verdict.then(() => this.catalog.noteRecordAccess(record));
   }
 
   /** Runs the access rules on a record this service did not look up (a thumbnail a remote server made). */

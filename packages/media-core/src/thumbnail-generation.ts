@@ -74,12 +74,13 @@ export class ThumbnailGeneration {
 
   /** Whether the configured sizes of this item are queued or being made now. */
   isPending(record: MediaRecord): boolean {
-    return this.#pregen.has(`${record.serverName}/${record.mediaId}`);
+    // Empty almost always once the sizes are made: no key is built per request then.
+    return this.#pregen.size > 0 && this.#pregen.has(`${record.serverName}/${record.mediaId}`);
   }
 
   /** The remembered failure of this item's source, if any. */
   failureOf(record: MediaRecord): MatrixError | undefined {
-    return this.#failures.get(`${record.serverName}/${record.mediaId}`, this.#catalog.clock.now());
+    return this.#failures.size === 0 ? undefined : this.#failures.get(`${record.serverName}/${record.mediaId}`, this.#catalog.clock.now());
   }
 
   /** Queues the configured sizes of a stored item (no-op when there is nothing to make). */

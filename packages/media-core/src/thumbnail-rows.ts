@@ -3,6 +3,8 @@ import type { MediaCatalog } from './media-catalog.js';
 import type { MediaRecord, StoredThumbnail, ThumbnailSpec } from './ports/index.js';
 
 const ROWS_TTL_MS = 60_000;
+/** Spec objects remembered per rows array (see `knownAnswer`). */
+const MAX_CHOSEN_PER_ITEM = 64;
 
 /** The identity of a stored thumbnail within its media item (the thumbnail index's unique key). */
 export function rowKey(t: Pick<StoredThumbnail, 'width' | 'height' | 'method' | 'animated' | 'contentType'>): string {
@@ -37,6 +39,8 @@ export class ThumbnailRows {
   readonly #rows = new WeightedLru<string, StoredThumbnail[]>(10_000);
   /** `media/spec` → the row that answered it (dynamic mode), for outputs the exact test cannot recognise. */
   readonly #answered = new WeightedLru<string, string>(50_000);
+  /** Cached rows array → spec object → the row chosen for it ({@link knownAnswer}). */
+  readonly #chosen = new WeakMap<readonly StoredThumbnail[], Map<ThumbnailSpec, StoredThumbnail>>();
   readonly #unsubscribe: () => void;
   readonly #unsubscribeResync: () => void;
 
@@ -58,6 +62,26 @@ export class ThumbnailRows {
     return rows;
   }
 
+  /**
+   * The row already chosen for `spec` among the cached rows of a media item,
+   * without I/O; undefined when the rows are not cached or `spec` was not
+   * answered from them yet. Keyed by the rows array (a new listing starts
+   * afresh) and by the spec object (the routes share one per query string).
+   */
+  knownAnswer(media: MediaKey, spec: ThumbnailSpec): StoredThumbnail | undefined {
+    const rows = this.#rows.get(`${media.serverName}/${media.mediaId}`, this.#catalog.clock.now());
+    return rows === undefined ? undefined : this.#chosen.get(rows)?.get(spec);
+  }
+
+  /** Remembers that `row` of `rows` (as {@link list} gave them) answers `spec`. */
+  rememberAnswer(rows: readonly StoredThumbnail[], spec: ThumbnailSpec, row: StoredThumbnail): void {
+    let chosen = this.#chosen.get(rows);
+    if (chosen === undefined) this.#chosen.set(rows, (chosen = new Map()));
+    // Bounded: distinct spec objects come from distinct query strings.
+    if (chosen.size >= MAX_CHOSEN_PER_ITEM) chosen.clear();
+    chosen.set(spec, row);
+  }
+
   /** Forgets the cached rows of a media item (after inserting one). */
   forget(media: MediaKey): void {
     this.#rows.delete(`${media.serverName}/${media.mediaId}`);
@@ -71,6 +95,9 @@ export class ThumbnailRows {
 
   /** Remembers that `row` answers `spec` exactly. */
   answers(media: MediaKey, spec: ThumbnailSpec, row: StoredThumbnail): void {
+    // The choices made from the cached rows followed the previous answers: choose again.
+    const rows = this.#rows.get(`${media.serverName}/${media.mediaId}`, Number.NEGATIVE_INFINITY);
+    if (rows !== undefined) this.#chosen.delete(rows);
     this.#answered.set(`${media.serverName}/${media.mediaId}/${specKey(spec)}`, rowKey(row), 1);
   }
 

@@ -274,6 +274,63 @@ describe('ThumbnailService: one catalog with the media and admin services', () =
   });
 });
 
+describe('ThumbnailService: answers from memory (cachedThumbnail)', () => {
+  it('answers a spec answered before synchronously, with the same handle, counting one record hit per answer', async () => {
+    const lookups: string[] = [];
+    const { thumbnails, upload } = setup({ media: { onCacheLookup: (cache, hit) => lookups.push(`${cache}:${hit}`) } });
+    const mediaId = await upload('png');
+    await thumbnails.idle();
+    // Nothing answered from these rows yet: no answer, and nothing counted.
+    expect(thumbnails.cachedThumbnail(SERVER, mediaId, crop32, { requester: alice })).toBeUndefined();
+    expect(lookups).toEqual([]);
+    const handle = await thumbnails.getThumbnail(SERVER, mediaId, crop32, { requester: alice });
+    lookups.length = 0;
+    const known = thumbnails.cachedThumbnail(SERVER, mediaId, crop32, { requester: alice });
+    expect(known).toBe(handle);
+    expect(lookups).toEqual(['record:true']);
+    // Another spec object (another query string) is chosen through getThumbnail first.
+    expect(thumbnails.cachedThumbnail(SERVER, mediaId, { ...crop32 }, { requester: alice })).toBeUndefined();
+    expect(thumbnails.cachedThumbnail(SERVER, 'NotStoredHere', crop32, {})).toBeUndefined();
+  });
+
+  it('applies the access rules: quarantine and the freeze refuse, an asynchronous policy is asked once', async () => {
+    const asked: string[] = [];
+    const { thumbnails, admin, upload } = setup({
+      media: {
+        freezeLegacy: true,
+        cache: { recordTtlMs: 3_600_000 },
+        accessPolicy: {
+          async check(record, access) {
+            asked.push(`${access.purpose}:${access.requester?.userId ?? '-'}`);
+          },
+        },
+      },
+    });
+    const mediaId = await upload('png');
+    await thumbnails.getThumbnail(SERVER, mediaId, crop32, { requester: alice });
+    asked.length = 0;
+    const known = thumbnails.cachedThumbnail(SERVER, mediaId, crop32, { requester: alice });
+    expect(known).toBeInstanceOf(Promise);
+    expect((await known)?.size).toBe(10);
+    expect(asked).toEqual(['thumbnail:@alice:example.org']);
+    // Stored while frozen: never on a legacy request.
+    expect(() => thumbnails.cachedThumbnail(SERVER, mediaId, crop32, { legacy: true })).toThrow(/not found/i);
+    expect(await admin.setQuarantined(SERVER, mediaId, true)).toBe(true);
+    // The quarantine dropped the cached record: getThumbnail answers (404).
+    expect(thumbnails.cachedThumbnail(SERVER, mediaId, crop32, { requester: alice })).toBeUndefined();
+    expect((await matrixError(thumbnails.getThumbnail(SERVER, mediaId, crop32, { requester: alice }))).httpStatus).toBe(404);
+  });
+
+  it('forgets its answers when the thumbnails are deleted', async () => {
+    const { thumbnails, media, upload } = setup();
+    const mediaId = await upload('png');
+    await thumbnails.getThumbnail(SERVER, mediaId, crop32);
+    expect(thumbnails.cachedThumbnail(SERVER, mediaId, crop32, {})).toBeDefined();
+    await media.catalog.deleteThumbnails(SERVER, mediaId);
+    expect(thumbnails.cachedThumbnail(SERVER, mediaId, crop32, {})).toBeUndefined();
+  });
+});
+
 /** A remote whose media and thumbnails answer from tables; counts requests. */
 class ScriptedRemote implements RemoteMediaSource {
   mediaFetches = 0;

@@ -4,6 +4,7 @@ import { isValidMediaId } from './ids.js';
 import type { MediaCatalog } from './media-catalog.js';
 import { newMediaRecord } from './media-record.js';
 import type { MediaHandle, ThumbnailHandle } from './media-handle.js';
+import type { AccessRequest } from './media-access.js';
 import type { GetMediaOptions, MediaService } from './media-service.js';
 import type { ImageProbe, MediaRecord, RemoteMediaSource, StoredThumbnail, ThumbnailGenerator, ThumbnailSpec } from './ports/index.js';
 import { RemoteThumbnails } from './remote-thumbnails.js';
@@ -184,6 +185,26 @@ export class ThumbnailService {
     return this.thumbnailFor(handle.record, spec, options);
   }
 
+  /**
+   * {@link getThumbnail}'s answer when it is in memory, without a promise:
+   * the media record is cached and servable (`MediaService.servableCached`),
+   * and the same `spec` object was answered from the same cached rows before
+   * (the routes share one spec object per query string). Undefined when not;
+   * then nothing was done or counted, and `getThumbnail` gives the answer. A
+   * promise only when the access rules have to ask.
+   */
+  cachedThumbnail(serverName: string, mediaId: string, spec: ThumbnailSpec, request: AccessRequest): ThumbnailHandle | Promise<ThumbnailHandle> | undefined {
+    const record = this.#media.servableCached(serverName, mediaId);
+    if (record === undefined) return undefined;
+    // thumbnailFor's own checks first: a remembered failure or a generation under way is its work.
+    if (this.#generation.failureOf(record) !== undefined || this.#generation.isPending(record)) return undefined;
+    const row = this.#rows.knownAnswer(record, spec);
+    if (row === undefined) return undefined;
+    const admitted = this.#media.admitCached(record, request, 'thumbnail');
+    const handle = this.#handleFor(record, row, false);
+    return admitted === undefined ? handle : admitted.then(() => handle);
+  }
+
   /** The thumbnail of a stored media record for `spec` (the federation endpoint has the record already). */
   async thumbnailFor(record: MediaRecord, spec: ThumbnailSpec, options: { readonly signal?: SignalSource | undefined } = {}): Promise<ThumbnailHandle> {
     if (record.blobId === null) throw errors.notFound('Media not found');
@@ -216,6 +237,8 @@ export class ThumbnailService {
         throw this.#generation.failureOf(record) ?? errors.notFound('No thumbnail of the requested method is available');
       }
     }
+    // Only a choice among these rows (a row made just now is not in them) can be made again without I/O.
+    if (rows.includes(row)) this.#rows.rememberAnswer(rows, spec, row);
     return this.#handleFor(record, row, false);
   }
 

@@ -1,11 +1,11 @@
 import { allowedMethodsOptions, matrixCors, matrixErrors, unrecognized, type ErrorLogger } from '@hsmedia/koa-matrix';
-import type { MediaService, RateLimiter, ThumbnailService } from '@hsmedia/media-core';
+import type { MediaHandle, MediaService, RateLimiter, ThumbnailService } from '@hsmedia/media-core';
 import { Router } from '@koa/router';
 import type Koa from 'koa';
 import type { Context, Middleware } from 'koa';
 import { addAsyncUploadRoutes } from './async-upload-routes.js';
 import { createFederationMediaRouter, type FederationMediaRouterOptions } from './federation-router.js';
-import { fileNameParam, lookupQuery } from './internal/query-params.js';
+import { fileNameParam, lookupQuery, type LookupQuery } from './internal/query-params.js';
 import { gatedRoutes } from './internal/router-gate.js';
 import { withUploadRequest } from './internal/upload-request.js';
 import { mediaSecurityHeaders } from './media-headers.js';
@@ -13,9 +13,11 @@ import { createPreviewUrlHandler, type PreviewUrlOptions } from './preview-route
 import { byteRateLimit, clientIpKey, rateLimit, requesterKey, type ByteCharge } from './rate-limit.js';
 import {
   ALL_METHODS,
+  accessRequestOf,
   clientLookup,
   memberOf,
   requesterOf,
+  type MediaContext,
   type MediaHandler,
   type MediaPathParams,
   type MediaRouteState,
@@ -145,19 +147,30 @@ export function createMediaRouters(options: MediaRoutersOptions): MediaRouters {
 
   const downloadFrom = (legacyRoute: boolean): MediaHandler<MediaPathParams> => {
     const send = legacyRoute ? publicSend : privateSend;
-    return async (ctx) => {
-      // The authenticate middleware guarantees a requester on the client route; refuse rather than run without.
-      if (!legacyRoute) requesterOf(ctx);
-      const { serverName, mediaId } = ctx.params;
-      const fileName = fileNameParam(ctx.params.fileName);
-      const lookup = clientLookup(ctx, legacyRoute, lookupQuery(ctx.querystring, legacyRoute));
-      const handle = await media.getMedia(serverName, mediaId, lookup);
-      const options = fileName === undefined ? send : { ...send, fileName };
+    const direct = accel === undefined && redirect === undefined;
+    const answer = async (
+      ctx: MediaContext<MediaPathParams>,
+      query: LookupQuery,
+      options: SendMediaOptions,
+      known: Promise<MediaHandle> | MediaHandle | undefined,
+    ): Promise<void> => {
+      const handle = await (known ?? media.getMedia(ctx.params.serverName, ctx.params.mediaId, clientLookup(ctx, legacyRoute, query)));
       if (accel !== undefined && (await accelMedia(ctx, handle, redirectBlobOf(handle), accel, options))) return;
       if (redirect !== undefined && (!legacyRoute || allowsRedirect(ctx.querystring))) {
         if (await redirectMedia(ctx, handle, redirectBlobOf(handle), redirect, options)) return;
       }
       await sendMedia(ctx, handle, options);
+    };
+    return (ctx) => {
+      // The authenticate middleware guarantees a requester on the client route; refuse rather than run without.
+      if (!legacyRoute) requesterOf(ctx);
+      const fileName = fileNameParam(ctx.params.fileName);
+      const query = lookupQuery(ctx.querystring, legacyRoute);
+      const options = fileName === undefined ? send : { ...send, fileName };
+      // A cached record: no lookup options, no await before sending.
+      const known = media.cachedMedia(ctx.params.serverName, ctx.params.mediaId, accessRequestOf(ctx, legacyRoute));
+      if (direct && known !== undefined && !(known instanceof Promise)) return sendMedia(ctx, known, options);
+      return answer(ctx, query, options, known);
     };
   };
 

@@ -4,7 +4,7 @@ import { abortSignalFor } from '@hsmedia/koa-matrix';
 import Koa from 'koa';
 import { describe, expect, it } from 'vitest';
 import { lookupQuery } from './internal/query-params.js';
-import { clientLookup, federationLookup, memberOf, requesterOf, type MediaStateContext } from './route-context.js';
+import { accessRequestOf, clientLookup, federationLookup, memberOf, requesterOf, type MediaStateContext } from './route-context.js';
 
 /** A real Koa context over a real (unconnected) Node request and response. */
 function contextWith(state: MediaStateContext['state']): MediaStateContext {
@@ -44,5 +44,21 @@ describe('media lookups', () => {
     expect(requesterOf(guest).isGuest).toBe(true);
     expect(() => memberOf(guest)).toThrow(expect.objectContaining({ errcode: 'M_GUEST_ACCESS_FORBIDDEN' }));
     expect(memberOf(contextWith({ requester: ALICE }))).toBe(ALICE);
+  });
+});
+
+describe('who asks, for answers from memory (accessRequestOf)', () => {
+  it('says what clientLookup says about the requester and the route, without an object in the common cases', () => {
+    const client = contextWith({ requester: ALICE });
+    const onClient = accessRequestOf(client, false);
+    expect(onClient).toBe(client.state);
+    expect([onClient.legacy === true, onClient.requester]).toEqual([clientLookup(client, false, lookupQuery('', false)).legacy, ALICE]);
+    const anonymous = contextWith({});
+    expect(accessRequestOf(anonymous, true)).toEqual({ legacy: true, requester: undefined });
+    expect(accessRequestOf(anonymous, true)).toBe(accessRequestOf(contextWith({}), true));
+    // A requester on a legacy route (set by an outer middleware) is passed on, as clientLookup does.
+    expect(accessRequestOf(contextWith({ requester: ALICE }), true)).toEqual({ legacy: true, requester: ALICE });
+    // Anything more on the client route's state than clientLookup would pass is left out.
+    expect(accessRequestOf(contextWith({ requester: ALICE, origin: 'other.test' }), false)).toEqual({ legacy: false, requester: ALICE });
   });
 });

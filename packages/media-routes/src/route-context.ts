@@ -80,6 +80,24 @@ export function clientLookup(ctx: MediaStateContext, legacy: boolean, query: Loo
   };
 }
 
+/** Who asks, as the access rules see it (the part of {@link clientLookup} an answer from memory needs). */
+export type MediaAccessRequest = Pick<GetMediaOptions, 'legacy' | 'requester' | 'origin'>;
+
+const LEGACY_ANONYMOUS: MediaAccessRequest = Object.freeze({ legacy: true, requester: undefined });
+
+/**
+ * Who asks on a client or legacy route, for `MediaService.cachedMedia` and
+ * `ThumbnailService.cachedThumbnail`: what {@link clientLookup} says about it,
+ * without an object per request in the common cases (the client route's
+ * state as it is; an anonymous legacy request).
+ */
+export function accessRequestOf(ctx: MediaStateContext, legacy: boolean): MediaAccessRequest {
+  const { state } = ctx;
+  if (!legacy && state.origin === undefined && !('legacy' in state)) return state;
+  if (legacy && state.requester === undefined) return LEGACY_ANONYMOUS;
+  return { legacy, requester: state.requester };
+}
+
 /** `getMedia` options of a federation request: our own media only, for the verified origin. */
 export function federationLookup(ctx: MediaStateContext, timeoutMs: number | undefined): GetMediaOptions {
   return { localOnly: true, timeoutMs, origin: ctx.state.origin, signal: () => abortSignalFor(ctx) };

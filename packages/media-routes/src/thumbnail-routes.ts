@@ -7,14 +7,14 @@
  * code injected), so this package depends on no image library.
  */
 import { errors } from '@hsmedia/errors';
-import type { MediaService, ThumbnailService } from '@hsmedia/media-core';
+import type { MediaService, ThumbnailHandle, ThumbnailService } from '@hsmedia/media-core';
 import type { Router } from '@koa/router';
 import type { Middleware } from 'koa';
 import type { FederationThumbnailProvider } from './federation-router.js';
-import { lookupQuery, thumbnailQueryParser } from './internal/query-params.js';
+import { lookupQuery, thumbnailQueryParser, type ThumbnailQuery } from './internal/query-params.js';
 import { accelMedia, type MediaAccel } from './accel-media.js';
 import { allowsRedirect, redirectBlobOf, redirectMedia, type MediaRedirect } from './redirect-media.js';
-import { clientLookup, type MediaHandler, type MediaPathParams } from './route-context.js';
+import { accessRequestOf, clientLookup, type MediaContext, type MediaHandler, type MediaPathParams } from './route-context.js';
 import { sendMedia, type SendMediaOptions } from './send-media.js';
 
 /** Options of {@link addThumbnailRoutes}. */
@@ -70,16 +70,22 @@ export function addThumbnailRoutes(client: Router, legacy: Router, options: Thum
       };
     }
     const parseQuery = thumbnailQueryParser(legacyRoute, thumbnails);
-    return async (ctx) => {
-      const query = parseQuery(ctx.querystring);
-      const lookup = clientLookup(ctx, legacyRoute, query);
-      const handle = await thumbnails.getThumbnail(ctx.params.serverName, ctx.params.mediaId, query.spec, lookup);
-      const send = legacyRoute ? publicSend : privateSend;
+    const send = legacyRoute ? publicSend : privateSend;
+    const direct = accel === undefined && redirect === undefined;
+    const answer = async (ctx: MediaContext<MediaPathParams>, query: ThumbnailQuery, known: Promise<ThumbnailHandle> | ThumbnailHandle | undefined): Promise<void> => {
+      const handle = await (known ?? thumbnails.getThumbnail(ctx.params.serverName, ctx.params.mediaId, query.spec, clientLookup(ctx, legacyRoute, query)));
       if (accel !== undefined && (await accelMedia(ctx, handle, redirectBlobOf(handle), accel, send))) return;
       if (redirect !== undefined && (!legacyRoute || allowsRedirect(ctx.querystring))) {
         if (await redirectMedia(ctx, handle, redirectBlobOf(handle), redirect, send)) return;
       }
       await sendMedia(ctx, handle, send);
+    };
+    return (ctx) => {
+      const query = parseQuery(ctx.querystring);
+      // A thumbnail answered before from memory: no lookup options, no await before sending.
+      const known = thumbnails.cachedThumbnail(ctx.params.serverName, ctx.params.mediaId, query.spec, accessRequestOf(ctx, legacyRoute));
+      if (direct && known !== undefined && !(known instanceof Promise)) return sendMedia(ctx, known, send);
+      return answer(ctx, query, known);
     };
   };
 

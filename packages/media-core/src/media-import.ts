@@ -27,6 +27,8 @@ export interface ImportedMediaRecord {
   readonly quarantined: boolean;
   /** Exempt from quarantine (Synapse's `safe_from_quarantine`). */
   readonly protected: boolean;
+  /** Profile media (an avatar): kept by purges that spare profiles (`MediaRecord.profile`). Default false. */
+  readonly profile?: boolean;
   /** Stored while the legacy endpoints were frozen (Synapse's `authenticated`); default false. */
   readonly authenticated?: boolean;
   /** Checked while streaming: a mismatch is an `ImportError('size-mismatch')` and nothing is kept. */
@@ -401,6 +403,7 @@ function baseRecord(record: ImportedMediaRecord): Omit<MediaRecord, 'blobId' | '
     authenticated: record.authenticated === true,
     quarantined: record.quarantined,
     ...(record.protected ? { protected: true } : {}),
+    ...(record.profile === true ? { profile: true } : {}),
     lastAccessAt: record.lastAccessAt,
   };
 }

@@ -27,7 +27,7 @@ export async function getMediaBatch(knex: Knex, table: string, keys: readonly Me
 
 /**
  * Every record checked first, then the first record of each key inserted in
- * one transaction (all or nothing), `ON CONFLICT DO NOTHING` deciding races
+ * one statement, or one transaction of several (all or nothing), `ON CONFLICT DO NOTHING` deciding races
  * as `insertMedia` does; per record whether it was inserted.
  */
 export async function insertMediaBatch(knex: Knex, table: string, records: readonly MediaRecord[]): Promise<boolean[]> {
@@ -49,13 +49,16 @@ export async function insertMediaBatch(knex: Knex, table: string, records: reado
   const unique = [...first.values()].map((index) => records[index]!);
   if (unique.length === 0) return [];
   const inserted = new Set<string>();
-  await knex.transaction(async (trx) => {
+  const insertChunks = async (db: Knex | Knex.Transaction): Promise<void> => {
     for (let start = 0; start < unique.length; start += INSERT_CHUNK) {
       const rows = unique.slice(start, start + INSERT_CHUNK).map(mediaRecordToRow);
-      const added = (await trx(table).insert(rows).onConflict(['server_name', 'media_id']).ignore().returning(['server_name', 'media_id'])) as Pick<MediaRow, 'server_name' | 'media_id'>[];
+      const added = (await db(table).insert(rows).onConflict(['server_name', 'media_id']).ignore().returning(['server_name', 'media_id'])) as Pick<MediaRow, 'server_name' | 'media_id'>[];
       for (const row of added) inserted.add(keyOf(row.server_name, row.media_id));
     }
-  });
+  };
+  // One statement is atomic by itself; a transaction (and its round trips) only for several.
+  if (unique.length <= INSERT_CHUNK) await insertChunks(knex);
+  else await knex.transaction(insertChunks);
   return records.map((record, index) => {
     const key = keyOf(record.serverName, record.mediaId);
     return first.get(key) === index && inserted.has(key);

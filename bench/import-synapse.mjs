@@ -16,7 +16,15 @@
  * (streamed into the store, the default of the command) and `link`
  * (`--link`: hard-linked, read once to hash).
  *
- * Usage: node bench/import-synapse.mjs [--files 10000] [--concurrency 16] [--modes copy,link] [--keep]
+ * `--rounds N` repeats the `cp -r` / imports sequence N times on the same
+ * fixture and reports the median ratio (the machine may be shared: a ratio
+ * within one round is steadier than a throughput). `--baseline-cli PATH`
+ * also runs the imports with another build's `dist/cli.js` in every round
+ * (e.g. a checkout of the previous commit), for a before/after in one run.
+ * CPU is given per GiB and per file (ms): the import's CPU per file is the
+ * figure a loaded machine changes least.
+ *
+ * Usage: node bench/import-synapse.mjs [--files 10000] [--concurrency 16] [--modes copy,link] [--rounds 1] [--baseline-cli PATH] [--keep]
  * Needs a build (`npx turbo run build --filter=@hsmedia/media-server`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -37,11 +45,17 @@ const { values: options } = parseArgs({
     files: { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: '16' },
     modes: { type: 'string', default: 'copy,link' },
+    rounds: { type: 'string', default: '1' },
+    'baseline-cli': { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
 if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx turbo run build --filter=@hsmedia/media-server)`);
 const files = Number(options.files);
+const rounds = Number(options.rounds);
+if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+const builds = [{ name: '', cli: CLI }, ...(options['baseline-cli'] === undefined ? [] : [{ name: 'baseline ', cli: path.resolve(options['baseline-cli']) }])];
+for (const { cli } of builds) if (!existsSync(cli)) throw new Error(`${cli} is missing`);
 const work = mkdtempSync(path.join(tmpdir(), 'hsmedia-bench-import-synapse-'));
 
 /** A small deterministic PRNG (mulberry32), so every run has the same sizes. */
@@ -111,48 +125,74 @@ try {
   console.log(`fixture: ${files} files, ${(totalBytes / MIB).toFixed(0)} MiB (mean ${(totalBytes / files / KIB).toFixed(0)} KiB) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   // --- Runs ----------------------------------------------------------------
-  const cp = (n) => timed(() => execFileSync('cp', ['-r', mediaStore, path.join(work, `copy-${n}`)]));
-  const cpBefore = cp(1);
-  const imports = [];
-  for (const mode of options.modes.split(',')) {
-    const target = path.join(work, `target-${mode}`);
-    mkdirSync(target);
-    const config = path.join(target, 'config.yaml');
-    writeFileSync(
-      config,
-      [
-        'server_name: bench.localhost',
-        `database:\n  sqlite:\n    path: ${path.join(target, 'media.db')}`,
-        `media_store:\n  filesystem:\n    path: ${path.join(target, 'media')}`,
-        `signing_key_path: ${path.join(target, 'signing.key')}`,
-        '',
-      ].join('\n'),
-    );
-    let exitStatus = 0;
-    let output = '';
-    const run = timed(() => {
-      const result = spawnSync(
-        process.execPath,
-        [CLI, 'import-synapse', '--config', config, '--database', path.join(work, 'homeserver.db'), '--media-store', mediaStore, '--report', path.join(target, 'report.jsonl'), '--concurrency', options.concurrency, ...(mode === 'link' ? ['--link'] : [])],
-        { cwd: target, encoding: 'utf8', maxBuffer: 64 * MIB },
-      );
-      exitStatus = result.status ?? 1;
-      output = `${result.stdout}${exitStatus === 0 ? '' : result.stderr}`;
-    });
-    if (exitStatus !== 0) throw new Error(`import-synapse (${mode}) exited with ${exitStatus}:\n${output}`);
-    if (!output.includes(`media: imported ${files}`)) throw new Error(`unexpected import summary:\n${output}`);
-    imports.push({ mode, run });
-  }
-  const cpAfter = cp(2);
-  const cpMean = { seconds: (cpBefore.seconds + cpAfter.seconds) / 2, cpuSeconds: (cpBefore.cpuSeconds + cpAfter.cpuSeconds) / 2 };
-
+  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
   const row = (name, run) =>
-    `${name.padEnd(22)} ${run.seconds.toFixed(1).padStart(7)} s ${(files / run.seconds).toFixed(0).padStart(8)} files/s ${(totalBytes / MIB / run.seconds).toFixed(0).padStart(6)} MiB/s ${(run.cpuSeconds / gib).toFixed(2).padStart(7)} CPU s/GiB`;
-  console.log(row('cp -r (before)', cpBefore));
-  console.log(row('cp -r (after)', cpAfter));
-  for (const { mode, run } of imports) {
-    console.log(row(`import ${mode} (c=${options.concurrency})`, run));
-    console.log(`  ratio ${mode}/cp throughput: ${(cpMean.seconds / run.seconds).toFixed(2)}x (target >= 0.5x); CPU per GiB: ${mode} ${(run.cpuSeconds / gib).toFixed(2)} s, cp ${(cpMean.cpuSeconds / gib).toFixed(2)} s`);
+    `${name.padEnd(32)} ${run.seconds.toFixed(1).padStart(7)} s ${(files / run.seconds).toFixed(0).padStart(8)} files/s ${(totalBytes / MIB / run.seconds).toFixed(0).padStart(6)} MiB/s ${(run.cpuSeconds / gib).toFixed(2).padStart(7)} CPU s/GiB ${((run.cpuSeconds / files) * 1000).toFixed(2).padStart(6)} CPU ms/file`;
+  const ratios = new Map();
+  let copies = 0;
+  const cp = () => {
+    copies++;
+    const target = path.join(work, `copy-${copies}`);
+    const run = timed(() => execFileSync('cp', ['-r', mediaStore, target]));
+    rmSync(target, { recursive: true, force: true });
+    return run;
+  };
+  for (let round = 1; round <= rounds; round++) {
+    console.log(`round ${round} (load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})`);
+    const cpBefore = cp();
+    const imports = [];
+    for (const build of builds) {
+      for (const mode of options.modes.split(',')) {
+        const target = path.join(work, `target-${build.name.trim() || 'current'}-${mode}`);
+        rmSync(target, { recursive: true, force: true });
+        mkdirSync(target);
+        const config = path.join(target, 'config.yaml');
+        writeFileSync(
+          config,
+          [
+            'server_name: bench.localhost',
+            `database:\n  sqlite:\n    path: ${path.join(target, 'media.db')}`,
+            `media_store:\n  filesystem:\n    path: ${path.join(target, 'media')}`,
+            `signing_key_path: ${path.join(target, 'signing.key')}`,
+            '',
+          ].join('\n'),
+        );
+        let exitStatus = 0;
+        let output = '';
+        const run = timed(() => {
+          const result = spawnSync(
+            process.execPath,
+            [build.cli, 'import-synapse', '--config', config, '--database', path.join(work, 'homeserver.db'), '--media-store', mediaStore, '--report', path.join(target, 'report.jsonl'), '--state', path.join(target, 'state.json'), '--concurrency', options.concurrency, ...(mode === 'link' ? ['--link'] : [])],
+            { cwd: target, encoding: 'utf8', maxBuffer: 64 * MIB },
+          );
+          exitStatus = result.status ?? 1;
+          output = `${result.stdout}${exitStatus === 0 ? '' : result.stderr}`;
+        });
+        if (exitStatus !== 0) throw new Error(`import-synapse (${build.name}${mode}) exited with ${exitStatus}:\n${output}`);
+        if (!output.includes(`media: imported ${files}`)) throw new Error(`unexpected import summary:\n${output}`);
+        imports.push({ name: `${build.name}${mode}`, run });
+        rmSync(target, { recursive: true, force: true });
+      }
+    }
+    const cpAfter = cp();
+    const cpMean = { seconds: (cpBefore.seconds + cpAfter.seconds) / 2, cpuSeconds: (cpBefore.cpuSeconds + cpAfter.cpuSeconds) / 2 };
+    console.log(row('cp -r (before)', cpBefore));
+    console.log(row('cp -r (after)', cpAfter));
+    for (const { name, run } of imports) {
+      console.log(row(`import ${name} (c=${options.concurrency})`, run));
+      const ratio = cpMean.seconds / run.seconds;
+      const cpuRatio = run.cpuSeconds / cpMean.cpuSeconds;
+      console.log(`  ratio ${name}/cp throughput: ${ratio.toFixed(2)}x (target >= 0.5x); CPU: ${cpuRatio.toFixed(1)}x cp's`);
+      ratios.set(name, [...(ratios.get(name) ?? []), { ratio, cpuPerFileMs: (run.cpuSeconds / files) * 1000, seconds: run.seconds }]);
+    }
+  }
+  if (rounds > 1) {
+    console.log(`median of ${rounds} rounds:`);
+    for (const [name, values] of ratios) {
+      console.log(
+        `  ${name.padEnd(16)} throughput / cp -r ${median(values.map((v) => v.ratio)).toFixed(2)}x, ${median(values.map((v) => files / v.seconds)).toFixed(0)} files/s, CPU ${median(values.map((v) => v.cpuPerFileMs)).toFixed(2)} ms/file`,
+      );
+    }
   }
 } finally {
   if (options.keep) console.log(`kept ${work}`);

@@ -108,6 +108,7 @@ describe.skipIf(env.unavailable !== undefined)('hsmedia-server export and import
     try {
       await store.setMediaQuarantined(SOURCE, quarantinedId, true);
       await store.setMediaProtected(SOURCE, protectedId, true);
+      await store.setMediaProfile(SOURCE, uploads[1]!.mediaId, true);
       sourceRecords = new Map((await store.listMedia({}, { limit: 100 })).map((record) => [record.mediaId, record]));
       sourceThumbnails = await store.listThumbnails(SOURCE, uploads[0]!.mediaId);
     } finally {
@@ -157,7 +158,9 @@ describe.skipIf(env.unavailable !== undefined)('hsmedia-server export and import
           quarantined: before.quarantined,
         });
         expect(after?.protected === true).toBe(before.protected === true);
+        expect([mediaId, after?.profile === true]).toEqual([mediaId, before.profile === true]);
       }
+      expect([...sourceRecords.values()].filter((record) => record.profile === true).map((record) => record.mediaId)).toEqual([uploads[1]!.mediaId]);
       const thumbnails = await store.listThumbnails(SOURCE, uploads[0]!.mediaId);
       expect(thumbnails.map((t) => [t.width, t.height, t.method, t.contentType, t.size]).sort()).toEqual(sourceThumbnails.map((t) => [t.width, t.height, t.method, t.contentType, t.size]).sort());
     } finally {

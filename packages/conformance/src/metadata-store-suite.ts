@@ -1,10 +1,25 @@
-import { hasAdminAuditLog, hasBlockedHashes, hasJobLeases, hasMediaScanStates, type AdminAuditLog, type BlockedHashes, type JobLeases, type MediaMetadataStore, type MediaScanStates } from '@hsmedia/media-core';
+import {
+  hasAdminAuditLog,
+  hasBlockedHashBatches,
+  hasBlockedHashes,
+  hasJobLeases,
+  hasMediaRecordBatches,
+  hasMediaScanStates,
+  type AdminAuditLog,
+  type BlockedHashBatches,
+  type BlockedHashes,
+  type JobLeases,
+  type MediaMetadataStore,
+  type MediaRecordBatches,
+  type MediaScanStates,
+} from '@hsmedia/media-core';
 import type { ServerKeyStore } from '@hsmedia/signing';
 import type { TestContext } from 'vitest';
 import { describeAdminAuditCases } from './admin-audit-cases.js';
 import { describeBlockedHashCases } from './blocked-hash-cases.js';
 import { describeWithSubject } from './internal/subject-lifecycle.js';
 import { describeJobLeaseCases } from './job-lease-cases.js';
+import { describeMediaBatchCases } from './media-batch-cases.js';
 import type { PortFactory, PortSubject } from './port-subject.js';
 import { mediaQueriesCases, mediaRecordStoreCases } from './port-suites.js';
 import { describeScanStateCases } from './scan-state-cases.js';
@@ -13,7 +28,8 @@ import { describeThumbnailCases } from './thumbnail-cases.js';
 
 /**
  * What a {@link MetadataStoreFactory} hands to each test. A store that also
- * implements `JobLeases`, `BlockedHashes`, `AdminAuditLog`, `MediaScanStates` or `@hsmedia/signing`'s `ServerKeyStore` (the SQL
+ * implements `JobLeases`, `BlockedHashes`, `AdminAuditLog`, `MediaScanStates`, the import batches
+ * (`MediaRecordBatches`, `BlockedHashBatches`) or `@hsmedia/signing`'s `ServerKeyStore` (the SQL
  * stores and the in-memory one do) is checked for those too.
  */
 export type MetadataStoreSubject = PortSubject<MediaMetadataStore>;
@@ -66,5 +82,9 @@ export function describeMetadataStore(name: string, factory: MetadataStoreFactor
     describeThumbnailCases(store);
     mediaRecordStoreCases(store);
     describeServerKeyCases(optional<ServerKeyStore>(store, isServerKeyStore, 'ServerKeyStore'));
+    describeMediaBatchCases(
+      optional<MediaMetadataStore & MediaRecordBatches>(store, hasMediaRecordBatches, 'MediaRecordBatches'),
+      optional<BlockedHashes & BlockedHashBatches>(store, (current) => hasBlockedHashes(current) && hasBlockedHashBatches(current), 'BlockedHashBatches'),
+    );
   });
 }

@@ -111,6 +111,13 @@ export {
   type BlobStorageStats,
   type ReferencedBlob,
   hasBlobReferenceLedger,
+  type MediaRecordBatches,
+  type MediaKey,
+  type BlockedHashBatches,
+  MAX_MEDIA_BATCH,
+  hasMediaRecordBatches,
+  hasBlockedHashBatches,
+  checkBatchSize,
 } from './ports/index.js';
 export {
   ContentAddressedBlobStore,

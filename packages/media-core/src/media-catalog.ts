@@ -6,7 +6,7 @@ import { DEFAULT_CONTENT_TYPE, normaliseUploadContentType } from './content-head
 import { WeightedLru } from './internal/weighted-lru.js';
 import { followMediaChanges } from './media-change-sync.js';
 import type { ThumbnailHandle } from './media-handle.js';
-import type { MediaChange, MediaChangeFeed } from './ports/index.js';
+import { hasMediaRecordBatches, type MediaChange, type MediaChangeFeed } from './ports/index.js';
 import type { BlobStore, BlockedHashes, MediaAdmission, MediaCandidate, MediaRecord, MediaRecordStore, StoredBlob, StoredThumbnail, ThumbnailIndex } from './ports/index.js';
 import { StoredMediaHandle, type BlobReader } from './stored-media-handle.js';
 
@@ -223,6 +223,23 @@ export class MediaCatalog {
     this.remember(record);
     this.#emitStored(record);
     return true;
+  }
+
+  /**
+   * {@link publish} for many records in one transaction (a bulk import's
+   * group commit): per record whether it was inserted. Only for a record
+   * store with `MediaRecordBatches` (a `TypeError` otherwise).
+   */
+  async publishMany(records: readonly MediaRecord[]): Promise<boolean[]> {
+    const store = this.records;
+    if (!hasMediaRecordBatches(store)) throw new TypeError('publishMany: the record store has no MediaRecordBatches');
+    const inserted = await store.insertMediaBatch(records);
+    records.forEach((record, index) => {
+      if (inserted[index] !== true) return;
+      this.remember(record);
+      this.#emitStored(record);
+    });
+    return inserted;
   }
 
   /**

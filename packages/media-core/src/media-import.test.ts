@@ -176,6 +176,48 @@ describe('MediaImports', () => {
     expect((await metadata.listThumbnails(SERVER, 'pic')).length).toBe(3);
   });
 
+  it('keeps the profile flag of complete and pending media', async () => {
+    const { imports, metadata } = setup();
+    expect(await imports.importMedia(item('avatar', { profile: true }), iter(enc('face')))).toBe('imported');
+    expect(await imports.importMedia(item('plain'), iter(enc('not a face')))).toBe('imported');
+    expect(await imports.importMedia(item('later', { profile: true, pending: true, createdAt: Date.now() }), null)).toBe('imported');
+    expect(await metadata.getMedia(SERVER, 'avatar')).toMatchObject({ profile: true });
+    expect((await metadata.getMedia(SERVER, 'plain'))?.profile).toBeUndefined();
+    expect(await imports.importMedia(item('later', { profile: true }), iter(enc('late face')))).toBe('imported');
+    expect(await metadata.getMedia(SERVER, 'later')).toMatchObject({ profile: true, size: 9 });
+    expect((await metadata.summarizeMedia({ profile: true })).count).toBe(2);
+  });
+
+  it('announced pages: acts on the looked-up answers, and answers gone stale keep nothing twice and honour the blocked-hash list', async () => {
+    const { imports, metadata, blobs } = setup();
+    const records = ['p0', 'p1', 'p2', 'p3'].map((id) => item(id, { expectedSha256: sha256(id) }));
+    await metadata.blockHash({ sha256: sha256('p1'), reason: null, blockedBy: null, blockedAt: 1 });
+    expect(await imports.importMedia(records[0]!, iter(enc('p0')))).toBe('imported');
+    await imports.prefetch(records);
+    // Stale: p2 arrived and p3's hash was blocked after the page was looked up.
+    expect(await metadata.insertMedia({ ...(await metadata.getMedia(SERVER, 'p0'))!, mediaId: 'p2' })).toBe(true);
+    await metadata.blockHash({ sha256: sha256('p3'), reason: null, blockedBy: null, blockedAt: 1 });
+    const outcomes = await Promise.all(records.map((record) => imports.importMedia(record, iter(enc(record.mediaId)))));
+    expect(outcomes).toEqual(['present', 'imported', 'present', 'imported']);
+    expect((await metadata.getMedia(SERVER, 'p1'))?.quarantined).toBe(true);
+    expect((await metadata.getMedia(SERVER, 'p3'))?.quarantined).toBe(true);
+    expect(blobs.blobCount).toBe(3);
+    expect(await imports.has(SERVER, 'p2')).toBe(true);
+  });
+
+  it('writes the rows of items in flight together: a failing write keeps no row and no blob of any of them', async () => {
+    const { imports, metadata, blobs } = setup();
+    const ids = Array.from({ length: 24 }, (_, index) => `many${index}`);
+    expect(await Promise.all(ids.map((id) => imports.importMedia(item(id), iter(enc(id)))))).toEqual(ids.map(() => 'imported'));
+    expect((await metadata.summarizeMedia({})).count).toBe(ids.length);
+    const failing = ['f0', 'f1', 'f2'].map((id) => item(id));
+    await imports.prefetch(failing);
+    await metadata.close();
+    const results = await Promise.allSettled(failing.map((record) => imports.importMedia(record, iter(enc(record.mediaId)))));
+    expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(blobs.blobCount).toBe(ids.length);
+  });
+
   it('admits a thumbnail of remote media known only through it: refused when its hash is blocked', async () => {
     const { imports, metadata } = setup();
     await metadata.blockHash({ sha256: sha256('blocked thumb'), reason: null, blockedBy: null, blockedAt: 1 });

@@ -1,8 +1,10 @@
 import { ContentTooLargeError, isMatrixError } from '@hsmedia/errors';
 import { noopLogger, type Logger } from '@hsmedia/runtime';
 import { BlobSyncBatcher } from './blob-sync-batcher.js';
+import type { GroupCommit } from './group-commit.js';
 import { isValidMediaId, isValidServerName } from './ids.js';
 import type { MediaCatalog } from './media-catalog.js';
+import { ImportLookahead, importRowCommit, type KnownItem, type LookupItem } from './media-import-batches.js';
 import type { ByteSource, MediaCandidate, MediaRecord, StoredBlob, StoredThumbnail, ThumbnailMethod } from './ports/index.js';
 import { SHA256_HEX_RE } from './ports/index.js';
 
@@ -25,6 +27,8 @@ export interface ImportedMediaRecord {
   readonly quarantined: boolean;
   /** Exempt from quarantine (Synapse's `safe_from_quarantine`). */
   readonly protected: boolean;
+  /** Profile media (an avatar): kept by purges that spare profiles (`MediaRecord.profile`). Default false. */
+  readonly profile?: boolean;
   /** Stored while the legacy endpoints were frozen (Synapse's `authenticated`); default false. */
   readonly authenticated?: boolean;
   /** Checked while streaming: a mismatch is an `ImportError('size-mismatch')` and nothing is kept. */
@@ -130,6 +134,12 @@ const DEFAULT_PENDING_LIFETIME_MS = 24 * 60 * 60 * 1000;
  *   (`BlobStore.syncBlobs`), blobs are written without one and made durable
  *   in batches shared by the items in flight (a group commit), always before
  *   the item's row is written; uploads keep their per-file durability.
+ * - Batched where the record store can (`MediaRecordBatches`): an importer
+ *   announces each page of items ({@link MediaImports.prefetch}), so their
+ *   presence and the blocked state of the hashes they name are looked up in
+ *   one query each, and the rows of new items in flight are inserted in one
+ *   transaction after their blobs' group commit (`importRowCommit`), which
+ *   asks the blocked-hash list about them once more right before.
  */
 export class MediaImports {
   readonly #catalog: MediaCatalog;
@@ -138,6 +148,9 @@ export class MediaImports {
   readonly #linkFiles: boolean;
   /** Null when the blob store makes every write durable itself. */
   readonly #durability: BlobSyncBatcher | null;
+  /** Null when the record store has no batch inserts: each row is then written on its own. */
+  readonly #rows: GroupCommit<MediaRecord, boolean> | null;
+  readonly #lookahead: ImportLookahead;
 
   constructor(options: MediaImportsOptions) {
     this.#catalog = options.catalog;
@@ -146,11 +159,33 @@ export class MediaImports {
     this.#actor = options.actor ?? 'import';
     this.#linkFiles = options.linkFiles === true;
     this.#logger = options.logger ?? options.catalog.logger ?? noopLogger;
+    this.#lookahead = new ImportLookahead(options.catalog);
+    this.#rows = this.#lookahead.enabled ? importRowCommit(options.catalog, this.#logger) : null;
   }
 
-  /** Whether a media record with this ID exists (pending or complete). */
+  /**
+   * Announces the next items an importer will import (a page of its
+   * source, any length): their records and the blocked state of the hashes
+   * they name are looked up now, at once, and each item's import uses that
+   * answer instead of asking the store. Optional (items not announced ask
+   * the store themselves); invalid records are left out, their import
+   * refuses them. Does nothing when the record store has no batch reads.
+   */
+  async prefetch(records: readonly ImportedMediaRecord[]): Promise<void> {
+    if (!this.#lookahead.enabled) return;
+    const items: LookupItem[] = [];
+    for (const record of records) {
+      if (!isValidServerName(record.serverName) || !isValidMediaId(record.mediaId)) continue;
+      const asksHash = record.expectedSha256 !== undefined && SHA256_HEX_RE.test(record.expectedSha256) && !record.quarantined && !record.protected && record.pending !== true;
+      items.push({ serverName: record.serverName, mediaId: record.mediaId, ...(asksHash ? { sha256: record.expectedSha256! } : {}) });
+    }
+    await this.#lookahead.load(items);
+  }
+
+  /** Whether a media record with this ID exists (pending or complete); an announced item's answer is taken. */
   async has(serverName: string, mediaId: string): Promise<boolean> {
-    return (await this.#catalog.records.getMedia(serverName, mediaId)) !== null;
+    const known = this.#lookahead.take(serverName, mediaId);
+    return (known === undefined ? await this.#catalog.records.getMedia(serverName, mediaId) : known.record) !== null;
   }
 
   /**
@@ -163,7 +198,8 @@ export class MediaImports {
   async importMedia(record: ImportedMediaRecord, bytes: ByteSource | ImportFile | null, signal?: AbortSignal): Promise<ImportOutcome> {
     checkRecord(record);
     const catalog = this.#catalog;
-    const existing = await catalog.records.getMedia(record.serverName, record.mediaId);
+    const known = this.#lookahead.take(record.serverName, record.mediaId);
+    const existing = known === undefined ? await catalog.records.getMedia(record.serverName, record.mediaId) : known.record;
     if (existing !== null && (existing.blobId !== null || record.pending === true)) return 'present';
     if (record.pending === true) {
       const reserved: MediaRecord = {
@@ -183,11 +219,13 @@ export class MediaImports {
       if (record.expectedSha256 !== undefined && stored.sha256 !== record.expectedSha256) {
         throw new ImportError('hash-mismatch', `${record.serverName}/${record.mediaId}: SHA-256 ${stored.sha256}, expected ${record.expectedSha256}`);
       }
-      const quarantined = record.quarantined || (await this.#quarantineByHash(record, stored.sha256));
+      // New rows through the row commit: it asks the blocked-hash list right before the insert.
+      const rows = existing === null ? this.#rows : null;
+      const quarantined = record.quarantined || (await this.#quarantineByHash(record, stored.sha256, known, rows !== null));
       // Quarantined: the hash is blocked before the record is visible, so a
       // run killed in between cannot leave quarantined bytes unblocked.
       if (quarantined) await this.#blockHash(stored.sha256, record);
-      else await this.#admit(record, stored, signal);
+      else await this.#admit(record, stored, signal, record.protected || rows !== null);
       const full: MediaRecord = {
         ...baseRecord(record),
         quarantined,
@@ -198,6 +236,11 @@ export class MediaImports {
         expiresAt: null,
         ...(catalog.newScanState === undefined ? {} : { scanState: catalog.newScanState }),
       };
+      if (rows !== null) {
+        if (await rows.submit(full)) return 'imported';
+        await catalog.discardBlob(stored.blobId);
+        return 'present';
+      }
       await this.#durability?.sync(stored.blobId);
       const done = existing === null ? await catalog.publish(full) : await catalog.publishCompletion({ ...full, contentType: full.contentType ?? 'application/octet-stream' });
       if (!done) {
@@ -277,13 +320,21 @@ export class MediaImports {
     return stored;
   }
 
-  async #quarantineByHash(record: ImportedMediaRecord, sha256: string): Promise<boolean> {
-    if (record.protected || (await this.#catalog.blockedHashes?.isBlocked(sha256)) !== true) return false;
+  /**
+   * Whether an unquarantined item is imported quarantined for its blocked
+   * hash: from the page lookup's answer when it asked about these bytes'
+   * hash, else left to the row commit (`deferred`), else asked now.
+   */
+  async #quarantineByHash(record: ImportedMediaRecord, sha256: string, known: KnownItem | undefined, deferred: boolean): Promise<boolean> {
+    if (record.protected) return false;
+    const blocked = known?.blocked?.sha256 === sha256 ? known.blocked.blocked : deferred ? false : (await this.#catalog.blockedHashes?.isBlocked(sha256)) === true;
+    if (!blocked) return false;
     this.#logger.info({ serverName: record.serverName, mediaId: record.mediaId, sha256 }, 'imported media has a blocked hash: imported quarantined');
     return true;
   }
 
-  async #admit(record: ImportedMediaRecord, stored: StoredBlob, signal: AbortSignal | undefined): Promise<void> {
+  /** `skipBlockedHashes`: protected media, or a row whose commit asks the list itself. */
+  async #admit(record: ImportedMediaRecord, stored: StoredBlob, signal: AbortSignal | undefined, skipBlockedHashes: boolean): Promise<void> {
     const local = this.#catalog.isLocal(record.serverName);
     await this.#admitCandidate(
       {
@@ -298,13 +349,13 @@ export class MediaImports {
       },
       `${record.serverName}/${record.mediaId}`,
       signal,
-      record.protected,
+      skipBlockedHashes,
     );
   }
 
-  async #admitCandidate(candidate: MediaCandidate, where: string, signal: AbortSignal | undefined, protectedMedia = false): Promise<void> {
+  async #admitCandidate(candidate: MediaCandidate, where: string, signal: AbortSignal | undefined, skipBlockedHashes = false): Promise<void> {
     try {
-      await this.#catalog.admit(candidate, signal, protectedMedia);
+      await this.#catalog.admit(candidate, signal, skipBlockedHashes);
     } catch (err) {
       if (isMatrixError(err)) throw new ImportError('refused', `${where}: refused (${err.errcode}: ${err.message})`, { cause: err });
       throw err;
@@ -352,6 +403,7 @@ function baseRecord(record: ImportedMediaRecord): Omit<MediaRecord, 'blobId' | '
     authenticated: record.authenticated === true,
     quarantined: record.quarantined,
     ...(record.protected ? { protected: true } : {}),
+    ...(record.profile === true ? { profile: true } : {}),
     lastAccessAt: record.lastAccessAt,
   };
 }

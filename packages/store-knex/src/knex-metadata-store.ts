@@ -1,6 +1,6 @@
 import type { MediaBrowseFilter, MediaBrowseOptions, MediaHistogramBucket, MediaHistogramQuery, OriginMediaUsage } from '@hsmedia/media-core';
 import type { BlobReferenceLedger, BlobStaleness, BlobStorageStats, ReferencedBlob } from '@hsmedia/media-core';
-import type { AdminAction, AdminActionQuery, AdminAuditLog, RecordedAdminAction, BlockedHash, BlockedHashes, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail, MediaScanState, MediaScanStates, ImportCursors } from '@hsmedia/media-core';
+import type { AdminAction, AdminActionQuery, AdminAuditLog, RecordedAdminAction, BlockedHash, BlockedHashBatches, BlockedHashes, MediaKey, MediaRecordBatches, BlockedHashPage, MediaListOptions, MediaQuery, MediaSummary, MediaUsagePage, MediaUsageQuery, JobLeases, MediaCompletion, MediaMetadataStore, MediaRecord, MediaUsage, StoredThumbnail, MediaScanState, MediaScanStates, ImportCursors } from '@hsmedia/media-core';
 import type { ServerKeyStore, StoredServerKey } from '@hsmedia/signing';
 import type { Knex } from 'knex';
 import {
@@ -18,6 +18,7 @@ import { browseMedia, mediaCreationHistogram, mediaUsageByOrigin } from './inter
 import * as blobRefs from './internal/blob-refs.js';
 import { blockHash, blockHashes, isHashBlocked, listBlockedHashes, unblockHash } from './internal/blocked-hashes.js';
 import { readImportCursor, writeImportCursor } from './internal/import-cursors.js';
+import { blockedHashesAmong, getMediaBatch, insertMediaBatch } from './internal/media-batches.js';
 import { releaseLease, tryAcquireLease } from './internal/leases.js';
 import { listMedia, mediaUsageByUser, setMediaProfile, setMediaProtected, setMediaQuarantined, setMediaScanState, summarizeMedia } from './internal/media-queries.js';
 import { tableNamesFor, type TableNames } from './internal/table-names.js';
@@ -60,14 +61,16 @@ const SERVER_KEY_KEY = ['server_name', 'key_id'] as const;
  * SQLite and PostgreSQL; every method is a single statement, so each is atomic
  * without an explicit transaction.
  *
- * Past 300 lines on purpose: one short delegating method per port method (the queries live in
- * `internal/`), so the class stays the one place that lists what the store implements.
+ * Past 300 lines (and the file past 450) on purpose: one short delegating method per port method
+ * (the queries live in `internal/`), so the class stays the one place that lists what the store implements.
  *
  * Database errors propagate unchanged (the HTTP edge renders them as 500
  * `M_UNKNOWN`), except that a read runs once more when `retryRead` asks for
  * it; this class never puts caller data into error messages.
  */
-export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates, ImportCursors, BlobReferenceLedger {
+export class KnexMetadataStore
+  implements MediaMetadataStore, MediaRecordBatches, ServerKeyStore, JobLeases, BlockedHashes, BlockedHashBatches, AdminAuditLog, MediaScanStates, ImportCursors, BlobReferenceLedger
+{
   /** The knex instance the store queries. */
   readonly knex: Knex;
   readonly #tables: TableNames;
@@ -140,6 +143,16 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
       .ignore()
       .returning('media_id');
     return inserted.length === 1;
+  }
+
+  /** The existing records of `keys` (`MediaRecordBatches`). Throws `TypeError` for more than `MAX_MEDIA_BATCH` keys. */
+  getMediaBatch(keys: readonly MediaKey[]): Promise<MediaRecord[]> {
+    return this.#read(() => getMediaBatch(this.knex, this.#tables.media, keys));
+  }
+
+  /** Inserts records in one transaction (`MediaRecordBatches`). Throws `TypeError` naming the first record no backend can store. */
+  insertMediaBatch(records: readonly MediaRecord[]): Promise<boolean[]> {
+    return insertMediaBatch(this.knex, this.#tables.media, records);
   }
 
   async completeMedia(
@@ -422,6 +435,11 @@ export class KnexMetadataStore implements MediaMetadataStore, ServerKeyStore, Jo
   /** Whether a hash is listed (a malformed one never is). */
   isHashBlocked(sha256: string): Promise<boolean> {
     return this.#read(() => isHashBlocked(this.knex, this.#tables.blockedHashes, sha256));
+  }
+
+  /** Which of the hashes are listed (`BlockedHashBatches`). */
+  blockedHashesAmong(hashes: readonly string[]): Promise<Set<string>> {
+    return this.#read(() => blockedHashesAmong(this.knex, this.#tables.blockedHashes, hashes));
   }
 
   /** A page of the list, ordered by hash. Throws `TypeError` for a malformed page. */

@@ -2,6 +2,7 @@ import { ImportError, type ImportFile, type MediaImports } from '@hsmedia/media-
 import { noopLogger, type Logger } from '@hsmedia/runtime';
 import type { SynapseMediaItem, SynapseMediaSource, SynapseThumbnail } from './synapse-media-source.js';
 import { UnsafeMediaPathError, type MediaStoreFile } from './synapse-media-store.js';
+import { cursorAfter } from './synapse-media-source.js';
 import { serverNameOf, toImportedRecord, toImportedThumbnail } from './synapse-records.js';
 
 /**
@@ -71,6 +72,9 @@ export interface SynapseImportRunOptions {
   /** Stops taking new items; running ones finish. */
   readonly signal?: AbortSignal;
 }
+
+/** Items per page read from Synapse and looked up here at once (`MediaImports.prefetch`). */
+const PAGE_SIZE = 200;
 
 const OUTCOMES: readonly SynapseImportOutcome[] = ['imported', 'present', 'pending', 'would-import', 'missing-file', 'size-mismatch', 'hash-mismatch', 'unsafe-path', 'invalid', 'refused', 'read-error'];
 
@@ -156,7 +160,7 @@ export class SynapseImporter {
     const window: { cursor: string; done: boolean }[] = [];
     const running = new Set<Promise<void>>();
     let failure: { error: unknown } | undefined;
-    const items = this.#source.items(options.cursor ?? null);
+    const items = this.#items(options.cursor ?? null);
     try {
       for await (const { item, cursor } of items) {
         if (failure !== undefined || options.signal?.aborted === true) break;
@@ -184,6 +188,21 @@ export class SynapseImporter {
     if (failure !== undefined) throw failure.error;
     options.signal?.throwIfAborted();
     return { media, thumbnails, bytes };
+  }
+
+  /**
+   * Every item from `cursor` on, page by page, each with the cursor that
+   * resumes right after it; each page is announced to the sink first, so the
+   * records and blocked hashes of its items are looked up in one query each.
+   */
+  async *#items(cursor: string | null): AsyncGenerator<{ readonly item: SynapseMediaItem; readonly cursor: string }> {
+    let next: string | null = cursor;
+    do {
+      const page = await this.#source.page(next, PAGE_SIZE);
+      await this.#imports.prefetch(page.items.filter((item) => !item.thumbnailOnly).map((item) => toImportedRecord(item, this.#localServerName)));
+      for (const item of page.items) yield { item, cursor: cursorAfter(item) };
+      next = page.next;
+    } while (next !== null);
   }
 
   async #importItem(item: SynapseMediaItem, record: (entry: SynapseImportEntry) => void): Promise<void> {

@@ -59,6 +59,7 @@ function recordOf(item: ArchiveItem): ImportedMediaRecord {
     lastAccessAt: item.last_access_ts,
     quarantined: item.quarantined,
     protected: item.protected,
+    ...(item.profile ? { profile: true } : {}),
     authenticated: item.authenticated,
     ...(item.data === null ? { pending: true } : { expectedSize: item.size ?? 0 }),
     ...(item.sha256 === null ? {} : { expectedSha256: item.sha256 }),

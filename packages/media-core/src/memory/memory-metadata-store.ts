@@ -6,7 +6,10 @@ import type {
   AdminAuditLog,
   RecordedAdminAction,
   BlockedHash,
+  BlockedHashBatches,
   BlockedHashes,
+  MediaKey,
+  MediaRecordBatches,
   BlockedHashPage,
   MediaBrowseFilter,
   MediaBrowseOptions,
@@ -30,7 +33,7 @@ import type {
   BlobStorageStats,
   ReferencedBlob,
 } from '../ports/index.js';
-import { MEDIA_SCAN_STATES, isMediaScanState } from '../ports/index.js';
+import { MEDIA_SCAN_STATES, checkBatchSize, isMediaScanState } from '../ports/index.js';
 import { checkMediaBrowse, checkMediaHistogramQuery, checkMediaPageLimit } from '../ports/index.js';
 import { AuditTable } from './audit-table.js';
 import { BlobLedgerTable } from './blob-ledger-table.js';
@@ -75,7 +78,9 @@ export interface MemoryMetadataStoreOptions {
  * });
  * ```
  */
-export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, BlockedHashes, AdminAuditLog, MediaScanStates, BlobReferenceLedger {
+export class MemoryMetadataStore
+  implements MediaMetadataStore, MediaRecordBatches, JobLeases, BlockedHashes, BlockedHashBatches, AdminAuditLog, MediaScanStates, BlobReferenceLedger
+{
   readonly #clock: Clock;
   readonly #media = new MediaTable();
   readonly #thumbnails = new ThumbnailTable();
@@ -106,9 +111,34 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
   /** Inserts a record; false (and no change) when `(serverName, mediaId)` exists. */
   async insertMedia(record: MediaRecord): Promise<boolean> {
     this.#open();
+    return this.#insert(record);
+  }
+
+  #insert(record: MediaRecord): boolean {
     const inserted = this.#media.insert(record);
     if (inserted && record.blobId !== null) this.#ledger.addReference(record.blobId, record.size ?? 0);
     return inserted;
+  }
+
+  // MediaRecordBatches
+
+  /** The existing records of `keys`, each once. */
+  async getMediaBatch(keys: readonly MediaKey[]): Promise<MediaRecord[]> {
+    this.#open();
+    checkBatchSize(keys, 'keys');
+    const found = new Map<string, MediaRecord>();
+    for (const { serverName, mediaId } of keys) {
+      const record = this.#media.get(serverName, mediaId);
+      if (record !== null) found.set(JSON.stringify([serverName, mediaId]), record);
+    }
+    return [...found.values()];
+  }
+
+  /** Inserts the records at once (no await in between: atomic); per record whether it was inserted. */
+  async insertMediaBatch(records: readonly MediaRecord[]): Promise<boolean[]> {
+    this.#open();
+    checkBatchSize(records, 'records');
+    return records.map((record) => this.#insert(record));
   }
 
   /** Fills a pending record; false when it does not exist or already has content. */
@@ -296,6 +326,13 @@ export class MemoryMetadataStore implements MediaMetadataStore, JobLeases, Block
   async isHashBlocked(sha256: string): Promise<boolean> {
     this.#open();
     return this.#blockedHashes.has(sha256);
+  }
+
+  /** Which of the hashes are blocked. */
+  async blockedHashesAmong(hashes: readonly string[]): Promise<Set<string>> {
+    this.#open();
+    checkBatchSize(hashes, 'hashes');
+    return new Set(hashes.filter((sha256) => this.#blockedHashes.has(sha256)));
   }
 
   /** A page of the list, ordered by hash. */

@@ -98,3 +98,12 @@ export {
 } from './media-changes.js';
 export type { LocalMediaFallback } from './local-media-fallback.js';
 export { type ImportCursors, hasImportCursors } from './import-cursors.js';
+export {
+  type MediaRecordBatches,
+  type MediaKey,
+  type BlockedHashBatches,
+  MAX_MEDIA_BATCH,
+  hasMediaRecordBatches,
+  hasBlockedHashBatches,
+  checkBatchSize,
+} from './media-batches.js';

@@ -1,7 +1,6 @@
 import { ContentTooLargeError, isMatrixError } from '@hsmedia/errors';
 import { noopLogger, type Logger } from '@hsmedia/runtime';
-import { BlobSyncBatcher } from './blob-sync-batcher.js';
-import type { GroupCommit } from './group-commit.js';
+import { GroupCommit } from './group-commit.js';
 import { isValidMediaId, isValidServerName } from './ids.js';
 import type { MediaCatalog } from './media-catalog.js';
 import { ImportLookahead, importRowCommit, type KnownItem, type LookupItem } from './media-import-batches.js';
@@ -147,7 +146,7 @@ export class MediaImports {
   readonly #logger: Logger;
   readonly #linkFiles: boolean;
   /** Null when the blob store makes every write durable itself. */
-  readonly #durability: BlobSyncBatcher | null;
+  readonly #durability: GroupCommit<string, void> | null;
   /** Null when the record store has no batch inserts: each row is then written on its own. */
   readonly #rows: GroupCommit<MediaRecord, boolean> | null;
   readonly #lookahead: ImportLookahead;
@@ -155,7 +154,14 @@ export class MediaImports {
   constructor(options: MediaImportsOptions) {
     this.#catalog = options.catalog;
     const blobs = options.catalog.blobs;
-    this.#durability = blobs.syncBlobs === undefined ? null : new BlobSyncBatcher((ids) => blobs.syncBlobs!(ids));
+    // One round of fsyncs for every blob finished since the last round (no cap: a sync covers any number).
+    this.#durability =
+      blobs.syncBlobs === undefined
+        ? null
+        : new GroupCommit<string, void>(async (ids) => {
+            await blobs.syncBlobs!(ids);
+            return ids.map(() => undefined);
+          }, Number.MAX_SAFE_INTEGER);
     this.#actor = options.actor ?? 'import';
     this.#linkFiles = options.linkFiles === true;
     this.#logger = options.logger ?? options.catalog.logger ?? noopLogger;
@@ -241,7 +247,7 @@ export class MediaImports {
         await catalog.discardBlob(stored.blobId);
         return 'present';
       }
-      await this.#durability?.sync(stored.blobId);
+      await this.#durability?.submit(stored.blobId);
       const done = existing === null ? await catalog.publish(full) : await catalog.publishCompletion({ ...full, contentType: full.contentType ?? 'application/octet-stream' });
       if (!done) {
         await catalog.discardBlob(stored.blobId);
@@ -283,7 +289,7 @@ export class MediaImports {
         await this.#admitCandidate({ kind: 'remote_thumbnail', serverName, mediaId, blobId: stored.blobId, size: stored.size, sha256: stored.sha256, contentType, userId: null }, where, signal);
       }
       const row: StoredThumbnail = { serverName, mediaId, width, height, method, animated, contentType, blobId: stored.blobId, size: stored.size, createdAt: catalog.clock.now() };
-      await this.#durability?.sync(stored.blobId);
+      await this.#durability?.submit(stored.blobId);
       if (await catalog.thumbnails.insertThumbnail(row)) {
         // Other caches of thumbnail rows (the thumbnail service's) pick up the new row.
         catalog.invalidate(serverName, mediaId);

@@ -92,8 +92,9 @@ async function* tagged(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8A
 }
 
 /** A failed read of `path` by a blob store that copied it by path (`BlobStore.copyFile`): the source's fault, like a SourceReadError. */
-function isReadErrorOf(err: unknown, path: string): boolean {
-  const { syscall, path: failed } = (err ?? {}) as NodeJS.ErrnoException;
+function isReadErrorOf(err: unknown, path: string): err is Error {
+  if (!(err instanceof Error)) return false;
+  const { syscall, path: failed } = err as NodeJS.ErrnoException;
   return syscall === 'read' && failed === path;
 }
 

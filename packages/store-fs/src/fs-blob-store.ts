@@ -123,10 +123,10 @@ async function releaseSource(source: ByteSource, reason: unknown): Promise<void>
  * ```
  *
  * One class past the size guideline on purpose: every way a file enters the
- * tree (put, staging for content addressing, linkFile, deferred syncs) shares
+ * tree (put, staging for content addressing, linkFile, copyFile, deferred syncs) shares
  * the one jail, the in-flight set that `cleanupStaging` spares and the durable
  * rename (`#commit`); split apart, each would need those private parts exposed.
- * What stands alone is in internal/ (paths, reads, hashing, deferred syncs).
+ * What stands alone is in internal/ (paths, reads, hashing, the copy worker pool, deferred syncs).
  */
 export class FsBlobStore implements BlobStore, BlobStaging {
   readonly #root: string;

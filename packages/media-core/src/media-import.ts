@@ -59,7 +59,8 @@ export interface ImportedThumbnail {
 /**
  * Bytes that are a local file. With `linkFiles` and a blob store that can
  * adopt files (`BlobStore.linkFile`, the filesystem store on the same
- * filesystem), the file is linked, not copied; otherwise `open()` streams it.
+ * filesystem), the file is linked, not copied; otherwise a store with
+ * `BlobStore.copyFile` copies it from `path`, and any other store gets `open()`'s stream.
  */
 export interface ImportFile {
   readonly path: string;
@@ -314,7 +315,9 @@ export class MediaImports {
     };
     try {
       const linked = isImportFile(bytes) && this.#linkFiles && blobs.linkFile !== undefined ? await blobs.linkFile(bytes.path, options) : null;
-      stored = linked ?? (await blobs.put(isImportFile(bytes) ? bytes.open() : bytes, options));
+      if (linked !== null) stored = linked;
+      else if (isImportFile(bytes)) stored = blobs.copyFile !== undefined ? await blobs.copyFile(bytes.path, options) : await blobs.put(bytes.open(), options);
+      else stored = await blobs.put(bytes, options);
     } catch (err) {
       if (err instanceof ContentTooLargeError) throw new ImportError('size-mismatch', `${where}: more than the expected ${expectedSize} bytes`, { cause: err });
       throw err;

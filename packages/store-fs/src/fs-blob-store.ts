@@ -17,6 +17,7 @@ import {
 import { ContentTooLargeError } from '@hsmedia/errors';
 import { BLOBS_DIR, blobDirOf, blobPathOf, jailedPath, stagingDirOf, stagingPathOf } from './internal/blob-path.js';
 import { DeferredSyncs, syncDirectory } from './internal/deferred-syncs.js';
+import { copyOnWorker } from './internal/file-copy-pool.js';
 import { fileReadStream } from './internal/file-read-stream.js';
 import { writeAllTo } from './internal/write-all-to.js';
 import { Sha256Hasher } from './internal/sha256-hasher.js';
@@ -47,6 +48,26 @@ function checkOffset(name: string, value: number | undefined): void {
   if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
     throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
   }
+}
+
+/** Largest file `linkFile` hashes on the caller's thread (one read of its buffer) rather than on a worker. */
+const INLINE_HASH_MAX_BYTES = 256 * 1024;
+
+/** Counts and hashes an open file from its current offset, on this thread. */
+async function hashHere(handle: FileHandle, sizeHint: number, maxBytes: number, signal: AbortSignal | undefined): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  // One byte more than the file had at fstat: a file that grew since is still read to its end.
+  const buffer = Buffer.allocUnsafe(Math.min(sizeHint, INLINE_HASH_MAX_BYTES) + 1);
+  let size = 0;
+  for (;;) {
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+    if (bytesRead === 0) break;
+    size += bytesRead;
+    if (size > maxBytes) throw new ContentTooLargeError(maxBytes);
+    hash.update(buffer.subarray(0, bytesRead));
+    signal?.throwIfAborted();
+  }
+  return { size, sha256: hash.digest('hex') };
 }
 
 /** The names in a directory, or none when it does not exist. */
@@ -102,10 +123,10 @@ async function releaseSource(source: ByteSource, reason: unknown): Promise<void>
  * ```
  *
  * One class past the size guideline on purpose: every way a file enters the
- * tree (put, staging for content addressing, linkFile, deferred syncs) shares
+ * tree (put, staging for content addressing, linkFile, copyFile, deferred syncs) shares
  * the one jail, the in-flight set that `cleanupStaging` spares and the durable
  * rename (`#commit`); split apart, each would need those private parts exposed.
- * What stands alone is in internal/ (paths, reads, hashing, deferred syncs).
+ * What stands alone is in internal/ (paths, reads, hashing, the copy worker pool, deferred syncs).
  */
 export class FsBlobStore implements BlobStore, BlobStaging {
   readonly #root: string;
@@ -342,18 +363,12 @@ export class FsBlobStore implements BlobStore, BlobStaging {
       linked = true;
       // link(2) does not follow symlinks: a linked symlink fails here (ELOOP) and is removed below.
       handle = await open(stagingPath, constants.O_RDONLY | constants.O_NOFOLLOW);
-      if (!(await handle.stat()).isFile()) throw new Error('FsBlobStore: linkFile needs a regular file');
-      const hash = createHash('sha256');
-      const buffer = Buffer.allocUnsafe(1024 * 1024);
-      let size = 0;
-      for (;;) {
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-        if (bytesRead === 0) break;
-        size += bytesRead;
-        if (size > maxBytes) throw new ContentTooLargeError(maxBytes);
-        hash.update(buffer.subarray(0, bytesRead));
-        signal?.throwIfAborted();
-      }
+      const info = await handle.stat();
+      if (!info.isFile()) throw new Error('FsBlobStore: linkFile needs a regular file');
+      // A large file is counted and hashed on a worker (internal/file-copy-pool.ts), off this thread; a small one
+      // here, in one read, which costs less than the round trip.
+      const { size, sha256 } =
+        info.size > INLINE_HASH_MAX_BYTES ? await copyOnWorker(handle.fd, -1, { maxBytes, sync: false, signal }) : await hashHere(handle, info.size, maxBytes, signal);
       if (syncNow || !this.#fsync) {
         if (syncNow) await handle.sync();
         await handle.close();
@@ -362,10 +377,72 @@ export class FsBlobStore implements BlobStore, BlobStaging {
       renamed = true;
       await this.#commit(stagingPath, blobId, handle);
       handle = undefined;
-      return { blobId, size, sha256: hash.digest('hex') };
+      return { blobId, size, sha256 };
     } catch (error) {
       await handle?.close().catch(() => undefined);
       if (linked) await unlink(stagingPath).catch(() => undefined);
+      if (renamed) await unlink(blobPathOf(this.#root, blobId)!).catch(() => undefined);
+      throw error;
+    } finally {
+      this.#inFlight.delete(stagingName);
+    }
+  }
+
+  /**
+   * Copies a local file into a new blob (for bulk imports from another media
+   * store when it cannot or must not be linked): the read, count, hash and
+   * write into the staging file run on a worker thread with synchronous fs
+   * calls, so the caller's thread only opens, renames and closes. Same
+   * contract as {@link linkFile}: the source is opened with O_NOFOLLOW and
+   * must be a regular file, more than `maxBytes` rejects with
+   * {@link ContentTooLargeError}, `deferSync` and `signal` apply, and on any
+   * failure nothing is left in `staging/` or `blobs/`. An error reading the
+   * source has `syscall` 'read' and `path` set to `path`.
+   */
+  async copyFile(path: string, options: BlobPutOptions = {}): Promise<StoredBlob> {
+    const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
+    const syncNow = this.#fsync && options.deferSync !== true;
+    if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
+      throw new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
+    }
+    signal?.throwIfAborted();
+    const stagingName = `${generateId()}.tmp`;
+    const stagingPath = stagingPathOf(this.#root, stagingName);
+    const blobId = generateId();
+    if (!stagingPath || !blobPathOf(this.#root, blobId)) throw new Error('FsBlobStore: generated an invalid path');
+    this.#inFlight.add(stagingName);
+    let source: FileHandle | undefined;
+    let target: FileHandle | undefined;
+    let created = false;
+    let renamed = false;
+    try {
+      // A symlink fails here (ELOOP): never read through; O_NONBLOCK so a FIFO cannot hang the open (the worker refuses it).
+      source = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      await mkdir(dirname(stagingPath), { recursive: true });
+      // 'wx': fail rather than share a file if a name ever repeats.
+      target = await open(stagingPath, 'wx');
+      created = true;
+      const { size, sha256 } = await copyOnWorker(source.fd, target.fd, { maxBytes, sync: syncNow, signal }).catch((error: unknown) => {
+        // A failed read names the source (as a read stream's error would), so an importer can tell it from a failed write.
+        if ((error as NodeJS.ErrnoException).syscall === 'read') Object.assign(error as object, { path });
+        throw error;
+      });
+      await source.close();
+      source = undefined;
+      signal?.throwIfAborted();
+      // With deferSync the file stays open, unsynced, until syncBlobs (as in stageBlob).
+      if (syncNow || !this.#fsync) {
+        await target.close();
+        target = undefined;
+      }
+      renamed = true;
+      await this.#commit(stagingPath, blobId, target);
+      target = undefined;
+      return { blobId, size, sha256 };
+    } catch (error) {
+      await source?.close().catch(() => undefined);
+      await target?.close().catch(() => undefined);
+      if (created) await unlink(stagingPath).catch(() => undefined);
       if (renamed) await unlink(blobPathOf(this.#root, blobId)!).catch(() => undefined);
       throw error;
     } finally {

@@ -91,7 +91,14 @@ async function* tagged(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8A
   }
 }
 
-/** A file of the store as the sink takes it: linked where the sink may, else streamed. */
+/** A failed read of `path` by a blob store that copied it by path (`BlobStore.copyFile`): the source's fault, like a SourceReadError. */
+function isReadErrorOf(err: unknown, path: string): err is Error {
+  if (!(err instanceof Error)) return false;
+  const { syscall, path: failed } = err as NodeJS.ErrnoException;
+  return syscall === 'read' && failed === path;
+}
+
+/** A file of the store as the sink takes it: linked or copied by path where the sink may, else streamed. */
 function importFile(file: MediaStoreFile): ImportFile {
   return { path: file.path, open: () => tagged(file.stream) };
 }
@@ -292,7 +299,7 @@ export class SynapseImporter {
       return [done, done === 'imported' ? file.size : 0];
     } catch (err) {
       if (err instanceof ImportError) return [outcomeOf(err), 0, err.message];
-      if (err instanceof SourceReadError) {
+      if (err instanceof SourceReadError || isReadErrorOf(err, file.path)) {
         this.#logger.warn({ err }, 'could not read a file of the media store');
         return ['read-error', 0, err.message];
       }

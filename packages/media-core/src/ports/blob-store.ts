@@ -78,6 +78,13 @@ export interface BlobStore {
    */
   linkFile?(path: string, options?: BlobPutOptions): Promise<StoredBlob | null>;
   /**
+   * Optional: copies a local file (an import from another media store) into
+   * a new blob, e.g. off the caller's thread; what importers use instead of
+   * `put` of the file's stream when present. Same checks and atomicity as
+   * `put`; a symlink is refused.
+   */
+  copyFile?(path: string, options?: BlobPutOptions): Promise<StoredBlob>;
+  /**
    * Optional: the blob a `put` answered will not be referenced after all (refused,
    * lost a race, failed). A content-addressed store releases the put's claim and
    * deletes the blob only when nothing else uses or claims it. Without it the

@@ -338,54 +338,30 @@ export class FsBlobStore implements BlobStore, BlobStaging {
    * through.
    */
   async linkFile(path: string, options: BlobPutOptions = {}): Promise<StoredBlob | null> {
-    const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
-    const syncNow = this.#fsync && options.deferSync !== true;
-    if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
-      throw new RangeError(`maxBytes must be a non-negative safe integer, got ${maxBytes}`);
-    }
-    signal?.throwIfAborted();
-    const stagingName = `${generateId()}.tmp`;
-    const stagingPath = stagingPathOf(this.#root, stagingName);
-    const blobId = generateId();
-    if (!stagingPath || !blobPathOf(this.#root, blobId)) throw new Error('FsBlobStore: generated an invalid path');
-    this.#inFlight.add(stagingName);
-    let handle: FileHandle | undefined;
-    let linked = false;
-    let renamed = false;
-    try {
-      await mkdir(dirname(stagingPath), { recursive: true });
+    return this.#adoptFile(options, async (stagingPath, { maxBytes, syncNow, signal }, created) => {
       try {
         await link(path, stagingPath);
       } catch (error) {
         if (LINK_UNAVAILABLE.has((error as NodeJS.ErrnoException).code ?? '')) return null;
         throw error;
       }
-      linked = true;
-      // link(2) does not follow symlinks: a linked symlink fails here (ELOOP) and is removed below.
-      handle = await open(stagingPath, constants.O_RDONLY | constants.O_NOFOLLOW);
-      const info = await handle.stat();
-      if (!info.isFile()) throw new Error('FsBlobStore: linkFile needs a regular file');
-      // A large file is counted and hashed on a worker (internal/file-copy-pool.ts), off this thread; a small one
-      // here, in one read, which costs less than the round trip.
-      const { size, sha256 } =
-        info.size > INLINE_HASH_MAX_BYTES ? await copyOnWorker(handle.fd, -1, { maxBytes, sync: false, signal }) : await hashHere(handle, info.size, maxBytes, signal);
-      if (syncNow || !this.#fsync) {
+      created();
+      // link(2) does not follow symlinks: a linked symlink fails here (ELOOP) and is removed by #adoptFile.
+      const handle = await open(stagingPath, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        const info = await handle.stat();
+        if (!info.isFile()) throw new Error('FsBlobStore: linkFile needs a regular file');
+        // A large file is counted and hashed on a worker (internal/file-copy-pool.ts), off this thread; a small one
+        // here, in one read, which costs less than the round trip.
+        const { size, sha256 } =
+          info.size > INLINE_HASH_MAX_BYTES ? await copyOnWorker(handle.fd, -1, { maxBytes, sync: false, signal }) : await hashHere(handle, info.size, maxBytes, signal);
         if (syncNow) await handle.sync();
-        await handle.close();
-        handle = undefined;
+        return { size, sha256, file: handle };
+      } catch (error) {
+        await handle.close().catch(() => undefined);
+        throw error;
       }
-      renamed = true;
-      await this.#commit(stagingPath, blobId, handle);
-      handle = undefined;
-      return { blobId, size, sha256 };
-    } catch (error) {
-      await handle?.close().catch(() => undefined);
-      if (linked) await unlink(stagingPath).catch(() => undefined);
-      if (renamed) await unlink(blobPathOf(this.#root, blobId)!).catch(() => undefined);
-      throw error;
-    } finally {
-      this.#inFlight.delete(stagingName);
-    }
+    });
   }
 
   /**
@@ -400,6 +376,46 @@ export class FsBlobStore implements BlobStore, BlobStaging {
    * source has `syscall` 'read' and `path` set to `path`.
    */
   async copyFile(path: string, options: BlobPutOptions = {}): Promise<StoredBlob> {
+    const stored = await this.#adoptFile(options, async (stagingPath, { maxBytes, syncNow, signal }, created) => {
+      // A symlink fails here (ELOOP): never read through; O_NONBLOCK so a FIFO cannot hang the open (the worker refuses it).
+      const source = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      let target: FileHandle | undefined;
+      try {
+        // 'wx': fail rather than share a file if a name ever repeats.
+        target = await open(stagingPath, 'wx');
+        created();
+        const { size, sha256 } = await copyOnWorker(source.fd, target.fd, { maxBytes, sync: syncNow, signal }).catch((error: unknown) => {
+          // A failed read names the source (as a read stream's error would), so an importer can tell it from a failed write.
+          if ((error as NodeJS.ErrnoException).syscall === 'read') Object.assign(error as object, { path });
+          throw error;
+        });
+        signal?.throwIfAborted();
+        return { size, sha256, file: target };
+      } catch (error) {
+        await target?.close().catch(() => undefined);
+        throw error;
+      } finally {
+        await source.close().catch(() => undefined);
+      }
+    });
+    return stored!;
+  }
+
+  /**
+   * The frame linkFile and copyFile share: limits, a staging name that `cleanupStaging` spares, the
+   * durable rename, and on any failure nothing left in `staging/` or `blobs/`. `fill` makes the staging
+   * file (calling `created` once it exists), closes what it opened when it throws, and hands back the
+   * size, the hash and the staging file still open (synced already unless `deferSync`); null when it
+   * cannot be done this way (linkFile across filesystems).
+   */
+  async #adoptFile(
+    options: BlobPutOptions,
+    fill: (
+      stagingPath: string,
+      limits: { readonly maxBytes: number; readonly syncNow: boolean; readonly signal: AbortSignal | undefined },
+      created: () => void,
+    ) => Promise<{ readonly size: number; readonly sha256: string; readonly file: FileHandle } | null>,
+  ): Promise<StoredBlob | null> {
     const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
     const syncNow = this.#fsync && options.deferSync !== true;
     if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
@@ -411,37 +427,27 @@ export class FsBlobStore implements BlobStore, BlobStaging {
     const blobId = generateId();
     if (!stagingPath || !blobPathOf(this.#root, blobId)) throw new Error('FsBlobStore: generated an invalid path');
     this.#inFlight.add(stagingName);
-    let source: FileHandle | undefined;
-    let target: FileHandle | undefined;
     let created = false;
     let renamed = false;
+    let pending: FileHandle | undefined;
     try {
-      // A symlink fails here (ELOOP): never read through; O_NONBLOCK so a FIFO cannot hang the open (the worker refuses it).
-      source = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
       await mkdir(dirname(stagingPath), { recursive: true });
-      // 'wx': fail rather than share a file if a name ever repeats.
-      target = await open(stagingPath, 'wx');
-      created = true;
-      const { size, sha256 } = await copyOnWorker(source.fd, target.fd, { maxBytes, sync: syncNow, signal }).catch((error: unknown) => {
-        // A failed read names the source (as a read stream's error would), so an importer can tell it from a failed write.
-        if ((error as NodeJS.ErrnoException).syscall === 'read') Object.assign(error as object, { path });
-        throw error;
+      const filled = await fill(stagingPath, { maxBytes, syncNow, signal }, () => {
+        created = true;
       });
-      await source.close();
-      source = undefined;
-      signal?.throwIfAborted();
-      // With deferSync the file stays open, unsynced, until syncBlobs (as in stageBlob).
+      if (filled === null) return null;
+      pending = filled.file;
+      // With deferSync the file stays open, unsynced, until syncBlobs (as in stageBlob): #commit then owns it.
       if (syncNow || !this.#fsync) {
-        await target.close();
-        target = undefined;
+        await pending.close();
+        pending = undefined;
       }
       renamed = true;
-      await this.#commit(stagingPath, blobId, target);
-      target = undefined;
-      return { blobId, size, sha256 };
+      await this.#commit(stagingPath, blobId, pending);
+      pending = undefined;
+      return { blobId, size: filled.size, sha256: filled.sha256 };
     } catch (error) {
-      await source?.close().catch(() => undefined);
-      await target?.close().catch(() => undefined);
+      await pending?.close().catch(() => undefined);
       if (created) await unlink(stagingPath).catch(() => undefined);
       if (renamed) await unlink(blobPathOf(this.#root, blobId)!).catch(() => undefined);
       throw error;

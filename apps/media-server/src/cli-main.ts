@@ -1,15 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
-import { configJsonSchema, defaultConfig, loadConfigFile, parseConfig, type MediaServerConfig } from './config.js';
-import { copyArgumentsOf, runSqliteToPostgres, type CopyArguments } from './commands/sqlite-to-postgres-command.js';
-import { hashesArgumentsOf, runHashesCommand, type HashesArguments } from './commands/hashes-command.js';
-import { ARCHIVE_COMMANDS, archiveArgumentsOf, runArchiveCommand, type ArchiveArguments } from './commands/archive-command.js';
-import { importSynapseArgumentsOf, runImportSynapse, type ImportSynapseArguments } from './commands/import-synapse-command.js';
-import { dedupArgumentsOf, runDedupCommand, type DedupArguments } from './commands/dedup-command.js';
-import { describeDatabase } from './database.js';
-import { openStores } from './stores.js';
-import { loadSigningKeyFor } from './homeserver-key.js';
+// Only the command line is read at start-up: these parsers import nothing heavy, so `--help` and a usage
+// error (exit 2) load no store, schema or driver. What a command runs is loaded by `await import()` once
+// it is chosen: an import-synapse does not pay for the archive code, the PostgreSQL copy or the server.
+import { copyArgumentsOf, type CopyArguments } from './commands/sqlite-to-postgres-arguments.js';
+import { hashesArgumentsOf, type HashesArguments } from './commands/hashes-arguments.js';
+import { ARCHIVE_COMMANDS, archiveArgumentsOf, type ArchiveArguments } from './commands/archive-arguments.js';
+import { importSynapseArgumentsOf, type ImportSynapseArguments } from './commands/import-synapse-arguments.js';
+import { dedupArgumentsOf, type DedupArguments } from './commands/dedup-arguments.js';
+import type { MediaServerConfig } from './config.js';
 import type { StartedServer } from './server.js';
 
 /** Where the CLI writes; tests pass in-memory sinks. */
@@ -194,6 +194,8 @@ export function parseCommandLine(argv: readonly string[]): CliInvocation {
 }
 
 async function resolveConfig(configPath: string | undefined, io: CliIo, synapseConfigPath?: string): Promise<MediaServerConfig | null> {
+  // The config schema (zod) and what its sections name are most of the start-up time of a command.
+  const { defaultConfig, loadConfigFile, parseConfig } = await import('./config.js');
   const options = synapseConfigPath === undefined ? {} : { synapseConfigPath: resolve(io.cwd, synapseConfigPath) };
   if (configPath === undefined && synapseConfigPath === undefined) return defaultConfig(io.cwd);
   const result = configPath === undefined ? parseConfig({}, io.cwd, options) : await loadConfigFile(configPath, options);
@@ -223,6 +225,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
       break;
   }
   if (invocation.command === 'config-schema') {
+    const { configJsonSchema } = await import('./config.js');
     io.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
     return EXIT.OK;
   }
@@ -230,28 +233,42 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
   if (config === null) return EXIT.FAILURE;
   try {
     switch (invocation.command) {
-      case 'check-config':
-        io.stdout.write(`${describeConfig(config)}configuration OK\n`);
+      case 'check-config': {
+        const { describeDatabase } = await import('./database.js');
+        io.stdout.write(`${describeConfig(config, describeDatabase)}configuration OK\n`);
         return EXIT.OK;
+      }
       case 'migrate': {
+        const [{ openStores }, { describeDatabase }] = await Promise.all([import('./stores.js'), import('./database.js')]);
         const stores = await openStores(config);
         await stores.close();
         io.stdout.write(`database ready: ${describeDatabase(config.database)}\n`);
         return EXIT.OK;
       }
-      case 'migrate-sqlite-to-postgres':
+      case 'migrate-sqlite-to-postgres': {
+        const { runSqliteToPostgres } = await import('./commands/sqlite-to-postgres-command.js');
         return await runSqliteToPostgres(config, invocation.copy ?? {}, io);
-      case 'hashes':
+      }
+      case 'hashes': {
+        const { runHashesCommand } = await import('./commands/hashes-command.js');
         return await runHashesCommand(config, invocation.hashes!, io);
+      }
       case 'import-mmr':
       case 'import-archive':
-      case 'export':
+      case 'export': {
+        const { runArchiveCommand } = await import('./commands/archive-command.js');
         return await runArchiveCommand(config, invocation.archive!, io);
-      case 'import-synapse':
+      }
+      case 'import-synapse': {
+        const { runImportSynapse } = await import('./commands/import-synapse-command.js');
         return await runImportSynapse(config, invocation.importSynapse!, io);
-      case 'dedup':
+      }
+      case 'dedup': {
+        const { runDedupCommand } = await import('./commands/dedup-command.js');
         return await runDedupCommand(config, invocation.dedup!, io);
+      }
       case 'generate-key': {
+        const { loadSigningKeyFor } = await import('./homeserver-key.js');
         const { key, created } = await loadSigningKeyFor(config);
         io.stdout.write(
           `${created ? 'created' : 'kept existing'} ${config.signingKeyPath}\nkey_id: ${key.keyId}\npublic_key: ${key.publicKey}\n`,
@@ -267,7 +284,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
   }
 }
 
-function describeConfig(config: MediaServerConfig): string {
+function describeConfig(config: MediaServerConfig, describeDatabase: (database: MediaServerConfig['database']) => string): string {
   const auth =
     config.auth.kind === 'homeserver'
       ? `whoami at ${config.auth.homeserverUrl}`

@@ -24,6 +24,8 @@ export {
   REMOTE_THUMBNAIL_CONTENT_TYPES,
   type ByteSource,
   type BlobPutOptions,
+  type FileImportOptions,
+  SourceFileError,
   type StoredBlob,
   type BlobReadOptions,
   type BlobStore,

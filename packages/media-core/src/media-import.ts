@@ -64,6 +64,12 @@ export interface ImportedThumbnail {
  */
 export interface ImportFile {
   readonly path: string;
+  /**
+   * A real directory `path` must resolve inside (symlinks followed), checked
+   * by the store that takes the path (`FileImportOptions.within`); `open()`
+   * must check the same.
+   */
+  readonly within?: string;
   open(): ByteSource;
 }
 
@@ -187,6 +193,17 @@ export class MediaImports {
       items.push({ serverName: record.serverName, mediaId: record.mediaId, ...(asksHash ? { sha256: record.expectedSha256! } : {}) });
     }
     await this.#lookahead.load(items);
+  }
+
+  /**
+   * Whether {@link ImportFile}s are taken by path (the blob store copies or
+   * links them itself, `BlobStore.copyFile`): an importer may then hand a
+   * file over unopened, and a problem with the file itself (missing, not a
+   * regular file, outside `within`, unreadable) rejects the import with a
+   * `SourceFileError`.
+   */
+  get takesFilePaths(): boolean {
+    return this.#catalog.blobs.copyFile !== undefined;
   }
 
   /** Whether a media record with this ID exists (pending or complete); an announced item's answer is taken. */
@@ -314,10 +331,12 @@ export class MediaImports {
       ...(this.#durability === null ? {} : { deferSync: true }),
     };
     try {
-      const linked = isImportFile(bytes) && this.#linkFiles && blobs.linkFile !== undefined ? await blobs.linkFile(bytes.path, options) : null;
-      if (linked !== null) stored = linked;
-      else if (isImportFile(bytes)) stored = blobs.copyFile !== undefined ? await blobs.copyFile(bytes.path, options) : await blobs.put(bytes.open(), options);
-      else stored = await blobs.put(bytes, options);
+      if (isImportFile(bytes)) {
+        const fileOptions = bytes.within === undefined ? options : { ...options, within: bytes.within };
+        const linked = this.#linkFiles && blobs.linkFile !== undefined ? await blobs.linkFile(bytes.path, fileOptions) : null;
+        if (linked !== null) stored = linked;
+        else stored = blobs.copyFile !== undefined ? await blobs.copyFile(bytes.path, fileOptions) : await blobs.put(bytes.open(), options);
+      } else stored = await blobs.put(bytes, options);
     } catch (err) {
       if (err instanceof ContentTooLargeError) throw new ImportError('size-mismatch', `${where}: more than the expected ${expectedSize} bytes`, { cause: err });
       throw err;

@@ -103,7 +103,9 @@ describe.runIf(process.platform === 'linux')('FsBlobStore.copyFile', () => {
   });
 
   it('with deferSync keeps the file open until syncBlobs, and the blob is complete before and after', async () => {
-    await store.copyFile(await sourceFile('warm-up', Buffer.from('x'))); // starts a worker before counting descriptors
+    // Starts the copy and sync workers (each has descriptors of its own) before counting descriptors.
+    const warm = await store.copyFile(await sourceFile('warm-up', Buffer.from('x')), { deferSync: true });
+    await store.syncBlobs([warm.blobId]);
     const bytes = randomBytes(300_000);
     const path = await sourceFile('deferred', bytes);
     const before = await openFds();

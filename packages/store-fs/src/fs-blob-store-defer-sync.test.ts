@@ -31,8 +31,16 @@ async function openFds(): Promise<number> {
   return (await readdir('/proc/self/fd')).length;
 }
 
+/** Starts the copy and sync workers (each has descriptors of its own) before descriptors are counted. */
+async function warmUp(): Promise<void> {
+  await writeFile(join(dir, 'warm-up'), 'x');
+  const warm = await store.copyFile(join(dir, 'warm-up'), { deferSync: true });
+  await store.syncBlobs([warm.blobId]);
+}
+
 describe.runIf(process.platform === 'linux')('FsBlobStore deferSync', () => {
   it('writes complete, readable blobs that syncBlobs then makes durable, releasing their files', async () => {
+    await warmUp();
     const before = await openFds();
     const stored = await Promise.all(['one', 'two', 'three'].map((text) => store.put(bytesOf(text), { deferSync: true })));
     expect(stored.map((s) => s.sha256)).toEqual(['one', 'two', 'three'].map((t) => createHash('sha256').update(t).digest('hex')));
@@ -48,6 +56,7 @@ describe.runIf(process.platform === 'linux')('FsBlobStore deferSync', () => {
   it('linkFile defers too; a deferred blob deleted before its sync releases its file', async () => {
     const source = join(dir, 'synapse-file');
     await writeFile(source, 'linked bytes');
+    await warmUp();
     const before = await openFds();
     const linked = (await store.linkFile(source, { deferSync: true }))!;
     const put = await store.put(bytesOf('discarded'), { deferSync: true });

@@ -1,6 +1,5 @@
-import { constants } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { link, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { closeSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -8,6 +7,7 @@ import {
   type BlobPutOptions,
   type BlobReadOptions,
   type BlobStaging,
+  type FileImportOptions,
   type BlobStore,
   type ByteSource,
   type ListedBlob,
@@ -17,7 +17,7 @@ import {
 import { ContentTooLargeError } from '@hsmedia/errors';
 import { BLOBS_DIR, blobDirOf, blobPathOf, jailedPath, stagingDirOf, stagingPathOf } from './internal/blob-path.js';
 import { DeferredSyncs, syncDirectory } from './internal/deferred-syncs.js';
-import { copyOnWorker } from './internal/file-copy-pool.js';
+import { adoptOnWorker } from './internal/file-copy-pool.js';
 import { fileReadStream } from './internal/file-read-stream.js';
 import { writeAllTo } from './internal/write-all-to.js';
 import { Sha256Hasher } from './internal/sha256-hasher.js';
@@ -34,9 +34,6 @@ export interface FsBlobStoreOptions {
   readonly fsync?: boolean;
 }
 
-/** Error codes of `link` that mean "cannot link here" (another filesystem, no permission, unsupported): copy instead. */
-const LINK_UNAVAILABLE: ReadonlySet<string> = new Set(['EXDEV', 'EPERM', 'EACCES', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK']);
-
 /** Error codes that mean "no such blob" when opening, statting or unlinking its path. */
 const MISSING_CODES: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR']);
 
@@ -48,26 +45,6 @@ function checkOffset(name: string, value: number | undefined): void {
   if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
     throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
   }
-}
-
-/** Largest file `linkFile` hashes on the caller's thread (one read of its buffer) rather than on a worker. */
-const INLINE_HASH_MAX_BYTES = 256 * 1024;
-
-/** Counts and hashes an open file from its current offset, on this thread. */
-async function hashHere(handle: FileHandle, sizeHint: number, maxBytes: number, signal: AbortSignal | undefined): Promise<{ size: number; sha256: string }> {
-  const hash = createHash('sha256');
-  // One byte more than the file had at fstat: a file that grew since is still read to its end.
-  const buffer = Buffer.allocUnsafe(Math.min(sizeHint, INLINE_HASH_MAX_BYTES) + 1);
-  let size = 0;
-  for (;;) {
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-    if (bytesRead === 0) break;
-    size += bytesRead;
-    if (size > maxBytes) throw new ContentTooLargeError(maxBytes);
-    hash.update(buffer.subarray(0, bytesRead));
-    signal?.throwIfAborted();
-  }
-  return { size, sha256: hash.digest('hex') };
 }
 
 /** The names in a directory, or none when it does not exist. */
@@ -135,6 +112,8 @@ export class FsBlobStore implements BlobStore, BlobStaging {
   readonly #inFlight = new Set<string>();
   /** Blobs written with `deferSync`, durable only after `syncBlobs`. */
   readonly #deferred = new DeferredSyncs();
+  /** `staging/` made once per instance (the copy workers create files in it). */
+  #stagingDir: Promise<void> | undefined;
 
   constructor(options: FsBlobStoreOptions) {
     if (typeof options?.root !== 'string' || options.root.trim() === '' || options.root.includes('\0')) {
@@ -331,91 +310,37 @@ export class FsBlobStore implements BlobStore, BlobStaging {
    * Adopts a local file as a new blob by hard-linking it (no copy), reading
    * it once to count and hash it: for bulk imports from another media store
    * on the same filesystem. Null when it cannot be linked (another
-   * filesystem, no permission, no hard links): stream it with `put` instead.
-   * The file is then shared with its other name, so it must never be
-   * modified in place (media stores are write-once); deleting either name
-   * leaves the other intact. A link to a symlink is refused, never read
-   * through.
+   * filesystem, no permission, no hard links): copy it instead. The file is
+   * then shared with its other name, so it must never be modified in place
+   * (media stores are write-once); deleting either name leaves the other
+   * intact. A symlink is refused, never read through. Same contract as
+   * {@link copyFile} otherwise.
    */
-  async linkFile(path: string, options: BlobPutOptions = {}): Promise<StoredBlob | null> {
-    return this.#adoptFile(options, async (stagingPath, { maxBytes, syncNow, signal }, created) => {
-      try {
-        await link(path, stagingPath);
-      } catch (error) {
-        if (LINK_UNAVAILABLE.has((error as NodeJS.ErrnoException).code ?? '')) return null;
-        throw error;
-      }
-      created();
-      // link(2) does not follow symlinks: a linked symlink fails here (ELOOP) and is removed by #adoptFile.
-      const handle = await open(stagingPath, constants.O_RDONLY | constants.O_NOFOLLOW);
-      try {
-        const info = await handle.stat();
-        if (!info.isFile()) throw new Error('FsBlobStore: linkFile needs a regular file');
-        // A large file is counted and hashed on a worker (internal/file-copy-pool.ts), off this thread; a small one
-        // here, in one read, which costs less than the round trip.
-        const { size, sha256 } =
-          info.size > INLINE_HASH_MAX_BYTES ? await copyOnWorker(handle.fd, -1, { maxBytes, sync: false, signal }) : await hashHere(handle, info.size, maxBytes, signal);
-        if (syncNow) await handle.sync();
-        return { size, sha256, file: handle };
-      } catch (error) {
-        await handle.close().catch(() => undefined);
-        throw error;
-      }
-    });
+  async linkFile(path: string, options: FileImportOptions = {}): Promise<StoredBlob | null> {
+    return this.#adoptFile('link', path, options);
   }
 
   /**
    * Copies a local file into a new blob (for bulk imports from another media
-   * store when it cannot or must not be linked): the read, count, hash and
-   * write into the staging file run on a worker thread with synchronous fs
-   * calls, so the caller's thread only opens, renames and closes. Same
-   * contract as {@link linkFile}: the source is opened with O_NOFOLLOW and
-   * must be a regular file, more than `maxBytes` rejects with
-   * {@link ContentTooLargeError}, `deferSync` and `signal` apply, and on any
-   * failure nothing is left in `staging/` or `blobs/`. An error reading the
-   * source has `syscall` 'read' and `path` set to `path`.
+   * store when it cannot or must not be linked). The whole file-system part
+   * runs on a worker thread with synchronous calls (internal/file-copy-pool.ts):
+   * the caller's thread posts one message per file. The source is opened
+   * with O_NOFOLLOW and must be a regular file; with `within` it must resolve
+   * inside that directory. A problem with the source rejects with a
+   * `SourceFileError` (`missing`, `outside`, `unreadable`); more than
+   * `maxBytes` with {@link ContentTooLargeError}; `deferSync` and `signal`
+   * apply; on any failure nothing is left in `staging/` or `blobs/`.
    */
-  async copyFile(path: string, options: BlobPutOptions = {}): Promise<StoredBlob> {
-    const stored = await this.#adoptFile(options, async (stagingPath, { maxBytes, syncNow, signal }, created) => {
-      // A symlink fails here (ELOOP): never read through; O_NONBLOCK so a FIFO cannot hang the open (the worker refuses it).
-      const source = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-      let target: FileHandle | undefined;
-      try {
-        // 'wx': fail rather than share a file if a name ever repeats.
-        target = await open(stagingPath, 'wx');
-        created();
-        const { size, sha256 } = await copyOnWorker(source.fd, target.fd, { maxBytes, sync: syncNow, signal }).catch((error: unknown) => {
-          // A failed read names the source (as a read stream's error would), so an importer can tell it from a failed write.
-          if ((error as NodeJS.ErrnoException).syscall === 'read') Object.assign(error as object, { path });
-          throw error;
-        });
-        signal?.throwIfAborted();
-        return { size, sha256, file: target };
-      } catch (error) {
-        await target?.close().catch(() => undefined);
-        throw error;
-      } finally {
-        await source.close().catch(() => undefined);
-      }
-    });
-    return stored!;
+  async copyFile(path: string, options: FileImportOptions = {}): Promise<StoredBlob> {
+    return (await this.#adoptFile('copy', path, options))!;
   }
 
   /**
-   * The frame linkFile and copyFile share: limits, a staging name that `cleanupStaging` spares, the
-   * durable rename, and on any failure nothing left in `staging/` or `blobs/`. `fill` makes the staging
-   * file (calling `created` once it exists), closes what it opened when it throws, and hands back the
-   * size, the hash and the staging file still open (synced already unless `deferSync`); null when it
-   * cannot be done this way (linkFile across filesystems).
+   * What linkFile and copyFile share: limits, a staging name that `cleanupStaging` spares, one job on the
+   * worker pool (which creates, fills, renames and, unless deferred, closes the file), and the record
+   * of a deferred sync. Null when a link is not possible here.
    */
-  async #adoptFile(
-    options: BlobPutOptions,
-    fill: (
-      stagingPath: string,
-      limits: { readonly maxBytes: number; readonly syncNow: boolean; readonly signal: AbortSignal | undefined },
-      created: () => void,
-    ) => Promise<{ readonly size: number; readonly sha256: string; readonly file: FileHandle } | null>,
-  ): Promise<StoredBlob | null> {
+  async #adoptFile(mode: 'copy' | 'link', source: string, options: FileImportOptions): Promise<StoredBlob | null> {
     const { maxBytes = Number.POSITIVE_INFINITY, signal } = options;
     const syncNow = this.#fsync && options.deferSync !== true;
     if (!(maxBytes === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxBytes) && maxBytes >= 0))) {
@@ -423,37 +348,46 @@ export class FsBlobStore implements BlobStore, BlobStaging {
     }
     signal?.throwIfAborted();
     const stagingName = `${generateId()}.tmp`;
-    const stagingPath = stagingPathOf(this.#root, stagingName);
+    const staging = stagingPathOf(this.#root, stagingName);
     const blobId = generateId();
-    if (!stagingPath || !blobPathOf(this.#root, blobId)) throw new Error('FsBlobStore: generated an invalid path');
+    const target = blobPathOf(this.#root, blobId);
+    const targetDir = blobDirOf(this.#root, blobId);
+    if (!staging || !target || !targetDir) throw new Error('FsBlobStore: generated an invalid path');
     this.#inFlight.add(stagingName);
-    let created = false;
-    let renamed = false;
-    let pending: FileHandle | undefined;
     try {
-      await mkdir(dirname(stagingPath), { recursive: true });
-      const filled = await fill(stagingPath, { maxBytes, syncNow, signal }, () => {
-        created = true;
+      this.#stagingDir ??= mkdir(dirname(staging), { recursive: true }).then(() => undefined);
+      await this.#stagingDir.catch((error: unknown) => {
+        this.#stagingDir = undefined;
+        throw error;
       });
-      if (filled === null) return null;
-      pending = filled.file;
-      // With deferSync the file stays open, unsynced, until syncBlobs (as in stageBlob): #commit then owns it.
-      if (syncNow || !this.#fsync) {
-        await pending.close();
-        pending = undefined;
+      const keepOpen = this.#fsync && !syncNow;
+      const done = await adoptOnWorker({ mode, source, within: options.within ?? null, staging, target, targetDir, maxBytes, sync: syncNow, keepOpen }, signal);
+      if (!done.adopted) return null;
+      try {
+        // Aborted while the worker finished: the blob is not handed out, so it goes.
+        signal?.throwIfAborted();
+        if (this.#fsync) {
+          this.#deferred.made(done.made, targetDir);
+          if (keepOpen) this.#deferred.add(blobId, done.fd, targetDir);
+          else await this.#syncDirs(this.#deferred.dirsFor(targetDir));
+        }
+      } catch (error) {
+        // Recorded already: forget closes it; not yet: close it here.
+        if (this.#deferred.has(blobId)) this.#deferred.forget(blobId);
+        else if (done.fd >= 0) closeSync(done.fd);
+        await unlink(target).catch(() => undefined);
+        throw error;
       }
-      renamed = true;
-      await this.#commit(stagingPath, blobId, pending);
-      pending = undefined;
-      return { blobId, size: filled.size, sha256: filled.sha256 };
-    } catch (error) {
-      await pending?.close().catch(() => undefined);
-      if (created) await unlink(stagingPath).catch(() => undefined);
-      if (renamed) await unlink(blobPathOf(this.#root, blobId)!).catch(() => undefined);
-      throw error;
+      return { blobId, size: done.size, sha256: done.sha256 };
     } finally {
       this.#inFlight.delete(stagingName);
     }
+  }
+
+  /** Syncs directories now, and notes that what was made in them is durable. */
+  async #syncDirs(dirs: readonly string[]): Promise<void> {
+    for (const dir of dirs) await syncDirectory(dir);
+    this.#deferred.synced(new Set(dirs));
   }
 
   /**
@@ -465,22 +399,16 @@ export class FsBlobStore implements BlobStore, BlobStaging {
    */
   async #commit(stagingPath: string, blobId: string, deferred: FileHandle | undefined, onRenamed?: () => void): Promise<void> {
     const finalDir = blobDirOf(this.#root, blobId)!;
-    const created = await mkdir(finalDir, { recursive: true });
+    const made = await mkdir(finalDir, { recursive: true });
     await rename(stagingPath, blobPathOf(this.#root, blobId)!);
     onRenamed?.();
     if (!this.#fsync) return;
-    const dirs = [finalDir];
-    if (created !== undefined) {
-      for (let dir = dirname(finalDir); dir.length >= this.#root.length; dir = dirname(dir)) {
-        dirs.push(dir);
-        if (dir === this.#root) break;
-      }
-    }
+    this.#deferred.made(made, finalDir);
     if (deferred !== undefined) {
-      this.#deferred.add(blobId, deferred, dirs);
+      this.#deferred.add(blobId, deferred, finalDir);
       return;
     }
-    for (const dir of dirs) await syncDirectory(dir);
+    await this.#syncDirs(this.#deferred.dirsFor(finalDir));
   }
 
   /**

@@ -5,7 +5,7 @@
  * media IDs (`SynapseImporter`, on media-core's `MediaImports`).
  */
 export type { SynapseDatabaseLocation } from './synapse-database.js';
-export { SynapseMediaStore, UnsafeMediaPathError, type MediaStoreFile } from './synapse-media-store.js';
+export { SynapseMediaStore, UnsafeMediaPathError, type LocatedMediaFile, type MediaStoreFile } from './synapse-media-store.js';
 export {
   SynapseMediaSource,
   cursorAfter,

@@ -1,7 +1,8 @@
-import { ImportError, type ImportFile, type MediaImports } from '@hsmedia/media-core';
+import { stat } from 'node:fs/promises';
+import { ImportError, SourceFileError, type ImportFile, type MediaImports } from '@hsmedia/media-core';
 import { noopLogger, type Logger } from '@hsmedia/runtime';
 import type { SynapseMediaItem, SynapseMediaSource, SynapseThumbnail } from './synapse-media-source.js';
-import { UnsafeMediaPathError, type MediaStoreFile } from './synapse-media-store.js';
+import { UnsafeMediaPathError, type LocatedMediaFile, type MediaStoreFile } from './synapse-media-store.js';
 import { cursorAfter } from './synapse-media-source.js';
 import { serverNameOf, toImportedRecord, toImportedThumbnail } from './synapse-records.js';
 
@@ -91,16 +92,18 @@ async function* tagged(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8A
   }
 }
 
-/** A failed read of `path` by a blob store that copied it by path (`BlobStore.copyFile`): the source's fault, like a SourceReadError. */
-function isReadErrorOf(err: unknown, path: string): err is Error {
-  if (!(err instanceof Error)) return false;
-  const { syscall, path: failed } = err as NodeJS.ErrnoException;
-  return syscall === 'read' && failed === path;
-}
-
 /** A file of the store as the sink takes it: linked or copied by path where the sink may, else streamed. */
 function importFile(file: MediaStoreFile): ImportFile {
   return { path: file.path, open: () => tagged(file.stream) };
+}
+
+/** The report's words for a file whose size is not the row's (as an opened file's check words it). */
+async function sizeMismatchDetail(path: string, expectedSize: number, err: ImportError): Promise<string> {
+  const size = await stat(path).then(
+    (info) => info.size,
+    () => null,
+  );
+  return size === null ? err.message : `file has ${size} bytes, the database says ${expectedSize}`;
 }
 
 function emptyCounts(): Record<SynapseImportOutcome, number> {
@@ -240,6 +243,9 @@ export class SynapseImporter {
     // The sink checks presence itself before reading a byte; a dry run asks, as it writes nothing.
     if (this.#dryRun && (await this.#imports.has(serverName, item.mediaId))) return entry('present', 0);
     if (item.pending) return entry(this.#dryRun ? 'pending' : (await this.#imports.importMedia(imported, null)) === 'imported' ? 'pending' : 'present', 0);
+    if (this.#byPath(item.mediaLength)) {
+      return entry(...(await this.#storeByPath(() => this.#source.mediaFiles(item), item.mediaLength!, (file) => this.#imports.importMedia(imported, file))));
+    }
     const opened = await this.#open(() => this.#source.openMedia(item), item.mediaLength);
     if ('outcome' in opened) return entry(opened.outcome, 0, opened.detail);
     const { file } = opened;
@@ -262,6 +268,11 @@ export class SynapseImporter {
     });
     const spec = toImportedThumbnail(item, thumbnail);
     if (spec === null) return entry('invalid', 0, `unknown thumbnail method ${JSON.stringify(thumbnail.method)}`);
+    if (this.#byPath(thumbnail.length)) {
+      return entry(
+        ...(await this.#storeByPath(() => this.#source.thumbnailFiles(thumbnail), thumbnail.length!, (file) => this.#imports.importThumbnail(serverName, item.mediaId, spec, file))),
+      );
+    }
     const opened = await this.#open(() => this.#source.openThumbnail(thumbnail), thumbnail.length);
     if ('outcome' in opened) return entry(opened.outcome, 0, opened.detail);
     const { file } = opened;
@@ -270,6 +281,50 @@ export class SynapseImporter {
       return entry('would-import', file.size);
     }
     return entry(...(await this.#store(() => this.#imports.importThumbnail(serverName, item.mediaId, spec, importFile(file)), file)));
+  }
+
+  /**
+   * Whether a file is handed to the sink unopened (it copies or links it by
+   * path, checking the path and the size itself): one hand-off to the blob
+   * store's workers per file instead of an open, a stat and a stream here.
+   * Not for a dry run (nothing is written) or a row without a size.
+   */
+  #byPath(expectedSize: number | null): boolean {
+    return !this.#dryRun && expectedSize !== null && this.#imports.takesFilePaths;
+  }
+
+  /**
+   * Imports a file by path, trying each candidate (a thumbnail's legacy name
+   * after its name) while the previous one is missing: the outcome, the
+   * bytes and any detail, as {@link SynapseImporter.#store} reports them.
+   */
+  async #storeByPath(
+    locate: () => LocatedMediaFile[],
+    expectedSize: number,
+    importing: (file: ImportFile) => Promise<'imported' | 'present'>,
+  ): Promise<[SynapseImportOutcome, number, string?]> {
+    let candidates: LocatedMediaFile[];
+    try {
+      candidates = locate();
+    } catch (err) {
+      if (err instanceof UnsafeMediaPathError) return ['unsafe-path', 0, err.message];
+      throw err;
+    }
+    for (const file of candidates) {
+      try {
+        const done = await importing({ path: file.path, within: file.within, open: () => tagged(file.open()) });
+        return [done, done === 'imported' ? expectedSize : 0];
+      } catch (err) {
+        if (err instanceof ImportError && err.code === 'size-mismatch') return ['size-mismatch', 0, await sizeMismatchDetail(file.path, expectedSize, err)];
+        if (err instanceof ImportError) return [outcomeOf(err), 0, err.message];
+        if (!(err instanceof SourceFileError)) throw err;
+        if (err.reason === 'missing') continue;
+        if (err.reason === 'outside') return ['unsafe-path', 0, `${file.path.slice(file.within.length + 1)} resolves outside the media store`];
+        this.#logger.warn({ err }, 'could not read a file of the media store');
+        return ['read-error', 0, err.message];
+      }
+    }
+    return ['missing-file', 0, 'no file in the media store'];
   }
 
   /** Opens a file and checks its size against the row: the file, or the problem to report. */
@@ -299,7 +354,8 @@ export class SynapseImporter {
       return [done, done === 'imported' ? file.size : 0];
     } catch (err) {
       if (err instanceof ImportError) return [outcomeOf(err), 0, err.message];
-      if (err instanceof SourceReadError || isReadErrorOf(err, file.path)) {
+      // A store that copied it by path reports the source's faults as SourceFileError.
+      if (err instanceof SourceReadError || err instanceof SourceFileError) {
         this.#logger.warn({ err }, 'could not read a file of the media store');
         return ['read-error', 0, err.message];
       }

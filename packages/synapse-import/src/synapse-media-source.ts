@@ -1,5 +1,5 @@
 import { bool, intOrNull, openSynapseDatabase, textOrNull, type Row, type SynapseDatabase, type SynapseDatabaseLocation } from './synapse-database.js';
-import { SynapseMediaStore, UnsafeMediaPathError, type MediaStoreFile } from './synapse-media-store.js';
+import { SynapseMediaStore, UnsafeMediaPathError, type LocatedMediaFile, type MediaStoreFile } from './synapse-media-store.js';
 
 /** Options of {@link SynapseMediaSource.open}. */
 export interface SynapseMediaSourceOptions {
@@ -237,6 +237,22 @@ export class SynapseMediaSource {
       remoteThumbnails: await count('SELECT COUNT(*) AS n, SUM(thumbnail_length) AS b FROM remote_media_cache_thumbnails'),
       pending: (await count('SELECT COUNT(*) AS n, 0 AS b FROM local_media_repository WHERE media_length IS NULL')).count,
     };
+  }
+
+  /**
+   * The files that may hold an item's original, or a thumbnail (its legacy
+   * name second), located in the store but not opened, in the order to try:
+   * none when the row names no file. Throws `UnsafeMediaPathError` for a
+   * path that would leave the store.
+   */
+  mediaFiles(item: SynapseMediaItem): LocatedMediaFile[] {
+    if (item.pathProblem !== null) throw new UnsafeMediaPathError(item.pathProblem);
+    return item.path === null ? [] : [this.store.locate(item.path)];
+  }
+
+  thumbnailFiles(thumbnail: SynapseThumbnail): LocatedMediaFile[] {
+    if (thumbnail.pathProblem !== null || thumbnail.path === null) throw new UnsafeMediaPathError(thumbnail.pathProblem ?? 'no path');
+    return [this.store.locate(thumbnail.path), ...(thumbnail.legacyPath === null ? [] : [this.store.locate(thumbnail.legacyPath)])];
   }
 
   /**

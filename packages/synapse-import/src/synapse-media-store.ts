@@ -20,6 +20,15 @@ export interface MediaStoreFile {
   close(): Promise<void>;
 }
 
+/** A file of the store located but not opened (see {@link SynapseMediaStore.locate}). */
+export interface LocatedMediaFile {
+  readonly path: string;
+  /** The store's real path: `path` must resolve inside it. */
+  readonly within: string;
+  /** Its bytes, opened and checked on first read. */
+  open(): AsyncIterable<Uint8Array>;
+}
+
 // Synapse's rule for a path component (synapse/media/filepath.py,
 // `_validate_path_component`): letters, digits and `_-.[]:` (server names),
 // never empty, `.` or `..`. Anything else in a row is refused, not mapped.
@@ -88,6 +97,29 @@ export class SynapseMediaStore {
   /** `remote_thumbnail/<origin>/ab/cd/rest/<name>`; `legacy` is the older name without the method. */
   static remoteThumbnailPath(origin: string, filesystemId: string, width: number, height: number, contentType: string, method: string, legacy = false): string {
     return ['remote_thumbnail', component(origin), ...sharded(filesystemId), thumbnailName(width, height, contentType, legacy ? null : component(method))].join('/');
+  }
+
+  /**
+   * A file of the store to be taken by path, not opened here: its absolute
+   * path (every component checked, as `open` does) and the store's real
+   * path, inside which whoever opens it must find it (symlinks followed);
+   * `open()` reads it with `open`'s checks. Throws
+   * {@link UnsafeMediaPathError} for an invalid component.
+   */
+  locate(relativePath: string): LocatedMediaFile {
+    const parts = relativePath.split('/');
+    for (const part of parts) component(part);
+    return {
+      path: join(this.root, ...parts),
+      within: this.root,
+      open: () => this.#lazyStream(relativePath),
+    };
+  }
+
+  async *#lazyStream(relativePath: string): AsyncGenerator<Uint8Array> {
+    const file = await this.open(relativePath);
+    if (file === null) throw Object.assign(new Error(`${relativePath}: no file in the media store`), { code: 'ENOENT' });
+    yield* file.stream;
   }
 
   /**

@@ -26,6 +26,42 @@ export interface BlobPutOptions {
   readonly deferSync?: boolean;
 }
 
+/** Options of {@link BlobStore.copyFile} and {@link BlobStore.linkFile}: those of `put`, and where the file must lie. */
+export interface FileImportOptions extends BlobPutOptions {
+  /**
+   * A directory (its real path, symlinks resolved) the file must resolve
+   * inside, symlinks followed: otherwise the call rejects with a
+   * {@link SourceFileError} of reason `outside` and the file is never read.
+   * For a path built from another store's database rows.
+   */
+  readonly within?: string;
+}
+
+/**
+ * Why {@link BlobStore.copyFile} or {@link BlobStore.linkFile} could not take
+ * the local file: the source's fault, not the store's (an importer reports
+ * the item and goes on). Nothing of it was kept.
+ */
+export class SourceFileError extends Error {
+  override readonly name = 'SourceFileError';
+  /**
+   * `missing`: no such file, or not a regular file (a symlink as the last
+   * component, a directory, a FIFO); `outside`: it resolves outside
+   * `within`; `unreadable`: opening or reading it failed otherwise.
+   */
+  readonly reason: 'missing' | 'outside' | 'unreadable';
+  /** The path as given. */
+  readonly path: string;
+  /** The system error code (`ENOENT`, `ELOOP`, `ENOTFILE` for a special file, `EIO`…), when there was one. */
+  readonly code: string | undefined;
+  constructor(reason: 'missing' | 'outside' | 'unreadable', path: string, message: string, code?: string) {
+    super(message);
+    this.reason = reason;
+    this.path = path;
+    this.code = code;
+  }
+}
+
 /** What {@link BlobStore.put} stored. */
 export interface StoredBlob {
   /** Opaque ID chosen by the store (`[A-Za-z0-9_-]`); never derived from user input. */
@@ -76,14 +112,15 @@ export interface BlobStore {
    * hash it; null when that is not possible here (the caller streams it with
    * `put`). Same checks and atomicity as `put`.
    */
-  linkFile?(path: string, options?: BlobPutOptions): Promise<StoredBlob | null>;
+  linkFile?(path: string, options?: FileImportOptions): Promise<StoredBlob | null>;
   /**
    * Optional: copies a local file (an import from another media store) into
    * a new blob, e.g. off the caller's thread; what importers use instead of
    * `put` of the file's stream when present. Same checks and atomicity as
-   * `put`; a symlink is refused.
+   * `put`; a symlink is refused. A problem with the file itself rejects
+   * with a {@link SourceFileError}.
    */
-  copyFile?(path: string, options?: BlobPutOptions): Promise<StoredBlob>;
+  copyFile?(path: string, options?: FileImportOptions): Promise<StoredBlob>;
   /**
    * Optional: the blob a `put` answered will not be referenced after all (refused,
    * lost a race, failed). A content-addressed store releases the put's claim and

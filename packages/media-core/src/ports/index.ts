@@ -1,6 +1,8 @@
 export {
   type ByteSource,
   type BlobPutOptions,
+  type FileImportOptions,
+  SourceFileError,
   type StoredBlob,
   type BlobReadOptions,
   type BlobStore,

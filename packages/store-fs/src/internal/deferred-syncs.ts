@@ -1,4 +1,22 @@
+import { closeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { syncOnWorker } from './file-sync-worker.js';
+
+/** An open, renamed blob file: a descriptor (from the copy workers) or a handle (from streamed writes). */
+export type OpenBlobFile = number | FileHandle;
+
+function closeQuietly(file: OpenBlobFile): void {
+  if (typeof file !== 'number') {
+    file.close().catch(() => undefined);
+    return;
+  }
+  try {
+    closeSync(file);
+  } catch {
+    // Already closed or never valid: nothing more to release.
+  }
+}
 
 /** fsyncs a directory so a rename or create inside it is durable (POSIX; a no-op on Windows, which cannot). */
 export async function syncDirectory(path: string): Promise<void> {
@@ -14,29 +32,72 @@ export async function syncDirectory(path: string): Promise<void> {
 /**
  * The blobs written with `deferSync` that are not durable yet: for each, its
  * still open file (kept open so the flush needs no second open) and the
- * directories its rename touched. {@link DeferredSyncs.sync}
- * flushes a set of them in one pass — every file, then the union of their
- * directories, all at once — so a bulk import pays one round of fsyncs per
- * batch (which the filesystem's journal commits together) instead of a
- * file + directory fsync per blob in sequence.
+ * directories to sync for its name. {@link DeferredSyncs.sync} flushes a set
+ * of them in one pass — every file, then the union of their directories, all
+ * at once, from one worker thread (internal/file-sync-worker.ts) — so a bulk
+ * import pays one round of fsyncs per batch (which the filesystem's journal
+ * commits together) instead of a file + directory fsync per blob in sequence.
+ *
+ * A directory made for a blob is durable only once its parent is synced
+ * too, and a later blob may land in it before that: the directories made
+ * and not yet synced into their parents are remembered, and every blob
+ * below one brings the parents along.
  */
 export class DeferredSyncs {
-  readonly #pending = new Map<string, { readonly file: FileHandle; readonly dirs: readonly string[] }>();
+  readonly #pending = new Map<string, { readonly file: OpenBlobFile; readonly dirs: readonly string[] }>();
+  /** Files being flushed now: a `forget` meanwhile leaves their closing to the flush. */
+  readonly #flushing = new Set<OpenBlobFile>();
+  /** Directories made whose entry in their parent is not durable yet. */
+  readonly #madeDirs = new Set<string>();
 
-  /** Records a renamed, not yet durable blob; its handle is closed by `sync` or `forget`. */
-  add(blobId: string, file: FileHandle, dirs: readonly string[]): void {
+  /**
+   * Notes the directories `mkdir -p` just made for `dir`: `outermost` (what
+   * it answered) down to `dir`, each not durable in its parent yet.
+   */
+  made(outermost: string | null | undefined, dir: string): void {
+    if (outermost === null || outermost === undefined) return;
+    for (let at = dir; at.length >= outermost.length; at = dirname(at)) {
+      this.#madeDirs.add(at);
+      if (at === outermost || dirname(at) === at) break;
+    }
+  }
+
+  /** The directories to sync so that a new name in `dir` is durable: `dir`, and the parent of each made one on the way up. */
+  dirsFor(dir: string): string[] {
+    const dirs = [dir];
+    for (let at = dir; this.#madeDirs.has(at); at = dirname(at)) dirs.push(dirname(at));
+    return dirs;
+  }
+
+  /** Notes that these directories were synced: directories made in them are durable now. */
+  synced(dirs: ReadonlySet<string>): void {
+    for (const dir of this.#madeDirs) if (dirs.has(dirname(dir))) this.#madeDirs.delete(dir);
+  }
+
+  /**
+   * Records a renamed, not yet durable blob in `dir`; its file is closed by
+   * `sync` or `forget`. The directories to sync are `dir` and the parents of
+   * those still only made (see `made`).
+   */
+  add(blobId: string, file: OpenBlobFile, dir: string): void {
+    const dirs = this.dirsFor(dir);
     // The same ID twice (a store that names blobs by content): the later file holds the name now.
     const earlier = this.#pending.get(blobId);
-    if (earlier !== undefined) earlier.file.close().catch(() => undefined);
+    if (earlier !== undefined && !this.#flushing.has(earlier.file)) closeQuietly(earlier.file);
     this.#pending.set(blobId, { file, dirs: earlier === undefined ? dirs : [...new Set([...earlier.dirs, ...dirs])] });
   }
 
-  /** Forgets a blob (deleted before it was synced), closing its handle. */
+  /** Whether the blob is recorded and not synced yet. */
+  has(blobId: string): boolean {
+    return this.#pending.has(blobId);
+  }
+
+  /** Forgets a blob (deleted before it was synced), closing its file. */
   forget(blobId: string): void {
     const entry = this.#pending.get(blobId);
     if (entry === undefined) return;
     this.#pending.delete(blobId);
-    entry.file.close().catch(() => undefined);
+    if (!this.#flushing.has(entry.file)) closeQuietly(entry.file);
   }
 
   /**
@@ -50,12 +111,28 @@ export class DeferredSyncs {
       return entry === undefined ? [] : [{ id, ...entry }];
     });
     if (entries.length === 0) return;
-    await Promise.all(entries.map((entry) => entry.file.sync()));
-    // A directory sync after the files: the names then point at flushed data.
-    await Promise.all([...new Set(entries.flatMap((entry) => entry.dirs))].map(syncDirectory));
-    for (const { id, file } of entries) {
-      this.#pending.delete(id);
-      await file.close();
+    for (const { file } of entries) this.#flushing.add(file);
+    try {
+      const handles = entries.flatMap(({ file }) => (typeof file === 'number' ? [] : [file]));
+      await Promise.all(handles.map((handle) => handle.sync()));
+      // Descriptors and directories in one message to the sync worker (directories after the files).
+      const dirs = new Set(entries.flatMap((entry) => entry.dirs));
+      await syncOnWorker(
+        entries.flatMap(({ file }) => (typeof file === 'number' ? [file] : [])),
+        [...dirs],
+      );
+      this.synced(dirs);
+      for (const { id, file } of entries) if (this.#pending.get(id)?.file === file) this.#pending.delete(id);
+    } finally {
+      const closing: Promise<void>[] = [];
+      for (const { id, file } of entries) {
+        this.#flushing.delete(file);
+        // Synced, or forgotten meanwhile: closed now. Failed and still pending: kept for the caller's discard.
+        if (this.#pending.get(id)?.file === file) continue;
+        if (typeof file === 'number') closeQuietly(file);
+        else closing.push(file.close().catch(() => undefined));
+      }
+      await Promise.all(closing);
     }
   }
 }

@@ -19,6 +19,9 @@ import { createPostgresMetadataStore } from '@hsmedia/store-postgres';
 import { createSqliteMetadataStore } from '@hsmedia/store-sqlite';
 import { openPostgresTestEnv, PG_URL } from '@hsmedia/test-fixtures/postgres';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config.js';
+import { startMaintenance } from '../src/maintenance.js';
+import { openStores } from '../src/stores.js';
 import { tempDir } from './helpers.js';
 
 // The orphan sweep on a plain (not content-addressed) store: random blob IDs on a real
@@ -222,5 +225,46 @@ describe.each(backends)('the orphan sweep of a plain store on $name', (backend) 
     const all: string[] = [];
     for await (const listed of objects.listBlobs()) all.push(listed.blobId);
     expect(all).toEqual([record.blobId]);
+  }, 60_000);
+});
+
+describe('the server without dedup', () => {
+  it('runs the orphan sweep on its maintenance schedule (dedup.orphan_sweep_interval, dedup.orphan_grace)', async () => {
+    const dir = await tempDir('hsmedia-orphan-schedule-');
+    dirs.push(dir);
+    const parsed = parseConfig(
+      {
+        server_name: SERVER,
+        database: { sqlite: { path: join(dir.path, 'media.sqlite') } },
+        media_store: { filesystem: { path: join(dir.path, 'media') } },
+        dedup: { orphan_grace: '1ms', orphan_sweep_interval: '20ms' },
+      },
+      dir.path,
+    );
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed));
+    expect(parsed.config.dedup.enabled).toBe(false);
+    const stores = await openStores(parsed.config);
+    closers.push(() => stores.close());
+    expect(stores.orphanSweep).toBeDefined();
+    const orphan = await stores.blobs.put(once(randomBytes(100)));
+    // Waits for the event: the scheduled run that removed the orphan (each run comes an interval, 20 times the grace, after the last).
+    let removed: () => void = () => undefined;
+    const swept = new Promise<void>((resolve) => (removed = resolve));
+    const logger = {
+      debug() {},
+      warn() {},
+      error() {},
+      info(obj: object) {
+        const fields = obj as { job?: string; removed?: number };
+        if (fields.job === 'blob-orphan-sweep' && fields.removed === 1) removed();
+      },
+    };
+    const maintenance = await startMaintenance(parsed.config, stores, logger);
+    try {
+      await swept;
+      expect(await stores.blobs.stat(orphan.blobId)).toBeNull();
+    } finally {
+      await maintenance.scheduler.close();
+    }
   }, 60_000);
 });

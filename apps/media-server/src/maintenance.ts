@@ -91,10 +91,11 @@ export async function startMaintenance(
     logger.info({ count: stagingFilesRemoved }, 'removed staging files of unfinished uploads');
   }
   scheduler.schedule('staging-sweep', STAGING_SWEEP_INTERVAL_MS, sweep);
-  const dedup = stores.dedup;
-  if (dedup !== undefined) {
-    // One instance at a time (the lease); the sweep's deletions are conditional, so uploads may run meanwhile.
-    scheduler.schedule('blob-orphan-sweep', config.dedup.orphanSweepIntervalMs, async (signal) => ({ ...(await dedup.sweepOrphans({ signal })) }));
+  const orphanSweep = stores.orphanSweep;
+  if (orphanSweep !== undefined) {
+    // With or without dedup: a killed import or upload leaves unreferenced blobs on any store. One
+    // instance at a time (the lease); the sweep's deletions are conditional, so uploads may run meanwhile.
+    scheduler.schedule('blob-orphan-sweep', config.dedup.orphanSweepIntervalMs, async (signal) => ({ ...(await orphanSweep.sweep({ signal })) }));
   }
 
   const cleanupIntervalMs = config.limits.pendingCleanupIntervalMs;

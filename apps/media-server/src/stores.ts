@@ -1,5 +1,5 @@
 import { FsBlobStore } from '@hsmedia/store-fs';
-import { ContentAddressedBlobStore, hasBlobReferenceLedger, type BlobStaging, type BlobStore, type MediaChangeFeed, type MediaMetadataStore, type MediaRecordStore, type ThumbnailIndex } from '@hsmedia/media-core';
+import { ContentAddressedBlobStore, hasBlobReferenceLedger, OrphanBlobSweep, type BlobStaging, type BlobStore, type MediaChangeFeed, type MediaMetadataStore, type MediaRecordStore, type ThumbnailIndex } from '@hsmedia/media-core';
 import type { MediaAccel, MediaRedirect } from '@hsmedia/media-routes';
 import type { Logger } from '@hsmedia/runtime';
 import type { ServerKeyStore } from '@hsmedia/signing';
@@ -23,8 +23,14 @@ export interface OpenStores {
   readonly metadata: MediaMetadataStore & ServerKeyStore;
   /** `media_store.filesystem`: the directory store beneath `blobs` (the same one without dedup), for `delivery: x_accel`. */
   readonly files?: FsBlobStore;
-  /** With `dedup.enabled`: `blobs`, content-addressed (for the orphan sweep and the dedup metrics). */
+  /** With `dedup.enabled`: `blobs`, content-addressed (for the dedup migration and metrics). */
   readonly dedup?: ContentAddressedBlobStore;
+  /**
+   * Removes blobs no media or thumbnail row references, older than `dedup.orphan_grace`: with or
+   * without dedup (a killed import or upload leaves such blobs either way). Absent when the
+   * metadata store keeps no reference ledger.
+   */
+  readonly orphanSweep?: OrphanBlobSweep;
   /** Closes the metadata store (and the S3 client's connections). */
   close(): Promise<void>;
 }
@@ -39,15 +45,19 @@ export interface OpenStores {
 export async function openStores(config: MediaServerConfig, log?: DatabaseLog): Promise<OpenStores> {
   const metadata = await openMetadataStore(config.database, log);
   /** With `dedup.enabled`, blobs are named by their SHA-256 and counted in the metadata store. */
-  const dedupOf = (objects: BlobStore & BlobStaging): { blobs: BlobStore; dedup?: ContentAddressedBlobStore } => {
-    if (!config.dedup.enabled) return { blobs: objects };
+  const dedupOf = (objects: BlobStore & BlobStaging): { blobs: BlobStore; dedup?: ContentAddressedBlobStore; orphanSweep?: OrphanBlobSweep } => {
+    // Over the objects themselves (beneath dedup and the local cache): what it lists, it deletes.
+    const orphanSweep = hasBlobReferenceLedger(metadata)
+      ? new OrphanBlobSweep({ objects, references: metadata, graceMs: config.dedup.orphanGraceMs })
+      : undefined;
+    if (!config.dedup.enabled) return { blobs: objects, ...(orphanSweep === undefined ? {} : { orphanSweep }) };
     if (!hasBlobReferenceLedger(metadata)) throw new Error('dedup: the metadata store keeps no blob reference ledger');
     const dedup = new ContentAddressedBlobStore({
       objects,
       references: metadata,
       pinGraceMs: config.dedup.orphanGraceMs,
     });
-    return { blobs: dedup, dedup };
+    return { blobs: dedup, dedup, ...(orphanSweep === undefined ? {} : { orphanSweep }) };
   };
   if (config.mediaStore.kind === 's3') {
     // Loaded only when configured: the AWS SDK is a large import for every other start.

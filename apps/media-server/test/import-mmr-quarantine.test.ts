@@ -15,9 +15,10 @@ import { startArchiveServer, storedFiles, TOKEN, writeArchiveServerConfig, type 
 import { writeMmrArchive, type MmrFixtureItem } from './mmr-archive-fixture.js';
 import { tempDir } from './helpers.js';
 
-// `import-mmr --mmr-database`: matrix-media-repo's quarantine read from its
+// `import-mmr --mmr-database`: matrix-media-repo's quarantine and pins read from its
 // own PostgreSQL database (a fresh database per test at 127.0.0.1:5432, its
-// `media` table as matrix-media-repo's migrations 1, 3 and 7 create it),
+// `media` table as matrix-media-repo's migrations 1, 3 and 7 create it, and
+// its `media_attributes` table, absent from older ones),
 // archives from the fixture writer, imported by the CLI, then checked
 // through the real server process: downloads and re-uploads.
 
@@ -52,18 +53,39 @@ CREATE TABLE media (
 );
 CREATE UNIQUE INDEX media_index ON media (media_id, origin);`;
 
+/** matrix-media-repo's `media_attributes` table: an item's purpose, `none` or `pinned`. */
+const MMR_ATTRIBUTES_DDL = `
+CREATE TABLE media_attributes (
+  origin TEXT NOT NULL,
+  media_id TEXT NOT NULL,
+  purpose TEXT NOT NULL
+);
+CREATE UNIQUE INDEX idx_media_attributes ON media_attributes (media_id, origin);
+CREATE INDEX idx_media_attributes_purpose ON media_attributes (purpose);`;
+
 interface MmrDatabase {
   readonly url: string;
   drop(): Promise<void>;
 }
 
-/** A matrix-media-repo database holding `rows` (items, each quarantined or not). */
-async function mmrDatabase(rows: readonly { item: MmrFixtureItem; quarantined: boolean }[], withSchema = true): Promise<MmrDatabase> {
+/**
+ * A matrix-media-repo database holding `rows` (items, each quarantined or not, with a purpose or
+ * none), with its `media_attributes` table unless `withAttributes` is false (an older one).
+ */
+async function mmrDatabase(
+  rows: readonly { item: MmrFixtureItem; quarantined: boolean; purpose?: 'none' | 'pinned' }[],
+  withSchema = true,
+  withAttributes = true,
+): Promise<MmrDatabase> {
   const database = await createPostgresDatabase(PG_URL, 'h5_mmr');
   const client = new pg.Client({ connectionString: database.url });
   await client.connect();
   try {
     if (withSchema) await client.query(MMR_MEDIA_DDL);
+    if (withSchema && withAttributes) await client.query(MMR_ATTRIBUTES_DDL);
+    for (const { item, purpose } of rows) {
+      if (purpose !== undefined) await client.query('INSERT INTO media_attributes (origin, media_id, purpose) VALUES ($1, $2, $3)', [item.origin, item.mediaId, purpose]);
+    }
     for (const { item, quarantined } of rows) {
       const sha256 = createHash('sha256').update(item.bytes).digest('hex');
       await client.query(
@@ -101,6 +123,17 @@ async function state(dbPath: string): Promise<{ quarantined: Map<string, boolean
     const list = await store.listMedia({}, { limit: 1000 });
     const blocked = await store.listBlockedHashes({ limit: 1000 });
     return { quarantined: new Map(list.map((record) => [`${record.serverName}/${record.mediaId}`, record.quarantined])), blocked: new Set(blocked.map((entry) => entry.sha256)) };
+  } finally {
+    await store.close();
+  }
+}
+
+/** The protected flag of each media row, by `server/id`. */
+async function protectedFlags(dbPath: string): Promise<Map<string, boolean>> {
+  const store = await createSqliteMetadataStore({ path: dbPath });
+  try {
+    const list = await store.listMedia({}, { limit: 1000 });
+    return new Map(list.map((record) => [`${record.serverName}/${record.mediaId}`, record.protected === true]));
   } finally {
     await store.close();
   }
@@ -244,6 +277,121 @@ describe('hsmedia-server import-mmr --mmr-database', () => {
         blocked: new Set([sha256Of(quarantined)]),
       });
     } finally {
+      await database.drop();
+    }
+  }, 120_000);
+
+  it('keeps matrix-media-repo pins: pinned items imported protected, out of reach of a quarantine of the same bytes; purpose none and unpinned items are not', async () => {
+    const base = join(dir.path, 'pinned');
+    const archive = join(base, 'archive');
+    await mkdir(archive, { recursive: true });
+    const pinned = item('pinnedItem');
+    const fixtures = {
+      pinned,
+      // Quarantined and left out of the export, with the pinned item's bytes: its hash is blocked here.
+      sameBytesLeftOut: item('sameBytesLeftOut', { bytes: pinned.bytes }),
+      none: item('purposeNone'),
+      plain: item('noAttributes'),
+      // Pinned after matrix-media-repo quarantined it: it stays quarantined there, and here.
+      pinnedQuarantined: item('pinnedQuarantined'),
+    };
+    await writeMmrArchive(archive, [fixtures.pinned, fixtures.none, fixtures.plain, fixtures.pinnedQuarantined], { entity: LOCAL, partSize: 1 << 20 });
+    const database = await mmrDatabase([
+      { item: fixtures.pinned, quarantined: false, purpose: 'pinned' },
+      { item: fixtures.sameBytesLeftOut, quarantined: true },
+      { item: fixtures.none, quarantined: false, purpose: 'none' },
+      { item: fixtures.plain, quarantined: false },
+      { item: fixtures.pinnedQuarantined, quarantined: true, purpose: 'pinned' },
+    ]);
+    try {
+      const server = await writeArchiveServerConfig(base, LOCAL);
+      const dbPath = join(base, 'media.db');
+
+      const dry = await run(base, 'import-mmr', 'archive', '--dry-run', '--mmr-database', database.url, '--config', server.configPath);
+      expect(dry.out).toContain('would protect as pinned in matrix-media-repo: 2 imported, 0 already here');
+      expect(dry.code).toBe(0);
+      expect(await protectedFlags(dbPath)).toEqual(new Map());
+
+      const first = await run(base, 'import-mmr', 'archive', '--mmr-database', database.url, '--config', server.configPath);
+      expect(first.out).toContain('imported 4 media');
+      expect(first.out).toContain('protected as pinned in matrix-media-repo: 2 imported, 0 already here');
+      expect(first.out).toContain('quarantined as in matrix-media-repo: 1 imported, 0 already here; blocked the hashes of 1 quarantined media left out of the export');
+      expect(first.code).toBe(0);
+      expect(await protectedFlags(dbPath)).toEqual(
+        new Map([
+          [`${LOCAL}/pinnedItem`, true],
+          [`${LOCAL}/purposeNone`, false],
+          [`${LOCAL}/noAttributes`, false],
+          [`${LOCAL}/pinnedQuarantined`, true],
+        ]),
+      );
+      const after = await state(dbPath);
+      expect(after.quarantined.get(`${LOCAL}/pinnedItem`)).toBe(false);
+      expect(after.quarantined.get(`${LOCAL}/pinnedQuarantined`)).toBe(true);
+      expect(after.blocked.has(sha256Of(fixtures.pinned))).toBe(true);
+
+      const again = await run(base, 'import-mmr', 'archive', '--mmr-database', database.url, '--config', server.configPath);
+      expect(again.out).toContain('imported 0 media (0 B), already present 4');
+      expect(again.out).toContain('protected as pinned in matrix-media-repo: 0 imported, 2 already here');
+      expect(again.code).toBe(0);
+
+      const running = await startArchiveServer(server);
+      try {
+        // The hash is blocked, yet the pinned item is served: protected media is never quarantined.
+        const served = await download(running, fixtures.pinned);
+        expect(served.status).toBe(200);
+        expect(served.bytes.equals(fixtures.pinned.bytes)).toBe(true);
+        expect(await download(running, fixtures.pinnedQuarantined)).toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
+        expect((await download(running, fixtures.none)).status).toBe(200);
+      } finally {
+        await running.stop();
+      }
+    } finally {
+      await database.drop();
+    }
+  }, 180_000);
+
+  it('protects pinned media an earlier run imported without --mmr-database; a database without media_attributes pins nothing', async () => {
+    const base = join(dir.path, 'pinned-later');
+    const archive = join(base, 'archive');
+    await mkdir(archive, { recursive: true });
+    const pinned = item('pinnedLater');
+    const plain = item('notPinned');
+    await writeMmrArchive(archive, [pinned, plain], { entity: LOCAL, partSize: 1 << 20 });
+    const older = await mmrDatabase([{ item: pinned, quarantined: false }, { item: plain, quarantined: false }], true, false);
+    const database = await mmrDatabase([
+      { item: pinned, quarantined: false, purpose: 'pinned' },
+      { item: plain, quarantined: false },
+    ]);
+    try {
+      const server = await writeArchiveServerConfig(base, LOCAL);
+      const dbPath = join(base, 'media.db');
+      const fromOlder = await run(base, 'import-mmr', 'archive', '--mmr-database', older.url, '--config', server.configPath);
+      expect(fromOlder.out).toContain('imported 2 media');
+      expect(fromOlder.out).toContain('protected as pinned in matrix-media-repo: 0 imported, 0 already here');
+      expect(fromOlder.code).toBe(0);
+      const unprotected = new Map([
+        [`${LOCAL}/pinnedLater`, false],
+        [`${LOCAL}/notPinned`, false],
+      ]);
+      expect(await protectedFlags(dbPath)).toEqual(unprotected);
+
+      const dry = await run(base, 'import-mmr', 'archive', '--dry-run', '--mmr-database', database.url, '--config', server.configPath);
+      expect(dry.out).toContain('would protect as pinned in matrix-media-repo: 0 imported, 1 already here');
+      expect(await protectedFlags(dbPath)).toEqual(unprotected);
+
+      const withPins = await run(base, 'import-mmr', 'archive', '--mmr-database', database.url, '--config', server.configPath);
+      expect(withPins.out).toContain('imported 0 media (0 B), already present 2');
+      expect(withPins.out).toContain('protected as pinned in matrix-media-repo: 0 imported, 1 already here');
+      expect(withPins.code).toBe(0);
+      expect(await protectedFlags(dbPath)).toEqual(
+        new Map([
+          [`${LOCAL}/pinnedLater`, true],
+          [`${LOCAL}/notPinned`, false],
+        ]),
+      );
+    } finally {
+      await older.drop();
       await database.drop();
     }
   }, 120_000);

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { noopLogger, systemClock, type Clock, type Logger } from '@hsmedia/runtime';
+import { systemClock, type Clock, type Logger } from '@hsmedia/runtime';
+import { deleteUnlessHeld, OrphanBlobSweep, type OrphanSweepOptions, type OrphanSweepResult } from './orphan-blob-sweep.js';
 import type { BlobReferenceLedger, BlobStaleness } from './ports/blob-references.js';
 import type {
   BlobPutOptions,
@@ -74,7 +75,7 @@ export class ContentAddressedBlobStore implements BlobStore {
   readonly #pinGraceMs: number;
   readonly #deletionLeaseMs: number;
   readonly #clock: Clock;
-  readonly #logger: Logger;
+  readonly #sweep: OrphanBlobSweep;
 
   constructor(options: ContentAddressedBlobStoreOptions) {
     this.#objects = options.objects;
@@ -83,7 +84,14 @@ export class ContentAddressedBlobStore implements BlobStore {
     this.#deletionLeaseMs = options.deletionLeaseMs ?? 2 * 60 * 1000;
     if (!(this.#pinGraceMs > 0) || !(this.#deletionLeaseMs > 0)) throw new RangeError('pinGraceMs and deletionLeaseMs must be positive');
     this.#clock = options.clock ?? systemClock;
-    this.#logger = options.logger ?? noopLogger;
+    this.#sweep = new OrphanBlobSweep({
+      objects: options.objects,
+      references: options.references,
+      graceMs: this.#pinGraceMs,
+      deletionLeaseMs: this.#deletionLeaseMs,
+      clock: this.#clock,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
     if (options.objects.directUrl !== undefined) {
       const objects = options.objects;
       this.directUrl = (blobId, urlOptions) => objects.directUrl!(blobId, urlOptions);
@@ -148,17 +156,8 @@ export class ContentAddressedBlobStore implements BlobStore {
     return this.#deleteUnlessHeld(blobId, this.#staleness());
   }
 
-  async #deleteUnlessHeld(blobId: string, stale: BlobStaleness): Promise<boolean> {
-    const startedAt = this.#clock.now();
-    if (!(await this.#references.beginBlobDeletion(blobId, startedAt, stale))) return false;
-    let gone = false;
-    try {
-      const existed = await this.#objects.delete(blobId);
-      gone = true;
-      return existed;
-    } finally {
-      await this.#references.finishBlobDeletion(blobId, startedAt, gone, stale);
-    }
+  #deleteUnlessHeld(blobId: string, stale: BlobStaleness): Promise<boolean> {
+    return deleteUnlessHeld(this.#objects, this.#references, blobId, this.#clock.now(), stale);
   }
 
   /** Drops a put's claim on a blob that will not be referenced, and the blob when nothing else holds it. */
@@ -196,84 +195,16 @@ export class ContentAddressedBlobStore implements BlobStore {
   }
 
   /**
-   * Removes objects nothing references: ledger rows with no reference and no pin
-   * newer than the grace period (a put that crashed before its record, a crash
-   * between the last delete and the object's removal), and objects older than the
-   * grace period that the ledger never heard of. Every removal goes through the
-   * conditional deletion, so a put of the same bytes racing the sweep keeps its blob.
+   * Removes objects nothing references ({@link OrphanBlobSweep}): ledger rows
+   * with no reference and no pin newer than the grace period (a put that crashed
+   * before its record, a crash between the last delete and the object's removal),
+   * and objects older than the grace period that the ledger never heard of. Every
+   * removal goes through the conditional deletion, so a put of the same bytes
+   * racing the sweep keeps its blob.
    */
-  async sweepOrphans(options: OrphanSweepOptions = {}): Promise<OrphanSweepResult> {
-    const graceMs = options.graceMs ?? this.#pinGraceMs;
-    const now = this.#clock.now();
-    const stale: BlobStaleness = { pinsStaleBefore: now - graceMs, deletionStaleBefore: now - this.#deletionLeaseMs };
-    const result = await sweepOrphanBlobs(this.#objects, this.#references, stale, options, (blobId) =>
-      options.dryRun === true ? Promise.resolve(false) : this.#deleteUnlessHeld(blobId, stale),
-    );
-    if (result.unreferenced + result.unknown > 0) {
-      this.#logger.info({ ...result, dryRun: options.dryRun === true }, 'orphan blob sweep');
-    }
-    return result;
+  sweepOrphans(options: OrphanSweepOptions = {}): Promise<OrphanSweepResult> {
+    return this.#sweep.sweep(options);
   }
 }
 
-/** Options of {@link ContentAddressedBlobStore.sweepOrphans}. */
-export interface OrphanSweepOptions {
-  /** Only count what would be removed. */
-  readonly dryRun?: boolean;
-  /** Pins and objects younger than this are spared (puts in flight). Default the store's `pinGraceMs`. */
-  readonly graceMs?: number;
-  readonly signal?: AbortSignal;
-}
-
-/** What {@link ContentAddressedBlobStore.sweepOrphans} found and removed. */
-export interface OrphanSweepResult {
-  /** Ledger rows with no reference and no live pin. */
-  readonly unreferenced: number;
-  /** Objects the ledger has no row for. */
-  readonly unknown: number;
-  /** How many of them were removed (0 on a dry run). */
-  readonly removed: number;
-}
-
-const SWEEP_PAGE = 500;
-
-async function sweepOrphanBlobs(
-  objects: BlobStaging,
-  references: BlobReferenceLedger,
-  stale: BlobStaleness,
-  options: OrphanSweepOptions,
-  remove: (blobId: string) => Promise<boolean>,
-): Promise<OrphanSweepResult> {
-  let unreferenced = 0;
-  let unknown = 0;
-  let removed = 0;
-  let after = '';
-  for (;;) {
-    options.signal?.throwIfAborted();
-    const page = await references.listUnreferencedBlobs(stale.pinsStaleBefore, after, SWEEP_PAGE);
-    for (const blobId of page) {
-      unreferenced++;
-      if (await remove(blobId)) removed++;
-    }
-    if (page.length < SWEEP_PAGE) break;
-    after = page[page.length - 1]!;
-  }
-  let batch: string[] = [];
-  const flush = async (): Promise<void> => {
-    const known = await references.knownBlobs(batch);
-    for (const blobId of batch) {
-      if (known.has(blobId)) continue;
-      unknown++;
-      if (await remove(blobId)) removed++;
-    }
-    batch = [];
-  };
-  for await (const listed of objects.listBlobs()) {
-    options.signal?.throwIfAborted();
-    if (listed.modifiedAt >= stale.pinsStaleBefore) continue;
-    batch.push(listed.blobId);
-    if (batch.length >= SWEEP_PAGE) await flush();
-  }
-  if (batch.length > 0) await flush();
-  return { unreferenced, unknown, removed };
-}
+export type { OrphanSweepOptions, OrphanSweepResult };

@@ -125,9 +125,14 @@ export {
   ContentAddressedBlobStore,
   type ContentAddressedBlobStoreOptions,
   type AdoptedBlob,
+} from './content-addressed-blob-store.js';
+export {
+  OrphanBlobSweep,
+  deleteUnlessHeld,
+  type OrphanBlobSweepOptions,
   type OrphanSweepOptions,
   type OrphanSweepResult,
-} from './content-addressed-blob-store.js';
+} from './orphan-blob-sweep.js';
 export {
   allowAllPolicy,
   allOfPolicies,

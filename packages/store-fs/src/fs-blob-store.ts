@@ -286,7 +286,12 @@ export class FsBlobStore implements BlobStore, BlobStaging {
     };
   }
 
-  /** Every blob under `blobs/` with its modification time (the orphan sweep). */
+  /**
+   * Every blob under `blobs/` with the time it entered this store (the orphan
+   * sweep's age): the inode's change time, which the rename out of staging and
+   * a `linkFile` link(2) set, where the modification time of a hard-linked
+   * file is the original's (years old after an import with `--link`).
+   */
   async *listBlobs(): AsyncIterable<ListedBlob> {
     const top = jailedPath(this.#root, BLOBS_DIR);
     if (top === null) return;
@@ -297,7 +302,7 @@ export class FsBlobStore implements BlobStore, BlobStaging {
           if (path === null) continue;
           try {
             const info = await stat(path);
-            if (info.isFile()) yield { blobId, modifiedAt: info.mtimeMs };
+            if (info.isFile()) yield { blobId, modifiedAt: Math.max(info.ctimeMs, info.mtimeMs) };
           } catch (error) {
             if (!isMissing(error)) throw error;
           }

@@ -163,7 +163,11 @@ export class S3BlobStore implements BlobStore, BlobStaging {
     };
   }
 
-  /** Every blob under the prefix with its last-modified time (the orphan sweep); staging and probe keys are skipped. */
+  /**
+   * Every blob under the prefix with its `LastModified` (the orphan sweep); staging and probe keys are
+   * skipped. That is when the PUT or the copy out of staging wrote the object, or when a multipart
+   * upload began: the orphan grace must outlast the longest single upload.
+   */
   async *listBlobs(): AsyncIterable<ListedBlob> {
     try {
       for await (const object of listObjects(this.#client, this.bucket, this.prefix)) {

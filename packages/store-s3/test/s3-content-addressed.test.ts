@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { ContentAddressedBlobStore } from '@hsmedia/media-core';
+import { ContentAddressedBlobStore, MediaService, OrphanBlobSweep } from '@hsmedia/media-core';
 import { MemoryMetadataStore } from '@hsmedia/media-core/memory';
 import { RGW_START_TIMEOUT_MS, startRgw, type RgwCluster } from '@hsmedia/test-fixtures/rgw';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,5 +74,33 @@ describe('ContentAddressedBlobStore on S3BlobStore (Ceph RGW)', () => {
     expect(await objects.stat(foreign.blobId)).toBeNull();
     expect(await objects.cleanupStaging()).toBe(1);
     expect(await keysUnder(objects.prefix)).toEqual([]);
+  });
+});
+
+describe('the orphan sweep of a plain S3BlobStore (random blob IDs, Ceph RGW)', () => {
+  it('lists each object with the time of its PUT; removes an unreferenced one past the grace, keeps a referenced one', async () => {
+    const { objects, references } = fresh();
+    const media = new MediaService({ serverName: 'example.org', blobs: objects, metadata: references, maxUploadBytes: MiB, touchIntervalMs: 0 });
+    const before = Date.now();
+    const uploaded = await media.upload({ body: chunks(Buffer.from('referenced by a record'), 8), requester: { userId: '@alice:example.org', isGuest: false } });
+    const orphan = await objects.put(chunks(Buffer.from('an import killed before its row'), 8));
+    const after = Date.now();
+    const referenced = (await references.getMedia('example.org', uploaded.mediaId))!.blobId!;
+    const listed = new Map<string, number>();
+    for await (const blob of objects.listBlobs()) listed.set(blob.blobId, blob.modifiedAt);
+    expect([...listed.keys()].sort()).toEqual([orphan.blobId, referenced].sort());
+    // LastModified has whole seconds: the PUT's second, never later than the PUT.
+    for (const modifiedAt of listed.values()) {
+      expect(modifiedAt).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+      expect(modifiedAt).toBeLessThanOrEqual(after);
+    }
+    const graceMs = 60_000;
+    // Exactly one grace period after its LastModified it is still spared; a millisecond past `after` plus the grace it goes.
+    const within = new OrphanBlobSweep({ objects, references, graceMs, clock: { now: () => listed.get(orphan.blobId)! + graceMs } });
+    expect(await within.sweep()).toEqual({ unreferenced: 0, unknown: 0, removed: 0 });
+    const past = new OrphanBlobSweep({ objects, references, graceMs, clock: { now: () => after + graceMs + 1 } });
+    expect(await past.sweep()).toEqual({ unreferenced: 0, unknown: 1, removed: 1 });
+    expect(await objects.stat(orphan.blobId)).toBeNull();
+    expect(await objects.stat(referenced)).not.toBeNull();
   });
 });

@@ -5,7 +5,7 @@ import type { MmrManifest } from './archive-mmr.js';
 import type { ArchiveImportReport } from './archive-report.js';
 
 /**
- * Quarantine as matrix-media-repo's own database records it, for
+ * Quarantine and pins as matrix-media-repo's own database records them, for
  * `import-mmr --mmr-database`. Its export archives leave quarantined media
  * out and their manifest has no quarantine field, so the flag is read from
  * its `media` table (`quarantined`, added by its migration 3) instead:
@@ -24,6 +24,13 @@ import type { ArchiveImportReport } from './archive-report.js';
  * `missing-file`), so only its hash is blocked: the `mxc://` URI answers
  * 404 like any unknown local media, a re-upload of its bytes is refused, and
  * remote media fetched again is refused at admission by the same list.
+ *
+ * Pins: matrix-media-repo's `media_attributes` table gives an item a purpose,
+ * `none` or `pinned`; a pinned item is one its admin API refuses to quarantine
+ * and its purges skip. The manifest items pinned there are imported
+ * `protected` (this server's exemption from quarantine, as Synapse's
+ * `safe_from_quarantine`). A matrix-media-repo older than that table has no
+ * pins: nothing is protected, and that is no error.
  */
 
 /** One quarantined row of matrix-media-repo's `media` table. */
@@ -40,6 +47,8 @@ export interface MmrQuarantine {
   readonly inArchive: ReadonlySet<string>;
   /** Quarantined rows the archive left out. */
   readonly leftOut: readonly MmrQuarantinedRow[];
+  /** Items the archive holds that matrix-media-repo pinned (`media_attributes.purpose = 'pinned'`), by `mxc://` URI. */
+  readonly pinned: ReadonlySet<string>;
 }
 
 /** matrix-media-repo's database cannot be read (unreachable, refused, not its schema). */
@@ -49,14 +58,27 @@ export class MmrDatabaseError extends Error {
 
 /** The columns of matrix-media-repo's `media` table read here (migrations 1 and 3 there). */
 const COLUMNS = ['origin', 'media_id', 'user_id', 'sha256_hash', 'quarantined'] as const;
+/** The columns of its `media_attributes` table read here (a later migration there; absent before). */
+const ATTRIBUTE_COLUMNS = ['origin', 'media_id', 'purpose'] as const;
+/** matrix-media-repo's `Purpose` that exempts an item from quarantine and purges. */
+const PURPOSE_PINNED = 'pinned';
 
 function describe(error: unknown): string {
   if (error instanceof AggregateError && error.errors.length > 0) return describe(error.errors[0]);
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The columns of `table` in the session's schema (none: no such table). */
+async function columnsOf(client: pg.Client, table: string): Promise<Set<string>> {
+  const present = await client.query<{ name: string }>(
+    'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
+    [table],
+  );
+  return new Set(present.rows.map((row) => row.name));
+}
+
 /**
- * Reads the quarantined rows of `manifest`'s entity from matrix-media-repo's
+ * Reads the quarantined rows of `manifest`'s entity, and the pins of its items, from matrix-media-repo's
  * PostgreSQL database at `url` (matrix-media-repo supports no other). The
  * session is read-only (`default_transaction_read_only`): no statement of
  * this importer can write there. Throws {@link MmrDatabaseError}.
@@ -73,10 +95,7 @@ export async function readMmrQuarantine(url: string, manifest: MmrManifest): Pro
     throw new MmrDatabaseError(`cannot connect to matrix-media-repo's database at ${where}: ${describe(error)}`);
   }
   try {
-    const present = await client.query<{ name: string }>(
-      "SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'media'",
-    );
-    const names = new Set(present.rows.map((row) => row.name));
+    const names = await columnsOf(client, 'media');
     const missing = COLUMNS.filter((column) => !names.has(column));
     if (missing.length > 0) {
       throw new MmrDatabaseError(`${where} is not a matrix-media-repo database: its media table ${names.size === 0 ? 'does not exist' : `has no ${missing.join(', ')}`}`);
@@ -99,7 +118,7 @@ export async function readMmrQuarantine(url: string, manifest: MmrManifest): Pro
       if (archived.has(mxc)) inArchive.add(mxc);
       else leftOut.push({ origin, mediaId, sha256 });
     }
-    return { inArchive, leftOut };
+    return { inArchive, leftOut, pinned: await pinnedOf(client, where, [...manifest.itemsByArchivedName.values()]) };
   } catch (error) {
     if (error instanceof MmrDatabaseError) throw error;
     throw new MmrDatabaseError(`cannot read matrix-media-repo's database at ${where}: ${describe(error)}`);
@@ -125,8 +144,29 @@ async function quarantinedOf(client: pg.Client, items: readonly { readonly origi
   return found;
 }
 
-/** What the import needs of this server's catalog to apply a quarantine. */
-export type MmrQuarantineCatalog = Pick<MediaCatalog, 'records' | 'blockedHashes' | 'setQuarantined' | 'clock'>;
+/**
+ * The `mxc://` URIs of the given items that matrix-media-repo pinned; none when
+ * its database predates `media_attributes`.
+ */
+async function pinnedOf(client: pg.Client, where: string, items: readonly { readonly origin: string; readonly mediaId: string }[]): Promise<Set<string>> {
+  const pinned = new Set<string>();
+  const names = await columnsOf(client, 'media_attributes');
+  if (names.size === 0) return pinned;
+  const missing = ATTRIBUTE_COLUMNS.filter((column) => !names.has(column));
+  if (missing.length > 0) throw new MmrDatabaseError(`${where} is not a matrix-media-repo database: its media_attributes table has no ${missing.join(', ')}`);
+  for (let start = 0; start < items.length; start += LOOKUP_BATCH) {
+    const batch = items.slice(start, start + LOOKUP_BATCH);
+    const result = await client.query<{ origin: string; media_id: string }>(
+      'SELECT a.origin, a.media_id FROM media_attributes AS a JOIN unnest($1::text[], $2::text[]) AS k(origin, media_id) ON a.origin = k.origin AND a.media_id = k.media_id WHERE a.purpose = $3',
+      [batch.map((item) => item.origin), batch.map((item) => item.mediaId), PURPOSE_PINNED],
+    );
+    for (const row of result.rows) pinned.add(`mxc://${row.origin}/${row.media_id}`);
+  }
+  return pinned;
+}
+
+/** What the import needs of this server's catalog to apply a quarantine and pins. */
+export type MmrQuarantineCatalog = Pick<MediaCatalog, 'records' | 'blockedHashes' | 'setQuarantined' | 'setProtected' | 'clock'>;
 
 /** How many items the import quarantined (or, in a dry run, would). */
 export class MmrQuarantineTally {
@@ -136,10 +176,18 @@ export class MmrQuarantineTally {
   present = 0;
   /** Hashes of left-out items blocked now (or already blocked). */
   hashesBlocked = 0;
+  /** Pinned archive items imported protected. */
+  pinnedImported = 0;
+  /** Pinned items already here, protected now (or already). */
+  pinnedPresent = 0;
 
   line(dryRun: boolean): string {
     const [quarantine, block] = dryRun ? ['would quarantine', 'would block'] : ['quarantined', 'blocked'];
     return `${quarantine} as in matrix-media-repo: ${this.imported} imported, ${this.present} already here; ${block} the hashes of ${this.hashesBlocked} quarantined media left out of the export`;
+  }
+
+  pinLine(dryRun: boolean): string {
+    return `${dryRun ? 'would protect' : 'protected'} as pinned in matrix-media-repo: ${this.pinnedImported} imported, ${this.pinnedPresent} already here`;
   }
 }
 
@@ -200,6 +248,19 @@ export class MmrQuarantineApplier {
     if (this.#dryRun || record.quarantined) return;
     if (record.sha256 !== null) await this.#block(record.sha256, `${formatMxcUri(origin, mediaId)}: quarantined in matrix-media-repo`);
     await this.#catalog.setQuarantined(origin, mediaId, true);
+  }
+
+  /**
+   * An item already here (imported before without `--mmr-database`) that
+   * matrix-media-repo pinned: protected here too. Run after {@link present},
+   * so a quarantine matrix-media-repo kept on a pinned item is kept here too.
+   */
+  async pinPresent(origin: string, mediaId: string): Promise<void> {
+    const record = await this.#catalog.records.getMedia(origin, mediaId);
+    if (record === null) return;
+    this.tally.pinnedPresent++;
+    if (this.#dryRun || record.protected === true) return;
+    await this.#catalog.setProtected(origin, mediaId, true);
   }
 
   async #block(sha256: string, reason: string): Promise<void> {

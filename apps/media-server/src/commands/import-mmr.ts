@@ -15,7 +15,8 @@ import { MmrDatabaseError, MmrQuarantineApplier, readMmrQuarantine, type MmrQuar
  * on the way. Media IDs, origins, uploaders, content types, names and
  * creation times are kept; what is already present is skipped, so a rerun
  * resumes an interrupted import. With matrix-media-repo's database
- * (`--mmr-database`), its quarantine is kept too (`import-mmr-quarantine.ts`).
+ * (`--mmr-database`), its quarantine and its pins (imported `protected`) are
+ * kept too (`import-mmr-quarantine.ts`).
  */
 
 /** Options of {@link importMmrArchive}. */
@@ -30,7 +31,7 @@ export interface MmrImportOptions {
   readonly progress?: (line: string) => void;
   readonly signal?: AbortSignal;
   /**
-   * Quarantine read from matrix-media-repo's database (a PostgreSQL URL) and
+   * Quarantine and pins read from matrix-media-repo's database (a PostgreSQL URL) and
    * applied through `catalog`; `actor` is recorded with the hashes it blocks.
    */
   readonly quarantine?: { readonly database: string; readonly catalog: MmrQuarantineCatalog; readonly actor: string };
@@ -72,7 +73,7 @@ async function findManifest(parts: readonly ArchivePartFile[], report: ArchiveIm
   throw new MmrArchiveError(`no ${MMR_MANIFEST_ENTRY} in the given parts: give every part of the export, including export-manifest.tgz`);
 }
 
-function recordOf(item: MmrManifestItem, serverName: string, quarantined: boolean): ImportedMediaRecord {
+function recordOf(item: MmrManifestItem, serverName: string, quarantined: boolean, pinned: boolean): ImportedMediaRecord {
   return {
     serverName: item.origin,
     mediaId: item.mediaId,
@@ -82,7 +83,8 @@ function recordOf(item: MmrManifestItem, serverName: string, quarantined: boolea
     createdAt: item.createdAt,
     lastAccessAt: null,
     quarantined,
-    protected: false,
+    // Pinned in matrix-media-repo: exempt from quarantine there, protected here.
+    protected: pinned,
     expectedSize: item.size,
     ...(item.sha256 === null ? {} : { expectedSha256: item.sha256 }),
   };
@@ -120,6 +122,7 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
     for (const row of quarantine.read.leftOut) await quarantine.applier.leftOut(row);
   }
   const isQuarantined = (item: MmrManifestItem): boolean => quarantine?.read.inArchive.has(item.mxc) === true;
+  const isPinned = (item: MmrManifestItem): boolean => quarantine?.read.pinned.has(item.mxc) === true;
   const rejectedNames = new Set<string>();
   for (const rejected of manifest.rejected) {
     report.problem(rejected.kind, rejected.detail, { mxc: rejected.mxc, entry: rejected.archivedName });
@@ -162,6 +165,7 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
         if (await target.has(item.origin, item.mediaId)) {
           report.present++;
           if (isQuarantined(item)) await quarantine!.applier.present(item.origin, item.mediaId);
+          if (isPinned(item)) await quarantine!.applier.pinPresent(item.origin, item.mediaId);
           return;
         }
         const mismatch = await checkBytes(entry, item);
@@ -172,14 +176,18 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
         report.imported++;
         report.importedBytes += item.size;
         if (isQuarantined(item)) quarantine!.applier.tally.imported++;
+        if (isPinned(item)) quarantine!.applier.tally.pinnedImported++;
         return;
       }
       const quarantined = isQuarantined(item);
+      const pinned = isPinned(item);
       await pipeline.start(entry.bytes, async (bytes) => {
-        const outcome = await importArchivedMedia(target, recordOf(item, options.serverName, quarantined), bytes, report, mxcWhere, signal);
+        const outcome = await importArchivedMedia(target, recordOf(item, options.serverName, quarantined, pinned), bytes, report, mxcWhere, signal);
         if (quarantined && outcome === 'imported') quarantine!.applier.tally.imported++;
-        // Imported before without its quarantine (an earlier run without --mmr-database): quarantined now.
+        if (pinned && outcome === 'imported') quarantine!.applier.tally.pinnedImported++;
+        // Imported before without its quarantine or pin (an earlier run without --mmr-database): applied now.
         if (quarantined && outcome === 'present') await quarantine!.applier.present(item.origin, item.mediaId);
+        if (pinned && outcome === 'present') await quarantine!.applier.pinPresent(item.origin, item.mediaId);
         // A part that breaks while this item streams is reported as damaged; the item stays missing.
         if (outcome !== 'stream-failed') seen.add(item.mxc);
         else started.delete(item.mxc);
@@ -204,5 +212,5 @@ export async function importMmrArchive(parts: readonly ArchivePartFile[], target
     const detail = item.s3Url === null ? `${item.archivedName} is in none of the given parts` : `the export holds only an S3 URL (${item.s3Url}), which is not fetched: copy the object into a part`;
     report.problem('missing-file', detail, { entry: item.archivedName, mxc: item.mxc });
   }
-  if (quarantine !== undefined) report.notes.push(quarantine.applier.tally.line(dryRun));
+  if (quarantine !== undefined) report.notes.push(quarantine.applier.tally.line(dryRun), quarantine.applier.tally.pinLine(dryRun));
 }

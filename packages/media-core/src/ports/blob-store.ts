@@ -183,14 +183,18 @@ export interface StagedBlob {
 export interface BlobStaging {
   /** Like {@link BlobStore.put} (same limits, errors and clean-up), but the bytes stay staged. */
   stageBlob(source: ByteSource, options?: BlobPutOptions): Promise<StagedBlob>;
-  /** Every visible blob with its last-modified time, in no particular order (the orphan sweep). */
+  /**
+   * Every visible blob with the time it became visible under its ID (or later),
+   * in no particular order: the age the orphan sweep's grace period measures.
+   * Never earlier than that (a linked file's own modification time does not count).
+   */
   listBlobs(): AsyncIterable<ListedBlob>;
 }
 
 /** One blob of {@link BlobStaging.listBlobs}. */
 export interface ListedBlob {
   readonly blobId: string;
-  /** Milliseconds since the epoch. */
+  /** When the blob entered the store (or was last changed), milliseconds since the epoch. */
   readonly modifiedAt: number;
 }
 

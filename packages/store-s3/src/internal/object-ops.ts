@@ -42,7 +42,11 @@ export async function copyObject(client: S3Client, bucket: string, from: string,
   }
 }
 
-/** Every object under `prefix` ('' for the whole bucket), page by page. */
+/**
+ * Every object under `prefix` ('' for the whole bucket), page by page. An
+ * object listed without `LastModified` counts as written now: an age that
+ * cannot be told must never make it look old to a sweep.
+ */
 export async function* listObjects(client: S3Client, bucket: string, prefix: string): AsyncGenerator<{ key: string; modifiedAt: number }> {
   let token: string | undefined;
   for (;;) {
@@ -54,7 +58,7 @@ export async function* listObjects(client: S3Client, bucket: string, prefix: str
       }),
     );
     for (const object of page.Contents ?? []) {
-      if (object.Key !== undefined) yield { key: object.Key, modifiedAt: object.LastModified?.getTime() ?? 0 };
+      if (object.Key !== undefined) yield { key: object.Key, modifiedAt: object.LastModified?.getTime() ?? Date.now() };
     }
     if (page.IsTruncated !== true || page.NextContinuationToken === undefined) return;
     token = page.NextContinuationToken;

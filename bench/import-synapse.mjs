@@ -24,7 +24,7 @@
  * CPU is given per GiB and per file (ms): the import's CPU per file is the
  * figure a loaded machine changes least.
  *
- * Usage: node bench/import-synapse.mjs [--files 10000] [--concurrency 16] [--modes copy,link] [--rounds 1] [--baseline-cli PATH] [--keep]
+ * Usage: node bench/import-synapse.mjs [--files 10000] [--concurrency N (default: the command's)] [--modes copy,link] [--rounds 1] [--baseline-cli PATH] [--keep]
  * Needs a build (`npx turbo run build --filter=@hsmedia/media-server`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -43,7 +43,7 @@ const MIB = 1024 * KIB;
 const { values: options } = parseArgs({
   options: {
     files: { type: 'string', default: '10000' },
-    concurrency: { type: 'string', default: '16' },
+    concurrency: { type: 'string' },
     modes: { type: 'string', default: 'copy,link' },
     rounds: { type: 'string', default: '1' },
     'baseline-cli': { type: 'string' },
@@ -162,7 +162,7 @@ try {
         const run = timed(() => {
           const result = spawnSync(
             process.execPath,
-            [build.cli, 'import-synapse', '--config', config, '--database', path.join(work, 'homeserver.db'), '--media-store', mediaStore, '--report', path.join(target, 'report.jsonl'), '--state', path.join(target, 'state.json'), '--concurrency', options.concurrency, ...(mode === 'link' ? ['--link'] : [])],
+            [build.cli, 'import-synapse', '--config', config, '--database', path.join(work, 'homeserver.db'), '--media-store', mediaStore, '--report', path.join(target, 'report.jsonl'), '--state', path.join(target, 'state.json'), ...(options.concurrency === undefined ? [] : ['--concurrency', options.concurrency]), ...(mode === 'link' ? ['--link'] : [])],
             { cwd: target, encoding: 'utf8', maxBuffer: 64 * MIB },
           );
           exitStatus = result.status ?? 1;
@@ -179,7 +179,7 @@ try {
     console.log(row('cp -r (before)', cpBefore));
     console.log(row('cp -r (after)', cpAfter));
     for (const { name, run } of imports) {
-      console.log(row(`import ${name} (c=${options.concurrency})`, run));
+      console.log(row(`import ${name} (c=${options.concurrency ?? 'default'})`, run));
       const ratio = cpMean.seconds / run.seconds;
       const cpuRatio = run.cpuSeconds / cpMean.cpuSeconds;
       console.log(`  ratio ${name}/cp throughput: ${ratio.toFixed(2)}x (target >= 0.5x); CPU: ${cpuRatio.toFixed(1)}x cp's`);

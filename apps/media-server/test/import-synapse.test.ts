@@ -306,7 +306,7 @@ describe('import-synapse command line', () => {
     };
     expect(usage('import-synapse', '--media-store', 'ms')).toContain('needs --database');
     expect(usage('import-synapse', '--database', 'h.db')).toContain('needs --media-store');
-    expect(usage('import-synapse', '--database', 'h.db', '--media-store', 'ms', '--concurrency', '0')).toBe('--concurrency must be 1 to 64');
+    expect(usage('import-synapse', '--database', 'h.db', '--media-store', 'ms', '--concurrency', '0')).toBe('--concurrency must be 1 to 512');
     expect(usage('migrate', '--media-store', 'ms')).toBe('--media-store is an option of import-synapse only');
     // --dry-run still belongs to hashes import too.
     expect(usage('hashes', 'import', 'list.csv', '--dry-run')).toBe('ok');

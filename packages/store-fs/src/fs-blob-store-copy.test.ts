@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContentTooLargeError } from '@hsmedia/errors';
+import { SourceFileError } from '@hsmedia/media-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsBlobStore } from './fs-blob-store.js';
 
@@ -78,7 +79,7 @@ describe.runIf(process.platform === 'linux')('FsBlobStore.copyFile', () => {
   it('refuses a symlink (never read through), a directory and a FIFO; a missing file is ENOENT; nothing is left', async () => {
     const target = await sourceFile('target', Buffer.from('secret'));
     await symlink(target, join(dir, 'link'));
-    await expect(store.copyFile(join(dir, 'link'))).rejects.toMatchObject({ code: 'ELOOP' });
+    await expect(store.copyFile(join(dir, 'link'))).rejects.toMatchObject({ name: 'SourceFileError', reason: 'missing', code: 'ELOOP' });
     await mkdir(join(dir, 'a-directory'));
     await expect(store.copyFile(join(dir, 'a-directory'))).rejects.toThrow();
     await expect(store.copyFile(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
@@ -86,6 +87,29 @@ describe.runIf(process.platform === 'linux')('FsBlobStore.copyFile', () => {
       // A FIFO with no writer: the open must not hang, and it is not a regular file.
       await expect(store.copyFile(join(dir, 'fifo'))).rejects.toMatchObject({ code: 'ENOTFILE' });
     }
+    expect(await storeFiles()).toEqual([]);
+  });
+
+  it('with `within`, refuses a path that resolves outside it (a symlinked file or directory), as SourceFileError', async () => {
+    const inside = join(dir, 'inside');
+    await mkdir(join(inside, 'sub'), { recursive: true });
+    await writeFile(join(inside, 'sub', 'file'), 'inside bytes');
+    const secret = await sourceFile('secret', Buffer.from('outside bytes'));
+    await symlink(secret, join(inside, 'sub', 'out-file'));
+    await symlink(dir, join(inside, 'out-dir'));
+    await symlink(join(inside, 'sub', 'file'), join(inside, 'in-file'));
+    for (const adopt of [(path: string) => store.copyFile(path, { within: inside }), (path: string) => store.linkFile(path, { within: inside })]) {
+      await expect(adopt(join(inside, 'sub', 'out-file'))).rejects.toMatchObject({ name: 'SourceFileError', reason: 'outside', path: join(inside, 'sub', 'out-file') });
+      await expect(adopt(join(inside, 'out-dir', 'secret'))).rejects.toBeInstanceOf(SourceFileError);
+      await expect(adopt(join(inside, 'nothing-here'))).rejects.toMatchObject({ reason: 'missing', code: 'ENOENT' });
+      // A symlink that stays inside is followed, as the media store's own layout may use them.
+      const stored = (await adopt(join(inside, 'in-file')))!;
+      expect((await read(stored.blobId)).toString()).toBe('inside bytes');
+      await store.delete(stored.blobId);
+    }
+    // A directory: not a file to copy; link(2) refuses it (EPERM), which linkFile answers as "copy instead".
+    await expect(store.copyFile(join(inside, 'sub'), { within: inside })).rejects.toMatchObject({ reason: 'missing' });
+    expect(await store.linkFile(join(inside, 'sub'), { within: inside })).toBeNull();
     expect(await storeFiles()).toEqual([]);
   });
 

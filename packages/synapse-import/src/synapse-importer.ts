@@ -54,7 +54,7 @@ export interface SynapseImporterOptions {
   readonly localServerName: string;
   /** Count what would be imported, write nothing. */
   readonly dryRun?: boolean;
-  /** Items imported at once (default 16: the blob store's group commits flush about this many files at once). */
+  /** Items imported at once, 1 to 512 (default 128). */
   readonly concurrency?: number;
   readonly logger?: Logger;
 }
@@ -73,6 +73,16 @@ export interface SynapseImportRunOptions {
   /** Stops taking new items; running ones finish. */
   readonly signal?: AbortSignal;
 }
+
+/**
+ * Items in flight by default: an item waits for its group commit (a round
+ * of fsyncs, then one insert) while later ones are copied, and a round
+ * takes tens of milliseconds, so enough must be in flight to keep copying
+ * through it; larger rounds also cost fewer fsyncs and transactions per
+ * item (docs/migrate-from-synapse.md "Speed").
+ */
+const DEFAULT_CONCURRENCY = 128;
+const MAX_CONCURRENCY = 512;
 
 /** Items per page read from Synapse and looked up here at once (`MediaImports.prefetch`). */
 const PAGE_SIZE = 200;
@@ -150,8 +160,8 @@ export class SynapseImporter {
     this.#imports = options.imports;
     this.#localServerName = options.localServerName;
     this.#dryRun = options.dryRun === true;
-    const concurrency = options.concurrency ?? 16;
-    if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new RangeError('SynapseImporter: concurrency must be 1 to 64');
+    const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) throw new RangeError(`SynapseImporter: concurrency must be 1 to ${MAX_CONCURRENCY}`);
     this.#concurrency = concurrency;
     this.#logger = options.logger ?? noopLogger;
   }

@@ -37,7 +37,7 @@ export function importSynapseArgumentsOf(command: string, values: OptionValues):
   let parallel: number | undefined;
   if (concurrency !== undefined) {
     parallel = Number(concurrency);
-    if (!Number.isSafeInteger(parallel) || parallel < 1 || parallel > 64) return '--concurrency must be 1 to 64';
+    if (!Number.isSafeInteger(parallel) || parallel < 1 || parallel > 512) return '--concurrency must be 1 to 512';
   }
   return {
     database,

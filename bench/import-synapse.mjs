@@ -12,9 +12,10 @@
  * `local_content/ab/cd/rest` layout. The import runs the built CLI into
  * SQLite and the filesystem store (fsync on, as configured by default);
  * `cp -r` runs before and after the imports and the mean counts. The page
- * cache is not dropped: all read a tree that was just written. Modes: `copy`
- * (streamed into the store, the default of the command) and `link`
- * (`--link`: hard-linked, read once to hash).
+ * cache is not dropped (all read a tree that was just written), but dirty
+ * pages are written back (`sync`, untimed) before each timed run. Modes:
+ * `copy` (copied into the store by its copy workers, the command's default)
+ * and `link` (`--link`: hard-linked, read once to hash).
  *
  * `--rounds N` repeats the `cp -r` / imports sequence N times on the same
  * fixture and reports the median ratio (the machine may be shared: a ratio
@@ -83,7 +84,13 @@ function childrenCpuSeconds() {
   return (Number(fields[13]) + Number(fields[14])) / 100;
 }
 
+/**
+ * Times one run from a clean page cache state: `sync` first (not timed), so
+ * no run pays for writing back what the one before it (or the fixture)
+ * left dirty — a real media_store is on disk long before it is imported.
+ */
 function timed(run) {
+  execFileSync('sync');
   const cpu0 = childrenCpuSeconds();
   const t0 = process.hrtime.bigint();
   run();

@@ -88,20 +88,18 @@ export class ImportLookahead {
 /**
  * The row group commit of a bulk import, for a record store with
  * `MediaRecordBatches`: the records of the items in flight are written
- * together, in one transaction, after one durability flush of their blobs
- * (`BlobStore.syncBlobs`), so a row still never names bytes a power loss
- * could take. Right before the insert the blocked-hash list is asked about
+ * together, in one transaction. Submit a record only once its blob is
+ * durable (`MediaImports` passes each through its blob group commit first),
+ * so a row still never names bytes a power loss could take; the two group
+ * commits are stages of a pipeline, so one batch's rows are written while
+ * the next batch's fsyncs run. Right before the insert the blocked-hash list is asked about
  * their hashes in one query; an unprotected, unquarantined record whose hash
  * is blocked is written quarantined (Synapse's `system` quarantine of
  * re-uploads), as the per-item path decides. Each item learns whether its
  * row was inserted (false: the ID exists).
  */
 export function importRowCommit(catalog: MediaCatalog, logger: Logger): GroupCommit<MediaRecord, boolean> {
-  const blobs = catalog.blobs;
-  return new GroupCommit<MediaRecord, boolean>(async (records) => {
-    if (blobs.syncBlobs !== undefined) await blobs.syncBlobs(records.map((record) => record.blobId!));
-    return catalog.publishMany(await quarantineBlocked(catalog, logger, records));
-  }, MAX_MEDIA_BATCH);
+  return new GroupCommit<MediaRecord, boolean>(async (records) => catalog.publishMany(await quarantineBlocked(catalog, logger, records)), MAX_MEDIA_BATCH);
 }
 
 async function quarantineBlocked(catalog: MediaCatalog, logger: Logger, records: readonly MediaRecord[]): Promise<readonly MediaRecord[]> {

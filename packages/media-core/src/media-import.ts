@@ -261,6 +261,8 @@ export class MediaImports {
         ...(catalog.newScanState === undefined ? {} : { scanState: catalog.newScanState }),
       };
       if (rows !== null) {
+        // Two stages: the blob's group fsync, then the rows' group insert (the next batch syncs meanwhile).
+        await this.#durability?.submit(stored.blobId);
         if (await rows.submit(full)) return 'imported';
         await catalog.discardBlob(stored.blobId);
         return 'present';

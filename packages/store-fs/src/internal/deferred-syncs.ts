@@ -3,6 +3,13 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { syncOnWorker } from './file-sync-worker.js';
 
+interface Pending {
+  readonly file: OpenBlobFile;
+  readonly dirs: readonly string[];
+  /** A descriptor's fsync, started when it was recorded (see the class). */
+  readonly early: Promise<void> | undefined;
+}
+
 /** An open, renamed blob file: a descriptor (from the copy workers) or a handle (from streamed writes). */
 export type OpenBlobFile = number | FileHandle;
 
@@ -38,13 +45,21 @@ export async function syncDirectory(path: string): Promise<void> {
  * import pays one round of fsyncs per batch (which the filesystem's journal
  * commits together) instead of a file + directory fsync per blob in sequence.
  *
+ * A descriptor's fsync starts as soon as it is recorded (those recorded in
+ * one turn of the event loop in one message), not when the batch is
+ * flushed: the disk then writes while later files are still being copied,
+ * and the flush mostly finds its files written already. (Linux's
+ * `sync_file_range` would only start the writeback; Node has no binding.)
+ *
  * A directory made for a blob is durable only once its parent is synced
  * too, and a later blob may land in it before that: the directories made
  * and not yet synced into their parents are remembered, and every blob
  * below one brings the parents along.
  */
 export class DeferredSyncs {
-  readonly #pending = new Map<string, { readonly file: OpenBlobFile; readonly dirs: readonly string[] }>();
+  readonly #pending = new Map<string, Pending>();
+  /** Descriptors recorded in this turn of the event loop, whose fsyncs start together at its end. */
+  #starting: { readonly fd: number; resolve(): void; reject(error: unknown): void }[] = [];
   /** Files being flushed now: a `forget` meanwhile leaves their closing to the flush. */
   readonly #flushing = new Set<OpenBlobFile>();
   /** Directories made whose entry in their parent is not durable yet. */
@@ -83,8 +98,9 @@ export class DeferredSyncs {
     const dirs = this.dirsFor(dir);
     // The same ID twice (a store that names blobs by content): the later file holds the name now.
     const earlier = this.#pending.get(blobId);
-    if (earlier !== undefined && !this.#flushing.has(earlier.file)) closeQuietly(earlier.file);
-    this.#pending.set(blobId, { file, dirs: earlier === undefined ? dirs : [...new Set([...earlier.dirs, ...dirs])] });
+    if (earlier !== undefined) this.#release(earlier);
+    const early = typeof file === 'number' ? this.#startSync(file) : undefined;
+    this.#pending.set(blobId, { file, dirs: earlier === undefined ? dirs : [...new Set([...earlier.dirs, ...dirs])], early });
   }
 
   /** Whether the blob is recorded and not synced yet. */
@@ -97,7 +113,36 @@ export class DeferredSyncs {
     const entry = this.#pending.get(blobId);
     if (entry === undefined) return;
     this.#pending.delete(blobId);
-    if (!this.#flushing.has(entry.file)) closeQuietly(entry.file);
+    this.#release(entry);
+  }
+
+  /** Closes a file nobody will sync now: once its early fsync is done (never under a running fsync), unless a flush holds it. */
+  #release(entry: Pending): void {
+    if (this.#flushing.has(entry.file)) return;
+    if (entry.early === undefined) closeQuietly(entry.file);
+    else entry.early.then(() => closeQuietly(entry.file), () => closeQuietly(entry.file));
+  }
+
+  #startSync(fd: number): Promise<void> {
+    const early = new Promise<void>((resolve, reject) => {
+      if (this.#starting.length === 0) setImmediate(() => this.#sendStarting());
+      this.#starting.push({ fd, resolve, reject });
+    });
+    // Awaited by the flush that covers it; a failure also fails that flush.
+    early.catch(() => undefined);
+    return early;
+  }
+
+  #sendStarting(): void {
+    const batch = this.#starting;
+    this.#starting = [];
+    syncOnWorker(
+      batch.map((item) => item.fd),
+      [],
+    ).then(
+      () => batch.forEach((item) => item.resolve()),
+      (error: unknown) => batch.forEach((item) => item.reject(error)),
+    );
   }
 
   /**
@@ -113,14 +158,10 @@ export class DeferredSyncs {
     if (entries.length === 0) return;
     for (const { file } of entries) this.#flushing.add(file);
     try {
-      const handles = entries.flatMap(({ file }) => (typeof file === 'number' ? [] : [file]));
-      await Promise.all(handles.map((handle) => handle.sync()));
-      // Descriptors and directories in one message to the sync worker (directories after the files).
+      // The files (descriptors' fsyncs started when recorded), then their directories on the sync worker.
+      await Promise.all(entries.map(({ file, early }) => early ?? (file as FileHandle).sync()));
       const dirs = new Set(entries.flatMap((entry) => entry.dirs));
-      await syncOnWorker(
-        entries.flatMap(({ file }) => (typeof file === 'number' ? [file] : [])),
-        [...dirs],
-      );
+      await syncOnWorker([], [...dirs]);
       this.synced(dirs);
       for (const { id, file } of entries) if (this.#pending.get(id)?.file === file) this.#pending.delete(id);
     } finally {

@@ -1,7 +1,7 @@
 /**
  * Adopts local files into the blob tree on a small pool of worker threads:
- * one message per file, and the worker does the whole file-system part with
- * synchronous calls (resolve and check the source path, open or hard-link
+ * one message per batch of queued files, and the worker does the whole
+ * file-system part of each with synchronous calls (resolve and check the source path, open or hard-link
  * it, read → count → SHA-256 → write into the staging file, fsync if asked,
  * create the shard directory, rename into place). For bulk imports: done on
  * the caller's thread, each of those steps is a thread-pool round trip and
@@ -184,9 +184,9 @@ parentPort.on('message', (jobs) => {
 `;
 
 /**
- * Workers in the pool: the caller's thread only posts a message per file, so
- * every core gets a worker (at least two, at most four: past that the disk,
- * not the CPU, is the limit).
+ * Workers in the pool: the caller's thread only posts a message per batch,
+ * so every core gets a worker (at least two, at most four: past that the
+ * disk, not the CPU, is the limit).
  */
 const POOL_SIZE = Math.max(2, Math.min(4, availableParallelism()));
 

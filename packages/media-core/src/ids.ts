@@ -109,8 +109,21 @@ const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
  * (6 bits each: 24 characters carry 144 bits). Used for media IDs and blob IDs.
  */
 export function generateId(length = 24): string {
-  const bytes = randomBytes(length);
+  const bytes = randomPoolBytes(length);
   let out = '';
   for (let i = 0; i < length; i++) out += ALPHABET[bytes[i]! & 63];
   return out;
+}
+
+/** Random bytes drawn 4 KiB at a time from the CSPRNG (each byte handed out once): a bulk import takes two IDs per file. */
+let randomPool = Buffer.alloc(0);
+let randomOffset = 0;
+function randomPoolBytes(length: number): Buffer {
+  if (randomOffset + length > randomPool.length) {
+    randomPool = randomBytes(Math.max(4096, length));
+    randomOffset = 0;
+  }
+  const bytes = randomPool.subarray(randomOffset, randomOffset + length);
+  randomOffset += length;
+  return bytes;
 }

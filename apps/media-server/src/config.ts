@@ -13,20 +13,20 @@ import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { parseAddressRange } from './http-edge.js';
 import { clusterSchema, resolveClusterConfig, type ClusterConfig } from './cluster-config.js';
-import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits.js';
+import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits-config.js';
 import { adminConsoleSchema, adminsSchema, metricsSchema, resolveMetrics, resolveRetention, retentionSchema, type AdminConsoleConfig, type MetricsConfig } from './operations-config.js';
 import type { RetentionPolicy } from './retention.js';
-import { DEFAULT_APPLICATION_NAME, POSTGRES_DEFAULTS, resolvePostgresDatabase, type DatabaseConfig } from './database.js';
+import { DEFAULT_APPLICATION_NAME, POSTGRES_DEFAULTS, resolvePostgresDatabase, type DatabaseConfig } from './database-config.js';
 import {
   DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST,
   URL_PREVIEW_DEFAULTS,
   resolveUrlPreviewConfig,
   urlPreviewConfigProblems,
   type UrlPreviewConfig,
-} from './url-preview.js';
-import { DEFAULT_MAX_THUMBNAIL_DIMENSION, DEFAULT_THUMBNAIL_SIZES } from '@hsmedia/thumbnailer';
+} from './url-preview-config.js';
+import { DEFAULT_MAX_THUMBNAIL_DIMENSION, DEFAULT_THUMBNAIL_SIZES } from '@hsmedia/thumbnailer/config';
 import type { AccessPolicyConfig } from './access-policy.js';
-import { THUMBNAILS_DEFAULTS, resolveThumbnailsConfig, type ThumbnailsConfig } from './thumbnails.js';
+import { THUMBNAILS_DEFAULTS, resolveThumbnailsConfig, type ThumbnailsConfig } from './thumbnails-config.js';
 import type { ScanningConfig } from './scanning.js';
 import { homeserverAuthOptions, onlyWithHomeserver, resolveHomeserverAuthExtras, type HomeserverAuthExtras } from './homeserver-auth-config.js';
 import { synapseSectionSchema, withSynapseSettings } from './synapse-config.js';

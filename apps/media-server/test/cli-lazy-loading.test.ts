@@ -27,6 +27,43 @@ const PARSING_ONLY = [
   'commands/sqlite-to-postgres-arguments.js',
 ].sort();
 
+/**
+ * Runtime packages that only the running server needs, and the modules of each that a command
+ * reading the config may load anyway: the sharp-free / previewer-free `./config` subpaths (the
+ * thumbnail defaults; the previewer's option checks). Anything else of these is a regression of the
+ * config's start-up (sharp alone takes about a third of a second).
+ */
+const SERVER_ONLY_PACKAGES: Readonly<Record<string, readonly string[]>> = {
+  sharp: [],
+  '@img': [],
+  '@hsmedia/thumbnailer': ['dist/config.js'],
+  '@hsmedia/url-preview': ['dist/config.js', 'dist/http-url.js', 'dist/oembed-provider-list.js', 'dist/oembed-providers.json', 'dist/url-rules.js'],
+  htmlparser2: [],
+  '@hsmedia/media-routes': [],
+  koa: [],
+};
+
+/** The package a module URL belongs to (a workspace package by its folder, or one in node_modules), and the file in it. */
+function packageOf(url: string): { name: string; file: string } | undefined {
+  const workspace = /\/packages\/([^/]+)\/(.+)$/.exec(url);
+  if (workspace !== null && !url.includes('/node_modules/')) return { name: `@hsmedia/${workspace[1]}`, file: workspace[2]! };
+  const installed = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\/(.+)$/.exec(url);
+  if (installed === null) return undefined;
+  // `@img/sharp-linux-x64` and the like: sharp's native parts, counted as the scope.
+  const name = installed[1]!.startsWith('@img/') ? '@img' : installed[1]!;
+  return { name, file: installed[2]! };
+}
+
+/** Modules of {@link SERVER_ONLY_PACKAGES} that a run loaded beyond what is allowed, as `package/file`. */
+function serverOnlyModules(run: Run): string[] {
+  return run.others.flatMap((url) => {
+    const where = packageOf(url);
+    if (where === undefined) return [];
+    const allowed = SERVER_ONLY_PACKAGES[where.name];
+    return allowed === undefined || allowed.includes(where.file) ? [] : [`${where.name}/${where.file}`];
+  });
+}
+
 /** The command runners: each command loads its own and none of the others. */
 const RUNNERS = ['archive-command.js', 'dedup-command.js', 'hashes-command.js', 'import-synapse-command.js', 'sqlite-to-postgres-command.js'];
 
@@ -112,6 +149,19 @@ describe('hsmedia-server loads only what the command needs', () => {
     expect(result.stdout).toContain('configuration OK');
     expect(result.own).toContain('config.js');
     for (const module of ['stores.js', 'server.js', 'supervisor.js', ...RUNNERS.map((runner) => `commands/${runner}`)]) expect(result.own).not.toContain(module);
+    // The config's parts only: no thumbnailer (sharp), URL previewer, routes, rate limiters or SQL drivers.
+    for (const module of ['thumbnails.js', 'url-preview.js', 'limits.js', 'shared-limits.js', 'database.js']) expect(result.own).not.toContain(module);
+    expect(serverOnlyModules(result)).toEqual([]);
+    expect(result.others.some((url) => url.endsWith('/thumbnailer/dist/config.js'))).toBe(true);
+  }, 60_000);
+
+  it('check-config with URL previews on checks them without loading the previewer', async () => {
+    await writeFile(join(dir.path, 'previews.yaml'), 'url_preview:\n  enabled: true\n  ip_range_allowlist: ["0.0.0.0/0"]\n');
+    const result = await run(['check-config', '--config', 'previews.yaml']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('url_preview.ip_range_allowlist: No IP range deny list is in effect for IPv4');
+    expect(result.own).not.toContain('url-preview.js');
+    expect(serverOnlyModules(result)).toEqual([]);
   }, 60_000);
 
   it('import-synapse loads its own runner and not the other commands or the server', async () => {
@@ -129,5 +179,7 @@ describe('hsmedia-server loads only what the command needs', () => {
     expect(result.others.some((url) => url.includes('/synapse-import/'))).toBe(true);
     const others = RUNNERS.filter((runner) => runner !== 'import-synapse-command.js').map((runner) => `commands/${runner}`);
     for (const module of ['server.js', 'supervisor.js', 'commands/export.js', 'commands/import-mmr.js', ...others]) expect(result.own).not.toContain(module);
+    for (const module of ['thumbnails.js', 'url-preview.js', 'limits.js']) expect(result.own).not.toContain(module);
+    expect(serverOnlyModules(result)).toEqual([]);
   }, 60_000);
 });

@@ -4,7 +4,7 @@
  */
 import { GuardedHttpClient } from '@hsmedia/net-guard';
 import { noopLogger, systemClock, type Clock, type Logger } from '@hsmedia/runtime';
-import { URL_PREVIEWER_DEFAULTS, checkPreviewerOptions } from '../config.js';
+import { URL_PREVIEWER_DEFAULTS, checkPreviewerOptions } from './option-checks.js';
 import { PreviewConfigError, PreviewError } from '../errors.js';
 import { probeImageHeader, type ImageHeader } from '../image-probe.js';
 import type { OEmbedMatcher } from '../oembed-provider-list.js';

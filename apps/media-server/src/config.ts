@@ -2,6 +2,10 @@
  * The config file: its zod schema, defaults, validation messages and resolution into the runtime
  * config. (Past 450 lines on purpose: the schema and the type it yields stay in one module, since
  * isolatedDeclarations would otherwise need the inferred zod types written out by hand.)
+ *
+ * Every one-shot command loads this module, so it imports only config parts (`*-config.ts`, the
+ * `./config` subpaths of the thumbnailer and the URL previewer), never a runtime package such as
+ * sharp, the previewer, the routes or the SQL drivers; test/cli-lazy-loading.test.ts holds it to that.
  */
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';

@@ -234,7 +234,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
   try {
     switch (invocation.command) {
       case 'check-config': {
-        const { describeDatabase } = await import('./database.js');
+        const { describeDatabase } = await import('./database-config.js');
         io.stdout.write(`${describeConfig(config, describeDatabase)}configuration OK\n`);
         return EXIT.OK;
       }

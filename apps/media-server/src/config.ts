@@ -2,6 +2,10 @@
  * The config file: its zod schema, defaults, validation messages and resolution into the runtime
  * config. (Past 450 lines on purpose: the schema and the type it yields stay in one module, since
  * isolatedDeclarations would otherwise need the inferred zod types written out by hand.)
+ *
+ * Every one-shot command loads this module, so it imports only config parts (`*-config.ts`, the
+ * `./config` subpaths of the thumbnailer and the URL previewer), never a runtime package such as
+ * sharp, the previewer, the routes or the SQL drivers; test/cli-lazy-loading.test.ts holds it to that.
  */
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -13,20 +17,20 @@ import { BYTE_SIZE_PATTERN, parseByteSize } from './byte-size.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { parseAddressRange } from './http-edge.js';
 import { clusterSchema, resolveClusterConfig, type ClusterConfig } from './cluster-config.js';
-import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits.js';
+import { limitsSchema, quotasSchema, resolveLimitsConfig, resolveQuotasConfig, type LimitsConfig, type QuotasConfig } from './limits-config.js';
 import { adminConsoleSchema, adminsSchema, metricsSchema, resolveMetrics, resolveRetention, retentionSchema, type AdminConsoleConfig, type MetricsConfig } from './operations-config.js';
 import type { RetentionPolicy } from './retention.js';
-import { DEFAULT_APPLICATION_NAME, POSTGRES_DEFAULTS, resolvePostgresDatabase, type DatabaseConfig } from './database.js';
+import { DEFAULT_APPLICATION_NAME, POSTGRES_DEFAULTS, resolvePostgresDatabase, type DatabaseConfig } from './database-config.js';
 import {
   DEFAULT_URL_PREVIEW_IP_RANGE_DENYLIST,
   URL_PREVIEW_DEFAULTS,
   resolveUrlPreviewConfig,
   urlPreviewConfigProblems,
   type UrlPreviewConfig,
-} from './url-preview.js';
-import { DEFAULT_MAX_THUMBNAIL_DIMENSION, DEFAULT_THUMBNAIL_SIZES } from '@hsmedia/thumbnailer';
+} from './url-preview-config.js';
+import { DEFAULT_MAX_THUMBNAIL_DIMENSION, DEFAULT_THUMBNAIL_SIZES } from '@hsmedia/thumbnailer/config';
 import type { AccessPolicyConfig } from './access-policy.js';
-import { THUMBNAILS_DEFAULTS, resolveThumbnailsConfig, type ThumbnailsConfig } from './thumbnails.js';
+import { THUMBNAILS_DEFAULTS, resolveThumbnailsConfig, type ThumbnailsConfig } from './thumbnails-config.js';
 import type { ScanningConfig } from './scanning.js';
 import { homeserverAuthOptions, onlyWithHomeserver, resolveHomeserverAuthExtras, type HomeserverAuthExtras } from './homeserver-auth-config.js';
 import { synapseSectionSchema, withSynapseSettings } from './synapse-config.js';

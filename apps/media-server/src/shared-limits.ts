@@ -14,7 +14,7 @@ import { PostgresMetadataStore, PostgresTokenBuckets, type TokenBucketRate } fro
 import { Gauge, type Registry } from 'prom-client';
 import { IpcTokenBuckets } from './cluster-ipc.js';
 import type { MediaServerConfig } from './config.js';
-import type { RateConfig } from './limits.js';
+import type { RateConfig } from './limits-config.js';
 import type { OpenStores } from './stores.js';
 
 /** A store of token buckets shared by every process. */

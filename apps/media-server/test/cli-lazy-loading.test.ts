@@ -27,6 +27,32 @@ const PARSING_ONLY = [
   'commands/sqlite-to-postgres-arguments.js',
 ].sort();
 
+/**
+ * Runtime packages that only the running server needs (sharp alone takes about a third of a
+ * second to load). A command that reads the config may load of them only what the sharp-free,
+ * previewer-free `./config` subpaths load (the thumbnail defaults; the previewer's option checks):
+ * see {@link CONFIG_SUBPATHS}.
+ */
+const SERVER_ONLY_PACKAGES: ReadonlySet<string> = new Set(['sharp', '@img', '@hsmedia/thumbnailer', '@hsmedia/url-preview', 'htmlparser2', '@hsmedia/media-routes', 'koa']);
+
+/** The subpaths the config imports from {@link SERVER_ONLY_PACKAGES}. */
+const CONFIG_SUBPATHS = ['@hsmedia/thumbnailer/config', '@hsmedia/url-preview/config'];
+
+/** The package a module URL belongs to (a workspace package by its folder, or one in node_modules). */
+function packageOf(url: string): string | undefined {
+  const workspace = /\/packages\/([^/]+)\//.exec(url);
+  if (workspace !== null && !url.includes('/node_modules/')) return `@hsmedia/${workspace[1]}`;
+  const installed = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+  if (installed === null) return undefined;
+  // `@img/sharp-linux-x64` and the like: sharp's native parts, counted as the scope.
+  return installed[1]!.startsWith('@img/') ? '@img' : installed[1]!;
+}
+
+/** Modules of {@link SERVER_ONLY_PACKAGES} that a run loaded, but those in `allowed`. */
+function serverOnlyModules(run: Run, allowed: ReadonlySet<string> = new Set()): string[] {
+  return run.others.filter((url) => SERVER_ONLY_PACKAGES.has(packageOf(url) ?? '') && !allowed.has(url));
+}
+
 /** The command runners: each command loads its own and none of the others. */
 const RUNNERS = ['archive-command.js', 'dedup-command.js', 'hashes-command.js', 'import-synapse-command.js', 'sqlite-to-postgres-command.js'];
 
@@ -61,11 +87,24 @@ interface Run {
   readonly others: string[];
 }
 
-async function run(args: readonly string[]): Promise<Run> {
+/** Runs `hsmedia-server` with `args` in the test's directory. */
+function run(args: readonly string[]): Promise<Run> {
+  return runNode([CLI_PATH, ...args], dir.path);
+}
+
+/** What the config's subpaths of {@link SERVER_ONLY_PACKAGES} load by themselves (module URLs). */
+async function configSubpathModules(): Promise<ReadonlySet<string>> {
+  const script = CONFIG_SUBPATHS.map((subpath) => `await import(${JSON.stringify(subpath)});`).join(' ');
+  const result = await runNode(['--input-type=module', '-e', script], join(repoRoot, 'apps/media-server'));
+  expect(result.code, result.stderr).toBe(0);
+  return new Set(serverOnlyModules(result));
+}
+
+async function runNode(args: readonly string[], cwd: string): Promise<Run> {
   const list = join(dir.path, 'loaded.txt');
   await writeFile(list, '');
-  const child = spawn(process.execPath, ['--import', pathToFileURL(join(dir.path, 'register.mjs')).href, CLI_PATH, ...args], {
-    cwd: dir.path,
+  const child = spawn(process.execPath, ['--import', pathToFileURL(join(dir.path, 'register.mjs')).href, ...args], {
+    cwd,
     env: { ...process.env, LOADED_LIST: list },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -112,6 +151,28 @@ describe('hsmedia-server loads only what the command needs', () => {
     expect(result.stdout).toContain('configuration OK');
     expect(result.own).toContain('config.js');
     for (const module of ['stores.js', 'server.js', 'supervisor.js', ...RUNNERS.map((runner) => `commands/${runner}`)]) expect(result.own).not.toContain(module);
+    // The config's parts only: no thumbnailer (sharp), URL previewer, routes, rate limiters or SQL drivers.
+    for (const module of ['thumbnails.js', 'url-preview.js', 'limits.js', 'shared-limits.js', 'database.js']) expect(result.own).not.toContain(module);
+    expect(serverOnlyModules(result, await configSubpathModules())).toEqual([]);
+    expect(result.others.some((url) => url.endsWith('/thumbnailer/dist/config.js'))).toBe(true);
+  }, 60_000);
+
+  it('the config subpaths load no sharp, HTML parser, previewer or package root', async () => {
+    const modules = [...(await configSubpathModules())];
+    expect(modules.map(packageOf).sort()).toEqual(expect.arrayContaining(['@hsmedia/thumbnailer', '@hsmedia/url-preview']));
+    for (const url of modules) {
+      expect(['@hsmedia/thumbnailer', '@hsmedia/url-preview'], url).toContain(packageOf(url));
+      expect(url).not.toMatch(/\/dist\/(?:index|sharp-thumbnailer|url-previewer|html-metadata|open-graph|oembed)\.js$/);
+    }
+  }, 60_000);
+
+  it('check-config with URL previews on checks them without loading the previewer', async () => {
+    await writeFile(join(dir.path, 'previews.yaml'), 'url_preview:\n  enabled: true\n  ip_range_allowlist: ["0.0.0.0/0"]\n');
+    const result = await run(['check-config', '--config', 'previews.yaml']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('url_preview.ip_range_allowlist: No IP range deny list is in effect for IPv4');
+    expect(result.own).not.toContain('url-preview.js');
+    expect(serverOnlyModules(result, await configSubpathModules())).toEqual([]);
   }, 60_000);
 
   it('import-synapse loads its own runner and not the other commands or the server', async () => {
@@ -129,5 +190,7 @@ describe('hsmedia-server loads only what the command needs', () => {
     expect(result.others.some((url) => url.includes('/synapse-import/'))).toBe(true);
     const others = RUNNERS.filter((runner) => runner !== 'import-synapse-command.js').map((runner) => `commands/${runner}`);
     for (const module of ['server.js', 'supervisor.js', 'commands/export.js', 'commands/import-mmr.js', ...others]) expect(result.own).not.toContain(module);
+    for (const module of ['thumbnails.js', 'url-preview.js', 'limits.js']) expect(result.own).not.toContain(module);
+    expect(serverOnlyModules(result, await configSubpathModules())).toEqual([]);
   }, 60_000);
 });

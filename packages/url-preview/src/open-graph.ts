@@ -5,6 +5,9 @@
  * `mxc://` URI the server fills in itself).
  */
 import { DESCRIPTION_META_KEYS, IMAGE_META_KEYS, type HtmlImage, type HtmlMetadata } from './html-metadata.js';
+import { resolveHttpUrl } from './http-url.js';
+
+export { resolveHttpUrl };
 
 /** What a page offers for its preview, before the image is fetched. */
 export interface HtmlPreviewSource {
@@ -42,19 +45,6 @@ export function summarise(text: string, max: number = MAX_DESCRIPTION_CHARS): st
   const cut = text.slice(0, max - 1);
   const space = cut.lastIndexOf(' ');
   return `${(space > max / 2 ? cut.slice(0, space) : cut).trimEnd()}…`;
-}
-
-/** `href` resolved against `base` when the result is an http(s) URL, else undefined. */
-export function resolveHttpUrl(href: string | undefined, base: string): string | undefined {
-  if (href === undefined || href.trim() === '') return undefined;
-  try {
-    const url = new URL(href.trim(), base);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
-    url.hash = '';
-    return url.href;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The largest body image by declared size, else the first one. */

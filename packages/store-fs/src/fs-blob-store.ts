@@ -373,8 +373,11 @@ export class FsBlobStore implements BlobStore, BlobStaging {
         signal?.throwIfAborted();
         if (this.#fsync) {
           this.#deferred.made(done.made, targetDir);
-          if (keepOpen) this.#deferred.add(blobId, done.fd, targetDir);
-          else await this.#syncDirs(this.#deferred.dirsFor(targetDir));
+          // Another worker may have made the shard directories a moment ago and not been heard from yet:
+          // their entries are synced too (a clean directory's fsync costs next to nothing).
+          const shardParents = [dirname(targetDir), dirname(dirname(targetDir))];
+          if (keepOpen) this.#deferred.add(blobId, done.fd, targetDir, shardParents);
+          else await this.#syncDirs([...new Set([...this.#deferred.dirsFor(targetDir), ...shardParents])]);
         }
       } catch (error) {
         // Recorded already: forget closes it; not yet: close it here.

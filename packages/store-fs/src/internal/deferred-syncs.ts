@@ -91,11 +91,11 @@ export class DeferredSyncs {
 
   /**
    * Records a renamed, not yet durable blob in `dir`; its file is closed by
-   * `sync` or `forget`. The directories to sync are `dir` and the parents of
-   * those still only made (see `made`).
+   * `sync` or `forget`. The directories to sync are `dir`, the parents of
+   * those still only made (see `made`) and `alsoSync`.
    */
-  add(blobId: string, file: OpenBlobFile, dir: string): void {
-    const dirs = this.dirsFor(dir);
+  add(blobId: string, file: OpenBlobFile, dir: string, alsoSync: readonly string[] = []): void {
+    const dirs = [...new Set([...this.dirsFor(dir), ...alsoSync])];
     // The same ID twice (a store that names blobs by content): the later file holds the name now.
     const earlier = this.#pending.get(blobId);
     if (earlier !== undefined) this.#release(earlier);

@@ -4,11 +4,9 @@
  */
 import { GuardedHttpClient } from '@hsmedia/net-guard';
 import { noopLogger, systemClock, type Clock, type Logger } from '@hsmedia/runtime';
-import { URL_PREVIEWER_DEFAULTS, checkPreviewerOptions } from './option-checks.js';
+import { URL_PREVIEWER_DEFAULTS, checkPreviewerOptions, type CheckedPreviewerOptions } from './option-checks.js';
 import { PreviewConfigError, PreviewError } from '../errors.js';
 import { probeImageHeader, type ImageHeader } from '../image-probe.js';
-import type { OEmbedMatcher } from '../oembed-provider-list.js';
-import type { UrlDenyMatcher } from '../url-rules.js';
 import type { StorePreviewImage, UrlPreviewerOptions } from '../url-previewer-options.js';
 import type { GuardedFetchContext } from './guarded-fetch.js';
 
@@ -17,19 +15,11 @@ export const DEFAULTS: typeof URL_PREVIEWER_DEFAULTS = URL_PREVIEWER_DEFAULTS;
 
 const MAX_URL_LENGTH = 4096;
 
-/** The validated options the previewer runs with. */
-export interface Settings {
+/** The validated options the previewer runs with: the checked ones (the fetch settings folded into `fetchContext`) and its collaborators. */
+export interface Settings extends Omit<CheckedPreviewerOptions, 'policy' | 'maxRedirects' | 'userAgent' | 'acceptLanguage'> {
   readonly storeImage: StorePreviewImage;
-  readonly denyUrl: UrlDenyMatcher;
-  readonly oEmbedFor: OEmbedMatcher;
   readonly oEmbedDiscovery: boolean;
   readonly fetchContext: GuardedFetchContext;
-  readonly maxPageBytes: number;
-  readonly maxImageBytes: number;
-  readonly maxImagePixels: number;
-  readonly timeoutMs: number;
-  readonly cacheTtlMs: number;
-  readonly errorCacheTtlMs: number;
   readonly probeImage: (prefix: Uint8Array) => ImageHeader | null;
   readonly logger: Logger;
   readonly clock: Clock;

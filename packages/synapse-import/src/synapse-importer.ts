@@ -98,6 +98,8 @@ async function* tagged(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8A
   try {
     for await (const chunk of stream) yield chunk;
   } catch (err) {
+    // A located file's own report (missing, out of the store) is kept as it is.
+    if (err instanceof SourceFileError) throw err;
     throw new SourceReadError((err as Error).message, { cause: err });
   }
 }

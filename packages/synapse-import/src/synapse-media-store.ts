@@ -1,6 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { constants, open, realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
+import { SourceFileError } from '@hsmedia/media-core';
 
 /** A database row names a file that would lie outside the media store: refused, never opened. */
 export class UnsafeMediaPathError extends Error {
@@ -116,9 +117,16 @@ export class SynapseMediaStore {
     };
   }
 
+  /** The file's bytes, opened on first read; its faults as the stores that take paths report them. */
   async *#lazyStream(relativePath: string): AsyncGenerator<Uint8Array> {
-    const file = await this.open(relativePath);
-    if (file === null) throw Object.assign(new Error(`${relativePath}: no file in the media store`), { code: 'ENOENT' });
+    let file: MediaStoreFile | null;
+    try {
+      file = await this.open(relativePath);
+    } catch (err) {
+      if (err instanceof UnsafeMediaPathError) throw new SourceFileError('outside', relativePath, err.message);
+      throw err;
+    }
+    if (file === null) throw new SourceFileError('missing', relativePath, `${relativePath}: no file in the media store`, 'ENOENT');
     yield* file.stream;
   }
 
